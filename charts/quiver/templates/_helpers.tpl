@@ -1,0 +1,335 @@
+{{/*
+Helpers shared by every component. Component-level helpers take a dict:
+  root: the top-level context ($)
+  name: the component name used in resource names and labels (e.g. "online-store")
+  c:    the component's values block (e.g. .Values.onlineStore)
+*/}}
+
+{{- define "quiver.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "quiver.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "quiver.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* <fullname>-<component>; truncated so StatefulSet pod names (+ "-NN" and the revision hash label) stay valid. */}}
+{{- define "quiver.componentName" -}}
+{{- printf "%s-%s" (include "quiver.fullname" .root) .name | trunc 52 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "quiver.labels" -}}
+helm.sh/chart: {{ include "quiver.chart" . }}
+app.kubernetes.io/name: {{ include "quiver.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: quiver
+{{- end }}
+
+{{- define "quiver.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "quiver.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .name }}
+{{- end }}
+
+{{- define "quiver.componentLabels" -}}
+{{ include "quiver.labels" .root }}
+app.kubernetes.io/component: {{ .name }}
+{{- end }}
+
+{{- define "quiver.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "quiver.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "quiver.image" -}}
+{{- $img := .c.image | default dict }}
+{{- $repo := $img.repository | default .root.Values.image.repository }}
+{{- $tag := $img.tag | default .root.Values.image.tag | default .root.Chart.AppVersion }}
+{{- printf "%s:%s" $repo $tag }}
+{{- end }}
+
+{{/* In-cluster URL of a component's client Service, as written into [endpoints]. */}}
+{{- define "quiver.endpoint" -}}
+{{- printf "http://%s-%s:%d" (include "quiver.fullname" .root) .name (int .root.Values.ports.grpc) }}
+{{- end }}
+
+{{/* Headless-service DNS suffix of the online-store voters: pods are <sts>-<ordinal>.<suffix>. */}}
+{{- define "quiver.onlineStore.peerSuffix" -}}
+{{- printf "%s-online-store-headless.%s.svc.%s" (include "quiver.fullname" .) .Release.Namespace .Values.clusterDomain }}
+{{- end }}
+
+{{/* --members value for `quiver cluster init`: 1=<addr of pod 0>,2=<addr of pod 1>,... */}}
+{{- define "quiver.onlineStore.members" -}}
+{{- $sts := include "quiver.componentName" (dict "root" . "name" "online-store") }}
+{{- $members := list }}
+{{- range $i := until (int .Values.onlineStore.replicas) }}
+{{- $members = append $members (printf "%d=http://%s-%d.%s:%d" (add1 $i) $sts $i (include "quiver.onlineStore.peerSuffix" $) (int $.Values.ports.grpc)) }}
+{{- end }}
+{{- join "," $members }}
+{{- end }}
+
+{{/* Pod template annotations: config checksum (rolls pods when quiver.toml changes) + user annotations. */}}
+{{- define "quiver.podAnnotations" -}}
+checksum/config: {{ include (print .root.Template.BasePath "/configmap.yaml") .root | sha256sum }}
+{{- with .c.podAnnotations }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "quiver.podSecurityContext" -}}
+{{- toYaml (merge (deepCopy (.c.podSecurityContext | default dict)) .root.Values.podSecurityContext) }}
+{{- end }}
+
+{{- define "quiver.securityContext" -}}
+{{- toYaml (merge (deepCopy (.c.securityContext | default dict)) .root.Values.securityContext) }}
+{{- end }}
+
+{{/* Pod-level fields shared by every Quiver workload. */}}
+{{- define "quiver.podSpecCommon" -}}
+serviceAccountName: {{ include "quiver.serviceAccountName" .root }}
+automountServiceAccountToken: false
+terminationGracePeriodSeconds: {{ .c.terminationGracePeriodSeconds }}
+securityContext:
+  {{- include "quiver.podSecurityContext" . | nindent 2 }}
+{{- with .root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .c.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .c.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .c.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Container-level fields shared by every Quiver container (image, ports, probes, security, resources). */}}
+{{- define "quiver.containerCommon" -}}
+image: {{ include "quiver.image" . }}
+imagePullPolicy: {{ .root.Values.image.pullPolicy }}
+ports:
+  - name: grpc
+    containerPort: {{ .root.Values.ports.grpc }}
+    protocol: TCP
+  - name: http
+    containerPort: {{ .root.Values.ports.http }}
+    protocol: TCP
+{{- $probes := .root.Values.probes }}
+{{- range $kind := list "startup" "readiness" "liveness" }}
+{{ $kind }}Probe:
+  grpc:
+    port: {{ $.root.Values.ports.grpc }}
+    service: {{ $probes.service | quote }}
+  {{- toYaml (get $probes $kind) | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- include "quiver.securityContext" . | nindent 2 }}
+{{- with .c.resources }}
+resources:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Env shared by every Quiver container. Templates add their own env, then quiver.extraEnv last. */}}
+{{- define "quiver.env" -}}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+{{- end }}
+
+{{- define "quiver.extraEnv" -}}
+{{- with .c.extraEnv }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Config file and writable scratch space (the root filesystem is read-only). */}}
+{{- define "quiver.volumeMounts" -}}
+- name: config
+  mountPath: /etc/quiver
+  readOnly: true
+- name: tmp
+  mountPath: /tmp
+{{- end }}
+
+{{- define "quiver.volumes" -}}
+- name: config
+  configMap:
+    name: {{ include "quiver.fullname" . }}-config
+- name: tmp
+  emptyDir: {}
+{{- end }}
+
+{{/* ---- generic per-component resources ---- */}}
+
+{{/* Client Service. Extra dict keys: headless (bool). */}}
+{{- define "quiver.service" -}}
+apiVersion: v1
+kind: Service
+metadata:
+  {{- if .headless }}
+  name: {{ include "quiver.componentName" . }}-headless
+  {{- else }}
+  name: {{ include "quiver.componentName" . }}
+  {{- end }}
+  labels:
+    {{- include "quiver.componentLabels" . | nindent 4 }}
+    {{- if .headless }}
+    quiver/headless: "true"
+    {{- end }}
+  {{- with .c.service.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  {{- if .headless }}
+  clusterIP: None
+  # Raft peers must resolve each other before they are Ready (they become Ready only once running).
+  publishNotReadyAddresses: true
+  {{- else }}
+  type: {{ .c.service.type }}
+  {{- end }}
+  selector:
+    {{- include "quiver.selectorLabels" . | nindent 4 }}
+  ports:
+    - name: grpc
+      port: {{ .root.Values.ports.grpc }}
+      targetPort: grpc
+      protocol: TCP
+      appProtocol: grpc
+    - name: http
+      port: {{ .root.Values.ports.http }}
+      targetPort: http
+      protocol: TCP
+{{- end }}
+
+{{/* autoscaling/v2 HPA. Extra dict key: kind (Deployment or StatefulSet); uses .c.autoscaling. */}}
+{{- define "quiver.hpa" -}}
+{{- $as := .c.autoscaling }}
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ include "quiver.componentName" . }}
+  labels:
+    {{- include "quiver.componentLabels" . | nindent 4 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: {{ .kind }}
+    name: {{ include "quiver.componentName" . }}
+  minReplicas: {{ $as.minReplicas }}
+  maxReplicas: {{ $as.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ $as.targetCPUUtilizationPercentage }}
+    {{- with $as.customMetrics }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with $as.behavior }}
+  behavior:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+
+{{/* policy/v1 PodDisruptionBudget from .c.pdb. */}}
+{{- define "quiver.pdb" -}}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "quiver.componentName" . }}
+  labels:
+    {{- include "quiver.componentLabels" . | nindent 4 }}
+spec:
+  maxUnavailable: {{ .c.pdb.maxUnavailable }}
+  selector:
+    matchLabels:
+      {{- include "quiver.selectorLabels" . | nindent 6 }}
+{{- end }}
+
+{{/* Deployment of a stateless role (ingest, compute, offline). Extra dict key: objectStore (bool). */}}
+{{- define "quiver.deployment" -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "quiver.componentName" . }}
+  labels:
+    {{- include "quiver.componentLabels" . | nindent 4 }}
+spec:
+  {{- /* Under an HPA the replica count belongs to the HPA; setting it here would fight it on every upgrade. */}}
+  {{- if not .c.autoscaling.enabled }}
+  replicas: {{ .c.replicas }}
+  {{- end }}
+  selector:
+    matchLabels:
+      {{- include "quiver.selectorLabels" . | nindent 6 }}
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxUnavailable: 0
+      maxSurge: 1
+  template:
+    metadata:
+      labels:
+        {{- include "quiver.componentLabels" . | nindent 8 }}
+        {{- with .c.podLabels }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      annotations:
+        {{- include "quiver.podAnnotations" . | nindent 8 }}
+    spec:
+      {{- include "quiver.podSpecCommon" . | nindent 6 }}
+      containers:
+        - name: {{ .name }}
+          {{- include "quiver.containerCommon" . | nindent 10 }}
+          args: ["serve", {{ .name | quote }}, "--config", "/etc/quiver/quiver.toml"]
+          env:
+            {{- include "quiver.env" . | nindent 12 }}
+            {{- include "quiver.extraEnv" . | nindent 12 }}
+          {{- if and .objectStore .root.Values.objectStore.credentialsSecret }}
+          envFrom:
+            - secretRef:
+                name: {{ .root.Values.objectStore.credentialsSecret }}
+          {{- end }}
+          volumeMounts:
+            {{- include "quiver.volumeMounts" . | nindent 12 }}
+            # Writable home for a file:// object store and any local scratch.
+            - name: data
+              mountPath: /var/lib/quiver
+      volumes:
+        {{- include "quiver.volumes" .root | nindent 8 }}
+        - name: data
+          emptyDir: {}
+{{- end }}

@@ -1,0 +1,163 @@
+//! Typed configuration: defaults <- TOML file <- `QUIVER__SECTION__KEY` environment variables.
+//!
+//! Each process composes its own config struct from the sections here and the sections of the
+//! services it runs, then calls [`load_config`].
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Loads `T` from its defaults, then `file` (if given), then the environment. Unknown keys
+/// are errors, so a typo never silently falls back to a default.
+pub fn load_config<T>(file: Option<&Path>) -> anyhow::Result<T>
+where
+    T: Serialize + DeserializeOwned + Default,
+{
+    let mut figment = Figment::from(Serialized::defaults(T::default()));
+    if let Some(file) = file {
+        anyhow::ensure!(file.exists(), "config file {} does not exist", file.display());
+        figment = figment.merge(Toml::file(file));
+    }
+    let config = figment
+        .merge(Env::prefixed("QUIVER__").split("__"))
+        .extract()
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    Ok(config)
+}
+
+/// The gRPC server of a process.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// The deadline of a unary request (and of the response headers of a stream).
+    #[serde(with = "duration_text")]
+    pub request_timeout: Duration,
+    /// Requests served at once by the process; more wait their turn (within the timeout).
+    pub concurrency_limit: usize,
+    /// How long a shutdown waits for in-flight requests before stopping anyway.
+    #[serde(with = "duration_text")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 7070)),
+            request_timeout: Duration::from_secs(30),
+            concurrency_limit: 1024,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The HTTP endpoint of a process (`/metrics`, `/healthz`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// The address to listen on.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 9090)),
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `quiver_registry=debug,info`; `RUST_LOG` overrides it.
+    pub level: String,
+    /// `text` for people, `json` for log pipelines.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".to_string(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Serde for durations written as `30s`, `15m`, `1h`.
+pub mod duration_text {
+    use std::time::Duration;
+
+    use quiver_core::duration::{format_duration, parse_duration};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `30s`.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+
+    /// Reads `30s`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct TestConfig {
+        grpc: GrpcConfig,
+        log: LogConfig,
+    }
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("q.toml");
+        std::fs::write(&file, "[grpc]\nlisten = \"127.0.0.1:1234\"\nrequest_timeout = \"5s\"\n").unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("QUIVER__LOG__LEVEL", "debug");
+            let config: TestConfig = load_config(Some(&file)).unwrap();
+            assert_eq!(config.grpc.listen.port(), 1234);
+            assert_eq!(config.grpc.request_timeout, Duration::from_secs(5));
+            assert_eq!(config.grpc.concurrency_limit, 1024);
+            assert_eq!(config.log.level, "debug");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_durations_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let typo = dir.path().join("typo.toml");
+        std::fs::write(&typo, "[grpc]\nlisen = \"127.0.0.1:1\"\n").unwrap();
+        let err = load_config::<TestConfig>(Some(&typo)).unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "[grpc]\nrequest_timeout = \"soon\"\n").unwrap();
+        let err = load_config::<TestConfig>(Some(&bad)).unwrap_err().to_string();
+        assert!(err.contains("soon"), "{err}");
+    }
+}

@@ -1,0 +1,108 @@
+//! The one gRPC server builder every Quiver service uses.
+//!
+//! It wires the cross-cutting layers once: a tracing span per request, per-RPC metrics, a
+//! request timeout and a process-wide concurrency limit; `grpc.health.v1` health for every
+//! service added; server reflection of Quiver's and the health protos; and a graceful shutdown
+//! that flips health to NOT_SERVING, stops accepting, and drains within a deadline.
+
+use std::convert::Infallible;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::body::Body;
+use tonic::codegen::http::{Request, Response};
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::{Service, ServiceBuilder};
+use tower_http::trace::TraceLayer;
+
+use crate::config::GrpcConfig;
+use crate::metrics::RpcMetricsLayer;
+use crate::Shutdown;
+
+/// A gRPC server under construction.
+pub struct GrpcServer {
+    role: &'static str,
+    config: GrpcConfig,
+    routes: RoutesBuilder,
+    service_names: Vec<&'static str>,
+}
+
+impl GrpcServer {
+    /// A server for `role` (used in logs) with the given settings.
+    pub fn new(role: &'static str, config: &GrpcConfig) -> Self {
+        Self {
+            role,
+            config: config.clone(),
+            routes: RoutesBuilder::default(),
+            service_names: Vec::new(),
+        }
+    }
+
+    /// Adds a generated tonic service; its health is reported under its full name.
+    pub fn add_service<S>(mut self, service: S) -> Self
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.service_names.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+
+    /// Serves on `listener` until `shutdown` triggers, then drains for at most the configured
+    /// grace period.
+    pub async fn serve(mut self, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        for name in self.service_names.iter().copied().chain([""]) {
+            health.set_service_status(name, ServingStatus::Serving).await;
+        }
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(quiver_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        self.routes.add_service(health_service);
+        self.routes.add_service(reflection);
+
+        let layers = ServiceBuilder::new()
+            .layer(TraceLayer::new_for_grpc())
+            .layer(RpcMetricsLayer)
+            .layer(GlobalConcurrencyLimitLayer::new(self.config.concurrency_limit))
+            .into_inner();
+        let address = listener.local_addr()?;
+        tracing::info!(role = self.role, %address, "grpc server listening");
+
+        let names = self.service_names.clone();
+        let draining = shutdown.clone();
+        let stop_accepting = async move {
+            draining.wait().await;
+            for name in names.into_iter().chain([""]) {
+                health.set_service_status(name, ServingStatus::NotServing).await;
+            }
+        };
+        let server = Server::builder()
+            .timeout(self.config.request_timeout)
+            .layer(layers)
+            .add_routes(self.routes.routes())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop_accepting);
+
+        let grace = self.config.shutdown_grace;
+        let role = self.role;
+        tokio::select! {
+            result = server => result?,
+            _ = async { shutdown.wait().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(role, ?grace, "grace period over; closing remaining connections");
+            }
+        }
+        tracing::info!(role, "grpc server stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,18 @@
+//! What every Quiver process shares: typed configuration, logging, graceful shutdown, the one
+//! gRPC server builder (tracing, metrics, timeouts, a concurrency limit, health, reflection),
+//! the HTTP endpoint for `/metrics` and `/healthz`, and the mapping from errors to gRPC codes.
+//!
+//! Services depend on this crate; it must never depend on a service or on storage engines.
+
+pub mod config;
+pub mod error;
+pub mod grpc_server;
+pub mod http_endpoint;
+pub mod metrics;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::{load_config, GrpcConfig, HttpConfig, LogConfig};
+pub use error::{ErrorCode, ServiceError};
+pub use grpc_server::GrpcServer;
+pub use shutdown::Shutdown;

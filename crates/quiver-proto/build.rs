@@ -1,0 +1,21 @@
+//! Compiles every proto under `proto/` into `OUT_DIR`, plus one descriptor set for reflection.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let protos = [
+        "quiver/types/v1/types.proto",
+        "quiver/registry/v1/registry.proto",
+        "quiver/ingest/v1/ingest.proto",
+        "quiver/serving/v1/serving.proto",
+        "quiver/offline/v1/offline.proto",
+    ]
+    .map(|p| root.join(p));
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out.join("quiver_descriptor.bin"))
+        .compile_protos(&protos, &[root.clone()])?;
+    println!("cargo:rerun-if-changed={}", root.display());
+    Ok(())
+}

@@ -1,0 +1,39 @@
+//! `From`/`TryFrom` between generated messages and `quiver-core` domain types.
+
+mod duration;
+mod entity;
+mod feature_ref;
+mod feature_service;
+mod feature_view;
+mod source;
+mod value_type;
+
+pub use duration::{duration_from_pb, duration_to_pb};
+
+/// A message that does not convert into a valid domain value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct ConversionError {
+    /// The path of the offending field, e.g. `features[2].aggregation`.
+    pub field: String,
+    /// Why it is invalid.
+    pub reason: String,
+}
+
+impl ConversionError {
+    /// An error for `field`.
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The same error nested under `parent`, e.g. `features[2]` + `.column`.
+    pub fn within(self, parent: &str) -> Self {
+        Self {
+            field: format!("{parent}.{}", self.field),
+            reason: self.reason,
+        }
+    }
+}
