@@ -408,10 +408,12 @@ impl Validator {
         };
         if spec.schema.is_empty() {
             self.error(doc, format!("{path}.schema"), "a source needs at least one column");
-            return None;
         }
-        let schema = self.columns(doc, &format!("{path}.schema"), &spec.schema)?;
-        match schema.iter().find(|c| c.name == spec.timestamp_field) {
+        let schema = self.columns(doc, &format!("{path}.schema"), &spec.schema);
+        ok &= schema.is_some() && !spec.schema.is_empty();
+        let columns = schema.as_deref().unwrap_or_default();
+        match columns.iter().find(|c| c.name == spec.timestamp_field) {
+            None if schema.is_none() => {}
             None => {
                 self.error(
                     doc,
@@ -430,7 +432,7 @@ impl Validator {
             }
             Some(_) => {}
         }
-        if let Some(entity) = entity {
+        if let (Some(entity), Some(schema)) = (entity, &schema) {
             for key in &entity.join_keys {
                 match schema.iter().find(|c| c.name == key.name) {
                     None => {
@@ -467,7 +469,8 @@ impl Validator {
                 }
             },
         };
-        (ok && entity.is_some()).then(|| Source {
+        let schema = schema.filter(|_| ok && entity.is_some())?;
+        Some(Source {
             name: spec.name.clone(),
             entity: spec.entity.clone(),
             timestamp_field: spec.timestamp_field.clone(),
@@ -517,22 +520,25 @@ impl Validator {
             self.error(doc, format!("{path}.entity"), format!("unknown entity {:?}", spec.entity));
             ok = false;
         }
+        // Without a valid source, columns cannot be checked (the source's own errors are
+        // reported already), but everything else still is.
         let source = match sources.get(&spec.source) {
             None => {
                 self.error(doc, format!("{path}.source"), format!("unknown source {:?}", spec.source));
-                return None;
+                None
             }
-            // The source's own errors are already reported; checking columns against it
-            // would only add noise.
-            Some(decl) => decl.value.as_ref()?,
+            Some(decl) => decl.value.as_ref(),
         };
-        if source.entity != spec.entity && entities.contains_key(&spec.entity) {
-            self.error(
-                doc,
-                format!("{path}.source"),
-                format!("source {:?} belongs to entity {:?}, not {:?}", source.name, source.entity, spec.entity),
-            );
-            ok = false;
+        ok &= source.is_some();
+        if let Some(source) = source.filter(|s| s.entity != spec.entity) {
+            if entities.contains_key(&spec.entity) {
+                self.error(
+                    doc,
+                    format!("{path}.source"),
+                    format!("source {:?} belongs to entity {:?}, not {:?}", source.name, source.entity, spec.entity),
+                );
+                ok = false;
+            }
         }
         let ttl = match &spec.ttl {
             None => None,
@@ -544,14 +550,16 @@ impl Validator {
         };
 
         // Columns a transform or feature may read: the source's, then each transform's output.
-        let mut columns: HashMap<&str, ValueType> =
-            source.schema.iter().map(|c| (c.name.as_str(), c.value_type)).collect();
+        let mut columns: Option<HashMap<&str, ValueType>> =
+            source.map(|s| s.schema.iter().map(|c| (c.name.as_str(), c.value_type)).collect());
         let mut transforms = Vec::new();
         for (i, t) in spec.transforms.iter().enumerate() {
             let at = format!("{path}.transforms[{i}]");
-            match self.transform(doc, &at, t, source, &columns) {
+            match self.transform(doc, &at, t, &spec.source, columns.as_ref()) {
                 Some(transform) => {
-                    columns.insert(t.name.as_str(), transform.op.output_type());
+                    if let Some(columns) = columns.as_mut() {
+                        columns.insert(t.name.as_str(), transform.op.output_type());
+                    }
                     transforms.push(transform);
                 }
                 None => ok = false,
@@ -572,7 +580,7 @@ impl Validator {
                 continue;
             }
             let has_transforms = !transforms.is_empty();
-            match self.feature(doc, &at, f, source, has_transforms, &columns) {
+            match self.feature(doc, &at, f, &spec.source, has_transforms, columns.as_ref()) {
                 Some(feature) => features.push(feature),
                 None => ok = false,
             }
@@ -593,25 +601,26 @@ impl Validator {
         doc: &str,
         at: &str,
         spec: &TransformSpec,
-        source: &Source,
-        columns: &HashMap<&str, ValueType>,
+        source: &str,
+        columns: Option<&HashMap<&str, ValueType>>,
     ) -> Option<Transform> {
         let mut ok = self.name(doc, &format!("{at}.name"), &spec.name);
-        if columns.contains_key(spec.name.as_str()) {
+        if columns.is_some_and(|c| c.contains_key(spec.name.as_str())) {
             self.error(
                 doc,
                 format!("{at}.name"),
-                format!("{:?} is already a column of source {:?} or an earlier transform", spec.name, source.name),
+                format!("{:?} is already a column of source {source:?} or an earlier transform", spec.name),
             );
             ok = false;
         }
-        let input_type = match columns.get(spec.input.as_str()) {
-            Some(t) => Some(*t),
-            None => {
+        let input_type = match columns.map(|c| c.get(spec.input.as_str())) {
+            None => None,
+            Some(Some(t)) => Some(*t),
+            Some(None) => {
                 self.error(
                     doc,
                     format!("{at}.input"),
-                    format!("{:?} is not a column of source {:?} or an earlier transform", spec.input, source.name),
+                    format!("{:?} is not a column of source {source:?} or an earlier transform", spec.input),
                 );
                 ok = false;
                 None
@@ -729,9 +738,9 @@ impl Validator {
         doc: &str,
         at: &str,
         spec: &FeatureSpec,
-        source: &Source,
+        source: &str,
         has_transforms: bool,
-        columns: &HashMap<&str, ValueType>,
+        columns: Option<&HashMap<&str, ValueType>>,
     ) -> Option<Feature> {
         let mut ok = self.name(doc, &format!("{at}.name"), &spec.name);
         let aggregation = Aggregation::from_name(&spec.aggregation);
@@ -752,18 +761,19 @@ impl Validator {
                 }
                 None
             }
-            Some(column) => match columns.get(column.as_str()) {
-                None => {
+            Some(column) => match columns.map(|c| c.get(column.as_str())) {
+                None => None,
+                Some(None) => {
                     let also = if has_transforms { " or a transform output" } else { "" };
                     self.error(
                         doc,
                         format!("{at}.column"),
-                        format!("{column:?} is not a column of source {:?}{also}", source.name),
+                        format!("{column:?} is not a column of source {source:?}{also}"),
                     );
                     ok = false;
                     None
                 }
-                Some(t) => Some(*t),
+                Some(Some(t)) => Some(*t),
             },
         };
         if let (Some(aggregation), Some(column_type), Some(column)) = (aggregation, column_type, &spec.column) {
@@ -909,3 +919,7 @@ impl Validator {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "validate_tests.rs"]
+mod tests;

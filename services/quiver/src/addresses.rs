@@ -1,0 +1,43 @@
+//! Where client commands find the services: `--registry`, `--ingest`, `--online`, `--offline`
+//! (host:port), defaulting to the ports `quiver dev` uses.
+
+use clap::Args;
+use quiver_proto::registry::registry_service_client::RegistryServiceClient;
+use tonic::transport::Channel;
+
+/// Service addresses shared by every client command.
+#[derive(Debug, Clone, Args)]
+pub struct Addresses {
+    /// The registry (host:port).
+    #[arg(long, global = true, env = "QUIVER_REGISTRY", default_value = "127.0.0.1:7070")]
+    pub registry: String,
+    /// The ingest service (host:port).
+    #[arg(long, global = true, env = "QUIVER_INGEST", default_value = "127.0.0.1:7071")]
+    pub ingest: String,
+    /// The online store's serving endpoint (host:port).
+    #[arg(long, global = true, env = "QUIVER_ONLINE", default_value = "127.0.0.1:7073")]
+    pub online: String,
+    /// The offline snapshot service (host:port).
+    #[arg(long, global = true, env = "QUIVER_OFFLINE", default_value = "127.0.0.1:7074")]
+    pub offline: String,
+}
+
+impl Addresses {
+    /// A client of the registry.
+    pub async fn registry(&self) -> anyhow::Result<RegistryServiceClient<Channel>> {
+        let channel = connect(&self.registry, "registry").await?;
+        // Definitions documents can be large; allow generous messages.
+        Ok(RegistryServiceClient::new(channel).max_decoding_message_size(64 << 20))
+    }
+}
+
+/// Connects to `address`, explaining what to check when it is not there.
+pub async fn connect(address: &str, what: &str) -> anyhow::Result<Channel> {
+    let uri = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
+    let endpoint = Channel::from_shared(uri)
+        .map_err(|e| anyhow::anyhow!("invalid {what} address {address:?}: {e}"))?
+        .connect_timeout(std::time::Duration::from_secs(5));
+    endpoint.connect().await.map_err(|e| {
+        anyhow::anyhow!("cannot reach the {what} at {address}: {e} (is `quiver dev` running, or is --{what} right?)")
+    })
+}

@@ -1,0 +1,185 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::addresses::Addresses;
+
+/// Quiver: a real-time feature store.
+#[derive(Debug, Parser)]
+#[command(name = "quiver", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every role in one process, with all state under one directory.
+    Dev(DevArgs),
+    /// Run one role.
+    Serve(ServeArgs),
+    /// Validate definitions and apply them to the registry.
+    Apply(ApplyArgs),
+    /// List objects of one kind.
+    List(ListArgs),
+    /// Show one object, at its latest or a given version.
+    Describe(DescribeArgs),
+    /// Show the upstream and downstream lineage of a feature or object.
+    Lineage(LineageArgs),
+    /// Follow registry changes as they happen.
+    Watch(WatchArgs),
+}
+
+/// `quiver dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Where every role keeps its state.
+    #[arg(long, default_value = "./quiver-data")]
+    pub data_dir: PathBuf,
+    /// Ports: P registry, P+1 ingest, P+2 compute, P+3 online store, P+4 offline, P+5 HTTP.
+    #[arg(long, default_value_t = 7070)]
+    pub port_base: u16,
+    /// Definitions (files or directories) to apply once the registry is up.
+    #[arg(long)]
+    pub apply: Vec<PathBuf>,
+}
+
+/// `quiver serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The role to run.
+    pub role: Role,
+    /// A TOML config file; `QUIVER__SECTION__KEY` environment variables override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// The roles a process can run.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Role {
+    /// Definitions, versions, lineage.
+    Registry,
+    /// Producer-facing event intake.
+    Ingest,
+    /// Transforms and tile pre-aggregation.
+    Compute,
+    /// The Raft-replicated online store and GetFeatures.
+    OnlineStore,
+    /// Point-in-time snapshots.
+    Offline,
+}
+
+/// `quiver apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Definition files or directories (every `.yaml`/`.yml` inside, recursively).
+    #[arg(short = 'f', long = "file", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Validate and print the plan; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where the services are.
+    #[command(flatten)]
+    pub addresses: Addresses,
+}
+
+/// The kinds `list` and `describe` take.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum KindArg {
+    /// Entities.
+    #[value(alias = "entities")]
+    Entity,
+    /// Sources.
+    #[value(alias = "sources")]
+    Source,
+    /// Feature views.
+    #[value(alias = "views", alias = "feature_view", alias = "feature-view")]
+    View,
+    /// Feature services.
+    #[value(alias = "services", alias = "feature_service", alias = "feature-service")]
+    Service,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
+pub enum Output {
+    /// For people.
+    #[default]
+    Text,
+    /// For scripts.
+    Json,
+}
+
+/// `quiver list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// entities, sources, views or services.
+    pub kind: KindArg,
+    /// The project (optional when the registry holds one).
+    #[arg(long, default_value = "")]
+    pub project: String,
+    /// Include deleted objects.
+    #[arg(long)]
+    pub include_deleted: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    /// Where the services are.
+    #[command(flatten)]
+    pub addresses: Addresses,
+}
+
+/// `quiver describe`.
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// entity, source, view or service.
+    pub kind: KindArg,
+    /// The object's name.
+    pub name: String,
+    /// A version; the latest by default.
+    #[arg(long)]
+    pub version: Option<u32>,
+    /// The project (optional when the registry holds one).
+    #[arg(long, default_value = "")]
+    pub project: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    /// Where the services are.
+    #[command(flatten)]
+    pub addresses: Addresses,
+}
+
+/// `quiver lineage`.
+#[derive(Debug, Args)]
+pub struct LineageArgs {
+    /// `view:feature`, or `<kind>/<name>` (kind: entity, source, transform, view, service, consumer).
+    pub node: String,
+    /// The project (optional when the registry holds one).
+    #[arg(long, default_value = "")]
+    pub project: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    /// Where the services are.
+    #[command(flatten)]
+    pub addresses: Addresses,
+}
+
+/// `quiver watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Start after this revision; 0 starts with a snapshot of everything.
+    #[arg(long, default_value_t = 0)]
+    pub from_revision: u64,
+    /// Only this project.
+    #[arg(long, default_value = "")]
+    pub project: String,
+    /// Where the services are.
+    #[command(flatten)]
+    pub addresses: Addresses,
+}

@@ -1,0 +1,30 @@
+//! The subcommands.
+
+pub mod apply;
+mod lineage;
+mod objects;
+mod watch;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+use crate::roles;
+
+/// Runs one command; the exit code says whether it succeeded.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Dev(args) => roles::dev(args).await?,
+        Command::Serve(args) => roles::serve(args).await?,
+        Command::Apply(args) => return apply::run(args).await,
+        Command::List(args) => objects::list(args).await?,
+        Command::Describe(args) => objects::describe(args).await?,
+        Command::Lineage(args) => lineage::run(args).await?,
+        Command::Watch(args) => watch::run(args).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A failed RPC as a readable error: its message, not its debug form.
+pub fn rpc_error(what: &str, status: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{what} failed ({:?}): {}", status.code(), status.message())
+}

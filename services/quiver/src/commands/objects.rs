@@ -1,0 +1,142 @@
+//! `quiver list` and `quiver describe`.
+
+use quiver_proto::registry::{DescribeRequest, ListRequest, RegistryObject};
+use quiver_registry::definition::{Definition, Kind};
+
+use super::rpc_error;
+use crate::cli::{DescribeArgs, KindArg, ListArgs, Output};
+
+fn kind(arg: KindArg) -> Kind {
+    match arg {
+        KindArg::Entity => Kind::Entity,
+        KindArg::Source => Kind::Source,
+        KindArg::View => Kind::FeatureView,
+        KindArg::Service => Kind::FeatureService,
+    }
+}
+
+/// `quiver list <kind>`.
+pub async fn list(args: ListArgs) -> anyhow::Result<()> {
+    let kind = kind(args.kind);
+    let response = args
+        .addresses
+        .registry()
+        .await?
+        .list(ListRequest {
+            project: args.project,
+            kind: kind.to_pb() as i32,
+            include_deleted: args.include_deleted,
+        })
+        .await
+        .map_err(|s| rpc_error("list", s))?
+        .into_inner();
+    if args.output == Output::Json {
+        let rows: Vec<_> = response.objects.iter().map(|o| object_json(o, None)).collect();
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({
+            "project": response.project,
+            "revision": response.revision,
+            "objects": rows,
+        }))?);
+        return Ok(());
+    }
+    println!("{:<28} {:>7} {:>9}  {:<20} status", "name", "version", "revision", "created");
+    for object in &response.objects {
+        let Some(meta) = &object.meta else { continue };
+        println!(
+            "{:<28} {:>7} {:>9}  {:<20} {}",
+            meta.name,
+            meta.version,
+            meta.revision,
+            timestamp(meta.created_at.as_ref()),
+            if meta.deleted { "deleted" } else { "live" }
+        );
+    }
+    if response.objects.is_empty() {
+        println!("(no {}s in project {:?})", kind.name(), response.project);
+    }
+    Ok(())
+}
+
+/// `quiver describe <kind> NAME [--version N]`.
+pub async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
+    let kind = kind(args.kind);
+    let response = args
+        .addresses
+        .registry()
+        .await?
+        .describe(DescribeRequest {
+            project: args.project,
+            kind: kind.to_pb() as i32,
+            name: args.name,
+            version: args.version.unwrap_or(0),
+        })
+        .await
+        .map_err(|s| rpc_error("describe", s))?
+        .into_inner();
+    let object = response.object.unwrap_or_default();
+    if args.output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&object_json(&object, Some(&response.versions)))?);
+        return Ok(());
+    }
+    let meta = object.meta.clone().unwrap_or_default();
+    let versions: Vec<String> = response.versions.iter().map(|v| format!("v{v}")).collect();
+    println!(
+        "{} {} v{}{} (project {}, revision {}, created {}; versions: {})",
+        kind.name(),
+        meta.name,
+        meta.version,
+        if meta.deleted { ", deleted" } else { "" },
+        meta.project,
+        meta.revision,
+        timestamp(meta.created_at.as_ref()),
+        versions.join(", ")
+    );
+    if !meta.dependencies.is_empty() {
+        let deps: Vec<String> = meta
+            .dependencies
+            .iter()
+            .map(|d| format!("{} {} v{}", Kind::from_pb(d.kind).map(Kind::name).unwrap_or("?"), d.name, d.version))
+            .collect();
+        println!("built against: {}", deps.join(", "));
+    }
+    println!("---");
+    print!("{}", serde_yaml::to_string(&spec_yaml(&object))?);
+    Ok(())
+}
+
+fn spec_yaml(object: &RegistryObject) -> serde_yaml::Value {
+    object
+        .spec
+        .as_ref()
+        .and_then(|s| Definition::from_pb(s).ok())
+        .map(|d| d.to_yaml_value())
+        .unwrap_or(serde_yaml::Value::Null)
+}
+
+fn object_json(object: &RegistryObject, versions: Option<&[u32]>) -> serde_json::Value {
+    let meta = object.meta.clone().unwrap_or_default();
+    let mut json = serde_json::json!({
+        "project": meta.project,
+        "kind": Kind::from_pb(meta.kind).map(Kind::name).unwrap_or("?"),
+        "name": meta.name,
+        "version": meta.version,
+        "revision": meta.revision,
+        "created_at": timestamp(meta.created_at.as_ref()),
+        "deleted": meta.deleted,
+        "spec": serde_json::to_value(spec_yaml(object)).unwrap_or_default(),
+    });
+    if let Some(versions) = versions {
+        json["versions"] = serde_json::json!(versions);
+    }
+    json
+}
+
+/// RFC 3339 UTC, seconds precision; `-` when unset.
+pub fn timestamp(ts: Option<&prost_types::Timestamp>) -> String {
+    ts.and_then(|t| {
+        let secs = u64::try_from(t.seconds).ok()?;
+        let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        Some(humantime::format_rfc3339_seconds(time).to_string())
+    })
+    .unwrap_or_else(|| "-".to_string())
+}

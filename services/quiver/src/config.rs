@@ -1,0 +1,20 @@
+//! The configuration of a `quiver` process: the shared sections plus each role's own.
+//! See `config/quiver.example.toml` for every key.
+
+use quiver_common::{GrpcConfig, HttpConfig, LogConfig};
+use quiver_registry::RegistryConfig;
+use serde::{Deserialize, Serialize};
+
+/// Everything a process reads from its config file and `QUIVER__…` environment variables.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuiverConfig {
+    /// `[grpc]`: the role's gRPC server.
+    pub grpc: GrpcConfig,
+    /// `[http]`: `/metrics` and `/healthz`.
+    pub http: HttpConfig,
+    /// `[log]`: logging.
+    pub log: LogConfig,
+    /// `[registry]`: the registry role.
+    pub registry: RegistryConfig,
+}
