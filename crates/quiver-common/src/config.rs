@@ -20,7 +20,11 @@ where
 {
     let mut figment = Figment::from(Serialized::defaults(T::default()));
     if let Some(file) = file {
-        anyhow::ensure!(file.exists(), "config file {} does not exist", file.display());
+        anyhow::ensure!(
+            file.exists(),
+            "config file {} does not exist",
+            file.display()
+        );
         figment = figment.merge(Toml::file(file));
     }
     let config = figment
@@ -132,11 +136,17 @@ mod tests {
         log: LogConfig,
     }
 
+    // figment's Jail API fixes the closure's error type.
+    #[allow(clippy::result_large_err)]
     #[test]
     fn file_then_env_override_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("q.toml");
-        std::fs::write(&file, "[grpc]\nlisten = \"127.0.0.1:1234\"\nrequest_timeout = \"5s\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "[grpc]\nlisten = \"127.0.0.1:1234\"\nrequest_timeout = \"5s\"\n",
+        )
+        .unwrap();
         figment::Jail::expect_with(|jail| {
             jail.set_env("QUIVER__LOG__LEVEL", "debug");
             let config: TestConfig = load_config(Some(&file)).unwrap();
@@ -153,11 +163,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let typo = dir.path().join("typo.toml");
         std::fs::write(&typo, "[grpc]\nlisen = \"127.0.0.1:1\"\n").unwrap();
-        let err = load_config::<TestConfig>(Some(&typo)).unwrap_err().to_string();
+        let err = load_config::<TestConfig>(Some(&typo))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("lisen"), "{err}");
         let bad = dir.path().join("bad.toml");
         std::fs::write(&bad, "[grpc]\nrequest_timeout = \"soon\"\n").unwrap();
-        let err = load_config::<TestConfig>(Some(&bad)).unwrap_err().to_string();
+        let err = load_config::<TestConfig>(Some(&bad))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("soon"), "{err}");
     }
 }

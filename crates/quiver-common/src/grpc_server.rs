@@ -63,7 +63,9 @@ impl GrpcServer {
     pub async fn serve(mut self, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
         let (health, health_service) = tonic_health::server::health_reporter();
         for name in self.service_names.iter().copied().chain([""]) {
-            health.set_service_status(name, ServingStatus::Serving).await;
+            health
+                .set_service_status(name, ServingStatus::Serving)
+                .await;
         }
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(quiver_proto::FILE_DESCRIPTOR_SET)
@@ -75,7 +77,9 @@ impl GrpcServer {
         let layers = ServiceBuilder::new()
             .layer(TraceLayer::new_for_grpc())
             .layer(RpcMetricsLayer)
-            .layer(GlobalConcurrencyLimitLayer::new(self.config.concurrency_limit))
+            .layer(GlobalConcurrencyLimitLayer::new(
+                self.config.concurrency_limit,
+            ))
             .into_inner();
         let address = listener.local_addr()?;
         tracing::info!(role = self.role, %address, "grpc server listening");
@@ -85,7 +89,9 @@ impl GrpcServer {
         let stop_accepting = async move {
             draining.wait().await;
             for name in names.into_iter().chain([""]) {
-                health.set_service_status(name, ServingStatus::NotServing).await;
+                health
+                    .set_service_status(name, ServingStatus::NotServing)
+                    .await;
             }
         };
         let server = Server::builder()

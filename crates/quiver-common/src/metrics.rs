@@ -31,7 +31,10 @@ static RPC_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
         "quiver_rpc_duration_seconds",
         "Time to the response headers of a gRPC request, by service and method.",
         &["service", "method"],
-        vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]
+        vec![
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            2.5, 10.0
+        ]
     )
     .expect("metric registers once")
 });
@@ -103,7 +106,9 @@ where
                     .unwrap_or_else(|| "Ok".to_string()),
                 Err(_) => "TransportError".to_string(),
             };
-            RPC_REQUESTS.with_label_values(&[&service, &method, &code]).inc();
+            RPC_REQUESTS
+                .with_label_values(&[&service, &method, &code])
+                .inc();
             RPC_DURATION
                 .with_label_values(&[&service, &method])
                 .observe(started.elapsed().as_secs_f64());

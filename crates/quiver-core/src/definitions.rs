@@ -298,9 +298,18 @@ mod tests {
 
     #[test]
     fn output_types_follow_the_column() {
-        assert_eq!(Aggregation::Sum.output_type(Some(ValueType::Int64)), ValueType::Int64);
-        assert_eq!(Aggregation::Sum.output_type(Some(ValueType::Float32)), ValueType::Float64);
-        assert_eq!(Aggregation::Last.output_type(Some(ValueType::String)), ValueType::String);
+        assert_eq!(
+            Aggregation::Sum.output_type(Some(ValueType::Int64)),
+            ValueType::Int64
+        );
+        assert_eq!(
+            Aggregation::Sum.output_type(Some(ValueType::Float32)),
+            ValueType::Float64
+        );
+        assert_eq!(
+            Aggregation::Last.output_type(Some(ValueType::String)),
+            ValueType::String
+        );
         assert_eq!(Aggregation::Count.output_type(None), ValueType::Int64);
     }
 }

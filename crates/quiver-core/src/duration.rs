@@ -19,7 +19,9 @@ const UNITS: [(&str, u64); 6] = [
 /// Parses `<digits><unit>` with unit `ms`, `s`, `m`, `h`, `d` or `w`.
 pub fn parse_duration(text: &str) -> Result<Duration, InvalidDuration> {
     let invalid = || InvalidDuration(text.to_string());
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(invalid)?;
     let (digits, unit) = text.split_at(split);
     let amount: u64 = digits.parse().map_err(|_| invalid())?;
     let (_, seconds) = UNITS.iter().find(|(u, _)| *u == unit).ok_or_else(invalid)?;
@@ -42,7 +44,7 @@ pub fn format_duration(d: Duration) -> String {
     let (unit, size) = UNITS
         .iter()
         .rev()
-        .find(|(unit, size)| *unit != "w" && *size > 0 && secs % size == 0)
+        .find(|(unit, size)| *unit != "w" && *size > 0 && secs.is_multiple_of(*size))
         .copied()
         .unwrap_or(("s", 1));
     format!("{}{unit}", secs / size)
@@ -64,7 +66,17 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "h", "1", "1.5h", "-1h", "1 h", "1y", "1hh", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "h",
+            "1",
+            "1.5h",
+            "-1h",
+            "1 h",
+            "1y",
+            "1hh",
+            "99999999999999999999d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should not parse");
         }
     }

@@ -65,7 +65,10 @@ mod tests {
     #[test]
     fn parses_plain_and_pinned() {
         let r: FeatureRef = "user_txn:last_amount".parse().unwrap();
-        assert_eq!((r.view.as_str(), r.version, r.feature.as_str()), ("user_txn", None, "last_amount"));
+        assert_eq!(
+            (r.view.as_str(), r.version, r.feature.as_str()),
+            ("user_txn", None, "last_amount")
+        );
         let r: FeatureRef = "user_txn@2:last_amount".parse().unwrap();
         assert_eq!(r.version, Some(2));
         assert_eq!(r.to_string(), "user_txn@2:last_amount");
@@ -75,7 +78,9 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["user_txn", ":x", "v:", "v@:x", "v@0:x", "v@a:x", "a:b:c", "a b:c"] {
+        for bad in [
+            "user_txn", ":x", "v:", "v@:x", "v@0:x", "v@a:x", "a:b:c", "a b:c",
+        ] {
             assert!(bad.parse::<FeatureRef>().is_err(), "{bad:?}");
         }
     }

@@ -11,8 +11,8 @@ pub mod names;
 pub mod value_type;
 
 pub use definitions::{
-    Aggregation, Column, Entity, Feature, FeatureService, FeatureView, JoinKey, Source,
-    Transform, TransformOp, Window,
+    Aggregation, Column, Entity, Feature, FeatureService, FeatureView, JoinKey, Source, Transform,
+    TransformOp, Window,
 };
 pub use feature_ref::FeatureRef;
 pub use value_type::ValueType;

@@ -9,16 +9,36 @@ use tonic::transport::Channel;
 #[derive(Debug, Clone, Args)]
 pub struct Addresses {
     /// The registry (host:port).
-    #[arg(long, global = true, env = "QUIVER_REGISTRY", default_value = "127.0.0.1:7070")]
+    #[arg(
+        long,
+        global = true,
+        env = "QUIVER_REGISTRY",
+        default_value = "127.0.0.1:7070"
+    )]
     pub registry: String,
     /// The ingest service (host:port).
-    #[arg(long, global = true, env = "QUIVER_INGEST", default_value = "127.0.0.1:7071")]
+    #[arg(
+        long,
+        global = true,
+        env = "QUIVER_INGEST",
+        default_value = "127.0.0.1:7071"
+    )]
     pub ingest: String,
     /// The online store's serving endpoint (host:port).
-    #[arg(long, global = true, env = "QUIVER_ONLINE", default_value = "127.0.0.1:7073")]
+    #[arg(
+        long,
+        global = true,
+        env = "QUIVER_ONLINE",
+        default_value = "127.0.0.1:7073"
+    )]
     pub online: String,
     /// The offline snapshot service (host:port).
-    #[arg(long, global = true, env = "QUIVER_OFFLINE", default_value = "127.0.0.1:7074")]
+    #[arg(
+        long,
+        global = true,
+        env = "QUIVER_OFFLINE",
+        default_value = "127.0.0.1:7074"
+    )]
     pub offline: String,
 }
 
@@ -33,7 +53,11 @@ impl Addresses {
 
 /// Connects to `address`, explaining what to check when it is not there.
 pub async fn connect(address: &str, what: &str) -> anyhow::Result<Channel> {
-    let uri = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
+    let uri = if address.contains("://") {
+        address.to_string()
+    } else {
+        format!("http://{address}")
+    };
     let endpoint = Channel::from_shared(uri)
         .map_err(|e| anyhow::anyhow!("invalid {what} address {address:?}: {e}"))?
         .connect_timeout(std::time::Duration::from_secs(5));

@@ -100,7 +100,11 @@ pub enum KindArg {
     #[value(alias = "views", alias = "feature_view", alias = "feature-view")]
     View,
     /// Feature services.
-    #[value(alias = "services", alias = "feature_service", alias = "feature-service")]
+    #[value(
+        alias = "services",
+        alias = "feature_service",
+        alias = "feature-service"
+    )]
     Service,
 }
 

@@ -21,7 +21,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let http = bind(config.http.listen, "http").await?;
     let http_task = tokio::spawn(serve_http(http, shutdown.clone()));
     let result = match args.role {
-        Role::Registry => quiver_registry::serve(&config.registry, &config.grpc, grpc, shutdown.clone()).await,
+        Role::Registry => {
+            quiver_registry::serve(&config.registry, &config.grpc, grpc, shutdown.clone()).await
+        }
         other => Err(not_built(other)),
     };
     shutdown.trigger();
@@ -54,7 +56,13 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let grpc = config.grpc.clone();
     let registry_shutdown = shutdown.clone();
     let registry = tokio::spawn(async move {
-        quiver_registry::serve(&registry_config, &grpc, registry_listener, registry_shutdown).await
+        quiver_registry::serve(
+            &registry_config,
+            &grpc,
+            registry_listener,
+            registry_shutdown,
+        )
+        .await
     });
 
     print_endpoints(&args, &config);
@@ -66,7 +74,10 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
             offline: port(4)?.to_string(),
         };
         if let Err(e) = crate::commands::apply::apply_paths(&args.apply, false, &addresses).await {
-            eprintln!("quiver dev: applying {} failed: {e:#}", show_paths(&args.apply));
+            eprintln!(
+                "quiver dev: applying {} failed: {e:#}",
+                show_paths(&args.apply)
+            );
         }
     }
     println!("Ready. Press ctrl-c to stop.");
@@ -81,22 +92,40 @@ fn print_endpoints(args: &DevArgs, config: &QuiverConfig) {
     println!("Quiver dev: state under {}", args.data_dir.display());
     println!("  {:<14} {:<22} status", "role", "address");
     println!("  {:<14} {:<22} running", "registry", config.grpc.listen);
-    for (role, offset) in [("ingest", 1), ("compute", 2), ("online-store", 3), ("offline", 4)] {
-        println!("  {:<14} 127.0.0.1:{:<12} not built yet", role, base.saturating_add(offset));
+    for (role, offset) in [
+        ("ingest", 1),
+        ("compute", 2),
+        ("online-store", 3),
+        ("offline", 4),
+    ] {
+        println!(
+            "  {:<14} 127.0.0.1:{:<12} not built yet",
+            role,
+            base.saturating_add(offset)
+        );
     }
-    println!("  {:<14} http://{}/metrics  /healthz", "http", config.http.listen);
+    println!(
+        "  {:<14} http://{}/metrics  /healthz",
+        "http", config.http.listen
+    );
 }
 
 fn show_paths(paths: &[impl AsRef<Path>]) -> String {
-    paths.iter().map(|p| p.as_ref().display().to_string()).collect::<Vec<_>>().join(", ")
+    paths
+        .iter()
+        .map(|p| p.as_ref().display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 async fn bind(address: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on {address} for {what} (is another quiver running?)"))
+    TcpListener::bind(address).await.with_context(|| {
+        format!("cannot listen on {address} for {what} (is another quiver running?)")
+    })
 }
 
 fn not_built(role: Role) -> anyhow::Error {
-    anyhow::anyhow!("the {role:?} role is not built yet; only `registry` can be served in this version")
+    anyhow::anyhow!(
+        "the {role:?} role is not built yet; only `registry` can be served in this version"
+    )
 }

@@ -23,7 +23,12 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in dependency order.
-    pub const ALL: [Kind; 4] = [Self::Entity, Self::Source, Self::FeatureView, Self::FeatureService];
+    pub const ALL: [Kind; 4] = [
+        Self::Entity,
+        Self::Source,
+        Self::FeatureView,
+        Self::FeatureService,
+    ];
 
     /// The short name used by the CLI and in messages.
     pub fn name(self) -> &'static str {

@@ -18,9 +18,18 @@ fn diff_at(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
             let keys = b.keys().chain(a.keys().filter(|k| !b.contains_key(*k)));
             for key in keys {
                 let name = key.as_str().unwrap_or("?");
-                let child = if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
+                let child = if path.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{path}.{name}")
+                };
                 let missing = Value::Null;
-                diff_at(&child, a.get(key).unwrap_or(&missing), b.get(key).unwrap_or(&missing), out);
+                diff_at(
+                    &child,
+                    a.get(key).unwrap_or(&missing),
+                    b.get(key).unwrap_or(&missing),
+                    out,
+                );
             }
         }
         (Value::Sequence(a), Value::Sequence(b)) if all_named(a) && all_named(b) => {
@@ -32,7 +41,10 @@ fn diff_at(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
                     None => out.push(format!("{child}: added")),
                 }
             }
-            for item in a.iter().filter(|x| !b.iter().any(|y| item_name(y) == item_name(x))) {
+            for item in a
+                .iter()
+                .filter(|x| !b.iter().any(|y| item_name(y) == item_name(x)))
+            {
                 out.push(format!("{path}[{}]: removed", item_name(item)));
             }
         }
@@ -42,7 +54,9 @@ fn diff_at(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
 }
 
 fn all_named(items: &[Value]) -> bool {
-    items.iter().all(|v| v.get("name").and_then(Value::as_str).is_some())
+    items
+        .iter()
+        .all(|v| v.get("name").and_then(Value::as_str).is_some())
 }
 
 fn item_name(item: &Value) -> &str {
@@ -73,7 +87,12 @@ mod tests {
         let new = yaml("ttl: 2d\nfeatures:\n- {name: c}\n- {name: a, window: 2h}\n");
         assert_eq!(
             diff(&old, &new),
-            vec!["ttl: 1d -> 2d", "features[c]: added", "features[a].window: 1h -> 2h", "features[b]: removed"]
+            vec![
+                "ttl: 1d -> 2d",
+                "features[c]: added",
+                "features[a].window: 1h -> 2h",
+                "features[b]: removed"
+            ]
         );
     }
 

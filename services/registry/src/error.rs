@@ -43,7 +43,11 @@ pub enum RegistryError {
 }
 
 fn join_lines(errors: &[FieldError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl ServiceError for RegistryError {

@@ -25,8 +25,12 @@ impl Graph {
     pub fn build(heads: &[RegistryObject], consumers: &[ConsumerRecord]) -> Self {
         let mut g = Graph::default();
         for head in heads {
-            let Some(meta) = head.meta.as_ref().filter(|m| !m.deleted) else { continue };
-            let Some(Ok(definition)) = head.spec.as_ref().map(Definition::from_pb) else { continue };
+            let Some(meta) = head.meta.as_ref().filter(|m| !m.deleted) else {
+                continue;
+            };
+            let Some(Ok(definition)) = head.spec.as_ref().map(Definition::from_pb) else {
+                continue;
+            };
             let version = meta.version;
             match &definition {
                 Definition::Entity(e) => {
@@ -42,16 +46,27 @@ impl Graph {
                     g.edge(node_id(LineageNodeKind::Entity, &v.entity), view.clone());
                     g.edge(source.clone(), view.clone());
                     for t in &v.transforms {
-                        let id = g.node(LineageNodeKind::Transform, &format!("{}.{}", v.name, t.name), version);
+                        let id = g.node(
+                            LineageNodeKind::Transform,
+                            &format!("{}.{}", v.name, t.name),
+                            version,
+                        );
                         let input = match v.transform(&t.input) {
-                            Some(earlier) => node_id(LineageNodeKind::Transform, &format!("{}.{}", v.name, earlier.name)),
+                            Some(earlier) => node_id(
+                                LineageNodeKind::Transform,
+                                &format!("{}.{}", v.name, earlier.name),
+                            ),
                             None => source.clone(),
                         };
                         g.edge(input, id.clone());
                         g.edge(id, view.clone());
                     }
                     for f in &v.features {
-                        let id = g.node(LineageNodeKind::Feature, &format!("{}:{}", v.name, f.name), version);
+                        let id = g.node(
+                            LineageNodeKind::Feature,
+                            &format!("{}:{}", v.name, f.name),
+                            version,
+                        );
                         g.edge(view.clone(), id);
                     }
                 }
@@ -65,7 +80,9 @@ impl Graph {
             }
         }
         for record in consumers {
-            let Some((kind, name)) = record.target.split_once(':') else { continue };
+            let Some((kind, name)) = record.target.split_once(':') else {
+                continue;
+            };
             let target = match kind {
                 "service" => node_id(LineageNodeKind::FeatureService, name),
                 "feature" => node_id(LineageNodeKind::Feature, name),
@@ -80,7 +97,11 @@ impl Graph {
                     seconds: record.last_seen_micros.div_euclid(1_000_000),
                     nanos: (record.last_seen_micros.rem_euclid(1_000_000) * 1_000) as i32,
                 };
-                if node.last_seen.as_ref().is_none_or(|t| t.seconds < seen.seconds) {
+                if node
+                    .last_seen
+                    .as_ref()
+                    .is_none_or(|t| t.seconds < seen.seconds)
+                {
                     node.last_seen = Some(seen);
                 }
             }
@@ -88,7 +109,8 @@ impl Graph {
         }
         // Edges may name nodes of deleted objects; keep only edges between live nodes.
         let nodes = &g.nodes;
-        g.edges.retain(|(a, b)| nodes.contains_key(a) && nodes.contains_key(b));
+        g.edges
+            .retain(|(a, b)| nodes.contains_key(a) && nodes.contains_key(b));
         g
     }
 
@@ -128,7 +150,11 @@ impl Graph {
                 to: b.clone(),
             })
             .collect();
-        let nodes = |ids: Vec<String>| ids.iter().filter_map(|i| self.nodes.get(i).cloned()).collect();
+        let nodes = |ids: Vec<String>| {
+            ids.iter()
+                .filter_map(|i| self.nodes.get(i).cloned())
+                .collect()
+        };
         Some(GetLineageResponse {
             root: Some(root),
             upstream: nodes(upstream),
@@ -139,7 +165,11 @@ impl Graph {
 
     /// Nodes reachable from `start` following edges in the direction `orient` gives, in
     /// breadth-first order.
-    fn reachable<'a>(&'a self, start: &str, orient: impl Fn((&'a String, &'a String)) -> (&'a String, &'a String)) -> Vec<String> {
+    fn reachable<'a>(
+        &'a self,
+        start: &str,
+        orient: impl Fn((&'a String, &'a String)) -> (&'a String, &'a String),
+    ) -> Vec<String> {
         let mut seen = BTreeSet::from([start.to_string()]);
         let mut order = Vec::new();
         let mut queue = VecDeque::from([start.to_string()]);

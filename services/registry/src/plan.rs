@@ -74,15 +74,16 @@ pub fn plan(store: &Store, desired: &Validated) -> Result<Plan, RegistryError> {
             Some(head) if live => {
                 let stored = stored_definition(head)?;
                 let mut changes = diff(&stored.to_yaml_value(), &definition.to_yaml_value());
-                let old_deps = head_meta.map(|m| m.dependencies.as_slice()).unwrap_or_default();
+                let old_deps = head_meta
+                    .map(|m| m.dependencies.as_slice())
+                    .unwrap_or_default();
                 for dep in &dependencies {
-                    let before = old_deps.iter().find(|d| d.kind == dep.kind && d.name == dep.name);
+                    let before = old_deps
+                        .iter()
+                        .find(|d| d.kind == dep.kind && d.name == dep.name);
                     if before.map(|d| d.version) != Some(dep.version) {
                         let kind = Kind::from_pb(dep.kind).map(Kind::name).unwrap_or("object");
-                        changes.push(format!(
-                            "{kind} {} is now v{}",
-                            dep.name, dep.version
-                        ));
+                        changes.push(format!("{kind} {} is now v{}", dep.name, dep.version));
                     }
                 }
                 if changes.is_empty() && stored == *definition {
@@ -93,7 +94,11 @@ pub fn plan(store: &Store, desired: &Validated) -> Result<Plan, RegistryError> {
             }
             _ => (PlanAction::Create, vec![]),
         };
-        let to_version = if action == PlanAction::Unchanged { from_version } else { from_version + 1 };
+        let to_version = if action == PlanAction::Unchanged {
+            from_version
+        } else {
+            from_version + 1
+        };
         versions.insert((kind, name.clone()), to_version);
         if action != PlanAction::Unchanged {
             writes.push(RegistryObject {
@@ -158,7 +163,11 @@ pub fn plan(store: &Store, desired: &Validated) -> Result<Plan, RegistryError> {
 }
 
 fn stored_definition(head: &RegistryObject) -> Result<Definition, RegistryError> {
-    let name = head.meta.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+    let name = head
+        .meta
+        .as_ref()
+        .map(|m| m.name.clone())
+        .unwrap_or_default();
     let spec = head.spec.as_ref().ok_or_else(|| RegistryError::Corrupt {
         key: name.clone(),
         reason: "stored object has no spec".into(),
@@ -178,15 +187,22 @@ fn check_pinned_refs(
 ) -> Result<(), RegistryError> {
     let mut errors = Vec::new();
     for located in &desired.definitions {
-        let Definition::FeatureService(service) = &located.definition else { continue };
+        let Definition::FeatureService(service) = &located.definition else {
+            continue;
+        };
         for (i, reference) in service.features.iter().enumerate() {
-            let Some(pinned) = reference.version else { continue };
+            let Some(pinned) = reference.version else {
+                continue;
+            };
             let error = |message: String| FieldError {
                 document: located.document.clone(),
                 path: format!("{}.features[{i}]", located.path),
                 message,
             };
-            let latest = versions.get(&(Kind::FeatureView, reference.view.clone())).copied().unwrap_or(0);
+            let latest = versions
+                .get(&(Kind::FeatureView, reference.view.clone()))
+                .copied()
+                .unwrap_or(0);
             let view = if pinned == latest {
                 desired.view(&reference.view).cloned()
             } else {

@@ -89,17 +89,24 @@ impl Registry {
         if requested.is_empty() {
             return match projects.as_slice() {
                 [only] => Ok(only.clone()),
-                [] => Err(RegistryError::NotFound("the registry is empty; apply definitions first".into())),
+                [] => Err(RegistryError::NotFound(
+                    "the registry is empty; apply definitions first".into(),
+                )),
                 many => Err(RegistryError::BadRequest {
                     field: "project",
-                    reason: format!("required: the registry holds several projects ({})", many.join(", ")),
+                    reason: format!(
+                        "required: the registry holds several projects ({})",
+                        many.join(", ")
+                    ),
                 }),
             };
         }
         if projects.iter().any(|p| p == requested) {
             Ok(requested.to_string())
         } else {
-            Err(RegistryError::NotFound(format!("unknown project {requested:?}")))
+            Err(RegistryError::NotFound(format!(
+                "unknown project {requested:?}"
+            )))
         }
     }
 
@@ -133,8 +140,16 @@ impl Registry {
     fn describe(&self, request: DescribeRequest) -> Result<DescribeResponse, RegistryError> {
         let project = self.resolve_project(&request.project)?;
         let kind = Self::kind(request.kind)?;
-        let missing = || RegistryError::NotFound(format!("no {kind} {:?} in project {project:?}", request.name));
-        let head = self.store.head(&project, kind, &request.name)?.ok_or_else(missing)?;
+        let missing = || {
+            RegistryError::NotFound(format!(
+                "no {kind} {:?} in project {project:?}",
+                request.name
+            ))
+        };
+        let head = self
+            .store
+            .head(&project, kind, &request.name)?
+            .ok_or_else(missing)?;
         let versions = self.store.versions(&project, kind, &request.name)?;
         let object = if request.version == 0 {
             head
@@ -146,7 +161,11 @@ impl Registry {
                         "{kind} {:?} has no version {} (versions: {})",
                         request.name,
                         request.version,
-                        versions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                        versions
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ))
                 })?
         };
@@ -165,10 +184,13 @@ impl Registry {
                 request.node
             ),
         })?;
-        let graph = Graph::build(&self.store.heads(&project)?, &self.store.consumers(&project)?);
-        graph
-            .query(&id)
-            .ok_or_else(|| RegistryError::NotFound(format!("no lineage node {id:?} in project {project:?}")))
+        let graph = Graph::build(
+            &self.store.heads(&project)?,
+            &self.store.consumers(&project)?,
+        );
+        graph.query(&id).ok_or_else(|| {
+            RegistryError::NotFound(format!("no lineage node {id:?} in project {project:?}"))
+        })
     }
 
     fn record_consumer(&self, request: RecordConsumerRequest) -> Result<(), RegistryError> {
@@ -177,23 +199,35 @@ impl Registry {
         if consumer.is_empty() || consumer.len() > 128 || consumer.chars().any(char::is_control) {
             return Err(RegistryError::BadRequest {
                 field: "consumer",
-                reason: format!("{:?} must be 1 to 128 printable characters", request.consumer),
+                reason: format!(
+                    "{:?} must be 1 to 128 printable characters",
+                    request.consumer
+                ),
             });
         }
         let mut targets = Vec::new();
         if !request.feature_service.is_empty() {
-            if self.store.head(&project, Kind::FeatureService, &request.feature_service)?.is_none() {
-                return Err(RegistryError::NotFound(format!("unknown feature service {:?}", request.feature_service)));
+            if self
+                .store
+                .head(&project, Kind::FeatureService, &request.feature_service)?
+                .is_none()
+            {
+                return Err(RegistryError::NotFound(format!(
+                    "unknown feature service {:?}",
+                    request.feature_service
+                )));
             }
             targets.push(format!("service:{}", request.feature_service));
         }
         for text in &request.features {
-            let reference: quiver_core::FeatureRef = text.parse().map_err(|e: quiver_core::feature_ref::InvalidFeatureRef| {
-                RegistryError::BadRequest {
-                    field: "features",
-                    reason: e.to_string(),
-                }
-            })?;
+            let reference: quiver_core::FeatureRef =
+                text.parse()
+                    .map_err(|e: quiver_core::feature_ref::InvalidFeatureRef| {
+                        RegistryError::BadRequest {
+                            field: "features",
+                            reason: e.to_string(),
+                        }
+                    })?;
             targets.push(format!("feature:{}:{}", reference.view, reference.feature));
         }
         if targets.is_empty() {
@@ -207,7 +241,8 @@ impl Registry {
             .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
             .unwrap_or(0);
         for target in targets {
-            self.store.record_consumer(&project, consumer, &target, now)?;
+            self.store
+                .record_consumer(&project, consumer, &target, now)?;
         }
         Ok(())
     }
@@ -218,7 +253,10 @@ impl Registry {
         if request.from_revision > revision {
             return Err(RegistryError::BadRequest {
                 field: "from_revision",
-                reason: format!("{} is ahead of the registry (revision {revision})", request.from_revision),
+                reason: format!(
+                    "{} is ahead of the registry (revision {revision})",
+                    request.from_revision
+                ),
             });
         }
         if request.from_revision > 0 {
@@ -272,7 +310,8 @@ impl Registry {
             };
             let events = match event {
                 Ok(event) => vec![(*event).clone()],
-                Err(broadcast::error::RecvError::Lagged(_)) => match self.store.changes_after(last) {
+                Err(broadcast::error::RecvError::Lagged(_)) => match self.store.changes_after(last)
+                {
                     Ok(events) => events,
                     Err(e) => {
                         let _ = out.send(Err(e.into())).await;
@@ -309,23 +348,34 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, Status>> + Send>
 
 #[tonic::async_trait]
 impl RegistryService for Registry {
-    async fn apply(&self, request: Request<ApplyRequest>) -> Result<Response<ApplyResponse>, Status> {
-        Ok(Response::new(Registry::apply(self, request.into_inner()).await?))
+    async fn apply(
+        &self,
+        request: Request<ApplyRequest>,
+    ) -> Result<Response<ApplyResponse>, Status> {
+        Ok(Response::new(
+            Registry::apply(self, request.into_inner()).await?,
+        ))
     }
 
     async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
         Ok(Response::new(Registry::list(self, request.into_inner())?))
     }
 
-    async fn describe(&self, request: Request<DescribeRequest>) -> Result<Response<DescribeResponse>, Status> {
-        Ok(Response::new(Registry::describe(self, request.into_inner())?))
+    async fn describe(
+        &self,
+        request: Request<DescribeRequest>,
+    ) -> Result<Response<DescribeResponse>, Status> {
+        Ok(Response::new(Registry::describe(
+            self,
+            request.into_inner(),
+        )?))
     }
 
     async fn list_projects(
         &self,
         _request: Request<ListProjectsRequest>,
     ) -> Result<Response<ListProjectsResponse>, Status> {
-        let projects = self.store.projects().map_err(RegistryError::from)?;
+        let projects = self.store.projects()?;
         let revision = self.store.revision()?;
         Ok(Response::new(ListProjectsResponse { projects, revision }))
     }
@@ -347,7 +397,10 @@ impl RegistryService for Registry {
 
     type WatchStream = WatchStream;
 
-    async fn watch(&self, request: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+    async fn watch(
+        &self,
+        request: Request<WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
         let request = request.into_inner();
         let (starting, live) = {
             let (_gate, live) = self.hub.subscribe().await;

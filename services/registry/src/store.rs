@@ -60,7 +60,11 @@ impl Store {
 
     /// The current registry revision (0 before the first apply).
     pub fn revision(&self) -> Result<u64, RegistryError> {
-        Ok(self.meta.get(REVISION)?.map(|v| decode_u64(&v)).unwrap_or(0))
+        Ok(self
+            .meta
+            .get(REVISION)?
+            .map(|v| decode_u64(&v))
+            .unwrap_or(0))
     }
 
     /// Every project with at least one object (live or deleted), sorted.
@@ -101,7 +105,12 @@ impl Store {
     }
 
     /// One object's head record.
-    pub fn head(&self, project: &str, kind: Kind, name: &str) -> Result<Option<RegistryObject>, RegistryError> {
+    pub fn head(
+        &self,
+        project: &str,
+        kind: Kind,
+        name: &str,
+    ) -> Result<Option<RegistryObject>, RegistryError> {
         let key = head_key(project, kind, name);
         self.heads.get(&key)?.map(|v| decode(&key, &v)).transpose()
     }
@@ -115,11 +124,19 @@ impl Store {
         version: u32,
     ) -> Result<Option<RegistryObject>, RegistryError> {
         let key = version_key(project, kind, name, version);
-        self.objects.get(&key)?.map(|v| decode(&key, &v)).transpose()
+        self.objects
+            .get(&key)?
+            .map(|v| decode(&key, &v))
+            .transpose()
     }
 
     /// The versions of one object, ascending.
-    pub fn versions(&self, project: &str, kind: Kind, name: &str) -> Result<Vec<u32>, RegistryError> {
+    pub fn versions(
+        &self,
+        project: &str,
+        kind: Kind,
+        name: &str,
+    ) -> Result<Vec<u32>, RegistryError> {
         let mut prefix = head_key(project, kind, name);
         prefix.push(0);
         self.objects
@@ -138,7 +155,11 @@ impl Store {
     /// Atomically writes `event`'s objects as revision `event.revision`, provided the registry
     /// is still at `base_revision`. New versions go to `objects` and `heads`; deletion records
     /// only to `heads`. Durable when it returns.
-    pub async fn commit(&self, base_revision: u64, event: &WatchEvent) -> Result<(), RegistryError> {
+    pub async fn commit(
+        &self,
+        base_revision: u64,
+        event: &WatchEvent,
+    ) -> Result<(), RegistryError> {
         // Keys and bytes are computed up front: a transaction closure may run more than once.
         let mut writes = Vec::with_capacity(event.objects.len());
         for object in &event.objects {
@@ -150,18 +171,25 @@ impl Store {
                 key: format!("revision {}", event.revision),
                 reason: format!("object {} has kind {}", meta.name, meta.kind),
             })?;
-            let version = (!meta.deleted).then(|| version_key(&meta.project, kind, &meta.name, meta.version));
-            writes.push((head_key(&meta.project, kind, &meta.name), version, object.encode_to_vec()));
+            let version =
+                (!meta.deleted).then(|| version_key(&meta.project, kind, &meta.name, meta.version));
+            writes.push((
+                head_key(&meta.project, kind, &meta.name),
+                version,
+                object.encode_to_vec(),
+            ));
         }
         let event_bytes = event.encode_to_vec();
         let result = (&self.meta, &self.objects, &self.heads, &self.changes).transaction(
             |(meta, objects, heads, changes)| {
                 let current = meta.get(REVISION)?.map(|v| decode_u64(&v)).unwrap_or(0);
                 if current != base_revision {
-                    return Err(ConflictableTransactionError::Abort(RegistryError::Conflict {
-                        expected: base_revision,
-                        current,
-                    }));
+                    return Err(ConflictableTransactionError::Abort(
+                        RegistryError::Conflict {
+                            expected: base_revision,
+                            current,
+                        },
+                    ));
                 }
                 for (head, version, bytes) in &writes {
                     if let Some(version) = version {
@@ -204,7 +232,8 @@ impl Store {
         now_micros: i64,
     ) -> Result<(), RegistryError> {
         let key = format!("{project}\0{consumer}\0{target}");
-        self.consumers.insert(key.as_bytes(), &now_micros.to_be_bytes())?;
+        self.consumers
+            .insert(key.as_bytes(), &now_micros.to_be_bytes())?;
         Ok(())
     }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 use quiver_core::duration::parse_duration;
 use quiver_core::names::is_valid_name;
 use quiver_core::{
-    Aggregation, Column, Entity, Feature, FeatureRef, FeatureService, FeatureView, JoinKey,
-    Source, Transform, TransformOp, ValueType, Window,
+    Aggregation, Column, Entity, Feature, FeatureRef, FeatureService, FeatureView, JoinKey, Source,
+    Transform, TransformOp, ValueType, Window,
 };
 
 use crate::definition::Definition;
@@ -100,7 +100,11 @@ pub fn validate(documents: &[Document]) -> Result<Validated, Vec<FieldError>> {
         .map(|d| d.map(Definition::Entity))
         .chain(sources.into_values().map(|d| d.map(Definition::Source)))
         .chain(views.into_values().map(|d| d.map(Definition::FeatureView)))
-        .chain(services.into_iter().map(|d| d.map(Definition::FeatureService)))
+        .chain(
+            services
+                .into_iter()
+                .map(|d| d.map(Definition::FeatureService)),
+        )
         .filter_map(|d| {
             Some(Located {
                 definition: d.value?,
@@ -132,20 +136,21 @@ fn parse(documents: &[Document]) -> Result<Vec<Parsed>, Vec<FieldError>> {
         });
     }
     for document in documents {
-        let values: Vec<serde_yaml::Value> = match serde_yaml::Deserializer::from_str(&document.yaml)
-            .map(serde::Deserialize::deserialize)
-            .collect::<Result<_, _>>()
-        {
-            Ok(values) => values,
-            Err(e) => {
-                errors.push(FieldError {
-                    document: document.name.clone(),
-                    path: "(yaml)".into(),
-                    message: e.to_string(),
-                });
-                continue;
-            }
-        };
+        let values: Vec<serde_yaml::Value> =
+            match serde_yaml::Deserializer::from_str(&document.yaml)
+                .map(serde::Deserialize::deserialize)
+                .collect::<Result<_, _>>()
+            {
+                Ok(values) => values,
+                Err(e) => {
+                    errors.push(FieldError {
+                        document: document.name.clone(),
+                        path: "(yaml)".into(),
+                        message: e.to_string(),
+                    });
+                    continue;
+                }
+            };
         let values: Vec<_> = values.into_iter().filter(|v| !v.is_null()).collect();
         if values.is_empty() {
             errors.push(FieldError {
@@ -167,7 +172,11 @@ fn parse(documents: &[Document]) -> Result<Vec<Parsed>, Vec<FieldError>> {
                     let path = e.path().to_string();
                     errors.push(FieldError {
                         document: name,
-                        path: if path == "." { "(document)".into() } else { path },
+                        path: if path == "." {
+                            "(document)".into()
+                        } else {
+                            path
+                        },
                         message: e.into_inner().to_string(),
                     });
                 }
@@ -262,7 +271,10 @@ impl Validator {
             self.error(
                 document,
                 format!("{path}.name"),
-                format!("duplicate {kind} {name:?} (first declared at {}: {})", first.document, first.path),
+                format!(
+                    "duplicate {kind} {name:?} (first declared at {}: {})",
+                    first.document, first.path
+                ),
             );
             return false;
         }
@@ -297,7 +309,11 @@ impl Validator {
             let at = format!("{path}[{i}]");
             ok &= self.name(document, &format!("{at}.name"), &spec.name);
             if !seen.insert(spec.name.as_str()) {
-                self.error(document, format!("{at}.name"), format!("duplicate column {:?}", spec.name));
+                self.error(
+                    document,
+                    format!("{at}.name"),
+                    format!("duplicate column {:?}", spec.name),
+                );
                 ok = false;
             }
             match self.value_type(document, &format!("{at}.type"), &spec.value_type) {
@@ -336,7 +352,11 @@ impl Validator {
     fn entity(&mut self, doc: &str, path: &str, spec: &EntitySpec) -> Option<Entity> {
         let name_ok = self.name(doc, &format!("{path}.name"), &spec.name);
         if spec.join_keys.is_empty() {
-            self.error(doc, format!("{path}.join_keys"), "an entity needs at least one join key");
+            self.error(
+                doc,
+                format!("{path}.join_keys"),
+                "an entity needs at least one join key",
+            );
             return None;
         }
         let keys = self.columns(doc, &format!("{path}.join_keys"), &spec.join_keys)?;
@@ -346,7 +366,10 @@ impl Validator {
                 self.error(
                     doc,
                     format!("{path}.join_keys[{i}].type"),
-                    format!("{} cannot be a join key type; use int64, string or bytes", key.value_type),
+                    format!(
+                        "{} cannot be a join key type; use int64, string or bytes",
+                        key.value_type
+                    ),
                 );
                 ok = false;
             }
@@ -400,14 +423,22 @@ impl Validator {
         let mut ok = self.name(doc, &format!("{path}.name"), &spec.name);
         let entity = match entities.get(&spec.entity) {
             None => {
-                self.error(doc, format!("{path}.entity"), format!("unknown entity {:?}", spec.entity));
+                self.error(
+                    doc,
+                    format!("{path}.entity"),
+                    format!("unknown entity {:?}", spec.entity),
+                );
                 ok = false;
                 None
             }
             Some(decl) => decl.value.as_ref(),
         };
         if spec.schema.is_empty() {
-            self.error(doc, format!("{path}.schema"), "a source needs at least one column");
+            self.error(
+                doc,
+                format!("{path}.schema"),
+                "a source needs at least one column",
+            );
         }
         let schema = self.columns(doc, &format!("{path}.schema"), &spec.schema);
         ok &= schema.is_some() && !spec.schema.is_empty();
@@ -439,7 +470,10 @@ impl Validator {
                         self.error(
                             doc,
                             format!("{path}.schema"),
-                            format!("join key {:?} of entity {:?} is missing from the schema", key.name, entity.name),
+                            format!(
+                                "join key {:?} of entity {:?} is missing from the schema",
+                                key.name, entity.name
+                            ),
                         );
                         ok = false;
                     }
@@ -517,14 +551,22 @@ impl Validator {
     ) -> Option<FeatureView> {
         let mut ok = self.name(doc, &format!("{path}.name"), &spec.name);
         if !entities.contains_key(&spec.entity) {
-            self.error(doc, format!("{path}.entity"), format!("unknown entity {:?}", spec.entity));
+            self.error(
+                doc,
+                format!("{path}.entity"),
+                format!("unknown entity {:?}", spec.entity),
+            );
             ok = false;
         }
         // Without a valid source, columns cannot be checked (the source's own errors are
         // reported already), but everything else still is.
         let source = match sources.get(&spec.source) {
             None => {
-                self.error(doc, format!("{path}.source"), format!("unknown source {:?}", spec.source));
+                self.error(
+                    doc,
+                    format!("{path}.source"),
+                    format!("unknown source {:?}", spec.source),
+                );
                 None
             }
             Some(decl) => decl.value.as_ref(),
@@ -535,7 +577,10 @@ impl Validator {
                 self.error(
                     doc,
                     format!("{path}.source"),
-                    format!("source {:?} belongs to entity {:?}, not {:?}", source.name, source.entity, spec.entity),
+                    format!(
+                        "source {:?} belongs to entity {:?}, not {:?}",
+                        source.name, source.entity, spec.entity
+                    ),
                 );
                 ok = false;
             }
@@ -550,8 +595,12 @@ impl Validator {
         };
 
         // Columns a transform or feature may read: the source's, then each transform's output.
-        let mut columns: Option<HashMap<&str, ValueType>> =
-            source.map(|s| s.schema.iter().map(|c| (c.name.as_str(), c.value_type)).collect());
+        let mut columns: Option<HashMap<&str, ValueType>> = source.map(|s| {
+            s.schema
+                .iter()
+                .map(|c| (c.name.as_str(), c.value_type))
+                .collect()
+        });
         let mut transforms = Vec::new();
         for (i, t) in spec.transforms.iter().enumerate() {
             let at = format!("{path}.transforms[{i}]");
@@ -567,7 +616,11 @@ impl Validator {
         }
 
         if spec.features.is_empty() {
-            self.error(doc, format!("{path}.features"), "a feature view needs at least one feature");
+            self.error(
+                doc,
+                format!("{path}.features"),
+                "a feature view needs at least one feature",
+            );
             ok = false;
         }
         let mut names = HashSet::new();
@@ -575,7 +628,11 @@ impl Validator {
         for (i, f) in spec.features.iter().enumerate() {
             let at = format!("{path}.features[{i}]");
             if !names.insert(f.name.as_str()) {
-                self.error(doc, format!("{at}.name"), format!("duplicate feature {:?}", f.name));
+                self.error(
+                    doc,
+                    format!("{at}.name"),
+                    format!("duplicate feature {:?}", f.name),
+                );
                 ok = false;
                 continue;
             }
@@ -609,7 +666,10 @@ impl Validator {
             self.error(
                 doc,
                 format!("{at}.name"),
-                format!("{:?} is already a column of source {source:?} or an earlier transform", spec.name),
+                format!(
+                    "{:?} is already a column of source {source:?} or an earlier transform",
+                    spec.name
+                ),
             );
             ok = false;
         }
@@ -620,7 +680,10 @@ impl Validator {
                 self.error(
                     doc,
                     format!("{at}.input"),
-                    format!("{:?} is not a column of source {source:?} or an earlier transform", spec.input),
+                    format!(
+                        "{:?} is not a column of source {source:?} or an earlier transform",
+                        spec.input
+                    ),
                 );
                 ok = false;
                 None
@@ -628,7 +691,11 @@ impl Validator {
         };
         let mut unexpected = |v: &mut Self, field: &str, present: bool, op: &str| {
             if present {
-                v.error(doc, format!("{at}.{field}"), format!("{op} does not take {field}"));
+                v.error(
+                    doc,
+                    format!("{at}.{field}"),
+                    format!("{op} does not take {field}"),
+                );
                 ok = false;
             }
         };
@@ -643,48 +710,86 @@ impl Validator {
                 unexpected(self, "n", spec.n.is_some(), "token_count");
                 unexpected(self, "buckets", spec.buckets.is_some(), "token_count");
                 unexpected(self, "window", spec.window.is_some(), "token_count");
-                unexpected(self, "exclude_above", spec.exclude_above.is_some(), "token_count");
+                unexpected(
+                    self,
+                    "exclude_above",
+                    spec.exclude_above.is_some(),
+                    "token_count",
+                );
                 Some(TransformOp::TokenCount)
             }
             "ngram_hash" => {
                 unexpected(self, "window", spec.window.is_some(), "ngram_hash");
-                unexpected(self, "exclude_above", spec.exclude_above.is_some(), "ngram_hash");
+                unexpected(
+                    self,
+                    "exclude_above",
+                    spec.exclude_above.is_some(),
+                    "ngram_hash",
+                );
                 let n = match spec.n {
                     Some(n) if (1..=16).contains(&n) => Some(n),
                     Some(n) => {
-                        self.error(doc, format!("{at}.n"), format!("{n} is out of range 1..=16"));
+                        self.error(
+                            doc,
+                            format!("{at}.n"),
+                            format!("{n} is out of range 1..=16"),
+                        );
                         None
                     }
                     None => {
-                        self.error(doc, format!("{at}.n"), "ngram_hash needs n (the n-gram length)");
+                        self.error(
+                            doc,
+                            format!("{at}.n"),
+                            "ngram_hash needs n (the n-gram length)",
+                        );
                         None
                     }
                 };
                 let buckets = match spec.buckets {
                     Some(b) if (1..=MAX_NGRAM_BUCKETS).contains(&b) => Some(b),
                     Some(b) => {
-                        self.error(doc, format!("{at}.buckets"), format!("{b} is out of range 1..={MAX_NGRAM_BUCKETS}"));
+                        self.error(
+                            doc,
+                            format!("{at}.buckets"),
+                            format!("{b} is out of range 1..={MAX_NGRAM_BUCKETS}"),
+                        );
                         None
                     }
                     None => {
-                        self.error(doc, format!("{at}.buckets"), "ngram_hash needs buckets (the output length)");
+                        self.error(
+                            doc,
+                            format!("{at}.buckets"),
+                            "ngram_hash needs buckets (the output length)",
+                        );
                         None
                     }
                 };
-                n.zip(buckets).map(|(n, buckets)| TransformOp::NgramHash { n, buckets })
+                n.zip(buckets)
+                    .map(|(n, buckets)| TransformOp::NgramHash { n, buckets })
             }
             "standardize" => {
                 unexpected(self, "n", spec.n.is_some(), "standardize");
                 unexpected(self, "buckets", spec.buckets.is_some(), "standardize");
-                unexpected(self, "exclude_above", spec.exclude_above.is_some(), "standardize");
-                window(self).ok().map(|window| TransformOp::Standardize { window })
+                unexpected(
+                    self,
+                    "exclude_above",
+                    spec.exclude_above.is_some(),
+                    "standardize",
+                );
+                window(self)
+                    .ok()
+                    .map(|window| TransformOp::Standardize { window })
             }
             "zscore" => {
                 unexpected(self, "n", spec.n.is_some(), "zscore");
                 unexpected(self, "buckets", spec.buckets.is_some(), "zscore");
                 let threshold = match spec.exclude_above {
                     Some(x) if !(x.is_finite() && x > 0.0) => {
-                        self.error(doc, format!("{at}.exclude_above"), format!("{x} must be a positive number"));
+                        self.error(
+                            doc,
+                            format!("{at}.exclude_above"),
+                            format!("{x} must be a positive number"),
+                        );
                         Err(())
                     }
                     other => Ok(other),
@@ -709,11 +814,16 @@ impl Validator {
         let op = op?;
         if let Some(input_type) = input_type {
             let fits = match op {
-                TransformOp::TokenCount | TransformOp::NgramHash { .. } => input_type == ValueType::String,
-                TransformOp::Standardize { .. } | TransformOp::ZScore { .. } => input_type.is_numeric(),
+                TransformOp::TokenCount | TransformOp::NgramHash { .. } => {
+                    input_type == ValueType::String
+                }
+                TransformOp::Standardize { .. } | TransformOp::ZScore { .. } => {
+                    input_type.is_numeric()
+                }
             };
             if !fits {
-                let wants = if matches!(op, TransformOp::TokenCount | TransformOp::NgramHash { .. }) {
+                let wants = if matches!(op, TransformOp::TokenCount | TransformOp::NgramHash { .. })
+                {
                     "a string"
                 } else {
                     "a numeric"
@@ -721,7 +831,11 @@ impl Validator {
                 self.error(
                     doc,
                     format!("{at}.input"),
-                    format!("{} needs {wants} column; {:?} is {input_type}", op.name(), spec.input),
+                    format!(
+                        "{} needs {wants} column; {:?} is {input_type}",
+                        op.name(),
+                        spec.input
+                    ),
                 );
                 ok = false;
             }
@@ -749,14 +863,22 @@ impl Validator {
             self.error(
                 doc,
                 format!("{at}.aggregation"),
-                format!("unknown aggregation {:?}; expected one of {}", spec.aggregation, expected.join(", ")),
+                format!(
+                    "unknown aggregation {:?}; expected one of {}",
+                    spec.aggregation,
+                    expected.join(", ")
+                ),
             );
             ok = false;
         }
         let column_type = match &spec.column {
             None => {
                 if aggregation.is_some_and(|a| a != Aggregation::Count) {
-                    self.error(doc, format!("{at}.column"), format!("{} needs a column", spec.aggregation));
+                    self.error(
+                        doc,
+                        format!("{at}.column"),
+                        format!("{} needs a column", spec.aggregation),
+                    );
                     ok = false;
                 }
                 None
@@ -764,7 +886,11 @@ impl Validator {
             Some(column) => match columns.map(|c| c.get(column.as_str())) {
                 None => None,
                 Some(None) => {
-                    let also = if has_transforms { " or a transform output" } else { "" };
+                    let also = if has_transforms {
+                        " or a transform output"
+                    } else {
+                        ""
+                    };
                     self.error(
                         doc,
                         format!("{at}.column"),
@@ -776,7 +902,9 @@ impl Validator {
                 Some(Some(t)) => Some(*t),
             },
         };
-        if let (Some(aggregation), Some(column_type), Some(column)) = (aggregation, column_type, &spec.column) {
+        if let (Some(aggregation), Some(column_type), Some(column)) =
+            (aggregation, column_type, &spec.column)
+        {
             if aggregation.needs_numeric() && !column_type.is_numeric() {
                 self.error(
                     doc,
@@ -786,7 +914,11 @@ impl Validator {
                 ok = false;
             }
             if aggregation == Aggregation::DistinctCount && column_type == ValueType::Float32List {
-                self.error(doc, format!("{at}.column"), format!("distinct_count cannot count {column_type} values"));
+                self.error(
+                    doc,
+                    format!("{at}.column"),
+                    format!("distinct_count cannot count {column_type} values"),
+                );
                 ok = false;
             }
         }
@@ -806,7 +938,11 @@ impl Validator {
             (None, None) => Some(Window::Lifetime),
             (Some(kind @ ("sliding" | "tumbling")), None) => {
                 if spec.window.is_none() {
-                    self.error(doc, format!("{at}.kind"), format!("a {kind} window needs a window length"));
+                    self.error(
+                        doc,
+                        format!("{at}.kind"),
+                        format!("a {kind} window needs a window length"),
+                    );
                 }
                 None
             }
@@ -871,7 +1007,11 @@ impl Validator {
     ) -> Option<FeatureService> {
         let mut ok = self.name(doc, &format!("{path}.name"), &spec.name);
         if spec.features.is_empty() {
-            self.error(doc, format!("{path}.features"), "a feature service needs at least one feature");
+            self.error(
+                doc,
+                format!("{path}.features"),
+                "a feature service needs at least one feature",
+            );
             ok = false;
         }
         let mut seen = HashSet::new();
@@ -892,7 +1032,11 @@ impl Validator {
             }
             match views.get(&reference.view) {
                 None => {
-                    self.error(doc, &at, format!("unknown feature view {:?}", reference.view));
+                    self.error(
+                        doc,
+                        &at,
+                        format!("unknown feature view {:?}", reference.view),
+                    );
                     ok = false;
                 }
                 // Pinned versions are checked against stored versions when planning.
@@ -902,7 +1046,10 @@ impl Validator {
                             self.error(
                                 doc,
                                 &at,
-                                format!("feature view {:?} has no feature {:?}", view.name, reference.feature),
+                                format!(
+                                    "feature view {:?} has no feature {:?}",
+                                    view.name, reference.feature
+                                ),
                             );
                             ok = false;
                         }

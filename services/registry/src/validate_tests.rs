@@ -66,14 +66,27 @@ fn assert_error(errors: &[String], expected: &str) {
 fn the_reference_example_is_valid() {
     let valid = validate(&docs(VALID)).unwrap();
     assert_eq!(valid.project, "fraud");
-    let kinds: Vec<_> = valid.definitions.iter().map(|d| d.definition.kind()).collect();
+    let kinds: Vec<_> = valid
+        .definitions
+        .iter()
+        .map(|d| d.definition.kind())
+        .collect();
     use crate::definition::Kind::*;
     assert_eq!(kinds, [Entity, Source, FeatureView, FeatureService]);
     let view = valid.view("user_txn").unwrap();
     assert_eq!(view.ttl, Some(Duration::from_secs(7 * 86_400)));
-    assert_eq!(view.feature("amount_max_1h").unwrap().window, Window::Tumbling(Duration::from_secs(3_600)));
-    assert_eq!(view.feature("amount_sum_24h").unwrap().window, Window::Sliding(Duration::from_secs(86_400)));
-    assert_eq!(view.feature("last_amount").unwrap().window, Window::Lifetime);
+    assert_eq!(
+        view.feature("amount_max_1h").unwrap().window,
+        Window::Tumbling(Duration::from_secs(3_600))
+    );
+    assert_eq!(
+        view.feature("amount_sum_24h").unwrap().window,
+        Window::Sliding(Duration::from_secs(86_400))
+    );
+    assert_eq!(
+        view.feature("last_amount").unwrap().window,
+        Window::Lifetime
+    );
 }
 
 #[test]
@@ -85,7 +98,10 @@ fn the_shipped_examples_are_valid() {
 
 #[test]
 fn unknown_column_names_the_feature_path() {
-    let errors = errors_after("{name: amount_sum_24h, column: amount", "{name: amount_sum_24h, column: amt");
+    let errors = errors_after(
+        "{name: amount_sum_24h, column: amount",
+        "{name: amount_sum_24h, column: amt",
+    );
     assert_error(
         &errors,
         r#"defs.yaml: feature_views[0].features[2].column: "amt" is not a column of source "transactions" or a transform output"#,
@@ -94,12 +110,24 @@ fn unknown_column_names_the_feature_path() {
 
 #[test]
 fn unknown_references() {
-    let errors = errors_after("    entity: user\n    timestamp_field", "    entity: person\n    timestamp_field");
-    assert_error(&errors, r#"defs.yaml: sources[0].entity: unknown entity "person""#);
+    let errors = errors_after(
+        "    entity: user\n    timestamp_field",
+        "    entity: person\n    timestamp_field",
+    );
+    assert_error(
+        &errors,
+        r#"defs.yaml: sources[0].entity: unknown entity "person""#,
+    );
     let errors = errors_after("    source: transactions", "    source: clicks");
-    assert_error(&errors, r#"defs.yaml: feature_views[0].source: unknown source "clicks""#);
+    assert_error(
+        &errors,
+        r#"defs.yaml: feature_views[0].source: unknown source "clicks""#,
+    );
     let errors = errors_after("user_txn:txn_count_1h,", "user_tx:txn_count_1h,");
-    assert_error(&errors, r#"defs.yaml: feature_services[0].features[0]: unknown feature view "user_tx""#);
+    assert_error(
+        &errors,
+        r#"defs.yaml: feature_services[0].features[0]: unknown feature view "user_tx""#,
+    );
 }
 
 #[test]
@@ -127,9 +155,18 @@ fn duplicate_names() {
         r#"defs.yaml: entities[1].name: duplicate entity "user" (first declared at defs.yaml: entities[0])"#,
     );
     let errors = errors_after("{name: txn_count_1h,", "{name: last_amount,");
-    assert_error(&errors, r#"defs.yaml: feature_views[0].features[1].name: duplicate feature "last_amount""#);
-    let errors = errors_after("{name: merchant, type: string}", "{name: amount, type: string}");
-    assert_error(&errors, r#"defs.yaml: sources[0].schema[3].name: duplicate column "amount""#);
+    assert_error(
+        &errors,
+        r#"defs.yaml: feature_views[0].features[1].name: duplicate feature "last_amount""#,
+    );
+    let errors = errors_after(
+        "{name: merchant, type: string}",
+        "{name: amount, type: string}",
+    );
+    assert_error(
+        &errors,
+        r#"defs.yaml: sources[0].schema[3].name: duplicate column "amount""#,
+    );
 }
 
 #[test]
@@ -137,9 +174,15 @@ fn duplicates_across_documents_name_both_places() {
     let mut documents = docs(VALID);
     documents.push(Document {
         name: "more.yaml".into(),
-        yaml: "project: fraud\nentities:\n  - name: user\n    join_keys: [{name: id, type: string}]\n".into(),
+        yaml:
+            "project: fraud\nentities:\n  - name: user\n    join_keys: [{name: id, type: string}]\n"
+                .into(),
     });
-    let errors: Vec<String> = validate(&documents).unwrap_err().iter().map(ToString::to_string).collect();
+    let errors: Vec<String> = validate(&documents)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_error(
         &errors,
         r#"more.yaml: entities[0].name: duplicate entity "user" (first declared at defs.yaml: entities[0])"#,
@@ -150,18 +193,41 @@ fn duplicates_across_documents_name_both_places() {
 fn bad_durations() {
     let expected = "expected a whole number and a unit, like 90s, 15m, 1h, 7d or 2w";
     let errors = errors_after("ttl: 7d", "ttl: 7days");
-    assert_error(&errors, &format!(r#"defs.yaml: feature_views[0].ttl: invalid duration "7days"; {expected}"#));
+    assert_error(
+        &errors,
+        &format!(r#"defs.yaml: feature_views[0].ttl: invalid duration "7days"; {expected}"#),
+    );
     let errors = errors_after("allowed_lateness: 1h", "allowed_lateness: 1.5h");
-    assert_error(&errors, &format!(r#"defs.yaml: sources[0].allowed_lateness: invalid duration "1.5h"; {expected}"#));
-    let errors = errors_after("aggregation: count, window: 1h", "aggregation: count, window: 0s");
-    assert_error(&errors, "defs.yaml: feature_views[0].features[1].window: must be longer than zero");
-    let errors = errors_after("window: 1d, exclude_above", "window: forever, exclude_above");
-    assert_error(&errors, &format!(r#"defs.yaml: feature_views[0].transforms[1].window: invalid duration "forever"; {expected}"#));
+    assert_error(
+        &errors,
+        &format!(r#"defs.yaml: sources[0].allowed_lateness: invalid duration "1.5h"; {expected}"#),
+    );
+    let errors = errors_after(
+        "aggregation: count, window: 1h",
+        "aggregation: count, window: 0s",
+    );
+    assert_error(
+        &errors,
+        "defs.yaml: feature_views[0].features[1].window: must be longer than zero",
+    );
+    let errors = errors_after(
+        "window: 1d, exclude_above",
+        "window: forever, exclude_above",
+    );
+    assert_error(
+        &errors,
+        &format!(
+            r#"defs.yaml: feature_views[0].transforms[1].window: invalid duration "forever"; {expected}"#
+        ),
+    );
 }
 
 #[test]
 fn unknown_types_ops_aggregations_and_kinds() {
-    let errors = errors_after("{name: amount, type: float64}", "{name: amount, type: decimal}");
+    let errors = errors_after(
+        "{name: amount, type: float64}",
+        "{name: amount, type: decimal}",
+    );
     assert_error(
         &errors,
         r#"defs.yaml: sources[0].schema[2].type: unknown type "decimal"; expected one of int64, float64, float32, bool, string, bytes, timestamp, float32_list"#,
@@ -181,13 +247,22 @@ fn unknown_types_ops_aggregations_and_kinds() {
         &errors,
         r#"defs.yaml: feature_views[0].features[4].kind: unknown window kind "hopping"; expected sliding or tumbling (omit window for lifetime)"#,
     );
-    let errors = errors_after("aggregation: max, window: 1h, kind: tumbling", "aggregation: max, kind: tumbling");
-    assert_error(&errors, "defs.yaml: feature_views[0].features[4].kind: a tumbling window needs a window length");
+    let errors = errors_after(
+        "aggregation: max, window: 1h, kind: tumbling",
+        "aggregation: max, kind: tumbling",
+    );
+    assert_error(
+        &errors,
+        "defs.yaml: feature_views[0].features[4].kind: a tumbling window needs a window length",
+    );
 }
 
 #[test]
 fn numeric_aggregations_need_numeric_columns() {
-    let errors = errors_after("column: amount, aggregation: sum", "column: merchant, aggregation: sum");
+    let errors = errors_after(
+        "column: amount, aggregation: sum",
+        "column: merchant, aggregation: sum",
+    );
     assert_error(
         &errors,
         r#"defs.yaml: feature_views[0].features[2].column: sum needs a numeric column; "merchant" is string"#,
@@ -197,7 +272,10 @@ fn numeric_aggregations_need_numeric_columns() {
         &errors,
         r#"defs.yaml: feature_views[0].transforms[1].input: zscore needs a numeric column; "merchant" is string"#,
     );
-    let errors = errors_after("op: token_count, input: note", "op: token_count, input: amount");
+    let errors = errors_after(
+        "op: token_count, input: note",
+        "op: token_count, input: amount",
+    );
     assert_error(
         &errors,
         r#"defs.yaml: feature_views[0].transforms[0].input: token_count needs a string column; "amount" is float64"#,
@@ -206,17 +284,26 @@ fn numeric_aggregations_need_numeric_columns() {
 
 #[test]
 fn join_keys_must_be_in_the_source_schema() {
-    let errors = errors_after("      - {name: user_id, type: int64}\n      - {name: ts", "      - {name: ts");
+    let errors = errors_after(
+        "      - {name: user_id, type: int64}\n      - {name: ts",
+        "      - {name: ts",
+    );
     assert_error(
         &errors,
         r#"defs.yaml: sources[0].schema: join key "user_id" of entity "user" is missing from the schema"#,
     );
-    let errors = errors_after("      - {name: user_id, type: int64}\n      - {name: ts", "      - {name: user_id, type: string}\n      - {name: ts");
+    let errors = errors_after(
+        "      - {name: user_id, type: int64}\n      - {name: ts",
+        "      - {name: user_id, type: string}\n      - {name: ts",
+    );
     assert_error(
         &errors,
         r#"defs.yaml: sources[0].schema: join key "user_id" is string in the schema but int64 in entity "user""#,
     );
-    let errors = errors_after("join_keys: [{name: user_id, type: int64}]", "join_keys: [{name: user_id, type: float64}]");
+    let errors = errors_after(
+        "join_keys: [{name: user_id, type: int64}]",
+        "join_keys: [{name: user_id, type: float64}]",
+    );
     assert_error(
         &errors,
         "defs.yaml: entities[0].join_keys[0].type: float64 cannot be a join key type; use int64, string or bytes",
@@ -226,20 +313,41 @@ fn join_keys_must_be_in_the_source_schema() {
 #[test]
 fn timestamp_field_must_be_a_timestamp_column() {
     let errors = errors_after("timestamp_field: ts", "timestamp_field: when");
-    assert_error(&errors, r#"defs.yaml: sources[0].timestamp_field: "when" is not a column of the schema"#);
+    assert_error(
+        &errors,
+        r#"defs.yaml: sources[0].timestamp_field: "when" is not a column of the schema"#,
+    );
     let errors = errors_after("timestamp_field: ts", "timestamp_field: amount");
-    assert_error(&errors, r#"defs.yaml: sources[0].timestamp_field: column "amount" is float64, not timestamp"#);
+    assert_error(
+        &errors,
+        r#"defs.yaml: sources[0].timestamp_field: column "amount" is float64, not timestamp"#,
+    );
 }
 
 #[test]
 fn transform_parameters_are_checked_per_op() {
-    let errors = errors_after("{name: note_tokens, op: token_count, input: note}", "{name: note_tokens, op: token_count, input: note, buckets: 8}");
-    assert_error(&errors, "defs.yaml: feature_views[0].transforms[0].buckets: token_count does not take buckets");
-    let errors = errors_after("{name: note_tokens, op: token_count, input: note}", "{name: h, op: ngram_hash, input: note, n: 3}");
+    let errors = errors_after(
+        "{name: note_tokens, op: token_count, input: note}",
+        "{name: note_tokens, op: token_count, input: note, buckets: 8}",
+    );
+    assert_error(
+        &errors,
+        "defs.yaml: feature_views[0].transforms[0].buckets: token_count does not take buckets",
+    );
+    let errors = errors_after(
+        "{name: note_tokens, op: token_count, input: note}",
+        "{name: h, op: ngram_hash, input: note, n: 3}",
+    );
     assert_error(&errors, "defs.yaml: feature_views[0].transforms[0].buckets: ngram_hash needs buckets (the output length)");
     let errors = errors_after("exclude_above: 4.0", "exclude_above: -1.0");
-    assert_error(&errors, "defs.yaml: feature_views[0].transforms[1].exclude_above: -1 must be a positive number");
-    let errors = errors_after("{name: note_tokens, op: token_count, input: note}", "{name: note, op: token_count, input: note}");
+    assert_error(
+        &errors,
+        "defs.yaml: feature_views[0].transforms[1].exclude_above: -1 must be a positive number",
+    );
+    let errors = errors_after(
+        "{name: note_tokens, op: token_count, input: note}",
+        "{name: note, op: token_count, input: note}",
+    );
     assert_error(
         &errors,
         r#"defs.yaml: feature_views[0].transforms[0].name: "note" is already a column of source "transactions" or an earlier transform"#,
@@ -253,20 +361,31 @@ fn transform_outputs_are_columns_for_later_steps() {
         "{name: last_amount, column: amount, aggregation: last}\n      - {name: tokens_sum, column: note_tokens, aggregation: sum}",
         1,
     );
-    let view = validate(&docs(&valid)).unwrap().view("user_txn").cloned().unwrap();
-    assert_eq!(view.feature("tokens_sum").unwrap().value_type, ValueType::Int64);
+    let view = validate(&docs(&valid))
+        .unwrap()
+        .view("user_txn")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        view.feature("tokens_sum").unwrap().value_type,
+        ValueType::Int64
+    );
 }
 
 #[test]
 fn structural_errors_name_their_path() {
     let errors = errors_after("ttl: 7d", "ttl: 7d\n    owner: me");
     assert!(
-        errors.iter().any(|e| e.starts_with("defs.yaml: feature_views[0].owner: unknown field `owner`")),
+        errors
+            .iter()
+            .any(|e| e.starts_with("defs.yaml: feature_views[0].owner: unknown field `owner`")),
         "{errors:?}"
     );
     let errors = errors_after("    entity: user\n    source", "    source");
     assert!(
-        errors.iter().any(|e| e.starts_with("defs.yaml: feature_views[0]: missing field `entity`")),
+        errors
+            .iter()
+            .any(|e| e.starts_with("defs.yaml: feature_views[0]: missing field `entity`")),
         "{errors:?}"
     );
     let errors = errors_after("project: fraud", "project: [fraud");
@@ -280,7 +399,11 @@ fn one_project_per_apply() {
         name: "other.yaml".into(),
         yaml: "project: ads\n".into(),
     });
-    let errors: Vec<String> = validate(&documents).unwrap_err().iter().map(ToString::to_string).collect();
+    let errors: Vec<String> = validate(&documents)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_error(
         &errors,
         r#"other.yaml: project: "ads" differs from project "fraud" of defs.yaml; apply one project at a time"#,
@@ -293,6 +416,10 @@ fn multi_document_files_are_named_by_position() {
     let yaml = format!("{first}---\nproject: fraud\nfeature_views:{rest}");
     let valid = validate(&docs(&yaml)).unwrap();
     assert_eq!(valid.definitions.len(), 4);
-    let located = valid.definitions.iter().find(|d| d.definition.name() == "user_txn").unwrap();
+    let located = valid
+        .definitions
+        .iter()
+        .find(|d| d.definition.name() == "user_txn")
+        .unwrap();
     assert_eq!(located.document, "defs.yaml#2");
 }

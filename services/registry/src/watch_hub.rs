@@ -40,7 +40,12 @@ impl WatchHub {
     }
 
     /// Subscribes; hold the returned guard while reading the starting state.
-    pub async fn subscribe(&self) -> (RwLockReadGuard<'_, ()>, broadcast::Receiver<Arc<WatchEvent>>) {
+    pub async fn subscribe(
+        &self,
+    ) -> (
+        RwLockReadGuard<'_, ()>,
+        broadcast::Receiver<Arc<WatchEvent>>,
+    ) {
         let guard = self.gate.read().await;
         (guard, self.sender.subscribe())
     }

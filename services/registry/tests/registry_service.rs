@@ -1,6 +1,8 @@
 //! The registry over real gRPC on 127.0.0.1: versioning, no-op re-applies, deletes,
 //! optimistic concurrency, lineage with consumers, and the Watch stream.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step should fail the test loudly
+
 use std::time::Duration;
 
 use quiver_common::{GrpcConfig, Shutdown};
@@ -67,7 +69,9 @@ async fn start() -> Server {
         ..GrpcConfig::default()
     };
     let server_shutdown = shutdown.clone();
-    tokio::spawn(async move { quiver_registry::serve(&config, &grpc, listener, server_shutdown).await });
+    tokio::spawn(
+        async move { quiver_registry::serve(&config, &grpc, listener, server_shutdown).await },
+    );
     let client = loop {
         match RegistryServiceClient::connect(format!("http://{address}")).await {
             Ok(client) => break client,
@@ -99,10 +103,19 @@ async fn apply(client: &mut RegistryServiceClient<Channel>, yaml: &str) -> Apply
 /// The plan action and versions of one object.
 fn item(response: &ApplyResponse, name: &str) -> (PlanAction, u32, u32) {
     let item = response.plan.iter().find(|i| i.name == name).unwrap();
-    (PlanAction::try_from(item.action).unwrap(), item.from_version, item.to_version)
+    (
+        PlanAction::try_from(item.action).unwrap(),
+        item.from_version,
+        item.to_version,
+    )
 }
 
-async fn describe(client: &mut RegistryServiceClient<Channel>, kind: ObjectKind, name: &str, version: u32) -> (quiver_proto::registry::RegistryObject, Vec<u32>) {
+async fn describe(
+    client: &mut RegistryServiceClient<Channel>,
+    kind: ObjectKind,
+    name: &str,
+    version: u32,
+) -> (quiver_proto::registry::RegistryObject, Vec<u32>) {
     let response = client
         .describe(DescribeRequest {
             project: String::new(),
@@ -117,10 +130,17 @@ async fn describe(client: &mut RegistryServiceClient<Channel>, kind: ObjectKind,
 }
 
 fn window_of(object: &quiver_proto::registry::RegistryObject, feature: &str) -> i64 {
-    let Some(quiver_proto::registry::registry_object::Spec::FeatureView(view)) = &object.spec else {
+    let Some(quiver_proto::registry::registry_object::Spec::FeatureView(view)) = &object.spec
+    else {
         panic!("not a view")
     };
-    view.features.iter().find(|f| f.name == feature).unwrap().window.unwrap().seconds
+    view.features
+        .iter()
+        .find(|f| f.name == feature)
+        .unwrap()
+        .window
+        .unwrap()
+        .seconds
 }
 
 #[tokio::test]
@@ -136,9 +156,16 @@ async fn a_changed_view_gets_a_new_version_and_the_old_one_stays_readable() {
     assert_eq!(second.revision, 2);
     assert_eq!(item(&second, "user_txn"), (PlanAction::Change, 1, 2));
     let view_item = second.plan.iter().find(|i| i.name == "user_txn").unwrap();
-    assert_eq!(view_item.changes, ["features[amount_sum_24h].window: 1d -> 2d"], "durations are shown in canonical units");
+    assert_eq!(
+        view_item.changes,
+        ["features[amount_sum_24h].window: 1d -> 2d"],
+        "durations are shown in canonical units"
+    );
     assert_eq!(item(&second, "user"), (PlanAction::Unchanged, 1, 1));
-    assert_eq!(item(&second, "fraud_model_v1"), (PlanAction::Unchanged, 1, 1));
+    assert_eq!(
+        item(&second, "fraud_model_v1"),
+        (PlanAction::Unchanged, 1, 1)
+    );
 
     let (v1, versions) = describe(&mut server.client, ObjectKind::FeatureView, "user_txn", 1).await;
     assert_eq!(versions, [1, 2]);
@@ -158,7 +185,13 @@ async fn a_changed_view_gets_a_new_version_and_the_old_one_stays_readable() {
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
-    assert!(missing.message().contains("has no version 9 (versions: 1, 2)"), "{}", missing.message());
+    assert!(
+        missing
+            .message()
+            .contains("has no version 9 (versions: 1, 2)"),
+        "{}",
+        missing.message()
+    );
 }
 
 #[tokio::test]
@@ -168,20 +201,37 @@ async fn re_applying_identical_definitions_changes_nothing() {
     let again = apply(&mut server.client, DEFS).await;
     assert!(!again.applied);
     assert_eq!((again.base_revision, again.revision), (1, 1));
-    assert!(again.plan.iter().all(|i| i.action == PlanAction::Unchanged as i32), "{:?}", again.plan);
+    assert!(
+        again
+            .plan
+            .iter()
+            .all(|i| i.action == PlanAction::Unchanged as i32),
+        "{:?}",
+        again.plan
+    );
 }
 
 #[tokio::test]
 async fn a_new_entity_version_bumps_its_dependents_but_not_services() {
     let mut server = start().await;
     apply(&mut server.client, DEFS).await;
-    let described = DEFS.replace("  - name: user\n", "  - name: user\n    description: a card holder\n");
+    let described = DEFS.replace(
+        "  - name: user\n",
+        "  - name: user\n    description: a card holder\n",
+    );
     let response = apply(&mut server.client, &described).await;
     assert_eq!(item(&response, "user"), (PlanAction::Change, 1, 2));
     assert_eq!(item(&response, "transactions"), (PlanAction::Change, 1, 2));
     assert_eq!(item(&response, "user_txn"), (PlanAction::Change, 1, 2));
-    assert_eq!(item(&response, "fraud_model_v1"), (PlanAction::Unchanged, 1, 1));
-    let source = response.plan.iter().find(|i| i.name == "transactions").unwrap();
+    assert_eq!(
+        item(&response, "fraud_model_v1"),
+        (PlanAction::Unchanged, 1, 1)
+    );
+    let source = response
+        .plan
+        .iter()
+        .find(|i| i.name == "transactions")
+        .unwrap();
     assert_eq!(source.changes, ["entity user is now v2"]);
 }
 
@@ -191,7 +241,10 @@ async fn objects_left_out_are_deleted_and_a_recreated_name_continues_its_version
     apply(&mut server.client, DEFS).await;
     let (without_service, _) = DEFS.split_once("feature_services:").unwrap();
     let response = apply(&mut server.client, without_service).await;
-    assert_eq!(item(&response, "fraud_model_v1"), (PlanAction::Delete, 1, 1));
+    assert_eq!(
+        item(&response, "fraud_model_v1"),
+        (PlanAction::Delete, 1, 1)
+    );
 
     let list = |include_deleted| ListRequest {
         project: "fraud".into(),
@@ -202,17 +255,29 @@ async fn objects_left_out_are_deleted_and_a_recreated_name_continues_its_version
     assert!(live.objects.is_empty());
     let all = server.client.list(list(true)).await.unwrap().into_inner();
     assert!(all.objects[0].meta.as_ref().unwrap().deleted);
-    let (v1, _) = describe(&mut server.client, ObjectKind::FeatureService, "fraud_model_v1", 1).await;
+    let (v1, _) = describe(
+        &mut server.client,
+        ObjectKind::FeatureService,
+        "fraud_model_v1",
+        1,
+    )
+    .await;
     assert!(!v1.meta.unwrap().deleted, "old versions stay readable");
 
     let response = apply(&mut server.client, DEFS).await;
-    assert_eq!(item(&response, "fraud_model_v1"), (PlanAction::Create, 1, 2));
+    assert_eq!(
+        item(&response, "fraud_model_v1"),
+        (PlanAction::Create, 1, 2)
+    );
 }
 
 #[tokio::test]
 async fn invalid_definitions_and_dry_runs_write_nothing() {
     let mut server = start().await;
-    let bad = DEFS.replace("column: amount, aggregation: sum", "column: note, aggregation: sum");
+    let bad = DEFS.replace(
+        "column: amount, aggregation: sum",
+        "column: note, aggregation: sum",
+    );
     let error = server.client.apply(request(&bad)).await.unwrap_err();
     assert_eq!(error.code(), Code::InvalidArgument);
     assert!(
@@ -231,7 +296,12 @@ async fn invalid_definitions_and_dry_runs_write_nothing() {
         .into_inner();
     assert!(!dry.applied);
     assert_eq!(item(&dry, "user_txn"), (PlanAction::Create, 0, 1));
-    let projects = server.client.list_projects(quiver_proto::registry::ListProjectsRequest {}).await.unwrap().into_inner();
+    let projects = server
+        .client
+        .list_projects(quiver_proto::registry::ListProjectsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     assert!(projects.projects.is_empty());
     assert_eq!(projects.revision, 0);
 }
@@ -254,19 +324,32 @@ async fn concurrent_applies_from_one_revision_let_exactly_one_win() {
     };
     assert_eq!(winner.revision, 2);
     assert_eq!(loser.code(), Code::Aborted);
-    assert!(loser.message().contains("another apply changed the registry"), "{}", loser.message());
-    let (view, versions) = describe(&mut server.client, ObjectKind::FeatureView, "user_txn", 0).await;
+    assert!(
+        loser
+            .message()
+            .contains("another apply changed the registry"),
+        "{}",
+        loser.message()
+    );
+    let (view, versions) =
+        describe(&mut server.client, ObjectKind::FeatureView, "user_txn", 0).await;
     assert_eq!(versions, [1, 2], "the loser wrote nothing");
     assert_eq!(view.meta.unwrap().revision, 2);
 
     // Unpinned applies racing each other are also caught by the revision check.
     let results = futures_join_all(&server, &["ttl: 3d", "ttl: 4d", "ttl: 5d"]).await;
     let won = results.iter().filter(|r| r.is_ok()).count();
-    let aborted = results.iter().filter(|r| matches!(r, Err(s) if s.code() == Code::Aborted)).count();
+    let aborted = results
+        .iter()
+        .filter(|r| matches!(r, Err(s) if s.code() == Code::Aborted))
+        .count();
     assert!(won >= 1 && won + aborted == 3, "{results:?}");
 }
 
-async fn futures_join_all(server: &Server, ttls: &[&str]) -> Vec<Result<ApplyResponse, tonic::Status>> {
+async fn futures_join_all(
+    server: &Server,
+    ttls: &[&str],
+) -> Vec<Result<ApplyResponse, tonic::Status>> {
     let handles: Vec<_> = ttls
         .iter()
         .map(|ttl| {
@@ -290,9 +373,16 @@ async fn pinned_feature_refs_must_name_an_existing_version() {
     apply(&mut server.client, &v2).await;
     let pinned_old = v2.replace("[user_txn:amount_sum_24h,", "[user_txn@1:amount_sum_24h,");
     let response = apply(&mut server.client, &pinned_old).await;
-    assert_eq!(item(&response, "fraud_model_v1"), (PlanAction::Change, 1, 2));
+    assert_eq!(
+        item(&response, "fraud_model_v1"),
+        (PlanAction::Change, 1, 2)
+    );
     let pinned_missing = v2.replace("[user_txn:amount_sum_24h,", "[user_txn@7:amount_sum_24h,");
-    let error = server.client.apply(request(&pinned_missing)).await.unwrap_err();
+    let error = server
+        .client
+        .apply(request(&pinned_missing))
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), Code::InvalidArgument);
     assert!(
         error.message().contains(r#"defs.yaml: feature_services[0].features[0]: feature view "user_txn" has no version 7 (latest is 2)"#),
@@ -334,26 +424,69 @@ async fn lineage_runs_from_source_to_consumers() {
         ids.sort();
         ids
     };
-    let feature = server.client.get_lineage(lineage("user_txn:amount_sum_24h")).await.unwrap().into_inner();
+    let feature = server
+        .client
+        .get_lineage(lineage("user_txn:amount_sum_24h"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(
         ids(&feature.upstream),
-        ["entity:user", "source:transactions", "transform:user_txn.note_tokens", "view:user_txn"]
+        [
+            "entity:user",
+            "source:transactions",
+            "transform:user_txn.note_tokens",
+            "view:user_txn"
+        ]
     );
-    assert_eq!(ids(&feature.downstream), ["consumer:fraud-scorer", "service:fraud_model_v1"]);
-    assert!(feature.edges.iter().any(|e| e.from == "view:user_txn" && e.to == "feature:user_txn:amount_sum_24h"));
+    assert_eq!(
+        ids(&feature.downstream),
+        ["consumer:fraud-scorer", "service:fraud_model_v1"]
+    );
+    assert!(feature
+        .edges
+        .iter()
+        .any(|e| e.from == "view:user_txn" && e.to == "feature:user_txn:amount_sum_24h"));
 
-    let source = server.client.get_lineage(lineage("source/transactions")).await.unwrap().into_inner();
+    let source = server
+        .client
+        .get_lineage(lineage("source/transactions"))
+        .await
+        .unwrap()
+        .into_inner();
     let downstream = ids(&source.downstream);
-    for expected in ["consumer:analyst-notebook", "consumer:fraud-scorer", "feature:user_txn:last_amount", "service:fraud_model_v1", "view:user_txn"] {
-        assert!(downstream.contains(&expected.to_string()), "{expected} missing from {downstream:?}");
+    for expected in [
+        "consumer:analyst-notebook",
+        "consumer:fraud-scorer",
+        "feature:user_txn:last_amount",
+        "service:fraud_model_v1",
+        "view:user_txn",
+    ] {
+        assert!(
+            downstream.contains(&expected.to_string()),
+            "{expected} missing from {downstream:?}"
+        );
     }
-    let consumer = server.client.get_lineage(lineage("consumer/fraud-scorer")).await.unwrap().into_inner();
+    let consumer = server
+        .client
+        .get_lineage(lineage("consumer/fraud-scorer"))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(consumer.root.unwrap().last_seen.is_some());
     assert!(ids(&consumer.upstream).contains(&"feature:user_txn:amount_sum_24h".to_string()));
 
-    let unknown = server.client.get_lineage(lineage("user_txn:nope")).await.unwrap_err();
+    let unknown = server
+        .client
+        .get_lineage(lineage("user_txn:nope"))
+        .await
+        .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
-    let bad = server.client.get_lineage(lineage("what")).await.unwrap_err();
+    let bad = server
+        .client
+        .get_lineage(lineage("what"))
+        .await
+        .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
     let bad_consumer = server
         .client
@@ -400,7 +533,11 @@ async fn watch_delivers_a_snapshot_then_every_change_in_order() {
         let change = next(&mut from_start).await;
         assert!(!change.snapshot);
         assert_eq!(change.revision, revision);
-        let names: Vec<_> = change.objects.iter().map(|o| o.meta.as_ref().unwrap().name.as_str()).collect();
+        let names: Vec<_> = change
+            .objects
+            .iter()
+            .map(|o| o.meta.as_ref().unwrap().name.as_str())
+            .collect();
         assert_eq!(names, ["user_txn"]);
     }
 
@@ -430,10 +567,17 @@ async fn watch_delivers_a_snapshot_then_every_change_in_order() {
         .await
         .unwrap()
         .into_inner();
-    apply(&mut server.client, &DEFS.replace("project: fraud", "project: ads")).await;
+    apply(
+        &mut server.client,
+        &DEFS.replace("project: fraud", "project: ads"),
+    )
+    .await;
     let ads = next(&mut other).await;
     assert_eq!(ads.revision, 5);
-    assert!(ads.objects.iter().all(|o| o.meta.as_ref().unwrap().project == "ads"));
+    assert!(ads
+        .objects
+        .iter()
+        .all(|o| o.meta.as_ref().unwrap().project == "ads"));
 
     let ahead = server
         .client

@@ -14,7 +14,10 @@ pub fn duration_to_pb(d: Duration) -> prost_types::Duration {
 }
 
 /// Converts a wire duration; negative durations are rejected, naming `field`.
-pub fn duration_from_pb(d: &prost_types::Duration, field: &str) -> Result<Duration, ConversionError> {
+pub fn duration_from_pb(
+    d: &prost_types::Duration,
+    field: &str,
+) -> Result<Duration, ConversionError> {
     let secs = u64::try_from(d.seconds)
         .map_err(|_| ConversionError::new(field, "must not be negative"))?;
     let nanos = u32::try_from(d.nanos)
@@ -32,7 +35,13 @@ mod tests {
     fn round_trips() {
         let d = Duration::new(3_600, 5);
         assert_eq!(duration_from_pb(&duration_to_pb(d), "x"), Ok(d));
-        let negative = prost_types::Duration { seconds: -1, nanos: 0 };
-        assert!(duration_from_pb(&negative, "ttl").unwrap_err().to_string().starts_with("ttl:"));
+        let negative = prost_types::Duration {
+            seconds: -1,
+            nanos: 0,
+        };
+        assert!(duration_from_pb(&negative, "ttl")
+            .unwrap_err()
+            .to_string()
+            .starts_with("ttl:"));
     }
 }

@@ -40,7 +40,11 @@ impl TryFrom<&registry::FeatureView> for FeatureView {
             name: v.name.clone(),
             entity: v.entity.clone(),
             source: v.source.clone(),
-            ttl: v.ttl.as_ref().map(|d| duration_from_pb(d, "ttl")).transpose()?,
+            ttl: v
+                .ttl
+                .as_ref()
+                .map(|d| duration_from_pb(d, "ttl"))
+                .transpose()?,
             transforms,
             features,
             description: v.description.clone(),
@@ -96,7 +100,10 @@ fn transform_from_pb(t: &registry::Transform) -> Result<Transform, ConversionErr
             exclude_above: t.exclude_above,
         },
         Ok(registry::TransformOp::Unspecified) | Err(_) => {
-            return Err(ConversionError::new("op", format!("invalid transform op {}", t.op)))
+            return Err(ConversionError::new(
+                "op",
+                format!("invalid transform op {}", t.op),
+            ))
         }
     };
     Ok(Transform {
@@ -132,7 +139,10 @@ fn aggregation_from_pb(raw: i32) -> Result<Aggregation, ConversionError> {
         Ok(registry::Aggregation::First) => Aggregation::First,
         Ok(registry::Aggregation::DistinctCount) => Aggregation::DistinctCount,
         Ok(registry::Aggregation::Unspecified) | Err(_) => {
-            return Err(ConversionError::new("aggregation", format!("invalid aggregation {raw}")))
+            return Err(ConversionError::new(
+                "aggregation",
+                format!("invalid aggregation {raw}"),
+            ))
         }
     })
 }
@@ -166,7 +176,10 @@ fn feature_from_pb(f: &registry::Feature) -> Result<Feature, ConversionError> {
         Ok(registry::WindowKind::Sliding) => Window::Sliding(length()?),
         Ok(registry::WindowKind::Tumbling) => Window::Tumbling(length()?),
         Ok(registry::WindowKind::Unspecified) | Err(_) => {
-            return Err(ConversionError::new("kind", format!("invalid window kind {}", f.kind)))
+            return Err(ConversionError::new(
+                "kind",
+                format!("invalid window kind {}", f.kind),
+            ))
         }
     };
     Ok(Feature {
@@ -195,7 +208,11 @@ mod tests {
             source: "transactions".into(),
             ttl: Some(Duration::from_secs(86_400)),
             transforms: vec![
-                Transform { name: "t".into(), input: "note".into(), op: TransformOp::TokenCount },
+                Transform {
+                    name: "t".into(),
+                    input: "note".into(),
+                    op: TransformOp::TokenCount,
+                },
                 Transform {
                     name: "h".into(),
                     input: "note".into(),
@@ -204,7 +221,10 @@ mod tests {
                 Transform {
                     name: "z".into(),
                     input: "amount".into(),
-                    op: TransformOp::ZScore { window: Some(Duration::from_secs(60)), exclude_above: Some(4.0) },
+                    op: TransformOp::ZScore {
+                        window: Some(Duration::from_secs(60)),
+                        exclude_above: Some(4.0),
+                    },
                 },
                 Transform {
                     name: "s".into(),
@@ -214,7 +234,15 @@ mod tests {
             ],
             features: Aggregation::ALL
                 .into_iter()
-                .zip([Window::Lifetime, Window::Sliding(Duration::from_secs(60)), Window::Tumbling(Duration::from_secs(3_600))].into_iter().cycle())
+                .zip(
+                    [
+                        Window::Lifetime,
+                        Window::Sliding(Duration::from_secs(60)),
+                        Window::Tumbling(Duration::from_secs(3_600)),
+                    ]
+                    .into_iter()
+                    .cycle(),
+                )
                 .map(|(aggregation, window)| Feature {
                     name: aggregation.name().into(),
                     column: Some("amount".into()),

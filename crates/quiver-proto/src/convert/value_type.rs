@@ -32,7 +32,10 @@ pub(crate) fn value_type_from_pb(raw: i32, field: &str) -> Result<ValueType, Con
         Ok(types::ValueType::Timestamp) => ValueType::Timestamp,
         Ok(types::ValueType::Float32List) => ValueType::Float32List,
         Ok(types::ValueType::Unspecified) | Err(_) => {
-            return Err(ConversionError::new(field, format!("invalid value type {raw}")))
+            return Err(ConversionError::new(
+                field,
+                format!("invalid value type {raw}"),
+            ))
         }
     })
 }

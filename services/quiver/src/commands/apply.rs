@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use quiver_proto::registry::{ApplyRequest, ApplyResponse, DefinitionDocument, PlanAction, PlanItem};
+use quiver_proto::registry::{
+    ApplyRequest, ApplyResponse, DefinitionDocument, PlanAction, PlanItem,
+};
 use quiver_registry::definition::Kind;
 
 use crate::addresses::Addresses;
@@ -24,7 +26,11 @@ pub async fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
 /// Plans, prints and (unless `dry_run`) applies the definitions under `paths`. The apply is
 /// pinned to the revision the plan was made against, so a concurrent change makes it fail
 /// rather than apply something other than what was shown.
-pub async fn apply_paths(paths: &[PathBuf], dry_run: bool, addresses: &Addresses) -> anyhow::Result<ApplyResponse> {
+pub async fn apply_paths(
+    paths: &[PathBuf],
+    dry_run: bool,
+    addresses: &Addresses,
+) -> anyhow::Result<ApplyResponse> {
     let documents = read_documents(paths)?;
     let mut client = addresses.registry().await?;
     let plan = client
@@ -37,13 +43,19 @@ pub async fn apply_paths(paths: &[PathBuf], dry_run: bool, addresses: &Addresses
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .into_inner();
     print_plan(&plan);
-    let changes = plan.plan.iter().any(|i| i.action != PlanAction::Unchanged as i32);
+    let changes = plan
+        .plan
+        .iter()
+        .any(|i| i.action != PlanAction::Unchanged as i32);
     if dry_run {
         println!("Dry run: nothing was applied.");
         return Ok(plan);
     }
     if !changes {
-        println!("No changes: the registry already matches (revision {}).", plan.base_revision);
+        println!(
+            "No changes: the registry already matches (revision {}).",
+            plan.base_revision
+        );
         return Ok(plan);
     }
     let applied = client
@@ -55,7 +67,10 @@ pub async fn apply_paths(paths: &[PathBuf], dry_run: bool, addresses: &Addresses
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .into_inner();
-    println!("Applied: registry revision {} -> {}.", applied.base_revision, applied.revision);
+    println!(
+        "Applied: registry revision {} -> {}.",
+        applied.base_revision, applied.revision
+    );
     Ok(applied)
 }
 
@@ -64,11 +79,16 @@ fn read_documents(paths: &[PathBuf]) -> anyhow::Result<Vec<DefinitionDocument>> 
     for path in paths {
         collect(path, &mut files)?;
     }
-    anyhow::ensure!(!files.is_empty(), "no .yaml or .yml files under {}", show(paths));
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no .yaml or .yml files under {}",
+        show(paths)
+    );
     files
         .into_iter()
         .map(|file| {
-            let yaml = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let yaml = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
             Ok(DefinitionDocument {
                 name: file.display().to_string(),
                 yaml,
@@ -79,7 +99,8 @@ fn read_documents(paths: &[PathBuf]) -> anyhow::Result<Vec<DefinitionDocument>> 
 
 /// Adds `path` (a file) or every YAML file under it (a directory), in name order.
 fn collect(path: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.is_file() {
         files.push(path.to_path_buf());
         return Ok(());
@@ -99,22 +120,39 @@ fn collect(path: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
 }
 
 fn show(paths: &[PathBuf]) -> String {
-    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn print_plan(plan: &ApplyResponse) {
-    println!("Plan for project {:?} at registry revision {}:", plan.project, plan.base_revision);
+    println!(
+        "Plan for project {:?} at registry revision {}:",
+        plan.project, plan.base_revision
+    );
     let mut counts = [0usize; 4];
     for item in &plan.plan {
         let action = PlanAction::try_from(item.action).unwrap_or(PlanAction::Unspecified);
         let (sign, versions, slot) = match action {
             PlanAction::Create => ('+', format!("v{}", item.to_version), 0),
-            PlanAction::Change => ('~', format!("v{} -> v{}", item.from_version, item.to_version), 1),
+            PlanAction::Change => (
+                '~',
+                format!("v{} -> v{}", item.from_version, item.to_version),
+                1,
+            ),
             PlanAction::Delete => ('-', format!("v{} deleted", item.from_version), 2),
-            PlanAction::Unchanged | PlanAction::Unspecified => ('=', format!("v{}", item.to_version), 3),
+            PlanAction::Unchanged | PlanAction::Unspecified => {
+                ('=', format!("v{}", item.to_version), 3)
+            }
         };
         counts[slot] += 1;
-        println!("  {sign} {:<8} {:<28} {versions}", kind_name(item), item.name);
+        println!(
+            "  {sign} {:<8} {:<28} {versions}",
+            kind_name(item),
+            item.name
+        );
         for change in &item.changes {
             println!("        {change}");
         }

@@ -22,17 +22,23 @@ pub async fn run(args: LineageArgs) -> anyhow::Result<()> {
         .into_inner();
     if args.output == Output::Json {
         let nodes = |ns: &[LineageNode]| ns.iter().map(|n| n.id.clone()).collect::<Vec<_>>();
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({
-            "root": response.root.as_ref().map(|n| n.id.clone()),
-            "upstream": nodes(&response.upstream),
-            "downstream": nodes(&response.downstream),
-            "edges": response.edges.iter().map(|e| [e.from.clone(), e.to.clone()]).collect::<Vec<_>>(),
-        }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "root": response.root.as_ref().map(|n| n.id.clone()),
+                "upstream": nodes(&response.upstream),
+                "downstream": nodes(&response.downstream),
+                "edges": response.edges.iter().map(|e| [e.from.clone(), e.to.clone()]).collect::<Vec<_>>(),
+            }))?
+        );
         return Ok(());
     }
     let root = response.root.unwrap_or_default();
     println!("{}", describe(&root));
-    for (title, nodes) in [("upstream", &response.upstream), ("downstream", &response.downstream)] {
+    for (title, nodes) in [
+        ("upstream", &response.upstream),
+        ("downstream", &response.downstream),
+    ] {
         println!("{title}:");
         if nodes.is_empty() {
             println!("  (none)");

@@ -31,15 +31,25 @@ pub async fn list(args: ListArgs) -> anyhow::Result<()> {
         .map_err(|s| rpc_error("list", s))?
         .into_inner();
     if args.output == Output::Json {
-        let rows: Vec<_> = response.objects.iter().map(|o| object_json(o, None)).collect();
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({
-            "project": response.project,
-            "revision": response.revision,
-            "objects": rows,
-        }))?);
+        let rows: Vec<_> = response
+            .objects
+            .iter()
+            .map(|o| object_json(o, None))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "project": response.project,
+                "revision": response.revision,
+                "objects": rows,
+            }))?
+        );
         return Ok(());
     }
-    println!("{:<28} {:>7} {:>9}  {:<20} status", "name", "version", "revision", "created");
+    println!(
+        "{:<28} {:>7} {:>9}  {:<20} status",
+        "name", "version", "revision", "created"
+    );
     for object in &response.objects {
         let Some(meta) = &object.meta else { continue };
         println!(
@@ -75,7 +85,10 @@ pub async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
         .into_inner();
     let object = response.object.unwrap_or_default();
     if args.output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&object_json(&object, Some(&response.versions)))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&object_json(&object, Some(&response.versions)))?
+        );
         return Ok(());
     }
     let meta = object.meta.clone().unwrap_or_default();
@@ -95,7 +108,14 @@ pub async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
         let deps: Vec<String> = meta
             .dependencies
             .iter()
-            .map(|d| format!("{} {} v{}", Kind::from_pb(d.kind).map(Kind::name).unwrap_or("?"), d.name, d.version))
+            .map(|d| {
+                format!(
+                    "{} {} v{}",
+                    Kind::from_pb(d.kind).map(Kind::name).unwrap_or("?"),
+                    d.name,
+                    d.version
+                )
+            })
             .collect();
         println!("built against: {}", deps.join(", "));
     }

@@ -21,12 +21,19 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
         .into_inner();
     while let Some(event) = stream.message().await.map_err(|s| rpc_error("watch", s))? {
         let what = if event.snapshot { "snapshot" } else { "change" };
-        println!("revision {} ({what}, {} objects)", event.revision, event.objects.len());
+        println!(
+            "revision {} ({what}, {} objects)",
+            event.revision,
+            event.objects.len()
+        );
         for object in &event.objects {
             let Some(meta) = &object.meta else { continue };
             let kind = Kind::from_pb(meta.kind).map(Kind::name).unwrap_or("?");
             let state = if meta.deleted { " deleted" } else { "" };
-            println!("  {}/{kind}/{} v{}{state}", meta.project, meta.name, meta.version);
+            println!(
+                "  {}/{kind}/{} v{}{state}",
+                meta.project, meta.name, meta.version
+            );
         }
     }
     Ok(())

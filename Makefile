@@ -1,0 +1,37 @@
+# Quiver's entry points. `make help` lists them. CARGO_TARGET_DIR is honoured if set.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: help deps build run test lint verify fix charts-check clean-data
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+deps: ## Install missing system packages (protoc); safe to re-run
+	@scripts/install-deps.sh
+
+build: deps ## Build the quiver binary (release)
+	$(CARGO) build --release -p quiver
+
+run: build ## Run Quiver: `quiver dev` with the example definitions applied
+	$(CARGO) run --release -p quiver -- dev --apply examples
+
+test: deps ## Run every test: unit, service, process and chart checks
+	$(CARGO) test --workspace --all-targets
+	@$(MAKE) --no-print-directory charts-check
+
+lint: deps ## Check formatting and clippy (-D warnings); writes nothing
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+verify: lint test ## What CI runs: lint, then every test; writes nothing
+
+fix: ## Format and apply clippy's fixes
+	$(CARGO) fmt --all
+	$(CARGO) clippy --workspace --all-targets --fix --allow-dirty --allow-staged
+
+charts-check: ## Lint, render and schema-validate the Helm chart and k8s manifests
+	@scripts/charts-check.sh
+
+clean-data: ## Delete ./quiver-data (the state of `make run`)
+	rm -rf quiver-data

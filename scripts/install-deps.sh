@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the system packages Quiver's build needs, only if they are missing, on Debian/Ubuntu.
+# The Rust toolchain itself is expected (rustup); everything else comes from crates.io.
+set -euo pipefail
+
+missing=()
+command -v protoc >/dev/null || missing+=(protobuf-compiler)
+command -v make >/dev/null || missing+=(make)
+command -v cc >/dev/null || missing+=(gcc)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+command -v cargo >/dev/null || { echo "install Rust first: https://rustup.rs" >&2; exit 1; }
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
+echo "==> installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
