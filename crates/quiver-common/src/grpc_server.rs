@@ -17,7 +17,8 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{Service, ServiceBuilder};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
 
 use crate::config::GrpcConfig;
 use crate::metrics::RpcMetricsLayer;
@@ -61,6 +62,14 @@ impl GrpcServer {
     /// Serves on `listener` until `shutdown` triggers, then drains for at most the configured
     /// grace period.
     pub async fn serve(mut self, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.config.concurrency_limit > 0,
+            "grpc.concurrency_limit must be at least 1"
+        );
+        anyhow::ensure!(
+            !self.config.request_timeout.is_zero(),
+            "grpc.request_timeout must be longer than zero"
+        );
         let (health, health_service) = tonic_health::server::health_reporter();
         for name in self.service_names.iter().copied().chain([""]) {
             health
@@ -75,7 +84,11 @@ impl GrpcServer {
         self.routes.add_service(reflection);
 
         let layers = ServiceBuilder::new()
-            .layer(TraceLayer::new_for_grpc())
+            // Client errors are not server failures: log them at debug; `ServiceError` logs
+            // internal errors at error level with their cause.
+            .layer(
+                TraceLayer::new_for_grpc().on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
+            )
             .layer(RpcMetricsLayer)
             .layer(GlobalConcurrencyLimitLayer::new(
                 self.config.concurrency_limit,

@@ -37,6 +37,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, InvalidDuration> {
 /// Formats a duration in the largest unit up to days that divides it exactly (`7d`, not
 /// `1w`: days are what authors write), the inverse of [`parse_duration`].
 pub fn format_duration(d: Duration) -> String {
+    if d.is_zero() {
+        return "0s".to_string();
+    }
     if d.subsec_nanos() != 0 || d.as_secs() == 0 {
         return format!("{}ms", d.as_millis());
     }
@@ -83,7 +86,7 @@ mod tests {
 
     #[test]
     fn formats_in_largest_exact_unit() {
-        for text in ["90s", "15m", "1h", "7d", "14d", "250ms", "25h"] {
+        for text in ["0s", "90s", "15m", "1h", "7d", "14d", "250ms", "25h"] {
             let parsed = parse_duration(text).unwrap();
             assert_eq!(format_duration(parsed), text);
         }

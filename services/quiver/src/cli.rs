@@ -161,7 +161,8 @@ pub struct DescribeArgs {
 /// `quiver lineage`.
 #[derive(Debug, Args)]
 pub struct LineageArgs {
-    /// `view:feature`, or `<kind>/<name>` (kind: entity, source, transform, view, service, consumer).
+    /// `view:feature`, or `<kind>/<name>` (kind: entity, source, transform, view, feature,
+    /// service, consumer), e.g. `source/transactions`, `transform/user_txn.note_tokens`.
     pub node: String,
     /// The project (optional when the registry holds one).
     #[arg(long, default_value = "")]

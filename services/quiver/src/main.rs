@@ -9,6 +9,7 @@ mod roles;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    exit_quietly_on_closed_stdout();
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -24,4 +25,22 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `quiver list | head` closes stdout early; `println!` then panics. Treat that like other CLI
+/// tools do (a quiet exit) instead of printing a panic; every other panic keeps the default hook.
+fn exit_quietly_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.contains("failed printing to stdout") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }

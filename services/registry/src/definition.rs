@@ -40,6 +40,16 @@ impl Kind {
         }
     }
 
+    /// The plural, for messages.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Self::Entity => "entities",
+            Self::Source => "sources",
+            Self::FeatureView => "views",
+            Self::FeatureService => "services",
+        }
+    }
+
     /// A one-byte tag for storage keys (never change these).
     pub fn tag(self) -> u8 {
         match self {

@@ -47,10 +47,31 @@ fn diff_at(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
             {
                 out.push(format!("{path}[{}]: removed", item_name(item)));
             }
+            // Order matters: transforms run in order and services serve in order.
+            let kept = |xs: &[Value], ys: &[Value]| -> Vec<String> {
+                xs.iter()
+                    .map(|x| item_name(x).to_string())
+                    .filter(|n| ys.iter().any(|y| item_name(y) == n))
+                    .collect()
+            };
+            if kept(a, b) != kept(b, a) {
+                out.push(format!("{path}: order changed"));
+            }
+        }
+        (Value::Sequence(a), Value::Sequence(b))
+            if a.len() == b.len() && a != b && sorted(a) == sorted(b) =>
+        {
+            out.push(format!("{path}: order changed"));
         }
         _ if old != new => out.push(format!("{path}: {} -> {}", short(old), short(new))),
         _ => {}
     }
+}
+
+fn sorted(items: &[Value]) -> Vec<String> {
+    let mut texts: Vec<String> = items.iter().map(short).collect();
+    texts.sort();
+    texts
 }
 
 fn all_named(items: &[Value]) -> bool {
@@ -93,6 +114,16 @@ mod tests {
                 "features[a].window: 1h -> 2h",
                 "features[b]: removed"
             ]
+        );
+    }
+
+    #[test]
+    fn reordering_is_a_change() {
+        let old = yaml("features:\n- {name: a}\n- {name: b}\nrefs: [x, y]\n");
+        let new = yaml("features:\n- {name: b}\n- {name: a}\nrefs: [y, x]\n");
+        assert_eq!(
+            diff(&old, &new),
+            vec!["features: order changed", "refs: order changed"]
         );
     }
 

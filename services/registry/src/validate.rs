@@ -440,8 +440,11 @@ impl Validator {
                 "a source needs at least one column",
             );
         }
-        let schema = self.columns(doc, &format!("{path}.schema"), &spec.schema);
-        ok &= schema.is_some() && !spec.schema.is_empty();
+        // An empty schema counts as invalid: the checks that need columns are skipped.
+        let schema = self
+            .columns(doc, &format!("{path}.schema"), &spec.schema)
+            .filter(|s| !s.is_empty());
+        ok &= schema.is_some();
         let columns = schema.as_deref().unwrap_or_default();
         match columns.iter().find(|c| c.name == spec.timestamp_field) {
             None if schema.is_none() => {}
@@ -595,10 +598,12 @@ impl Validator {
         };
 
         // Columns a transform or feature may read: the source's, then each transform's output.
-        let mut columns: Option<HashMap<&str, ValueType>> = source.map(|s| {
+        // A column's type is `None` when it is the output of a transform that has errors: it
+        // exists (so no "unknown column" noise) but cannot be type-checked.
+        let mut columns: Option<HashMap<&str, Option<ValueType>>> = source.map(|s| {
             s.schema
                 .iter()
-                .map(|c| (c.name.as_str(), c.value_type))
+                .map(|c| (c.name.as_str(), Some(c.value_type)))
                 .collect()
         });
         let mut transforms = Vec::new();
@@ -607,11 +612,16 @@ impl Validator {
             match self.transform(doc, &at, t, &spec.source, columns.as_ref()) {
                 Some(transform) => {
                     if let Some(columns) = columns.as_mut() {
-                        columns.insert(t.name.as_str(), transform.op.output_type());
+                        columns.insert(t.name.as_str(), Some(transform.op.output_type()));
                     }
                     transforms.push(transform);
                 }
-                None => ok = false,
+                None => {
+                    if let Some(columns) = columns.as_mut() {
+                        columns.entry(t.name.as_str()).or_insert(None);
+                    }
+                    ok = false;
+                }
             }
         }
 
@@ -659,7 +669,7 @@ impl Validator {
         at: &str,
         spec: &TransformSpec,
         source: &str,
-        columns: Option<&HashMap<&str, ValueType>>,
+        columns: Option<&HashMap<&str, Option<ValueType>>>,
     ) -> Option<Transform> {
         let mut ok = self.name(doc, &format!("{at}.name"), &spec.name);
         if columns.is_some_and(|c| c.contains_key(spec.name.as_str())) {
@@ -675,7 +685,7 @@ impl Validator {
         }
         let input_type = match columns.map(|c| c.get(spec.input.as_str())) {
             None => None,
-            Some(Some(t)) => Some(*t),
+            Some(Some(t)) => *t,
             Some(None) => {
                 self.error(
                     doc,
@@ -854,7 +864,7 @@ impl Validator {
         spec: &FeatureSpec,
         source: &str,
         has_transforms: bool,
-        columns: Option<&HashMap<&str, ValueType>>,
+        columns: Option<&HashMap<&str, Option<ValueType>>>,
     ) -> Option<Feature> {
         let mut ok = self.name(doc, &format!("{at}.name"), &spec.name);
         let aggregation = Aggregation::from_name(&spec.aggregation);
@@ -899,7 +909,10 @@ impl Validator {
                     ok = false;
                     None
                 }
-                Some(Some(t)) => Some(*t),
+                Some(Some(t)) => {
+                    ok &= t.is_some();
+                    *t
+                }
             },
         };
         if let (Some(aggregation), Some(column_type), Some(column)) =

@@ -423,3 +423,41 @@ fn multi_document_files_are_named_by_position() {
         .unwrap();
     assert_eq!(located.document, "defs.yaml#2");
 }
+
+#[test]
+fn a_broken_transform_is_reported_once_not_by_every_reader() {
+    let yaml = VALID
+        .replacen("op: token_count, input: note", "op: token_count, input: nope", 1)
+        .replacen(
+            "{name: last_amount, column: amount, aggregation: last}",
+            "{name: last_amount, column: amount, aggregation: last}\n      - {name: t, column: note_tokens, aggregation: sum}",
+            1,
+        );
+    let errors: Vec<String> = validate(&docs(&yaml))
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            r#"defs.yaml: feature_views[0].transforms[0].input: "nope" is not a column of source "transactions" or an earlier transform"#
+        ]
+    );
+}
+
+#[test]
+fn an_empty_schema_is_one_error() {
+    let start = VALID.find("    schema:\n").unwrap();
+    let end = VALID.find("feature_views:").unwrap();
+    let yaml = format!("{}    schema: []\n{}", &VALID[..start], &VALID[end..]);
+    let errors: Vec<String> = validate(&docs(&yaml))
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errors,
+        ["defs.yaml: sources[0].schema: a source needs at least one column"]
+    );
+}

@@ -62,7 +62,7 @@ pub async fn list(args: ListArgs) -> anyhow::Result<()> {
         );
     }
     if response.objects.is_empty() {
-        println!("(no {}s in project {:?})", kind.name(), response.project);
+        println!("(no {} in project {:?})", kind.plural(), response.project);
     }
     Ok(())
 }
