@@ -7,6 +7,12 @@ missing=()
 command -v protoc >/dev/null || missing+=(protobuf-compiler)
 command -v make >/dev/null || missing+=(make)
 command -v cc >/dev/null || missing+=(gcc)
+command -v c++ >/dev/null || missing+=(g++)
+# bindgen (RocksDB bindings) needs libclang.
+command -v clang >/dev/null || missing+=(clang)
+[ -n "$(ls /usr/lib/llvm-*/lib/libclang*.so* 2>/dev/null)" ] || missing+=(libclang-dev)
+# The online store links Debian's RocksDB instead of compiling it (.cargo/config.toml).
+[ -e /usr/include/rocksdb/c.h ] || missing+=(librocksdb-dev)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -10,6 +10,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "quiver/ingest/v1/ingest.proto",
         "quiver/serving/v1/serving.proto",
         "quiver/offline/v1/offline.proto",
+        "quiver/online/v1/online.proto",
+        "quiver/raft/v1/raft.proto",
     ]
     .map(|p| root.join(p));
     let out = PathBuf::from(std::env::var("OUT_DIR")?);

@@ -86,10 +86,26 @@ impl QuiverProcess {
         }
     }
 
+    /// Freezes the process (SIGSTOP), like a long GC pause or a hung machine.
+    pub fn pause(&self) -> anyhow::Result<()> {
+        signal(self.pid(), "-STOP")
+    }
+
+    /// Thaws a paused process (SIGCONT).
+    pub fn resume(&self) -> anyhow::Result<()> {
+        signal(self.pid(), "-CONT")
+    }
+
     /// Everything the process printed so far.
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+fn signal(pid: u32, signal: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill").args([signal, &pid.to_string()]).status()?;
+    anyhow::ensure!(status.success(), "kill {signal} {pid} failed");
+    Ok(())
 }
 
 impl Drop for QuiverProcess {

@@ -77,6 +77,34 @@ impl Default for HttpConfig {
     }
 }
 
+/// How a process reaches the other roles (`[endpoints]`), as host:port or http:// URLs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Endpoints {
+    /// The registry.
+    pub registry: String,
+    /// The ingest service.
+    pub ingest: String,
+    /// The compute service.
+    pub compute: String,
+    /// The online store (any node; writes follow the leader hint).
+    pub online_store: String,
+    /// The offline snapshot service.
+    pub offline: String,
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Self {
+            registry: "127.0.0.1:7070".into(),
+            ingest: "127.0.0.1:7071".into(),
+            compute: "127.0.0.1:7072".into(),
+            online_store: "127.0.0.1:7073".into(),
+            offline: "127.0.0.1:7074".into(),
+        }
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]

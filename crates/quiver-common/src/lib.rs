@@ -8,11 +8,13 @@ pub mod config;
 pub mod error;
 pub mod grpc_server;
 pub mod http_endpoint;
+pub mod leader_hint;
 pub mod metrics;
+pub mod registry_cache;
 pub mod shutdown;
 pub mod telemetry;
 
-pub use config::{load_config, GrpcConfig, HttpConfig, LogConfig};
+pub use config::{load_config, Endpoints, GrpcConfig, HttpConfig, LogConfig};
 pub use error::{ErrorCode, ServiceError};
 pub use grpc_server::GrpcServer;
 pub use shutdown::Shutdown;

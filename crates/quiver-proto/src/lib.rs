@@ -39,6 +39,20 @@ pub mod pb {
                 tonic::include_proto!("quiver.serving.v1");
             }
         }
+        /// `quiver.online.*` (internal).
+        pub mod online {
+            /// `quiver.online.v1`.
+            pub mod v1 {
+                tonic::include_proto!("quiver.online.v1");
+            }
+        }
+        /// `quiver.raft.*` (internal).
+        pub mod raft {
+            /// `quiver.raft.v1`.
+            pub mod v1 {
+                tonic::include_proto!("quiver.raft.v1");
+            }
+        }
         /// `quiver.offline.*`.
         pub mod offline {
             /// `quiver.offline.v1`.
@@ -51,6 +65,8 @@ pub mod pb {
 
 pub use pb::quiver::ingest::v1 as ingest;
 pub use pb::quiver::offline::v1 as offline;
+pub use pb::quiver::online::v1 as online;
+pub use pb::quiver::raft::v1 as raft;
 pub use pb::quiver::registry::v1 as registry;
 pub use pb::quiver::serving::v1 as serving;
 pub use pb::quiver::types::v1 as types;

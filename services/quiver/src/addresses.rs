@@ -2,7 +2,9 @@
 //! (host:port), defaulting to the ports `quiver dev` uses.
 
 use clap::Args;
+use quiver_proto::online::cluster_admin_service_client::ClusterAdminServiceClient;
 use quiver_proto::registry::registry_service_client::RegistryServiceClient;
+use quiver_proto::serving::serving_service_client::ServingServiceClient;
 use tonic::transport::Channel;
 
 /// Service addresses shared by every client command.
@@ -49,6 +51,16 @@ impl Addresses {
         // Definitions documents can be large; allow generous messages.
         Ok(RegistryServiceClient::new(channel).max_decoding_message_size(64 << 20))
     }
+}
+
+/// A client of the online store's cluster admin service at `address`.
+pub async fn admin_client(address: &str) -> anyhow::Result<ClusterAdminServiceClient<Channel>> {
+    Ok(ClusterAdminServiceClient::new(connect(address, "online").await?))
+}
+
+/// A client of the serving API at `address`.
+pub async fn serving_client(address: &str) -> anyhow::Result<ServingServiceClient<Channel>> {
+    Ok(ServingServiceClient::new(connect(address, "online").await?).max_decoding_message_size(256 << 20))
 }
 
 /// Connects to `address`, explaining what to check when it is not there.

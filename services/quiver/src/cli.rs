@@ -32,6 +32,10 @@ pub enum Command {
     Lineage(LineageArgs),
     /// Follow registry changes as they happen.
     Watch(WatchArgs),
+    /// Read features from the online store.
+    Get(GetArgs),
+    /// Administer the online store's Raft cluster.
+    Cluster(ClusterArgs),
 }
 
 /// `quiver dev`.
@@ -187,4 +191,99 @@ pub struct WatchArgs {
     /// Where the services are.
     #[command(flatten)]
     pub addresses: Addresses,
+}
+
+/// `quiver get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Feature refs, comma-separated: `view:feature` or `view@N:feature`.
+    #[arg(long, value_delimiter = ',', conflicts_with = "service", required_unless_present = "service")]
+    pub features: Vec<String>,
+    /// A feature service name.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Entity keys: `join_key=v1,v2,...`; repeat for composite keys (same count each).
+    #[arg(long = "entity", required = true)]
+    pub entities: Vec<String>,
+    /// Read as of this time (RFC 3339, e.g. 2026-01-01T00:00:00Z); now by default.
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// `eventual` (any replica) or `strong` (linearizable, through the leader).
+    #[arg(long, value_enum, default_value_t = ConsistencyArg::Eventual)]
+    pub consistency: ConsistencyArg,
+    /// Name this caller (recorded as a consumer in lineage).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The project (optional when the registry holds one).
+    #[arg(long, default_value = "")]
+    pub project: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    /// Where the services are.
+    #[command(flatten)]
+    pub addresses: Addresses,
+}
+
+/// Read consistency.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ConsistencyArg {
+    /// Any replica; may lag slightly.
+    Eventual,
+    /// Linearizable through the leader.
+    Strong,
+}
+
+/// `quiver cluster`.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ClusterCommand,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t, global = true)]
+    pub output: Output,
+    /// Where the services are (`--online` is the node asked; leader-only changes follow the
+    /// leader hint).
+    #[command(flatten)]
+    pub addresses: Addresses,
+}
+
+/// Cluster administration.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// This node's view: role, leader, term, log and membership.
+    Status,
+    /// Initialise a new cluster with its first voters (`--members 1=host:port,2=host:port`).
+    Init {
+        /// The first voters, `id=host:port`, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        members: Vec<String>,
+    },
+    /// Add a node as a learner (it replicates and serves EVENTUAL reads, but does not vote).
+    AddLearner {
+        /// A node id never used in this cluster before.
+        #[arg(long)]
+        node_id: u64,
+        /// The node's gRPC address, host:port.
+        #[arg(long)]
+        address: String,
+        /// Return only once the learner has caught up.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Make a caught-up learner a voter.
+    Promote {
+        /// The learner's node id.
+        #[arg(long)]
+        node_id: u64,
+    },
+    /// Remove a voter or learner.
+    Remove {
+        /// The node id.
+        #[arg(long)]
+        node_id: u64,
+    },
+    /// Snapshot now and purge the log the snapshot covers.
+    Compact,
 }

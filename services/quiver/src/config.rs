@@ -1,7 +1,8 @@
 //! The configuration of a `quiver` process: the shared sections plus each role's own.
 //! See `config/quiver.example.toml` for every key.
 
-use quiver_common::{GrpcConfig, HttpConfig, LogConfig};
+use quiver_common::{Endpoints, GrpcConfig, HttpConfig, LogConfig};
+use quiver_online_store::OnlineStoreConfig;
 use quiver_registry::RegistryConfig;
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,10 @@ pub struct QuiverConfig {
     pub http: HttpConfig,
     /// `[log]`: logging.
     pub log: LogConfig,
+    /// `[endpoints]`: where this process reaches the other roles.
+    pub endpoints: Endpoints,
     /// `[registry]`: the registry role.
     pub registry: RegistryConfig,
+    /// `[online_store]`: the online-store role.
+    pub online_store: OnlineStoreConfig,
 }

@@ -2,13 +2,17 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Context;
 use quiver_common::http_endpoint::serve_http;
 use quiver_common::telemetry::init_logging;
 use quiver_common::{load_config, Shutdown};
+use quiver_proto::online::{InitializeRequest, Member};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
+use crate::addresses::Addresses;
 use crate::cli::{DevArgs, Role, ServeArgs};
 use crate::config::QuiverConfig;
 
@@ -21,8 +25,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let http = bind(config.http.listen, "http").await?;
     let http_task = tokio::spawn(serve_http(http, shutdown.clone()));
     let result = match args.role {
-        Role::Registry => {
-            quiver_registry::serve(&config.registry, &config.grpc, grpc, shutdown.clone()).await
+        Role::Registry => quiver_registry::serve(&config.registry, &config.grpc, grpc, shutdown.clone()).await,
+        Role::OnlineStore => {
+            quiver_online_store::serve(&config.online_store, &config.grpc, &config.endpoints.registry, grpc, shutdown.clone())
+                .await
         }
         other => Err(not_built(other)),
     };
@@ -42,90 +48,118 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
             .context("--port-base is too high: it needs six consecutive ports")?;
         Ok(SocketAddr::from(([127, 0, 0, 1], port)))
     };
-    config.grpc.listen = port(0)?;
+    let addresses = Addresses {
+        registry: port(0)?.to_string(),
+        ingest: port(1)?.to_string(),
+        online: port(3)?.to_string(),
+        offline: port(4)?.to_string(),
+    };
     config.http.listen = port(5)?;
     config.registry.data_dir = args.data_dir.join("registry");
-    std::fs::create_dir_all(&config.registry.data_dir)
-        .with_context(|| format!("cannot create {}", config.registry.data_dir.display()))?;
+    config.online_store.data_dir = args.data_dir.join("online-store");
+    config.online_store.node_id = 1;
+    config.online_store.advertise = addresses.online.clone();
+    config.endpoints.registry = addresses.registry.clone();
+    config.endpoints.online_store = addresses.online.clone();
 
     let shutdown = Shutdown::new().on_signals();
-    let registry_listener = bind(config.grpc.listen, "registry").await?;
     let http = bind(config.http.listen, "http").await?;
     let http_task = tokio::spawn(serve_http(http, shutdown.clone()));
-    let registry_config = config.registry.clone();
-    let grpc = config.grpc.clone();
-    let registry_shutdown = shutdown.clone();
-    let registry = tokio::spawn(async move {
-        quiver_registry::serve(
-            &registry_config,
-            &grpc,
-            registry_listener,
-            registry_shutdown,
-        )
-        .await
-    });
+    let mut roles: Vec<(&str, JoinHandle<anyhow::Result<()>>)> = Vec::new();
+
+    let listener = bind(port(0)?, "registry").await?;
+    let (registry, grpc, stop) = (config.registry.clone(), config.grpc.clone(), shutdown.clone());
+    roles.push(("registry", tokio::spawn(async move { quiver_registry::serve(&registry, &grpc, listener, stop).await })));
+
+    let listener = bind(port(3)?, "online-store").await?;
+    let (online, grpc, stop) = (config.online_store.clone(), config.grpc.clone(), shutdown.clone());
+    let registry_address = addresses.registry.clone();
+    roles.push((
+        "online-store",
+        tokio::spawn(async move { quiver_online_store::serve(&online, &grpc, &registry_address, listener, stop).await }),
+    ));
+    initialize_single_node(&addresses.online).await?;
 
     print_endpoints(&args, &config);
     if !args.apply.is_empty() {
-        let addresses = crate::addresses::Addresses {
-            registry: config.grpc.listen.to_string(),
-            ingest: port(1)?.to_string(),
-            online: port(3)?.to_string(),
-            offline: port(4)?.to_string(),
-        };
         if let Err(e) = crate::commands::apply::apply_paths(&args.apply, false, &addresses).await {
-            eprintln!(
-                "quiver dev: applying {} failed: {e:#}",
-                show_paths(&args.apply)
-            );
+            eprintln!("quiver dev: applying {} failed: {e:#}", show_paths(&args.apply));
         }
     }
     println!("Ready. Press ctrl-c to stop.");
-    let result = registry.await.context("registry task panicked")?;
-    shutdown.trigger();
+    // The first role to stop (or fail) stops them all.
+    let result = wait_for_roles(roles, &shutdown).await;
     let _ = http_task.await;
     result
+}
+
+/// Waits for every role; the first to stop (or fail) stops the others. Returns the first error.
+async fn wait_for_roles(roles: Vec<(&str, JoinHandle<anyhow::Result<()>>)>, shutdown: &Shutdown) -> anyhow::Result<()> {
+    let (names, handles): (Vec<_>, Vec<_>) = roles.into_iter().unzip();
+    let mut first: anyhow::Result<()> = Ok(());
+    let mut pending = handles;
+    while !pending.is_empty() {
+        let (result, index, rest) = futures::future::select_all(pending).await;
+        let outcome = result
+            .with_context(|| format!("{} panicked", names.get(index).copied().unwrap_or("a role")))
+            .and_then(|r| r.with_context(|| format!("{} failed", names.get(index).copied().unwrap_or("a role"))));
+        shutdown.trigger();
+        if first.is_ok() {
+            first = outcome;
+        }
+        pending = rest;
+    }
+    first
+}
+
+/// Makes the dev node a one-voter cluster (a no-op once it is one).
+async fn initialize_single_node(address: &str) -> anyhow::Result<()> {
+    let request = InitializeRequest {
+        members: vec![Member {
+            node_id: 1,
+            address: address.to_string(),
+        }],
+    };
+    let mut last_error = String::new();
+    for _ in 0..50 {
+        match crate::addresses::admin_client(address).await {
+            Ok(mut client) => match client.initialize(request.clone()).await {
+                Ok(_) => return Ok(()),
+                Err(status) => last_error = status.message().to_string(),
+            },
+            Err(e) => last_error = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("could not initialise the dev online store at {address}: {last_error}")
 }
 
 fn print_endpoints(args: &DevArgs, config: &QuiverConfig) {
     let base = args.port_base;
     println!("Quiver dev: state under {}", args.data_dir.display());
     println!("  {:<14} {:<22} status", "role", "address");
-    println!("  {:<14} {:<22} running", "registry", config.grpc.listen);
-    for (role, offset) in [
-        ("ingest", 1),
-        ("compute", 2),
-        ("online-store", 3),
-        ("offline", 4),
+    for (role, offset, status) in [
+        ("registry", 0, "running"),
+        ("ingest", 1, "not built yet"),
+        ("compute", 2, "not built yet"),
+        ("online-store", 3, "running (single-node Raft group)"),
+        ("offline", 4, "not built yet"),
     ] {
-        println!(
-            "  {:<14} 127.0.0.1:{:<12} not built yet",
-            role,
-            base.saturating_add(offset)
-        );
+        println!("  {:<14} 127.0.0.1:{:<12} {status}", role, base.saturating_add(offset));
     }
-    println!(
-        "  {:<14} http://{}/metrics  /healthz",
-        "http", config.http.listen
-    );
+    println!("  {:<14} http://{}/metrics  /healthz", "http", config.http.listen);
 }
 
 fn show_paths(paths: &[impl AsRef<Path>]) -> String {
-    paths
-        .iter()
-        .map(|p| p.as_ref().display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    paths.iter().map(|p| p.as_ref().display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
 async fn bind(address: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(address).await.with_context(|| {
-        format!("cannot listen on {address} for {what} (is another quiver running?)")
-    })
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} for {what} (is another quiver running?)"))
 }
 
 fn not_built(role: Role) -> anyhow::Error {
-    anyhow::anyhow!(
-        "the {role:?} role is not built yet; only `registry` can be served in this version"
-    )
+    anyhow::anyhow!("the {role:?} role is not built yet; `registry` and `online-store` can be served in this version")
 }

@@ -6,9 +6,11 @@ mod feature_ref;
 mod feature_service;
 mod feature_view;
 mod source;
+mod value;
 mod value_type;
 
 pub use duration::{duration_from_pb, duration_to_pb};
+pub use value::{value_type, value_type_name};
 
 /// A message that does not convert into a valid domain value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

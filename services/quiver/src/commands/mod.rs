@@ -1,6 +1,8 @@
 //! The subcommands.
 
 pub mod apply;
+mod cluster;
+mod get;
 mod lineage;
 mod objects;
 mod watch;
@@ -20,6 +22,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Describe(args) => objects::describe(args).await?,
         Command::Lineage(args) => lineage::run(args).await?,
         Command::Watch(args) => watch::run(args).await?,
+        Command::Get(args) => get::run(args).await?,
+        Command::Cluster(args) => cluster::run(args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,264 @@
+//! `quiver.online.v1.ClusterAdminService`: initialise, add learners, promote, remove, status,
+//! compact. Membership changes run on the leader, one at a time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quiver_proto::online::cluster_admin_service_server::ClusterAdminService;
+use quiver_proto::online::{
+    AddLearnerRequest, CompactRequest, CompactResponse, InitializeRequest, InitializeResponse, Member,
+    MembershipResponse, PromoteRequest, RemoveRequest, StatusRequest, StatusResponse,
+};
+use tonic::{Request, Response, Status};
+
+use openraft::async_runtime::WatchReceiver;
+
+use crate::error::OnlineStoreError;
+use crate::node::Node;
+use crate::raft::types::{ChangeMembers, Node as NodeAddress, ServerState};
+
+/// The admin service of one node.
+#[derive(Clone)]
+pub struct Admin {
+    node: Arc<Node>,
+}
+
+impl Admin {
+    /// Administers `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+
+    fn require_leader(&self) -> Result<(), OnlineStoreError> {
+        if self.node.is_leader() {
+            Ok(())
+        } else {
+            Err(self.node.not_leader())
+        }
+    }
+
+    fn membership_response(&self, log_index: u64) -> MembershipResponse {
+        let (voters, learners) = self.node.members();
+        MembershipResponse {
+            voters: to_members(&voters),
+            learners: to_members(&learners),
+            log_index,
+        }
+    }
+
+    /// Waits until no membership change is in flight (the last one is committed).
+    async fn wait_membership_settled(&self) -> Result<(), OnlineStoreError> {
+        let mut metrics = self.node.raft.metrics();
+        let settled = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                {
+                    let m = metrics.borrow_watched();
+                    if m.membership_config.log_id() == m.committed_membership_config.log_id() {
+                        return true;
+                    }
+                }
+                if metrics.changed().await.is_err() {
+                    return false;
+                }
+            }
+        })
+        .await;
+        match settled {
+            Ok(true) => Ok(()),
+            _ => Err(OnlineStoreError::Unavailable("a previous membership change is still in progress".into())),
+        }
+    }
+
+    fn parse_member(member: &Member) -> Result<(u64, NodeAddress), OnlineStoreError> {
+        if member.node_id == 0 {
+            return Err(OnlineStoreError::InvalidArgument("member.node_id: must be 1 or more".into()));
+        }
+        if member.address.trim().is_empty() || !member.address.contains(':') {
+            return Err(OnlineStoreError::InvalidArgument(format!(
+                "member.address: {:?} is not host:port (node {})",
+                member.address, member.node_id
+            )));
+        }
+        Ok((member.node_id, NodeAddress { addr: member.address.clone() }))
+    }
+}
+
+fn to_members(nodes: &BTreeMap<u64, NodeAddress>) -> Vec<Member> {
+    nodes
+        .iter()
+        .map(|(id, n)| Member {
+            node_id: *id,
+            address: n.addr.clone(),
+        })
+        .collect()
+}
+
+fn internal(e: impl std::fmt::Display) -> OnlineStoreError {
+    OnlineStoreError::Internal(e.to_string())
+}
+
+#[tonic::async_trait]
+impl ClusterAdminService for Admin {
+    async fn initialize(&self, request: Request<InitializeRequest>) -> Result<Response<InitializeResponse>, Status> {
+        let request = request.into_inner();
+        if request.members.is_empty() {
+            return Err(OnlineStoreError::InvalidArgument("members: at least one member is required".into()).into());
+        }
+        let mut members = BTreeMap::new();
+        for member in &request.members {
+            let (id, node) = Admin::parse_member(member)?;
+            if members.insert(id, node).is_some() {
+                return Err(OnlineStoreError::InvalidArgument(format!("members: node id {id} is listed twice")).into());
+            }
+        }
+        if !members.contains_key(&self.node.config.node_id) {
+            return Err(OnlineStoreError::InvalidArgument(format!(
+                "members: must include this node ({})",
+                self.node.config.node_id
+            ))
+            .into());
+        }
+        if self.node.raft.is_initialized().await.map_err(internal)? {
+            let (voters, _) = self.node.members();
+            let same = voters.keys().copied().collect::<BTreeSet<_>>() == members.keys().copied().collect();
+            return if same {
+                Ok(Response::new(InitializeResponse { initialized: false }))
+            } else {
+                Err(OnlineStoreError::FailedPrecondition(format!(
+                    "the cluster is already initialised with voters {:?}",
+                    voters.keys().collect::<Vec<_>>()
+                ))
+                .into())
+            };
+        }
+        self.node.raft.initialize(members).await.map_err(internal)?;
+        tracing::info!(members = request.members.len(), "cluster initialised");
+        Ok(Response::new(InitializeResponse { initialized: true }))
+    }
+
+    async fn add_learner(&self, request: Request<AddLearnerRequest>) -> Result<Response<MembershipResponse>, Status> {
+        let request = request.into_inner();
+        let member = request
+            .member
+            .ok_or_else(|| OnlineStoreError::InvalidArgument("member: required".into()))?;
+        let (id, node) = Admin::parse_member(&member)?;
+        self.require_leader()?;
+        if self.node.state.was_ever_member(id).map_err(internal)? {
+            return Err(OnlineStoreError::FailedPrecondition(format!(
+                "node id {id} was already used in this cluster; node ids are never reused, pick a new one"
+            ))
+            .into());
+        }
+        self.wait_membership_settled().await?;
+        let response = self
+            .node
+            .raft
+            .add_learner(id, node, request.wait_caught_up)
+            .await
+            .map_err(|e| self.node.write_error(e))?;
+        tracing::info!(node = id, "learner added");
+        Ok(Response::new(self.membership_response(response.log_id.index)))
+    }
+
+    async fn promote(&self, request: Request<PromoteRequest>) -> Result<Response<MembershipResponse>, Status> {
+        let id = request.into_inner().node_id;
+        self.require_leader()?;
+        let (voters, learners) = self.node.members();
+        if voters.contains_key(&id) {
+            return Err(OnlineStoreError::FailedPrecondition(format!("node {id} is already a voter")).into());
+        }
+        if !learners.contains_key(&id) {
+            return Err(OnlineStoreError::NotFound(format!("node {id} is not a learner; add it first")).into());
+        }
+        self.wait_membership_settled().await?;
+        let response = self
+            .node
+            .raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), true)
+            .await
+            .map_err(|e| self.node.write_error(e))?;
+        tracing::info!(node = id, "learner promoted to voter");
+        Ok(Response::new(self.membership_response(response.log_id.index)))
+    }
+
+    async fn remove(&self, request: Request<RemoveRequest>) -> Result<Response<MembershipResponse>, Status> {
+        let id = request.into_inner().node_id;
+        self.require_leader()?;
+        let (voters, learners) = self.node.members();
+        let change = if voters.contains_key(&id) {
+            if voters.len() == 1 {
+                return Err(OnlineStoreError::FailedPrecondition(format!("node {id} is the last voter")).into());
+            }
+            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+        } else if learners.contains_key(&id) {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        } else {
+            return Err(OnlineStoreError::NotFound(format!("node {id} is not a member")).into());
+        };
+        self.wait_membership_settled().await?;
+        let response = self
+            .node
+            .raft
+            .change_membership(change, false)
+            .await
+            .map_err(|e| self.node.write_error(e))?;
+        tracing::info!(node = id, "member removed");
+        Ok(Response::new(self.membership_response(response.log_id.index)))
+    }
+
+    async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        let metrics = self.node.metrics();
+        let (voters, learners) = self.node.members();
+        let state = match metrics.state {
+            ServerState::Leader => "Leader",
+            ServerState::Follower => "Follower",
+            ServerState::Learner => "Learner",
+            ServerState::Candidate => "Candidate",
+            ServerState::Shutdown => "Shutdown",
+        };
+        let replication = metrics
+            .replication
+            .as_ref()
+            .map(|r| r.iter().map(|(id, log)| (*id, log.as_ref().map(|l| l.index).unwrap_or(0))).collect())
+            .unwrap_or_default();
+        Ok(Response::new(StatusResponse {
+            node_id: metrics.id,
+            state: state.to_string(),
+            leader_id: metrics.current_leader.unwrap_or(0),
+            leader_address: self.node.leader_address().unwrap_or_default(),
+            term: metrics.current_term,
+            last_log_index: metrics.last_log_index.unwrap_or(0),
+            last_applied: metrics.last_applied.as_ref().map(|l| l.index).unwrap_or(0),
+            snapshot_index: metrics.snapshot.as_ref().map(|l| l.index).unwrap_or(0),
+            purged_index: metrics.purged.as_ref().map(|l| l.index).unwrap_or(0),
+            voters: to_members(&voters),
+            learners: to_members(&learners),
+            replication,
+            initialized: self.node.raft.is_initialized().await.map_err(internal)?,
+        }))
+    }
+
+    async fn compact(&self, _request: Request<CompactRequest>) -> Result<Response<CompactResponse>, Status> {
+        let applied = self.node.metrics().last_applied.map(|l| l.index).unwrap_or(0);
+        self.node.raft.trigger().snapshot().await.map_err(internal)?;
+        let mut metrics = self.node.raft.metrics();
+        let built = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                let index = metrics.borrow_watched().snapshot.as_ref().map(|l| l.index);
+                if index.is_some_and(|i| i >= applied) {
+                    return index;
+                }
+                if metrics.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| OnlineStoreError::Unavailable("the snapshot did not complete within 60s".into()))?;
+        self.node.raft.trigger().purge_log(built).await.map_err(internal)?;
+        Ok(Response::new(CompactResponse { snapshot_index: built }))
+    }
+}

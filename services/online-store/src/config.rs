@@ -1,0 +1,51 @@
+//! The online store's configuration section (`[online_store]`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use quiver_common::config::duration_text;
+use serde::{Deserialize, Serialize};
+
+/// `[online_store]` settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OnlineStoreConfig {
+    /// Where the node's RocksDB and snapshots live.
+    pub data_dir: PathBuf,
+    /// This node's Raft id: unique forever, never reused (1 or more).
+    pub node_id: u64,
+    /// This node's gRPC address as its peers and clients reach it (host:port).
+    pub advertise: String,
+    /// Leader heartbeat period; keep it well under half of `election_timeout_min`.
+    #[serde(with = "duration_text")]
+    pub heartbeat_interval: Duration,
+    /// The shortest election timeout.
+    #[serde(with = "duration_text")]
+    pub election_timeout_min: Duration,
+    /// The longest election timeout (also the leader lease).
+    #[serde(with = "duration_text")]
+    pub election_timeout_max: Duration,
+    /// Build a snapshot (and purge the log) after this many applied entries.
+    pub snapshot_after_entries: u64,
+    /// The largest number of entities one GetFeatures may ask for.
+    pub max_entities_per_request: usize,
+    /// The largest number of rows one Write may carry.
+    pub max_rows_per_write: usize,
+}
+
+impl Default for OnlineStoreConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./quiver-data/online-store"),
+            node_id: 1,
+            advertise: "127.0.0.1:7073".into(),
+            // fsync on a shared 2-core machine can take tens of milliseconds: generous timers.
+            heartbeat_interval: Duration::from_millis(150),
+            election_timeout_min: Duration::from_millis(1_000),
+            election_timeout_max: Duration::from_millis(2_000),
+            snapshot_after_entries: 5_000,
+            max_entities_per_request: 1_000,
+            max_rows_per_write: 10_000,
+        }
+    }
+}

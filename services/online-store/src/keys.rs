@@ -1,0 +1,207 @@
+//! The key layout of the online store's RocksDB, shared by every Raft group on a node.
+//!
+//! | column family | key | value |
+//! |---|---|---|
+//! | `raft_log`  | group BE u32, index BE u64 | encoded openraft entry |
+//! | `raft_meta` | group, tag (`v` vote, `p` last purged, `c` committed) | encoded |
+//! | `sm_data`   | group, space, ... (see [`Space`]) | per space |
+//! | `sm_meta`   | group, tag (`a` last applied, `m` membership, `i` install in progress) | encoded |
+//!
+//! Big-endian integers make byte order numeric order, and the group id comes first in every key
+//! so each group owns one contiguous range per column family.
+
+use quiver_proto::types::{value::Kind, Value};
+
+/// The column families.
+pub const CF_RAFT_LOG: &str = "raft_log";
+/// Raft vote, purge point and committed id.
+pub const CF_RAFT_META: &str = "raft_meta";
+/// State machine data.
+pub const CF_SM_DATA: &str = "sm_data";
+/// State machine metadata (written in the same batch as the data).
+pub const CF_SM_META: &str = "sm_meta";
+/// Every column family.
+pub const ALL_CFS: [&str; 4] = [CF_RAFT_LOG, CF_RAFT_META, CF_SM_DATA, CF_SM_META];
+
+/// Tags in `raft_meta` and `sm_meta`.
+pub mod tag {
+    /// The saved vote.
+    pub const VOTE: u8 = b'v';
+    /// The last purged log id (written before logs are deleted).
+    pub const LAST_PURGED: u8 = b'p';
+    /// The last committed log id.
+    pub const COMMITTED: u8 = b'c';
+    /// The last applied log id.
+    pub const LAST_APPLIED: u8 = b'a';
+    /// The last applied membership.
+    pub const MEMBERSHIP: u8 = b'm';
+    /// Set while a snapshot install is in progress: names the snapshot file.
+    pub const INSTALLING: u8 = b'i';
+}
+
+/// The key spaces inside `sm_data`; a snapshot carries them all. Streaming features add tile
+/// partials and staged raw rows as new spaces, without touching these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Space {
+    /// Latest feature rows: project \0 view \0 version BE u32, entity key -> `StoredRow`.
+    Rows = 1,
+    /// Idempotent-writer table: producer id -> last applied sequence BE u64.
+    Producers = 2,
+    /// Every node id that was ever a member: node id BE u64 -> empty. Ids are never reused.
+    KnownNodes = 3,
+}
+
+/// `group` as the 4-byte key prefix.
+pub fn group_prefix(group: u32) -> [u8; 4] {
+    group.to_be_bytes()
+}
+
+/// The exclusive upper bound of everything in `group`.
+pub fn group_end(group: u32) -> Vec<u8> {
+    match group.checked_add(1) {
+        Some(next) => next.to_be_bytes().to_vec(),
+        // The last group: every key of it is shorter than or below 5 x 0xff.
+        None => vec![0xff; 5],
+    }
+}
+
+/// A key in `raft_log`.
+pub fn log_key(group: u32, index: u64) -> [u8; 12] {
+    let mut key = [0u8; 12];
+    key[..4].copy_from_slice(&group.to_be_bytes());
+    key[4..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+/// The log index of a `raft_log` key.
+pub fn log_index(key: &[u8]) -> Option<u64> {
+    key.get(4..12)?.try_into().ok().map(u64::from_be_bytes)
+}
+
+/// A key in `raft_meta` or `sm_meta`.
+pub fn meta_key(group: u32, tag: u8) -> [u8; 5] {
+    let mut key = [0u8; 5];
+    key[..4].copy_from_slice(&group.to_be_bytes());
+    key[4] = tag;
+    key
+}
+
+/// The start of `space` in `group` (inclusive) in `sm_data`.
+pub fn space_prefix(group: u32, space: Space) -> Vec<u8> {
+    let mut key = group.to_be_bytes().to_vec();
+    key.push(space as u8);
+    key
+}
+
+/// The key of the stored row of one entity in one view version.
+pub fn row_key(group: u32, project: &str, view: &str, version: u32, entity: &[u8]) -> Vec<u8> {
+    let mut key = space_prefix(group, Space::Rows);
+    key.extend_from_slice(project.as_bytes());
+    key.push(0);
+    key.extend_from_slice(view.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&version.to_be_bytes());
+    key.extend_from_slice(entity);
+    key
+}
+
+/// The key of a producer's last applied sequence.
+pub fn producer_key(group: u32, producer: &str) -> Vec<u8> {
+    let mut key = space_prefix(group, Space::Producers);
+    key.extend_from_slice(producer.as_bytes());
+    key
+}
+
+/// The key recording that `node` was once a member.
+pub fn known_node_key(group: u32, node: u64) -> Vec<u8> {
+    let mut key = space_prefix(group, Space::KnownNodes);
+    key.extend_from_slice(&node.to_be_bytes());
+    key
+}
+
+/// A join key value that cannot be part of an entity key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("join key {index} is {kind}; entity keys are int64, string or bytes")]
+pub struct BadKeyValue {
+    /// Which join key.
+    pub index: usize,
+    /// What it was.
+    pub kind: &'static str,
+}
+
+/// Encodes an entity's join key values, in the entity's order, into a self-delimiting byte
+/// string: per value a type tag, then 8 big-endian bytes (int64, sign bit flipped so byte
+/// order is numeric order) or a 4-byte length and the bytes (string, bytes).
+pub fn encode_entity(values: &[Value]) -> Result<Vec<u8>, BadKeyValue> {
+    let mut out = Vec::with_capacity(values.len() * 12);
+    for (index, value) in values.iter().enumerate() {
+        match &value.kind {
+            Some(Kind::Int64Value(v)) => {
+                out.push(b'i');
+                out.extend_from_slice(&((*v as u64) ^ (1 << 63)).to_be_bytes());
+            }
+            Some(Kind::StringValue(s)) => push_bytes(&mut out, b's', s.as_bytes()),
+            Some(Kind::BytesValue(b)) => push_bytes(&mut out, b'b', b),
+            other => {
+                return Err(BadKeyValue {
+                    index,
+                    kind: value_kind_name(other.as_ref()),
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn push_bytes(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+    out.push(tag);
+    // Keys are bounded far below 4 GiB by gRPC message limits.
+    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// A readable name of a value's kind, for errors.
+pub fn value_kind_name(kind: Option<&Kind>) -> &'static str {
+    match kind {
+        None | Some(Kind::NullValue(_)) => "null",
+        Some(Kind::Int64Value(_)) => "int64",
+        Some(Kind::Float64Value(_)) => "float64",
+        Some(Kind::Float32Value(_)) => "float32",
+        Some(Kind::BoolValue(_)) => "bool",
+        Some(Kind::StringValue(_)) => "string",
+        Some(Kind::BytesValue(_)) => "bytes",
+        Some(Kind::TimestampValue(_)) => "timestamp",
+        Some(Kind::Float32ListValue(_)) => "float32_list",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int(v: i64) -> Value {
+        Value { kind: Some(Kind::Int64Value(v)) }
+    }
+
+    #[test]
+    fn entity_keys_order_numerically_and_never_collide() {
+        let a = encode_entity(&[int(-5)]).unwrap();
+        let b = encode_entity(&[int(3)]).unwrap();
+        let c = encode_entity(&[int(300)]).unwrap();
+        assert!(a < b && b < c);
+        let s = |t: &str| Value { kind: Some(Kind::StringValue(t.into())) };
+        // ("ab", "c") and ("a", "bc") must differ.
+        assert_ne!(encode_entity(&[s("ab"), s("c")]).unwrap(), encode_entity(&[s("a"), s("bc")]).unwrap());
+        let float = Value { kind: Some(Kind::Float64Value(1.0)) };
+        assert_eq!(encode_entity(&[int(1), float]), Err(BadKeyValue { index: 1, kind: "float64" }));
+    }
+
+    #[test]
+    fn groups_own_disjoint_ranges() {
+        let last_of_1 = log_key(1, u64::MAX);
+        assert!(last_of_1.as_slice() < group_end(1).as_slice());
+        assert!(group_end(1).as_slice() <= log_key(2, 0).as_slice());
+        assert!(row_key(1, "p", "v", 1, b"zzz").as_slice() < group_end(1).as_slice());
+    }
+}

@@ -1,0 +1,58 @@
+//! The online store: the only stateful data tier. A Raft group (openraft) replicates batches of
+//! feature rows into RocksDB; any replica serves `GetFeatures` from its applied state, and
+//! `STRONG` reads are linearized through the leader (ReadIndex).
+//!
+//! RocksDB is linked only by this crate; openraft names stay inside [`raft`]. It reaches the
+//! registry only through its gRPC client (the registry cache in `quiver-common`).
+
+pub mod admin;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod node;
+pub mod raft;
+pub mod serving;
+pub mod storage;
+pub mod write;
+
+use quiver_common::registry_cache::RegistryCache;
+use quiver_common::{GrpcConfig, GrpcServer, Shutdown};
+use quiver_proto::online::cluster_admin_service_server::ClusterAdminServiceServer;
+use quiver_proto::online::online_store_service_server::OnlineStoreServiceServer;
+use quiver_proto::raft::raft_service_server::RaftServiceServer;
+use quiver_proto::serving::serving_service_server::ServingServiceServer;
+use tokio::net::TcpListener;
+
+pub use config::OnlineStoreConfig;
+pub use error::OnlineStoreError;
+
+/// Largest gRPC message the store accepts (write batches, Raft payloads).
+const MAX_MESSAGE: usize = 256 << 20;
+
+/// Starts the node and serves it on `listener` until `shutdown` triggers, then stops Raft.
+/// `registry` is the registry's address (host:port).
+pub async fn serve(
+    config: &OnlineStoreConfig,
+    grpc: &GrpcConfig,
+    registry: &str,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let cache = RegistryCache::start(registry, shutdown.clone());
+    let node = node::Node::start(config.clone(), cache).await?;
+    tracing::info!(node_id = config.node_id, advertise = %config.advertise, "online store node started");
+    let raft_server = raft::server::RaftServer::new(node.raft.clone(), config.data_dir.join("incoming"));
+    let result = GrpcServer::new("online-store", grpc)
+        .add_service(
+            RaftServiceServer::new(raft_server)
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        )
+        .add_service(OnlineStoreServiceServer::new(write::Writer::new(node.clone())).max_decoding_message_size(MAX_MESSAGE))
+        .add_service(ClusterAdminServiceServer::new(admin::Admin::new(node.clone())))
+        .add_service(ServingServiceServer::new(serving::Serving::new(node.clone())).max_encoding_message_size(MAX_MESSAGE))
+        .serve(listener, shutdown)
+        .await;
+    node.shutdown().await;
+    result
+}

@@ -1,0 +1,154 @@
+//! The sending side of the Raft transport: one lazily connected gRPC channel per peer.
+
+use std::future::Future;
+use std::io::Read;
+use std::time::Duration;
+
+use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::RaftNetworkV2;
+use quiver_proto::raft::raft_service_client::RaftServiceClient;
+use quiver_proto::raft::{RaftPayload, SnapshotChunk};
+use tonic::transport::{Channel, Endpoint};
+
+use super::codec::{decode, encode};
+use super::types::{Node, Snapshot, Vote};
+use super::TypeConfig;
+
+/// Snapshot bytes per streamed chunk.
+const CHUNK: usize = 1 << 20;
+
+/// Creates peer clients for openraft.
+#[derive(Clone, Default)]
+pub struct Network;
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Peer;
+
+    async fn new_client(&mut self, target: u64, node: &Node) -> Self::Network {
+        Peer::new(target, &node.addr)
+    }
+}
+
+/// A connection to one peer.
+pub struct Peer {
+    target: u64,
+    client: Option<RaftServiceClient<Channel>>,
+    address: String,
+}
+
+impl Peer {
+    fn new(target: u64, address: &str) -> Self {
+        let uri = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
+        let client = Endpoint::from_shared(uri).ok().map(|endpoint| {
+            let channel = endpoint
+                .connect_timeout(Duration::from_secs(2))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(10))
+                .connect_lazy();
+            RaftServiceClient::new(channel)
+                .max_decoding_message_size(256 << 20)
+                .max_encoding_message_size(256 << 20)
+        });
+        Self {
+            target,
+            client,
+            address: address.to_string(),
+        }
+    }
+
+    fn client(&self) -> Result<RaftServiceClient<Channel>, RPCError<TypeConfig>> {
+        self.client.clone().ok_or_else(|| unreachable(format!("invalid address {:?} of node {}", self.address, self.target)))
+    }
+}
+
+fn unreachable(message: impl ToString) -> RPCError<TypeConfig> {
+    RPCError::Unreachable(Unreachable::from_string(message))
+}
+
+fn encode_rpc<T: serde::Serialize>(value: &T) -> Result<RaftPayload, RPCError<TypeConfig>> {
+    encode(value)
+        .map(|data| RaftPayload { data })
+        .map_err(|e| RPCError::Network(openraft::error::NetworkError::new(&e)))
+}
+
+fn decode_rpc<T: serde::de::DeserializeOwned>(payload: RaftPayload) -> Result<T, RPCError<TypeConfig>> {
+    decode(&payload.data).map_err(|e| RPCError::Network(openraft::error::NetworkError::new(&e)))
+}
+
+impl RaftNetworkV2<TypeConfig> for Peer {
+    type SnapshotData = std::fs::File;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let mut request = tonic::Request::new(encode_rpc(&rpc)?);
+        request.set_timeout(option.hard_ttl());
+        let response = self.client()?.append_entries(request).await.map_err(|s| unreachable(s.message()))?;
+        decode_rpc(response.into_inner())
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let mut request = tonic::Request::new(encode_rpc(&rpc)?);
+        request.set_timeout(option.hard_ttl());
+        let response = self.client()?.vote(request).await.map_err(|s| unreachable(s.message()))?;
+        decode_rpc(response.into_inner())
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let header = encode(&(vote, snapshot.meta.clone())).map_err(|e| StreamingError::Network(openraft::error::NetworkError::new(&e)))?;
+        let mut file = snapshot.snapshot;
+        // Read the file on a blocking thread and feed chunks through a bounded channel.
+        let (tx, rx) = tokio::sync::mpsc::channel::<SnapshotChunk>(4);
+        tokio::task::spawn_blocking(move || {
+            use std::io::Seek;
+            let mut first = Some(header);
+            if file.seek(std::io::SeekFrom::Start(0)).is_err() {
+                return;
+            }
+            loop {
+                let mut data = vec![0u8; CHUNK];
+                let n = match file.read(&mut data) {
+                    Ok(n) => n,
+                    Err(_) => return,
+                };
+                data.truncate(n);
+                let header = first.take().unwrap_or_default();
+                if (n == 0 && header.is_empty()) || tx.blocking_send(SnapshotChunk { header, data }).is_err() {
+                    return;
+                }
+                if n == 0 {
+                    return;
+                }
+            }
+        });
+        let client = self.client().map_err(|e| StreamingError::Unreachable(Unreachable::from_string(e.to_string())))?;
+        let send = async move {
+            let mut client = client;
+            client
+                .install_snapshot(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+                .map_err(|s| StreamingError::Unreachable(Unreachable::from_string(s.message())))
+        };
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            response = send => {
+                let payload = response?.into_inner();
+                decode(&payload.data).map_err(|e| StreamingError::Network(openraft::error::NetworkError::new(&e)))
+            }
+        }
+    }
+}

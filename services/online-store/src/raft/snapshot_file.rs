@@ -1,0 +1,170 @@
+//! The on-disk snapshot format: a header with the snapshot's metadata, then the group's
+//! `sm_data` records (keys without the group prefix, so a snapshot installs into any group).
+//!
+//! ```text
+//! "QSNAP001" | meta length u32 | meta | (key length u32 | key | value length u32 | value)* | u32::MAX | record count u64
+//! ```
+//! Files are written to a temp name, fsynced and renamed, so a file with a final name is
+//! complete. Names carry the zero-padded last index, so the newest sorts last.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::codec::{decode, encode};
+use super::types::SnapshotMeta;
+
+const MAGIC: &[u8; 8] = b"QSNAP001";
+const END: u32 = u32::MAX;
+
+/// Writes a snapshot of `records` with `meta` into `dir`; returns its final path.
+pub fn write(
+    dir: &Path,
+    meta: &SnapshotMeta,
+    records: impl IntoIterator<Item = io::Result<(Box<[u8]>, Box<[u8]>)>>,
+) -> io::Result<PathBuf> {
+    fs::create_dir_all(dir)?;
+    let index = meta.last_log_id.as_ref().map(|id| id.index).unwrap_or(0);
+    let final_path = dir.join(format!("snapshot-{index:020}.snap"));
+    let tmp = dir.join(format!("snapshot-{index:020}.{}.tmp", std::process::id()));
+    let mut out = BufWriter::new(File::create(&tmp)?);
+    out.write_all(MAGIC)?;
+    write_chunk(&mut out, &encode(meta)?)?;
+    let mut count = 0u64;
+    for record in records {
+        let (key, value) = record?;
+        write_chunk(&mut out, &key)?;
+        write_chunk(&mut out, &value)?;
+        count += 1;
+    }
+    out.write_all(&END.to_be_bytes())?;
+    out.write_all(&count.to_be_bytes())?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    fs::rename(&tmp, &final_path)?;
+    sync_dir(dir)?;
+    Ok(final_path)
+}
+
+/// Copies a received snapshot into `dir` durably; returns its final path.
+pub fn persist_copy(dir: &Path, meta: &SnapshotMeta, mut source: File) -> io::Result<PathBuf> {
+    use std::io::Seek;
+    fs::create_dir_all(dir)?;
+    let index = meta.last_log_id.as_ref().map(|id| id.index).unwrap_or(0);
+    let final_path = dir.join(format!("snapshot-{index:020}.snap"));
+    let tmp = dir.join(format!("snapshot-{index:020}.{}.recv.tmp", std::process::id()));
+    source.seek(io::SeekFrom::Start(0))?;
+    let mut out = File::create(&tmp)?;
+    io::copy(&mut source, &mut out)?;
+    out.sync_all()?;
+    fs::rename(&tmp, &final_path)?;
+    sync_dir(dir)?;
+    Ok(final_path)
+}
+
+/// Opens a snapshot file: its metadata, and a reader positioned at the first record.
+pub fn open(path: &Path) -> io::Result<(SnapshotMeta, Records)> {
+    let mut reader = BufReader::new(File::open(path)?);
+    let mut magic = [0u8; 8];
+    reader.read_exact(&mut magic)?;
+    if &magic != MAGIC {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} is not a Quiver snapshot", path.display())));
+    }
+    let meta = decode(&read_chunk(&mut reader)?.ok_or_else(truncated)?)?;
+    Ok((meta, Records { reader, count: 0, done: false }))
+}
+
+/// The records of an open snapshot file.
+pub struct Records {
+    reader: BufReader<File>,
+    count: u64,
+    done: bool,
+}
+
+impl Iterator for Records {
+    type Item = io::Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let record = (|| {
+            let Some(key) = read_chunk(&mut self.reader)? else {
+                let mut count = [0u8; 8];
+                self.reader.read_exact(&mut count)?;
+                if u64::from_be_bytes(count) != self.count {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "snapshot record count mismatch"));
+                }
+                return Ok(None);
+            };
+            let value = read_chunk(&mut self.reader)?.ok_or_else(truncated)?;
+            self.count += 1;
+            Ok(Some((key, value)))
+        })();
+        match record {
+            Ok(Some(kv)) => Some(Ok(kv)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// The newest complete snapshot in `dir`, if any.
+pub fn latest(dir: &Path) -> io::Result<Option<PathBuf>> {
+    if !dir.exists() {
+        return Ok(None);
+    }
+    let mut snapshots: Vec<PathBuf> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "snap"))
+        .collect();
+    snapshots.sort();
+    Ok(snapshots.pop())
+}
+
+/// Deletes every snapshot (and leftover temp file) in `dir` except `keep`.
+pub fn remove_others(dir: &Path, keep: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path != keep {
+            fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_chunk(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(bytes.len())
+        .ok()
+        .filter(|l| *l != END)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "record too large"))?;
+    out.write_all(&len.to_be_bytes())?;
+    out.write_all(bytes)
+}
+
+/// Reads one length-prefixed chunk; `None` at the end marker.
+fn read_chunk(reader: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 4];
+    reader.read_exact(&mut len)?;
+    let len = u32::from_be_bytes(len);
+    if len == END {
+        return Ok(None);
+    }
+    let mut bytes = vec![0u8; len as usize];
+    reader.read_exact(&mut bytes)?;
+    Ok(Some(bytes))
+}
+
+fn truncated() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "snapshot file is truncated")
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}

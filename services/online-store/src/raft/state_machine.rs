@@ -1,0 +1,317 @@
+//! The replicated state machine in RocksDB (`sm_data`, `sm_meta`).
+//!
+//! Apply is deterministic: it decides only from the log (event times, producer sequences),
+//! never from a clock or local settings. One drained batch of entries is one synced
+//! `WriteBatch` holding the data, `last_applied` and the membership, with an overlay so later
+//! entries of the batch see earlier ones.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use futures::{Stream, StreamExt};
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, RaftSnapshotBuilder};
+use prost::Message;
+use quiver_proto::online::{StoredRow, WriteRequest};
+use rocksdb::{IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
+
+use super::codec::{decode, encode, io_err};
+use super::snapshot_file;
+use super::types::{LogId, Snapshot, SnapshotMeta, StoredMembership};
+use super::{Command, CommandResult, TypeConfig};
+use crate::keys::{self, tag};
+
+/// How many records an install writes per (unsynced) batch before the final synced one.
+const INSTALL_BATCH: usize = 10_000;
+
+/// One group's state machine in the node's shared RocksDB.
+#[derive(Clone)]
+pub struct StateMachine {
+    db: Arc<DB>,
+    group: u32,
+    snapshot_dir: PathBuf,
+    /// Serializes publishing snapshot files, so a slow build never replaces a newer one.
+    publish: Arc<Mutex<()>>,
+}
+
+impl StateMachine {
+    /// Opens `group`'s state machine; finishes a snapshot install a crash interrupted.
+    pub fn open(db: Arc<DB>, group: u32, snapshot_dir: PathBuf) -> io::Result<Self> {
+        let sm = Self {
+            db,
+            group,
+            snapshot_dir,
+            publish: Arc::new(Mutex::new(())),
+        };
+        if let Some(path) = sm.get_meta::<String>(tag::INSTALLING)? {
+            tracing::warn!(snapshot = %path, "finishing an interrupted snapshot install");
+            let (meta, _) = snapshot_file::open(path.as_ref())?;
+            sm.load_snapshot(&meta, PathBuf::from(path))?;
+        }
+        Ok(sm)
+    }
+
+    /// The database, for reads that bypass Raft (served from applied state).
+    pub fn db(&self) -> &Arc<DB> {
+        &self.db
+    }
+
+    /// The group id.
+    pub fn group(&self) -> u32 {
+        self.group
+    }
+
+    /// Whether `node` was ever a member of this group (its id may not be used again).
+    pub fn was_ever_member(&self, node: u64) -> io::Result<bool> {
+        Ok(self.db.get_cf(self.cf(keys::CF_SM_DATA)?, keys::known_node_key(self.group, node)).map_err(io_err)?.is_some())
+    }
+
+    fn cf(&self, name: &str) -> io::Result<&rocksdb::ColumnFamily> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| io_err(format!("column family {name} is missing")))
+    }
+
+    fn get_meta<T: serde::de::DeserializeOwned>(&self, t: u8) -> io::Result<Option<T>> {
+        match self.db.get_cf(self.cf(keys::CF_SM_META)?, keys::meta_key(self.group, t)).map_err(io_err)? {
+            Some(bytes) => decode(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn synced() -> WriteOptions {
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        options
+    }
+
+    /// Applies one write command into `batch`, reading through `overlay` (this batch's writes).
+    fn apply_write(
+        &self,
+        command: &Command,
+        batch: &mut WriteBatch,
+        overlay: &mut HashMap<Vec<u8>, Vec<u8>>,
+    ) -> io::Result<CommandResult> {
+        let data = self.cf(keys::CF_SM_DATA)?;
+        let read = |overlay: &HashMap<Vec<u8>, Vec<u8>>, key: &[u8]| -> io::Result<Option<Vec<u8>>> {
+            match overlay.get(key) {
+                Some(v) => Ok(Some(v.clone())),
+                None => self.db.get_cf(data, key).map_err(io_err),
+            }
+        };
+        // A command that does not decode was still committed: skip it the same way everywhere.
+        let Ok(write) = WriteRequest::decode(command.write.as_slice()) else {
+            tracing::error!("committed write does not decode; skipped");
+            return Ok(CommandResult::default());
+        };
+        let mut result = CommandResult::default();
+        if !write.producer_id.is_empty() {
+            let key = keys::producer_key(self.group, &write.producer_id);
+            let last = read(overlay, &key)?
+                .and_then(|v| v.as_slice().try_into().ok().map(u64::from_be_bytes));
+            if last.is_some_and(|last| write.sequence <= last) {
+                result.duplicate = true;
+                return Ok(result);
+            }
+            let value = write.sequence.to_be_bytes().to_vec();
+            batch.put_cf(data, &key, &value);
+            overlay.insert(key, value);
+        }
+        for row in write.rows {
+            let entity = row.entity.as_ref().map(|e| e.values.as_slice()).unwrap_or_default();
+            let Ok(entity) = keys::encode_entity(entity) else {
+                result.stale += 1;
+                continue;
+            };
+            let key = keys::row_key(self.group, &row.project, &row.view, row.view_version, &entity);
+            let event_time = row
+                .event_time
+                .map(|t| t.seconds.saturating_mul(1_000_000).saturating_add(i64::from(t.nanos / 1_000)))
+                .unwrap_or(i64::MIN);
+            let newer = match read(overlay, &key)? {
+                Some(stored) => StoredRow::decode(stored.as_slice())
+                    .map(|s| event_time > s.event_time_micros)
+                    .unwrap_or(true),
+                None => true,
+            };
+            if !newer {
+                result.stale += 1;
+                continue;
+            }
+            let value = StoredRow {
+                event_time_micros: event_time,
+                values: row.values,
+            }
+            .encode_to_vec();
+            batch.put_cf(data, &key, &value);
+            overlay.insert(key, value);
+            result.applied += 1;
+        }
+        Ok(result)
+    }
+
+    /// Replaces the group's state with the snapshot at `path` (already durable on disk).
+    fn load_snapshot(&self, meta: &SnapshotMeta, path: PathBuf) -> io::Result<()> {
+        let data = self.cf(keys::CF_SM_DATA)?;
+        let sm_meta = self.cf(keys::CF_SM_META)?;
+        // 1. Mark the install, so a crash part-way re-runs it at startup.
+        self.db
+            .put_cf_opt(sm_meta, keys::meta_key(self.group, tag::INSTALLING), encode(&path.display().to_string())?, &Self::synced())
+            .map_err(io_err)?;
+        // 2. Wipe the group's data, then load the snapshot's records.
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(data, keys::group_prefix(self.group).as_slice(), keys::group_end(self.group).as_slice());
+        let (_, records) = snapshot_file::open(&path)?;
+        let prefix = keys::group_prefix(self.group);
+        for record in records {
+            let (key, value) = record?;
+            let mut full = prefix.to_vec();
+            full.extend_from_slice(&key);
+            batch.put_cf(data, full, value);
+            if batch.len() >= INSTALL_BATCH {
+                self.db.write(std::mem::take(&mut batch)).map_err(io_err)?;
+            }
+        }
+        // 3. The applied state and the cleared marker land together, synced.
+        batch.put_cf(sm_meta, keys::meta_key(self.group, tag::LAST_APPLIED), encode(&meta.last_log_id)?);
+        batch.put_cf(sm_meta, keys::meta_key(self.group, tag::MEMBERSHIP), encode(&meta.last_membership)?);
+        batch.delete_cf(sm_meta, keys::meta_key(self.group, tag::INSTALLING));
+        self.db.write_opt(batch, &Self::synced()).map_err(io_err)?;
+        snapshot_file::remove_others(&self.snapshot_dir, &path)
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = std::fs::File;
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        let applied = self.get_meta::<Option<LogId>>(tag::LAST_APPLIED)?.flatten();
+        let membership = self.get_meta(tag::MEMBERSHIP)?.unwrap_or_default();
+        Ok((applied, membership))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + Send,
+    {
+        let mut batch = WriteBatch::default();
+        let mut overlay = HashMap::new();
+        let mut responses = Vec::new();
+        let mut last_applied = None;
+        let mut membership = None;
+        while let Some(item) = entries.next().await {
+            let (entry, responder) = item?;
+            let result = match &entry.payload {
+                EntryPayload::Blank => CommandResult::default(),
+                EntryPayload::Normal(command) => self.apply_write(command, &mut batch, &mut overlay)?,
+                EntryPayload::Membership(m) => {
+                    let data = self.cf(keys::CF_SM_DATA)?;
+                    for (node, _) in m.nodes() {
+                        batch.put_cf(data, keys::known_node_key(self.group, *node), []);
+                    }
+                    membership = Some(StoredMembership::new(Some(entry.log_id.clone()), m.clone()));
+                    CommandResult::default()
+                }
+            };
+            last_applied = Some(entry.log_id.clone());
+            responses.push((responder, result));
+        }
+        let Some(last_applied) = last_applied else { return Ok(()) };
+        let sm_meta = self.cf(keys::CF_SM_META)?;
+        batch.put_cf(sm_meta, keys::meta_key(self.group, tag::LAST_APPLIED), encode(&Some(last_applied))?);
+        if let Some(membership) = membership {
+            batch.put_cf(sm_meta, keys::meta_key(self.group, tag::MEMBERSHIP), encode(&membership)?);
+        }
+        self.db.write_opt(batch, &Self::synced()).map_err(io_err)?;
+        for (responder, result) in responses {
+            if let Some(responder) = responder {
+                responder.send(result);
+            }
+        }
+        Ok(())
+    }
+
+    async fn try_create_snapshot_builder(&mut self, _force: bool) -> Option<Self::SnapshotBuilder> {
+        Some(self.clone())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: std::fs::File) -> Result<(), io::Error> {
+        let this = self.clone();
+        let meta = meta.clone();
+        tokio::task::spawn_blocking(move || {
+            let _publish = this.publish.lock().map_err(|_| io_err("snapshot lock poisoned"))?;
+            let path = snapshot_file::persist_copy(&this.snapshot_dir, &meta, snapshot)?;
+            this.load_snapshot(&meta, path)
+        })
+        .await
+        .map_err(io_err)?
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        let Some(path) = snapshot_file::latest(&self.snapshot_dir)? else { return Ok(None) };
+        let (meta, _) = snapshot_file::open(&path)?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: std::fs::File::open(&path)?,
+        }))
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    type SnapshotData = std::fs::File;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.build_blocking()).await.map_err(io_err)?
+    }
+}
+
+impl StateMachine {
+    /// Builds a snapshot from one consistent RocksDB snapshot: the data and the applied state
+    /// it belongs to are read from the same point in time, while applies continue.
+    fn build_blocking(&self) -> io::Result<Snapshot> {
+        let view = self.db.snapshot();
+        let sm_meta = self.cf(keys::CF_SM_META)?;
+        let read_meta = |t: u8| -> io::Result<Option<Vec<u8>>> {
+            view.get_cf(sm_meta, keys::meta_key(self.group, t)).map_err(io_err)
+        };
+        let last_log_id: Option<LogId> = match read_meta(tag::LAST_APPLIED)? {
+            Some(bytes) => decode::<Option<LogId>>(&bytes)?,
+            None => None,
+        };
+        let last_membership: StoredMembership = match read_meta(tag::MEMBERSHIP)? {
+            Some(bytes) => decode(&bytes)?,
+            None => StoredMembership::default(),
+        };
+        let meta = SnapshotMeta {
+            last_log_id,
+            last_membership,
+        };
+        let mut options = ReadOptions::default();
+        options.set_iterate_lower_bound(keys::group_prefix(self.group).to_vec());
+        options.set_iterate_upper_bound(keys::group_end(self.group));
+        let prefix_len = keys::group_prefix(self.group).len();
+        let records = view
+            .iterator_cf_opt(self.cf(keys::CF_SM_DATA)?, options, IteratorMode::Start)
+            .map(|item| {
+                item.map(|(k, v)| (k[prefix_len..].to_vec().into_boxed_slice(), v))
+                    .map_err(io_err)
+            });
+        let written = snapshot_file::write(&self.snapshot_dir, &meta, records)?;
+
+        let _publish = self.publish.lock().map_err(|_| io_err("snapshot lock poisoned"))?;
+        let newest = snapshot_file::latest(&self.snapshot_dir)?;
+        let file = std::fs::File::open(&written)?;
+        if newest.as_deref() == Some(written.as_path()) {
+            snapshot_file::remove_others(&self.snapshot_dir, &written)?;
+        }
+        Ok(Snapshot { meta, snapshot: file })
+    }
+}

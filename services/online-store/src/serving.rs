@@ -1,0 +1,387 @@
+//! `quiver.serving.v1.ServingService/GetFeatures`, answered from this replica's applied state.
+//!
+//! Cell rules (the same as the offline path will use): no stored row -> `NOT_FOUND`; a row
+//! older than the view's TTL at `as_of` (`as_of - event_time > ttl`) -> `OUTSIDE_TTL` with the
+//! row's timestamp; a null value -> `NULL_VALUE`; otherwise `PRESENT`. The online store keeps
+//! the latest row per entity, so a row newer than `as_of` cannot say what was true at `as_of`:
+//! that cell is `INVALID` (point-in-time history is the offline store's job).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use prost::Message;
+use quiver_common::registry_cache::{http_uri, Catalog};
+use quiver_core::{FeatureRef, FeatureView};
+use quiver_proto::convert::{value_type, value_type_name};
+use quiver_proto::online::StoredRow;
+use quiver_proto::registry::registry_service_client::RegistryServiceClient;
+use quiver_proto::registry::RecordConsumerRequest;
+use quiver_proto::serving::serving_service_server::ServingService;
+use quiver_proto::serving::{
+    get_features_request, Consistency, FeatureVector, GetFeaturesRequest, GetFeaturesResponse, ResponseMetadata,
+    ViewVersion,
+};
+use quiver_proto::types::{FieldStatus, Value};
+use tonic::{Request, Response, Status};
+
+use crate::error::OnlineStoreError;
+use crate::keys;
+use crate::node::{Node, GROUP};
+use crate::raft::types::ReadPolicy;
+
+/// How often one consumer/target pair is reported to the registry at most.
+const CONSUMER_REPORT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The serving service of one node.
+#[derive(Clone)]
+pub struct Serving {
+    node: Arc<Node>,
+    reported: Arc<Mutex<HashMap<(String, String), Instant>>>,
+}
+
+/// One requested output column.
+struct Slot {
+    name: String,
+    group: usize,
+    feature: usize,
+}
+
+/// The rows of one view version for every requested entity.
+struct ViewRead {
+    project: String,
+    view: Arc<FeatureView>,
+    version: u32,
+    keys: Vec<Vec<u8>>,
+    rows: Vec<Option<StoredRow>>,
+}
+
+fn invalid(message: String) -> OnlineStoreError {
+    OnlineStoreError::InvalidArgument(message)
+}
+
+impl Serving {
+    /// Serves reads of `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self {
+            node,
+            reported: Arc::default(),
+        }
+    }
+
+    /// Resolves the request's features to view versions and output slots.
+    async fn plan(
+        &self,
+        catalog: &Catalog,
+        project: &str,
+        request: &GetFeaturesRequest,
+    ) -> Result<(Vec<ViewRead>, Vec<Slot>), OnlineStoreError> {
+        let (refs, field): (Vec<FeatureRef>, &str) = match &request.features {
+            Some(get_features_request::Features::FeatureService(name)) => {
+                let service = catalog
+                    .service(project, name)
+                    .ok_or_else(|| invalid(format!("feature_service: unknown feature service {name:?}")))?;
+                (service.features.clone(), "feature_service")
+            }
+            Some(get_features_request::Features::FeatureList(list)) => {
+                let refs = list
+                    .refs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, text)| text.parse().map_err(|e| invalid(format!("feature_list.refs[{i}]: {e}"))))
+                    .collect::<Result<Vec<FeatureRef>, _>>()?;
+                (refs, "feature_list.refs")
+            }
+            None => return Err(invalid("features: name a feature_service or a feature_list".into())),
+        };
+        if refs.is_empty() {
+            return Err(invalid(format!("{field}: no features requested")));
+        }
+        let mut groups: Vec<ViewRead> = Vec::new();
+        let mut slots = Vec::with_capacity(refs.len());
+        for (i, reference) in refs.iter().enumerate() {
+            let (version, view) = match reference.version {
+                None => {
+                    let latest = catalog
+                        .view(project, &reference.view)
+                        .ok_or_else(|| invalid(format!("{field}[{i}]: unknown feature view {:?}", reference.view)))?;
+                    (latest.version, latest.view.clone())
+                }
+                Some(v) => {
+                    let view = self
+                        .node
+                        .registry
+                        .fetch_view_version(project, &reference.view, v)
+                        .await
+                        .ok_or_else(|| invalid(format!("{field}[{i}]: feature view {:?} has no version {v}", reference.view)))?;
+                    (v, view)
+                }
+            };
+            let feature = view
+                .features
+                .iter()
+                .position(|f| f.name == reference.feature)
+                .ok_or_else(|| {
+                    invalid(format!("{field}[{i}]: feature view {:?} has no feature {:?}", reference.view, reference.feature))
+                })?;
+            let group = match groups.iter().position(|g| g.view.name == view.name && g.version == version) {
+                Some(g) => g,
+                None => {
+                    groups.push(ViewRead {
+                        project: project.to_string(),
+                        view,
+                        version,
+                        keys: Vec::new(),
+                        rows: Vec::new(),
+                    });
+                    groups.len() - 1
+                }
+            };
+            let name = if request.full_feature_names {
+                format!("{}__{}", reference.view, reference.feature)
+            } else {
+                reference.to_string()
+            };
+            slots.push(Slot { name, group, feature });
+        }
+        Ok((groups, slots))
+    }
+
+    /// Encodes every row's entity key for every view, checking join keys and their types.
+    fn entity_keys(&self, catalog: &Catalog, request: &GetFeaturesRequest, groups: &mut [ViewRead]) -> Result<usize, OnlineStoreError> {
+        let columns = &request.entities;
+        if columns.is_empty() {
+            return Err(invalid("entities: at least one join key column is required".into()));
+        }
+        let rows = columns[0].values.as_ref().map(|v| v.values.len()).unwrap_or(0);
+        for (i, column) in columns.iter().enumerate() {
+            let len = column.values.as_ref().map(|v| v.values.len()).unwrap_or(0);
+            if len != rows {
+                return Err(invalid(format!(
+                    "entities[{i}] ({:?}): {len} values, but entities[0] has {rows}; every join key column needs one value per row",
+                    column.name
+                )));
+            }
+        }
+        if rows == 0 {
+            return Err(invalid("entities: no entity rows given".into()));
+        }
+        let limit = self.node.config.max_entities_per_request;
+        if rows > limit {
+            return Err(invalid(format!("entities: {rows} rows is over the limit of {limit} per request")));
+        }
+        let mut used = vec![false; columns.len()];
+        for group in groups.iter_mut() {
+            let entity = catalog
+                .entity(&group.project, &group.view.entity)
+                .ok_or_else(|| OnlineStoreError::Unavailable(format!("entity {:?} is not loaded yet", group.view.entity)))?;
+            let mut key_columns = Vec::with_capacity(entity.join_keys.len());
+            for join_key in &entity.join_keys {
+                let index = columns.iter().position(|c| c.name == join_key.name).ok_or_else(|| {
+                    invalid(format!(
+                        "entities: missing join key {:?} (entity {:?} of view {:?})",
+                        join_key.name, entity.name, group.view.name
+                    ))
+                })?;
+                used[index] = true;
+                let values = columns[index].values.as_ref().map(|v| v.values.as_slice()).unwrap_or_default();
+                for (row, value) in values.iter().enumerate() {
+                    if value_type(value) != Some(join_key.value_type) {
+                        return Err(invalid(format!(
+                            "entities[{index}] ({:?}) row {row}: expected {}, got {}",
+                            join_key.name,
+                            join_key.value_type,
+                            value_type_name(value)
+                        )));
+                    }
+                }
+                key_columns.push(values);
+            }
+            group.keys = (0..rows)
+                .map(|row| {
+                    let values: Vec<Value> = key_columns.iter().map(|c| c[row].clone()).collect();
+                    let entity_key = keys::encode_entity(&values).map_err(|e| invalid(format!("entities row {row}: {e}")))?;
+                    Ok(keys::row_key(GROUP, &group.project, &group.view.name, group.version, &entity_key))
+                })
+                .collect::<Result<_, OnlineStoreError>>()?;
+        }
+        if let Some(unused) = used.iter().position(|u| !*u) {
+            return Err(invalid(format!(
+                "entities[{unused}]: {:?} is not a join key of any requested view",
+                columns[unused].name
+            )));
+        }
+        Ok(rows)
+    }
+
+    async fn linearize(&self) -> Result<(), OnlineStoreError> {
+        if !self.node.is_leader() {
+            return Err(self.node.not_leader());
+        }
+        let wait = self.node.config.election_timeout_max * 2;
+        match tokio::time::timeout(wait, self.node.raft.ensure_linearizable(ReadPolicy::ReadIndex)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(openraft::error::RaftError::APIError(openraft::error::LinearizableReadError::ForwardToLeader(_)))) => {
+                Err(self.node.not_leader())
+            }
+            Ok(Err(e)) => Err(OnlineStoreError::Unavailable(format!("a STRONG read needs a quorum: {e}"))),
+            Err(_) => Err(OnlineStoreError::Unavailable(format!(
+                "a STRONG read could not reach a quorum within {wait:?}"
+            ))),
+        }
+    }
+
+    fn read(&self, groups: &mut [ViewRead]) -> Result<(), OnlineStoreError> {
+        let db = self.node.state.db();
+        let cf = db
+            .cf_handle(keys::CF_SM_DATA)
+            .ok_or_else(|| OnlineStoreError::Internal("column family sm_data is missing".into()))?;
+        for group in groups {
+            group.rows = db
+                .batched_multi_get_cf(cf, group.keys.iter(), false)
+                .into_iter()
+                .map(|r| match r {
+                    Ok(Some(bytes)) => Ok(StoredRow::decode(bytes.as_ref()).ok()),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(OnlineStoreError::Internal(format!("read failed: {e}"))),
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(())
+    }
+
+    /// Tells the registry (at most once a minute per pair) that `model` reads these features.
+    fn report_consumer(&self, model: &str, project: &str, request: &GetFeaturesRequest) {
+        let (service, features) = match &request.features {
+            Some(get_features_request::Features::FeatureService(name)) => (name.clone(), vec![]),
+            Some(get_features_request::Features::FeatureList(list)) => (String::new(), list.refs.clone()),
+            None => return,
+        };
+        let target = format!("{service}|{}", features.join(","));
+        {
+            let Ok(mut reported) = self.reported.lock() else { return };
+            let key = (model.to_string(), target);
+            if reported.get(&key).is_some_and(|at| at.elapsed() < CONSUMER_REPORT_INTERVAL) {
+                return;
+            }
+            reported.insert(key, Instant::now());
+        }
+        let request = RecordConsumerRequest {
+            project: project.to_string(),
+            consumer: model.to_string(),
+            feature_service: service,
+            features,
+        };
+        let uri = http_uri(self.node.registry.registry_address());
+        tokio::spawn(async move {
+            let result = async {
+                let mut client = RegistryServiceClient::connect(uri).await?;
+                client.record_consumer(request).await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            }
+            .await;
+            if let Err(error) = result {
+                tracing::debug!(%error, "could not record a consumer");
+            }
+        });
+    }
+}
+
+fn micros_to_timestamp(micros: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
+    }
+}
+
+fn timestamp_to_micros(t: &prost_types::Timestamp) -> i64 {
+    t.seconds.saturating_mul(1_000_000).saturating_add(i64::from(t.nanos / 1_000))
+}
+
+fn null() -> Value {
+    Value { kind: None }
+}
+
+#[tonic::async_trait]
+impl ServingService for Serving {
+    async fn get_features(&self, request: Request<GetFeaturesRequest>) -> Result<Response<GetFeaturesResponse>, Status> {
+        let model = request
+            .metadata()
+            .get("model")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let request = request.into_inner();
+        let catalog = self.node.registry.catalog();
+        let project = catalog.project(&request.project).map_err(|e| invalid(format!("project: {e}")))?;
+        let (mut groups, slots) = self.plan(&catalog, &project, &request).await?;
+        let rows = self.entity_keys(&catalog, &request, &mut groups)?;
+        if request.consistency == Consistency::Strong as i32 {
+            self.linearize().await?;
+        }
+        self.read(&mut groups)?;
+        if let Some(model) = model.filter(|m| !m.is_empty()) {
+            self.report_consumer(&model, &project, &request);
+        }
+
+        let now = SystemTime::now();
+        let as_of = request.as_of.unwrap_or_else(|| prost_types::Timestamp::from(now));
+        let as_of_micros = timestamp_to_micros(&as_of);
+        let mut feature_names: Vec<String> = request.entities.iter().map(|c| c.name.clone()).collect();
+        let mut results: Vec<FeatureVector> = request
+            .entities
+            .iter()
+            .map(|c| FeatureVector {
+                values: c.values.as_ref().map(|v| v.values.clone()).unwrap_or_default(),
+                statuses: vec![FieldStatus::Present as i32; rows],
+                event_timestamps: vec![prost_types::Timestamp::default(); rows],
+            })
+            .collect();
+        for slot in &slots {
+            let group = &groups[slot.group];
+            let ttl_micros = group.view.ttl.map(|t| i64::try_from(t.as_micros()).unwrap_or(i64::MAX));
+            let mut vector = FeatureVector {
+                values: Vec::with_capacity(rows),
+                statuses: Vec::with_capacity(rows),
+                event_timestamps: Vec::with_capacity(rows),
+            };
+            for row in &group.rows {
+                let (value, status, at) = match row {
+                    None => (null(), FieldStatus::NotFound, prost_types::Timestamp::default()),
+                    Some(stored) => {
+                        let at = micros_to_timestamp(stored.event_time_micros);
+                        let age = as_of_micros.saturating_sub(stored.event_time_micros);
+                        let value = stored.values.get(slot.feature).cloned().unwrap_or_else(null);
+                        if age < 0 {
+                            (null(), FieldStatus::Invalid, at)
+                        } else if ttl_micros.is_some_and(|ttl| age > ttl) {
+                            (null(), FieldStatus::OutsideTtl, at)
+                        } else if value_type(&value).is_none() {
+                            (null(), FieldStatus::NullValue, at)
+                        } else {
+                            (value, FieldStatus::Present, at)
+                        }
+                    }
+                };
+                vector.values.push(value);
+                vector.statuses.push(status as i32);
+                vector.event_timestamps.push(at);
+            }
+            feature_names.push(slot.name.clone());
+            results.push(vector);
+        }
+        Ok(Response::new(GetFeaturesResponse {
+            metadata: Some(ResponseMetadata {
+                feature_names,
+                views: groups
+                    .iter()
+                    .map(|g| ViewVersion {
+                        name: g.view.name.clone(),
+                        version: g.version,
+                    })
+                    .collect(),
+                as_of: Some(as_of),
+            }),
+            results,
+        }))
+    }
+}
