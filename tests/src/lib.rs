@@ -5,6 +5,8 @@
 //! Tests that run the binary live in the crate that owns it (`services/quiver/tests`) because
 //! only there does cargo provide its path (`CARGO_BIN_EXE_quiver`); they use this crate.
 
+pub mod cluster;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -103,7 +105,9 @@ impl QuiverProcess {
 }
 
 fn signal(pid: u32, signal: &str) -> anyhow::Result<()> {
-    let status = Command::new("kill").args([signal, &pid.to_string()]).status()?;
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()?;
     anyhow::ensure!(status.success(), "kill {signal} {pid} failed");
     Ok(())
 }

@@ -35,7 +35,11 @@ pub fn leader_of(status: &Status) -> Option<String> {
 
 /// Runs `call` against `address`, following leader hints and retrying `UNAVAILABLE` (an
 /// election in progress) with a short backoff, for at most `attempts` tries.
-pub async fn with_leader<T, F, Fut>(address: &str, attempts: usize, mut call: F) -> Result<T, Status>
+pub async fn with_leader<T, F, Fut>(
+    address: &str,
+    attempts: usize,
+    mut call: F,
+) -> Result<T, Status>
 where
     F: FnMut(String) -> Fut,
     Fut: Future<Output = Result<T, Status>>,
@@ -48,7 +52,12 @@ where
             Err(status) if status.code() == Code::Unavailable => {
                 match leader_of(&status) {
                     Some(leader) if leader != target => target = leader,
-                    _ => tokio::time::sleep(Duration::from_millis(100 * (attempt as u64 + 1).min(10))).await,
+                    _ => {
+                        tokio::time::sleep(Duration::from_millis(
+                            100 * (attempt as u64 + 1).min(10),
+                        ))
+                        .await
+                    }
                 }
                 last = status;
             }
@@ -82,7 +91,8 @@ mod tests {
 
     #[tokio::test]
     async fn other_errors_are_final() {
-        let result: Result<(), _> = with_leader("a:1", 5, |_| async { Err(Status::invalid_argument("bad")) }).await;
+        let result: Result<(), _> =
+            with_leader("a:1", 5, |_| async { Err(Status::invalid_argument("bad")) }).await;
         assert_eq!(result.unwrap_err().code(), Code::InvalidArgument);
     }
 }

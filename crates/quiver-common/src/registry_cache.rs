@@ -11,7 +11,9 @@ use std::time::Duration;
 use quiver_core::{Entity, FeatureService, FeatureView};
 use quiver_proto::registry::registry_object::Spec;
 use quiver_proto::registry::registry_service_client::RegistryServiceClient;
-use quiver_proto::registry::{DescribeRequest, ObjectKind, RegistryObject, WatchEvent, WatchRequest};
+use quiver_proto::registry::{
+    DescribeRequest, ObjectKind, RegistryObject, WatchEvent, WatchRequest,
+};
 use tokio::sync::watch;
 use tonic::transport::Endpoint;
 
@@ -70,8 +72,14 @@ impl Catalog {
     }
 
     /// A specific version of a view, if this cache has seen it.
-    pub fn view_version(&self, project: &str, name: &str, version: u32) -> Option<&Arc<FeatureView>> {
-        self.view_versions.get(&(project.to_string(), name.to_string(), version))
+    pub fn view_version(
+        &self,
+        project: &str,
+        name: &str,
+        version: u32,
+    ) -> Option<&Arc<FeatureView>> {
+        self.view_versions
+            .get(&(project.to_string(), name.to_string(), version))
     }
 
     /// A live feature service.
@@ -90,7 +98,9 @@ impl Catalog {
     }
 
     fn apply_object(&mut self, object: &RegistryObject) {
-        let (Some(meta), Some(spec)) = (&object.meta, &object.spec) else { return };
+        let (Some(meta), Some(spec)) = (&object.meta, &object.spec) else {
+            return;
+        };
         let key = (meta.project.clone(), meta.name.clone());
         self.projects.insert(meta.project.clone());
         match spec {
@@ -104,14 +114,24 @@ impl Catalog {
             },
             Spec::Source(_) => {}
             Spec::FeatureView(v) => {
-                let Ok(view) = FeatureView::try_from(v) else { return };
+                let Ok(view) = FeatureView::try_from(v) else {
+                    return;
+                };
                 let view = Arc::new(view);
-                self.view_versions
-                    .insert((meta.project.clone(), meta.name.clone(), meta.version), view.clone());
+                self.view_versions.insert(
+                    (meta.project.clone(), meta.name.clone(), meta.version),
+                    view.clone(),
+                );
                 if meta.deleted {
                     self.views.remove(&key);
                 } else {
-                    self.views.insert(key, ViewVersion { version: meta.version, view });
+                    self.views.insert(
+                        key,
+                        ViewVersion {
+                            version: meta.version,
+                            view,
+                        },
+                    );
                 }
             }
             Spec::FeatureService(s) => {
@@ -177,16 +197,27 @@ impl RegistryCache {
     /// Waits until the cache has loaded the registry's state (revision > 0) or `timeout` passes.
     pub async fn wait_ready(&self, timeout: Duration) -> bool {
         let mut revision = self.revision.clone();
-        tokio::time::timeout(timeout, revision.wait_for(|r| *r > 0)).await.is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(timeout, revision.wait_for(|r| *r > 0))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// A view version the watch did not deliver (versions before the cache started): fetched
     /// once from the registry and kept (versions are immutable).
-    pub async fn fetch_view_version(&self, project: &str, name: &str, version: u32) -> Option<Arc<FeatureView>> {
+    pub async fn fetch_view_version(
+        &self,
+        project: &str,
+        name: &str,
+        version: u32,
+    ) -> Option<Arc<FeatureView>> {
         if let Some(view) = self.catalog().view_version(project, name, version) {
             return Some(view.clone());
         }
-        let channel = Endpoint::from_shared(http_uri(&self.registry)).ok()?.connect().await.ok()?;
+        let channel = Endpoint::from_shared(http_uri(&self.registry))
+            .ok()?
+            .connect()
+            .await
+            .ok()?;
         let response = RegistryServiceClient::new(channel)
             .describe(DescribeRequest {
                 project: project.to_string(),
@@ -205,10 +236,14 @@ impl RegistryCache {
             if let Some(meta) = object.meta.as_mut() {
                 meta.deleted = true;
             }
-            let live = next.views.get(&(project.to_string(), name.to_string())).cloned();
+            let live = next
+                .views
+                .get(&(project.to_string(), name.to_string()))
+                .cloned();
             next.apply_object(&object);
             if let Some(live) = live {
-                next.views.insert((project.to_string(), name.to_string()), live);
+                next.views
+                    .insert((project.to_string(), name.to_string()), live);
             }
             *guard = Arc::new(next);
         }
@@ -248,7 +283,9 @@ async fn follow(
             _ = shutdown.wait() => return Ok(()),
             event = stream.message() => event?,
         };
-        let Some(event) = event else { anyhow::bail!("the registry closed the watch") };
+        let Some(event) = event else {
+            anyhow::bail!("the registry closed the watch")
+        };
         let mut next = catalog.read().map(|c| (**c).clone()).unwrap_or_default();
         next.apply(&event);
         if let Ok(mut guard) = catalog.write() {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use quiver_proto::online::cluster_admin_service_server::ClusterAdminService;
 use quiver_proto::online::{
-    AddLearnerRequest, CompactRequest, CompactResponse, InitializeRequest, InitializeResponse, Member,
-    MembershipResponse, PromoteRequest, RemoveRequest, StatusRequest, StatusResponse,
+    AddLearnerRequest, CompactRequest, CompactResponse, InitializeRequest, InitializeResponse,
+    Member, MembershipResponse, PromoteRequest, RemoveRequest, StatusRequest, StatusResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -66,13 +66,17 @@ impl Admin {
         .await;
         match settled {
             Ok(true) => Ok(()),
-            _ => Err(OnlineStoreError::Unavailable("a previous membership change is still in progress".into())),
+            _ => Err(OnlineStoreError::Unavailable(
+                "a previous membership change is still in progress".into(),
+            )),
         }
     }
 
     fn parse_member(member: &Member) -> Result<(u64, NodeAddress), OnlineStoreError> {
         if member.node_id == 0 {
-            return Err(OnlineStoreError::InvalidArgument("member.node_id: must be 1 or more".into()));
+            return Err(OnlineStoreError::InvalidArgument(
+                "member.node_id: must be 1 or more".into(),
+            ));
         }
         if member.address.trim().is_empty() || !member.address.contains(':') {
             return Err(OnlineStoreError::InvalidArgument(format!(
@@ -80,7 +84,12 @@ impl Admin {
                 member.address, member.node_id
             )));
         }
-        Ok((member.node_id, NodeAddress { addr: member.address.clone() }))
+        Ok((
+            member.node_id,
+            NodeAddress {
+                addr: member.address.clone(),
+            },
+        ))
     }
 }
 
@@ -100,16 +109,25 @@ fn internal(e: impl std::fmt::Display) -> OnlineStoreError {
 
 #[tonic::async_trait]
 impl ClusterAdminService for Admin {
-    async fn initialize(&self, request: Request<InitializeRequest>) -> Result<Response<InitializeResponse>, Status> {
+    async fn initialize(
+        &self,
+        request: Request<InitializeRequest>,
+    ) -> Result<Response<InitializeResponse>, Status> {
         let request = request.into_inner();
         if request.members.is_empty() {
-            return Err(OnlineStoreError::InvalidArgument("members: at least one member is required".into()).into());
+            return Err(OnlineStoreError::InvalidArgument(
+                "members: at least one member is required".into(),
+            )
+            .into());
         }
         let mut members = BTreeMap::new();
         for member in &request.members {
             let (id, node) = Admin::parse_member(member)?;
             if members.insert(id, node).is_some() {
-                return Err(OnlineStoreError::InvalidArgument(format!("members: node id {id} is listed twice")).into());
+                return Err(OnlineStoreError::InvalidArgument(format!(
+                    "members: node id {id} is listed twice"
+                ))
+                .into());
             }
         }
         if !members.contains_key(&self.node.config.node_id) {
@@ -121,7 +139,8 @@ impl ClusterAdminService for Admin {
         }
         if self.node.raft.is_initialized().await.map_err(internal)? {
             let (voters, _) = self.node.members();
-            let same = voters.keys().copied().collect::<BTreeSet<_>>() == members.keys().copied().collect();
+            let same = voters.keys().copied().collect::<BTreeSet<_>>()
+                == members.keys().copied().collect();
             return if same {
                 Ok(Response::new(InitializeResponse { initialized: false }))
             } else {
@@ -137,7 +156,10 @@ impl ClusterAdminService for Admin {
         Ok(Response::new(InitializeResponse { initialized: true }))
     }
 
-    async fn add_learner(&self, request: Request<AddLearnerRequest>) -> Result<Response<MembershipResponse>, Status> {
+    async fn add_learner(
+        &self,
+        request: Request<AddLearnerRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
         let request = request.into_inner();
         let member = request
             .member
@@ -158,18 +180,29 @@ impl ClusterAdminService for Admin {
             .await
             .map_err(|e| self.node.write_error(e))?;
         tracing::info!(node = id, "learner added");
-        Ok(Response::new(self.membership_response(response.log_id.index)))
+        Ok(Response::new(
+            self.membership_response(response.log_id.index),
+        ))
     }
 
-    async fn promote(&self, request: Request<PromoteRequest>) -> Result<Response<MembershipResponse>, Status> {
+    async fn promote(
+        &self,
+        request: Request<PromoteRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
         let id = request.into_inner().node_id;
         self.require_leader()?;
         let (voters, learners) = self.node.members();
         if voters.contains_key(&id) {
-            return Err(OnlineStoreError::FailedPrecondition(format!("node {id} is already a voter")).into());
+            return Err(OnlineStoreError::FailedPrecondition(format!(
+                "node {id} is already a voter"
+            ))
+            .into());
         }
         if !learners.contains_key(&id) {
-            return Err(OnlineStoreError::NotFound(format!("node {id} is not a learner; add it first")).into());
+            return Err(OnlineStoreError::NotFound(format!(
+                "node {id} is not a learner; add it first"
+            ))
+            .into());
         }
         self.wait_membership_settled().await?;
         let response = self
@@ -179,16 +212,24 @@ impl ClusterAdminService for Admin {
             .await
             .map_err(|e| self.node.write_error(e))?;
         tracing::info!(node = id, "learner promoted to voter");
-        Ok(Response::new(self.membership_response(response.log_id.index)))
+        Ok(Response::new(
+            self.membership_response(response.log_id.index),
+        ))
     }
 
-    async fn remove(&self, request: Request<RemoveRequest>) -> Result<Response<MembershipResponse>, Status> {
+    async fn remove(
+        &self,
+        request: Request<RemoveRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
         let id = request.into_inner().node_id;
         self.require_leader()?;
         let (voters, learners) = self.node.members();
         let change = if voters.contains_key(&id) {
             if voters.len() == 1 {
-                return Err(OnlineStoreError::FailedPrecondition(format!("node {id} is the last voter")).into());
+                return Err(OnlineStoreError::FailedPrecondition(format!(
+                    "node {id} is the last voter"
+                ))
+                .into());
             }
             ChangeMembers::RemoveVoters(BTreeSet::from([id]))
         } else if learners.contains_key(&id) {
@@ -204,10 +245,15 @@ impl ClusterAdminService for Admin {
             .await
             .map_err(|e| self.node.write_error(e))?;
         tracing::info!(node = id, "member removed");
-        Ok(Response::new(self.membership_response(response.log_id.index)))
+        Ok(Response::new(
+            self.membership_response(response.log_id.index),
+        ))
     }
 
-    async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+    async fn status(
+        &self,
+        _request: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
         let metrics = self.node.metrics();
         let (voters, learners) = self.node.members();
         let state = match metrics.state {
@@ -220,7 +266,11 @@ impl ClusterAdminService for Admin {
         let replication = metrics
             .replication
             .as_ref()
-            .map(|r| r.iter().map(|(id, log)| (*id, log.as_ref().map(|l| l.index).unwrap_or(0))).collect())
+            .map(|r| {
+                r.iter()
+                    .map(|(id, log)| (*id, log.as_ref().map(|l| l.index).unwrap_or(0)))
+                    .collect()
+            })
             .unwrap_or_default();
         Ok(Response::new(StatusResponse {
             node_id: metrics.id,
@@ -239,9 +289,22 @@ impl ClusterAdminService for Admin {
         }))
     }
 
-    async fn compact(&self, _request: Request<CompactRequest>) -> Result<Response<CompactResponse>, Status> {
-        let applied = self.node.metrics().last_applied.map(|l| l.index).unwrap_or(0);
-        self.node.raft.trigger().snapshot().await.map_err(internal)?;
+    async fn compact(
+        &self,
+        _request: Request<CompactRequest>,
+    ) -> Result<Response<CompactResponse>, Status> {
+        let applied = self
+            .node
+            .metrics()
+            .last_applied
+            .map(|l| l.index)
+            .unwrap_or(0);
+        self.node
+            .raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(internal)?;
         let mut metrics = self.node.raft.metrics();
         let built = tokio::time::timeout(Duration::from_secs(60), async {
             loop {
@@ -257,8 +320,40 @@ impl ClusterAdminService for Admin {
         .await
         .ok()
         .flatten()
-        .ok_or_else(|| OnlineStoreError::Unavailable("the snapshot did not complete within 60s".into()))?;
-        self.node.raft.trigger().purge_log(built).await.map_err(internal)?;
-        Ok(Response::new(CompactResponse { snapshot_index: built }))
+        .ok_or_else(|| {
+            OnlineStoreError::Unavailable("the snapshot did not complete within 60s".into())
+        })?;
+        self.node
+            .raft
+            .trigger()
+            .purge_log(built)
+            .await
+            .map_err(internal)?;
+        // Purging is asynchronous: answer once the log really is gone up to the snapshot.
+        let purged = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                if metrics
+                    .borrow_watched()
+                    .purged
+                    .as_ref()
+                    .is_some_and(|p| p.index >= built)
+                {
+                    return true;
+                }
+                if metrics.changed().await.is_err() {
+                    return false;
+                }
+            }
+        })
+        .await;
+        if !matches!(purged, Ok(true)) {
+            return Err(OnlineStoreError::Unavailable(format!(
+                "snapshot at {built} built, but the log was not purged within 30s"
+            ))
+            .into());
+        }
+        Ok(Response::new(CompactResponse {
+            snapshot_index: built,
+        }))
     }
 }

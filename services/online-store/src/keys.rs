@@ -181,7 +181,9 @@ mod tests {
     use super::*;
 
     fn int(v: i64) -> Value {
-        Value { kind: Some(Kind::Int64Value(v)) }
+        Value {
+            kind: Some(Kind::Int64Value(v)),
+        }
     }
 
     #[test]
@@ -190,11 +192,24 @@ mod tests {
         let b = encode_entity(&[int(3)]).unwrap();
         let c = encode_entity(&[int(300)]).unwrap();
         assert!(a < b && b < c);
-        let s = |t: &str| Value { kind: Some(Kind::StringValue(t.into())) };
+        let s = |t: &str| Value {
+            kind: Some(Kind::StringValue(t.into())),
+        };
         // ("ab", "c") and ("a", "bc") must differ.
-        assert_ne!(encode_entity(&[s("ab"), s("c")]).unwrap(), encode_entity(&[s("a"), s("bc")]).unwrap());
-        let float = Value { kind: Some(Kind::Float64Value(1.0)) };
-        assert_eq!(encode_entity(&[int(1), float]), Err(BadKeyValue { index: 1, kind: "float64" }));
+        assert_ne!(
+            encode_entity(&[s("ab"), s("c")]).unwrap(),
+            encode_entity(&[s("a"), s("bc")]).unwrap()
+        );
+        let float = Value {
+            kind: Some(Kind::Float64Value(1.0)),
+        };
+        assert_eq!(
+            encode_entity(&[int(1), float]),
+            Err(BadKeyValue {
+                index: 1,
+                kind: "float64"
+            })
+        );
     }
 
     #[test]

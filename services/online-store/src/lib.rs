@@ -41,16 +41,25 @@ pub async fn serve(
     let cache = RegistryCache::start(registry, shutdown.clone());
     let node = node::Node::start(config.clone(), cache).await?;
     tracing::info!(node_id = config.node_id, advertise = %config.advertise, "online store node started");
-    let raft_server = raft::server::RaftServer::new(node.raft.clone(), config.data_dir.join("incoming"));
+    let raft_server =
+        raft::server::RaftServer::new(node.raft.clone(), config.data_dir.join("incoming"));
     let result = GrpcServer::new("online-store", grpc)
         .add_service(
             RaftServiceServer::new(raft_server)
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         )
-        .add_service(OnlineStoreServiceServer::new(write::Writer::new(node.clone())).max_decoding_message_size(MAX_MESSAGE))
-        .add_service(ClusterAdminServiceServer::new(admin::Admin::new(node.clone())))
-        .add_service(ServingServiceServer::new(serving::Serving::new(node.clone())).max_encoding_message_size(MAX_MESSAGE))
+        .add_service(
+            OnlineStoreServiceServer::new(write::Writer::new(node.clone()))
+                .max_decoding_message_size(MAX_MESSAGE),
+        )
+        .add_service(ClusterAdminServiceServer::new(admin::Admin::new(
+            node.clone(),
+        )))
+        .add_service(
+            ServingServiceServer::new(serving::Serving::new(node.clone()))
+                .max_encoding_message_size(MAX_MESSAGE),
+        )
         .serve(listener, shutdown)
         .await;
     node.shutdown().await;

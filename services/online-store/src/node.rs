@@ -12,7 +12,9 @@ use openraft::async_runtime::WatchReceiver;
 
 use crate::error::OnlineStoreError;
 use crate::raft::network::Network;
-use crate::raft::types::{ClientWriteError, Config, Metrics, Node as NodeAddress, RaftError, ServerState};
+use crate::raft::types::{
+    ClientWriteError, Config, Metrics, Node as NodeAddress, RaftError, ServerState,
+};
 use crate::raft::{LogStore, Raft, StateMachine};
 use crate::storage::open_db;
 
@@ -35,11 +37,15 @@ pub struct Node {
 impl Node {
     /// Opens storage and starts Raft. The node serves nothing until a cluster is initialised
     /// (or it is added to one).
-    pub async fn start(config: OnlineStoreConfig, registry: RegistryCache) -> anyhow::Result<Arc<Self>> {
+    pub async fn start(
+        config: OnlineStoreConfig,
+        registry: RegistryCache,
+    ) -> anyhow::Result<Arc<Self>> {
         anyhow::ensure!(config.node_id > 0, "online_store.node_id must be 1 or more");
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-        let db = open_db(&config.data_dir.join("db")).context("cannot open the online store's RocksDB")?;
+        let db = open_db(&config.data_dir.join("db"))
+            .context("cannot open the online store's RocksDB")?;
         let state = StateMachine::open(db.clone(), GROUP, config.data_dir.join("snapshots"))?;
         let log = LogStore::new(db, GROUP);
         let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
@@ -55,9 +61,15 @@ impl Node {
         }
         .validate()
         .context("invalid raft timers in [online_store]")?;
-        let raft = Raft::new(config.node_id, Arc::new(raft_config), Network, log, state.clone())
-            .await
-            .context("cannot start raft")?;
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config),
+            Network,
+            log,
+            state.clone(),
+        )
+        .await
+        .context("cannot start raft")?;
         Ok(Arc::new(Self {
             raft,
             state,
@@ -97,11 +109,18 @@ impl Node {
     /// Maps a failed Raft write to the client's error.
     pub fn write_error(&self, error: RaftError<ClientWriteError>) -> OnlineStoreError {
         match error {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => OnlineStoreError::NotLeader {
-                leader: forward.leader_node.map(|n| n.addr).or_else(|| self.leader_address()),
-            },
+            RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
+                OnlineStoreError::NotLeader {
+                    leader: forward
+                        .leader_node
+                        .map(|n| n.addr)
+                        .or_else(|| self.leader_address()),
+                }
+            }
             RaftError::APIError(other) => OnlineStoreError::Unavailable(other.to_string()),
-            RaftError::Fatal(fatal) => OnlineStoreError::Unavailable(format!("raft stopped: {fatal}")),
+            RaftError::Fatal(fatal) => {
+                OnlineStoreError::Unavailable(format!("raft stopped: {fatal}"))
+            }
         }
     }
 

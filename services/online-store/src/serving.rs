@@ -19,8 +19,8 @@ use quiver_proto::registry::registry_service_client::RegistryServiceClient;
 use quiver_proto::registry::RecordConsumerRequest;
 use quiver_proto::serving::serving_service_server::ServingService;
 use quiver_proto::serving::{
-    get_features_request, Consistency, FeatureVector, GetFeaturesRequest, GetFeaturesResponse, ResponseMetadata,
-    ViewVersion,
+    get_features_request, Consistency, FeatureVector, GetFeaturesRequest, GetFeaturesResponse,
+    ResponseMetadata, ViewVersion,
 };
 use quiver_proto::types::{FieldStatus, Value};
 use tonic::{Request, Response, Status};
@@ -78,9 +78,9 @@ impl Serving {
     ) -> Result<(Vec<ViewRead>, Vec<Slot>), OnlineStoreError> {
         let (refs, field): (Vec<FeatureRef>, &str) = match &request.features {
             Some(get_features_request::Features::FeatureService(name)) => {
-                let service = catalog
-                    .service(project, name)
-                    .ok_or_else(|| invalid(format!("feature_service: unknown feature service {name:?}")))?;
+                let service = catalog.service(project, name).ok_or_else(|| {
+                    invalid(format!("feature_service: unknown feature service {name:?}"))
+                })?;
                 (service.features.clone(), "feature_service")
             }
             Some(get_features_request::Features::FeatureList(list)) => {
@@ -88,11 +88,18 @@ impl Serving {
                     .refs
                     .iter()
                     .enumerate()
-                    .map(|(i, text)| text.parse().map_err(|e| invalid(format!("feature_list.refs[{i}]: {e}"))))
+                    .map(|(i, text)| {
+                        text.parse()
+                            .map_err(|e| invalid(format!("feature_list.refs[{i}]: {e}")))
+                    })
                     .collect::<Result<Vec<FeatureRef>, _>>()?;
                 (refs, "feature_list.refs")
             }
-            None => return Err(invalid("features: name a feature_service or a feature_list".into())),
+            None => {
+                return Err(invalid(
+                    "features: name a feature_service or a feature_list".into(),
+                ))
+            }
         };
         if refs.is_empty() {
             return Err(invalid(format!("{field}: no features requested")));
@@ -102,9 +109,12 @@ impl Serving {
         for (i, reference) in refs.iter().enumerate() {
             let (version, view) = match reference.version {
                 None => {
-                    let latest = catalog
-                        .view(project, &reference.view)
-                        .ok_or_else(|| invalid(format!("{field}[{i}]: unknown feature view {:?}", reference.view)))?;
+                    let latest = catalog.view(project, &reference.view).ok_or_else(|| {
+                        invalid(format!(
+                            "{field}[{i}]: unknown feature view {:?}",
+                            reference.view
+                        ))
+                    })?;
                     (latest.version, latest.view.clone())
                 }
                 Some(v) => {
@@ -113,7 +123,12 @@ impl Serving {
                         .registry
                         .fetch_view_version(project, &reference.view, v)
                         .await
-                        .ok_or_else(|| invalid(format!("{field}[{i}]: feature view {:?} has no version {v}", reference.view)))?;
+                        .ok_or_else(|| {
+                            invalid(format!(
+                                "{field}[{i}]: feature view {:?} has no version {v}",
+                                reference.view
+                            ))
+                        })?;
                     (v, view)
                 }
             };
@@ -122,9 +137,15 @@ impl Serving {
                 .iter()
                 .position(|f| f.name == reference.feature)
                 .ok_or_else(|| {
-                    invalid(format!("{field}[{i}]: feature view {:?} has no feature {:?}", reference.view, reference.feature))
+                    invalid(format!(
+                        "{field}[{i}]: feature view {:?} has no feature {:?}",
+                        reference.view, reference.feature
+                    ))
                 })?;
-            let group = match groups.iter().position(|g| g.view.name == view.name && g.version == version) {
+            let group = match groups
+                .iter()
+                .position(|g| g.view.name == view.name && g.version == version)
+            {
                 Some(g) => g,
                 None => {
                     groups.push(ViewRead {
@@ -142,18 +163,33 @@ impl Serving {
             } else {
                 reference.to_string()
             };
-            slots.push(Slot { name, group, feature });
+            slots.push(Slot {
+                name,
+                group,
+                feature,
+            });
         }
         Ok((groups, slots))
     }
 
     /// Encodes every row's entity key for every view, checking join keys and their types.
-    fn entity_keys(&self, catalog: &Catalog, request: &GetFeaturesRequest, groups: &mut [ViewRead]) -> Result<usize, OnlineStoreError> {
+    fn entity_keys(
+        &self,
+        catalog: &Catalog,
+        request: &GetFeaturesRequest,
+        groups: &mut [ViewRead],
+    ) -> Result<usize, OnlineStoreError> {
         let columns = &request.entities;
         if columns.is_empty() {
-            return Err(invalid("entities: at least one join key column is required".into()));
+            return Err(invalid(
+                "entities: at least one join key column is required".into(),
+            ));
         }
-        let rows = columns[0].values.as_ref().map(|v| v.values.len()).unwrap_or(0);
+        let rows = columns[0]
+            .values
+            .as_ref()
+            .map(|v| v.values.len())
+            .unwrap_or(0);
         for (i, column) in columns.iter().enumerate() {
             let len = column.values.as_ref().map(|v| v.values.len()).unwrap_or(0);
             if len != rows {
@@ -168,23 +204,37 @@ impl Serving {
         }
         let limit = self.node.config.max_entities_per_request;
         if rows > limit {
-            return Err(invalid(format!("entities: {rows} rows is over the limit of {limit} per request")));
+            return Err(invalid(format!(
+                "entities: {rows} rows is over the limit of {limit} per request"
+            )));
         }
         let mut used = vec![false; columns.len()];
         for group in groups.iter_mut() {
             let entity = catalog
                 .entity(&group.project, &group.view.entity)
-                .ok_or_else(|| OnlineStoreError::Unavailable(format!("entity {:?} is not loaded yet", group.view.entity)))?;
-            let mut key_columns = Vec::with_capacity(entity.join_keys.len());
-            for join_key in &entity.join_keys {
-                let index = columns.iter().position(|c| c.name == join_key.name).ok_or_else(|| {
-                    invalid(format!(
-                        "entities: missing join key {:?} (entity {:?} of view {:?})",
-                        join_key.name, entity.name, group.view.name
+                .ok_or_else(|| {
+                    OnlineStoreError::Unavailable(format!(
+                        "entity {:?} is not loaded yet",
+                        group.view.entity
                     ))
                 })?;
+            let mut key_columns = Vec::with_capacity(entity.join_keys.len());
+            for join_key in &entity.join_keys {
+                let index = columns
+                    .iter()
+                    .position(|c| c.name == join_key.name)
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "entities: missing join key {:?} (entity {:?} of view {:?})",
+                            join_key.name, entity.name, group.view.name
+                        ))
+                    })?;
                 used[index] = true;
-                let values = columns[index].values.as_ref().map(|v| v.values.as_slice()).unwrap_or_default();
+                let values = columns[index]
+                    .values
+                    .as_ref()
+                    .map(|v| v.values.as_slice())
+                    .unwrap_or_default();
                 for (row, value) in values.iter().enumerate() {
                     if value_type(value) != Some(join_key.value_type) {
                         return Err(invalid(format!(
@@ -200,8 +250,15 @@ impl Serving {
             group.keys = (0..rows)
                 .map(|row| {
                     let values: Vec<Value> = key_columns.iter().map(|c| c[row].clone()).collect();
-                    let entity_key = keys::encode_entity(&values).map_err(|e| invalid(format!("entities row {row}: {e}")))?;
-                    Ok(keys::row_key(GROUP, &group.project, &group.view.name, group.version, &entity_key))
+                    let entity_key = keys::encode_entity(&values)
+                        .map_err(|e| invalid(format!("entities row {row}: {e}")))?;
+                    Ok(keys::row_key(
+                        GROUP,
+                        &group.project,
+                        &group.view.name,
+                        group.version,
+                        &entity_key,
+                    ))
                 })
                 .collect::<Result<_, OnlineStoreError>>()?;
         }
@@ -219,12 +276,19 @@ impl Serving {
             return Err(self.node.not_leader());
         }
         let wait = self.node.config.election_timeout_max * 2;
-        match tokio::time::timeout(wait, self.node.raft.ensure_linearizable(ReadPolicy::ReadIndex)).await {
+        match tokio::time::timeout(
+            wait,
+            self.node.raft.ensure_linearizable(ReadPolicy::ReadIndex),
+        )
+        .await
+        {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(openraft::error::RaftError::APIError(openraft::error::LinearizableReadError::ForwardToLeader(_)))) => {
-                Err(self.node.not_leader())
-            }
-            Ok(Err(e)) => Err(OnlineStoreError::Unavailable(format!("a STRONG read needs a quorum: {e}"))),
+            Ok(Err(openraft::error::RaftError::APIError(
+                openraft::error::LinearizableReadError::ForwardToLeader(_),
+            ))) => Err(self.node.not_leader()),
+            Ok(Err(e)) => Err(OnlineStoreError::Unavailable(format!(
+                "a STRONG read needs a quorum: {e}"
+            ))),
             Err(_) => Err(OnlineStoreError::Unavailable(format!(
                 "a STRONG read could not reach a quorum within {wait:?}"
             ))),
@@ -254,14 +318,21 @@ impl Serving {
     fn report_consumer(&self, model: &str, project: &str, request: &GetFeaturesRequest) {
         let (service, features) = match &request.features {
             Some(get_features_request::Features::FeatureService(name)) => (name.clone(), vec![]),
-            Some(get_features_request::Features::FeatureList(list)) => (String::new(), list.refs.clone()),
+            Some(get_features_request::Features::FeatureList(list)) => {
+                (String::new(), list.refs.clone())
+            }
             None => return,
         };
         let target = format!("{service}|{}", features.join(","));
         {
-            let Ok(mut reported) = self.reported.lock() else { return };
+            let Ok(mut reported) = self.reported.lock() else {
+                return;
+            };
             let key = (model.to_string(), target);
-            if reported.get(&key).is_some_and(|at| at.elapsed() < CONSUMER_REPORT_INTERVAL) {
+            if reported
+                .get(&key)
+                .is_some_and(|at| at.elapsed() < CONSUMER_REPORT_INTERVAL)
+            {
                 return;
             }
             reported.insert(key, Instant::now());
@@ -295,7 +366,9 @@ fn micros_to_timestamp(micros: i64) -> prost_types::Timestamp {
 }
 
 fn timestamp_to_micros(t: &prost_types::Timestamp) -> i64 {
-    t.seconds.saturating_mul(1_000_000).saturating_add(i64::from(t.nanos / 1_000))
+    t.seconds
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(t.nanos / 1_000))
 }
 
 fn null() -> Value {
@@ -304,7 +377,10 @@ fn null() -> Value {
 
 #[tonic::async_trait]
 impl ServingService for Serving {
-    async fn get_features(&self, request: Request<GetFeaturesRequest>) -> Result<Response<GetFeaturesResponse>, Status> {
+    async fn get_features(
+        &self,
+        request: Request<GetFeaturesRequest>,
+    ) -> Result<Response<GetFeaturesResponse>, Status> {
         let model = request
             .metadata()
             .get("model")
@@ -312,7 +388,9 @@ impl ServingService for Serving {
             .map(str::to_string);
         let request = request.into_inner();
         let catalog = self.node.registry.catalog();
-        let project = catalog.project(&request.project).map_err(|e| invalid(format!("project: {e}")))?;
+        let project = catalog
+            .project(&request.project)
+            .map_err(|e| invalid(format!("project: {e}")))?;
         let (mut groups, slots) = self.plan(&catalog, &project, &request).await?;
         let rows = self.entity_keys(&catalog, &request, &mut groups)?;
         if request.consistency == Consistency::Strong as i32 {
@@ -324,21 +402,31 @@ impl ServingService for Serving {
         }
 
         let now = SystemTime::now();
-        let as_of = request.as_of.unwrap_or_else(|| prost_types::Timestamp::from(now));
+        let as_of = request
+            .as_of
+            .unwrap_or_else(|| prost_types::Timestamp::from(now));
         let as_of_micros = timestamp_to_micros(&as_of);
-        let mut feature_names: Vec<String> = request.entities.iter().map(|c| c.name.clone()).collect();
+        let mut feature_names: Vec<String> =
+            request.entities.iter().map(|c| c.name.clone()).collect();
         let mut results: Vec<FeatureVector> = request
             .entities
             .iter()
             .map(|c| FeatureVector {
-                values: c.values.as_ref().map(|v| v.values.clone()).unwrap_or_default(),
+                values: c
+                    .values
+                    .as_ref()
+                    .map(|v| v.values.clone())
+                    .unwrap_or_default(),
                 statuses: vec![FieldStatus::Present as i32; rows],
                 event_timestamps: vec![prost_types::Timestamp::default(); rows],
             })
             .collect();
         for slot in &slots {
             let group = &groups[slot.group];
-            let ttl_micros = group.view.ttl.map(|t| i64::try_from(t.as_micros()).unwrap_or(i64::MAX));
+            let ttl_micros = group
+                .view
+                .ttl
+                .map(|t| i64::try_from(t.as_micros()).unwrap_or(i64::MAX));
             let mut vector = FeatureVector {
                 values: Vec::with_capacity(rows),
                 statuses: Vec::with_capacity(rows),
@@ -346,11 +434,19 @@ impl ServingService for Serving {
             };
             for row in &group.rows {
                 let (value, status, at) = match row {
-                    None => (null(), FieldStatus::NotFound, prost_types::Timestamp::default()),
+                    None => (
+                        null(),
+                        FieldStatus::NotFound,
+                        prost_types::Timestamp::default(),
+                    ),
                     Some(stored) => {
                         let at = micros_to_timestamp(stored.event_time_micros);
                         let age = as_of_micros.saturating_sub(stored.event_time_micros);
-                        let value = stored.values.get(slot.feature).cloned().unwrap_or_else(null);
+                        let value = stored
+                            .values
+                            .get(slot.feature)
+                            .cloned()
+                            .unwrap_or_else(null);
                         if age < 0 {
                             (null(), FieldStatus::Invalid, at)
                         } else if ttl_micros.is_some_and(|ttl| age > ttl) {

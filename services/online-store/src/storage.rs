@@ -31,5 +31,9 @@ pub fn open_db(path: &Path) -> Result<Arc<DB>, rocksdb::Error> {
         };
         ColumnFamilyDescriptor::new(*name, cf_options)
     });
-    Ok(Arc::new(DB::open_cf_descriptors(&options, path, descriptors)?))
+    Ok(Arc::new(DB::open_cf_descriptors(
+        &options,
+        path,
+        descriptors,
+    )?))
 }

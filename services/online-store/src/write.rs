@@ -29,7 +29,9 @@ impl Writer {
     /// no registry lookups (and stays deterministic).
     async fn validate(&self, request: &mut WriteRequest) -> Result<(), OnlineStoreError> {
         if request.rows.is_empty() {
-            return Err(OnlineStoreError::InvalidArgument("rows: a write needs at least one row".into()));
+            return Err(OnlineStoreError::InvalidArgument(
+                "rows: a write needs at least one row".into(),
+            ));
         }
         let limit = self.node.config.max_rows_per_write;
         if request.rows.len() > limit {
@@ -48,7 +50,9 @@ impl Writer {
 
     async fn validate_row(&self, row: &mut FeatureRow) -> Result<(), String> {
         let catalog = self.node.registry.catalog();
-        row.project = catalog.project(&row.project).map_err(|e| format!("project: {e}"))?;
+        row.project = catalog
+            .project(&row.project)
+            .map_err(|e| format!("project: {e}"))?;
         let view = if row.view_version == 0 {
             let latest = catalog
                 .view(&row.project, &row.view)
@@ -60,11 +64,19 @@ impl Writer {
                 .registry
                 .fetch_view_version(&row.project, &row.view, row.view_version)
                 .await
-                .ok_or_else(|| format!("view_version: feature view {:?} has no version {}", row.view, row.view_version))?
+                .ok_or_else(|| {
+                    format!(
+                        "view_version: feature view {:?} has no version {}",
+                        row.view, row.view_version
+                    )
+                })?
         };
-        let entity = catalog
-            .entity(&row.project, &view.entity)
-            .ok_or_else(|| format!("view: entity {:?} of view {:?} is unknown", view.entity, view.name))?;
+        let entity = catalog.entity(&row.project, &view.entity).ok_or_else(|| {
+            format!(
+                "view: entity {:?} of view {:?} is unknown",
+                view.entity, view.name
+            )
+        })?;
         let key = row.entity.as_ref().ok_or("entity: required")?;
         if key.values.len() != entity.join_keys.len() {
             return Err(format!(
@@ -77,7 +89,10 @@ impl Writer {
         for (j, (join_key, value)) in entity.join_keys.iter().zip(&key.values).enumerate() {
             if let Some(name) = key.join_keys.get(j) {
                 if name != &join_key.name {
-                    return Err(format!("entity.join_keys[{j}]: expected {:?}, got {name:?}", join_key.name));
+                    return Err(format!(
+                        "entity.join_keys[{j}]: expected {:?}, got {name:?}",
+                        join_key.name
+                    ));
                 }
             }
             if value_type(value) != Some(join_key.value_type) {
@@ -117,7 +132,10 @@ impl Writer {
 
 #[tonic::async_trait]
 impl OnlineStoreService for Writer {
-    async fn write(&self, request: Request<WriteRequest>) -> Result<Response<WriteResponse>, Status> {
+    async fn write(
+        &self,
+        request: Request<WriteRequest>,
+    ) -> Result<Response<WriteResponse>, Status> {
         let mut request = request.into_inner();
         if !self.node.is_leader() {
             return Err(self.node.not_leader().into());

@@ -26,10 +26,16 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
             for other in [self.group - 1, self.group + 1] {
                 let log = db.cf_handle(keys::CF_RAFT_LOG).unwrap();
                 for index in [0u64, 1, 5, u64::MAX] {
-                    db.put_cf(log, keys::log_key(other, index), b"not an entry").unwrap();
+                    db.put_cf(log, keys::log_key(other, index), b"not an entry")
+                        .unwrap();
                 }
                 let data = db.cf_handle(keys::CF_SM_DATA).unwrap();
-                db.put_cf(data, keys::row_key(other, "p", "v", 1, b"k"), b"other group").unwrap();
+                db.put_cf(
+                    data,
+                    keys::row_key(other, "p", "v", 1, b"k"),
+                    b"other group",
+                )
+                .unwrap();
             }
         }
         let log_store = LogStore::new(db.clone(), self.group);
@@ -40,10 +46,18 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
 
 #[test]
 fn conformance_suite_single_group() {
-    TypeConfig::run(Suite::test_all(Builder { group: 1, neighbours: false })).unwrap();
+    TypeConfig::run(Suite::test_all(Builder {
+        group: 1,
+        neighbours: false,
+    }))
+    .unwrap();
 }
 
 #[test]
 fn conformance_suite_group_among_neighbours() {
-    TypeConfig::run(Suite::test_all(Builder { group: 7, neighbours: true })).unwrap();
+    TypeConfig::run(Suite::test_all(Builder {
+        group: 7,
+        neighbours: true,
+    }))
+    .unwrap();
 }

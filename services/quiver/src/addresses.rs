@@ -55,12 +55,15 @@ impl Addresses {
 
 /// A client of the online store's cluster admin service at `address`.
 pub async fn admin_client(address: &str) -> anyhow::Result<ClusterAdminServiceClient<Channel>> {
-    Ok(ClusterAdminServiceClient::new(connect(address, "online").await?))
+    Ok(ClusterAdminServiceClient::new(
+        connect(address, "online").await?,
+    ))
 }
 
 /// A client of the serving API at `address`.
 pub async fn serving_client(address: &str) -> anyhow::Result<ServingServiceClient<Channel>> {
-    Ok(ServingServiceClient::new(connect(address, "online").await?).max_decoding_message_size(256 << 20))
+    Ok(ServingServiceClient::new(connect(address, "online").await?)
+        .max_decoding_message_size(256 << 20))
 }
 
 /// Connects to `address`, explaining what to check when it is not there.

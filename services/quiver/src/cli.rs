@@ -197,7 +197,12 @@ pub struct WatchArgs {
 #[derive(Debug, Args)]
 pub struct GetArgs {
     /// Feature refs, comma-separated: `view:feature` or `view@N:feature`.
-    #[arg(long, value_delimiter = ',', conflicts_with = "service", required_unless_present = "service")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        conflicts_with = "service",
+        required_unless_present = "service"
+    )]
     pub features: Vec<String>,
     /// A feature service name.
     #[arg(long)]

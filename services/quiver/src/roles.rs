@@ -25,10 +25,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let http = bind(config.http.listen, "http").await?;
     let http_task = tokio::spawn(serve_http(http, shutdown.clone()));
     let result = match args.role {
-        Role::Registry => quiver_registry::serve(&config.registry, &config.grpc, grpc, shutdown.clone()).await,
+        Role::Registry => {
+            quiver_registry::serve(&config.registry, &config.grpc, grpc, shutdown.clone()).await
+        }
         Role::OnlineStore => {
-            quiver_online_store::serve(&config.online_store, &config.grpc, &config.endpoints.registry, grpc, shutdown.clone())
-                .await
+            quiver_online_store::serve(
+                &config.online_store,
+                &config.grpc,
+                &config.endpoints.registry,
+                grpc,
+                shutdown.clone(),
+            )
+            .await
         }
         other => Err(not_built(other)),
     };
@@ -68,22 +76,38 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let mut roles: Vec<(&str, JoinHandle<anyhow::Result<()>>)> = Vec::new();
 
     let listener = bind(port(0)?, "registry").await?;
-    let (registry, grpc, stop) = (config.registry.clone(), config.grpc.clone(), shutdown.clone());
-    roles.push(("registry", tokio::spawn(async move { quiver_registry::serve(&registry, &grpc, listener, stop).await })));
+    let (registry, grpc, stop) = (
+        config.registry.clone(),
+        config.grpc.clone(),
+        shutdown.clone(),
+    );
+    roles.push((
+        "registry",
+        tokio::spawn(async move { quiver_registry::serve(&registry, &grpc, listener, stop).await }),
+    ));
 
     let listener = bind(port(3)?, "online-store").await?;
-    let (online, grpc, stop) = (config.online_store.clone(), config.grpc.clone(), shutdown.clone());
+    let (online, grpc, stop) = (
+        config.online_store.clone(),
+        config.grpc.clone(),
+        shutdown.clone(),
+    );
     let registry_address = addresses.registry.clone();
     roles.push((
         "online-store",
-        tokio::spawn(async move { quiver_online_store::serve(&online, &grpc, &registry_address, listener, stop).await }),
+        tokio::spawn(async move {
+            quiver_online_store::serve(&online, &grpc, &registry_address, listener, stop).await
+        }),
     ));
     initialize_single_node(&addresses.online).await?;
 
     print_endpoints(&args, &config);
     if !args.apply.is_empty() {
         if let Err(e) = crate::commands::apply::apply_paths(&args.apply, false, &addresses).await {
-            eprintln!("quiver dev: applying {} failed: {e:#}", show_paths(&args.apply));
+            eprintln!(
+                "quiver dev: applying {} failed: {e:#}",
+                show_paths(&args.apply)
+            );
         }
     }
     println!("Ready. Press ctrl-c to stop.");
@@ -94,7 +118,10 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
 }
 
 /// Waits for every role; the first to stop (or fail) stops the others. Returns the first error.
-async fn wait_for_roles(roles: Vec<(&str, JoinHandle<anyhow::Result<()>>)>, shutdown: &Shutdown) -> anyhow::Result<()> {
+async fn wait_for_roles(
+    roles: Vec<(&str, JoinHandle<anyhow::Result<()>>)>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
     let (names, handles): (Vec<_>, Vec<_>) = roles.into_iter().unzip();
     let mut first: anyhow::Result<()> = Ok(());
     let mut pending = handles;
@@ -102,7 +129,11 @@ async fn wait_for_roles(roles: Vec<(&str, JoinHandle<anyhow::Result<()>>)>, shut
         let (result, index, rest) = futures::future::select_all(pending).await;
         let outcome = result
             .with_context(|| format!("{} panicked", names.get(index).copied().unwrap_or("a role")))
-            .and_then(|r| r.with_context(|| format!("{} failed", names.get(index).copied().unwrap_or("a role"))));
+            .and_then(|r| {
+                r.with_context(|| {
+                    format!("{} failed", names.get(index).copied().unwrap_or("a role"))
+                })
+            });
         shutdown.trigger();
         if first.is_ok() {
             first = outcome;
@@ -145,19 +176,30 @@ fn print_endpoints(args: &DevArgs, config: &QuiverConfig) {
         ("online-store", 3, "running (single-node Raft group)"),
         ("offline", 4, "not built yet"),
     ] {
-        println!("  {:<14} 127.0.0.1:{:<12} {status}", role, base.saturating_add(offset));
+        println!(
+            "  {:<14} 127.0.0.1:{:<12} {status}",
+            role,
+            base.saturating_add(offset)
+        );
     }
-    println!("  {:<14} http://{}/metrics  /healthz", "http", config.http.listen);
+    println!(
+        "  {:<14} http://{}/metrics  /healthz",
+        "http", config.http.listen
+    );
 }
 
 fn show_paths(paths: &[impl AsRef<Path>]) -> String {
-    paths.iter().map(|p| p.as_ref().display().to_string()).collect::<Vec<_>>().join(", ")
+    paths
+        .iter()
+        .map(|p| p.as_ref().display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 async fn bind(address: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on {address} for {what} (is another quiver running?)"))
+    TcpListener::bind(address).await.with_context(|| {
+        format!("cannot listen on {address} for {what} (is another quiver running?)")
+    })
 }
 
 fn not_built(role: Role) -> anyhow::Error {

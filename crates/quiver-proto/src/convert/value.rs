@@ -32,8 +32,18 @@ mod tests {
     #[test]
     fn unset_and_explicit_null_are_null() {
         assert_eq!(value_type(&Value { kind: None }), None);
-        assert_eq!(value_type(&Value { kind: Some(Kind::NullValue(0)) }), None);
-        assert_eq!(value_type(&Value { kind: Some(Kind::Int64Value(1)) }), Some(ValueType::Int64));
+        assert_eq!(
+            value_type(&Value {
+                kind: Some(Kind::NullValue(0))
+            }),
+            None
+        );
+        assert_eq!(
+            value_type(&Value {
+                kind: Some(Kind::Int64Value(1))
+            }),
+            Some(ValueType::Int64)
+        );
         assert_eq!(value_type_name(&Value { kind: None }), "null");
     }
 }

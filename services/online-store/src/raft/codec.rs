@@ -19,9 +19,11 @@ pub fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
 /// Decodes what [`encode`] wrote.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
     match bytes.split_first() {
-        Some((&FORMAT_V1, body)) => bincode::serde::decode_from_slice(body, bincode::config::standard())
-            .map(|(value, _)| value)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+        Some((&FORMAT_V1, body)) => {
+            bincode::serde::decode_from_slice(body, bincode::config::standard())
+                .map(|(value, _)| value)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        }
         Some((version, _)) => Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("unknown encoding version {version}"),

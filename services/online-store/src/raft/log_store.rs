@@ -43,7 +43,11 @@ impl LogStore {
 
     fn get_meta<T: serde::de::DeserializeOwned>(&self, t: u8) -> io::Result<Option<T>> {
         let cf = self.cf(keys::CF_RAFT_META)?;
-        match self.db.get_cf(cf, keys::meta_key(self.group, t)).map_err(io_err)? {
+        match self
+            .db
+            .get_cf(cf, keys::meta_key(self.group, t))
+            .map_err(io_err)?
+        {
             Some(bytes) => decode(&bytes).map(Some),
             None => Ok(None),
         }
@@ -52,7 +56,12 @@ impl LogStore {
     fn put_meta_synced<T: serde::Serialize>(&self, t: u8, value: &T) -> io::Result<()> {
         let cf = self.cf(keys::CF_RAFT_META)?;
         self.db
-            .put_cf_opt(cf, keys::meta_key(self.group, t), encode(value)?, &Self::synced())
+            .put_cf_opt(
+                cf,
+                keys::meta_key(self.group, t),
+                encode(value)?,
+                &Self::synced(),
+            )
             .map_err(io_err)
     }
 
@@ -127,7 +136,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         let last_purged_log_id: Option<LogId> = self.get_meta(tag::LAST_PURGED)?;
-        let last_log_id = self.last_stored_log_id()?.or_else(|| last_purged_log_id.clone());
+        let last_log_id = self
+            .last_stored_log_id()?
+            .or(last_purged_log_id);
         Ok(LogState {
             last_purged_log_id,
             last_log_id,
@@ -147,7 +158,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // only lets a restarted node apply what it knew was committed before serving.
         let cf = self.cf(keys::CF_RAFT_META)?;
         self.db
-            .put_cf(cf, keys::meta_key(self.group, tag::COMMITTED), encode(&committed)?)
+            .put_cf(
+                cf,
+                keys::meta_key(self.group, tag::COMMITTED),
+                encode(&committed)?,
+            )
             .map_err(io_err)
     }
 
@@ -155,7 +170,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.get_meta::<Option<LogId>>(tag::COMMITTED)?.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
@@ -163,7 +182,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let cf = self.cf(keys::CF_RAFT_LOG)?;
         let mut batch = WriteBatch::default();
         for entry in entries {
-            batch.put_cf(cf, keys::log_key(self.group, entry.log_id.index), encode(&entry)?);
+            batch.put_cf(
+                cf,
+                keys::log_key(self.group, entry.log_id.index),
+                encode(&entry)?,
+            );
         }
         self.db.write(batch).map_err(io_err)?;
         // Readable now; durable once the WAL is synced. The fsync runs off the Raft task, and
@@ -176,7 +199,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
-        let from = last_log_id.map(|id| id.index.saturating_add(1)).unwrap_or(0);
+        let from = last_log_id
+            .map(|id| id.index.saturating_add(1))
+            .unwrap_or(0);
         self.delete_logs(from, None)
     }
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
 use openraft::RaftNetworkV2;
 use quiver_proto::raft::raft_service_client::RaftServiceClient;
 use quiver_proto::raft::{RaftPayload, SnapshotChunk};
@@ -40,7 +42,11 @@ pub struct Peer {
 
 impl Peer {
     fn new(target: u64, address: &str) -> Self {
-        let uri = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
+        let uri = if address.contains("://") {
+            address.to_string()
+        } else {
+            format!("http://{address}")
+        };
         let client = Endpoint::from_shared(uri).ok().map(|endpoint| {
             let channel = endpoint
                 .connect_timeout(Duration::from_secs(2))
@@ -59,7 +65,12 @@ impl Peer {
     }
 
     fn client(&self) -> Result<RaftServiceClient<Channel>, RPCError<TypeConfig>> {
-        self.client.clone().ok_or_else(|| unreachable(format!("invalid address {:?} of node {}", self.address, self.target)))
+        self.client.clone().ok_or_else(|| {
+            unreachable(format!(
+                "invalid address {:?} of node {}",
+                self.address, self.target
+            ))
+        })
     }
 }
 
@@ -73,7 +84,9 @@ fn encode_rpc<T: serde::Serialize>(value: &T) -> Result<RaftPayload, RPCError<Ty
         .map_err(|e| RPCError::Network(openraft::error::NetworkError::new(&e)))
 }
 
-fn decode_rpc<T: serde::de::DeserializeOwned>(payload: RaftPayload) -> Result<T, RPCError<TypeConfig>> {
+fn decode_rpc<T: serde::de::DeserializeOwned>(
+    payload: RaftPayload,
+) -> Result<T, RPCError<TypeConfig>> {
     decode(&payload.data).map_err(|e| RPCError::Network(openraft::error::NetworkError::new(&e)))
 }
 
@@ -87,7 +100,11 @@ impl RaftNetworkV2<TypeConfig> for Peer {
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let mut request = tonic::Request::new(encode_rpc(&rpc)?);
         request.set_timeout(option.hard_ttl());
-        let response = self.client()?.append_entries(request).await.map_err(|s| unreachable(s.message()))?;
+        let response = self
+            .client()?
+            .append_entries(request)
+            .await
+            .map_err(|s| unreachable(s.message()))?;
         decode_rpc(response.into_inner())
     }
 
@@ -98,7 +115,11 @@ impl RaftNetworkV2<TypeConfig> for Peer {
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         let mut request = tonic::Request::new(encode_rpc(&rpc)?);
         request.set_timeout(option.hard_ttl());
-        let response = self.client()?.vote(request).await.map_err(|s| unreachable(s.message()))?;
+        let response = self
+            .client()?
+            .vote(request)
+            .await
+            .map_err(|s| unreachable(s.message()))?;
         decode_rpc(response.into_inner())
     }
 
@@ -109,7 +130,8 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let header = encode(&(vote, snapshot.meta.clone())).map_err(|e| StreamingError::Network(openraft::error::NetworkError::new(&e)))?;
+        let header = encode(&(vote, snapshot.meta.clone()))
+            .map_err(|e| StreamingError::Network(openraft::error::NetworkError::new(&e)))?;
         let mut file = snapshot.snapshot;
         // Read the file on a blocking thread and feed chunks through a bounded channel.
         let (tx, rx) = tokio::sync::mpsc::channel::<SnapshotChunk>(4);
@@ -127,7 +149,9 @@ impl RaftNetworkV2<TypeConfig> for Peer {
                 };
                 data.truncate(n);
                 let header = first.take().unwrap_or_default();
-                if (n == 0 && header.is_empty()) || tx.blocking_send(SnapshotChunk { header, data }).is_err() {
+                if (n == 0 && header.is_empty())
+                    || tx.blocking_send(SnapshotChunk { header, data }).is_err()
+                {
                     return;
                 }
                 if n == 0 {
@@ -135,7 +159,9 @@ impl RaftNetworkV2<TypeConfig> for Peer {
                 }
             }
         });
-        let client = self.client().map_err(|e| StreamingError::Unreachable(Unreachable::from_string(e.to_string())))?;
+        let client = self
+            .client()
+            .map_err(|e| StreamingError::Unreachable(Unreachable::from_string(e.to_string())))?;
         let send = async move {
             let mut client = client;
             client

@@ -43,7 +43,10 @@ fn payload<T: serde::Serialize>(value: &T) -> Result<Response<RaftPayload>, Stat
 
 #[tonic::async_trait]
 impl RaftService for RaftServer {
-    async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+    async fn append_entries(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
         let rpc = decode(&request.into_inner().data).map_err(bad_payload)?;
         let response = self.raft.append_entries(rpc).await.map_err(stopped)?;
         payload(&response)
@@ -61,7 +64,9 @@ impl RaftService for RaftServer {
     ) -> Result<Response<RaftPayload>, Status> {
         let mut chunks = request.into_inner();
         std::fs::create_dir_all(&self.incoming_dir).map_err(|e| Status::internal(e.to_string()))?;
-        let path = self.incoming_dir.join(format!("incoming-{}.snap.tmp", std::process::id()));
+        let path = self
+            .incoming_dir
+            .join(format!("incoming-{}.snap.tmp", std::process::id()));
         let mut file = std::fs::File::create(&path).map_err(|e| Status::internal(e.to_string()))?;
         let mut header: Option<(Vote, SnapshotMeta)> = None;
         while let Some(chunk) = chunks.next().await {
@@ -69,15 +74,22 @@ impl RaftService for RaftServer {
             if header.is_none() {
                 header = Some(decode(&chunk.header).map_err(bad_payload)?);
             }
-            file.write_all(&chunk.data).map_err(|e| Status::internal(e.to_string()))?;
+            file.write_all(&chunk.data)
+                .map_err(|e| Status::internal(e.to_string()))?;
         }
-        let (vote, meta) = header.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
-        file.sync_all().map_err(|e| Status::internal(e.to_string()))?;
+        let (vote, meta) =
+            header.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
+        file.sync_all()
+            .map_err(|e| Status::internal(e.to_string()))?;
         let snapshot = Snapshot {
             meta,
             snapshot: std::fs::File::open(&path).map_err(|e| Status::internal(e.to_string()))?,
         };
-        let response = self.raft.install_full_snapshot(vote, snapshot).await.map_err(stopped);
+        let response = self
+            .raft
+            .install_full_snapshot(vote, snapshot)
+            .await
+            .map_err(stopped);
         let _ = std::fs::remove_file(&path);
         payload(&response?)
     }

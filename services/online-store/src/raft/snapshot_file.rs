@@ -52,7 +52,10 @@ pub fn persist_copy(dir: &Path, meta: &SnapshotMeta, mut source: File) -> io::Re
     fs::create_dir_all(dir)?;
     let index = meta.last_log_id.as_ref().map(|id| id.index).unwrap_or(0);
     let final_path = dir.join(format!("snapshot-{index:020}.snap"));
-    let tmp = dir.join(format!("snapshot-{index:020}.{}.recv.tmp", std::process::id()));
+    let tmp = dir.join(format!(
+        "snapshot-{index:020}.{}.recv.tmp",
+        std::process::id()
+    ));
     source.seek(io::SeekFrom::Start(0))?;
     let mut out = File::create(&tmp)?;
     io::copy(&mut source, &mut out)?;
@@ -68,10 +71,20 @@ pub fn open(path: &Path) -> io::Result<(SnapshotMeta, Records)> {
     let mut magic = [0u8; 8];
     reader.read_exact(&mut magic)?;
     if &magic != MAGIC {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} is not a Quiver snapshot", path.display())));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a Quiver snapshot", path.display()),
+        ));
     }
     let meta = decode(&read_chunk(&mut reader)?.ok_or_else(truncated)?)?;
-    Ok((meta, Records { reader, count: 0, done: false }))
+    Ok((
+        meta,
+        Records {
+            reader,
+            count: 0,
+            done: false,
+        },
+    ))
 }
 
 /// The records of an open snapshot file.
@@ -93,7 +106,10 @@ impl Iterator for Records {
                 let mut count = [0u8; 8];
                 self.reader.read_exact(&mut count)?;
                 if u64::from_be_bytes(count) != self.count {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "snapshot record count mismatch"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "snapshot record count mismatch",
+                    ));
                 }
                 return Ok(None);
             };

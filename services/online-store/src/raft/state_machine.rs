@@ -65,7 +65,14 @@ impl StateMachine {
 
     /// Whether `node` was ever a member of this group (its id may not be used again).
     pub fn was_ever_member(&self, node: u64) -> io::Result<bool> {
-        Ok(self.db.get_cf(self.cf(keys::CF_SM_DATA)?, keys::known_node_key(self.group, node)).map_err(io_err)?.is_some())
+        Ok(self
+            .db
+            .get_cf(
+                self.cf(keys::CF_SM_DATA)?,
+                keys::known_node_key(self.group, node),
+            )
+            .map_err(io_err)?
+            .is_some())
     }
 
     fn cf(&self, name: &str) -> io::Result<&rocksdb::ColumnFamily> {
@@ -75,7 +82,11 @@ impl StateMachine {
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(&self, t: u8) -> io::Result<Option<T>> {
-        match self.db.get_cf(self.cf(keys::CF_SM_META)?, keys::meta_key(self.group, t)).map_err(io_err)? {
+        match self
+            .db
+            .get_cf(self.cf(keys::CF_SM_META)?, keys::meta_key(self.group, t))
+            .map_err(io_err)?
+        {
             Some(bytes) => decode(&bytes).map(Some),
             None => Ok(None),
         }
@@ -95,12 +106,13 @@ impl StateMachine {
         overlay: &mut HashMap<Vec<u8>, Vec<u8>>,
     ) -> io::Result<CommandResult> {
         let data = self.cf(keys::CF_SM_DATA)?;
-        let read = |overlay: &HashMap<Vec<u8>, Vec<u8>>, key: &[u8]| -> io::Result<Option<Vec<u8>>> {
-            match overlay.get(key) {
-                Some(v) => Ok(Some(v.clone())),
-                None => self.db.get_cf(data, key).map_err(io_err),
-            }
-        };
+        let read =
+            |overlay: &HashMap<Vec<u8>, Vec<u8>>, key: &[u8]| -> io::Result<Option<Vec<u8>>> {
+                match overlay.get(key) {
+                    Some(v) => Ok(Some(v.clone())),
+                    None => self.db.get_cf(data, key).map_err(io_err),
+                }
+            };
         // A command that does not decode was still committed: skip it the same way everywhere.
         let Ok(write) = WriteRequest::decode(command.write.as_slice()) else {
             tracing::error!("committed write does not decode; skipped");
@@ -120,15 +132,29 @@ impl StateMachine {
             overlay.insert(key, value);
         }
         for row in write.rows {
-            let entity = row.entity.as_ref().map(|e| e.values.as_slice()).unwrap_or_default();
+            let entity = row
+                .entity
+                .as_ref()
+                .map(|e| e.values.as_slice())
+                .unwrap_or_default();
             let Ok(entity) = keys::encode_entity(entity) else {
                 result.stale += 1;
                 continue;
             };
-            let key = keys::row_key(self.group, &row.project, &row.view, row.view_version, &entity);
+            let key = keys::row_key(
+                self.group,
+                &row.project,
+                &row.view,
+                row.view_version,
+                &entity,
+            );
             let event_time = row
                 .event_time
-                .map(|t| t.seconds.saturating_mul(1_000_000).saturating_add(i64::from(t.nanos / 1_000)))
+                .map(|t| {
+                    t.seconds
+                        .saturating_mul(1_000_000)
+                        .saturating_add(i64::from(t.nanos / 1_000))
+                })
                 .unwrap_or(i64::MIN);
             let newer = match read(overlay, &key)? {
                 Some(stored) => StoredRow::decode(stored.as_slice())
@@ -158,11 +184,20 @@ impl StateMachine {
         let sm_meta = self.cf(keys::CF_SM_META)?;
         // 1. Mark the install, so a crash part-way re-runs it at startup.
         self.db
-            .put_cf_opt(sm_meta, keys::meta_key(self.group, tag::INSTALLING), encode(&path.display().to_string())?, &Self::synced())
+            .put_cf_opt(
+                sm_meta,
+                keys::meta_key(self.group, tag::INSTALLING),
+                encode(&path.display().to_string())?,
+                &Self::synced(),
+            )
             .map_err(io_err)?;
         // 2. Wipe the group's data, then load the snapshot's records.
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(data, keys::group_prefix(self.group).as_slice(), keys::group_end(self.group).as_slice());
+        batch.delete_range_cf(
+            data,
+            keys::group_prefix(self.group).as_slice(),
+            keys::group_end(self.group).as_slice(),
+        );
         let (_, records) = snapshot_file::open(&path)?;
         let prefix = keys::group_prefix(self.group);
         for record in records {
@@ -175,8 +210,16 @@ impl StateMachine {
             }
         }
         // 3. The applied state and the cleared marker land together, synced.
-        batch.put_cf(sm_meta, keys::meta_key(self.group, tag::LAST_APPLIED), encode(&meta.last_log_id)?);
-        batch.put_cf(sm_meta, keys::meta_key(self.group, tag::MEMBERSHIP), encode(&meta.last_membership)?);
+        batch.put_cf(
+            sm_meta,
+            keys::meta_key(self.group, tag::LAST_APPLIED),
+            encode(&meta.last_log_id)?,
+        );
+        batch.put_cf(
+            sm_meta,
+            keys::meta_key(self.group, tag::MEMBERSHIP),
+            encode(&meta.last_membership)?,
+        );
         batch.delete_cf(sm_meta, keys::meta_key(self.group, tag::INSTALLING));
         self.db.write_opt(batch, &Self::synced()).map_err(io_err)?;
         snapshot_file::remove_others(&self.snapshot_dir, &path)
@@ -206,24 +249,36 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let (entry, responder) = item?;
             let result = match &entry.payload {
                 EntryPayload::Blank => CommandResult::default(),
-                EntryPayload::Normal(command) => self.apply_write(command, &mut batch, &mut overlay)?,
+                EntryPayload::Normal(command) => {
+                    self.apply_write(command, &mut batch, &mut overlay)?
+                }
                 EntryPayload::Membership(m) => {
                     let data = self.cf(keys::CF_SM_DATA)?;
                     for (node, _) in m.nodes() {
                         batch.put_cf(data, keys::known_node_key(self.group, *node), []);
                     }
-                    membership = Some(StoredMembership::new(Some(entry.log_id.clone()), m.clone()));
+                    membership = Some(StoredMembership::new(Some(entry.log_id), m.clone()));
                     CommandResult::default()
                 }
             };
-            last_applied = Some(entry.log_id.clone());
+            last_applied = Some(entry.log_id);
             responses.push((responder, result));
         }
-        let Some(last_applied) = last_applied else { return Ok(()) };
+        let Some(last_applied) = last_applied else {
+            return Ok(());
+        };
         let sm_meta = self.cf(keys::CF_SM_META)?;
-        batch.put_cf(sm_meta, keys::meta_key(self.group, tag::LAST_APPLIED), encode(&Some(last_applied))?);
+        batch.put_cf(
+            sm_meta,
+            keys::meta_key(self.group, tag::LAST_APPLIED),
+            encode(&Some(last_applied))?,
+        );
         if let Some(membership) = membership {
-            batch.put_cf(sm_meta, keys::meta_key(self.group, tag::MEMBERSHIP), encode(&membership)?);
+            batch.put_cf(
+                sm_meta,
+                keys::meta_key(self.group, tag::MEMBERSHIP),
+                encode(&membership)?,
+            );
         }
         self.db.write_opt(batch, &Self::synced()).map_err(io_err)?;
         for (responder, result) in responses {
@@ -242,11 +297,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.clone()
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: std::fs::File) -> Result<(), io::Error> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: std::fs::File,
+    ) -> Result<(), io::Error> {
         let this = self.clone();
         let meta = meta.clone();
         tokio::task::spawn_blocking(move || {
-            let _publish = this.publish.lock().map_err(|_| io_err("snapshot lock poisoned"))?;
+            let _publish = this
+                .publish
+                .lock()
+                .map_err(|_| io_err("snapshot lock poisoned"))?;
             let path = snapshot_file::persist_copy(&this.snapshot_dir, &meta, snapshot)?;
             this.load_snapshot(&meta, path)
         })
@@ -255,7 +317,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        let Some(path) = snapshot_file::latest(&self.snapshot_dir)? else { return Ok(None) };
+        let Some(path) = snapshot_file::latest(&self.snapshot_dir)? else {
+            return Ok(None);
+        };
         let (meta, _) = snapshot_file::open(&path)?;
         Ok(Some(Snapshot {
             meta,
@@ -269,7 +333,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.build_blocking()).await.map_err(io_err)?
+        tokio::task::spawn_blocking(move || this.build_blocking())
+            .await
+            .map_err(io_err)?
     }
 }
 
@@ -280,7 +346,8 @@ impl StateMachine {
         let view = self.db.snapshot();
         let sm_meta = self.cf(keys::CF_SM_META)?;
         let read_meta = |t: u8| -> io::Result<Option<Vec<u8>>> {
-            view.get_cf(sm_meta, keys::meta_key(self.group, t)).map_err(io_err)
+            view.get_cf(sm_meta, keys::meta_key(self.group, t))
+                .map_err(io_err)
         };
         let last_log_id: Option<LogId> = match read_meta(tag::LAST_APPLIED)? {
             Some(bytes) => decode::<Option<LogId>>(&bytes)?,
@@ -306,12 +373,18 @@ impl StateMachine {
             });
         let written = snapshot_file::write(&self.snapshot_dir, &meta, records)?;
 
-        let _publish = self.publish.lock().map_err(|_| io_err("snapshot lock poisoned"))?;
+        let _publish = self
+            .publish
+            .lock()
+            .map_err(|_| io_err("snapshot lock poisoned"))?;
         let newest = snapshot_file::latest(&self.snapshot_dir)?;
         let file = std::fs::File::open(&written)?;
         if newest.as_deref() == Some(written.as_path()) {
             snapshot_file::remove_others(&self.snapshot_dir, &written)?;
         }
-        Ok(Snapshot { meta, snapshot: file })
+        Ok(Snapshot {
+            meta,
+            snapshot: file,
+        })
     }
 }

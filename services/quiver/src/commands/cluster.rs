@@ -2,8 +2,8 @@
 
 use quiver_common::leader_hint::with_leader;
 use quiver_proto::online::{
-    AddLearnerRequest, CompactRequest, InitializeRequest, Member, MembershipResponse, PromoteRequest, RemoveRequest,
-    StatusRequest, StatusResponse,
+    AddLearnerRequest, CompactRequest, InitializeRequest, Member, MembershipResponse,
+    PromoteRequest, RemoveRequest, StatusRequest, StatusResponse,
 };
 
 use super::rpc_error;
@@ -27,7 +27,10 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
             print_status(&status, args.output)?;
         }
         ClusterCommand::Init { members } => {
-            let members = members.iter().map(|m| parse_member(m)).collect::<anyhow::Result<Vec<_>>>()?;
+            let members = members
+                .iter()
+                .map(|m| parse_member(m))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let response = admin_client(&node)
                 .await?
                 .initialize(InitializeRequest { members })
@@ -36,17 +39,31 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
                 .into_inner();
             println!(
                 "{}",
-                if response.initialized { "Cluster initialised." } else { "Already initialised with these members." }
+                if response.initialized {
+                    "Cluster initialised."
+                } else {
+                    "Already initialised with these members."
+                }
             );
         }
-        ClusterCommand::AddLearner { node_id, address, wait } => {
+        ClusterCommand::AddLearner {
+            node_id,
+            address,
+            wait,
+        } => {
             let request = AddLearnerRequest {
                 member: Some(Member { node_id, address }),
                 wait_caught_up: wait,
             };
             let response = with_leader(&node, ATTEMPTS, |target| {
                 let request = request.clone();
-                async move { admin(&target).await?.add_learner(request).await.map(|r| r.into_inner()) }
+                async move {
+                    admin(&target)
+                        .await?
+                        .add_learner(request)
+                        .await
+                        .map(|r| r.into_inner())
+                }
             })
             .await
             .map_err(|s| rpc_error("add-learner", s))?;
@@ -54,7 +71,11 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
         }
         ClusterCommand::Promote { node_id } => {
             let response = with_leader(&node, ATTEMPTS, |target| async move {
-                admin(&target).await?.promote(PromoteRequest { node_id }).await.map(|r| r.into_inner())
+                admin(&target)
+                    .await?
+                    .promote(PromoteRequest { node_id })
+                    .await
+                    .map(|r| r.into_inner())
             })
             .await
             .map_err(|s| rpc_error("promote", s))?;
@@ -62,7 +83,11 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
         }
         ClusterCommand::Remove { node_id } => {
             let response = with_leader(&node, ATTEMPTS, |target| async move {
-                admin(&target).await?.remove(RemoveRequest { node_id }).await.map(|r| r.into_inner())
+                admin(&target)
+                    .await?
+                    .remove(RemoveRequest { node_id })
+                    .await
+                    .map(|r| r.into_inner())
             })
             .await
             .map_err(|s| rpc_error("remove", s))?;
@@ -75,7 +100,10 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(|s| rpc_error("compact", s))?
                 .into_inner();
-            println!("Snapshot at log index {}; the log up to it is purged.", response.snapshot_index);
+            println!(
+                "Snapshot at log index {}; the log up to it is purged.",
+                response.snapshot_index
+            );
         }
     }
     Ok(())
@@ -84,9 +112,15 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
 /// An admin client for `with_leader`, whose errors must be statuses.
 async fn admin(
     target: &str,
-) -> Result<quiver_proto::online::cluster_admin_service_client::ClusterAdminServiceClient<tonic::transport::Channel>, tonic::Status>
-{
-    admin_client(target).await.map_err(|e| tonic::Status::unavailable(e.to_string()))
+) -> Result<
+    quiver_proto::online::cluster_admin_service_client::ClusterAdminServiceClient<
+        tonic::transport::Channel,
+    >,
+    tonic::Status,
+> {
+    admin_client(target)
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))
 }
 
 fn parse_member(text: &str) -> anyhow::Result<Member> {
@@ -110,7 +144,11 @@ fn members_json(members: &[Member]) -> serde_json::Value {
         .collect()
 }
 
-fn print_membership(what: &str, response: &MembershipResponse, output: Output) -> anyhow::Result<()> {
+fn print_membership(
+    what: &str,
+    response: &MembershipResponse,
+    output: Output,
+) -> anyhow::Result<()> {
     if output == Output::Json {
         println!(
             "{}",
@@ -122,7 +160,12 @@ fn print_membership(what: &str, response: &MembershipResponse, output: Output) -
         );
         return Ok(());
     }
-    let show = |ms: &[Member]| ms.iter().map(|m| format!("{}={}", m.node_id, m.address)).collect::<Vec<_>>().join(", ");
+    let show = |ms: &[Member]| {
+        ms.iter()
+            .map(|m| format!("{}={}", m.node_id, m.address))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     println!("{what} (log index {})", response.log_index);
     println!("  voters:   {}", show(&response.voters));
     println!("  learners: {}", show(&response.learners));
@@ -151,7 +194,10 @@ fn print_status(status: &StatusResponse, output: Output) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    println!("node {} is {} (term {})", status.node_id, status.state, status.term);
+    println!(
+        "node {} is {} (term {})",
+        status.node_id, status.state, status.term
+    );
     if !status.initialized {
         println!("  the cluster is not initialised: run `quiver cluster init --members id=host:port,...`");
     }
@@ -160,7 +206,12 @@ fn print_status(status: &StatusResponse, output: Output) -> anyhow::Result<()> {
         "  log:      last {} applied {} snapshot {} purged {}",
         status.last_log_index, status.last_applied, status.snapshot_index, status.purged_index
     );
-    let show = |ms: &[Member]| ms.iter().map(|m| format!("{}={}", m.node_id, m.address)).collect::<Vec<_>>().join(", ");
+    let show = |ms: &[Member]| {
+        ms.iter()
+            .map(|m| format!("{}={}", m.node_id, m.address))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     println!("  voters:   {}", show(&status.voters));
     println!("  learners: {}", show(&status.learners));
     for (id, matched) in &status.replication {

@@ -7,7 +7,9 @@ use quiver_common::leader_hint::with_leader;
 use quiver_core::ValueType;
 use quiver_proto::registry::registry_object::Spec;
 use quiver_proto::registry::{ListRequest, ObjectKind};
-use quiver_proto::serving::{get_features_request, Consistency, FeatureList, GetFeaturesRequest, GetFeaturesResponse};
+use quiver_proto::serving::{
+    get_features_request, Consistency, FeatureList, GetFeaturesRequest, GetFeaturesResponse,
+};
 use quiver_proto::types::{value::Kind, EntityColumn, FieldStatus, RepeatedValue, Value};
 use serde_json::{json, Map};
 
@@ -29,7 +31,9 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
         })?;
         let values = values
             .split(',')
-            .map(|v| parse_key(v.trim(), value_type).map_err(|e| anyhow::anyhow!("--entity {name}: {e}")))
+            .map(|v| {
+                parse_key(v.trim(), value_type).map_err(|e| anyhow::anyhow!("--entity {name}: {e}"))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         entities.push(EntityColumn {
             name: name.to_string(),
@@ -70,7 +74,9 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
             request.metadata_mut().insert("model", model);
         }
         async move {
-            let mut client = serving_client(&target).await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            let mut client = serving_client(&target)
+                .await
+                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
             client.get_features(request).await.map(|r| r.into_inner())
         }
     })
@@ -99,8 +105,12 @@ async fn join_key_types(args: &GetArgs) -> anyhow::Result<HashMap<String, ValueT
         .into_inner();
     let mut types = HashMap::new();
     for object in entities.objects {
-        let Some(Spec::Entity(entity)) = object.spec else { continue };
-        let Ok(entity) = quiver_core::Entity::try_from(&entity) else { continue };
+        let Some(Spec::Entity(entity)) = object.spec else {
+            continue;
+        };
+        let Ok(entity) = quiver_core::Entity::try_from(&entity) else {
+            continue;
+        };
         for key in entity.join_keys {
             types.insert(key.name, key.value_type);
         }
@@ -110,7 +120,10 @@ async fn join_key_types(args: &GetArgs) -> anyhow::Result<HashMap<String, ValueT
 
 fn parse_key(text: &str, value_type: ValueType) -> Result<Value, String> {
     let kind = match value_type {
-        ValueType::Int64 => Kind::Int64Value(text.parse().map_err(|_| format!("{text:?} is not an int64"))?),
+        ValueType::Int64 => Kind::Int64Value(
+            text.parse()
+                .map_err(|_| format!("{text:?} is not an int64"))?,
+        ),
         ValueType::String => Kind::StringValue(text.to_string()),
         ValueType::Bytes => Kind::BytesValue(text.as_bytes().to_vec()),
         other => return Err(format!("{other} cannot be a join key")),
@@ -123,13 +136,17 @@ fn value_json(value: &Value) -> serde_json::Value {
     match &value.kind {
         None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
         Some(Kind::Int64Value(v)) => json!(v),
-        Some(Kind::Float64Value(v)) => serde_json::Number::from_f64(*v).map(serde_json::Value::Number).unwrap_or_default(),
-        Some(Kind::Float32Value(v)) => {
-            serde_json::Number::from_f64(f64::from(*v)).map(serde_json::Value::Number).unwrap_or_default()
-        }
+        Some(Kind::Float64Value(v)) => serde_json::Number::from_f64(*v)
+            .map(serde_json::Value::Number)
+            .unwrap_or_default(),
+        Some(Kind::Float32Value(v)) => serde_json::Number::from_f64(f64::from(*v))
+            .map(serde_json::Value::Number)
+            .unwrap_or_default(),
         Some(Kind::BoolValue(v)) => json!(v),
         Some(Kind::StringValue(v)) => json!(v),
-        Some(Kind::BytesValue(v)) => json!(v.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+        Some(Kind::BytesValue(v)) => {
+            json!(v.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        }
         Some(Kind::TimestampValue(t)) => json!(timestamp(Some(t))),
         Some(Kind::Float32ListValue(list)) => json!(list.values),
     }
@@ -147,9 +164,20 @@ fn status_name(raw: i32) -> &'static str {
 
 /// The row-oriented JSON scripts read (the wire format is columnar).
 fn to_json(response: &GetFeaturesResponse) -> serde_json::Value {
-    let names = response.metadata.as_ref().map(|m| m.feature_names.as_slice()).unwrap_or_default();
-    let entity_columns = names.iter().take_while(|n| !n.contains(':') && !n.contains("__")).count();
-    let rows = response.results.first().map(|r| r.values.len()).unwrap_or(0);
+    let names = response
+        .metadata
+        .as_ref()
+        .map(|m| m.feature_names.as_slice())
+        .unwrap_or_default();
+    let entity_columns = names
+        .iter()
+        .take_while(|n| !n.contains(':') && !n.contains("__"))
+        .count();
+    let rows = response
+        .results
+        .first()
+        .map(|r| r.values.len())
+        .unwrap_or(0);
     let rows: Vec<_> = (0..rows)
         .map(|row| {
             let mut entity = Map::new();
@@ -167,7 +195,10 @@ fn to_json(response: &GetFeaturesResponse) -> serde_json::Value {
                     .filter(|t| t.seconds != 0 || t.nanos != 0)
                     .map(|t| json!(timestamp(Some(t))))
                     .unwrap_or(serde_json::Value::Null);
-                features.insert(name.clone(), json!({"value": value, "status": status_name(status), "event_time": at}));
+                features.insert(
+                    name.clone(),
+                    json!({"value": value, "status": status_name(status), "event_time": at}),
+                );
             }
             json!({"entity": entity, "features": features})
         })
@@ -177,7 +208,9 @@ fn to_json(response: &GetFeaturesResponse) -> serde_json::Value {
 
 fn print_table(response: &GetFeaturesResponse) {
     let json = to_json(response);
-    let Some(rows) = json["rows"].as_array() else { return };
+    let Some(rows) = json["rows"].as_array() else {
+        return;
+    };
     for row in rows {
         println!("{}", row["entity"]);
         if let Some(features) = row["features"].as_object() {

@@ -1,0 +1,381 @@
+//! A real online-store cluster for tests: a registry process with the given definitions and
+//! `quiver serve online-store` processes on loopback, each with its own directory, plus
+//! helpers to write rows (following leader hints), read them back, and inject faults.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failed step should fail loudly
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use quiver_common::leader_hint::with_leader;
+use quiver_proto::online::cluster_admin_service_client::ClusterAdminServiceClient;
+use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
+use quiver_proto::online::{
+    FeatureRow, InitializeRequest, Member, StatusRequest, StatusResponse, WriteRequest,
+    WriteResponse,
+};
+use quiver_proto::registry::registry_service_client::RegistryServiceClient;
+use quiver_proto::registry::{ApplyRequest, DefinitionDocument};
+use quiver_proto::serving::serving_service_client::ServingServiceClient;
+use quiver_proto::serving::{get_features_request, Consistency, FeatureList, GetFeaturesRequest};
+use quiver_proto::types::{
+    value::Kind, EntityColumn, EntityKey, FieldStatus, RepeatedValue, Value,
+};
+use tonic::transport::Channel;
+use tonic::Status;
+
+use crate::{free_address, wait_for_serving, QuiverProcess};
+
+/// Definitions with one int64 feature per user (`stats:last_amount`), used by the helpers.
+pub const DEFS: &str = r#"
+project: shop
+entities:
+  - name: user
+    join_keys: [{name: user_id, type: int64}]
+sources:
+  - name: events
+    entity: user
+    timestamp_field: ts
+    schema:
+      - {name: user_id, type: int64}
+      - {name: ts, type: timestamp}
+      - {name: amount, type: int64}
+feature_views:
+  - name: stats
+    entity: user
+    source: events
+    features:
+      - {name: last_amount, column: amount, aggregation: last}
+"#;
+
+/// An int64 value.
+pub fn int(v: i64) -> Value {
+    Value {
+        kind: Some(Kind::Int64Value(v)),
+    }
+}
+
+/// A channel to `address` with short timeouts.
+pub async fn channel(address: &str) -> Result<Channel, Status> {
+    tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|e| Status::internal(e.to_string()))?
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .map_err(|e| Status::unavailable(e.to_string()))
+}
+
+/// One node's process, address and directory.
+struct NodeProcess {
+    process: Option<QuiverProcess>,
+    grpc: SocketAddr,
+    data: PathBuf,
+}
+
+/// A registry and a set of online-store nodes.
+pub struct Cluster {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    _registry: QuiverProcess,
+    /// The registry's address.
+    pub registry: SocketAddr,
+    nodes: BTreeMap<u64, NodeProcess>,
+    starts: usize,
+}
+
+impl Cluster {
+    /// A registry with the test definitions and `voters` initialised nodes (ids 1..=voters).
+    pub async fn start(bin: &Path, defs: &str, voters: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (grpc, http) = (free_address(), free_address());
+        let registry_process = QuiverProcess::spawn(
+            bin,
+            &["serve", "registry"],
+            &[
+                ("QUIVER__GRPC__LISTEN", grpc.to_string()),
+                ("QUIVER__HTTP__LISTEN", http.to_string()),
+                (
+                    "QUIVER__REGISTRY__DATA_DIR",
+                    dir.path().join("registry").display().to_string(),
+                ),
+            ],
+            dir.path().join("registry.log"),
+        )
+        .unwrap();
+        wait_for_serving(grpc, "", Duration::from_secs(30))
+            .await
+            .unwrap();
+        RegistryServiceClient::new(channel(&grpc.to_string()).await.unwrap())
+            .apply(ApplyRequest {
+                documents: vec![DefinitionDocument {
+                    name: "defs.yaml".into(),
+                    yaml: defs.into(),
+                }],
+                dry_run: false,
+                expected_revision: None,
+            })
+            .await
+            .unwrap();
+        let mut cluster = Self {
+            bin: bin.to_path_buf(),
+            dir,
+            _registry: registry_process,
+            registry: grpc,
+            nodes: BTreeMap::new(),
+            starts: 0,
+        };
+        for id in 1..=voters {
+            cluster.add_process(id).await;
+        }
+        let members: Vec<Member> = cluster
+            .nodes
+            .iter()
+            .map(|(id, n)| Member {
+                node_id: *id,
+                address: n.grpc.to_string(),
+            })
+            .collect();
+        cluster
+            .admin(1)
+            .await
+            .initialize(InitializeRequest { members })
+            .await
+            .unwrap();
+        cluster.wait_for_leader(Duration::from_secs(30)).await;
+        cluster
+    }
+
+    /// Starts a new node process with id `id` (not yet a member).
+    pub async fn add_process(&mut self, id: u64) {
+        let grpc = free_address();
+        let data = self.dir.path().join(format!("node-{id}"));
+        self.nodes.insert(
+            id,
+            NodeProcess {
+                process: None,
+                grpc,
+                data,
+            },
+        );
+        self.restart(id).await;
+    }
+
+    /// (Re)starts node `id` on its address and directory.
+    pub async fn restart(&mut self, id: u64) {
+        self.starts += 1;
+        let log = self
+            .dir
+            .path()
+            .join(format!("node-{id}.{}.log", self.starts));
+        let node = self.nodes.get_mut(&id).unwrap();
+        let process = QuiverProcess::spawn(
+            Path::new(&self.bin),
+            &["serve", "online-store"],
+            &[
+                ("QUIVER__GRPC__LISTEN", node.grpc.to_string()),
+                ("QUIVER__HTTP__LISTEN", free_address().to_string()),
+                ("QUIVER__ENDPOINTS__REGISTRY", self.registry.to_string()),
+                ("QUIVER__ONLINE_STORE__NODE_ID", id.to_string()),
+                ("QUIVER__ONLINE_STORE__ADVERTISE", node.grpc.to_string()),
+                (
+                    "QUIVER__ONLINE_STORE__DATA_DIR",
+                    node.data.display().to_string(),
+                ),
+                ("QUIVER__ONLINE_STORE__HEARTBEAT_INTERVAL", "100ms".into()),
+                ("QUIVER__ONLINE_STORE__ELECTION_TIMEOUT_MIN", "700ms".into()),
+                (
+                    "QUIVER__ONLINE_STORE__ELECTION_TIMEOUT_MAX",
+                    "1400ms".into(),
+                ),
+                (
+                    "QUIVER__ONLINE_STORE__SNAPSHOT_AFTER_ENTRIES",
+                    "100000".into(),
+                ),
+            ],
+            log,
+        )
+        .unwrap();
+        if let Err(e) = wait_for_serving(node.grpc, "", Duration::from_secs(30)).await {
+            panic!("node {id}: {e}\n{}", process.output());
+        }
+        node.process = Some(process);
+    }
+
+    /// Node `id`'s process.
+    pub fn process(&self, id: u64) -> &QuiverProcess {
+        self.nodes[&id].process.as_ref().unwrap()
+    }
+
+    /// kill -9 node `id`.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut process) = self.nodes.get_mut(&id).unwrap().process.take() {
+            process.kill();
+        }
+    }
+
+    /// Node `id`'s gRPC address.
+    pub fn address(&self, id: u64) -> String {
+        self.nodes[&id].grpc.to_string()
+    }
+
+    /// The ids of running nodes.
+    pub fn live(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.process.is_some())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// An admin client of node `id`.
+    pub async fn admin(&self, id: u64) -> ClusterAdminServiceClient<Channel> {
+        ClusterAdminServiceClient::new(channel(&self.address(id)).await.unwrap())
+    }
+
+    /// Node `id`'s status.
+    pub async fn status(&self, id: u64) -> Result<StatusResponse, Status> {
+        let mut client = ClusterAdminServiceClient::new(channel(&self.address(id)).await?);
+        Ok(client.status(StatusRequest {}).await?.into_inner())
+    }
+
+    /// The leader every live node agrees on.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut leaders = Vec::new();
+            for id in self.live() {
+                // Nodes not yet in any membership (a learner about to be added) have no say.
+                match self.status(id).await {
+                    Ok(status) if status.voters.is_empty() && status.learners.is_empty() => {}
+                    Ok(status) => leaders.push((
+                        status.leader_id,
+                        status.state == "Leader" && status.node_id == id,
+                    )),
+                    Err(_) => {}
+                }
+            }
+            let agreed = leaders
+                .first()
+                .map(|l| l.0)
+                .filter(|l| *l != 0 && leaders.iter().all(|x| x.0 == *l));
+            if let Some(leader) = agreed {
+                if leaders.iter().any(|x| x.1) {
+                    return leader;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no agreed leader within {timeout:?}: {leaders:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Writes through any live node, following leader hints; retries keep the sequence.
+    pub async fn write(
+        &self,
+        producer: &str,
+        sequence: u64,
+        users: &[i64],
+    ) -> Result<WriteResponse, Status> {
+        let request = WriteRequest {
+            producer_id: producer.into(),
+            sequence,
+            rows: users
+                .iter()
+                .map(|u| FeatureRow {
+                    project: String::new(),
+                    view: "stats".into(),
+                    view_version: 0,
+                    entity: Some(EntityKey {
+                        join_keys: vec![],
+                        values: vec![int(*u)],
+                    }),
+                    event_time: Some(prost_types::Timestamp {
+                        seconds: 1_700_000_000 + *u,
+                        nanos: 0,
+                    }),
+                    values: vec![int(*u * 10)],
+                })
+                .collect(),
+        };
+        let start = self.address(*self.live().first().unwrap());
+        with_leader(&start, 30, |target| {
+            let request = request.clone();
+            async move {
+                let mut client = OnlineStoreServiceClient::new(channel(&target).await?);
+                client.write(request).await.map(|r| r.into_inner())
+            }
+        })
+        .await
+    }
+
+    /// Reads `stats:last_amount` of `users` from node `id`.
+    pub async fn read(
+        &self,
+        id: u64,
+        users: &[i64],
+        consistency: Consistency,
+    ) -> Result<Vec<(FieldStatus, Option<i64>)>, Status> {
+        let mut client = ServingServiceClient::new(channel(&self.address(id)).await?);
+        let mut out = Vec::new();
+        for chunk in users.chunks(500) {
+            let response = client
+                .get_features(GetFeaturesRequest {
+                    project: String::new(),
+                    features: Some(get_features_request::Features::FeatureList(FeatureList {
+                        refs: vec!["stats:last_amount".into()],
+                    })),
+                    entities: vec![EntityColumn {
+                        name: "user_id".into(),
+                        values: Some(RepeatedValue {
+                            values: chunk.iter().map(|u| int(*u)).collect(),
+                        }),
+                    }],
+                    as_of: None,
+                    consistency: consistency as i32,
+                    full_feature_names: false,
+                })
+                .await?
+                .into_inner();
+            let column = &response.results[1];
+            for (value, status) in column.values.iter().zip(&column.statuses) {
+                let value = match value.kind {
+                    Some(Kind::Int64Value(v)) => Some(v),
+                    _ => None,
+                };
+                out.push((FieldStatus::try_from(*status).unwrap(), value));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Waits until node `id` serves every user in `users` with its written value.
+    pub async fn assert_has_all(&self, id: u64, users: &[i64]) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let missing: Vec<i64> = match self.read(id, users, Consistency::Eventual).await {
+                Ok(cells) => users
+                    .iter()
+                    .zip(cells)
+                    .filter(|(u, cell)| *cell != (FieldStatus::Present, Some(**u * 10)))
+                    .map(|(u, _)| *u)
+                    .collect(),
+                Err(_) => users.to_vec(),
+            };
+            if missing.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {id} is missing {} acknowledged rows (first {:?})",
+                missing.len(),
+                &missing[..missing.len().min(5)]
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
