@@ -136,9 +136,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         let last_purged_log_id: Option<LogId> = self.get_meta(tag::LAST_PURGED)?;
-        let last_log_id = self
-            .last_stored_log_id()?
-            .or(last_purged_log_id);
+        let last_log_id = self.last_stored_log_id()?.or(last_purged_log_id);
         Ok(LogState {
             last_purged_log_id,
             last_log_id,
