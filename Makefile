@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help deps build run test lint verify fix charts-check clean-data
+.PHONY: help deps build run test lint verify fix charts-check bench clean-data
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -32,6 +32,10 @@ fix: ## Format and apply clippy's fixes
 
 charts-check: ## Lint, render and schema-validate the Helm chart and k8s manifests
 	@scripts/charts-check.sh
+
+bench: build ## Online-store benchmarks (docs/benchmarks.md): reads, then replicated writes
+	scripts/bench-online.sh get
+	scripts/bench-online.sh write
 
 clean-data: ## Delete ./quiver-data (the state of `make run`)
 	rm -rf quiver-data

@@ -38,12 +38,13 @@ impl Admin {
         }
     }
 
-    fn membership_response(&self, log_index: u64) -> MembershipResponse {
+    fn membership_response(&self, log_index: u64, node_id: u64) -> MembershipResponse {
         let (voters, learners) = self.node.members();
         MembershipResponse {
             voters: to_members(&voters),
             learners: to_members(&learners),
             log_index,
+            node_id,
         }
     }
 
@@ -73,16 +74,11 @@ impl Admin {
     }
 
     fn parse_member(member: &Member) -> Result<(u64, NodeAddress), OnlineStoreError> {
+        Self::parse_address(member)?;
         if member.node_id == 0 {
             return Err(OnlineStoreError::InvalidArgument(
                 "member.node_id: must be 1 or more".into(),
             ));
-        }
-        if member.address.trim().is_empty() || !member.address.contains(':') {
-            return Err(OnlineStoreError::InvalidArgument(format!(
-                "member.address: {:?} is not host:port (node {})",
-                member.address, member.node_id
-            )));
         }
         Ok((
             member.node_id,
@@ -90,6 +86,16 @@ impl Admin {
                 addr: member.address.clone(),
             },
         ))
+    }
+
+    fn parse_address(member: &Member) -> Result<(), OnlineStoreError> {
+        if member.address.trim().is_empty() || !member.address.contains(':') {
+            return Err(OnlineStoreError::InvalidArgument(format!(
+                "member.address: {:?} is not host:port (node {})",
+                member.address, member.node_id
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -164,15 +170,40 @@ impl ClusterAdminService for Admin {
         let member = request
             .member
             .ok_or_else(|| OnlineStoreError::InvalidArgument("member: required".into()))?;
-        let (id, node) = Admin::parse_member(&member)?;
+        Admin::parse_address(&member)?;
         self.require_leader()?;
-        if self.node.state.was_ever_member(id).map_err(internal)? {
-            return Err(OnlineStoreError::FailedPrecondition(format!(
-                "node id {id} was already used in this cluster; node ids are never reused, pick a new one"
-            ))
-            .into());
-        }
         self.wait_membership_settled().await?;
+        let (voters, learners) = self.node.members();
+        let current = voters
+            .get(&member.node_id)
+            .or_else(|| learners.get(&member.node_id));
+        if current.is_some_and(|n| n.addr == member.address) {
+            // Already a member at this address (e.g. a restarted replica): nothing to do.
+            let index = self
+                .node
+                .metrics()
+                .membership_config
+                .log_id()
+                .map(|l| l.index)
+                .unwrap_or(0);
+            return Ok(Response::new(
+                self.membership_response(index, member.node_id),
+            ));
+        }
+        let id = match member.node_id {
+            // Allocated from the replicated record of every id ever used, so never reused.
+            0 => self.node.state.max_known_node().map_err(internal)?.max(voters.keys().chain(learners.keys()).copied().max().unwrap_or(0)) + 1,
+            id if self.node.state.was_ever_member(id).map_err(internal)? => {
+                return Err(OnlineStoreError::FailedPrecondition(format!(
+                    "node id {id} was already used in this cluster; node ids are never reused, pick a new one (or 0 to allocate)"
+                ))
+                .into())
+            }
+            id => id,
+        };
+        let node = NodeAddress {
+            addr: member.address.clone(),
+        };
         let response = self
             .node
             .raft
@@ -181,7 +212,7 @@ impl ClusterAdminService for Admin {
             .map_err(|e| self.node.write_error(e))?;
         tracing::info!(node = id, "learner added");
         Ok(Response::new(
-            self.membership_response(response.log_id.index),
+            self.membership_response(response.log_id.index, id),
         ))
     }
 
@@ -213,7 +244,7 @@ impl ClusterAdminService for Admin {
             .map_err(|e| self.node.write_error(e))?;
         tracing::info!(node = id, "learner promoted to voter");
         Ok(Response::new(
-            self.membership_response(response.log_id.index),
+            self.membership_response(response.log_id.index, id),
         ))
     }
 
@@ -246,7 +277,7 @@ impl ClusterAdminService for Admin {
             .map_err(|e| self.node.write_error(e))?;
         tracing::info!(node = id, "member removed");
         Ok(Response::new(
-            self.membership_response(response.log_id.index),
+            self.membership_response(response.log_id.index, id),
         ))
     }
 

@@ -36,6 +36,8 @@ pub enum Command {
     Get(GetArgs),
     /// Administer the online store's Raft cluster.
     Cluster(ClusterArgs),
+    /// Load generators for the online store (see docs/benchmarks.md).
+    Bench(BenchArgs),
 }
 
 /// `quiver dev`.
@@ -267,8 +269,9 @@ pub enum ClusterCommand {
     },
     /// Add a node as a learner (it replicates and serves EVENTUAL reads, but does not vote).
     AddLearner {
-        /// A node id never used in this cluster before.
-        #[arg(long)]
+        /// A node id never used in this cluster before, or `auto` to have the leader allocate
+        /// one (printed; with `--output json`, as `node_id`).
+        #[arg(long, value_parser = parse_node_id)]
         node_id: u64,
         /// The node's gRPC address, host:port.
         #[arg(long)]
@@ -291,4 +294,72 @@ pub enum ClusterCommand {
     },
     /// Snapshot now and purge the log the snapshot covers.
     Compact,
+}
+
+/// `quiver bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Which benchmark.
+    #[command(subcommand)]
+    pub command: BenchCommand,
+    /// Where the services are.
+    #[command(flatten)]
+    pub addresses: Addresses,
+}
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Apply the bench definitions and write `--entities` rows of `--features` float64 features
+    /// in batches (the write benchmark: rows/s durably replicated).
+    Write {
+        /// Distinct entities to write.
+        #[arg(long, default_value_t = 100_000)]
+        entities: u64,
+        /// Features per row (the bench view has this many float64 features).
+        #[arg(long, default_value_t = 8)]
+        features: usize,
+        /// Rows per Write (one Raft entry).
+        #[arg(long, default_value_t = 1_000)]
+        batch: usize,
+        /// Writes in flight at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
+    /// Read random entities (written by `bench write`) with many requests in flight.
+    Get {
+        /// Entities to pick from (ids 0..N).
+        #[arg(long, default_value_t = 100_000)]
+        entities: u64,
+        /// Features per request.
+        #[arg(long, default_value_t = 8)]
+        features: usize,
+        /// Entities per request.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Requests in flight at once (closed loop), or workers (with --rate).
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Open loop: this many requests per second in total, latency measured from each
+        /// request's scheduled start (no coordinated omission). Closed loop when absent.
+        #[arg(long)]
+        rate: Option<u64>,
+        /// How long to measure, e.g. 10s.
+        #[arg(long, default_value = "10s")]
+        duration: String,
+        /// Unmeasured warm-up before, e.g. 2s.
+        #[arg(long, default_value = "2s")]
+        warmup: String,
+    },
+}
+
+/// A node id, or `auto` (0: allocate).
+fn parse_node_id(text: &str) -> Result<u64, String> {
+    if text == "auto" {
+        return Ok(0);
+    }
+    match text.parse::<u64>() {
+        Ok(0) | Err(_) => Err(format!("{text:?} is not a node id (1 or more) or auto")),
+        Ok(id) => Ok(id),
+    }
 }

@@ -216,6 +216,21 @@ async fn a_learner_joins_serves_reads_is_promoted_and_an_old_voter_leaves() {
         .await
         .unwrap_err();
     assert_eq!(reused.code(), tonic::Code::FailedPrecondition, "{reused:?}");
+    // An allocated id is above every id ever used.
+    let allocated = cluster
+        .admin(leader)
+        .await
+        .add_learner(AddLearnerRequest {
+            member: Some(Member {
+                node_id: 0,
+                address: "127.0.0.1:1".into(),
+            }),
+            wait_caught_up: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(allocated.node_id, 5, "{allocated:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -75,6 +75,32 @@ impl StateMachine {
             .is_some())
     }
 
+    /// The largest node id ever used in this group (0 if none).
+    pub fn max_known_node(&self) -> io::Result<u64> {
+        let prefix = keys::space_prefix(self.group, keys::Space::KnownNodes);
+        // The space ends where the next space byte begins.
+        let mut end = prefix.clone();
+        if let Some(space) = end.last_mut() {
+            *space += 1;
+        }
+        let mut options = ReadOptions::default();
+        options.set_iterate_lower_bound(prefix.clone());
+        options.set_iterate_upper_bound(end);
+        let mut iter =
+            self.db
+                .iterator_cf_opt(self.cf(keys::CF_SM_DATA)?, options, IteratorMode::End);
+        match iter.next() {
+            Some(item) => {
+                let (key, _) = item.map_err(io_err)?;
+                Ok(key[prefix.len()..]
+                    .try_into()
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(0))
+            }
+            None => Ok(0),
+        }
+    }
+
     fn cf(&self, name: &str) -> io::Result<&rocksdb::ColumnFamily> {
         self.db
             .cf_handle(name)

@@ -153,6 +153,7 @@ fn print_membership(
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
+                "node_id": response.node_id,
                 "voters": members_json(&response.voters),
                 "learners": members_json(&response.learners),
                 "log_index": response.log_index,
@@ -166,7 +167,10 @@ fn print_membership(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    println!("{what} (log index {})", response.log_index);
+    println!(
+        "{what}: node {} (log index {})",
+        response.node_id, response.log_index
+    );
     println!("  voters:   {}", show(&response.voters));
     println!("  learners: {}", show(&response.learners));
     Ok(())

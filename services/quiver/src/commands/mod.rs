@@ -1,6 +1,7 @@
 //! The subcommands.
 
 pub mod apply;
+mod bench;
 mod cluster;
 mod get;
 mod lineage;
@@ -24,6 +25,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch(args) => watch::run(args).await?,
         Command::Get(args) => get::run(args).await?,
         Command::Cluster(args) => cluster::run(args).await?,
+        Command::Bench(args) => bench::run(args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
