@@ -19,7 +19,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 # ---- runtime ----------------------------------------------------------------
 FROM debian:bookworm-slim
-# ca-certificates: TLS to S3 and other https endpoints.
+# ca-certificates: TLS to https endpoints.
+# The Helm chart's start, preStop and readiness scripts (online-store voters and read replicas) run
+# /bin/sh with date, timeout, sed, grep and tr from the base image: keep a shell and coreutils
+# here (no distroless/scratch base) or change charts/quiver/templates/online-store-*.yaml with it.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \

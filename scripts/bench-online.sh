@@ -36,29 +36,35 @@ for id in $(seq 1 "$voters"); do
   members+=("$id=127.0.0.1:$port")
 done
 node_pid="${pids[1]}"
-client=("$bin" --registry "127.0.0.1:$base" --online "127.0.0.1:$((base + 1))")
-for _ in $(seq 1 100); do "${client[@]}" cluster status >/dev/null 2>&1 && break; sleep 0.2; done
-"${client[@]}" cluster init --members "$(IFS=,; echo "${members[*]}")"
-for _ in $(seq 1 100); do "${client[@]}" cluster status 2>/dev/null | grep -q "is Leader" && break; sleep 0.2; done
+# Client commands take the addresses after the subcommand.
+q() { "$bin" "$@" --registry "127.0.0.1:$base" --online "127.0.0.1:$((base + 1))"; }
+for _ in $(seq 1 100); do q cluster status >/dev/null 2>&1 && break; sleep 0.2; done
+q cluster init --members "$(IFS=,; echo "${members[*]}")"
+for _ in $(seq 1 100); do q cluster status 2>/dev/null | grep -q "is Leader" && break; sleep 0.2; done
 
 cpu_seconds() { awk '{print ($14 + $15) / 100}' "/proc/$1/stat"; }
+self_cpu() { awk '{print ($16 + $17) / 100}' /proc/$$/stat; }  # reaped children: the load generator
 rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 
 echo "== load/write: $entities rows x 8 features, batches of 1000, $voters voter(s), synced WAL"
-"${client[@]}" bench write --entities "$entities" --batch 1000 --concurrency 4
+q bench write --entities "$entities" --batch 1000 --concurrency "${WRITERS:-8}"
 echo "== node 1 RSS after loading $entities entities: $(rss_mib "$node_pid") MiB"
 [ "$mode" = write ] && exit 0
+# Let RocksDB finish the compactions the load started, so they are not billed to reads.
+sleep "${SETTLE:-15}"
 
 run_get() {
-  local before after requests
+  local before after requests client_before client_after
   before="$(cpu_seconds "$node_pid")"
-  out="$("${client[@]}" bench get --entities "$entities" --duration "$duration" "$@")"
+  client_before="$(self_cpu)"
+  out="$(q bench get --entities "$entities" --duration "$duration" "$@")"
   after="$(cpu_seconds "$node_pid")"
+  client_after="$(self_cpu)"
   echo "$out"
   requests="$(echo "$out" | awk '/req\/s over/ {print $0}' | sed -E 's/.*: ([0-9]+) req\/s.*/\1/')"
   secs="${duration%s}"
-  awk -v b="$before" -v a="$after" -v r="$requests" -v s="$secs" \
-    'BEGIN { if (r > 0) printf "server CPU: %.1f us per request (%.2f cores)\n", (a - b) * 1e6 / (r * s), (a - b) / s }'
+  awk -v b="$before" -v a="$after" -v r="$requests" -v s="$secs" -v cb="$client_before" -v ca="$client_after" \
+    'BEGIN { if (r > 0) printf "server CPU: %.1f us per request (%.2f cores); load generator: %.2f cores (incl. warm-up)\n", (a - b) * 1e6 / (r * s), (a - b) / s, (ca - cb) / s }'
 }
 echo "== 1 entity x 8 features, closed loop, 64 in flight"
 run_get --batch 1 --concurrency 64

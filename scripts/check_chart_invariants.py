@@ -6,20 +6,33 @@ fit together the way Quiver needs: the online store is a StatefulSet behind a he
 every workload is probed over grpc.health.v1 on its gRPC port, disruption budgets and autoscalers
 point at real workloads, pods run as non-root, and so on.
 
+It also holds the manifests to what the binary really is: quiver.toml carries only sections and
+keys that config/quiver.example.toml (every key the binary reads) has, since unknown keys stop the
+process; default installs run only the roles the binary serves; Raft addresses are host:port.
+
 Usage (charts-check.sh renders the inputs):
   check_chart_invariants.py --default chart-default.yaml --all-on chart-all-on.yaml [--k8s-base k8s-base.yaml]
+                            [--example-config config/quiver.example.toml]
 
-Prints one line per check and exits non-zero if any failed. Needs PyYAML.
+Prints one line per check and exits non-zero if any failed. Needs PyYAML and Python >= 3.11 (tomllib).
 """
 import argparse
+import pathlib
 import re
 import sys
+import tomllib
 
 import yaml
 
 COMPONENT = "app.kubernetes.io/component"
 STATELESS = ("ingest", "compute", "offline")
+# Roles `quiver serve` runs in this version; the others exit with "not built yet".
+BUILT_ROLES = ("registry", "online-store")
+# [endpoints] key -> component whose client Service it names.
+ENDPOINTS = {"registry": "registry", "ingest": "ingest", "compute": "compute",
+             "online_store": "online-store", "offline": "offline"}
 PROBE_IMAGE = "grpc-health-probe"
+EXAMPLE_CONFIG = pathlib.Path(__file__).resolve().parent.parent / "config" / "quiver.example.toml"
 
 
 class Report:
@@ -73,9 +86,27 @@ def env_of(container):
     return {e["name"]: e.get("value") for e in container.get("env", [])}
 
 
-def check_profile(r, profile, docs, voters, all_on, helm):
+def script_of(container):
+    return " ".join(container.get("command", []) + container.get("args", []))
+
+
+def voter_ids(script, voters):
+    """Node id of each voter ordinal, as the voter start script computes it (ordinal + 1 or a case arm)."""
+    overrides = {int(o): int(i) for o, i in re.findall(r"^\s*(\d+)\) node_id=(\d+) ;;", script, re.M)}
+    return [overrides.get(i, i + 1) for i in range(voters)]
+
+
+def check_profile(r, profile, docs, voters, all_on, helm, example):
     workloads = of_kind(docs, "Deployment") + of_kind(docs, "StatefulSet")
     services = {s["metadata"]["name"]: s for s in of_kind(docs, "Service")}
+    rendered = {pod_labels(w).get(COMPONENT) for w in workloads}
+
+    # Only roles the binary serves, unless a profile turns the others on to cover their templates.
+    roles = sorted({m for w in workloads for c in w["spec"]["template"]["spec"]["containers"]
+                    for m in re.findall(r"\bserve[\s\"',]+([\w-]+)", script_of(c))})
+    if not all_on:
+        r.check(profile, f"workloads run only roles the binary serves {BUILT_ROLES}",
+                bool(roles) and set(roles) <= set(BUILT_ROLES), str(roles))
 
     # Online store: StatefulSet of voters + headless Service + volumes, started in parallel.
     sts = one(docs, "StatefulSet", "online-store")
@@ -93,7 +124,9 @@ def check_profile(r, profile, docs, voters, all_on, helm):
         index_ref = [e for e in c.get("env", []) if e["name"] == "POD_INDEX"]
         r.check(profile, "online-store node id comes from the pod-index label (ordinal + 1)",
                 index_ref and "apps.kubernetes.io/pod-index" in index_ref[0]["valueFrom"]["fieldRef"]["fieldPath"]
-                and "$((ordinal + 1))" in " ".join(c.get("args", [])))
+                and "$((ordinal + 1))" in script_of(c) and "exec quiver serve online-store" in script_of(c))
+        ids = voter_ids(script_of(c), voters)
+        r.check(profile, "online-store voter node ids are distinct", len(set(ids)) == len(ids), str(ids))
 
         # The init Job's members must be exactly the addresses the voters advertise.
         jobs = of_kind(docs, "Job", "online-store-init")
@@ -103,11 +136,16 @@ def check_profile(r, profile, docs, voters, all_on, helm):
             jc = job["spec"]["template"]["spec"]["containers"][0]
             members = env_of(jc).get("MEMBERS", "").split(",")
             advertise = env_of(c).get("QUIVER__ONLINE_STORE__ADVERTISE", "")
-            expected = [f"{i + 1}=" + advertise.replace("$(POD_NAME)", f'{sts["metadata"]["name"]}-{i}')
+            expected = [f"{ids[i]}=" + advertise.replace("$(POD_NAME)", f'{sts["metadata"]["name"]}-{i}')
                         for i in range(voters)]
-            r.check(profile, "init Job --members match the voters' advertised addresses",
+            r.check(profile, "init Job --members match the voters' ids and advertised addresses",
                     members == expected, f"{members} != {expected}")
-            r.check(profile, "init Job runs `quiver cluster init`", "quiver cluster init" in " ".join(jc.get("args", [])))
+            r.check(profile, "voter addresses are host:port (no scheme)",
+                    "://" not in advertise and re.fullmatch(r"[\w.$()-]+:\d+", advertise) is not None, advertise)
+            job_script = script_of(jc)
+            r.check(profile, "init Job runs `quiver cluster init --online <pod 0> --members`",
+                    'quiver cluster init --online "$ONLINE" --members "$MEMBERS"' in job_script
+                    and env_of(jc).get("ONLINE") == expected[0].split("=", 1)[1])
             if helm:
                 r.check(profile, "init Job is a post-install hook",
                         job["metadata"].get("annotations", {}).get("helm.sh/hook") == "post-install")
@@ -118,7 +156,8 @@ def check_profile(r, profile, docs, voters, all_on, helm):
             reg is not None and reg["spec"].get("replicas") == 1 and bool(reg["spec"].get("volumeClaimTemplates")))
 
     # Disruption budgets select the pods of the component they protect.
-    pdb_components = ["online-store"] + (list(STATELESS) if helm else []) + (["online-store-reader"] if all_on else [])
+    stateless = [comp for comp in STATELESS if comp in rendered]
+    pdb_components = ["online-store"] + (stateless if helm else []) + (["online-store-reader"] if all_on else [])
     for comp in pdb_components:
         pdb, wl = one(docs, "PodDisruptionBudget", comp), [w for w in workloads if pod_labels(w).get(COMPONENT) == comp]
         r.check(profile, f"PDB for {comp} selects its pods",
@@ -127,7 +166,7 @@ def check_profile(r, profile, docs, voters, all_on, helm):
 
     # Autoscalers: autoscaling/v2, pointing at a real workload that leaves replicas to the HPA.
     if helm:
-        for comp, kind in [(c, "Deployment") for c in STATELESS] + ([("online-store-reader", "StatefulSet")] if all_on else []):
+        for comp, kind in [(c, "Deployment") for c in stateless] + ([("online-store-reader", "StatefulSet")] if all_on else []):
             hpa, target = one(docs, "HorizontalPodAutoscaler", comp), one(docs, kind, comp)
             ok = (hpa is not None and target is not None and hpa["apiVersion"] == "autoscaling/v2"
                   and hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": kind, "name": target["metadata"]["name"]}
@@ -139,14 +178,22 @@ def check_profile(r, profile, docs, voters, all_on, helm):
     r.check(profile, "read replicas rendered only when enabled",
             bool(of_kind(docs, "StatefulSet", "online-store-reader")) == all_on)
 
-    # Every workload: grpc probes on the container's gRPC port; a Service routes to that port.
+    # Every workload: grpc probes on the container's gRPC port (read replicas: readiness waits
+    # until the learner has applied the log up to where it joined); a Service routes to that port.
     for w in workloads:
         name = f'{w["kind"]}/{w["metadata"]["name"]}'
+        reader = pod_labels(w).get(COMPONENT) == "online-store-reader"
         for c in w["spec"]["template"]["spec"]["containers"]:
             grpc = [p["containerPort"] for p in c.get("ports", []) if p.get("name") == "grpc"]
-            probes = [c.get(k, {}).get("grpc", {}).get("port") for k in ("readinessProbe", "livenessProbe", "startupProbe")]
-            r.check(profile, f"{name} readiness/liveness/startup are grpc probes on the gRPC port",
-                    len(grpc) == 1 and probes == grpc * 3, f"ports={grpc} probes={probes}")
+            kinds = ("livenessProbe", "startupProbe") if reader else ("readinessProbe", "livenessProbe", "startupProbe")
+            probes = [c.get(k, {}).get("grpc", {}).get("port") for k in kinds]
+            r.check(profile, f"{name} {'liveness/startup' if reader else 'readiness/liveness/startup'} are grpc probes on the gRPC port",
+                    len(grpc) == 1 and probes == grpc * len(kinds), f"ports={grpc} probes={probes}")
+            if reader:
+                gate = " ".join(c.get("readinessProbe", {}).get("exec", {}).get("command", []))
+                r.check(profile, f"{name} is Ready only once it has applied the log up to its join index",
+                        f"quiver cluster status --online 127.0.0.1:{grpc[0] if grpc else ''}" in gate
+                        and "last_applied" in gate and "learner-join-index" in gate, gate)
         routed = [s for s in services.values() if selects(s["spec"].get("selector"), pod_labels(w))
                   and any(p["name"] == "grpc" and p.get("targetPort") == "grpc" for p in s["spec"]["ports"])]
         r.check(profile, f"{name} is behind a Service on its grpc port", bool(routed))
@@ -168,12 +215,25 @@ def check_profile(r, profile, docs, voters, all_on, helm):
     if helm:
         r.check(profile, "all pod templates carry the same config checksum", len(sums) == 1)
 
-    # The [endpoints] in quiver.toml name Services that exist.
-    toml = "".join(next(iter(c["data"].values())) for c in of_kind(docs, "ConfigMap"))
-    section = toml.split("[endpoints]", 1)[-1].split("\n[", 1)[0]
-    hosts = re.findall(r'^\w+ = "http://([\w.-]+):\d+"', section, re.M)
-    r.check(profile, "config [endpoints] point at rendered Services",
-            len(hosts) == 5 and all(h in services for h in hosts), str(hosts))
+    # quiver.toml: only sections and keys the binary knows (unknown ones stop it at start).
+    cms = [c for c in of_kind(docs, "ConfigMap") if "quiver.toml" in c.get("data", {})]
+    r.check(profile, "one ConfigMap carries quiver.toml", len(cms) == 1)
+    config = tomllib.loads(cms[0]["data"]["quiver.toml"]) if cms else {}
+    unknown = [f"[{sec}]" if sec not in example else f"[{sec}] {key}"
+               for sec, body in config.items() for key in (body if sec in example else [None])
+               if sec not in example or key not in example[sec]]
+    r.check(profile, "quiver.toml has only sections and keys of config/quiver.example.toml",
+            bool(config) and not unknown, str(unknown))
+    r.check(profile, "quiver.toml leaves node_id and advertise to each pod",
+            not {"node_id", "advertise"} & set(config.get("online_store", {})))
+
+    # The [endpoints] are host:port of client Services; those of deployed components exist.
+    endpoints = config.get("endpoints", {})
+    bad = {k: v for k, v in endpoints.items()
+           if not re.fullmatch(r"[\w.-]+:\d+", v)
+           or (ENDPOINTS.get(k) in rendered and v.rsplit(":", 1)[0] not in services)}
+    r.check(profile, "config [endpoints] are host:port, naming the Services of deployed components",
+            set(endpoints) == set(ENDPOINTS) and not bad and {"registry", "online-store"} <= rendered, str(bad or endpoints))
 
     # Non-root everywhere; Quiver containers also get a read-only root filesystem.
     for name, spec, _ in pod_specs(docs):
@@ -186,13 +246,31 @@ def check_profile(r, profile, docs, voters, all_on, helm):
                 ok = ok and sc.get("readOnlyRootFilesystem") is True
             r.check(profile, f"{name}/{c['name']} runs non-root, no privilege escalation, read-only root", ok, str(sc))
 
+    for name, spec, _ in pod_specs(docs):
+        if not any(PROBE_IMAGE in c["image"] for c in spec["containers"]):
+            r.check(profile, f"{name} gets no service-link env (QUIVER_* is the CLI's namespace)",
+                    spec.get("enableServiceLinks") is False)
+
     if all_on:
         rs = one(docs, "StatefulSet", "online-store-reader")
         c = rs["spec"]["template"]["spec"]["containers"][0]
-        start, stop = " ".join(c.get("args", [])), " ".join(c.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", []))
-        r.check(profile, "read replicas join as learners with a persisted, never-reused node id",
-                "quiver cluster add-learner" in start and "--node-id" in start and "learner-node-id" in start)
-        r.check(profile, "read replicas leave the membership in preStop", "quiver cluster remove --online" in stop)
+        start, stop = script_of(c), " ".join(c.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", []))
+        data_dir = config.get("online_store", {}).get("data_dir", "")
+        mount = [m["mountPath"] for m in c.get("volumeMounts", []) if m["name"] == "data"]
+        r.check(profile, "read replicas' data dir is a subdirectory of their volume",
+                len(mount) == 1 and data_dir.startswith(mount[0].rstrip("/") + "/"), f"{data_dir} {mount}")
+        joined = re.sub(r"\\\n\s*", "", start)  # undo shell line continuations
+        r.check(profile, "read replicas join as learners: persisted id, else a fresh one from --node-id auto",
+                'quiver cluster add-learner --online "$VOTERS" --node-id "$node_id" --address "$self"' in joined
+                and 'quiver cluster add-learner --online "$VOTERS" --node-id auto --address "$self" --output json' in joined)
+        r.check(profile, "read replicas drop data dir and id together when the id is refused as reused",
+                "never reused" in start and f'rm -rf "$data_dir"' in start and f"data_dir={data_dir}\n" in start
+                and "learner-node-id" in start)
+        r.check(profile, "read replicas settle the node id before starting the server, without --wait",
+                not re.search(r"add-learner[^\n]*--wait", joined) and start.rstrip().endswith("exec quiver serve online-store --config /etc/quiver/quiver.toml")
+                and "export QUIVER__ONLINE_STORE__NODE_ID" in start)
+        r.check(profile, "read replicas leave the membership in preStop and then forget the id",
+                'quiver cluster remove --online "$VOTERS" --node-id "$id"' in stop and "rm -f" in stop and "learner-node-id" in stop)
         r.check(profile, "read replicas delete their volume on scale-down and join one at a time",
                 rs["spec"].get("persistentVolumeClaimRetentionPolicy", {}).get("whenScaled") == "Delete"
                 and rs["spec"].get("podManagementPolicy") == "OrderedReady")
@@ -216,13 +294,17 @@ def main():
     ap.add_argument("--default", required=True, help="helm template output with default values")
     ap.add_argument("--all-on", required=True, help="helm template output with ci/all-on-values.yaml")
     ap.add_argument("--k8s-base", help="kubectl kustomize k8s/base output")
+    ap.add_argument("--example-config", default=str(EXAMPLE_CONFIG),
+                    help="config/quiver.example.toml: every section and key the binary reads")
     args = ap.parse_args()
 
+    with open(args.example_config, "rb") as f:
+        example = tomllib.load(f)
     r = Report()
-    check_profile(r, "default", load(args.default), voters=3, all_on=False, helm=True)
-    check_profile(r, "all-on", load(args.all_on), voters=5, all_on=True, helm=True)
+    check_profile(r, "default", load(args.default), voters=3, all_on=False, helm=True, example=example)
+    check_profile(r, "all-on", load(args.all_on), voters=5, all_on=True, helm=True, example=example)
     if args.k8s_base:
-        check_profile(r, "k8s-base", load(args.k8s_base), voters=3, all_on=False, helm=False)
+        check_profile(r, "k8s-base", load(args.k8s_base), voters=3, all_on=False, helm=False, example=example)
     print(f"{r.passed} passed, {r.failed} failed")
     return 1 if r.failed else 0
 

@@ -66,9 +66,9 @@ app.kubernetes.io/component: {{ .name }}
 {{- printf "%s:%s" $repo $tag }}
 {{- end }}
 
-{{/* In-cluster URL of a component's client Service, as written into [endpoints]. */}}
+{{/* In-cluster address (host:port) of a component's client Service, as written into [endpoints]. */}}
 {{- define "quiver.endpoint" -}}
-{{- printf "http://%s-%s:%d" (include "quiver.fullname" .root) .name (int .root.Values.ports.grpc) }}
+{{- printf "%s:%d" (include "quiver.componentName" .) (int .root.Values.ports.grpc) }}
 {{- end }}
 
 {{/* Headless-service DNS suffix of the online-store voters: pods are <sts>-<ordinal>.<suffix>. */}}
@@ -76,14 +76,56 @@ app.kubernetes.io/component: {{ .name }}
 {{- printf "%s-online-store-headless.%s.svc.%s" (include "quiver.fullname" .) .Release.Namespace .Values.clusterDomain }}
 {{- end }}
 
-{{/* --members value for `quiver cluster init`: 1=<addr of pod 0>,2=<addr of pod 1>,... */}}
+{{/*
+Raft node id of voter ordinal .i: onlineStore.nodeIdOverrides["<i>"] if set, else i + 1.
+Takes a dict: root, i.
+*/}}
+{{- define "quiver.onlineStore.voterId" -}}
+{{- $override := index (.root.Values.onlineStore.nodeIdOverrides | default dict) (toString .i) }}
+{{- if $override }}{{ int64 $override }}{{ else }}{{ add1 .i }}{{ end }}
+{{- end }}
+
+{{/* Fails on nodeIdOverrides that are not "<ordinal>": <id >= 1>, or that give two voters one id. */}}
+{{- define "quiver.onlineStore.validateVoterIds" -}}
+{{- range $k, $v := (.Values.onlineStore.nodeIdOverrides | default dict) }}
+{{- if not (regexMatch "^[0-9]+$" (toString $k)) }}
+{{- fail (printf "onlineStore.nodeIdOverrides: key %q is not a pod ordinal" (toString $k)) }}
+{{- end }}
+{{- if lt (int64 $v) 1 }}
+{{- fail (printf "onlineStore.nodeIdOverrides[%s]: node ids are 1 or more" (toString $k)) }}
+{{- end }}
+{{- end }}
+{{- $ids := dict }}
+{{- range $i := until (int .Values.onlineStore.replicas) }}
+{{- $id := include "quiver.onlineStore.voterId" (dict "root" $ "i" $i) }}
+{{- if hasKey $ids $id }}
+{{- fail (printf "onlineStore: voter ordinals %s and %d would both use node id %s" (get $ids $id) $i $id) }}
+{{- end }}
+{{- $_ := set $ids $id (toString $i) }}
+{{- end }}
+{{- end }}
+
+{{/* Address (host:port) voter ordinal .i advertises: <sts>-<i>.<headless suffix>:<grpc>. Takes a dict: root, i. */}}
+{{- define "quiver.onlineStore.voterAddress" -}}
+{{- printf "%s-%d.%s:%d" (include "quiver.componentName" (dict "root" .root "name" "online-store")) (int .i) (include "quiver.onlineStore.peerSuffix" .root) (int .root.Values.ports.grpc) }}
+{{- end }}
+
+{{/* --members value for `quiver cluster init`: 1=<pod 0>:7070,2=<pod 1>:7070,... (host:port). */}}
 {{- define "quiver.onlineStore.members" -}}
-{{- $sts := include "quiver.componentName" (dict "root" . "name" "online-store") }}
 {{- $members := list }}
 {{- range $i := until (int .Values.onlineStore.replicas) }}
-{{- $members = append $members (printf "%d=http://%s-%d.%s:%d" (add1 $i) $sts $i (include "quiver.onlineStore.peerSuffix" $) (int $.Values.ports.grpc)) }}
+{{- $members = append $members (printf "%s=%s" (include "quiver.onlineStore.voterId" (dict "root" $ "i" $i)) (include "quiver.onlineStore.voterAddress" (dict "root" $ "i" $i))) }}
 {{- end }}
 {{- join "," $members }}
+{{- end }}
+
+{{/* Fails unless onlineStore.config.dataDir is a subdirectory of mount path .mountPath (.what names it). */}}
+{{- define "quiver.onlineStore.checkDataDir" -}}
+{{- $dir := clean .root.Values.onlineStore.config.dataDir }}
+{{- $mount := clean .mountPath }}
+{{- if not (hasPrefix (printf "%s/" (trimSuffix "/" $mount)) $dir) }}
+{{- fail (printf "onlineStore.config.dataDir (%s) must be a subdirectory of %s (%s): the Raft state must live on the volume" $dir .what $mount) }}
+{{- end }}
 {{- end }}
 
 {{/* Pod template annotations: config checksum (rolls pods when quiver.toml changes) + user annotations. */}}
@@ -106,6 +148,9 @@ checksum/config: {{ include (print .root.Template.BasePath "/configmap.yaml") .r
 {{- define "quiver.podSpecCommon" -}}
 serviceAccountName: {{ include "quiver.serviceAccountName" .root }}
 automountServiceAccountToken: false
+# No <SERVICE>_PORT/_HOST variables: nothing reads them, and with a release named "quiver" they
+# would crowd the QUIVER_* namespace the CLI reads (QUIVER_ONLINE, QUIVER_REGISTRY, ...).
+enableServiceLinks: false
 terminationGracePeriodSeconds: {{ .c.terminationGracePeriodSeconds }}
 securityContext:
   {{- include "quiver.podSecurityContext" . | nindent 2 }}
@@ -127,7 +172,10 @@ affinity:
 {{- end }}
 {{- end }}
 
-{{/* Container-level fields shared by every Quiver container (image, ports, probes, security, resources). */}}
+{{/*
+Container-level fields shared by every Quiver container (image, ports, probes, security, resources).
+Optional dict key readinessExec: a command (list) replacing the gRPC readiness probe.
+*/}}
 {{- define "quiver.containerCommon" -}}
 image: {{ include "quiver.image" . }}
 imagePullPolicy: {{ .root.Values.image.pullPolicy }}
@@ -141,9 +189,15 @@ ports:
 {{- $probes := .root.Values.probes }}
 {{- range $kind := list "startup" "readiness" "liveness" }}
 {{ $kind }}Probe:
+  {{- if and (eq $kind "readiness") $.readinessExec }}
+  exec:
+    command:
+      {{- toYaml $.readinessExec | nindent 6 }}
+  {{- else }}
   grpc:
     port: {{ $.root.Values.ports.grpc }}
     service: {{ $probes.service | quote }}
+  {{- end }}
   {{- toYaml (get $probes $kind) | nindent 2 }}
 {{- end }}
 securityContext:
@@ -279,7 +333,7 @@ spec:
       {{- include "quiver.selectorLabels" . | nindent 6 }}
 {{- end }}
 
-{{/* Deployment of a stateless role (ingest, compute, offline). Extra dict key: objectStore (bool). */}}
+{{/* Deployment of a stateless role (ingest, compute, offline). */}}
 {{- define "quiver.deployment" -}}
 apiVersion: apps/v1
 kind: Deployment
@@ -318,14 +372,9 @@ spec:
           env:
             {{- include "quiver.env" . | nindent 12 }}
             {{- include "quiver.extraEnv" . | nindent 12 }}
-          {{- if and .objectStore .root.Values.objectStore.credentialsSecret }}
-          envFrom:
-            - secretRef:
-                name: {{ .root.Values.objectStore.credentialsSecret }}
-          {{- end }}
           volumeMounts:
             {{- include "quiver.volumeMounts" . | nindent 12 }}
-            # Writable home for a file:// object store and any local scratch.
+            # Writable local scratch (the root filesystem is read-only).
             - name: data
               mountPath: /var/lib/quiver
       volumes:

@@ -31,6 +31,8 @@ pub struct OnlineStoreConfig {
     pub max_entities_per_request: usize,
     /// The largest number of rows one Write may carry.
     pub max_rows_per_write: usize,
+    /// RocksDB block cache for served data, in MiB (uncompressed blocks; size it to the hot set).
+    pub block_cache_mib: usize,
 }
 
 impl Default for OnlineStoreConfig {
@@ -46,6 +48,7 @@ impl Default for OnlineStoreConfig {
             snapshot_after_entries: 5_000,
             max_entities_per_request: 1_000,
             max_rows_per_write: 10_000,
+            block_cache_mib: 256,
         }
     }
 }

@@ -44,7 +44,7 @@ impl Node {
         anyhow::ensure!(config.node_id > 0, "online_store.node_id must be 1 or more");
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-        let db = open_db(&config.data_dir.join("db"))
+        let db = open_db(&config.data_dir.join("db"), config.block_cache_mib << 20)
             .context("cannot open the online store's RocksDB")?;
         let state = StateMachine::open(db.clone(), GROUP, config.data_dir.join("snapshots"))?;
         let log = LogStore::new(db, GROUP);

@@ -33,11 +33,45 @@ use crate::raft::types::ReadPolicy;
 /// How often one consumer/target pair is reported to the registry at most.
 const CONSUMER_REPORT_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How many compiled plans are kept per registry revision.
+const PLAN_CACHE_ENTRIES: usize = 4_096;
+
 /// The serving service of one node.
 #[derive(Clone)]
 pub struct Serving {
     node: Arc<Node>,
     reported: Arc<Mutex<HashMap<(String, String), Instant>>>,
+    plans: Arc<Mutex<PlanCache>>,
+}
+
+/// Compiled plans of the current registry revision; emptied when the revision moves.
+#[derive(Default)]
+struct PlanCache {
+    revision: u64,
+    plans: HashMap<PlanKey, Arc<ReadPlan>>,
+}
+
+/// What identifies a plan: the project asked for, the features asked for, the naming.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct PlanKey {
+    project: String,
+    service: Option<String>,
+    refs: Vec<String>,
+    full_feature_names: bool,
+}
+
+/// What a feature list means at one registry revision: the views to read, and where each
+/// output column comes from. Compiled once, reused by every request that asks the same.
+struct ReadPlan {
+    project: String,
+    groups: Vec<PlannedView>,
+    slots: Vec<Slot>,
+}
+
+/// One view version a plan reads.
+struct PlannedView {
+    view: Arc<FeatureView>,
+    version: u32,
 }
 
 /// One requested output column.
@@ -47,11 +81,9 @@ struct Slot {
     feature: usize,
 }
 
-/// The rows of one view version for every requested entity.
-struct ViewRead {
-    project: String,
-    view: Arc<FeatureView>,
-    version: u32,
+/// The keys and stored rows of one planned view, one per requested entity.
+#[derive(Default)]
+struct ViewRows {
     keys: Vec<Vec<u8>>,
     rows: Vec<Option<StoredRow>>,
 }
@@ -66,16 +98,56 @@ impl Serving {
         Self {
             node,
             reported: Arc::default(),
+            plans: Arc::default(),
         }
     }
 
-    /// Resolves the request's features to view versions and output slots.
+    /// The plan for `request`, from the cache or compiled now.
     async fn plan(
+        &self,
+        catalog: &Catalog,
+        request: &GetFeaturesRequest,
+    ) -> Result<Arc<ReadPlan>, OnlineStoreError> {
+        let key = PlanKey {
+            project: request.project.clone(),
+            service: match &request.features {
+                Some(get_features_request::Features::FeatureService(name)) => Some(name.clone()),
+                _ => None,
+            },
+            refs: match &request.features {
+                Some(get_features_request::Features::FeatureList(list)) => list.refs.clone(),
+                _ => Vec::new(),
+            },
+            full_feature_names: request.full_feature_names,
+        };
+        if let Ok(cache) = self.plans.lock() {
+            if cache.revision == catalog.revision {
+                if let Some(plan) = cache.plans.get(&key) {
+                    return Ok(plan.clone());
+                }
+            }
+        }
+        let project = catalog
+            .project(&request.project)
+            .map_err(|e| invalid(format!("project: {e}")))?;
+        let plan = Arc::new(self.compile(catalog, &project, request).await?);
+        if let Ok(mut cache) = self.plans.lock() {
+            if cache.revision != catalog.revision || cache.plans.len() >= PLAN_CACHE_ENTRIES {
+                cache.plans.clear();
+                cache.revision = catalog.revision;
+            }
+            cache.plans.insert(key, plan.clone());
+        }
+        Ok(plan)
+    }
+
+    /// Resolves the request's features to view versions and output slots.
+    async fn compile(
         &self,
         catalog: &Catalog,
         project: &str,
         request: &GetFeaturesRequest,
-    ) -> Result<(Vec<ViewRead>, Vec<Slot>), OnlineStoreError> {
+    ) -> Result<ReadPlan, OnlineStoreError> {
         let (refs, field): (Vec<FeatureRef>, &str) = match &request.features {
             Some(get_features_request::Features::FeatureService(name)) => {
                 let service = catalog.service(project, name).ok_or_else(|| {
@@ -104,7 +176,7 @@ impl Serving {
         if refs.is_empty() {
             return Err(invalid(format!("{field}: no features requested")));
         }
-        let mut groups: Vec<ViewRead> = Vec::new();
+        let mut groups: Vec<PlannedView> = Vec::new();
         let mut slots = Vec::with_capacity(refs.len());
         for (i, reference) in refs.iter().enumerate() {
             let (version, view) = match reference.version {
@@ -148,13 +220,7 @@ impl Serving {
             {
                 Some(g) => g,
                 None => {
-                    groups.push(ViewRead {
-                        project: project.to_string(),
-                        view,
-                        version,
-                        keys: Vec::new(),
-                        rows: Vec::new(),
-                    });
+                    groups.push(PlannedView { view, version });
                     groups.len() - 1
                 }
             };
@@ -169,7 +235,11 @@ impl Serving {
                 feature,
             });
         }
-        Ok((groups, slots))
+        Ok(ReadPlan {
+            project: project.to_string(),
+            groups,
+            slots,
+        })
     }
 
     /// Encodes every row's entity key for every view, checking join keys and their types.
@@ -177,8 +247,8 @@ impl Serving {
         &self,
         catalog: &Catalog,
         request: &GetFeaturesRequest,
-        groups: &mut [ViewRead],
-    ) -> Result<usize, OnlineStoreError> {
+        plan: &ReadPlan,
+    ) -> Result<(usize, Vec<ViewRows>), OnlineStoreError> {
         let columns = &request.entities;
         if columns.is_empty() {
             return Err(invalid(
@@ -209,9 +279,10 @@ impl Serving {
             )));
         }
         let mut used = vec![false; columns.len()];
-        for group in groups.iter_mut() {
+        let mut reads = Vec::with_capacity(plan.groups.len());
+        for group in &plan.groups {
             let entity = catalog
-                .entity(&group.project, &group.view.entity)
+                .entity(&plan.project, &group.view.entity)
                 .ok_or_else(|| {
                     OnlineStoreError::Unavailable(format!(
                         "entity {:?} is not loaded yet",
@@ -247,20 +318,24 @@ impl Serving {
                 }
                 key_columns.push(values);
             }
-            group.keys = (0..rows)
+            let keys = (0..rows)
                 .map(|row| {
                     let values: Vec<Value> = key_columns.iter().map(|c| c[row].clone()).collect();
                     let entity_key = keys::encode_entity(&values)
                         .map_err(|e| invalid(format!("entities row {row}: {e}")))?;
                     Ok(keys::row_key(
                         GROUP,
-                        &group.project,
+                        &plan.project,
                         &group.view.name,
                         group.version,
                         &entity_key,
                     ))
                 })
                 .collect::<Result<_, OnlineStoreError>>()?;
+            reads.push(ViewRows {
+                keys,
+                rows: Vec::new(),
+            });
         }
         if let Some(unused) = used.iter().position(|u| !*u) {
             return Err(invalid(format!(
@@ -268,7 +343,7 @@ impl Serving {
                 columns[unused].name
             )));
         }
-        Ok(rows)
+        Ok((rows, reads))
     }
 
     async fn linearize(&self) -> Result<(), OnlineStoreError> {
@@ -295,12 +370,12 @@ impl Serving {
         }
     }
 
-    fn read(&self, groups: &mut [ViewRead]) -> Result<(), OnlineStoreError> {
+    fn read(&self, reads: &mut [ViewRows]) -> Result<(), OnlineStoreError> {
         let db = self.node.state.db();
         let cf = db
             .cf_handle(keys::CF_SM_DATA)
             .ok_or_else(|| OnlineStoreError::Internal("column family sm_data is missing".into()))?;
-        for group in groups {
+        for group in reads {
             group.rows = db
                 .batched_multi_get_cf(cf, group.keys.iter(), false)
                 .into_iter()
@@ -388,17 +463,14 @@ impl ServingService for Serving {
             .map(str::to_string);
         let request = request.into_inner();
         let catalog = self.node.registry.catalog();
-        let project = catalog
-            .project(&request.project)
-            .map_err(|e| invalid(format!("project: {e}")))?;
-        let (mut groups, slots) = self.plan(&catalog, &project, &request).await?;
-        let rows = self.entity_keys(&catalog, &request, &mut groups)?;
+        let plan = self.plan(&catalog, &request).await?;
+        let (rows, mut reads) = self.entity_keys(&catalog, &request, &plan)?;
         if request.consistency == Consistency::Strong as i32 {
             self.linearize().await?;
         }
-        self.read(&mut groups)?;
+        self.read(&mut reads)?;
         if let Some(model) = model.filter(|m| !m.is_empty()) {
-            self.report_consumer(&model, &project, &request);
+            self.report_consumer(&model, &plan.project, &request);
         }
 
         let now = SystemTime::now();
@@ -421,8 +493,8 @@ impl ServingService for Serving {
                 event_timestamps: vec![prost_types::Timestamp::default(); rows],
             })
             .collect();
-        for slot in &slots {
-            let group = &groups[slot.group];
+        for slot in &plan.slots {
+            let group = &plan.groups[slot.group];
             let ttl_micros = group
                 .view
                 .ttl
@@ -432,7 +504,7 @@ impl ServingService for Serving {
                 statuses: Vec::with_capacity(rows),
                 event_timestamps: Vec::with_capacity(rows),
             };
-            for row in &group.rows {
+            for row in &reads[slot.group].rows {
                 let (value, status, at) = match row {
                     None => (
                         null(),
@@ -468,7 +540,8 @@ impl ServingService for Serving {
         Ok(Response::new(GetFeaturesResponse {
             metadata: Some(ResponseMetadata {
                 feature_names,
-                views: groups
+                views: plan
+                    .groups
                     .iter()
                     .map(|g| ViewVersion {
                         name: g.view.name.clone(),

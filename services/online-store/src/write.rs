@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use prost::Message;
+use quiver_common::registry_cache::Catalog;
+use quiver_core::{Entity, FeatureView};
 use quiver_proto::convert::{value_type, value_type_name};
 use quiver_proto::online::online_store_service_server::OnlineStoreService;
 use quiver_proto::online::{FeatureRow, WriteRequest, WriteResponse};
@@ -40,94 +42,129 @@ impl Writer {
                 request.rows.len()
             )));
         }
+        // Rows of a batch usually share one view: resolve each (project, view, version) once.
+        let catalog = self.node.registry.catalog();
+        let mut resolved: Vec<(Target, Resolved)> = Vec::new();
         for (i, row) in request.rows.iter_mut().enumerate() {
-            self.validate_row(row)
-                .await
-                .map_err(|e| OnlineStoreError::InvalidArgument(format!("rows[{i}].{e}")))?;
+            let at = |e: String| OnlineStoreError::InvalidArgument(format!("rows[{i}].{e}"));
+            let target = (row.project.clone(), row.view.clone(), row.view_version);
+            let index = match resolved.iter().position(|(t, _)| *t == target) {
+                Some(index) => index,
+                None => {
+                    let r = self.resolve(&catalog, &target).await.map_err(at)?;
+                    resolved.push((target, r));
+                    resolved.len() - 1
+                }
+            };
+            check_row(row, &resolved[index].1).map_err(at)?;
         }
         Ok(())
     }
 
-    async fn validate_row(&self, row: &mut FeatureRow) -> Result<(), String> {
-        let catalog = self.node.registry.catalog();
-        row.project = catalog
-            .project(&row.project)
+    /// The concrete project, view version, view and entity a row names.
+    async fn resolve(&self, catalog: &Catalog, target: &Target) -> Result<Resolved, String> {
+        let (project, view_name, version) = target;
+        let project = catalog
+            .project(project)
             .map_err(|e| format!("project: {e}"))?;
-        let view = if row.view_version == 0 {
+        let (version, view) = if *version == 0 {
             let latest = catalog
-                .view(&row.project, &row.view)
-                .ok_or_else(|| format!("view: unknown feature view {:?}", row.view))?;
-            row.view_version = latest.version;
-            latest.view.clone()
+                .view(&project, view_name)
+                .ok_or_else(|| format!("view: unknown feature view {view_name:?}"))?;
+            (latest.version, latest.view.clone())
         } else {
-            self.node
+            let view = self
+                .node
                 .registry
-                .fetch_view_version(&row.project, &row.view, row.view_version)
+                .fetch_view_version(&project, view_name, *version)
                 .await
                 .ok_or_else(|| {
-                    format!(
-                        "view_version: feature view {:?} has no version {}",
-                        row.view, row.view_version
-                    )
-                })?
+                    format!("view_version: feature view {view_name:?} has no version {version}")
+                })?;
+            (*version, view)
         };
-        let entity = catalog.entity(&row.project, &view.entity).ok_or_else(|| {
+        let entity = catalog.entity(&project, &view.entity).ok_or_else(|| {
             format!(
                 "view: entity {:?} of view {:?} is unknown",
                 view.entity, view.name
             )
         })?;
-        let key = row.entity.as_ref().ok_or("entity: required")?;
-        if key.values.len() != entity.join_keys.len() {
-            return Err(format!(
-                "entity: entity {:?} has {} join key(s), the row has {}",
-                entity.name,
-                entity.join_keys.len(),
-                key.values.len()
-            ));
-        }
-        for (j, (join_key, value)) in entity.join_keys.iter().zip(&key.values).enumerate() {
-            if let Some(name) = key.join_keys.get(j) {
-                if name != &join_key.name {
-                    return Err(format!(
-                        "entity.join_keys[{j}]: expected {:?}, got {name:?}",
-                        join_key.name
-                    ));
-                }
-            }
-            if value_type(value) != Some(join_key.value_type) {
+        Ok(Resolved {
+            project,
+            version,
+            view,
+            entity: entity.clone(),
+        })
+    }
+}
+
+/// (project, view, version) as a row names them.
+type Target = (String, String, u32);
+
+/// What a row's target resolves to.
+#[derive(Clone)]
+struct Resolved {
+    project: String,
+    version: u32,
+    view: Arc<FeatureView>,
+    entity: Arc<Entity>,
+}
+
+/// Checks a row against its resolved view and pins it to the concrete project and version.
+fn check_row(row: &mut FeatureRow, resolved: &Resolved) -> Result<(), String> {
+    row.project.clone_from(&resolved.project);
+    row.view_version = resolved.version;
+    let (view, entity) = (&resolved.view, &resolved.entity);
+    let key = row.entity.as_ref().ok_or("entity: required")?;
+    if key.values.len() != entity.join_keys.len() {
+        return Err(format!(
+            "entity: entity {:?} has {} join key(s), the row has {}",
+            entity.name,
+            entity.join_keys.len(),
+            key.values.len()
+        ));
+    }
+    for (j, (join_key, value)) in entity.join_keys.iter().zip(&key.values).enumerate() {
+        if let Some(name) = key.join_keys.get(j) {
+            if name != &join_key.name {
                 return Err(format!(
-                    "entity.values[{j}]: join key {:?} is {}, got {}",
-                    join_key.name,
-                    join_key.value_type,
-                    value_type_name(value)
+                    "entity.join_keys[{j}]: expected {:?}, got {name:?}",
+                    join_key.name
                 ));
             }
         }
-        if row.event_time.is_none() {
-            return Err("event_time: required".into());
-        }
-        if row.values.len() != view.features.len() {
+        if value_type(value) != Some(join_key.value_type) {
             return Err(format!(
-                "values: view {:?} v{} has {} features, the row has {} values",
-                view.name,
-                row.view_version,
-                view.features.len(),
-                row.values.len()
+                "entity.values[{j}]: join key {:?} is {}, got {}",
+                join_key.name,
+                join_key.value_type,
+                value_type_name(value)
             ));
         }
-        for (j, (feature, value)) in view.features.iter().zip(&row.values).enumerate() {
-            if let Some(t) = value_type(value) {
-                if t != feature.value_type {
-                    return Err(format!(
-                        "values[{j}]: feature {:?} is {}, got {t}",
-                        feature.name, feature.value_type
-                    ));
-                }
+    }
+    if row.event_time.is_none() {
+        return Err("event_time: required".into());
+    }
+    if row.values.len() != view.features.len() {
+        return Err(format!(
+            "values: view {:?} v{} has {} features, the row has {} values",
+            view.name,
+            row.view_version,
+            view.features.len(),
+            row.values.len()
+        ));
+    }
+    for (j, (feature, value)) in view.features.iter().zip(&row.values).enumerate() {
+        if let Some(t) = value_type(value) {
+            if t != feature.value_type {
+                return Err(format!(
+                    "values[{j}]: feature {:?} is {}, got {t}",
+                    feature.name, feature.value_type
+                ));
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 #[tonic::async_trait]

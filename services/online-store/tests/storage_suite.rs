@@ -21,7 +21,7 @@ struct Builder {
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().unwrap();
-        let db = open_db(&dir.path().join("db")).unwrap();
+        let db = open_db(&dir.path().join("db"), 8 << 20).unwrap();
         if self.neighbours {
             for other in [self.group - 1, self.group + 1] {
                 let log = db.cf_handle(keys::CF_RAFT_LOG).unwrap();

@@ -8,6 +8,11 @@ mod roles;
 
 use clap::Parser;
 
+/// mimalloc: glibc malloc/free took ~20% of the CPU of a GetFeatures request (perf, see
+/// docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     exit_quietly_on_closed_stdout();
     let cli = cli::Cli::parse();

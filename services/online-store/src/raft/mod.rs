@@ -20,7 +20,8 @@ pub use state_machine::StateMachine;
 /// numbers never change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
-    /// The encoded `WriteRequest`.
+    /// The encoded `WriteRequest` (serialized as one byte string, not byte by byte).
+    #[serde(with = "serde_bytes")]
     pub write: Vec<u8>,
 }
 
