@@ -3,15 +3,15 @@
 
 # ---- build ------------------------------------------------------------------
 FROM rust:1-bookworm AS builder
-# protoc for tonic/prost code generation; clang + libclang for bindgen (RocksDB).
+# protoc for tonic/prost code generation; clang + libclang for bindgen; librocksdb-dev: the online
+# store links Debian's RocksDB (see .cargo/config.toml) instead of compiling it.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends protobuf-compiler clang libclang-dev \
+ && apt-get install -y --no-install-recommends protobuf-compiler clang libclang-dev librocksdb-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 # --locked: the image must build exactly what Cargo.lock says, never re-resolve.
-# BuildKit cache mounts keep the crate downloads and compiled dependencies (RocksDB is slow to
-# build) between builds; target/ lives in the cache, so the binary is copied out in the same step.
+# BuildKit cache mounts keep the crate downloads and compiled dependencies between builds; target/ lives in the cache, so the binary is copied out in the same step.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p quiver \
@@ -19,12 +19,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 # ---- runtime ----------------------------------------------------------------
 FROM debian:bookworm-slim
-# ca-certificates: TLS to https endpoints.
+# ca-certificates: TLS to https endpoints. librocksdb7.8: the RocksDB the binary links.
 # The Helm chart's start, preStop and readiness scripts (online-store voters and read replicas) run
 # /bin/sh with date, timeout, sed, grep and tr from the base image: keep a shell and coreutils
 # here (no distroless/scratch base) or change charts/quiver/templates/online-store-*.yaml with it.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates librocksdb7.8 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 quiver \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/quiver --shell /usr/sbin/nologin quiver \

@@ -234,8 +234,8 @@ async fn get(
         let mut client = clients[worker % clients.len()].clone();
         let refs = refs.clone();
         let errors = errors.clone();
+        let mut histogram = Histogram::<u64>::new(3)?;
         workers.push(tokio::spawn(async move {
-            let mut histogram = Histogram::<u64>::new(3).expect("3 significant digits is valid");
             let mut rng =
                 0x9E37_79B9_7F4A_7C15u64 ^ (worker as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
             let mut scheduled = Instant::now()
