@@ -72,6 +72,7 @@ pub async fn channel(address: &str) -> Result<Channel, Status> {
 struct NodeProcess {
     process: Option<QuiverProcess>,
     grpc: SocketAddr,
+    http: SocketAddr,
     data: PathBuf,
 }
 
@@ -157,6 +158,7 @@ impl Cluster {
             NodeProcess {
                 process: None,
                 grpc,
+                http: free_address(),
                 data,
             },
         );
@@ -176,7 +178,7 @@ impl Cluster {
             &["serve", "online-store"],
             &[
                 ("QUIVER__GRPC__LISTEN", node.grpc.to_string()),
-                ("QUIVER__HTTP__LISTEN", free_address().to_string()),
+                ("QUIVER__HTTP__LISTEN", node.http.to_string()),
                 ("QUIVER__ENDPOINTS__REGISTRY", self.registry.to_string()),
                 ("QUIVER__ONLINE_STORE__NODE_ID", id.to_string()),
                 ("QUIVER__ONLINE_STORE__ADVERTISE", node.grpc.to_string()),
@@ -214,6 +216,13 @@ impl Cluster {
         if let Some(mut process) = self.nodes.get_mut(&id).unwrap().process.take() {
             process.kill();
         }
+    }
+
+    /// Node `id`'s Prometheus metrics text.
+    pub fn metrics(&self, id: u64) -> String {
+        crate::http_get(self.nodes[&id].http, "/metrics")
+            .map(|(_, body)| body)
+            .unwrap_or_default()
     }
 
     /// Node `id`'s gRPC address.

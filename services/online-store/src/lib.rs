@@ -9,6 +9,7 @@ pub mod admin;
 pub mod config;
 pub mod error;
 pub mod keys;
+pub mod metrics;
 pub mod node;
 pub mod raft;
 pub mod serving;
@@ -41,6 +42,7 @@ pub async fn serve(
     let cache = RegistryCache::start(registry, shutdown.clone());
     let node = node::Node::start(config.clone(), cache).await?;
     tracing::info!(node_id = config.node_id, advertise = %config.advertise, "online store node started");
+    metrics::export_raft_metrics(node.raft.clone(), shutdown.clone());
     let raft_server =
         raft::server::RaftServer::new(node.raft.clone(), config.data_dir.join("incoming"));
     let result = GrpcServer::new("online-store", grpc)

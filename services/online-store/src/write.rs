@@ -178,6 +178,7 @@ impl OnlineStoreService for Writer {
             return Err(self.node.not_leader().into());
         }
         self.validate(&mut request).await?;
+        let request_rows = request.rows.len() as u64;
         let command = Command {
             write: request.encode_to_vec(),
         };
@@ -187,6 +188,15 @@ impl OnlineStoreService for Writer {
             .client_write(command)
             .await
             .map_err(|e| self.node.write_error(e))?;
+        crate::metrics::count_write(
+            response.data.applied,
+            response.data.stale,
+            if response.data.duplicate {
+                request_rows
+            } else {
+                0
+            },
+        );
         Ok(Response::new(WriteResponse {
             applied: response.data.applied,
             stale: response.data.stale,

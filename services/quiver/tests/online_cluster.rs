@@ -309,8 +309,33 @@ async fn restarting_every_node_loses_nothing_acknowledged() {
     for id in [1, 2, 3] {
         cluster.restart(id).await;
     }
-    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
     for id in [1, 2, 3] {
         cluster.assert_has_all(id, &acked).await;
     }
+
+    // The Raft state is on /metrics for operators.
+    cluster.write("w", 11, &[7]).await.unwrap();
+    let metrics = cluster.metrics(leader);
+    for expected in [
+        "quiver_raft_is_leader 1",
+        "quiver_raft_voters 3",
+        "quiver_raft_learners 0",
+        r#"quiver_online_write_rows_total{result="applied"} 1"#,
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "{expected:?} missing from:\n{metrics}"
+        );
+    }
+    let applied: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("quiver_raft_applied_index "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    assert!(applied >= 11, "applied index {applied}");
+    let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    assert!(cluster
+        .metrics(follower)
+        .contains("quiver_raft_is_leader 0"));
 }

@@ -1,0 +1,134 @@
+//! Prometheus metrics of a node: its Raft state (kept current from openraft's metrics watch)
+//! and what writes did. Served on the process's HTTP `/metrics` with everything else.
+
+use std::sync::LazyLock;
+
+use openraft::async_runtime::WatchReceiver;
+use prometheus::{
+    register_int_counter_vec, register_int_gauge, register_int_gauge_vec, IntCounterVec, IntGauge,
+    IntGaugeVec,
+};
+use quiver_common::Shutdown;
+
+use crate::raft::types::ServerState;
+use crate::raft::Raft;
+
+// Registration fails only on a duplicate name, which these fixed names cannot cause.
+macro_rules! gauge {
+    ($name:expr, $help:expr) => {
+        LazyLock::new(|| {
+            #[allow(clippy::expect_used)]
+            register_int_gauge!($name, $help).expect("metric registers once")
+        })
+    };
+}
+
+static TERM: LazyLock<IntGauge> = gauge!("quiver_raft_term", "Current Raft term.");
+static IS_LEADER: LazyLock<IntGauge> =
+    gauge!("quiver_raft_is_leader", "1 on the leader, 0 elsewhere.");
+static LEADER: LazyLock<IntGauge> = gauge!(
+    "quiver_raft_leader_id",
+    "The node id of the current leader (0: none known)."
+);
+static LAST_LOG: LazyLock<IntGauge> =
+    gauge!("quiver_raft_last_log_index", "Last log index on this node.");
+static COMMITTED: LazyLock<IntGauge> = gauge!(
+    "quiver_raft_committed_index",
+    "Last log index known committed."
+);
+static APPLIED: LazyLock<IntGauge> = gauge!(
+    "quiver_raft_applied_index",
+    "Last log index applied to the state machine."
+);
+static APPLY_LAG: LazyLock<IntGauge> = gauge!(
+    "quiver_raft_apply_lag_entries",
+    "Committed but not yet applied entries (committed - applied); reads here are this far behind."
+);
+static SNAPSHOT: LazyLock<IntGauge> = gauge!(
+    "quiver_raft_snapshot_index",
+    "Last log index covered by this node's snapshot."
+);
+static PURGED: LazyLock<IntGauge> = gauge!("quiver_raft_purged_index", "Last purged log index.");
+static VOTERS: LazyLock<IntGauge> =
+    gauge!("quiver_raft_voters", "Voters in the current membership.");
+static LEARNERS: LazyLock<IntGauge> = gauge!(
+    "quiver_raft_learners",
+    "Learners in the current membership."
+);
+
+#[allow(clippy::expect_used)]
+static REPLICATION_LAG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "quiver_raft_replication_lag_entries",
+        "Leader only: entries a member has not matched yet (last log index - matched index).",
+        &["node"]
+    )
+    .expect("metric registers once")
+});
+
+#[allow(clippy::expect_used)]
+static WRITE_ROWS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "quiver_online_write_rows_total",
+        "Rows written through this node, by result: applied, stale (not newer than stored), duplicate (batch retried).",
+        &["result"]
+    )
+    .expect("metric registers once")
+});
+
+/// Counts the rows of one acknowledged write.
+pub fn count_write(applied: u64, stale: u64, duplicate_rows: u64) {
+    WRITE_ROWS.with_label_values(&["applied"]).inc_by(applied);
+    WRITE_ROWS.with_label_values(&["stale"]).inc_by(stale);
+    WRITE_ROWS
+        .with_label_values(&["duplicate"])
+        .inc_by(duplicate_rows);
+}
+
+fn gauge_value(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Keeps the Raft gauges current until `shutdown`.
+pub fn export_raft_metrics(raft: Raft, shutdown: Shutdown) {
+    tokio::spawn(async move {
+        let mut watch = raft.metrics();
+        loop {
+            {
+                let m = watch.borrow_watched();
+                let index = |l: &Option<crate::raft::types::LogId>| {
+                    l.as_ref().map(|l| l.index).unwrap_or(0)
+                };
+                TERM.set(gauge_value(m.current_term));
+                IS_LEADER.set(i64::from(m.state == ServerState::Leader));
+                LEADER.set(gauge_value(m.current_leader.unwrap_or(0)));
+                let last_log = m.last_log_index.unwrap_or(0);
+                LAST_LOG.set(gauge_value(last_log));
+                COMMITTED.set(gauge_value(index(&m.local_committed)));
+                APPLIED.set(gauge_value(index(&m.last_applied)));
+                APPLY_LAG.set(gauge_value(
+                    index(&m.local_committed).saturating_sub(index(&m.last_applied)),
+                ));
+                SNAPSHOT.set(gauge_value(index(&m.snapshot)));
+                PURGED.set(gauge_value(index(&m.purged)));
+                let membership = m.membership_config.membership();
+                let voters = membership.voter_ids().count();
+                VOTERS.set(gauge_value(voters as u64));
+                LEARNERS.set(gauge_value(membership.learner_ids().count() as u64));
+                REPLICATION_LAG.reset();
+                if let Some(replication) = &m.replication {
+                    for (node, matched) in replication.iter() {
+                        let lag = last_log.saturating_sub(index(matched));
+                        REPLICATION_LAG
+                            .with_label_values(&[&node.to_string()])
+                            .set(gauge_value(lag));
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                changed = watch.changed() => if changed.is_err() { return },
+            }
+        }
+    });
+}
