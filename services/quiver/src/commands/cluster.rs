@@ -137,6 +137,14 @@ fn parse_member(text: &str) -> anyhow::Result<Member> {
     })
 }
 
+fn show_members(members: &[Member]) -> String {
+    members
+        .iter()
+        .map(|m| format!("{}={}", m.node_id, m.address))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn members_json(members: &[Member]) -> serde_json::Value {
     members
         .iter()
@@ -161,18 +169,12 @@ fn print_membership(
         );
         return Ok(());
     }
-    let show = |ms: &[Member]| {
-        ms.iter()
-            .map(|m| format!("{}={}", m.node_id, m.address))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     println!(
         "{what}: node {} (log index {})",
         response.node_id, response.log_index
     );
-    println!("  voters:   {}", show(&response.voters));
-    println!("  learners: {}", show(&response.learners));
+    println!("  voters:   {}", show_members(&response.voters));
+    println!("  learners: {}", show_members(&response.learners));
     Ok(())
 }
 
@@ -210,14 +212,8 @@ fn print_status(status: &StatusResponse, output: Output) -> anyhow::Result<()> {
         "  log:      last {} applied {} snapshot {} purged {}",
         status.last_log_index, status.last_applied, status.snapshot_index, status.purged_index
     );
-    let show = |ms: &[Member]| {
-        ms.iter()
-            .map(|m| format!("{}={}", m.node_id, m.address))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    println!("  voters:   {}", show(&status.voters));
-    println!("  learners: {}", show(&status.learners));
+    println!("  voters:   {}", show_members(&status.voters));
+    println!("  learners: {}", show_members(&status.learners));
     for (id, matched) in &status.replication {
         println!("  replication to {id}: matched {matched}");
     }
