@@ -44,20 +44,45 @@ pub struct Serving {
     plans: Arc<Mutex<PlanCache>>,
 }
 
-/// Compiled plans of the current registry revision; emptied when the revision moves.
+/// Compiled plans of the current registry revision, by request fingerprint; emptied when the
+/// revision moves. The owned key is kept to rule out fingerprint collisions.
 #[derive(Default)]
 struct PlanCache {
     revision: u64,
-    plans: HashMap<PlanKey, Arc<ReadPlan>>,
+    plans: HashMap<u64, (PlanKey, Arc<ReadPlan>)>,
 }
 
 /// What identifies a plan: the project asked for, the features asked for, the naming.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 struct PlanKey {
     project: String,
-    service: Option<String>,
-    refs: Vec<String>,
+    features: Option<get_features_request::Features>,
     full_feature_names: bool,
+}
+
+impl PlanKey {
+    /// Whether `request` asks for exactly this plan (compared without allocating).
+    fn matches(&self, request: &GetFeaturesRequest) -> bool {
+        self.project == request.project
+            && self.features == request.features
+            && self.full_feature_names == request.full_feature_names
+    }
+}
+
+/// A hash of what identifies a request's plan, computed from the borrowed request.
+fn fingerprint(request: &GetFeaturesRequest) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    request.project.hash(&mut hasher);
+    match &request.features {
+        Some(get_features_request::Features::FeatureService(name)) => (0u8, name).hash(&mut hasher),
+        Some(get_features_request::Features::FeatureList(list)) => {
+            (1u8, &list.refs).hash(&mut hasher)
+        }
+        None => 2u8.hash(&mut hasher),
+    }
+    request.full_feature_names.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// What a feature list means at one registry revision: the views to read, and where each
@@ -108,22 +133,13 @@ impl Serving {
         catalog: &Catalog,
         request: &GetFeaturesRequest,
     ) -> Result<Arc<ReadPlan>, OnlineStoreError> {
-        let key = PlanKey {
-            project: request.project.clone(),
-            service: match &request.features {
-                Some(get_features_request::Features::FeatureService(name)) => Some(name.clone()),
-                _ => None,
-            },
-            refs: match &request.features {
-                Some(get_features_request::Features::FeatureList(list)) => list.refs.clone(),
-                _ => Vec::new(),
-            },
-            full_feature_names: request.full_feature_names,
-        };
+        let fingerprint = fingerprint(request);
         if let Ok(cache) = self.plans.lock() {
             if cache.revision == catalog.revision {
-                if let Some(plan) = cache.plans.get(&key) {
-                    return Ok(plan.clone());
+                if let Some((key, plan)) = cache.plans.get(&fingerprint) {
+                    if key.matches(request) {
+                        return Ok(plan.clone());
+                    }
                 }
             }
         }
@@ -136,7 +152,12 @@ impl Serving {
                 cache.plans.clear();
                 cache.revision = catalog.revision;
             }
-            cache.plans.insert(key, plan.clone());
+            let key = PlanKey {
+                project: request.project.clone(),
+                features: request.features.clone(),
+                full_feature_names: request.full_feature_names,
+            };
+            cache.plans.insert(fingerprint, (key, plan.clone()));
         }
         Ok(plan)
     }

@@ -232,9 +232,23 @@ async fn get(
     let interval = rate.map(|r| Duration::from_secs_f64(workers_n as f64 / r.max(1) as f64));
     for worker in 0..workers_n {
         let mut client = clients[worker % clients.len()].clone();
-        let refs = refs.clone();
         let errors = errors.clone();
         let mut histogram = Histogram::<u64>::new(3)?;
+        let mut template = GetFeaturesRequest {
+            project: PROJECT.into(),
+            features: Some(get_features_request::Features::FeatureList(FeatureList {
+                refs: refs.clone(),
+            })),
+            entities: vec![EntityColumn {
+                name: "user_id".into(),
+                values: Some(RepeatedValue {
+                    values: vec![int(0); batch],
+                }),
+            }],
+            as_of: None,
+            consistency: 0,
+            full_feature_names: false,
+        };
         workers.push(tokio::spawn(async move {
             let mut rng =
                 0x9E37_79B9_7F4A_7C15u64 ^ (worker as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -254,28 +268,17 @@ async fn get(
                 if start >= deadline {
                     return histogram;
                 }
-                let ids = (0..batch).map(|_| {
-                    // xorshift: cheap, deterministic per worker.
-                    rng ^= rng << 13;
-                    rng ^= rng >> 7;
-                    rng ^= rng << 17;
-                    int((rng % entities.max(1)) as i64)
-                });
-                let request = GetFeaturesRequest {
-                    project: PROJECT.into(),
-                    features: Some(get_features_request::Features::FeatureList(FeatureList {
-                        refs: refs.clone(),
-                    })),
-                    entities: vec![EntityColumn {
-                        name: "user_id".into(),
-                        values: Some(RepeatedValue {
-                            values: ids.collect(),
-                        }),
-                    }],
-                    as_of: None,
-                    consistency: 0,
-                    full_feature_names: false,
-                };
+                // Only the entity ids change between requests: reuse the rest.
+                if let Some(values) = template.entities[0].values.as_mut() {
+                    for value in &mut values.values {
+                        // xorshift: cheap, deterministic per worker.
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        value.kind = Some(Kind::Int64Value((rng % entities.max(1)) as i64));
+                    }
+                }
+                let request = template.clone();
                 let ok = client.get_features(request).await.is_ok();
                 if start >= measuring_from {
                     if ok {
