@@ -4,10 +4,12 @@
 //! This crate is pure: it must not depend on tonic, RocksDB, sled or any I/O, so every
 //! service and the CLI can share it cheaply.
 
+pub mod aggregate;
 pub mod definitions;
 pub mod duration;
 pub mod feature_ref;
 pub mod names;
+pub mod scalar;
 pub mod value_type;
 
 pub use definitions::{
@@ -15,4 +17,5 @@ pub use definitions::{
     TransformOp, Window,
 };
 pub use feature_ref::FeatureRef;
+pub use scalar::Scalar;
 pub use value_type::ValueType;

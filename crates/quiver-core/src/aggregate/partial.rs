@@ -1,0 +1,249 @@
+//! Partial aggregates (intermediate representations): what a tile stores per feature, how one
+//! event updates it, how two merge, and the value a merge finishes into. The online store and
+//! the offline snapshot path both use exactly this code, so training and serving agree.
+
+use super::hll::Hll;
+use crate::definitions::{Aggregation, Feature};
+use crate::scalar::Scalar;
+use crate::ValueType;
+
+/// An event's position, for `first`/`last`: event time, then log order, so ties resolve the
+/// same way on every replica and offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stamp {
+    /// Event time, microseconds since the epoch.
+    pub event_micros: i64,
+    /// Position in ingest order (e.g. the Raft log index and row number).
+    pub sequence: u64,
+}
+
+/// A partial aggregate of one feature over some events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Partial {
+    /// `count` without a column: every row.
+    CountRows(u64),
+    /// `count` of a column: its non-null values.
+    CountValues(u64),
+    /// `sum` of an int64 column (wide, so merges never overflow; saturates when finished).
+    SumInt(i128),
+    /// `sum` of a float column.
+    SumFloat(f64),
+    /// `mean`: (sum, count).
+    Mean {
+        /// Sum of the values.
+        sum: f64,
+        /// Number of values.
+        count: u64,
+    },
+    /// `min`.
+    Min(Option<Scalar>),
+    /// `max`.
+    Max(Option<Scalar>),
+    /// `stddev`: count, mean and sum of squared deviations (Welford updates, Chan merges).
+    Moments {
+        /// Number of values.
+        count: u64,
+        /// Their mean.
+        mean: f64,
+        /// Sum of squared deviations from the mean.
+        m2: f64,
+    },
+    /// `last`: the latest event's value (which may be null).
+    Last(Option<(Stamp, Option<Scalar>)>),
+    /// `first`: the earliest event's value (which may be null).
+    First(Option<(Stamp, Option<Scalar>)>),
+    /// `distinct_count`: a HyperLogLog sketch (approximate).
+    Distinct(Hll),
+}
+
+impl Partial {
+    /// The empty partial for `feature`.
+    pub fn for_feature(feature: &Feature) -> Self {
+        let input = if feature.column.is_some() {
+            Some(feature.value_type)
+        } else {
+            None
+        };
+        Self::empty(feature.aggregation, feature.column.is_some(), input)
+    }
+
+    /// The empty partial of `aggregation`; `has_column` says whether `count` counts values or
+    /// rows; `output` is the feature's served type (int64 sums stay integers).
+    pub fn empty(aggregation: Aggregation, has_column: bool, output: Option<ValueType>) -> Self {
+        match aggregation {
+            Aggregation::Count if has_column => Self::CountValues(0),
+            Aggregation::Count => Self::CountRows(0),
+            Aggregation::Sum if output == Some(ValueType::Int64) => Self::SumInt(0),
+            Aggregation::Sum => Self::SumFloat(0.0),
+            Aggregation::Mean => Self::Mean { sum: 0.0, count: 0 },
+            Aggregation::Min => Self::Min(None),
+            Aggregation::Max => Self::Max(None),
+            Aggregation::Stddev => Self::Moments {
+                count: 0,
+                mean: 0.0,
+                m2: 0.0,
+            },
+            Aggregation::Last => Self::Last(None),
+            Aggregation::First => Self::First(None),
+            Aggregation::DistinctCount => Self::Distinct(Hll::default()),
+        }
+    }
+
+    /// Adds one event whose column value is `value` (`None`: null) at `stamp`. Nulls are counted
+    /// only by `count` of rows and kept only by `first`/`last`; NaN is ignored by numeric ones.
+    pub fn update(&mut self, value: Option<&Scalar>, stamp: Stamp) {
+        let number = value.and_then(Scalar::as_f64).filter(|x| !x.is_nan());
+        match self {
+            Self::CountRows(n) => *n += 1,
+            Self::CountValues(n) => *n += u64::from(value.is_some()),
+            Self::SumInt(sum) => {
+                if let Some(Scalar::Int64(v)) = value {
+                    *sum += i128::from(*v);
+                }
+            }
+            Self::SumFloat(sum) => *sum += number.unwrap_or(0.0),
+            Self::Mean { sum, count } => {
+                if let Some(x) = number {
+                    *sum += x;
+                    *count += 1;
+                }
+            }
+            Self::Min(current) => keep_extreme(current, value, std::cmp::Ordering::Less),
+            Self::Max(current) => keep_extreme(current, value, std::cmp::Ordering::Greater),
+            Self::Moments { count, mean, m2 } => {
+                if let Some(x) = number {
+                    *count += 1;
+                    let delta = x - *mean;
+                    *mean += delta / *count as f64;
+                    *m2 += delta * (x - *mean);
+                }
+            }
+            Self::Last(current) => {
+                if current.as_ref().is_none_or(|(s, _)| stamp > *s) {
+                    *current = Some((stamp, value.cloned()));
+                }
+            }
+            Self::First(current) => {
+                if current.as_ref().is_none_or(|(s, _)| stamp < *s) {
+                    *current = Some((stamp, value.cloned()));
+                }
+            }
+            Self::Distinct(sketch) => {
+                if let Some(v) = value {
+                    sketch.insert(v);
+                }
+            }
+        }
+    }
+
+    /// Folds `other` (a partial of the same feature) into this one. Partials of different
+    /// aggregations never meet (both come from one feature definition); such a merge does nothing.
+    pub fn merge(&mut self, other: &Partial) {
+        match (self, other) {
+            (Self::CountRows(a), Self::CountRows(b))
+            | (Self::CountValues(a), Self::CountValues(b)) => *a += b,
+            (Self::SumInt(a), Self::SumInt(b)) => *a += b,
+            (Self::SumFloat(a), Self::SumFloat(b)) => *a += b,
+            (Self::Mean { sum, count }, Self::Mean { sum: s, count: c }) => {
+                *sum += s;
+                *count += c;
+            }
+            (Self::Min(a), Self::Min(b)) => keep_extreme(a, b.as_ref(), std::cmp::Ordering::Less),
+            (Self::Max(a), Self::Max(b)) => {
+                keep_extreme(a, b.as_ref(), std::cmp::Ordering::Greater)
+            }
+            (
+                Self::Moments { count, mean, m2 },
+                Self::Moments {
+                    count: nb,
+                    mean: mb,
+                    m2: m2b,
+                },
+            ) => {
+                if *nb == 0 {
+                    return;
+                }
+                let na = *count as f64;
+                let n = na + *nb as f64;
+                let delta = mb - *mean;
+                *mean += delta * (*nb as f64) / n;
+                *m2 += m2b + delta * delta * na * (*nb as f64) / n;
+                *count += nb;
+            }
+            (Self::Last(a), Self::Last(b)) => {
+                if let Some((stamp, _)) = b {
+                    if a.as_ref().is_none_or(|(s, _)| stamp > s) {
+                        a.clone_from(b);
+                    }
+                }
+            }
+            (Self::First(a), Self::First(b)) => {
+                if let Some((stamp, _)) = b {
+                    if a.as_ref().is_none_or(|(s, _)| stamp < s) {
+                        a.clone_from(b);
+                    }
+                }
+            }
+            (Self::Distinct(a), Self::Distinct(b)) => a.merge(b),
+            _ => {}
+        }
+    }
+
+    /// The feature value: counts are 0 over no events; every other aggregation of no values is
+    /// null (`None`), as in SQL.
+    pub fn finish(&self) -> Option<Scalar> {
+        match self {
+            Self::CountRows(n) | Self::CountValues(n) => {
+                Some(Scalar::Int64(i64::try_from(*n).unwrap_or(i64::MAX)))
+            }
+            Self::SumInt(sum) => Some(Scalar::Int64(i64::try_from(*sum).unwrap_or(if *sum < 0 {
+                i64::MIN
+            } else {
+                i64::MAX
+            }))),
+            Self::SumFloat(sum) => Some(Scalar::Float64(*sum)),
+            Self::Mean { sum, count } => (*count > 0).then(|| Scalar::Float64(sum / *count as f64)),
+            Self::Min(v) | Self::Max(v) => v.clone(),
+            Self::Moments { count, m2, .. } => {
+                (*count > 0).then(|| Scalar::Float64((m2 / *count as f64).max(0.0).sqrt()))
+            }
+            Self::Last(v) | Self::First(v) => v.as_ref().and_then(|(_, value)| value.clone()),
+            Self::Distinct(sketch) => Some(Scalar::Int64(
+                i64::try_from(sketch.estimate()).unwrap_or(i64::MAX),
+            )),
+        }
+    }
+}
+
+/// Keeps in `current` whichever of it and `candidate` compares as `wanted` (Less for min).
+/// int64 compares exactly; other numerics as f64; NaN and non-numeric values are ignored.
+fn keep_extreme(
+    current: &mut Option<Scalar>,
+    candidate: Option<&Scalar>,
+    wanted: std::cmp::Ordering,
+) {
+    let Some(candidate) = candidate else { return };
+    let order = match (current.as_ref(), candidate) {
+        (None, c) => {
+            if c.as_f64().is_some_and(|x| !x.is_nan()) {
+                *current = Some(c.clone());
+            }
+            return;
+        }
+        (Some(Scalar::Int64(a)), Scalar::Int64(b)) => b.cmp(a),
+        (Some(a), b) => match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) => match y.partial_cmp(&x) {
+                Some(order) => order,
+                None => return,
+            },
+            _ => return,
+        },
+    };
+    if order == wanted {
+        *current = Some(candidate.clone());
+    }
+}
+
+#[cfg(test)]
+#[path = "partial_tests.rs"]
+mod tests;
