@@ -35,7 +35,7 @@ pub mod tag {
     pub const LAST_APPLIED: u8 = b'a';
     /// The last applied membership.
     pub const MEMBERSHIP: u8 = b'm';
-    /// Set while a snapshot install is in progress: names the snapshot file.
+    /// Set while a snapshot install is in progress: the snapshot's file name in the snapshot dir.
     pub const INSTALLING: u8 = b'i';
 }
 

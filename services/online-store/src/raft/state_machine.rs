@@ -45,10 +45,13 @@ impl StateMachine {
             snapshot_dir,
             publish: Arc::new(Mutex::new(())),
         };
-        if let Some(path) = sm.get_meta::<String>(tag::INSTALLING)? {
-            tracing::warn!(snapshot = %path, "finishing an interrupted snapshot install");
-            let (meta, _) = snapshot_file::open(path.as_ref())?;
-            sm.load_snapshot(&meta, PathBuf::from(path))?;
+        if let Some(name) = sm.get_meta::<String>(tag::INSTALLING)? {
+            // The marker names the file inside the snapshot directory, so a node whose data
+            // directory moved (or whose working directory changed) still finds it.
+            let path = sm.snapshot_dir.join(&name);
+            tracing::warn!(snapshot = %path.display(), "finishing an interrupted snapshot install");
+            let (meta, _) = snapshot_file::open(&path)?;
+            sm.load_snapshot(&meta, path)?;
         }
         Ok(sm)
     }
@@ -209,11 +212,15 @@ impl StateMachine {
         let data = self.cf(keys::CF_SM_DATA)?;
         let sm_meta = self.cf(keys::CF_SM_META)?;
         // 1. Mark the install, so a crash part-way re-runs it at startup.
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| io_err(format!("snapshot path {} has no file name", path.display())))?;
         self.db
             .put_cf_opt(
                 sm_meta,
                 keys::meta_key(self.group, tag::INSTALLING),
-                encode(&path.display().to_string())?,
+                encode(&name)?,
                 &Self::synced(),
             )
             .map_err(io_err)?;
@@ -412,5 +419,74 @@ impl StateMachine {
             meta,
             snapshot: file,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::open_db;
+
+    fn rows(db: &DB, group: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let cf = db.cf_handle(keys::CF_SM_DATA).unwrap();
+        let mut options = ReadOptions::default();
+        options.set_iterate_lower_bound(keys::group_prefix(group).to_vec());
+        options.set_iterate_upper_bound(keys::group_end(group));
+        db.iterator_cf_opt(cf, options, IteratorMode::Start)
+            .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+            .collect()
+    }
+
+    /// A crash after the install marker was written but before the install finished: the
+    /// next open re-runs the install from the persisted file.
+    #[tokio::test]
+    async fn an_interrupted_install_is_finished_at_startup() {
+        let dir = tempfile::tempdir().unwrap();
+        let leader_db = open_db(&dir.path().join("leader"), 8 << 20).unwrap();
+        let data = leader_db.cf_handle(keys::CF_SM_DATA).unwrap();
+        for i in 0..100u32 {
+            leader_db
+                .put_cf(
+                    data,
+                    keys::row_key(1, "p", "v", 1, &i.to_be_bytes()),
+                    i.to_be_bytes(),
+                )
+                .unwrap();
+        }
+        let mut leader =
+            StateMachine::open(leader_db.clone(), 1, dir.path().join("leader-snapshots")).unwrap();
+        let snapshot = leader.build_snapshot().await.unwrap();
+        let expected = rows(&leader_db, 1);
+
+        // The follower persisted the snapshot and set the marker, then "crashed" with only
+        // stale data in place.
+        let follower_dir = dir.path().join("follower-snapshots");
+        let follower_db = open_db(&dir.path().join("follower"), 8 << 20).unwrap();
+        let path =
+            snapshot_file::persist_copy(&follower_dir, &snapshot.meta, snapshot.snapshot).unwrap();
+        let sm_meta = follower_db.cf_handle(keys::CF_SM_META).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        follower_db
+            .put_cf(
+                sm_meta,
+                keys::meta_key(1, tag::INSTALLING),
+                encode(&name).unwrap(),
+            )
+            .unwrap();
+        let stale = follower_db.cf_handle(keys::CF_SM_DATA).unwrap();
+        follower_db
+            .put_cf(stale, keys::row_key(1, "p", "v", 1, b"stale"), b"x")
+            .unwrap();
+
+        StateMachine::open(follower_db.clone(), 1, follower_dir).unwrap();
+        assert_eq!(
+            rows(&follower_db, 1),
+            expected,
+            "the snapshot's data, and nothing else"
+        );
+        assert!(follower_db
+            .get_cf(sm_meta, keys::meta_key(1, tag::INSTALLING))
+            .unwrap()
+            .is_none());
     }
 }
