@@ -228,26 +228,20 @@ impl RegistryCache {
             .await
             .ok()?
             .into_inner();
-        let object = response.object?;
+        let Some(Spec::FeatureView(view)) = response.object?.spec else {
+            return None;
+        };
+        let view = Arc::new(FeatureView::try_from(&view).ok()?);
         if let Ok(mut guard) = self.catalog.write() {
+            // A past version only: the latest version of the view does not change.
             let mut next = (**guard).clone();
-            let mut object = object.clone();
-            // Record it as a past version only; it must not become the latest.
-            if let Some(meta) = object.meta.as_mut() {
-                meta.deleted = true;
-            }
-            let live = next
-                .views
-                .get(&(project.to_string(), name.to_string()))
-                .cloned();
-            next.apply_object(&object);
-            if let Some(live) = live {
-                next.views
-                    .insert((project.to_string(), name.to_string()), live);
-            }
+            next.view_versions.insert(
+                (project.to_string(), name.to_string(), version),
+                view.clone(),
+            );
             *guard = Arc::new(next);
         }
-        self.catalog().view_version(project, name, version).cloned()
+        Some(view)
     }
 }
 
