@@ -18,6 +18,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("quiver_descriptor.bin"))
         .compile_protos(&protos, std::slice::from_ref(&root))?;
-    println!("cargo:rerun-if-changed={}", root.display());
+    // Per file: a directory's mtime does not change when a file in it is edited.
+    for proto in &protos {
+        println!("cargo:rerun-if-changed={}", proto.display());
+    }
     Ok(())
 }

@@ -317,6 +317,11 @@ impl ClusterAdminService for Admin {
             learners: to_members(&learners),
             replication,
             initialized: self.node.raft.is_initialized().await.map_err(internal)?,
+            committed_index: metrics
+                .local_committed
+                .as_ref()
+                .map(|l| l.index)
+                .unwrap_or(0),
         }))
     }
 

@@ -33,6 +33,13 @@ pub struct OnlineStoreConfig {
     pub max_rows_per_write: usize,
     /// RocksDB block cache for served data, in MiB (uncompressed blocks; size it to the hot set).
     pub block_cache_mib: usize,
+    /// A follower or learner refuses EVENTUAL reads (UNAVAILABLE, with the leader's address)
+    /// while it has applied fewer than the leader's committed index minus this many entries,
+    /// as last polled (every `read_lag_poll_interval`), and before its first successful poll.
+    pub max_read_lag_entries: u64,
+    /// How often a non-leader asks the leader how far it has committed.
+    #[serde(with = "duration_text")]
+    pub read_lag_poll_interval: Duration,
 }
 
 impl Default for OnlineStoreConfig {
@@ -49,6 +56,8 @@ impl Default for OnlineStoreConfig {
             max_entities_per_request: 1_000,
             max_rows_per_write: 10_000,
             block_cache_mib: 256,
+            max_read_lag_entries: 1_000,
+            read_lag_poll_interval: Duration::from_millis(500),
         }
     }
 }

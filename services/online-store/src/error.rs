@@ -15,11 +15,13 @@ pub enum OnlineStoreError {
     /// The request cannot run in the current state.
     #[error("{0}")]
     FailedPrecondition(String),
-    /// Only the leader can do this; `leader` is where to go (if known).
-    #[error("this node is not the leader{}", .leader.as_ref().map(|l| format!("; the leader is {l}")).unwrap_or_default())]
+    /// Only the leader (or a caught-up replica) can do this; `leader` is where to go (if known).
+    #[error("{}{}", .reason.as_deref().unwrap_or("this node is not the leader"), .leader.as_ref().map(|l| format!("; the leader is {l}")).unwrap_or_default())]
     NotLeader {
         /// The leader's address.
         leader: Option<String>,
+        /// Why this node cannot answer, when it is not simply a follower.
+        reason: Option<String>,
     },
     /// Temporarily unable (an election, a quorum out of reach, the registry not loaded yet).
     #[error("{0}")]
@@ -42,7 +44,7 @@ impl ServiceError for OnlineStoreError {
 
     fn to_status(&self) -> tonic::Status {
         match self {
-            Self::NotLeader { leader } => not_leader(self.to_string(), leader.as_deref()),
+            Self::NotLeader { leader, .. } => not_leader(self.to_string(), leader.as_deref()),
             _ => tonic::Status::new(self.code().grpc_code(), self.to_string()),
         }
     }

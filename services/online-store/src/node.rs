@@ -2,7 +2,8 @@
 //! request handlers validate and resolve against.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use anyhow::Context;
 use quiver_common::registry_cache::RegistryCache;
@@ -32,6 +33,8 @@ pub struct Node {
     pub config: OnlineStoreConfig,
     /// Definitions from the registry.
     pub registry: RegistryCache,
+    /// The leader's committed index as last polled by this (non-leader) node; 0 until then.
+    leader_committed: AtomicU64,
 }
 
 impl Node {
@@ -70,12 +73,32 @@ impl Node {
         )
         .await
         .context("cannot start raft")?;
-        Ok(Arc::new(Self {
+        let node = Arc::new(Self {
             raft,
             state,
             config,
             registry,
-        }))
+            leader_committed: AtomicU64::new(0),
+        });
+        poll_leader_commit(Arc::downgrade(&node));
+        Ok(node)
+    }
+
+    /// Whether this node may answer an EVENTUAL read: the leader always; another member once
+    /// it knows the leader's committed index and has applied within `max_read_lag_entries` of it.
+    pub fn check_read_lag(&self) -> Result<(), OnlineStoreError> {
+        let metrics = self.metrics();
+        if metrics.state == ServerState::Leader {
+            return Ok(());
+        }
+        let applied = metrics.last_applied.as_ref().map(|l| l.index).unwrap_or(0);
+        let leader = self.leader_committed.load(Ordering::Relaxed);
+        read_lag_verdict(applied, leader, self.config.max_read_lag_entries).map_err(|reason| {
+            OnlineStoreError::NotLeader {
+                leader: self.leader_address(),
+                reason: Some(reason),
+            }
+        })
     }
 
     /// The latest metrics.
@@ -103,6 +126,7 @@ impl Node {
     pub fn not_leader(&self) -> OnlineStoreError {
         OnlineStoreError::NotLeader {
             leader: self.leader_address(),
+            reason: None,
         }
     }
 
@@ -115,6 +139,7 @@ impl Node {
                         .leader_node
                         .map(|n| n.addr)
                         .or_else(|| self.leader_address()),
+                    reason: None,
                 }
             }
             RaftError::APIError(other) => OnlineStoreError::Unavailable(other.to_string()),
@@ -146,5 +171,78 @@ impl Node {
         if let Err(error) = self.raft.shutdown().await {
             tracing::warn!(%error, "raft shutdown failed");
         }
+    }
+}
+
+/// The verdict for an EVENTUAL read on a non-leader that has applied `applied`, when the
+/// leader was last seen at committed index `leader` (0: never).
+fn read_lag_verdict(applied: u64, leader: u64, max_lag: u64) -> Result<(), String> {
+    if leader == 0 {
+        return Err("this replica has not heard how far the leader has committed yet".into());
+    }
+    let lag = leader.saturating_sub(applied);
+    if lag > max_lag {
+        return Err(format!(
+            "this replica is {lag} log entries behind the leader"
+        ));
+    }
+    Ok(())
+}
+
+/// Keeps `leader_committed` current on non-leaders by asking the leader's admin service; stops
+/// when the node is dropped.
+fn poll_leader_commit(node: Weak<Node>) {
+    tokio::spawn(async move {
+        loop {
+            let Some(this) = node.upgrade() else { return };
+            let interval = this.config.read_lag_poll_interval;
+            let leader = (!this.is_leader()).then(|| this.leader_address()).flatten();
+            drop(this);
+            if let Some(leader) = leader {
+                if let Some(committed) = leader_committed_index(&leader).await {
+                    let Some(this) = node.upgrade() else { return };
+                    this.leader_committed.store(committed, Ordering::Relaxed);
+                }
+            }
+            tokio::time::sleep(interval).await;
+        }
+    });
+}
+
+async fn leader_committed_index(leader: &str) -> Option<u64> {
+    use quiver_proto::online::cluster_admin_service_client::ClusterAdminServiceClient;
+    let uri = quiver_common::registry_cache::http_uri(leader);
+    let channel = tonic::transport::Endpoint::from_shared(uri)
+        .ok()?
+        .connect_timeout(std::time::Duration::from_secs(1))
+        .timeout(std::time::Duration::from_secs(2))
+        .connect()
+        .await
+        .ok()?;
+    let status = ClusterAdminServiceClient::new(channel)
+        .status(quiver_proto::online::StatusRequest {})
+        .await
+        .ok()?
+        .into_inner();
+    (status.state == "Leader").then_some(status.committed_index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_lag_verdict;
+
+    #[test]
+    fn reads_wait_for_the_first_poll_and_a_bounded_lag() {
+        assert!(
+            read_lag_verdict(0, 0, 1_000).is_err(),
+            "never heard from the leader"
+        );
+        assert!(read_lag_verdict(10, 1_010, 1_000).is_ok());
+        let behind = read_lag_verdict(10, 1_011, 1_000).unwrap_err();
+        assert!(behind.contains("1001 log entries behind"), "{behind}");
+        assert!(
+            read_lag_verdict(2_000, 1_500, 1_000).is_ok(),
+            "ahead of an old poll"
+        );
     }
 }

@@ -488,6 +488,8 @@ impl ServingService for Serving {
         let (rows, mut reads) = self.entity_keys(&catalog, &request, &plan)?;
         if request.consistency == Consistency::Strong as i32 {
             self.linearize().await?;
+        } else {
+            self.node.check_read_lag()?;
         }
         self.read(&mut reads)?;
         if let Some(model) = model.filter(|m| !m.is_empty()) {

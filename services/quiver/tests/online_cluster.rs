@@ -164,7 +164,7 @@ async fn a_learner_joins_serves_reads_is_promoted_and_an_old_voter_leaves() {
             client
                 .add_learner(AddLearnerRequest {
                     member: Some(learner),
-                    wait_caught_up: true,
+                    wait_caught_up: false,
                 })
                 .await
                 .map(|r| r.into_inner())
@@ -173,6 +173,29 @@ async fn a_learner_joins_serves_reads_is_promoted_and_an_old_voter_leaves() {
     .await
     .unwrap();
     assert!(added.learners.iter().any(|m| m.node_id == 4));
+    // While it catches up, the learner refuses reads rather than answer NOT_FOUND for rows the
+    // cluster acknowledged; once caught up it serves them all.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let (mut served, mut refused) = (0, 0);
+    while std::time::Instant::now() < deadline {
+        match cluster.read(4, &acked, Consistency::Eventual).await {
+            Ok(cells) => {
+                assert!(
+                    cells.iter().all(|c| c.0 == FieldStatus::Present),
+                    "a lagging learner served {cells:?}"
+                );
+                served += 1;
+            }
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        served > 0,
+        "the learner never served (refused {refused} reads)"
+    );
     cluster.assert_has_all(4, &acked).await;
     assert_eq!(cluster.status(4).await.unwrap().state, "Learner");
 
