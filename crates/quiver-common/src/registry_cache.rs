@@ -17,6 +17,7 @@ use quiver_proto::registry::{
 use tokio::sync::watch;
 use tonic::transport::Endpoint;
 
+use crate::uri::http_uri;
 use crate::Shutdown;
 
 /// A feature view version.
@@ -242,15 +243,6 @@ impl RegistryCache {
             *guard = Arc::new(next);
         }
         Some(view)
-    }
-}
-
-/// `address` as an http URI (host:port gets `http://`).
-pub fn http_uri(address: &str) -> String {
-    if address.contains("://") {
-        address.to_string()
-    } else {
-        format!("http://{address}")
     }
 }
 

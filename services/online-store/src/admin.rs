@@ -12,8 +12,6 @@ use quiver_proto::online::{
 };
 use tonic::{Request, Response, Status};
 
-use openraft::async_runtime::WatchReceiver;
-
 use crate::error::OnlineStoreError;
 use crate::node::Node;
 use crate::raft::types::{ChangeMembers, Node as NodeAddress, ServerState};
@@ -50,27 +48,20 @@ impl Admin {
 
     /// Waits until no membership change is in flight (the last one is committed).
     async fn wait_membership_settled(&self) -> Result<(), OnlineStoreError> {
-        let mut metrics = self.node.raft.metrics();
-        let settled = tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                {
-                    let m = metrics.borrow_watched();
-                    if m.membership_config.log_id() == m.committed_membership_config.log_id() {
-                        return true;
-                    }
-                }
-                if metrics.changed().await.is_err() {
-                    return false;
-                }
-            }
-        })
-        .await;
-        match settled {
-            Ok(true) => Ok(()),
-            _ => Err(OnlineStoreError::Unavailable(
-                "a previous membership change is still in progress".into(),
-            )),
-        }
+        self.node
+            .raft
+            .wait(Some(Duration::from_secs(10)))
+            .metrics(
+                |m| m.membership_config.log_id() == m.committed_membership_config.log_id(),
+                "membership settled",
+            )
+            .await
+            .map(|_| ())
+            .map_err(|_| {
+                OnlineStoreError::Unavailable(
+                    "a previous membership change is still in progress".into(),
+                )
+            })
     }
 
     fn parse_member(member: &Member) -> Result<(u64, NodeAddress), OnlineStoreError> {
@@ -341,24 +332,21 @@ impl ClusterAdminService for Admin {
             .snapshot()
             .await
             .map_err(internal)?;
-        let mut metrics = self.node.raft.metrics();
-        let built = tokio::time::timeout(Duration::from_secs(60), async {
-            loop {
-                let index = metrics.borrow_watched().snapshot.as_ref().map(|l| l.index);
-                if index.is_some_and(|i| i >= applied) {
-                    return index;
-                }
-                if metrics.changed().await.is_err() {
-                    return None;
-                }
-            }
-        })
-        .await
-        .ok()
-        .flatten()
-        .ok_or_else(|| {
-            OnlineStoreError::Unavailable("the snapshot did not complete within 60s".into())
-        })?;
+        let index = |l: &Option<crate::raft::types::LogId>| l.as_ref().map(|l| l.index);
+        let built = self
+            .node
+            .raft
+            .wait(Some(Duration::from_secs(60)))
+            .metrics(
+                |m| index(&m.snapshot).is_some_and(|i| i >= applied),
+                "snapshot built",
+            )
+            .await
+            .ok()
+            .and_then(|m| index(&m.snapshot))
+            .ok_or_else(|| {
+                OnlineStoreError::Unavailable("the snapshot did not complete within 60s".into())
+            })?;
         self.node
             .raft
             .trigger()
@@ -366,28 +354,19 @@ impl ClusterAdminService for Admin {
             .await
             .map_err(internal)?;
         // Purging is asynchronous: answer once the log really is gone up to the snapshot.
-        let purged = tokio::time::timeout(Duration::from_secs(30), async {
-            loop {
-                if metrics
-                    .borrow_watched()
-                    .purged
-                    .as_ref()
-                    .is_some_and(|p| p.index >= built)
-                {
-                    return true;
-                }
-                if metrics.changed().await.is_err() {
-                    return false;
-                }
-            }
-        })
-        .await;
-        if !matches!(purged, Ok(true)) {
-            return Err(OnlineStoreError::Unavailable(format!(
-                "snapshot at {built} built, but the log was not purged within 30s"
-            ))
-            .into());
-        }
+        self.node
+            .raft
+            .wait(Some(Duration::from_secs(30)))
+            .metrics(
+                |m| index(&m.purged).is_some_and(|i| i >= built),
+                "log purged",
+            )
+            .await
+            .map_err(|_| {
+                OnlineStoreError::Unavailable(format!(
+                    "snapshot at {built} built, but the log was not purged within 30s"
+                ))
+            })?;
         Ok(Response::new(CompactResponse {
             snapshot_index: built,
         }))

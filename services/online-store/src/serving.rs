@@ -11,9 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use prost::Message;
-use quiver_common::registry_cache::{http_uri, Catalog};
+use quiver_common::registry_cache::Catalog;
+use quiver_common::uri::http_uri;
 use quiver_core::{FeatureRef, FeatureView};
-use quiver_proto::convert::{value_type, value_type_name};
+use quiver_proto::convert::{
+    micros_to_timestamp, timestamp_to_micros, value_type, value_type_name,
+};
 use quiver_proto::online::StoredRow;
 use quiver_proto::registry::registry_service_client::RegistryServiceClient;
 use quiver_proto::registry::RecordConsumerRequest;
@@ -452,19 +455,6 @@ impl Serving {
             }
         });
     }
-}
-
-fn micros_to_timestamp(micros: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: micros.div_euclid(1_000_000),
-        nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
-    }
-}
-
-fn timestamp_to_micros(t: &prost_types::Timestamp) -> i64 {
-    t.seconds
-        .saturating_mul(1_000_000)
-        .saturating_add(i64::from(t.nanos / 1_000))
 }
 
 fn null() -> Value {

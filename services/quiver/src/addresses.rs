@@ -2,6 +2,7 @@
 //! (host:port), defaulting to the ports `quiver dev` uses.
 
 use clap::Args;
+use quiver_common::uri::http_uri;
 use quiver_proto::online::cluster_admin_service_client::ClusterAdminServiceClient;
 use quiver_proto::registry::registry_service_client::RegistryServiceClient;
 use quiver_proto::serving::serving_service_client::ServingServiceClient;
@@ -68,12 +69,7 @@ pub async fn serving_client(address: &str) -> anyhow::Result<ServingServiceClien
 
 /// Connects to `address`, explaining what to check when it is not there.
 pub async fn connect(address: &str, what: &str) -> anyhow::Result<Channel> {
-    let uri = if address.contains("://") {
-        address.to_string()
-    } else {
-        format!("http://{address}")
-    };
-    let endpoint = Channel::from_shared(uri)
+    let endpoint = Channel::from_shared(http_uri(address))
         .map_err(|e| anyhow::anyhow!("invalid {what} address {address:?}: {e}"))?
         .connect_timeout(std::time::Duration::from_secs(5));
     endpoint.connect().await.map_err(|e| {

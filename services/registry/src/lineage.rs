@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use quiver_proto::convert::micros_to_timestamp;
 use quiver_proto::registry::{
     GetLineageResponse, LineageEdge, LineageNode, LineageNodeKind, RegistryObject,
 };
@@ -93,10 +94,7 @@ impl Graph {
             }
             let id = g.node(LineageNodeKind::Consumer, &record.consumer, 0);
             if let Some(node) = g.nodes.get_mut(&id) {
-                let seen = prost_types::Timestamp {
-                    seconds: record.last_seen_micros.div_euclid(1_000_000),
-                    nanos: (record.last_seen_micros.rem_euclid(1_000_000) * 1_000) as i32,
-                };
+                let seen = micros_to_timestamp(record.last_seen_micros);
                 if node
                     .last_seen
                     .as_ref()

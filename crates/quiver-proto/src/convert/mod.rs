@@ -6,10 +6,12 @@ mod feature_ref;
 mod feature_service;
 mod feature_view;
 mod source;
+mod timestamp;
 mod value;
 mod value_type;
 
 pub use duration::{duration_from_pb, duration_to_pb};
+pub use timestamp::{micros_to_timestamp, timestamp_to_micros};
 pub use value::{value_type, value_type_name};
 
 /// A message that does not convert into a valid domain value.

@@ -10,6 +10,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
 use openraft::RaftNetworkV2;
+use quiver_common::uri::http_uri;
 use quiver_proto::raft::raft_service_client::RaftServiceClient;
 use quiver_proto::raft::{RaftPayload, SnapshotChunk};
 use tonic::transport::{Channel, Endpoint};
@@ -42,21 +43,18 @@ pub struct Peer {
 
 impl Peer {
     fn new(target: u64, address: &str) -> Self {
-        let uri = if address.contains("://") {
-            address.to_string()
-        } else {
-            format!("http://{address}")
-        };
-        let client = Endpoint::from_shared(uri).ok().map(|endpoint| {
-            let channel = endpoint
-                .connect_timeout(Duration::from_secs(2))
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(Duration::from_secs(10))
-                .connect_lazy();
-            RaftServiceClient::new(channel)
-                .max_decoding_message_size(256 << 20)
-                .max_encoding_message_size(256 << 20)
-        });
+        let client = Endpoint::from_shared(http_uri(address))
+            .ok()
+            .map(|endpoint| {
+                let channel = endpoint
+                    .connect_timeout(Duration::from_secs(2))
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(10))
+                    .connect_lazy();
+                RaftServiceClient::new(channel)
+                    .max_decoding_message_size(256 << 20)
+                    .max_encoding_message_size(256 << 20)
+            });
         Self {
             target,
             client,

@@ -14,6 +14,7 @@ use futures::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 use prost::Message;
+use quiver_proto::convert::timestamp_to_micros;
 use quiver_proto::online::{StoredRow, WriteRequest};
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
 
@@ -179,11 +180,7 @@ impl StateMachine {
             );
             let event_time = row
                 .event_time
-                .map(|t| {
-                    t.seconds
-                        .saturating_mul(1_000_000)
-                        .saturating_add(i64::from(t.nanos / 1_000))
-                })
+                .map(|t| timestamp_to_micros(&t))
                 .unwrap_or(i64::MIN);
             let newer = match read(overlay, &key)? {
                 Some(stored) => StoredRow::decode(stored.as_slice())
