@@ -10,6 +10,8 @@ pub mod duration;
 pub mod feature_ref;
 pub mod names;
 pub mod scalar;
+pub mod tiling;
+pub mod transform;
 pub mod value_type;
 
 pub use definitions::{

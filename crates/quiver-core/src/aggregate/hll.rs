@@ -5,7 +5,7 @@ use crate::scalar::Scalar;
 
 /// Register index bits: 2^12 = 4,096 one-byte registers.
 const PRECISION: u32 = 12;
-const REGISTERS: usize = 1 << PRECISION;
+pub(crate) const REGISTERS: usize = 1 << PRECISION;
 
 /// A HyperLogLog sketch.
 #[derive(Debug, Clone, PartialEq, Eq)]

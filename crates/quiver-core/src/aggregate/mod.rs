@@ -1,8 +1,13 @@
-//! Aggregation: partial aggregates (per tile, per feature) and the sketch behind
-//! `distinct_count`. Pure and deterministic, shared by the online and offline paths.
+//! Aggregation: partial aggregates (per tile, per feature), the sketch behind
+//! `distinct_count`, tile records and their stored form, and the engine that folds events into
+//! tiles. Pure and deterministic, shared by the online and offline paths.
 
+mod engine;
 mod hll;
 mod partial;
+mod record;
 
+pub use engine::{EntityTiles, TileAggregator};
 pub use hll::Hll;
 pub use partial::{Partial, Stamp};
+pub use record::{merge_stored, CorruptRecord, TileRecord};
