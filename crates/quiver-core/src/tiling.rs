@@ -19,8 +19,8 @@ const SECOND: i64 = 1_000_000;
 
 /// Tile sizes a sliding window may use, in seconds, smallest first.
 const TILE_SECONDS: [i64; 17] = [
-    1, 5, 10, 15, 30, 60, 300, 600, 900, 1_800, 3_600, 7_200, 10_800, 21_600, 43_200,
-    86_400, 604_800,
+    1, 5, 10, 15, 30, 60, 300, 600, 900, 1_800, 3_600, 7_200, 10_800, 21_600, 43_200, 86_400,
+    604_800,
 ];
 
 /// A sliding window is cut into at least this many tiles (so the tail is at most 1/30 of it).
@@ -94,8 +94,11 @@ pub struct ViewAggregates {
 impl ViewAggregates {
     /// The aggregates of `view`.
     pub fn of_view(view: &FeatureView) -> Self {
-        let mut specs: Vec<AggregateSpec> =
-            view.features.iter().map(AggregateSpec::of_feature).collect();
+        let mut specs: Vec<AggregateSpec> = view
+            .features
+            .iter()
+            .map(AggregateSpec::of_feature)
+            .collect();
         let feature_count = specs.len();
         specs.extend(view.transforms.iter().filter_map(statistics_spec));
         Self::from_specs(specs, feature_count)
@@ -278,8 +281,14 @@ mod tests {
     fn layout_groups_by_tile_size_and_keeps_lifetime_apart() {
         let specs = [
             spec(Aggregation::Last, Window::Lifetime),
-            spec(Aggregation::Count, Window::Sliding(Duration::from_secs(3600))),
-            spec(Aggregation::Sum, Window::Sliding(Duration::from_secs(86_400))),
+            spec(
+                Aggregation::Count,
+                Window::Sliding(Duration::from_secs(3600)),
+            ),
+            spec(
+                Aggregation::Sum,
+                Window::Sliding(Duration::from_secs(86_400)),
+            ),
             spec(Aggregation::Max, Window::Tumbling(Duration::from_secs(60))),
             spec(Aggregation::Count, Window::Lifetime),
         ];

@@ -39,8 +39,7 @@ pub mod tag {
     pub const INSTALLING: u8 = b'i';
 }
 
-/// The key spaces inside `sm_data`; a snapshot carries them all. Streaming features add tile
-/// partials and staged raw rows as new spaces, without touching these.
+/// The key spaces inside `sm_data`; a snapshot carries them all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Space {
@@ -50,6 +49,96 @@ pub enum Space {
     Producers = 2,
     /// Every node id that was ever a member: node id BE u64 -> empty. Ids are never reused.
     KnownNodes = 3,
+    /// Tiles: view prefix, tile size BE u64, epoch (ordered i64), entity key, bucket (ordered
+    /// i64) -> tile record (merged by the RocksDB merge operator). Epoch before entity lets
+    /// old epochs go as whole ranges; entity before bucket makes a read one short scan.
+    Tiles = 4,
+    /// Running records (lifetime aggregates): view prefix, entity key -> tile record.
+    Running = 5,
+    /// Source watermarks: project \0 source -> largest admitted event time (ordered i64).
+    Watermarks = 6,
+    /// Quarantine log: project \0 source \0, log index BE u64, batch BE u32, row BE u32,
+    /// view BE u32 (u32::MAX: late) -> `QuarantinedRow`.
+    Quarantine = 7,
+}
+
+/// The entity key under which a view's column statistics (standardize/zscore) are kept: a
+/// single byte no encoded entity starts with.
+pub const STATISTICS_ENTITY: &[u8] = &[0];
+
+/// An i64 as 8 bytes whose byte order is numeric order.
+pub fn ordered_i64(v: i64) -> [u8; 8] {
+    ((v as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// The inverse of [`ordered_i64`].
+pub fn from_ordered_i64(bytes: [u8; 8]) -> i64 {
+    (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64
+}
+
+/// `space`, project \0 view \0 version: the prefix of a view version's keys in a space.
+pub fn view_prefix(group: u32, space: Space, project: &str, view: &str, version: u32) -> Vec<u8> {
+    let mut key = space_prefix(group, space);
+    key.extend_from_slice(project.as_bytes());
+    key.push(0);
+    key.extend_from_slice(view.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&version.to_be_bytes());
+    key
+}
+
+/// The prefix of one tile family and epoch of a view version (`view_prefix` of `Tiles`).
+pub fn tile_epoch_prefix(view_prefix: &[u8], tile_micros: i64, epoch: i64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(view_prefix.len() + 32);
+    key.extend_from_slice(view_prefix);
+    key.extend_from_slice(&tile_micros.to_be_bytes());
+    key.extend_from_slice(&ordered_i64(epoch));
+    key
+}
+
+/// The key of one tile.
+pub fn tile_key(epoch_prefix: &[u8], entity: &[u8], bucket: i64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(epoch_prefix.len() + entity.len() + 8);
+    key.extend_from_slice(epoch_prefix);
+    key.extend_from_slice(entity);
+    key.extend_from_slice(&ordered_i64(bucket));
+    key
+}
+
+/// The key of an entity's running record (`view_prefix` of `Running`).
+pub fn running_key(view_prefix: &[u8], entity: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(view_prefix.len() + entity.len());
+    key.extend_from_slice(view_prefix);
+    key.extend_from_slice(entity);
+    key
+}
+
+/// The key of a source's watermark.
+pub fn watermark_key(group: u32, project: &str, source: &str) -> Vec<u8> {
+    let mut key = space_prefix(group, Space::Watermarks);
+    key.extend_from_slice(project.as_bytes());
+    key.push(0);
+    key.extend_from_slice(source.as_bytes());
+    key
+}
+
+/// The prefix of a source's quarantine log.
+pub fn quarantine_prefix(group: u32, project: &str, source: &str) -> Vec<u8> {
+    let mut key = watermark_key(group, project, source);
+    key[4] = Space::Quarantine as u8;
+    key.push(0);
+    key
+}
+
+/// The key of one quarantined row (`view` u32::MAX: rejected as late).
+pub fn quarantine_key(prefix: &[u8], log_index: u64, batch: u32, row: u32, view: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(prefix.len() + 20);
+    key.extend_from_slice(prefix);
+    key.extend_from_slice(&log_index.to_be_bytes());
+    key.extend_from_slice(&batch.to_be_bytes());
+    key.extend_from_slice(&row.to_be_bytes());
+    key.extend_from_slice(&view.to_be_bytes());
+    key
 }
 
 /// `group` as the 4-byte key prefix.

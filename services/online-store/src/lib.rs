@@ -14,6 +14,7 @@ pub mod node;
 pub mod raft;
 pub mod serving;
 pub mod storage;
+pub mod tile_read;
 pub mod write;
 
 use quiver_common::registry_cache::RegistryCache;

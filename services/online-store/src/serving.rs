@@ -13,9 +13,11 @@ use std::time::{Duration, Instant, SystemTime};
 use prost::Message;
 use quiver_common::registry_cache::Catalog;
 use quiver_common::uri::http_uri;
-use quiver_core::{FeatureRef, FeatureView};
+use quiver_core::aggregate::TileRecord;
+use quiver_core::tiling::ViewAggregates;
+use quiver_core::{FeatureRef, FeatureView, Window};
 use quiver_proto::convert::{
-    micros_to_timestamp, timestamp_to_micros, value_type, value_type_name,
+    micros_to_timestamp, scalar_to_value, timestamp_to_micros, value_type, value_type_name,
 };
 use quiver_proto::online::StoredRow;
 use quiver_proto::registry::registry_service_client::RegistryServiceClient;
@@ -29,9 +31,10 @@ use quiver_proto::types::{FieldStatus, Value};
 use tonic::{Request, Response, Status};
 
 use crate::error::OnlineStoreError;
-use crate::keys;
+use crate::keys::{self, Space};
 use crate::node::{Node, GROUP};
 use crate::raft::types::ReadPolicy;
+use crate::tile_read::{read_entity, ReadAggregate};
 
 /// How often one consumer/target pair is reported to the registry at most.
 const CONSUMER_REPORT_INTERVAL: Duration = Duration::from_secs(60);
@@ -100,6 +103,10 @@ struct ReadPlan {
 struct PlannedView {
     view: Arc<FeatureView>,
     version: u32,
+    /// What the streaming path keeps for the view (tiles, running record).
+    aggregates: ViewAggregates,
+    tiles_prefix: Vec<u8>,
+    running_prefix: Vec<u8>,
 }
 
 /// One requested output column.
@@ -109,11 +116,22 @@ struct Slot {
     feature: usize,
 }
 
-/// The keys and stored rows of one planned view, one per requested entity.
+/// What was read for one planned view, one element per requested entity: a streamed
+/// entity's aggregates (from its running record and tiles), or a directly written row.
 #[derive(Default)]
 struct ViewRows {
+    entities: Vec<Vec<u8>>,
     keys: Vec<Vec<u8>>,
     rows: Vec<Option<StoredRow>>,
+    streamed: Vec<Option<Streamed>>,
+}
+
+/// A streamed entity's view at `as_of`.
+struct Streamed {
+    /// The entity's latest event time (from its running record).
+    latest_micros: i64,
+    /// One per feature.
+    features: Vec<ReadAggregate>,
 }
 
 fn invalid(message: String) -> OnlineStoreError {
@@ -244,7 +262,15 @@ impl Serving {
             {
                 Some(g) => g,
                 None => {
-                    groups.push(PlannedView { view, version });
+                    let prefix =
+                        |space| keys::view_prefix(GROUP, space, project, &view.name, version);
+                    groups.push(PlannedView {
+                        aggregates: ViewAggregates::of_view(&view),
+                        tiles_prefix: prefix(Space::Tiles),
+                        running_prefix: prefix(Space::Running),
+                        view,
+                        version,
+                    });
                     groups.len() - 1
                 }
             };
@@ -342,23 +368,29 @@ impl Serving {
                 }
                 key_columns.push(values);
             }
-            let keys = (0..rows)
+            let entities = (0..rows)
                 .map(|row| {
                     let values: Vec<Value> = key_columns.iter().map(|c| c[row].clone()).collect();
-                    let entity_key = keys::encode_entity(&values)
-                        .map_err(|e| invalid(format!("entities row {row}: {e}")))?;
-                    Ok(keys::row_key(
+                    keys::encode_entity(&values)
+                        .map_err(|e| invalid(format!("entities row {row}: {e}")))
+                })
+                .collect::<Result<Vec<_>, OnlineStoreError>>()?;
+            let keys = entities
+                .iter()
+                .map(|entity| {
+                    keys::row_key(
                         GROUP,
                         &plan.project,
                         &group.view.name,
                         group.version,
-                        &entity_key,
-                    ))
+                        entity,
+                    )
                 })
-                .collect::<Result<_, OnlineStoreError>>()?;
+                .collect();
             reads.push(ViewRows {
+                entities,
                 keys,
-                rows: Vec::new(),
+                ..ViewRows::default()
             });
         }
         if let Some(unused) = used.iter().position(|u| !*u) {
@@ -394,21 +426,64 @@ impl Serving {
         }
     }
 
-    fn read(&self, reads: &mut [ViewRows]) -> Result<(), OnlineStoreError> {
+    /// Reads every planned view for every entity: the running record first (streamed
+    /// entities), then a directly written row for the others.
+    fn read(
+        &self,
+        plan: &ReadPlan,
+        reads: &mut [ViewRows],
+        as_of_micros: i64,
+    ) -> Result<(), OnlineStoreError> {
         let db = self.node.state.db();
         let cf = db
             .cf_handle(keys::CF_SM_DATA)
             .ok_or_else(|| OnlineStoreError::Internal("column family sm_data is missing".into()))?;
-        for group in reads {
-            group.rows = db
-                .batched_multi_get_cf(cf, group.keys.iter(), false)
-                .into_iter()
-                .map(|r| match r {
-                    Ok(Some(bytes)) => Ok(StoredRow::decode(bytes.as_ref()).ok()),
-                    Ok(None) => Ok(None),
-                    Err(e) => Err(OnlineStoreError::Internal(format!("read failed: {e}"))),
-                })
-                .collect::<Result<_, _>>()?;
+        let fail = |e: rocksdb::Error| OnlineStoreError::Internal(format!("read failed: {e}"));
+        for (group, read) in plan.groups.iter().zip(reads.iter_mut()) {
+            let running_keys: Vec<Vec<u8>> = read
+                .entities
+                .iter()
+                .map(|e| keys::running_key(&group.running_prefix, e))
+                .collect();
+            let running = db.batched_multi_get_cf(cf, running_keys.iter(), false);
+            let aggregates = &group.aggregates;
+            let mut missing = Vec::new();
+            read.streamed = Vec::with_capacity(read.entities.len());
+            for (row, result) in running.into_iter().enumerate() {
+                let record = match result.map_err(fail)? {
+                    Some(bytes) => TileRecord::decode(bytes.as_ref()).ok(),
+                    None => None,
+                };
+                let Some(record) = record else {
+                    missing.push(row);
+                    read.streamed.push(None);
+                    continue;
+                };
+                let features = read_entity(
+                    db,
+                    &group.tiles_prefix,
+                    aggregates.feature_specs(),
+                    &aggregates.features,
+                    &read.entities[row],
+                    as_of_micros,
+                    Some(&record),
+                )?;
+                read.streamed.push(Some(Streamed {
+                    latest_micros: record.max_event_micros,
+                    features,
+                }));
+            }
+            read.rows = (0..read.entities.len()).map(|_| None).collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let values = db.batched_multi_get_cf(cf, missing.iter().map(|r| &read.keys[*r]), false);
+            for (row, value) in missing.into_iter().zip(values) {
+                read.rows[row] = match value.map_err(fail)? {
+                    Some(bytes) => StoredRow::decode(bytes.as_ref()).ok(),
+                    None => None,
+                };
+            }
         }
         Ok(())
     }
@@ -461,6 +536,51 @@ fn null() -> Value {
     Value { kind: None }
 }
 
+/// One cell of a streamed entity. Windowed features: the merged window, `PRESENT` (or
+/// `NULL_VALUE` for an aggregate of no values), stamped with the latest event in the window.
+/// Lifetime features (and `first`/`last` without a window) hold the running value, which cannot
+/// answer for a time before the entity's latest event (`INVALID`; history is the offline
+/// store's), and expires with the view's TTL (`OUTSIDE_TTL`, stamped with the latest event).
+fn streamed_cell(
+    streamed: &Streamed,
+    feature: usize,
+    window: Window,
+    ttl_micros: Option<i64>,
+    as_of_micros: i64,
+) -> (Value, FieldStatus, prost_types::Timestamp) {
+    let Some(read) = streamed.features.get(feature) else {
+        return (
+            null(),
+            FieldStatus::Invalid,
+            prost_types::Timestamp::default(),
+        );
+    };
+    let stamp = |micros: i64| {
+        if micros == i64::MIN {
+            prost_types::Timestamp::default()
+        } else {
+            micros_to_timestamp(micros)
+        }
+    };
+    if window == Window::Lifetime {
+        let latest = streamed.latest_micros;
+        if as_of_micros < latest {
+            return (null(), FieldStatus::Invalid, stamp(latest));
+        }
+        if ttl_micros.is_some_and(|ttl| as_of_micros.saturating_sub(latest) > ttl) {
+            return (null(), FieldStatus::OutsideTtl, stamp(latest));
+        }
+    }
+    match read.partial.finish() {
+        Some(value) => (
+            scalar_to_value(Some(value)),
+            FieldStatus::Present,
+            stamp(read.max_event_micros),
+        ),
+        None => (null(), FieldStatus::NullValue, stamp(read.max_event_micros)),
+    }
+}
+
 #[tonic::async_trait]
 impl ServingService for Serving {
     async fn get_features(
@@ -481,16 +601,16 @@ impl ServingService for Serving {
         } else {
             self.node.check_read_lag()?;
         }
-        self.read(&mut reads)?;
-        if let Some(model) = model.filter(|m| !m.is_empty()) {
-            self.report_consumer(&model, &plan.project, &request);
-        }
-
         let now = SystemTime::now();
         let as_of = request
             .as_of
             .unwrap_or_else(|| prost_types::Timestamp::from(now));
         let as_of_micros = timestamp_to_micros(&as_of);
+        self.read(&plan, &mut reads, as_of_micros)?;
+        if let Some(model) = model.filter(|m| !m.is_empty()) {
+            self.report_consumer(&model, &plan.project, &request);
+        }
+
         let mut feature_names: Vec<String> =
             request.entities.iter().map(|c| c.name.clone()).collect();
         let mut results: Vec<FeatureVector> = request
@@ -517,8 +637,23 @@ impl ServingService for Serving {
                 statuses: Vec::with_capacity(rows),
                 event_timestamps: Vec::with_capacity(rows),
             };
-            for row in &reads[slot.group].rows {
-                let (value, status, at) = match row {
+            let read = &reads[slot.group];
+            let feature = &group.view.features[slot.feature];
+            for (row, stored) in read.rows.iter().enumerate() {
+                if let Some(Some(streamed)) = read.streamed.get(row) {
+                    let (value, status, at) = streamed_cell(
+                        streamed,
+                        slot.feature,
+                        feature.window,
+                        ttl_micros,
+                        as_of_micros,
+                    );
+                    vector.values.push(value);
+                    vector.statuses.push(status as i32);
+                    vector.event_timestamps.push(at);
+                    continue;
+                }
+                let (value, status, at) = match stored {
                     None => (
                         null(),
                         FieldStatus::NotFound,

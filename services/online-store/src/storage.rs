@@ -3,7 +3,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rocksdb::{ColumnFamilyDescriptor, Options, DB};
+use quiver_core::aggregate::merge_stored;
+use rocksdb::{ColumnFamilyDescriptor, MergeOperands, Options, DB};
 
 use crate::keys;
 
@@ -26,6 +27,14 @@ pub fn open_db(path: &Path, block_cache_bytes: usize) -> Result<Arc<DB>, rocksdb
     data.set_block_based_table_factory(&table);
     data.set_optimize_filters_for_hits(false);
     data.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    // Tiles and running records are merged inside RocksDB: apply writes each batch's partials
+    // as merge operands and never reads. Only full merges, oldest operand first: partial
+    // merges would regroup float additions differently on each replica.
+    data.set_merge_operator(
+        "quiver-tile-records-v1",
+        merge_tile_records,
+        |_: &[u8], _: Option<&[u8]>, _: &MergeOperands| None,
+    );
     // The log is written once and deleted soon: small memtables, and no compression (perf
     // showed snappy compressing log entries that are purged shortly after).
     let mut log = Options::default();
@@ -44,4 +53,13 @@ pub fn open_db(path: &Path, block_cache_bytes: usize) -> Result<Arc<DB>, rocksdb
         path,
         descriptors,
     )?))
+}
+
+/// RocksDB's full merge for `sm_data`: only tile and running records are ever merged.
+fn merge_tile_records(
+    _key: &[u8],
+    existing: Option<&[u8]>,
+    operands: &MergeOperands,
+) -> Option<Vec<u8>> {
+    Some(merge_stored(existing, operands))
 }

@@ -5,15 +5,23 @@ use std::sync::Arc;
 
 use prost::Message;
 use quiver_common::registry_cache::Catalog;
+use quiver_core::aggregate::TileRecord;
+use quiver_core::tiling::ViewAggregates;
 use quiver_core::{Entity, FeatureView};
+use quiver_proto::convert::aggregate_spec_from_pb;
 use quiver_proto::convert::{value_type, value_type_name};
 use quiver_proto::online::online_store_service_server::OnlineStoreService;
-use quiver_proto::online::{FeatureRow, WriteRequest, WriteResponse};
+use quiver_proto::online::{
+    EventBatchResult, FeatureRow, ReadAggregatesRequest, ReadAggregatesResponse,
+    WriteEventsRequest, WriteEventsResponse, WriteRequest, WriteResponse,
+};
 use tonic::{Request, Response, Status};
 
 use crate::error::OnlineStoreError;
-use crate::node::Node;
+use crate::keys::{self, Space};
+use crate::node::{Node, GROUP};
 use crate::raft::Command;
+use crate::tile_read::read_entity;
 
 /// The write service of one node.
 #[derive(Clone)]
@@ -167,8 +175,180 @@ fn check_row(row: &mut FeatureRow, resolved: &Resolved) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a micro-batch of events before it is proposed, so apply never meets a malformed one.
+fn check_event_batches(request: &WriteEventsRequest, limit: usize) -> Result<(), String> {
+    if request.batches.is_empty() {
+        return Err("batches: at least one batch is required".into());
+    }
+    let total: usize = request.batches.iter().map(|b| b.rows.len()).sum();
+    if total > limit {
+        return Err(format!(
+            "batches: {total} rows is over the limit of {limit} per write"
+        ));
+    }
+    for (i, batch) in request.batches.iter().enumerate() {
+        let at = |e: String| format!("batches[{i}].{e}");
+        if batch.project.is_empty() || batch.source.is_empty() {
+            return Err(at("project, source: required".into()));
+        }
+        let rows = batch.rows.len();
+        if rows == 0 {
+            return Err(at("rows: at least one row is required".into()));
+        }
+        if batch.event_micros.len() != rows || batch.entity_keys.len() != rows {
+            return Err(at(format!(
+                "event_micros, entity_keys: {} and {} values for {rows} rows",
+                batch.event_micros.len(),
+                batch.entity_keys.len()
+            )));
+        }
+        for (r, row) in batch.rows.iter().enumerate() {
+            if row.values.len() != batch.columns.len() {
+                return Err(at(format!(
+                    "rows[{r}]: {} values for {} columns",
+                    row.values.len(),
+                    batch.columns.len()
+                )));
+            }
+            if batch.entity_keys[r].is_empty() {
+                return Err(at(format!("entity_keys[{r}]: empty")));
+            }
+        }
+        for (v, view) in batch.views.iter().enumerate() {
+            let at = |e: String| at(format!("views[{v}].{e}"));
+            for (a, aggregate) in view.aggregates.iter().enumerate() {
+                aggregate_spec_from_pb(aggregate)
+                    .map_err(|e| at(format!("aggregates[{a}].{e}")))?;
+            }
+            if view.feature_count as usize > view.aggregates.len()
+                || view.inputs.len() != view.aggregates.len()
+            {
+                return Err(at("feature_count, inputs: do not match aggregates".into()));
+            }
+            let columns = batch.columns.len() + view.derived.len();
+            if let Some(bad) = view.inputs.iter().find(|i| **i as usize > columns) {
+                return Err(at(format!("inputs: {bad} is past the {columns} columns")));
+            }
+            if let Some(d) = view.derived.iter().position(|d| d.values.len() != rows) {
+                return Err(at(format!("derived[{d}]: needs one value per row")));
+            }
+            if let Some(x) = view.excluded.iter().find(|x| x.row as usize >= rows) {
+                return Err(at(format!("excluded: row {} is past the batch", x.row)));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[tonic::async_trait]
 impl OnlineStoreService for Writer {
+    async fn write_events(
+        &self,
+        request: Request<WriteEventsRequest>,
+    ) -> Result<Response<WriteEventsResponse>, Status> {
+        let request = request.into_inner();
+        if !self.node.is_leader() {
+            return Err(self.node.not_leader().into());
+        }
+        let limit = self.node.config.max_rows_per_write * 10;
+        check_event_batches(&request, limit).map_err(OnlineStoreError::InvalidArgument)?;
+        let command = Command {
+            write: WriteRequest {
+                event_batches: request.batches,
+                ..WriteRequest::default()
+            }
+            .encode_to_vec(),
+        };
+        let response = self
+            .node
+            .raft
+            .client_write(command)
+            .await
+            .map_err(|e| self.node.write_error(e))?;
+        Ok(Response::new(WriteEventsResponse {
+            results: response
+                .data
+                .events
+                .iter()
+                .map(|o| EventBatchResult {
+                    accepted: o.accepted,
+                    late: o.late,
+                    anomalous: o.anomalous,
+                    duplicate: o.duplicate,
+                })
+                .collect(),
+            log_index: response.log_id.index,
+        }))
+    }
+
+    async fn read_aggregates(
+        &self,
+        request: Request<ReadAggregatesRequest>,
+    ) -> Result<Response<ReadAggregatesResponse>, Status> {
+        let request = request.into_inner();
+        let invalid = OnlineStoreError::InvalidArgument;
+        let specs = request
+            .aggregates
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                aggregate_spec_from_pb(a).map_err(|e| invalid(format!("aggregates[{i}].{e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let aggregates = ViewAggregates::from_specs(specs, request.feature_count as usize);
+        let fc = aggregates.feature_count;
+        let statistics = request.read.first().is_some_and(|i| *i as usize >= fc);
+        if request
+            .read
+            .iter()
+            .any(|i| (*i as usize >= fc) != statistics || *i as usize >= aggregates.specs.len())
+        {
+            return Err(
+                invalid("read: indexes must all be features or all statistics".into()).into(),
+            );
+        }
+        let (specs, layout, offset) = if statistics {
+            (aggregates.statistics_specs(), &aggregates.statistics, fc)
+        } else {
+            (aggregates.feature_specs(), &aggregates.features, 0)
+        };
+        let entity = if request.entity_key.is_empty() {
+            keys::STATISTICS_ENTITY.to_vec()
+        } else {
+            request.entity_key.clone()
+        };
+        let db = self.node.state.db();
+        let space =
+            |s| keys::view_prefix(GROUP, s, &request.project, &request.view, request.version);
+        let cf = db
+            .cf_handle(keys::CF_SM_DATA)
+            .ok_or_else(|| OnlineStoreError::Internal("column family sm_data is missing".into()))?;
+        let running = db
+            .get_cf(cf, keys::running_key(&space(Space::Running), &entity))
+            .map_err(|e| OnlineStoreError::Internal(format!("read failed: {e}")))?
+            .and_then(|b| TileRecord::decode(&b).ok());
+        let read = read_entity(
+            db,
+            &space(Space::Tiles),
+            specs,
+            layout,
+            &entity,
+            request.as_of_micros,
+            running.as_ref(),
+        )?;
+        let record = TileRecord {
+            max_event_micros: running.as_ref().map_or(i64::MIN, |r| r.max_event_micros),
+            partials: request
+                .read
+                .iter()
+                .filter_map(|i| read.get(*i as usize - offset).map(|r| r.partial.clone()))
+                .collect(),
+        };
+        Ok(Response::new(ReadAggregatesResponse {
+            record: record.encode(),
+        }))
+    }
+
     async fn write(
         &self,
         request: Request<WriteRequest>,

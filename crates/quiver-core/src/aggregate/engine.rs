@@ -15,7 +15,7 @@ use crate::tiling::{bucket, AggregateSpec, Layout};
 pub struct EntityTiles {
     /// (family index, bucket, record) per touched tile.
     pub tiles: Vec<(usize, i64, TileRecord)>,
-    /// The running record, if the view has lifetime aggregates.
+    /// The running record: lifetime aggregates and the latest event time.
     pub running: Option<TileRecord>,
 }
 
@@ -61,12 +61,12 @@ impl<'a> TileAggregator<'a> {
             };
             fold(record, &family.members, stamp, inputs);
         }
-        if !self.layout.running.is_empty() {
-            let record = tiles
-                .running
-                .get_or_insert_with(|| empty(self.specs, &self.layout.running));
-            fold(record, &self.layout.running, stamp, inputs);
-        }
+        // Every entity gets a running record, even without lifetime aggregates: its latest
+        // event time says the entity exists (and how old it is, for the TTL).
+        let record = tiles
+            .running
+            .get_or_insert_with(|| empty(self.specs, &self.layout.running));
+        fold(record, &self.layout.running, stamp, inputs);
     }
 
     /// The touched entities and their records.

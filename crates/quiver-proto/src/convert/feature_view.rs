@@ -1,5 +1,6 @@
 //! `FeatureView` (with its transforms and features) <-> `quiver.registry.v1.FeatureView`.
 
+use quiver_core::tiling::AggregateSpec;
 use quiver_core::{Aggregation, Feature, FeatureView, Transform, TransformOp, Window};
 
 use super::value_type::value_type_from_pb;
@@ -190,6 +191,24 @@ fn feature_from_pb(f: &registry::Feature) -> Result<Feature, ConversionError> {
         value_type: value_type_from_pb(f.value_type, "value_type")?,
         description: f.description.clone(),
     })
+}
+
+/// The wire form of an aggregate the store keeps (a feature, or transform statistics named
+/// `name`), as carried in `quiver.online.v1.ViewEvents`.
+pub fn aggregate_spec_to_pb(spec: &AggregateSpec, name: &str) -> registry::Feature {
+    feature_to_pb(&Feature {
+        name: name.to_string(),
+        column: spec.column.clone(),
+        aggregation: spec.aggregation,
+        window: spec.window,
+        value_type: spec.value_type,
+        description: String::new(),
+    })
+}
+
+/// An aggregate spec from its wire form.
+pub fn aggregate_spec_from_pb(f: &registry::Feature) -> Result<AggregateSpec, ConversionError> {
+    feature_from_pb(f).map(|f| AggregateSpec::of_feature(&f))
 }
 
 #[cfg(test)]

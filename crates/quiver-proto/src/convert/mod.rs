@@ -11,8 +11,9 @@ mod value;
 mod value_type;
 
 pub use duration::{duration_from_pb, duration_to_pb};
+pub use feature_view::{aggregate_spec_from_pb, aggregate_spec_to_pb};
 pub use timestamp::{micros_to_timestamp, timestamp_to_micros};
-pub use value::{value_type, value_type_name};
+pub use value::{scalar_to_value, value_to_scalar, value_type, value_type_name};
 
 /// A message that does not convert into a valid domain value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,6 +1,7 @@
 //! The online store's Raft layer. Every openraft name stays inside this module (openraft is an
 //! alpha; an upgrade should touch nothing else).
 
+mod apply_events;
 mod codec;
 pub mod log_store;
 pub mod network;
@@ -39,6 +40,21 @@ pub struct CommandResult {
     /// Rows not newer than the stored row (or with an unusable key).
     pub stale: u64,
     /// The batch had been applied before.
+    pub duplicate: bool,
+    /// Per event batch of the command, in order.
+    pub events: Vec<EventOutcome>,
+}
+
+/// What applying one producer's event batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventOutcome {
+    /// Rows admitted.
+    pub accepted: u64,
+    /// Rows rejected as late.
+    pub late: u64,
+    /// Row-view pairs excluded as anomalous.
+    pub anomalous: u64,
+    /// The batch had been applied before; nothing changed.
     pub duplicate: bool,
 }
 

@@ -18,6 +18,7 @@ use quiver_proto::convert::timestamp_to_micros;
 use quiver_proto::online::{StoredRow, WriteRequest};
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
 
+use super::apply_events::AppliedEvents;
 use super::codec::{decode, encode, io_err};
 use super::snapshot_file;
 use super::types::{LogId, Snapshot, SnapshotMeta, StoredMembership};
@@ -105,7 +106,7 @@ impl StateMachine {
         }
     }
 
-    fn cf(&self, name: &str) -> io::Result<&rocksdb::ColumnFamily> {
+    pub(super) fn cf(&self, name: &str) -> io::Result<&rocksdb::ColumnFamily> {
         self.db
             .cf_handle(name)
             .ok_or_else(|| io_err(format!("column family {name} is missing")))
@@ -128,38 +129,92 @@ impl StateMachine {
         options
     }
 
-    /// Applies one write command into `batch`, reading through `overlay` (this batch's writes).
+    /// Reads `key` of `sm_data` through `overlay` (this apply batch's puts).
+    pub(super) fn read_through(
+        &self,
+        overlay: &HashMap<Vec<u8>, Vec<u8>>,
+        key: &[u8],
+    ) -> io::Result<Option<Vec<u8>>> {
+        match overlay.get(key) {
+            Some(v) => Ok(Some(v.clone())),
+            None => self
+                .db
+                .get_cf(self.cf(keys::CF_SM_DATA)?, key)
+                .map_err(io_err),
+        }
+    }
+
+    /// Puts `key` into `batch` and the overlay.
+    pub(super) fn put_through(
+        &self,
+        batch: &mut WriteBatch,
+        overlay: &mut HashMap<Vec<u8>, Vec<u8>>,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) -> io::Result<()> {
+        batch.put_cf(self.cf(keys::CF_SM_DATA)?, &key, &value);
+        overlay.insert(key, value);
+        Ok(())
+    }
+
+    /// Whether `producer`'s batch `sequence` was applied before; if not, records it. An empty
+    /// producer id is never deduplicated.
+    pub(super) fn seen_before(
+        &self,
+        producer: &str,
+        sequence: u64,
+        batch: &mut WriteBatch,
+        overlay: &mut HashMap<Vec<u8>, Vec<u8>>,
+    ) -> io::Result<bool> {
+        if producer.is_empty() {
+            return Ok(false);
+        }
+        let key = keys::producer_key(self.group, producer);
+        let last = self
+            .read_through(overlay, &key)?
+            .and_then(|v| v.as_slice().try_into().ok().map(u64::from_be_bytes));
+        if last.is_some_and(|last| sequence <= last) {
+            return Ok(true);
+        }
+        self.put_through(batch, overlay, key, sequence.to_be_bytes().to_vec())?;
+        Ok(false)
+    }
+
+    /// Applies one write command (entry `log_index`) into `batch`, reading through `overlay`.
     fn apply_write(
         &self,
+        log_index: u64,
         command: &Command,
         batch: &mut WriteBatch,
         overlay: &mut HashMap<Vec<u8>, Vec<u8>>,
+        applied: &mut AppliedEvents,
     ) -> io::Result<CommandResult> {
-        let data = self.cf(keys::CF_SM_DATA)?;
-        let read =
-            |overlay: &HashMap<Vec<u8>, Vec<u8>>, key: &[u8]| -> io::Result<Option<Vec<u8>>> {
-                match overlay.get(key) {
-                    Some(v) => Ok(Some(v.clone())),
-                    None => self.db.get_cf(data, key).map_err(io_err),
-                }
-            };
         // A command that does not decode was still committed: skip it the same way everywhere.
         let Ok(write) = WriteRequest::decode(command.write.as_slice()) else {
             tracing::error!("committed write does not decode; skipped");
             return Ok(CommandResult::default());
         };
         let mut result = CommandResult::default();
-        if !write.producer_id.is_empty() {
-            let key = keys::producer_key(self.group, &write.producer_id);
-            let last = read(overlay, &key)?
-                .and_then(|v| v.as_slice().try_into().ok().map(u64::from_be_bytes));
-            if last.is_some_and(|last| write.sequence <= last) {
-                result.duplicate = true;
-                return Ok(result);
-            }
-            let value = write.sequence.to_be_bytes().to_vec();
-            batch.put_cf(data, &key, &value);
-            overlay.insert(key, value);
+        let mut row_base = 0u32;
+        for (index, events) in write.event_batches.iter().enumerate() {
+            let outcome = self.apply_event_batch(
+                log_index,
+                index as u32,
+                row_base,
+                events,
+                batch,
+                overlay,
+                applied,
+            )?;
+            row_base = row_base.saturating_add(events.rows.len() as u32);
+            result.events.push(outcome);
+        }
+        if write.rows.is_empty() {
+            return Ok(result);
+        }
+        if self.seen_before(&write.producer_id, write.sequence, batch, overlay)? {
+            result.duplicate = true;
+            return Ok(result);
         }
         for row in write.rows {
             let entity = row
@@ -182,7 +237,7 @@ impl StateMachine {
                 .event_time
                 .map(|t| timestamp_to_micros(&t))
                 .unwrap_or(i64::MIN);
-            let newer = match read(overlay, &key)? {
+            let newer = match self.read_through(overlay, &key)? {
                 Some(stored) => StoredRow::decode(stored.as_slice())
                     .map(|s| event_time > s.event_time_micros)
                     .unwrap_or(true),
@@ -197,8 +252,7 @@ impl StateMachine {
                 values: row.values,
             }
             .encode_to_vec();
-            batch.put_cf(data, &key, &value);
-            overlay.insert(key, value);
+            self.put_through(batch, overlay, key, value)?;
             result.applied += 1;
         }
         Ok(result)
@@ -275,13 +329,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut responses = Vec::new();
         let mut last_applied = None;
         let mut membership = None;
+        let mut applied_events = AppliedEvents::default();
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
             let result = match &entry.payload {
                 EntryPayload::Blank => CommandResult::default(),
-                EntryPayload::Normal(command) => {
-                    self.apply_write(command, &mut batch, &mut overlay)?
-                }
+                EntryPayload::Normal(command) => self.apply_write(
+                    entry.log_id.index,
+                    command,
+                    &mut batch,
+                    &mut overlay,
+                    &mut applied_events,
+                )?,
                 EntryPayload::Membership(m) => {
                     let data = self.cf(keys::CF_SM_DATA)?;
                     for (node, _) in m.nodes() {
@@ -311,6 +370,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             );
         }
         self.db.write_opt(batch, &Self::synced()).map_err(io_err)?;
+        applied_events.record_metrics();
         for (responder, result) in responses {
             if let Some(responder) = responder {
                 responder.send(result);

@@ -1,0 +1,374 @@
+//! Applying streaming events: admission against the source's watermark, the quarantine log,
+//! folding admitted events into tiles and running records, and dropping expired tile epochs.
+//!
+//! Everything here decides from the log alone: the watermark is replicated state, the stamp
+//! that breaks `first`/`last` ties is the log position, and tiles are written as RocksDB merge
+//! operands of one record per (entity, tile) per producer batch, so every replica stores the
+//! same bytes whichever way its applies were drained.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+
+use prost::Message;
+use quiver_core::aggregate::{Stamp, TileAggregator};
+use quiver_core::tiling::{self, ViewAggregates};
+use quiver_core::Scalar;
+use quiver_proto::convert::{aggregate_spec_from_pb, micros_to_timestamp, value_to_scalar};
+use quiver_proto::online::{EventBatch, QuarantinedRow, ViewEvents};
+use rocksdb::WriteBatch;
+
+use super::{EventOutcome, StateMachine};
+use crate::keys::{self, Space};
+
+/// The quarantine "view" of rows rejected as late.
+const LATE: u32 = u32::MAX;
+
+/// How many event times per apply feed the freshness histogram (a sample bounds the cost).
+const FRESHNESS_SAMPLE: usize = 1_024;
+
+/// What one apply admitted, for metrics recorded after the batch is durable.
+#[derive(Default)]
+pub struct AppliedEvents {
+    event_micros: Vec<i64>,
+    accepted: u64,
+    late: u64,
+    anomalous: u64,
+    watermarks: HashMap<(String, String), i64>,
+}
+
+impl AppliedEvents {
+    /// Records the metrics of what was applied (call once the batch is durable).
+    pub fn record_metrics(&self) {
+        if self.accepted + self.late + self.anomalous == 0 {
+            return;
+        }
+        crate::metrics::record_events(
+            &self.event_micros,
+            self.accepted,
+            self.late,
+            self.anomalous,
+            &self.watermarks,
+        );
+    }
+}
+
+/// Where an aggregate's input comes from.
+#[derive(Clone, Copy)]
+enum Input {
+    None,
+    Source(usize),
+    Derived(usize),
+}
+
+impl StateMachine {
+    /// Applies one producer batch of entry `log_index` (the `index`-th batch of the entry,
+    /// whose rows are numbered from `row_base` within the entry).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn apply_event_batch(
+        &self,
+        log_index: u64,
+        index: u32,
+        row_base: u32,
+        events: &EventBatch,
+        batch: &mut WriteBatch,
+        overlay: &mut HashMap<Vec<u8>, Vec<u8>>,
+        applied: &mut AppliedEvents,
+    ) -> io::Result<EventOutcome> {
+        let mut outcome = EventOutcome::default();
+        let rows = events.rows.len();
+        if events.event_micros.len() != rows || events.entity_keys.len() != rows {
+            // Validated before proposing; a malformed entry is skipped the same everywhere.
+            tracing::error!(log_index, "committed event batch is malformed; skipped");
+            return Ok(outcome);
+        }
+        if self.seen_before(&events.producer_id, events.sequence, batch, overlay)? {
+            outcome.duplicate = true;
+            return Ok(outcome);
+        }
+        let data = self.cf(keys::CF_SM_DATA)?;
+        let quarantine = keys::quarantine_prefix(self.group(), &events.project, &events.source);
+        let quarantine_row =
+            |batch: &mut WriteBatch, row: usize, view: u32, name: &str, reason: String| {
+                let record = QuarantinedRow {
+                    reason,
+                    view: name.to_string(),
+                    event_micros: events.event_micros[row],
+                    columns: events.columns.clone(),
+                    values: events.rows[row].values.clone(),
+                    producer_id: events.producer_id.clone(),
+                    sequence: events.sequence,
+                };
+                batch.put_cf(
+                    data,
+                    keys::quarantine_key(&quarantine, log_index, index, row as u32, view),
+                    record.encode_to_vec(),
+                );
+            };
+
+        // Admission: the watermark moves at batch boundaries, so every row of a batch is judged
+        // against the same watermark (the largest event time admitted before it).
+        let watermark_key = keys::watermark_key(self.group(), &events.project, &events.source);
+        let previous = self
+            .read_through(overlay, &watermark_key)?
+            .and_then(|v| v.as_slice().try_into().ok().map(keys::from_ordered_i64));
+        let lateness = events.allowed_lateness_micros.max(0);
+        let floor = previous.map(|w| w.saturating_sub(lateness));
+        let mut admitted = vec![true; rows];
+        let mut watermark = previous;
+        for (row, &at) in events.event_micros.iter().enumerate() {
+            if floor.is_some_and(|floor| at < floor) {
+                admitted[row] = false;
+                outcome.late += 1;
+                let reason = format!(
+                    "late: event time {} is before the watermark {} minus the allowed lateness {}",
+                    rfc3339(at),
+                    rfc3339(previous.unwrap_or_default()),
+                    humanize(lateness)
+                );
+                quarantine_row(batch, row, LATE, "", reason);
+            } else {
+                outcome.accepted += 1;
+                watermark = Some(watermark.map_or(at, |w| w.max(at)));
+                if applied.event_micros.len() < FRESHNESS_SAMPLE {
+                    applied.event_micros.push(at);
+                }
+            }
+        }
+        if let Some(w) = watermark.filter(|w| Some(*w) != previous) {
+            self.put_through(batch, overlay, watermark_key, keys::ordered_i64(w).to_vec())?;
+        }
+        if let Some(w) = watermark {
+            applied
+                .watermarks
+                .insert((events.project.clone(), events.source.clone()), w);
+        }
+
+        for (view_index, view) in events.views.iter().enumerate() {
+            let Ok(specs) = view
+                .aggregates
+                .iter()
+                .map(aggregate_spec_from_pb)
+                .collect::<Result<Vec<_>, _>>()
+            else {
+                tracing::error!(view = %view.view, "committed view events have invalid aggregates; skipped");
+                continue;
+            };
+            let aggregates = ViewAggregates::from_specs(specs, view.feature_count as usize);
+            let mut excluded = HashSet::new();
+            for exclusion in &view.excluded {
+                let row = exclusion.row as usize;
+                if row < rows && admitted[row] && excluded.insert(row) {
+                    outcome.anomalous += 1;
+                    quarantine_row(
+                        batch,
+                        row,
+                        view_index as u32,
+                        &view.view,
+                        exclusion.reason.clone(),
+                    );
+                }
+            }
+            self.fold_view(
+                log_index,
+                row_base,
+                events,
+                view,
+                &aggregates,
+                |row| admitted[row] && !excluded.contains(&row),
+                batch,
+            )?;
+            // Expired epochs go as whole ranges when the watermark moves past them.
+            if let (Some(before), Some(after)) = (previous, watermark) {
+                let prefix = keys::view_prefix(
+                    self.group(),
+                    Space::Tiles,
+                    &events.project,
+                    &view.view,
+                    view.version,
+                );
+                for (tile, from, to) in expired_epochs(&aggregates, before, after, lateness) {
+                    batch.delete_range_cf(
+                        data,
+                        keys::tile_epoch_prefix(&prefix, tile, from),
+                        keys::tile_epoch_prefix(&prefix, tile, to),
+                    );
+                }
+            }
+        }
+        applied.accepted += outcome.accepted;
+        applied.late += outcome.late;
+        applied.anomalous += outcome.anomalous;
+        Ok(outcome)
+    }
+
+    /// Folds the included rows of one view into per-entity tiles and running records, and the
+    /// view's column statistics, and writes each touched record once as a merge operand.
+    #[allow(clippy::too_many_arguments)]
+    fn fold_view(
+        &self,
+        log_index: u64,
+        row_base: u32,
+        events: &EventBatch,
+        view: &ViewEvents,
+        aggregates: &ViewAggregates,
+        included: impl Fn(usize) -> bool,
+        batch: &mut WriteBatch,
+    ) -> io::Result<()> {
+        let data = self.cf(keys::CF_SM_DATA)?;
+        let columns = events.columns.len();
+        let inputs: Vec<Input> = (0..aggregates.specs.len())
+            .map(
+                |i| match view.inputs.get(i).copied().unwrap_or(0) as usize {
+                    0 => Input::None,
+                    c if c <= columns => Input::Source(c - 1),
+                    c => Input::Derived(c - columns - 1),
+                },
+            )
+            .collect();
+        // Convert each used column once.
+        let mut source_cache: HashMap<usize, Vec<Option<Scalar>>> = HashMap::new();
+        let mut derived_cache: HashMap<usize, Vec<Option<Scalar>>> = HashMap::new();
+        for input in &inputs {
+            match *input {
+                Input::Source(c) => {
+                    source_cache.entry(c).or_insert_with(|| {
+                        events
+                            .rows
+                            .iter()
+                            .map(|r| r.values.get(c).and_then(value_to_scalar))
+                            .collect()
+                    });
+                }
+                Input::Derived(d) => {
+                    derived_cache.entry(d).or_insert_with(|| {
+                        view.derived
+                            .get(d)
+                            .map(|col| col.values.iter().map(value_to_scalar).collect())
+                            .unwrap_or_default()
+                    });
+                }
+                Input::None => {}
+            }
+        }
+        let value_of = |input: Input, row: usize| -> Option<&Scalar> {
+            match input {
+                Input::None => None,
+                Input::Source(c) => source_cache.get(&c)?.get(row)?.as_ref(),
+                Input::Derived(d) => derived_cache.get(&d)?.get(row)?.as_ref(),
+            }
+        };
+        let fc = aggregates.feature_count;
+        let mut features = TileAggregator::new(aggregates.feature_specs(), &aggregates.features);
+        let mut statistics =
+            TileAggregator::new(aggregates.statistics_specs(), &aggregates.statistics);
+        let has_statistics = !aggregates.statistics_specs().is_empty();
+        let mut row_inputs: Vec<Option<&Scalar>> = Vec::with_capacity(aggregates.specs.len());
+        for row in 0..events.rows.len() {
+            if !included(row) {
+                continue;
+            }
+            let stamp = Stamp {
+                event_micros: events.event_micros[row],
+                sequence: (log_index << 32) | u64::from(row_base.saturating_add(row as u32)),
+            };
+            row_inputs.clear();
+            row_inputs.extend(inputs.iter().map(|input| value_of(*input, row)));
+            features.add(&events.entity_keys[row], stamp, &row_inputs[..fc]);
+            if has_statistics {
+                statistics.add(keys::STATISTICS_ENTITY, stamp, &row_inputs[fc..]);
+            }
+        }
+        let tiles_prefix = keys::view_prefix(
+            self.group(),
+            Space::Tiles,
+            &events.project,
+            &view.view,
+            view.version,
+        );
+        let running_prefix = keys::view_prefix(
+            self.group(),
+            Space::Running,
+            &events.project,
+            &view.view,
+            view.version,
+        );
+        for (aggregator, layout) in [
+            (features, &aggregates.features),
+            (statistics, &aggregates.statistics),
+        ] {
+            for (entity, touched) in aggregator.finish() {
+                for (family, bucket, record) in touched.tiles {
+                    let family = &layout.families[family];
+                    let epoch = tiling::epoch(bucket, family.epoch_tiles);
+                    let prefix = keys::tile_epoch_prefix(&tiles_prefix, family.tile_micros, epoch);
+                    batch.merge_cf(
+                        data,
+                        keys::tile_key(&prefix, &entity, bucket),
+                        record.encode(),
+                    );
+                }
+                if let Some(record) = touched.running {
+                    batch.merge_cf(
+                        data,
+                        keys::running_key(&running_prefix, &entity),
+                        record.encode(),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Per tile size: the epochs `[from, to)` that expire when the watermark moves from `before`
+/// to `after`. Families of features and of statistics may share a tile size (and so a key
+/// range); the range kept is the longest either needs.
+fn expired_epochs(
+    aggregates: &ViewAggregates,
+    before: i64,
+    after: i64,
+    lateness: i64,
+) -> Vec<(i64, i64, i64)> {
+    let mut by_tile: Vec<(i64, i64, i64)> = Vec::new();
+    for family in aggregates
+        .features
+        .families
+        .iter()
+        .chain(&aggregates.statistics.families)
+    {
+        let was = tiling::first_kept_epoch(family, before, lateness);
+        let now = tiling::first_kept_epoch(family, after, lateness);
+        match by_tile
+            .iter_mut()
+            .find(|(t, _, _)| *t == family.tile_micros)
+        {
+            Some(entry) => {
+                entry.1 = entry.1.min(was);
+                entry.2 = entry.2.min(now);
+            }
+            None => by_tile.push((family.tile_micros, was, now)),
+        }
+    }
+    by_tile
+        .into_iter()
+        .filter(|(_, was, now)| now > was)
+        .map(|(tile, _, now)| (tile, i64::MIN, now))
+        .collect()
+}
+
+fn rfc3339(micros: i64) -> String {
+    let t = micros_to_timestamp(micros);
+    let seconds = u64::try_from(t.seconds).unwrap_or(0);
+    humantime::format_rfc3339_micros(
+        std::time::UNIX_EPOCH
+            + std::time::Duration::new(seconds, u32::try_from(t.nanos).unwrap_or(0)),
+    )
+    .to_string()
+}
+
+fn humanize(micros: i64) -> String {
+    humantime::format_duration(std::time::Duration::from_micros(
+        u64::try_from(micros).unwrap_or(0),
+    ))
+    .to_string()
+}
