@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use quiver_core::{Entity, FeatureService, FeatureView};
+use quiver_core::{Entity, FeatureService, FeatureView, Source};
 use quiver_proto::registry::registry_object::Spec;
 use quiver_proto::registry::registry_service_client::RegistryServiceClient;
 use quiver_proto::registry::{
@@ -36,6 +36,7 @@ pub struct Catalog {
     pub revision: u64,
     projects: BTreeSet<String>,
     entities: HashMap<(String, String), Arc<Entity>>,
+    sources: HashMap<(String, String), Arc<Source>>,
     views: HashMap<(String, String), ViewVersion>,
     view_versions: HashMap<(String, String, u32), Arc<FeatureView>>,
     services: HashMap<(String, String), Arc<FeatureService>>,
@@ -65,6 +66,28 @@ impl Catalog {
     /// An entity.
     pub fn entity(&self, project: &str, name: &str) -> Option<&Arc<Entity>> {
         self.entities.get(&(project.to_string(), name.to_string()))
+    }
+
+    /// A source.
+    pub fn source(&self, project: &str, name: &str) -> Option<&Arc<Source>> {
+        self.sources.get(&(project.to_string(), name.to_string()))
+    }
+
+    /// Every live source, as (project, name).
+    pub fn sources(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.sources.keys().map(|(p, n)| (p.as_str(), n.as_str()))
+    }
+
+    /// The latest live versions of the views fed by a source, by name.
+    pub fn views_of_source(&self, project: &str, source: &str) -> Vec<(&str, &ViewVersion)> {
+        let mut views: Vec<(&str, &ViewVersion)> = self
+            .views
+            .iter()
+            .filter(|((p, _), v)| p == project && v.view.source == source)
+            .map(|((_, name), v)| (name.as_str(), v))
+            .collect();
+        views.sort_by_key(|(name, _)| *name);
+        views
     }
 
     /// The latest live version of a view.
@@ -113,7 +136,14 @@ impl Catalog {
                     self.entities.remove(&key);
                 }
             },
-            Spec::Source(_) => {}
+            Spec::Source(source) => match (meta.deleted, Source::try_from(source)) {
+                (false, Ok(source)) => {
+                    self.sources.insert(key, Arc::new(source));
+                }
+                _ => {
+                    self.sources.remove(&key);
+                }
+            },
             Spec::FeatureView(v) => {
                 let Ok(view) = FeatureView::try_from(v) else {
                     return;

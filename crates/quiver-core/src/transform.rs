@@ -3,11 +3,17 @@
 //! column over the transform's window) as an argument; where those come from is the caller's.
 
 use crate::aggregate::Partial;
+use crate::definitions::TransformOp;
 use crate::scalar::Scalar;
 
 /// `zscore` excludes nothing until its statistics cover at least this many values: a deviation
 /// estimated from a handful of rows flags ordinary ones.
 pub const MIN_STATISTICS_COUNT: u64 = 30;
+
+/// Whether a transform compares with running statistics (and so needs them read first).
+pub fn is_stateful(op: &TransformOp) -> bool {
+    matches!(op, TransformOp::Standardize { .. } | TransformOp::ZScore { .. })
+}
 
 /// Number of whitespace-separated tokens.
 pub fn token_count(text: &str) -> i64 {

@@ -53,6 +53,13 @@ pub mod pb {
                 tonic::include_proto!("quiver.raft.v1");
             }
         }
+        /// `quiver.compute.*`.
+        pub mod compute {
+            /// `quiver.compute.v1`.
+            pub mod v1 {
+                tonic::include_proto!("quiver.compute.v1");
+            }
+        }
         /// `quiver.offline.*`.
         pub mod offline {
             /// `quiver.offline.v1`.
@@ -63,6 +70,7 @@ pub mod pb {
     }
 }
 
+pub use pb::quiver::compute::v1 as compute;
 pub use pb::quiver::ingest::v1 as ingest;
 pub use pb::quiver::offline::v1 as offline;
 pub use pb::quiver::online::v1 as online;

@@ -2,6 +2,8 @@
 //! See `config/quiver.example.toml` for every key.
 
 use quiver_common::{Endpoints, GrpcConfig, HttpConfig, LogConfig};
+use quiver_compute::ComputeConfig;
+use quiver_ingest::IngestConfig;
 use quiver_online_store::OnlineStoreConfig;
 use quiver_registry::RegistryConfig;
 use serde::{Deserialize, Serialize};
@@ -22,4 +24,8 @@ pub struct QuiverConfig {
     pub registry: RegistryConfig,
     /// `[online_store]`: the online-store role.
     pub online_store: OnlineStoreConfig,
+    /// `[ingest]`: the ingest role.
+    pub ingest: IngestConfig,
+    /// `[compute]`: the compute role.
+    pub compute: ComputeConfig,
 }

@@ -38,6 +38,28 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             )
             .await
         }
+        Role::Ingest => {
+            quiver_ingest::serve(
+                &config.ingest,
+                &config.grpc,
+                &config.endpoints.registry,
+                &config.endpoints.compute,
+                grpc,
+                shutdown.clone(),
+            )
+            .await
+        }
+        Role::Compute => {
+            quiver_compute::serve(
+                &config.compute,
+                &config.grpc,
+                &config.endpoints.registry,
+                &config.endpoints.online_store,
+                grpc,
+                shutdown.clone(),
+            )
+            .await
+        }
         other => Err(not_built(other)),
     };
     shutdown.trigger();
@@ -69,6 +91,8 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     config.online_store.advertise = addresses.online.clone();
     config.endpoints.registry = addresses.registry.clone();
     config.endpoints.online_store = addresses.online.clone();
+    config.endpoints.compute = port(2)?.to_string();
+    config.endpoints.ingest = addresses.ingest.clone();
 
     let shutdown = Shutdown::new().on_signals();
     let http = bind(config.http.listen, "http").await?;
@@ -100,6 +124,49 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         }),
     ));
     initialize_single_node(&addresses.online).await?;
+
+    let listener = bind(port(2)?, "compute").await?;
+    let (compute, grpc, endpoints, stop) = (
+        config.compute.clone(),
+        config.grpc.clone(),
+        config.endpoints.clone(),
+        shutdown.clone(),
+    );
+    roles.push((
+        "compute",
+        tokio::spawn(async move {
+            quiver_compute::serve(
+                &compute,
+                &grpc,
+                &endpoints.registry,
+                &endpoints.online_store,
+                listener,
+                stop,
+            )
+            .await
+        }),
+    ));
+    let listener = bind(port(1)?, "ingest").await?;
+    let (ingest, grpc, endpoints, stop) = (
+        config.ingest.clone(),
+        config.grpc.clone(),
+        config.endpoints.clone(),
+        shutdown.clone(),
+    );
+    roles.push((
+        "ingest",
+        tokio::spawn(async move {
+            quiver_ingest::serve(
+                &ingest,
+                &grpc,
+                &endpoints.registry,
+                &endpoints.compute,
+                listener,
+                stop,
+            )
+            .await
+        }),
+    ));
 
     print_endpoints(&args, &config);
     if !args.apply.is_empty() {
@@ -171,8 +238,8 @@ fn print_endpoints(args: &DevArgs, config: &QuiverConfig) {
     println!("  {:<14} {:<22} status", "role", "address");
     for (role, offset, status) in [
         ("registry", 0, "running"),
-        ("ingest", 1, "not built yet"),
-        ("compute", 2, "not built yet"),
+        ("ingest", 1, "running"),
+        ("compute", 2, "running"),
         ("online-store", 3, "running (single-node Raft group)"),
         ("offline", 4, "not built yet"),
     ] {
@@ -203,5 +270,5 @@ async fn bind(address: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 }
 
 fn not_built(role: Role) -> anyhow::Error {
-    anyhow::anyhow!("the {role:?} role is not built yet; `registry` and `online-store` can be served in this version")
+    anyhow::anyhow!("the {role:?} role is not built yet; `registry`, `ingest`, `compute` and `online-store` can be served in this version")
 }

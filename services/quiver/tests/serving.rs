@@ -133,6 +133,7 @@ impl Store {
                 producer_id: "test".into(),
                 sequence: self.sequence,
                 rows,
+                ..Default::default()
             })
             .await
             .map(|r| r.into_inner())

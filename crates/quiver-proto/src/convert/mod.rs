@@ -2,6 +2,7 @@
 
 mod duration;
 mod entity;
+mod entity_key;
 mod feature_ref;
 mod feature_service;
 mod feature_view;
@@ -10,6 +11,7 @@ mod timestamp;
 mod value;
 mod value_type;
 
+pub use entity_key::{encode_entity, value_kind_name, BadKeyValue};
 pub use duration::{duration_from_pb, duration_to_pb};
 pub use feature_view::{aggregate_spec_from_pb, aggregate_spec_to_pb};
 pub use timestamp::{micros_to_timestamp, timestamp_to_micros};

@@ -154,6 +154,7 @@ async fn write(
                                 .collect(),
                         })
                         .collect(),
+                    ..Default::default()
                 };
                 let sent = Instant::now();
                 with_leader(&online, 50, |target| {

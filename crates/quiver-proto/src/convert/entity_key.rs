@@ -1,0 +1,60 @@
+//! Entity keys: a row's join key values encoded as one byte string, the key every store uses.
+
+use crate::types::{value::Kind, Value};
+
+/// A join key value that cannot be part of an entity key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("join key {index} is {kind}; entity keys are int64, string or bytes")]
+pub struct BadKeyValue {
+    /// Which join key.
+    pub index: usize,
+    /// What it was.
+    pub kind: &'static str,
+}
+
+/// Encodes an entity's join key values, in the entity's order, into a self-delimiting byte
+/// string: per value a type tag, then 8 big-endian bytes (int64, sign bit flipped so byte
+/// order is numeric order) or a 4-byte length and the bytes (string, bytes).
+pub fn encode_entity(values: &[Value]) -> Result<Vec<u8>, BadKeyValue> {
+    let mut out = Vec::with_capacity(values.len() * 12);
+    for (index, value) in values.iter().enumerate() {
+        match &value.kind {
+            Some(Kind::Int64Value(v)) => {
+                out.push(b'i');
+                out.extend_from_slice(&((*v as u64) ^ (1 << 63)).to_be_bytes());
+            }
+            Some(Kind::StringValue(s)) => push_bytes(&mut out, b's', s.as_bytes()),
+            Some(Kind::BytesValue(b)) => push_bytes(&mut out, b'b', b),
+            other => {
+                return Err(BadKeyValue {
+                    index,
+                    kind: value_kind_name(other.as_ref()),
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn push_bytes(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+    out.push(tag);
+    // Keys are bounded far below 4 GiB by gRPC message limits.
+    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// A readable name of a value's kind, for errors.
+pub fn value_kind_name(kind: Option<&Kind>) -> &'static str {
+    match kind {
+        None | Some(Kind::NullValue(_)) => "null",
+        Some(Kind::Int64Value(_)) => "int64",
+        Some(Kind::Float64Value(_)) => "float64",
+        Some(Kind::Float32Value(_)) => "float32",
+        Some(Kind::BoolValue(_)) => "bool",
+        Some(Kind::StringValue(_)) => "string",
+        Some(Kind::BytesValue(_)) => "bytes",
+        Some(Kind::TimestampValue(_)) => "timestamp",
+        Some(Kind::Float32ListValue(_)) => "float32_list",
+    }
+}
+

@@ -1,0 +1,306 @@
+//! The micro-batcher: one task that takes every batch waiting in the queue (up to
+//! `max_batch_rows`), feeds them through their views' transforms and writes them to the online
+//! store as one entry, then answers each producer. One write is in flight at a time, so a
+//! producer's batches commit in the order they arrived and the statistics a `zscore` reads
+//! include every earlier micro-batch.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use quiver_common::leader_hint::with_leader;
+use quiver_common::registry_cache::{Catalog, RegistryCache};
+use quiver_common::uri::http_uri;
+use quiver_common::Shutdown;
+use quiver_core::aggregate::TileRecord;
+use quiver_core::transform::is_stateful;
+use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
+use quiver_proto::online::{
+    EventBatch, EventBatchResult, ReadAggregatesRequest, WriteEventsRequest, WriteEventsResponse,
+};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+use tonic::transport::{Channel, Endpoint};
+use tonic::Status;
+
+use crate::config::ComputeConfig;
+use crate::hot_keys::HotKeys;
+use crate::views::{feed, PlannedView, Statistics};
+
+/// How many times a write follows leader hints / retries an election before giving up (the
+/// producer then retries the whole batch, which is idempotent).
+const WRITE_ATTEMPTS: usize = 30;
+
+/// Largest message to the online store.
+const MAX_MESSAGE: usize = 256 << 20;
+
+/// One producer batch waiting for its micro-batch.
+pub struct Job {
+    /// The batch as validated by ingest.
+    pub batch: EventBatch,
+    /// Where its outcome goes.
+    pub reply: oneshot::Sender<Result<EventBatchResult, Status>>,
+    /// Its rows' share of the queue bound, released when the job is answered.
+    pub _permit: OwnedSemaphorePermit,
+}
+
+/// The views of each source, planned once per registry revision.
+#[derive(Default)]
+struct Plans {
+    revision: Option<u64>,
+    by_source: HashMap<(String, String), Arc<Vec<PlannedView>>>,
+}
+
+/// The batcher task's state.
+pub struct Batcher {
+    config: ComputeConfig,
+    registry: RegistryCache,
+    store: Store,
+    plans: Plans,
+    hot_keys: HotKeys,
+}
+
+impl Batcher {
+    /// Runs the batcher over `jobs` until `shutdown` or the queue closes.
+    pub fn spawn(
+        config: ComputeConfig,
+        registry: RegistryCache,
+        online_store: String,
+        mut jobs: mpsc::UnboundedReceiver<Job>,
+        shutdown: Shutdown,
+    ) {
+        let mut batcher = Batcher {
+            hot_keys: HotKeys::new(config.hot_keys),
+            config,
+            registry,
+            store: Store::new(online_store),
+            plans: Plans::default(),
+        };
+        tokio::spawn(async move {
+            loop {
+                let first = tokio::select! {
+                    _ = shutdown.wait() => return,
+                    job = jobs.recv() => match job { Some(job) => job, None => return },
+                };
+                let mut rows = first.batch.rows.len();
+                let mut micro = vec![first];
+                while rows < batcher.config.max_batch_rows {
+                    match jobs.try_recv() {
+                        Ok(job) => {
+                            rows += job.batch.rows.len();
+                            micro.push(job);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                batcher.process(micro).await;
+            }
+        });
+    }
+
+    /// Feeds, writes and answers one micro-batch.
+    async fn process(&mut self, jobs: Vec<Job>) {
+        let started = Instant::now();
+        let catalog = self.registry.catalog();
+        self.refresh_plans(&catalog);
+        let mut statistics: HashMap<(String, String), Statistics> = HashMap::new();
+        let mut batches = Vec::with_capacity(jobs.len());
+        let mut replies = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let Job {
+                mut batch,
+                reply,
+                _permit,
+            } = job;
+            let key = (batch.project.clone(), batch.source.clone());
+            if catalog.source(&batch.project, &batch.source).is_none() {
+                let _ = reply.send(Err(Status::unavailable(format!(
+                    "compute has not loaded source {:?} of project {:?} yet; retry",
+                    batch.source, batch.project
+                ))));
+                continue;
+            }
+            let plans = self.plans.by_source.get(&key).cloned().unwrap_or_default();
+            let mut failure = None;
+            for plan in plans.iter() {
+                let view_key = (batch.project.clone(), plan.view.name.clone());
+                if !statistics.contains_key(&view_key) {
+                    let read = self.read_statistics(&batch.project, plan).await;
+                    match read {
+                        Ok(s) => {
+                            statistics.insert(view_key.clone(), s);
+                        }
+                        Err(status) => {
+                            tracing::warn!(%status, view = %plan.view.name, "could not read running statistics");
+                            failure = Some(status);
+                            break;
+                        }
+                    }
+                }
+                if let Some(stats) = statistics.get_mut(&view_key) {
+                    feed(&mut batch, plan, stats);
+                }
+            }
+            if let Some(status) = failure {
+                let _ = reply.send(Err(status));
+                continue;
+            }
+            self.hot_keys.count(&batch);
+            batches.push(batch);
+            replies.push((reply, _permit));
+        }
+        if batches.is_empty() {
+            return;
+        }
+        let rows: usize = batches.iter().map(|b| b.rows.len()).sum();
+        let result = self.store.write_events(WriteEventsRequest { batches }).await;
+        crate::metrics::record_micro_batch(rows, replies.len(), started.elapsed());
+        match result {
+            Ok(response) => {
+                for ((reply, _permit), outcome) in replies.into_iter().zip(response.results) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(status) => {
+                tracing::warn!(%status, "micro-batch write failed; producers will retry");
+                for (reply, _permit) in replies {
+                    let _ = reply.send(Err(status.clone()));
+                }
+            }
+        }
+        self.hot_keys.maybe_export();
+    }
+
+    fn refresh_plans(&mut self, catalog: &Catalog) {
+        if self.plans.revision == Some(catalog.revision) {
+            return;
+        }
+        self.plans = Plans {
+            revision: Some(catalog.revision),
+            by_source: HashMap::new(),
+        };
+        for (project, source) in catalog.sources() {
+            let views = catalog
+                .views_of_source(project, source)
+                .into_iter()
+                .map(|(_, v)| PlannedView::new(v.view.clone(), v.version))
+                .collect();
+            self.plans
+                .by_source
+                .insert((project.to_string(), source.to_string()), Arc::new(views));
+        }
+    }
+
+    /// The running statistics of `plan`'s stateful transforms, from the online store.
+    async fn read_statistics(&self, project: &str, plan: &PlannedView) -> Result<Statistics, Status> {
+        let names: Vec<&str> = plan
+            .view
+            .transforms
+            .iter()
+            .filter(|t| is_stateful(&t.op))
+            .map(|t| t.name.as_str())
+            .collect();
+        if names.is_empty() {
+            return Ok(Statistics::new());
+        }
+        let fc = plan.aggregates.feature_count;
+        let request = ReadAggregatesRequest {
+            project: project.to_string(),
+            view: plan.view.name.clone(),
+            version: plan.version,
+            aggregates: plan.aggregates_pb(),
+            feature_count: fc as u32,
+            read: (fc..plan.aggregates.specs.len()).map(|i| i as u32).collect(),
+            entity_key: Vec::new(),
+            as_of_micros: now_micros(),
+        };
+        let record = self.store.read_aggregates(request).await?;
+        Ok(names
+            .into_iter()
+            .map(str::to_string)
+            .zip(record.partials)
+            .collect())
+    }
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// The online store, reached through whichever node leads.
+struct Store {
+    address: String,
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl Store {
+    fn new(address: String) -> Self {
+        Self {
+            address,
+            channels: Mutex::default(),
+        }
+    }
+
+    fn client(&self, target: &str) -> Result<OnlineStoreServiceClient<Channel>, Status> {
+        let mut channels = self
+            .channels
+            .lock()
+            .map_err(|_| Status::internal("channel cache poisoned"))?;
+        let channel = match channels.get(target) {
+            Some(channel) => channel.clone(),
+            None => {
+                let channel = Endpoint::from_shared(http_uri(target))
+                    .map_err(|e| Status::invalid_argument(format!("online store address {target:?}: {e}")))?
+                    .connect_timeout(Duration::from_secs(2))
+                    .timeout(Duration::from_secs(30))
+                    .tcp_nodelay(true)
+                    .connect_lazy();
+                channels.insert(target.to_string(), channel.clone());
+                channel
+            }
+        };
+        Ok(OnlineStoreServiceClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE))
+    }
+
+    async fn write_events(&self, request: WriteEventsRequest) -> Result<WriteEventsResponse, Status> {
+        with_leader(&self.address, WRITE_ATTEMPTS, |target| {
+            let request = request.clone();
+            let client = self.client(&target);
+            async move {
+                let response = client?.write_events(request).await.map_err(unreachable_is_unavailable)?;
+                Ok(response.into_inner())
+            }
+        })
+        .await
+    }
+
+    async fn read_aggregates(&self, request: ReadAggregatesRequest) -> Result<TileRecord, Status> {
+        let response = with_leader(&self.address, WRITE_ATTEMPTS, |target| {
+            let request = request.clone();
+            let client = self.client(&target);
+            async move {
+                Ok(client?
+                    .read_aggregates(request)
+                    .await
+                    .map_err(unreachable_is_unavailable)?
+                    .into_inner())
+            }
+        })
+        .await?;
+        TileRecord::decode(&response.record)
+            .map_err(|e| Status::internal(format!("online store sent statistics that do not decode: {e}")))
+    }
+}
+
+/// A connection failure (a node restarting) is worth a retry, like an election.
+fn unreachable_is_unavailable(status: Status) -> Status {
+    if status.code() == tonic::Code::Unknown && status.message().contains("transport") {
+        Status::unavailable(status.message().to_string())
+    } else {
+        status
+    }
+}

@@ -1,0 +1,86 @@
+//! `quiver.compute.v1.ComputeService/Process`: admit a batch into the bounded queue, wait for
+//! the micro-batch that carries it to commit.
+
+use std::sync::Arc;
+
+use quiver_common::registry_cache::RegistryCache;
+use quiver_common::Shutdown;
+use quiver_proto::compute::compute_service_server::ComputeService;
+use quiver_proto::online::{EventBatch, EventBatchResult};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tonic::{Request, Response, Status};
+
+use crate::batcher::{Batcher, Job};
+use crate::config::ComputeConfig;
+
+/// The compute service.
+#[derive(Clone)]
+pub struct Compute {
+    queue: mpsc::UnboundedSender<Job>,
+    /// One permit per queued row: the bound on memory.
+    rows: Arc<Semaphore>,
+    limit: usize,
+}
+
+impl Compute {
+    /// Starts the batcher; it stops with `shutdown`.
+    pub fn start(
+        config: ComputeConfig,
+        registry: RegistryCache,
+        online_store: String,
+        shutdown: Shutdown,
+    ) -> Self {
+        let (queue, jobs) = mpsc::unbounded_channel();
+        let limit = config.max_queued_rows.max(1);
+        Batcher::spawn(config, registry, online_store, jobs, shutdown);
+        Self {
+            queue,
+            rows: Arc::new(Semaphore::new(limit)),
+            limit,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl ComputeService for Compute {
+    async fn process(
+        &self,
+        request: Request<EventBatch>,
+    ) -> Result<Response<EventBatchResult>, Status> {
+        let batch = request.into_inner();
+        let rows = batch.rows.len();
+        if rows == 0 {
+            return Err(Status::invalid_argument("rows: a batch needs at least one row"));
+        }
+        if rows > self.limit {
+            return Err(Status::invalid_argument(format!(
+                "rows: {rows} rows is over compute's queue of {} rows; send smaller batches",
+                self.limit
+            )));
+        }
+        let permit = self
+            .rows
+            .clone()
+            .try_acquire_many_owned(rows as u32)
+            .map_err(|_| {
+                crate::metrics::count_saturated();
+                let mut status = Status::resource_exhausted(
+                    "compute is saturated (its queue of uncommitted rows is full); retry after a short backoff",
+                );
+                status.metadata_mut().insert("retry-after-ms", 50.into());
+                status
+            })?;
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job {
+                batch,
+                reply,
+                _permit: permit,
+            })
+            .map_err(|_| Status::unavailable("compute is shutting down"))?;
+        match answer.await {
+            Ok(result) => result.map(Response::new),
+            Err(_) => Err(Status::unavailable("compute stopped before the batch committed; retry")),
+        }
+    }
+}

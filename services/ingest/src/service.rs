@@ -1,0 +1,167 @@
+//! `quiver.ingest.v1.IngestService`: Push and PushStream.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::{Stream, StreamExt};
+use quiver_common::registry_cache::RegistryCache;
+use quiver_common::uri::http_uri;
+use quiver_proto::compute::compute_service_client::ComputeServiceClient;
+use quiver_proto::ingest::ingest_service_server::IngestService;
+use quiver_proto::ingest::{PushAck, PushRequest, PushResponse};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::config::IngestConfig;
+use crate::validate::normalize;
+
+/// How long a push waits for the registry cache at startup before answering UNAVAILABLE.
+const REGISTRY_WAIT: Duration = Duration::from_secs(5);
+
+/// The ingest service.
+#[derive(Clone)]
+pub struct Ingest {
+    config: IngestConfig,
+    registry: RegistryCache,
+    compute: ComputeServiceClient<Channel>,
+    inflight: Arc<Semaphore>,
+}
+
+impl Ingest {
+    /// Ingest handing batches to compute at `compute` (host:port).
+    pub fn new(config: IngestConfig, registry: RegistryCache, compute: &str) -> anyhow::Result<Self> {
+        let channel = Endpoint::from_shared(http_uri(compute))?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        let compute = ComputeServiceClient::new(channel)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20);
+        Ok(Self {
+            inflight: Arc::new(Semaphore::new(config.max_inflight_rows.max(1))),
+            config,
+            registry,
+            compute,
+        })
+    }
+
+    /// Validates, forwards and waits for one batch.
+    async fn push_one(&self, request: PushRequest) -> Result<PushResponse, Status> {
+        let rows = request.rows.len() as u64;
+        if !self.registry.wait_ready(REGISTRY_WAIT).await {
+            return Err(Status::unavailable("ingest has not loaded the registry yet; retry"));
+        }
+        let received = now_micros();
+        let batch = normalize(&self.registry.catalog(), &request, self.config.max_batch_rows, received)
+            .map_err(|e| {
+                crate::metrics::count("invalid", rows);
+                Status::invalid_argument(e.0)
+            })?;
+        let _permit = self
+            .inflight
+            .clone()
+            .try_acquire_many_owned(rows.min(u64::from(u32::MAX)) as u32)
+            .map_err(|_| {
+                crate::metrics::count("saturated", rows);
+                let mut status = Status::resource_exhausted(format!(
+                    "ingest is saturated ({} rows in flight); retry after a short backoff",
+                    self.config.max_inflight_rows
+                ));
+                status.metadata_mut().insert("retry-after-ms", 100.into());
+                status
+            })?;
+        crate::metrics::inflight(rows as i64);
+        let result = self.compute.clone().process(batch).await;
+        crate::metrics::inflight(-(rows as i64));
+        let outcome = result
+            .map_err(|status| {
+                crate::metrics::count(
+                    if status.code() == tonic::Code::ResourceExhausted {
+                        "saturated"
+                    } else {
+                        "failed"
+                    },
+                    rows,
+                );
+                status
+            })?
+            .into_inner();
+        if outcome.duplicate {
+            crate::metrics::count("duplicate", rows);
+        } else {
+            crate::metrics::count("accepted", outcome.accepted);
+            crate::metrics::count("late", outcome.late);
+            crate::metrics::count("anomalous", outcome.anomalous);
+        }
+        Ok(PushResponse {
+            accepted: outcome.accepted,
+            late: outcome.late,
+            anomalous: outcome.anomalous,
+            duplicate: outcome.duplicate,
+            committed_at: Some(prost_types::Timestamp::from(SystemTime::now())),
+        })
+    }
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+type AckStream = Pin<Box<dyn Stream<Item = Result<PushAck, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl IngestService for Ingest {
+    async fn push(&self, request: Request<PushRequest>) -> Result<Response<PushResponse>, Status> {
+        self.push_one(request.into_inner()).await.map(Response::new)
+    }
+
+    type PushStreamStream = AckStream;
+
+    /// Batches of one stream are handled one at a time, in order (a producer's sequence numbers
+    /// must commit in order); a failed batch is acknowledged with its error and the stream
+    /// stays open.
+    async fn push_stream(
+        &self,
+        request: Request<Streaming<PushRequest>>,
+    ) -> Result<Response<Self::PushStreamStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (acks, outbound) = mpsc::channel(16);
+        let this = self.clone();
+        tokio::spawn(async move {
+            while let Some(item) = inbound.next().await {
+                let request = match item {
+                    Ok(request) => request,
+                    Err(status) => {
+                        let _ = acks.send(Err(status)).await;
+                        return;
+                    }
+                };
+                let sequence = request.sequence;
+                let ack = match this.push_one(request).await {
+                    Ok(response) => PushAck {
+                        sequence,
+                        response: Some(response),
+                        error_code: 0,
+                        error_message: String::new(),
+                    },
+                    Err(status) => PushAck {
+                        sequence,
+                        response: None,
+                        error_code: status.code() as i32,
+                        error_message: status.message().to_string(),
+                    },
+                };
+                if acks.send(Ok(ack)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(outbound))))
+    }
+}

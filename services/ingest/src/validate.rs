@@ -1,0 +1,151 @@
+//! Checking a pushed batch against its source's schema and normalising it: every row in the
+//! schema's column order (absent columns null), event time as a timestamp, the entity key
+//! encoded. The first bad row rejects the batch with its index, column and reason.
+
+use quiver_common::registry_cache::Catalog;
+use quiver_proto::convert::{
+    encode_entity, micros_to_timestamp, timestamp_to_micros, value_type, value_type_name,
+};
+use quiver_proto::ingest::{PushRequest, Row};
+use quiver_proto::online::EventBatch;
+use quiver_proto::types::value::Kind;
+use quiver_proto::types::Value;
+
+/// A batch refused, with the reason naming what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+/// Checks `request` and returns the batch compute takes (views not yet filled).
+pub fn normalize(
+    catalog: &Catalog,
+    request: &PushRequest,
+    max_rows: usize,
+    received_micros: i64,
+) -> Result<EventBatch, Invalid> {
+    let bad = |m: String| Invalid(m);
+    let project = catalog
+        .project(&request.project)
+        .map_err(|e| bad(format!("project: {e}")))?;
+    let source = catalog
+        .source(&project, &request.source)
+        .ok_or_else(|| bad(format!("source: unknown source {:?} in project {project:?}", request.source)))?;
+    let entity = catalog.entity(&project, &source.entity).ok_or_else(|| {
+        bad(format!("source: entity {:?} of source {:?} is not loaded", source.entity, source.name))
+    })?;
+    if request.rows.is_empty() {
+        return Err(bad("rows: a batch needs at least one row".into()));
+    }
+    if request.rows.len() > max_rows {
+        return Err(bad(format!(
+            "rows: {} rows is over the limit of {max_rows} per push; split the batch",
+            request.rows.len()
+        )));
+    }
+    // Where each pushed column goes in the schema.
+    let mut slots = Vec::with_capacity(request.columns.len());
+    for (i, name) in request.columns.iter().enumerate() {
+        let slot = source.schema.iter().position(|c| &c.name == name).ok_or_else(|| {
+            bad(format!(
+                "columns[{i}]: {name:?} is not a column of source {:?} (its columns: {})",
+                source.name,
+                source.schema.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        if slots.contains(&slot) {
+            return Err(bad(format!("columns[{i}]: {name:?} is given twice")));
+        }
+        slots.push(slot);
+    }
+    let pushed = |name: &str| request.columns.iter().position(|c| c == name);
+    let time_column = pushed(&source.timestamp_field).ok_or_else(|| {
+        bad(format!("columns: the event time column {:?} is missing", source.timestamp_field))
+    })?;
+    let key_columns = entity
+        .join_keys
+        .iter()
+        .map(|k| {
+            pushed(&k.name).ok_or_else(|| {
+                bad(format!("columns: the join key {:?} (entity {:?}) is missing", k.name, entity.name))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let width = source.schema.len();
+    let mut batch = EventBatch {
+        producer_id: request.producer_id.clone(),
+        sequence: request.sequence,
+        project: project.clone(),
+        source: source.name.clone(),
+        allowed_lateness_micros: i64::try_from(source.allowed_lateness.as_micros()).unwrap_or(i64::MAX),
+        columns: source.schema.iter().map(|c| c.name.clone()).collect(),
+        rows: Vec::with_capacity(request.rows.len()),
+        event_micros: Vec::with_capacity(request.rows.len()),
+        entity_keys: Vec::with_capacity(request.rows.len()),
+        views: Vec::new(),
+        received_micros,
+    };
+    for (r, row) in request.rows.iter().enumerate() {
+        if row.values.len() != request.columns.len() {
+            return Err(bad(format!(
+                "rows[{r}]: {} values for {} columns",
+                row.values.len(),
+                request.columns.len()
+            )));
+        }
+        let mut values = vec![Value { kind: None }; width];
+        for (c, value) in row.values.iter().enumerate() {
+            let column = &source.schema[slots[c]];
+            let at = |reason: String| bad(format!("rows[{r}].{}: {reason}", column.name));
+            let value = if c == time_column {
+                Value {
+                    kind: Some(Kind::TimestampValue(event_time(value).map_err(at)?)),
+                }
+            } else {
+                match value_type(value) {
+                    None if key_columns.contains(&c) => return Err(at("the join key is null".into())),
+                    None => Value { kind: None },
+                    Some(t) if t == column.value_type => value.clone(),
+                    Some(_) => {
+                        return Err(at(format!(
+                            "expected {}, got {}",
+                            column.value_type,
+                            value_type_name(value)
+                        )))
+                    }
+                }
+            };
+            values[slots[c]] = value;
+        }
+        let Some(Kind::TimestampValue(at)) = &values[slots[time_column]].kind else {
+            return Err(bad(format!("rows[{r}].{}: no event time", source.timestamp_field)));
+        };
+        batch.event_micros.push(timestamp_to_micros(at));
+        let key_values: Vec<Value> = key_columns.iter().map(|c| row.values[*c].clone()).collect();
+        let key = encode_entity(&key_values).map_err(|e| bad(format!("rows[{r}]: {e}")))?;
+        batch.entity_keys.push(key);
+        batch.rows.push(Row { values });
+    }
+    Ok(batch)
+}
+
+/// An event time: a timestamp, or an RFC 3339 string.
+fn event_time(value: &Value) -> Result<prost_types::Timestamp, String> {
+    match &value.kind {
+        Some(Kind::TimestampValue(t)) => Ok(*t),
+        Some(Kind::StringValue(text)) => humantime::parse_rfc3339_weak(text)
+            .map_err(|e| format!("unparsable timestamp {text:?} ({e}); expected RFC 3339, e.g. 2026-11-28T10:00:00Z"))
+            .and_then(|t| {
+                let micros = t
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+                    .map_err(|_| format!("timestamp {text:?} is before 1970"))?;
+                Ok(micros_to_timestamp(micros))
+            }),
+        None | Some(Kind::NullValue(_)) => Err("the event time is null".into()),
+        Some(_) => Err(format!(
+            "expected a timestamp (or an RFC 3339 string), got {}",
+            value_type_name(value)
+        )),
+    }
+}
