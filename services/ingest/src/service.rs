@@ -124,8 +124,9 @@ impl IngestService for Ingest {
     type PushStreamStream = AckStream;
 
     /// Batches of one stream are handled one at a time, in order (a producer's sequence numbers
-    /// must commit in order); a failed batch is acknowledged with its error and the stream
-    /// stays open.
+    /// must commit in order). A failed batch is acknowledged with its error and ends the
+    /// stream: a later batch committing before the failed one's retry would make that retry
+    /// look like a duplicate, so the producer resends from the failed batch on a new stream.
     async fn push_stream(
         &self,
         request: Request<Streaming<PushRequest>>,
@@ -143,21 +144,27 @@ impl IngestService for Ingest {
                     }
                 };
                 let sequence = request.sequence;
-                let ack = match this.push_one(request).await {
-                    Ok(response) => PushAck {
-                        sequence,
-                        response: Some(response),
-                        error_code: 0,
-                        error_message: String::new(),
-                    },
-                    Err(status) => PushAck {
-                        sequence,
-                        response: None,
-                        error_code: status.code() as i32,
-                        error_message: status.message().to_string(),
-                    },
+                let (ack, failed) = match this.push_one(request).await {
+                    Ok(response) => (
+                        PushAck {
+                            sequence,
+                            response: Some(response),
+                            error_code: 0,
+                            error_message: String::new(),
+                        },
+                        false,
+                    ),
+                    Err(status) => (
+                        PushAck {
+                            sequence,
+                            response: None,
+                            error_code: status.code() as i32,
+                            error_message: status.message().to_string(),
+                        },
+                        true,
+                    ),
                 };
-                if acks.send(Ok(ack)).await.is_err() {
+                if acks.send(Ok(ack)).await.is_err() || failed {
                     return;
                 }
             }

@@ -36,8 +36,47 @@ pub enum Command {
     Get(GetArgs),
     /// Administer the online store's Raft cluster.
     Cluster(ClusterArgs),
+    /// Push a file of events to ingest.
+    Push(PushArgs),
     /// Load generators for the online store (see docs/benchmarks.md).
     Bench(BenchArgs),
+}
+
+/// `quiver push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The source the events belong to.
+    #[arg(long)]
+    pub source: String,
+    /// The file: JSON lines (one object per event) or CSV with a header row.
+    #[arg(long)]
+    pub file: std::path::PathBuf,
+    /// The file's format (default: from its extension).
+    #[arg(long, value_enum)]
+    pub format: Option<PushFormat>,
+    /// The project (may be left out when the registry holds one).
+    #[arg(long, default_value = "")]
+    pub project: String,
+    /// Rows per pushed batch.
+    #[arg(long, default_value_t = 5_000)]
+    pub batch_size: usize,
+    /// Concurrent producers (each with its own producer id and one batch in flight).
+    #[arg(long, default_value_t = 4)]
+    pub workers: usize,
+    /// Where the services are.
+    #[command(flatten)]
+    pub addresses: Addresses,
+}
+
+/// Input formats of `quiver push`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PushFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated with a header row.
+    Csv,
+    /// Apache Parquet (not supported yet).
+    Parquet,
 }
 
 /// `quiver dev`.

@@ -6,6 +6,7 @@ mod cluster;
 mod get;
 mod lineage;
 mod objects;
+pub mod push;
 mod watch;
 
 use std::process::ExitCode;
@@ -25,6 +26,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch(args) => watch::run(args).await?,
         Command::Get(args) => get::run(args).await?,
         Command::Cluster(args) => cluster::run(args).await?,
+        Command::Push(args) => push::run(args).await?,
         Command::Bench(args) => bench::run(args).await?,
     }
     Ok(ExitCode::SUCCESS)

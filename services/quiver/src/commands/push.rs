@@ -1,0 +1,307 @@
+//! `quiver push`: stream a file of events to ingest in batches, with retries, a progress line
+//! and a summary. Also the producer the demo and `quiver bench push` use.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use quiver_core::{Source, ValueType};
+use quiver_proto::ingest::ingest_service_client::IngestServiceClient;
+use quiver_proto::ingest::{PushRequest, PushResponse, Row};
+use quiver_proto::registry::registry_object::Spec;
+use quiver_proto::registry::{DescribeRequest, ObjectKind};
+use quiver_proto::types::value::Kind;
+use quiver_proto::types::{Float32List, Value};
+use tonic::transport::Channel;
+use tonic::Code;
+
+use super::rpc_error;
+use crate::addresses::{connect, Addresses};
+use crate::cli::{PushArgs, PushFormat};
+
+/// How long a producer keeps retrying one batch before giving up.
+const RETRY_FOR: Duration = Duration::from_secs(120);
+
+/// A producer: one id, one batch in flight, retries that keep the batch's sequence number (so
+/// a retry of a batch that did commit is recognised as a duplicate).
+pub struct Producer {
+    client: IngestServiceClient<Channel>,
+    id: String,
+    sequence: u64,
+}
+
+impl Producer {
+    /// A producer named `id` pushing to ingest at `address`.
+    pub async fn connect(address: &str, id: String) -> anyhow::Result<Self> {
+        let client = IngestServiceClient::new(connect(address, "ingest").await?)
+            .max_encoding_message_size(64 << 20);
+        Ok(Self {
+            client,
+            id,
+            sequence: 0,
+        })
+    }
+
+    /// Pushes one batch (its producer id and sequence are set here), retrying while ingest or
+    /// the store is busy or unreachable. Errors that retrying cannot fix are returned.
+    pub async fn push(&mut self, mut request: PushRequest) -> Result<PushResponse, tonic::Status> {
+        self.sequence += 1;
+        request.producer_id.clone_from(&self.id);
+        request.sequence = self.sequence;
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            match self.client.push(request.clone()).await {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status)
+                    if matches!(
+                        status.code(),
+                        Code::Unavailable | Code::ResourceExhausted | Code::DeadlineExceeded | Code::Unknown
+                    ) && started.elapsed() < RETRY_FOR =>
+                {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                Err(status) => return Err(status),
+            }
+        }
+    }
+}
+
+/// `quiver push`.
+pub async fn run(args: PushArgs) -> anyhow::Result<()> {
+    let source = fetch_source(&args.addresses, &args.project, &args.source).await?;
+    let format = match args.format {
+        Some(format) => format,
+        None => match args.file.extension().and_then(|e| e.to_str()) {
+            Some("csv") => PushFormat::Csv,
+            Some("jsonl" | "ndjson" | "json") => PushFormat::Jsonl,
+            Some("parquet") => PushFormat::Parquet,
+            _ => bail!("cannot tell the format of {}; pass --format jsonl|csv", args.file.display()),
+        },
+    };
+    let (columns, rows) = match format {
+        PushFormat::Jsonl => read_jsonl(&args.file, &source)?,
+        PushFormat::Csv => read_csv(&args.file, &source)?,
+        PushFormat::Parquet => bail!(
+            "--format parquet is not supported yet (it comes with the offline store); convert to jsonl or csv"
+        ),
+    };
+    let total = rows.len() as u64;
+    let batch_size = args.batch_size.max(1);
+    let batches: Vec<Vec<Row>> = rows.chunks(batch_size).map(<[Row]>::to_vec).collect();
+    let next = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let stats = Arc::new(std::sync::Mutex::new(PushResponse::default()));
+    let batches = Arc::new(batches);
+    let run_id = std::process::id();
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for worker in 0..args.workers.max(1) {
+        let mut producer = Producer::connect(
+            &args.addresses.ingest,
+            format!("push-{run_id}-{}-{worker}", started.elapsed().as_nanos()),
+        )
+        .await?;
+        let (next, done, stats, batches, columns) =
+            (next.clone(), done.clone(), stats.clone(), batches.clone(), columns.clone());
+        let (project, source) = (args.project.clone(), args.source.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(rows) = batches.get(i) else { return Ok(()) };
+                let request = PushRequest {
+                    project: project.clone(),
+                    source: source.clone(),
+                    columns: columns.clone(),
+                    rows: rows.clone(),
+                    ..PushRequest::default()
+                };
+                let response = producer
+                    .push(request)
+                    .await
+                    .map_err(|s| rpc_error(&format!("push of rows {}..", i * batch_size), s))?;
+                if let Ok(mut s) = stats.lock() {
+                    s.accepted += response.accepted;
+                    s.late += response.late;
+                    s.anomalous += response.anomalous;
+                }
+                done.fetch_add(rows.len() as u64, Ordering::Relaxed);
+            }
+        }));
+    }
+    let progress = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let n = done.load(Ordering::Relaxed);
+                eprint!("\r{}", progress_line(n, total, started.elapsed()));
+                let _ = std::io::stderr().flush();
+            }
+        })
+    };
+    let mut failure = None;
+    for worker in workers {
+        if let Err(e) = worker.await.context("a push worker panicked")? {
+            failure.get_or_insert(e);
+        }
+    }
+    progress.abort();
+    let sent = done.load(Ordering::Relaxed);
+    eprintln!("\r{}", progress_line(sent, total, started.elapsed()));
+    let s = stats.lock().map(|s| s.clone()).unwrap_or_default();
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    println!(
+        "pushed {sent} of {total} rows to {} in {secs:.1}s ({:.0} rows/s): {} accepted, {} late (quarantined), {} anomalous (row-view exclusions, quarantined), {} rejected",
+        args.source,
+        sent as f64 / secs,
+        s.accepted,
+        s.late,
+        s.anomalous,
+        total - sent
+    );
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn progress_line(done: u64, total: u64, elapsed: Duration) -> String {
+    let width = 30usize;
+    let filled = if total == 0 {
+        width
+    } else {
+        (done.min(total) * width as u64 / total) as usize
+    };
+    format!(
+        "[{}{}] {done}/{total} rows, {:.0} rows/s",
+        "#".repeat(filled),
+        " ".repeat(width - filled),
+        done as f64 / elapsed.as_secs_f64().max(1e-9)
+    )
+}
+
+/// A source's definition from the registry.
+pub async fn fetch_source(addresses: &Addresses, project: &str, name: &str) -> anyhow::Result<Source> {
+    let response = addresses
+        .registry()
+        .await?
+        .describe(DescribeRequest {
+            project: project.to_string(),
+            kind: ObjectKind::Source as i32,
+            name: name.to_string(),
+            version: 0,
+        })
+        .await
+        .map_err(|s| rpc_error("looking up the source", s))?
+        .into_inner();
+    match response.object.and_then(|o| o.spec) {
+        Some(Spec::Source(source)) => Ok(Source::try_from(&source)?),
+        _ => bail!("the registry returned no source {name:?}"),
+    }
+}
+
+/// Reads a JSON-lines file: one object per line, keys are column names.
+fn read_jsonl(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let columns: Vec<String> = source.schema.iter().map(|c| c.name.clone()).collect();
+    let mut rows = Vec::new();
+    for (n, line) in BufReader::new(file).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = || format!("{}:{}", path.display(), n + 1);
+        let object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&line).with_context(|| format!("{}: not a JSON object", at()))?;
+        if let Some(unknown) = object.keys().find(|k| source.column(k).is_none()) {
+            bail!("{}: {unknown:?} is not a column of source {:?}", at(), source.name);
+        }
+        let values = source
+            .schema
+            .iter()
+            .map(|c| {
+                json_value(object.get(&c.name), c.value_type)
+                    .with_context(|| format!("{}: column {:?}", at(), c.name))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        rows.push(Row { values });
+    }
+    Ok((columns, rows))
+}
+
+/// Reads a CSV file with a header row naming the columns; an empty cell is null.
+fn read_csv(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
+    let mut reader = csv::Reader::from_path(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let header: Vec<String> = reader.headers()?.iter().map(str::to_string).collect();
+    let types = header
+        .iter()
+        .map(|h| {
+            source
+                .column(h)
+                .map(|c| c.value_type)
+                .with_context(|| format!("{}: header {h:?} is not a column of source {:?}", path.display(), source.name))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut rows = Vec::new();
+    for (n, record) in reader.records().enumerate() {
+        let record = record?;
+        let values = record
+            .iter()
+            .zip(&types)
+            .zip(&header)
+            .map(|((cell, t), h)| {
+                text_value(cell, *t).with_context(|| format!("{}:{}: column {h:?}", path.display(), n + 2))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        rows.push(Row { values });
+    }
+    Ok((header, rows))
+}
+
+fn value(kind: Kind) -> Value {
+    Value { kind: Some(kind) }
+}
+
+fn json_value(v: Option<&serde_json::Value>, t: ValueType) -> anyhow::Result<Value> {
+    use serde_json::Value as J;
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(Value { kind: None });
+    };
+    Ok(match (t, v) {
+        (ValueType::Int64, J::Number(n)) => value(Kind::Int64Value(n.as_i64().context("not an int64")?)),
+        (ValueType::Float64, J::Number(n)) => value(Kind::Float64Value(n.as_f64().context("not a number")?)),
+        (ValueType::Float32, J::Number(n)) => value(Kind::Float32Value(n.as_f64().context("not a number")? as f32)),
+        (ValueType::Bool, J::Bool(b)) => value(Kind::BoolValue(*b)),
+        (ValueType::String, J::String(s)) => value(Kind::StringValue(s.clone())),
+        (ValueType::Bytes, J::String(s)) => value(Kind::BytesValue(s.as_bytes().to_vec())),
+        // Ingest parses RFC 3339 text (and says which row was wrong).
+        (ValueType::Timestamp, J::String(s)) => value(Kind::StringValue(s.clone())),
+        (ValueType::Float32List, J::Array(items)) => value(Kind::Float32ListValue(Float32List {
+            values: items
+                .iter()
+                .map(|x| x.as_f64().map(|x| x as f32).context("not a number"))
+                .collect::<anyhow::Result<_>>()?,
+        })),
+        (t, other) => bail!("expected {t}, got {other}"),
+    })
+}
+
+fn text_value(cell: &str, t: ValueType) -> anyhow::Result<Value> {
+    if cell.is_empty() {
+        return Ok(Value { kind: None });
+    }
+    Ok(match t {
+        ValueType::Int64 => value(Kind::Int64Value(cell.parse().with_context(|| format!("{cell:?} is not an int64"))?)),
+        ValueType::Float64 => value(Kind::Float64Value(cell.parse().with_context(|| format!("{cell:?} is not a number"))?)),
+        ValueType::Float32 => value(Kind::Float32Value(cell.parse().with_context(|| format!("{cell:?} is not a number"))?)),
+        ValueType::Bool => value(Kind::BoolValue(cell.parse().with_context(|| format!("{cell:?} is not true/false"))?)),
+        ValueType::String | ValueType::Timestamp => value(Kind::StringValue(cell.to_string())),
+        ValueType::Bytes => value(Kind::BytesValue(cell.as_bytes().to_vec())),
+        ValueType::Float32List => bail!("float32 lists cannot be read from CSV; use jsonl"),
+    })
+}
