@@ -59,6 +59,9 @@ pub struct Layout {
     pub families: Vec<Family>,
     /// Indexes (into the spec list) of lifetime aggregates, kept in the running record.
     pub running: Vec<usize>,
+    /// The longest window of any family, microseconds (0 without windows): with the source's
+    /// lateness it sets how far back windowed reads can go (see [`retention_start`]).
+    pub longest_micros: i64,
 }
 
 /// Windowed aggregates sharing one tile size: one record per (entity, bucket) holds a partial
@@ -72,7 +75,8 @@ pub struct Family {
     pub epoch_tiles: i64,
     /// Indexes (into the spec list) of the aggregates in this family, in record order.
     pub members: Vec<usize>,
-    /// The longest window in the family, microseconds (retention).
+    /// How far back from a read's time the family's windows reach, microseconds (the longest
+    /// sliding window, or twice the longest tumbling one): what retention must keep.
     pub longest_micros: i64,
 }
 
@@ -184,22 +188,33 @@ pub fn layout(specs: &[AggregateSpec]) -> Layout {
         };
         let length = spec.window.length().map(micros).unwrap_or(tile);
         let tiles = (length / tile).max(1);
+        // How far back from a read's time its window can start: a tumbling window's last
+        // complete bucket starts up to two lengths back.
+        let reach = match spec.window {
+            Window::Tumbling(_) => length.saturating_mul(2),
+            _ => length,
+        };
         match families.iter_mut().find(|f| f.tile_micros == tile) {
             Some(family) => {
                 family.members.push(index);
                 family.epoch_tiles = family.epoch_tiles.max(tiles);
-                family.longest_micros = family.longest_micros.max(length);
+                family.longest_micros = family.longest_micros.max(reach);
             }
             None => families.push(Family {
                 tile_micros: tile,
                 epoch_tiles: tiles,
                 members: vec![index],
-                longest_micros: length,
+                longest_micros: reach,
             }),
         }
     }
     families.sort_by_key(|f| f.tile_micros);
-    Layout { families, running }
+    let longest_micros = families.iter().map(|f| f.longest_micros).max().unwrap_or(0);
+    Layout {
+        families,
+        running,
+        longest_micros,
+    }
 }
 
 /// The bucket (tile index) of an event time.
@@ -225,15 +240,30 @@ pub fn covering(window: Window, tile_micros: i64, as_of_micros: i64) -> (i64, i6
     }
 }
 
-/// The first epoch of a family still kept when its source's watermark is `watermark_micros`:
-/// older epochs cannot be read by any admitted event's window (the longest window plus the
-/// lateness, with one spare epoch) and are dropped.
-pub fn first_kept_epoch(family: &Family, watermark_micros: i64, lateness_micros: i64) -> i64 {
-    let horizon = watermark_micros
+/// The oldest event time a windowed read may still need when the source's watermark is
+/// `watermark_micros`: events older than the watermark minus the lateness are never admitted,
+/// and no admissible read's window reaches further back than the longest window. A read whose
+/// window starts earlier cannot be answered online (its tiles may be gone).
+pub fn retention_start(watermark_micros: i64, lateness_micros: i64, longest_micros: i64) -> i64 {
+    watermark_micros
         .saturating_sub(lateness_micros)
-        .saturating_sub(family.longest_micros)
-        .saturating_sub(family.tile_micros);
-    epoch(bucket(horizon, family.tile_micros), family.epoch_tiles) - 1
+        .saturating_sub(longest_micros)
+}
+
+/// Where the window a read of `window` at `as_of` covers starts (microseconds).
+pub fn window_start(window: Window, tile_micros: i64, as_of_micros: i64) -> i64 {
+    covering(window, tile_micros, as_of_micros)
+        .0
+        .saturating_mul(tile_micros)
+}
+
+/// The first epoch of `family` still kept (older ones are dropped) when the retention starts
+/// at `retention_start_micros`: the epoch holding that instant's tile, and one spare before.
+pub fn first_kept_epoch(family: &Family, retention_start_micros: i64) -> i64 {
+    epoch(
+        bucket(retention_start_micros, family.tile_micros),
+        family.epoch_tiles,
+    ) - 1
 }
 
 #[cfg(test)]
@@ -325,14 +355,16 @@ mod tests {
         };
         let watermark = 100 * HOUR;
         let lateness = 5 * MINUTE;
-        let kept = first_kept_epoch(&family, watermark, lateness);
+        let start = retention_start(watermark, lateness, HOUR);
+        let kept = first_kept_epoch(&family, start);
         // The oldest event still admissible, and the window a read at its time needs.
-        let oldest_read = covering(
-            Window::Sliding(Duration::from_secs(3600)),
-            MINUTE,
-            watermark - lateness,
-        )
-        .0;
+        let window = Window::Sliding(Duration::from_secs(3600));
+        let oldest_read = covering(window, MINUTE, watermark - lateness).0;
         assert!(epoch(oldest_read, family.epoch_tiles) >= kept);
+        assert!(window_start(window, MINUTE, watermark - lateness) >= start);
+        assert_eq!(
+            window_start(window, MINUTE, watermark - lateness) - start,
+            MINUTE - lateness % MINUTE
+        );
     }
 }

@@ -12,7 +12,10 @@ pub const MIN_STATISTICS_COUNT: u64 = 30;
 
 /// Whether a transform compares with running statistics (and so needs them read first).
 pub fn is_stateful(op: &TransformOp) -> bool {
-    matches!(op, TransformOp::Standardize { .. } | TransformOp::ZScore { .. })
+    matches!(
+        op,
+        TransformOp::Standardize { .. } | TransformOp::ZScore { .. }
+    )
 }
 
 /// Number of whitespace-separated tokens.

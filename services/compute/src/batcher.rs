@@ -152,7 +152,10 @@ impl Batcher {
             return;
         }
         let rows: usize = batches.iter().map(|b| b.rows.len()).sum();
-        let result = self.store.write_events(WriteEventsRequest { batches }).await;
+        let result = self
+            .store
+            .write_events(WriteEventsRequest { batches })
+            .await;
         crate::metrics::record_micro_batch(rows, replies.len(), started.elapsed());
         match result {
             Ok(response) => {
@@ -191,7 +194,11 @@ impl Batcher {
     }
 
     /// The running statistics of `plan`'s stateful transforms, from the online store.
-    async fn read_statistics(&self, project: &str, plan: &PlannedView) -> Result<Statistics, Status> {
+    async fn read_statistics(
+        &self,
+        project: &str,
+        plan: &PlannedView,
+    ) -> Result<Statistics, Status> {
         let names: Vec<&str> = plan
             .view
             .transforms
@@ -209,7 +216,9 @@ impl Batcher {
             version: plan.version,
             aggregates: plan.aggregates_pb(),
             feature_count: fc as u32,
-            read: (fc..plan.aggregates.specs.len()).map(|i| i as u32).collect(),
+            read: (fc..plan.aggregates.specs.len())
+                .map(|i| i as u32)
+                .collect(),
             entity_key: Vec::new(),
             as_of_micros: now_micros(),
         };
@@ -252,7 +261,9 @@ impl Store {
             Some(channel) => channel.clone(),
             None => {
                 let channel = Endpoint::from_shared(http_uri(target))
-                    .map_err(|e| Status::invalid_argument(format!("online store address {target:?}: {e}")))?
+                    .map_err(|e| {
+                        Status::invalid_argument(format!("online store address {target:?}: {e}"))
+                    })?
                     .connect_timeout(Duration::from_secs(2))
                     .timeout(Duration::from_secs(30))
                     .tcp_nodelay(true)
@@ -266,12 +277,18 @@ impl Store {
             .max_encoding_message_size(MAX_MESSAGE))
     }
 
-    async fn write_events(&self, request: WriteEventsRequest) -> Result<WriteEventsResponse, Status> {
+    async fn write_events(
+        &self,
+        request: WriteEventsRequest,
+    ) -> Result<WriteEventsResponse, Status> {
         with_leader(&self.address, WRITE_ATTEMPTS, |target| {
             let request = request.clone();
             let client = self.client(&target);
             async move {
-                let response = client?.write_events(request).await.map_err(unreachable_is_unavailable)?;
+                let response = client?
+                    .write_events(request)
+                    .await
+                    .map_err(unreachable_is_unavailable)?;
                 Ok(response.into_inner())
             }
         })
@@ -291,8 +308,11 @@ impl Store {
             }
         })
         .await?;
-        TileRecord::decode(&response.record)
-            .map_err(|e| Status::internal(format!("online store sent statistics that do not decode: {e}")))
+        TileRecord::decode(&response.record).map_err(|e| {
+            Status::internal(format!(
+                "online store sent statistics that do not decode: {e}"
+            ))
+        })
     }
 }
 

@@ -79,7 +79,9 @@ pub fn display_key(mut key: &[u8]) -> String {
             }
             b's' | b'b' if rest.len() >= 4 => {
                 let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-                let Some(bytes) = rest.get(4..4 + len) else { break };
+                let Some(bytes) = rest.get(4..4 + len) else {
+                    break;
+                };
                 parts.push(String::from_utf8_lossy(bytes).into_owned());
                 key = &rest[4 + len..];
             }

@@ -31,7 +31,12 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let cache = RegistryCache::start(registry, shutdown.clone());
-    let service = service::Compute::start(config.clone(), cache, online_store.to_string(), shutdown.clone());
+    let service = service::Compute::start(
+        config.clone(),
+        cache,
+        online_store.to_string(),
+        shutdown.clone(),
+    );
     GrpcServer::new("compute", grpc)
         .add_service(
             ComputeServiceServer::new(service)

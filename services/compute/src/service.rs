@@ -50,7 +50,9 @@ impl ComputeService for Compute {
         let batch = request.into_inner();
         let rows = batch.rows.len();
         if rows == 0 {
-            return Err(Status::invalid_argument("rows: a batch needs at least one row"));
+            return Err(Status::invalid_argument(
+                "rows: a batch needs at least one row",
+            ));
         }
         if rows > self.limit {
             return Err(Status::invalid_argument(format!(
@@ -80,7 +82,9 @@ impl ComputeService for Compute {
             .map_err(|_| Status::unavailable("compute is shutting down"))?;
         match answer.await {
             Ok(result) => result.map(Response::new),
-            Err(_) => Err(Status::unavailable("compute stopped before the batch committed; retry")),
+            Err(_) => Err(Status::unavailable(
+                "compute stopped before the batch committed; retry",
+            )),
         }
     }
 }

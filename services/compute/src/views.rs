@@ -53,7 +53,10 @@ impl PlannedView {
                 let name = if i < fc {
                     self.view.features[i].name.clone()
                 } else {
-                    format!("statistics of {}", stateful.get(i - fc).copied().unwrap_or("?"))
+                    format!(
+                        "statistics of {}",
+                        stateful.get(i - fc).copied().unwrap_or("?")
+                    )
                 };
                 aggregate_spec_to_pb(spec, &name)
             })
@@ -101,15 +104,17 @@ pub fn feed(batch: &mut EventBatch, view: &PlannedView, statistics: &mut Statist
             TransformOp::NgramHash { n, buckets } => {
                 for row in 0..rows {
                     values.push(scalar_to_value(match value_at(row) {
-                        Some(Scalar::String(s)) => Some(Scalar::Float32List(transform::ngram_hash(&s, *n, *buckets))),
+                        Some(Scalar::String(s)) => {
+                            Some(Scalar::Float32List(transform::ngram_hash(&s, *n, *buckets)))
+                        }
                         _ => None,
                     }));
                 }
             }
             TransformOp::Standardize { .. } | TransformOp::ZScore { .. } => {
-                let stats = statistics
-                    .entry(transform.name.clone())
-                    .or_insert_with(|| Partial::empty(quiver_core::Aggregation::Stddev, true, None));
+                let stats = statistics.entry(transform.name.clone()).or_insert_with(|| {
+                    Partial::empty(quiver_core::Aggregation::Stddev, true, None)
+                });
                 let threshold = match transform.op {
                     TransformOp::ZScore { exclude_above, .. } => exclude_above,
                     _ => None,

@@ -32,4 +32,3 @@ pub fn count(result: &str, n: u64) {
 pub fn inflight(delta: i64) {
     INFLIGHT.add(delta);
 }
-

@@ -32,7 +32,11 @@ pub struct Ingest {
 
 impl Ingest {
     /// Ingest handing batches to compute at `compute` (host:port).
-    pub fn new(config: IngestConfig, registry: RegistryCache, compute: &str) -> anyhow::Result<Self> {
+    pub fn new(
+        config: IngestConfig,
+        registry: RegistryCache,
+        compute: &str,
+    ) -> anyhow::Result<Self> {
         let channel = Endpoint::from_shared(http_uri(compute))?
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true)
@@ -52,14 +56,21 @@ impl Ingest {
     async fn push_one(&self, request: PushRequest) -> Result<PushResponse, Status> {
         let rows = request.rows.len() as u64;
         if !self.registry.wait_ready(REGISTRY_WAIT).await {
-            return Err(Status::unavailable("ingest has not loaded the registry yet; retry"));
+            return Err(Status::unavailable(
+                "ingest has not loaded the registry yet; retry",
+            ));
         }
         let received = now_micros();
-        let batch = normalize(&self.registry.catalog(), &request, self.config.max_batch_rows, received)
-            .map_err(|e| {
-                crate::metrics::count("invalid", rows);
-                Status::invalid_argument(e.0)
-            })?;
+        let batch = normalize(
+            &self.registry.catalog(),
+            &request,
+            self.config.max_batch_rows,
+            received,
+        )
+        .map_err(|e| {
+            crate::metrics::count("invalid", rows);
+            Status::invalid_argument(e.0)
+        })?;
         let _permit = self
             .inflight
             .clone()

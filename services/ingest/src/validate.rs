@@ -27,11 +27,17 @@ pub fn normalize(
     let project = catalog
         .project(&request.project)
         .map_err(|e| bad(format!("project: {e}")))?;
-    let source = catalog
-        .source(&project, &request.source)
-        .ok_or_else(|| bad(format!("source: unknown source {:?} in project {project:?}", request.source)))?;
+    let source = catalog.source(&project, &request.source).ok_or_else(|| {
+        bad(format!(
+            "source: unknown source {:?} in project {project:?}",
+            request.source
+        ))
+    })?;
     let entity = catalog.entity(&project, &source.entity).ok_or_else(|| {
-        bad(format!("source: entity {:?} of source {:?} is not loaded", source.entity, source.name))
+        bad(format!(
+            "source: entity {:?} of source {:?} is not loaded",
+            source.entity, source.name
+        ))
     })?;
     if request.rows.is_empty() {
         return Err(bad("rows: a batch needs at least one row".into()));
@@ -45,13 +51,22 @@ pub fn normalize(
     // Where each pushed column goes in the schema.
     let mut slots = Vec::with_capacity(request.columns.len());
     for (i, name) in request.columns.iter().enumerate() {
-        let slot = source.schema.iter().position(|c| &c.name == name).ok_or_else(|| {
-            bad(format!(
-                "columns[{i}]: {name:?} is not a column of source {:?} (its columns: {})",
-                source.name,
-                source.schema.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
-            ))
-        })?;
+        let slot = source
+            .schema
+            .iter()
+            .position(|c| &c.name == name)
+            .ok_or_else(|| {
+                bad(format!(
+                    "columns[{i}]: {name:?} is not a column of source {:?} (its columns: {})",
+                    source.name,
+                    source
+                        .schema
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
         if slots.contains(&slot) {
             return Err(bad(format!("columns[{i}]: {name:?} is given twice")));
         }
@@ -59,14 +74,20 @@ pub fn normalize(
     }
     let pushed = |name: &str| request.columns.iter().position(|c| c == name);
     let time_column = pushed(&source.timestamp_field).ok_or_else(|| {
-        bad(format!("columns: the event time column {:?} is missing", source.timestamp_field))
+        bad(format!(
+            "columns: the event time column {:?} is missing",
+            source.timestamp_field
+        ))
     })?;
     let key_columns = entity
         .join_keys
         .iter()
         .map(|k| {
             pushed(&k.name).ok_or_else(|| {
-                bad(format!("columns: the join key {:?} (entity {:?}) is missing", k.name, entity.name))
+                bad(format!(
+                    "columns: the join key {:?} (entity {:?}) is missing",
+                    k.name, entity.name
+                ))
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -77,7 +98,8 @@ pub fn normalize(
         sequence: request.sequence,
         project: project.clone(),
         source: source.name.clone(),
-        allowed_lateness_micros: i64::try_from(source.allowed_lateness.as_micros()).unwrap_or(i64::MAX),
+        allowed_lateness_micros: i64::try_from(source.allowed_lateness.as_micros())
+            .unwrap_or(i64::MAX),
         columns: source.schema.iter().map(|c| c.name.clone()).collect(),
         rows: Vec::with_capacity(request.rows.len()),
         event_micros: Vec::with_capacity(request.rows.len()),
@@ -103,7 +125,9 @@ pub fn normalize(
                 }
             } else {
                 match value_type(value) {
-                    None if key_columns.contains(&c) => return Err(at("the join key is null".into())),
+                    None if key_columns.contains(&c) => {
+                        return Err(at("the join key is null".into()))
+                    }
                     None => Value { kind: None },
                     Some(t) if t == column.value_type => value.clone(),
                     Some(_) => {
@@ -118,7 +142,10 @@ pub fn normalize(
             values[slots[c]] = value;
         }
         let Some(Kind::TimestampValue(at)) = &values[slots[time_column]].kind else {
-            return Err(bad(format!("rows[{r}].{}: no event time", source.timestamp_field)));
+            return Err(bad(format!(
+                "rows[{r}].{}: no event time",
+                source.timestamp_field
+            )));
         };
         batch.event_micros.push(timestamp_to_micros(at));
         let key_values: Vec<Value> = key_columns.iter().map(|c| row.values[*c].clone()).collect();

@@ -49,8 +49,8 @@ pub enum Space {
     Producers = 2,
     /// Every node id that was ever a member: node id BE u64 -> empty. Ids are never reused.
     KnownNodes = 3,
-    /// Tiles: view prefix, tile size BE u64, epoch (ordered i64), entity key, bucket (ordered
-    /// i64) -> tile record (merged by the RocksDB merge operator). Epoch before entity lets
+    /// Tiles: view prefix, `f` (features) or `s` (transform statistics), tile size BE u64,
+    /// epoch (ordered i64), entity key, bucket (ordered i64) -> tile record (merged by the RocksDB merge operator). Epoch before entity lets
     /// old epochs go as whole ranges; entity before bucket makes a read one short scan.
     Tiles = 4,
     /// Running records (lifetime aggregates): view prefix, entity key -> tile record.
@@ -87,7 +87,21 @@ pub fn view_prefix(group: u32, space: Space, project: &str, view: &str, version:
     key
 }
 
-/// The prefix of one tile family and epoch of a view version (`view_prefix` of `Tiles`).
+/// The prefix of a view version's feature tiles (or, with `statistics`, of the tiles of its
+/// transforms' running statistics, laid out independently).
+pub fn tiles_prefix(
+    group: u32,
+    project: &str,
+    view: &str,
+    version: u32,
+    statistics: bool,
+) -> Vec<u8> {
+    let mut key = view_prefix(group, Space::Tiles, project, view, version);
+    key.push(if statistics { b's' } else { b'f' });
+    key
+}
+
+/// The prefix of one tile family and epoch (under a [`tiles_prefix`]).
 pub fn tile_epoch_prefix(view_prefix: &[u8], tile_micros: i64, epoch: i64) -> Vec<u8> {
     let mut key = Vec::with_capacity(view_prefix.len() + 32);
     key.extend_from_slice(view_prefix);

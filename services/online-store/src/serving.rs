@@ -14,7 +14,7 @@ use prost::Message;
 use quiver_common::registry_cache::Catalog;
 use quiver_common::uri::http_uri;
 use quiver_core::aggregate::TileRecord;
-use quiver_core::tiling::ViewAggregates;
+use quiver_core::tiling::{self, ViewAggregates};
 use quiver_core::{FeatureRef, FeatureView, Window};
 use quiver_proto::convert::{
     micros_to_timestamp, scalar_to_value, timestamp_to_micros, value_type, value_type_name,
@@ -105,6 +105,9 @@ struct PlannedView {
     version: u32,
     /// What the streaming path keeps for the view (tiles, running record).
     aggregates: ViewAggregates,
+    /// The source's watermark key and allowed lateness (they bound how far back windows reach).
+    watermark_key: Vec<u8>,
+    lateness_micros: i64,
     tiles_prefix: Vec<u8>,
     running_prefix: Vec<u8>,
 }
@@ -124,6 +127,9 @@ struct ViewRows {
     keys: Vec<Vec<u8>>,
     rows: Vec<Option<StoredRow>>,
     streamed: Vec<Option<Streamed>>,
+    /// The oldest instant a window may start at and still be answered (see
+    /// `tiling::retention_start`); `None` before the source's first event.
+    horizon: Option<i64>,
 }
 
 /// A streamed entity's view at `as_of`.
@@ -266,7 +272,13 @@ impl Serving {
                         |space| keys::view_prefix(GROUP, space, project, &view.name, version);
                     groups.push(PlannedView {
                         aggregates: ViewAggregates::of_view(&view),
-                        tiles_prefix: prefix(Space::Tiles),
+                        tiles_prefix: keys::tiles_prefix(
+                            GROUP, project, &view.name, version, false,
+                        ),
+                        watermark_key: keys::watermark_key(GROUP, project, &view.source),
+                        lateness_micros: catalog
+                            .source(project, &view.source)
+                            .map_or(0, |s| tiling::micros(s.allowed_lateness)),
                         running_prefix: prefix(Space::Running),
                         view,
                         version,
@@ -445,6 +457,17 @@ impl Serving {
                 .iter()
                 .map(|e| keys::running_key(&group.running_prefix, e))
                 .collect();
+            read.horizon = db
+                .get_cf(cf, &group.watermark_key)
+                .map_err(fail)?
+                .and_then(|v| v.as_slice().try_into().ok().map(keys::from_ordered_i64))
+                .map(|w| {
+                    tiling::retention_start(
+                        w,
+                        group.lateness_micros,
+                        group.aggregates.features.longest_micros,
+                    )
+                });
             let running = db.batched_multi_get_cf(cf, running_keys.iter(), false);
             let aggregates = &group.aggregates;
             let mut missing = Vec::new();
@@ -541,11 +564,13 @@ fn null() -> Value {
 /// Lifetime features (and `first`/`last` without a window) hold the running value, which cannot
 /// answer for a time before the entity's latest event (`INVALID`; history is the offline
 /// store's), and expires with the view's TTL (`OUTSIDE_TTL`, stamped with the latest event).
+/// A window starting before `horizon` is `INVALID` too: its tiles may have been collected.
 fn streamed_cell(
     streamed: &Streamed,
     feature: usize,
     window: Window,
     ttl_micros: Option<i64>,
+    horizon: Option<i64>,
     as_of_micros: i64,
 ) -> (Value, FieldStatus, prost_types::Timestamp) {
     let Some(read) = streamed.features.get(feature) else {
@@ -562,6 +587,15 @@ fn streamed_cell(
             micros_to_timestamp(micros)
         }
     };
+    if let (Some(tile), Some(horizon)) = (tiling::tile_micros(window), horizon) {
+        if tiling::window_start(window, tile, as_of_micros) < horizon {
+            return (
+                null(),
+                FieldStatus::Invalid,
+                prost_types::Timestamp::default(),
+            );
+        }
+    }
     if window == Window::Lifetime {
         let latest = streamed.latest_micros;
         if as_of_micros < latest {
@@ -646,6 +680,7 @@ impl ServingService for Serving {
                         slot.feature,
                         feature.window,
                         ttl_micros,
+                        read.horizon,
                         as_of_micros,
                     );
                     vector.values.push(value);

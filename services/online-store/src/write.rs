@@ -327,9 +327,16 @@ impl OnlineStoreService for Writer {
             .get_cf(cf, keys::running_key(&space(Space::Running), &entity))
             .map_err(|e| OnlineStoreError::Internal(format!("read failed: {e}")))?
             .and_then(|b| TileRecord::decode(&b).ok());
+        let tiles = keys::tiles_prefix(
+            GROUP,
+            &request.project,
+            &request.view,
+            request.version,
+            statistics,
+        );
         let read = read_entity(
             db,
-            &space(Space::Tiles),
+            &tiles,
             specs,
             layout,
             &entity,

@@ -57,4 +57,3 @@ pub fn value_kind_name(kind: Option<&Kind>) -> &'static str {
         Some(Kind::Float32ListValue(_)) => "float32_list",
     }
 }
-

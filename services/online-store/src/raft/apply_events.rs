@@ -11,7 +11,7 @@ use std::io;
 
 use prost::Message;
 use quiver_core::aggregate::{Stamp, TileAggregator};
-use quiver_core::tiling::{self, ViewAggregates};
+use quiver_core::tiling::{self, Layout, ViewAggregates};
 use quiver_core::Scalar;
 use quiver_proto::convert::{aggregate_spec_from_pb, micros_to_timestamp, value_to_scalar};
 use quiver_proto::online::{EventBatch, QuarantinedRow, ViewEvents};
@@ -179,19 +179,24 @@ impl StateMachine {
             )?;
             // Expired epochs go as whole ranges when the watermark moves past them.
             if let (Some(before), Some(after)) = (previous, watermark) {
-                let prefix = keys::view_prefix(
-                    self.group(),
-                    Space::Tiles,
-                    &events.project,
-                    &view.view,
-                    view.version,
-                );
-                for (tile, from, to) in expired_epochs(&aggregates, before, after, lateness) {
-                    batch.delete_range_cf(
-                        data,
-                        keys::tile_epoch_prefix(&prefix, tile, from),
-                        keys::tile_epoch_prefix(&prefix, tile, to),
+                for (layout, statistics) in [
+                    (&aggregates.features, false),
+                    (&aggregates.statistics, true),
+                ] {
+                    let prefix = keys::tiles_prefix(
+                        self.group(),
+                        &events.project,
+                        &view.view,
+                        view.version,
+                        statistics,
                     );
+                    for (tile, to) in expired_epochs(layout, before, after, lateness) {
+                        batch.delete_range_cf(
+                            data,
+                            keys::tile_epoch_prefix(&prefix, tile, i64::MIN),
+                            keys::tile_epoch_prefix(&prefix, tile, to),
+                        );
+                    }
                 }
             }
         }
@@ -278,13 +283,6 @@ impl StateMachine {
                 statistics.add(keys::STATISTICS_ENTITY, stamp, &row_inputs[fc..]);
             }
         }
-        let tiles_prefix = keys::view_prefix(
-            self.group(),
-            Space::Tiles,
-            &events.project,
-            &view.view,
-            view.version,
-        );
         let running_prefix = keys::view_prefix(
             self.group(),
             Space::Running,
@@ -292,10 +290,17 @@ impl StateMachine {
             &view.view,
             view.version,
         );
-        for (aggregator, layout) in [
-            (features, &aggregates.features),
-            (statistics, &aggregates.statistics),
+        for (aggregator, layout, is_statistics) in [
+            (features, &aggregates.features, false),
+            (statistics, &aggregates.statistics, true),
         ] {
+            let tiles_prefix = keys::tiles_prefix(
+                self.group(),
+                &events.project,
+                &view.view,
+                view.version,
+                is_statistics,
+            );
             for (entity, touched) in aggregator.finish() {
                 for (family, bucket, record) in touched.tiles {
                     let family = &layout.families[family];
@@ -320,39 +325,21 @@ impl StateMachine {
     }
 }
 
-/// Per tile size: the epochs `[from, to)` that expire when the watermark moves from `before`
-/// to `after`. Families of features and of statistics may share a tile size (and so a key
-/// range); the range kept is the longest either needs.
-fn expired_epochs(
-    aggregates: &ViewAggregates,
-    before: i64,
-    after: i64,
-    lateness: i64,
-) -> Vec<(i64, i64, i64)> {
-    let mut by_tile: Vec<(i64, i64, i64)> = Vec::new();
-    for family in aggregates
-        .features
+/// Per family of `layout` (one per tile size): the epoch before which everything expired when
+/// the watermark moved from `before` to `after`, if that moved.
+fn expired_epochs(layout: &Layout, before: i64, after: i64, lateness: i64) -> Vec<(i64, i64)> {
+    let was = tiling::retention_start(before, lateness, layout.longest_micros);
+    let now = tiling::retention_start(after, lateness, layout.longest_micros);
+    layout
         .families
         .iter()
-        .chain(&aggregates.statistics.families)
-    {
-        let was = tiling::first_kept_epoch(family, before, lateness);
-        let now = tiling::first_kept_epoch(family, after, lateness);
-        match by_tile
-            .iter_mut()
-            .find(|(t, _, _)| *t == family.tile_micros)
-        {
-            Some(entry) => {
-                entry.1 = entry.1.min(was);
-                entry.2 = entry.2.min(now);
-            }
-            None => by_tile.push((family.tile_micros, was, now)),
-        }
-    }
-    by_tile
-        .into_iter()
-        .filter(|(_, was, now)| now > was)
-        .map(|(tile, _, now)| (tile, i64::MIN, now))
+        .filter_map(|family| {
+            let (was, now) = (
+                tiling::first_kept_epoch(family, was),
+                tiling::first_kept_epoch(family, now),
+            );
+            (now > was).then_some((family.tile_micros, now))
+        })
         .collect()
 }
 

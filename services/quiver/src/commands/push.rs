@@ -59,7 +59,10 @@ impl Producer {
                 Err(status)
                     if matches!(
                         status.code(),
-                        Code::Unavailable | Code::ResourceExhausted | Code::DeadlineExceeded | Code::Unknown
+                        Code::Unavailable
+                            | Code::ResourceExhausted
+                            | Code::DeadlineExceeded
+                            | Code::Unknown
                     ) && started.elapsed() < RETRY_FOR =>
                 {
                     tokio::time::sleep(backoff).await;
@@ -80,7 +83,10 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
             Some("csv") => PushFormat::Csv,
             Some("jsonl" | "ndjson" | "json") => PushFormat::Jsonl,
             Some("parquet") => PushFormat::Parquet,
-            _ => bail!("cannot tell the format of {}; pass --format jsonl|csv", args.file.display()),
+            _ => bail!(
+                "cannot tell the format of {}; pass --format jsonl|csv",
+                args.file.display()
+            ),
         },
     };
     let (columns, rows) = match format {
@@ -106,13 +112,20 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
             format!("push-{run_id}-{}-{worker}", started.elapsed().as_nanos()),
         )
         .await?;
-        let (next, done, stats, batches, columns) =
-            (next.clone(), done.clone(), stats.clone(), batches.clone(), columns.clone());
+        let (next, done, stats, batches, columns) = (
+            next.clone(),
+            done.clone(),
+            stats.clone(),
+            batches.clone(),
+            columns.clone(),
+        );
         let (project, source) = (args.project.clone(), args.source.clone());
         workers.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                let Some(rows) = batches.get(i) else { return Ok(()) };
+                let Some(rows) = batches.get(i) else {
+                    return Ok(());
+                };
                 let request = PushRequest {
                     project: project.clone(),
                     source: source.clone(),
@@ -186,7 +199,11 @@ fn progress_line(done: u64, total: u64, elapsed: Duration) -> String {
 }
 
 /// A source's definition from the registry.
-pub async fn fetch_source(addresses: &Addresses, project: &str, name: &str) -> anyhow::Result<Source> {
+pub async fn fetch_source(
+    addresses: &Addresses,
+    project: &str,
+    name: &str,
+) -> anyhow::Result<Source> {
     let response = addresses
         .registry()
         .await?
@@ -207,7 +224,8 @@ pub async fn fetch_source(addresses: &Addresses, project: &str, name: &str) -> a
 
 /// Reads a JSON-lines file: one object per line, keys are column names.
 fn read_jsonl(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let columns: Vec<String> = source.schema.iter().map(|c| c.name.clone()).collect();
     let mut rows = Vec::new();
     for (n, line) in BufReader::new(file).lines().enumerate() {
@@ -219,7 +237,11 @@ fn read_jsonl(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>, Vec<
         let object: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(&line).with_context(|| format!("{}: not a JSON object", at()))?;
         if let Some(unknown) = object.keys().find(|k| source.column(k).is_none()) {
-            bail!("{}: {unknown:?} is not a column of source {:?}", at(), source.name);
+            bail!(
+                "{}: {unknown:?} is not a column of source {:?}",
+                at(),
+                source.name
+            );
         }
         let values = source
             .schema
@@ -236,15 +258,19 @@ fn read_jsonl(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>, Vec<
 
 /// Reads a CSV file with a header row naming the columns; an empty cell is null.
 fn read_csv(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
-    let mut reader = csv::Reader::from_path(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("cannot open {}", path.display()))?;
     let header: Vec<String> = reader.headers()?.iter().map(str::to_string).collect();
     let types = header
         .iter()
         .map(|h| {
-            source
-                .column(h)
-                .map(|c| c.value_type)
-                .with_context(|| format!("{}: header {h:?} is not a column of source {:?}", path.display(), source.name))
+            source.column(h).map(|c| c.value_type).with_context(|| {
+                format!(
+                    "{}: header {h:?} is not a column of source {:?}",
+                    path.display(),
+                    source.name
+                )
+            })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut rows = Vec::new();
@@ -255,7 +281,8 @@ fn read_csv(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>, Vec<Ro
             .zip(&types)
             .zip(&header)
             .map(|((cell, t), h)| {
-                text_value(cell, *t).with_context(|| format!("{}:{}: column {h:?}", path.display(), n + 2))
+                text_value(cell, *t)
+                    .with_context(|| format!("{}:{}: column {h:?}", path.display(), n + 2))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         rows.push(Row { values });
@@ -273,9 +300,15 @@ fn json_value(v: Option<&serde_json::Value>, t: ValueType) -> anyhow::Result<Val
         return Ok(Value { kind: None });
     };
     Ok(match (t, v) {
-        (ValueType::Int64, J::Number(n)) => value(Kind::Int64Value(n.as_i64().context("not an int64")?)),
-        (ValueType::Float64, J::Number(n)) => value(Kind::Float64Value(n.as_f64().context("not a number")?)),
-        (ValueType::Float32, J::Number(n)) => value(Kind::Float32Value(n.as_f64().context("not a number")? as f32)),
+        (ValueType::Int64, J::Number(n)) => {
+            value(Kind::Int64Value(n.as_i64().context("not an int64")?))
+        }
+        (ValueType::Float64, J::Number(n)) => {
+            value(Kind::Float64Value(n.as_f64().context("not a number")?))
+        }
+        (ValueType::Float32, J::Number(n)) => value(Kind::Float32Value(
+            n.as_f64().context("not a number")? as f32,
+        )),
         (ValueType::Bool, J::Bool(b)) => value(Kind::BoolValue(*b)),
         (ValueType::String, J::String(s)) => value(Kind::StringValue(s.clone())),
         (ValueType::Bytes, J::String(s)) => value(Kind::BytesValue(s.as_bytes().to_vec())),
@@ -296,10 +329,22 @@ fn text_value(cell: &str, t: ValueType) -> anyhow::Result<Value> {
         return Ok(Value { kind: None });
     }
     Ok(match t {
-        ValueType::Int64 => value(Kind::Int64Value(cell.parse().with_context(|| format!("{cell:?} is not an int64"))?)),
-        ValueType::Float64 => value(Kind::Float64Value(cell.parse().with_context(|| format!("{cell:?} is not a number"))?)),
-        ValueType::Float32 => value(Kind::Float32Value(cell.parse().with_context(|| format!("{cell:?} is not a number"))?)),
-        ValueType::Bool => value(Kind::BoolValue(cell.parse().with_context(|| format!("{cell:?} is not true/false"))?)),
+        ValueType::Int64 => value(Kind::Int64Value(
+            cell.parse()
+                .with_context(|| format!("{cell:?} is not an int64"))?,
+        )),
+        ValueType::Float64 => value(Kind::Float64Value(
+            cell.parse()
+                .with_context(|| format!("{cell:?} is not a number"))?,
+        )),
+        ValueType::Float32 => value(Kind::Float32Value(
+            cell.parse()
+                .with_context(|| format!("{cell:?} is not a number"))?,
+        )),
+        ValueType::Bool => value(Kind::BoolValue(
+            cell.parse()
+                .with_context(|| format!("{cell:?} is not true/false"))?,
+        )),
         ValueType::String | ValueType::Timestamp => value(Kind::StringValue(cell.to_string())),
         ValueType::Bytes => value(Kind::BytesValue(cell.as_bytes().to_vec())),
         ValueType::Float32List => bail!("float32 lists cannot be read from CSV; use jsonl"),

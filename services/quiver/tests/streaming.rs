@@ -1,0 +1,620 @@
+//! Streaming features end to end, through real registry, online-store, compute and ingest
+//! processes: generated events (out of order, late, anomalous, exact-time ties, skewed keys)
+//! are pushed through ingest, then `GetFeatures` at several `as_of` times is compared with a
+//! brute-force recomputation from the same events, written here independently of the server's
+//! tiling and aggregation code.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use quiver_proto::ingest::ingest_service_client::IngestServiceClient;
+use quiver_proto::ingest::{PushRequest, PushResponse, Row};
+use quiver_proto::serving::serving_service_client::ServingServiceClient;
+use quiver_proto::serving::{get_features_request, FeatureList, GetFeaturesRequest};
+use quiver_proto::types::value::Kind;
+use quiver_proto::types::{EntityColumn, FieldStatus, RepeatedValue, Value};
+use quiver_tests::cluster::{channel, Cluster};
+use quiver_tests::free_address;
+use tonic::Code;
+
+const DEFS: &str = r#"
+project: stream
+entities:
+  - name: user
+    join_keys: [{name: user_id, type: int64}]
+sources:
+  - name: tx
+    entity: user
+    timestamp_field: ts
+    allowed_lateness: 10m
+    schema:
+      - {name: user_id, type: int64}
+      - {name: ts, type: timestamp}
+      - {name: amount, type: float64}
+      - {name: merchant, type: string}
+      - {name: note, type: string}
+feature_views:
+  - name: f
+    entity: user
+    source: tx
+    ttl: 30d
+    transforms:
+      - {name: amount_z, op: zscore, input: amount, exclude_above: 4.0}
+      - {name: tokens, op: token_count, input: note}
+    features:
+      - {name: count_1h, aggregation: count, window: 1h}
+      - {name: sum_1h, column: amount, aggregation: sum, window: 1h}
+      - {name: mean_1h, column: amount, aggregation: mean, window: 1h}
+      - {name: stddev_1h, column: amount, aggregation: stddev, window: 1h}
+      - {name: min_1h, column: amount, aggregation: min, window: 1h}
+      - {name: max_1h, column: amount, aggregation: max, window: 1h}
+      - {name: last_1h, column: amount, aggregation: last, window: 1h}
+      - {name: first_1h, column: amount, aggregation: first, window: 1h}
+      - {name: merchants_1h, column: merchant, aggregation: distinct_count, window: 1h}
+      - {name: tokens_sum_1h, column: tokens, aggregation: sum, window: 1h}
+      - {name: sum_15m, column: amount, aggregation: sum, window: 15m}
+      - {name: count_tumbling_1h, aggregation: count, window: 1h, kind: tumbling}
+      - {name: max_tumbling_1h, column: amount, aggregation: max, window: 1h, kind: tumbling}
+      - {name: last, column: amount, aggregation: last}
+      - {name: first, column: amount, aggregation: first}
+      - {name: count, aggregation: count}
+      - {name: sum, column: amount, aggregation: sum}
+"#;
+
+const MINUTE: i64 = 60_000_000;
+const HOUR: i64 = 60 * MINUTE;
+const LATENESS: i64 = 10 * MINUTE;
+const USERS: i64 = 40;
+
+/// splitmix64: a tiny deterministic generator.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Event {
+    user: i64,
+    at: i64,
+    amount: f64,
+    merchant: String,
+    note: String,
+}
+
+/// Events in push order: mostly increasing time with jitter, skewed users, exact-time ties,
+/// some late rows (far behind) and some anomalous amounts.
+fn generate(n: usize, start: i64, span: i64, seed: u64) -> Vec<Event> {
+    let mut rng = Rng(seed);
+    let mut events: Vec<Event> = Vec::with_capacity(n);
+    for i in 0..n {
+        let base = start + span * i as i64 / n as i64;
+        let mut at = base + rng.below(6 * MINUTE as u64) as i64 - 5 * MINUTE;
+        let u = rng.unit();
+        let user = ((u * u) * USERS as f64) as i64; // skewed towards low ids
+        if i > 300 && rng.below(100) == 0 {
+            at = base - (20 * MINUTE + rng.below(90 * MINUTE as u64) as i64); // late
+        }
+        if i > 0 && rng.below(50) == 0 {
+            at = events[i - 1].at; // exact tie (maybe another user)
+        }
+        // Multiples of 0.25 add exactly in any order.
+        let mut amount = (1 + rng.below(400)) as f64 * 0.25;
+        if i > 300 && rng.below(200) == 0 {
+            amount = 100_000.0 + rng.below(1000) as f64; // anomalous
+        }
+        let words = 1 + rng.below(4);
+        events.push(Event {
+            user,
+            at,
+            amount,
+            merchant: format!("m{}", rng.below(25)),
+            note: (0..words)
+                .map(|w| format!("w{w}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        });
+    }
+    events
+}
+
+fn int(v: i64) -> Value {
+    Value {
+        kind: Some(Kind::Int64Value(v)),
+    }
+}
+
+fn row(e: &Event) -> Row {
+    Row {
+        values: vec![
+            int(e.user),
+            Value {
+                kind: Some(Kind::TimestampValue(prost_types::Timestamp {
+                    seconds: e.at.div_euclid(1_000_000),
+                    nanos: (e.at.rem_euclid(1_000_000) * 1000) as i32,
+                })),
+            },
+            Value {
+                kind: Some(Kind::Float64Value(e.amount)),
+            },
+            Value {
+                kind: Some(Kind::StringValue(e.merchant.clone())),
+            },
+            Value {
+                kind: Some(Kind::StringValue(e.note.clone())),
+            },
+        ],
+    }
+}
+
+const COLUMNS: [&str; 5] = ["user_id", "ts", "amount", "merchant", "note"];
+
+fn request(events: &[Event], producer: &str, sequence: u64) -> PushRequest {
+    PushRequest {
+        project: "stream".into(),
+        source: "tx".into(),
+        columns: COLUMNS.iter().map(|c| c.to_string()).collect(),
+        rows: events.iter().map(row).collect(),
+        producer_id: producer.into(),
+        sequence,
+    }
+}
+
+/// Pushes with retries (the same sequence number), as a real producer does.
+async fn push(ingest: &str, request: PushRequest) -> PushResponse {
+    let mut backoff = Duration::from_millis(20);
+    for _ in 0..400 {
+        let attempt = async {
+            let mut client = IngestServiceClient::new(channel(ingest).await?);
+            client.push(request.clone()).await.map(|r| r.into_inner())
+        };
+        match attempt.await {
+            Ok(response) => return response,
+            Err(s)
+                if matches!(
+                    s.code(),
+                    Code::Unavailable | Code::ResourceExhausted | Code::Unknown | Code::Cancelled
+                ) =>
+            {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+            }
+            Err(s) => panic!("push failed: {s:?}"),
+        }
+    }
+    panic!("push never succeeded")
+}
+
+/// Which events the store must admit, decided independently: the watermark moves at batch
+/// boundaries (the largest admitted event time so far); a row is late when its time is before
+/// the previous watermark minus the lateness.
+fn admission(events: &[Event], batch: usize) -> Vec<bool> {
+    let mut watermark: Option<i64> = None;
+    let mut admit = Vec::with_capacity(events.len());
+    for chunk in events.chunks(batch) {
+        let floor = watermark.map(|w| w - LATENESS);
+        let mut next = watermark;
+        for e in chunk {
+            let ok = floor.is_none_or(|f| e.at >= f);
+            if ok {
+                next = Some(next.map_or(e.at, |w: i64| w.max(e.at)));
+            }
+            admit.push(ok);
+        }
+        watermark = next;
+    }
+    admit
+}
+
+/// Anomalies are the generator's huge amounts: their z-score is far above 4 and every normal
+/// amount's far below, whatever order the statistics saw them in.
+fn anomalous(e: &Event) -> bool {
+    e.amount >= 50_000.0
+}
+
+/// The expected value of every feature for `user` at `as_of`, by brute force.
+#[derive(Debug)]
+enum Expect {
+    Int(i64),
+    Float(f64),
+    Approx(f64),
+    Null,
+    Invalid,
+}
+
+/// `horizon`: windows starting before it cannot be answered (their tiles may be collected):
+/// the final watermark minus the lateness minus the view's reach (two hours: twice its 1h
+/// tumbling window).
+fn expected(
+    events: &[(usize, &Event)],
+    user: i64,
+    as_of: i64,
+    horizon: i64,
+) -> Vec<(String, Expect)> {
+    let mine: Vec<(usize, &Event)> = events
+        .iter()
+        .filter(|(_, e)| e.user == user)
+        .copied()
+        .collect();
+    let bucket = |t: i64, tile: i64| t.div_euclid(tile);
+    // Sliding windows: whole tiles (1h -> 1 minute, 15m -> 30 seconds) ending with as_of's.
+    let sliding = |len: i64, tile: i64| -> Vec<(usize, &Event)> {
+        let head = bucket(as_of, tile);
+        let tiles = len / tile;
+        mine.iter()
+            .filter(|(_, e)| {
+                let b = bucket(e.at, tile);
+                b > head - tiles && b <= head
+            })
+            .copied()
+            .collect()
+    };
+    let sliding_start = |len: i64, tile: i64| (bucket(as_of, tile) - len / tile + 1) * tile;
+    let windowed = |start: i64, v: Expect| if start < horizon { Expect::Invalid } else { v };
+    let (s1h, s15, st) = (
+        sliding_start(HOUR, MINUTE),
+        sliding_start(15 * MINUTE, 30_000_000),
+        (bucket(as_of, HOUR) - 1) * HOUR,
+    );
+    let w1h = sliding(HOUR, MINUTE);
+    let w15 = sliding(15 * MINUTE, 30_000_000);
+    let tumbling: Vec<(usize, &Event)> = mine
+        .iter()
+        .filter(|(_, e)| bucket(e.at, HOUR) == bucket(as_of, HOUR) - 1)
+        .copied()
+        .collect();
+    let sum = |w: &[(usize, &Event)]| w.iter().map(|(_, e)| e.amount).sum::<f64>();
+    let float_or_null = |w: &[(usize, &Event)], f: &dyn Fn(&[(usize, &Event)]) -> f64| {
+        if w.is_empty() {
+            Expect::Null
+        } else {
+            Expect::Float(f(w))
+        }
+    };
+    let last = |w: &[(usize, &Event)]| {
+        w.iter()
+            .max_by_key(|(i, e)| (e.at, *i))
+            .map(|(_, e)| e.amount)
+    };
+    let first = |w: &[(usize, &Event)]| {
+        w.iter()
+            .min_by_key(|(i, e)| (e.at, *i))
+            .map(|(_, e)| e.amount)
+    };
+    let opt = |v: Option<f64>| v.map(Expect::Float).unwrap_or(Expect::Null);
+    let mean = |w: &[(usize, &Event)]| sum(w) / w.len() as f64;
+    let stddev = |w: &[(usize, &Event)]| {
+        let m = mean(w);
+        (w.iter().map(|(_, e)| (e.amount - m).powi(2)).sum::<f64>() / w.len() as f64).sqrt()
+    };
+    let min = |w: &[(usize, &Event)]| {
+        w.iter()
+            .map(|(_, e)| e.amount)
+            .fold(f64::INFINITY, f64::min)
+    };
+    let max = |w: &[(usize, &Event)]| {
+        w.iter()
+            .map(|(_, e)| e.amount)
+            .fold(f64::NEG_INFINITY, f64::max)
+    };
+    let tokens = |w: &[(usize, &Event)]| {
+        w.iter()
+            .map(|(_, e)| e.note.split_whitespace().count() as i64)
+            .sum::<i64>()
+    };
+    let merchants = |w: &[(usize, &Event)]| {
+        w.iter()
+            .map(|(_, e)| e.merchant.as_str())
+            .collect::<BTreeSet<_>>()
+            .len()
+    };
+    let latest = mine.iter().map(|(_, e)| e.at).max();
+    let lifetime = |v: Expect| {
+        if latest.is_some_and(|l| as_of < l) {
+            Expect::Invalid
+        } else {
+            v
+        }
+    };
+    vec![
+        (
+            "count_1h".into(),
+            windowed(s1h, Expect::Int(w1h.len() as i64)),
+        ),
+        ("sum_1h".into(), windowed(s1h, Expect::Float(sum(&w1h)))),
+        ("mean_1h".into(), windowed(s1h, float_or_null(&w1h, &mean))),
+        (
+            "stddev_1h".into(),
+            windowed(s1h, float_or_null(&w1h, &stddev)),
+        ),
+        ("min_1h".into(), windowed(s1h, float_or_null(&w1h, &min))),
+        ("max_1h".into(), windowed(s1h, float_or_null(&w1h, &max))),
+        ("last_1h".into(), windowed(s1h, opt(last(&w1h)))),
+        ("first_1h".into(), windowed(s1h, opt(first(&w1h)))),
+        (
+            "merchants_1h".into(),
+            windowed(s1h, Expect::Approx(merchants(&w1h) as f64)),
+        ),
+        (
+            "tokens_sum_1h".into(),
+            windowed(s1h, Expect::Int(tokens(&w1h))),
+        ),
+        ("sum_15m".into(), windowed(s15, Expect::Float(sum(&w15)))),
+        (
+            "count_tumbling_1h".into(),
+            windowed(st, Expect::Int(tumbling.len() as i64)),
+        ),
+        (
+            "max_tumbling_1h".into(),
+            windowed(st, float_or_null(&tumbling, &max)),
+        ),
+        ("last".into(), lifetime(opt(last(&mine)))),
+        ("first".into(), lifetime(opt(first(&mine)))),
+        ("count".into(), lifetime(Expect::Int(mine.len() as i64))),
+        ("sum".into(), lifetime(Expect::Float(sum(&mine)))),
+    ]
+}
+
+async fn read(
+    online: &str,
+    users: &[i64],
+    features: &[String],
+    as_of: i64,
+) -> quiver_proto::serving::GetFeaturesResponse {
+    let mut client = ServingServiceClient::new(channel(online).await.unwrap());
+    client
+        .get_features(GetFeaturesRequest {
+            project: "stream".into(),
+            features: Some(get_features_request::Features::FeatureList(FeatureList {
+                refs: features.iter().map(|f| format!("f:{f}")).collect(),
+            })),
+            entities: vec![EntityColumn {
+                name: "user_id".into(),
+                values: Some(RepeatedValue {
+                    values: users.iter().map(|u| int(*u)).collect(),
+                }),
+            }],
+            as_of: Some(prost_types::Timestamp {
+                seconds: as_of.div_euclid(1_000_000),
+                nanos: (as_of.rem_euclid(1_000_000) * 1000) as i32,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+fn check(
+    response: &quiver_proto::serving::GetFeaturesResponse,
+    users: &[i64],
+    included: &[(usize, &Event)],
+    as_of: i64,
+    horizon: i64,
+) -> usize {
+    let mut checked = 0;
+    for (u, user) in users.iter().enumerate() {
+        let seen = included.iter().any(|(_, e)| e.user == *user);
+        for (f, (name, want)) in expected(included, *user, as_of, horizon)
+            .into_iter()
+            .enumerate()
+        {
+            let vector = &response.results[f + 1];
+            let status = FieldStatus::try_from(vector.statuses[u]).unwrap();
+            let value = &vector.values[u].kind;
+            let at = format!(
+                "user {user} {name} at as_of {as_of}: got {status:?} {value:?}, want {want:?}"
+            );
+            if !seen {
+                assert_eq!(status, FieldStatus::NotFound, "{at}");
+                continue;
+            }
+            match (&want, status, value) {
+                (Expect::Invalid, FieldStatus::Invalid, _) => {}
+                (Expect::Null, FieldStatus::NullValue, _) => {}
+                (Expect::Int(w), FieldStatus::Present, Some(Kind::Int64Value(v))) => {
+                    assert_eq!(v, w, "{at}")
+                }
+                (Expect::Float(w), FieldStatus::Present, Some(Kind::Float64Value(v))) => {
+                    let exact = ["sum", "min", "max", "last", "first"]
+                        .iter()
+                        .any(|p| name.starts_with(p));
+                    if exact {
+                        assert_eq!(v, w, "{at}");
+                    } else {
+                        assert!((v - w).abs() <= 1e-9 * w.abs().max(1e-300), "{at}");
+                    }
+                }
+                (Expect::Approx(w), FieldStatus::Present, Some(Kind::Int64Value(v))) => {
+                    assert!((*v as f64 - w).abs() <= (w * 0.03).max(1.0), "{at}")
+                }
+                _ => panic!("{at}"),
+            }
+            checked += 1;
+        }
+    }
+    checked
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+#[tokio::test]
+async fn streamed_features_equal_a_brute_force_recomputation() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_quiver"));
+    let cluster = Cluster::start(bin, DEFS, 1).await;
+    let (compute_addr, ingest_addr) = (free_address(), free_address());
+    let _compute = cluster
+        .spawn_role("compute", compute_addr, compute_addr, "compute")
+        .await;
+    let _ingest = cluster
+        .spawn_role("ingest", ingest_addr, compute_addr, "ingest")
+        .await;
+    let ingest = ingest_addr.to_string();
+
+    let batch = 500;
+    let start = now_micros() - 3 * HOUR;
+    let events = generate(30_000, start, 3 * HOUR, 7);
+    let (mut accepted, mut late, mut anomalous_rows) = (0, 0, 0);
+    for (i, chunk) in events.chunks(batch).enumerate() {
+        let response = push(&ingest, request(chunk, "oracle-producer", i as u64 + 1)).await;
+        assert!(!response.duplicate);
+        accepted += response.accepted;
+        late += response.late;
+        anomalous_rows += response.anomalous;
+    }
+    let admit = admission(&events, batch);
+    let want_late = admit.iter().filter(|a| !**a).count() as u64;
+    let want_anomalous = events
+        .iter()
+        .zip(&admit)
+        .filter(|(e, a)| **a && anomalous(e))
+        .count() as u64;
+    assert_eq!(late, want_late, "late rows");
+    assert_eq!(accepted, events.len() as u64 - want_late, "accepted rows");
+    assert_eq!(anomalous_rows, want_anomalous, "anomalous rows");
+    assert!(
+        late > 50 && anomalous_rows > 50,
+        "the stream exercises both: {late} late, {anomalous_rows} anomalous"
+    );
+    let included: Vec<(usize, &Event)> = events
+        .iter()
+        .enumerate()
+        .filter(|(i, e)| admit[*i] && !anomalous(e))
+        .collect();
+
+    // A retried batch is recognised and changes nothing.
+    let again = push(&ingest, request(&events[..batch], "oracle-producer", 1)).await;
+    assert!(again.duplicate);
+
+    let features: Vec<String> = expected(&included, 0, 0, 0)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let watermark = events
+        .iter()
+        .zip(&admit)
+        .filter(|(_, a)| **a)
+        .map(|(e, _)| e.at)
+        .max()
+        .unwrap();
+    let horizon = watermark - LATENESS - 2 * HOUR;
+    let mut users: Vec<i64> = (0..USERS).collect();
+    users.push(10_000); // never seen
+    let mut checked = 0;
+    for as_of in [
+        watermark - 150 * MINUTE,
+        watermark - 90 * MINUTE,
+        watermark - 37 * MINUTE - 17_000_000,
+        watermark - 5 * MINUTE,
+        watermark,
+        now_micros(),
+        now_micros() + 20 * MINUTE,
+    ] {
+        let response = read(&cluster.address(1), &users, &features, as_of).await;
+        checked += check(&response, &users, &included, as_of, horizon);
+    }
+    eprintln!(
+        "checked {checked} cells; {late} late, {anomalous_rows} anomalous, {} included",
+        included.len()
+    );
+    assert!(checked > 2_000, "checked {checked} cells");
+}
+
+/// Killing compute (SIGKILL) while producers push and retry loses nothing and counts nothing
+/// twice: every batch is retried with its sequence number until acknowledged.
+#[tokio::test]
+async fn killing_compute_mid_stream_keeps_counts_exact() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_quiver"));
+    let cluster = Cluster::start(bin, DEFS, 1).await;
+    let (compute_addr, ingest_addr) = (free_address(), free_address());
+    let mut compute = Some(
+        cluster
+            .spawn_role("compute", compute_addr, compute_addr, "compute-1")
+            .await,
+    );
+    let _ingest = cluster
+        .spawn_role("ingest", ingest_addr, compute_addr, "ingest")
+        .await;
+    let ingest = ingest_addr.to_string();
+
+    // In order (nothing late), normal amounts (nothing anomalous): every row must count once.
+    let start = now_micros() - HOUR;
+    let mut events = generate(12_000, start, HOUR, 11);
+    for (i, e) in events.iter_mut().enumerate() {
+        e.at = start + i as i64 * 250_000;
+        e.amount = 1.0 + (i % 7) as f64;
+    }
+    let producers: Vec<Vec<Event>> = (0..4)
+        .map(|p| events.iter().skip(p).step_by(4).cloned().collect())
+        .collect();
+    let mut tasks = Vec::new();
+    for (p, mine) in producers.into_iter().enumerate() {
+        let ingest = ingest.clone();
+        tasks.push(tokio::spawn(async move {
+            for (i, chunk) in mine.chunks(100).enumerate() {
+                push(
+                    &ingest,
+                    request(chunk, &format!("producer-{p}"), i as u64 + 1),
+                )
+                .await;
+            }
+        }));
+    }
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let mut old = compute.take().unwrap();
+        old.kill();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        compute = Some(
+            cluster
+                .spawn_role(
+                    "compute",
+                    compute_addr,
+                    compute_addr,
+                    &format!("compute-{}", round + 2),
+                )
+                .await,
+        );
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut per_user: HashMap<i64, i64> = HashMap::new();
+    for e in &events {
+        *per_user.entry(e.user).or_default() += 1;
+    }
+    let users: Vec<i64> = per_user.keys().copied().collect();
+    let response = read(
+        &cluster.address(1),
+        &users,
+        &["count".to_string()],
+        now_micros(),
+    )
+    .await;
+    for (u, user) in users.iter().enumerate() {
+        let got = &response.results[1].values[u].kind;
+        assert_eq!(got, &Some(Kind::Int64Value(per_user[user])), "user {user}");
+    }
+}
