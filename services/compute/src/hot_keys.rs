@@ -54,7 +54,7 @@ impl HotKeys {
             return;
         }
         let mut counts: Vec<_> = std::mem::take(&mut self.counts).into_iter().collect();
-        counts.sort_by(|a, b| b.1.cmp(&a.1));
+        counts.sort_by_key(|c| std::cmp::Reverse(c.1));
         crate::metrics::HOT_KEYS.reset();
         for ((project, source, key), n) in counts.into_iter().take(self.top) {
             crate::metrics::HOT_KEYS

@@ -119,14 +119,14 @@ pub fn feed(batch: &mut EventBatch, view: &PlannedView, statistics: &mut Statist
                     TransformOp::ZScore { exclude_above, .. } => exclude_above,
                     _ => None,
                 };
-                for row in 0..rows {
+                for (row, excluded_row) in is_excluded.iter_mut().enumerate() {
                     let x = numeric(value_at(row).as_ref());
                     let score = x.and_then(|x| match transform.op {
                         TransformOp::ZScore { .. } => transform::zscore(x, stats),
                         _ => transform::standardize(x, stats),
                     });
-                    if !is_excluded[row] && transform::is_anomalous(score, stats, threshold) {
-                        is_excluded[row] = true;
+                    if !*excluded_row && transform::is_anomalous(score, stats, threshold) {
+                        *excluded_row = true;
                         excluded.push(Exclusion {
                             row: row as u32,
                             reason: format!(
@@ -137,7 +137,7 @@ pub fn feed(batch: &mut EventBatch, view: &PlannedView, statistics: &mut Statist
                             ),
                         });
                     }
-                    if let (Some(x), false) = (x, is_excluded[row]) {
+                    if let (Some(x), false) = (x, *excluded_row) {
                         stats.update(
                             Some(&Scalar::Float64(x)),
                             Stamp {

@@ -88,7 +88,7 @@ impl Ingest {
         let result = self.compute.clone().process(batch).await;
         crate::metrics::inflight(-(rows as i64));
         let outcome = result
-            .map_err(|status| {
+            .inspect_err(|status| {
                 crate::metrics::count(
                     if status.code() == tonic::Code::ResourceExhausted {
                         "saturated"
@@ -97,7 +97,6 @@ impl Ingest {
                     },
                     rows,
                 );
-                status
             })?
             .into_inner();
         if outcome.duplicate {

@@ -239,6 +239,9 @@ enum Expect {
     Invalid,
 }
 
+/// An aggregate over a window's events.
+type Aggregate<'a> = dyn Fn(&[(usize, &Event)]) -> f64 + 'a;
+
 /// `horizon`: windows starting before it cannot be answered (their tiles may be collected):
 /// the final watermark minus the lateness minus the view's reach (two hours: twice its 1h
 /// tumbling window).
@@ -281,7 +284,7 @@ fn expected(
         .copied()
         .collect();
     let sum = |w: &[(usize, &Event)]| w.iter().map(|(_, e)| e.amount).sum::<f64>();
-    let float_or_null = |w: &[(usize, &Event)], f: &dyn Fn(&[(usize, &Event)]) -> f64| {
+    let float_or_null = |w: &[(usize, &Event)], f: &Aggregate| {
         if w.is_empty() {
             Expect::Null
         } else {

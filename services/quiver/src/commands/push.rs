@@ -166,7 +166,7 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
     progress.abort();
     let sent = done.load(Ordering::Relaxed);
     eprintln!("\r{}", progress_line(sent, total, started.elapsed()));
-    let s = stats.lock().map(|s| s.clone()).unwrap_or_default();
+    let s = stats.lock().map(|s| *s).unwrap_or_default();
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     println!(
         "pushed {sent} of {total} rows to {} in {secs:.1}s ({:.0} rows/s): {} accepted, {} late (quarantined), {} anomalous (row-view exclusions, quarantined), {} rejected",
@@ -185,11 +185,9 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
 
 fn progress_line(done: u64, total: u64, elapsed: Duration) -> String {
     let width = 30usize;
-    let filled = if total == 0 {
-        width
-    } else {
-        (done.min(total) * width as u64 / total) as usize
-    };
+    let filled = (done.min(total) * width as u64)
+        .checked_div(total)
+        .map_or(width, |f| f as usize);
     format!(
         "[{}{}] {done}/{total} rows, {:.0} rows/s",
         "#".repeat(filled),
