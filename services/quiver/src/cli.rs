@@ -91,6 +91,10 @@ pub struct DevArgs {
     /// Definitions (files or directories) to apply once the registry is up.
     #[arg(long)]
     pub apply: Vec<PathBuf>,
+    /// With the example definitions applied: replay a generated transaction stream (two hours
+    /// of history, then this many events a second, live). 0 turns the demo off.
+    #[arg(long, default_value_t = 200)]
+    pub demo_rate: u32,
 }
 
 /// `quiver serve`.
@@ -389,6 +393,26 @@ pub enum BenchCommand {
         /// Unmeasured warm-up before, e.g. 2s.
         #[arg(long, default_value = "2s")]
         warmup: String,
+    },
+    /// Push generated transactions through ingest -> compute -> online store (applying the
+    /// example definitions first) and report committed events/s and event-to-acknowledged
+    /// latency (an upper bound of event-to-servable freshness).
+    Push {
+        /// Events per second in total (open loop); 0 pushes as fast as acknowledgements allow.
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// How long to measure, e.g. 10s.
+        #[arg(long, default_value = "10s")]
+        duration: String,
+        /// Rows per pushed batch.
+        #[arg(long, default_value_t = 2_000)]
+        batch: usize,
+        /// Concurrent producers (each its own producer id, one batch in flight).
+        #[arg(long, default_value_t = 8)]
+        producers: usize,
+        /// Distinct users (keys are skewed: a few users get most events).
+        #[arg(long, default_value_t = 100_000)]
+        users: u64,
     },
 }
 

@@ -4,6 +4,7 @@ mod addresses;
 mod cli;
 mod commands;
 mod config;
+mod demo;
 mod roles;
 
 use clap::Parser;

@@ -170,11 +170,15 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
 
     print_endpoints(&args, &config);
     if !args.apply.is_empty() {
-        if let Err(e) = crate::commands::apply::apply_paths(&args.apply, false, &addresses).await {
-            eprintln!(
+        match crate::commands::apply::apply_paths(&args.apply, false, &addresses).await {
+            Err(e) => eprintln!(
                 "quiver dev: applying {} failed: {e:#}",
                 show_paths(&args.apply)
-            );
+            ),
+            Ok(_) if args.demo_rate > 0 && applies_examples(&args.apply) => {
+                tokio::spawn(crate::demo::run(addresses.ingest.clone(), args.demo_rate));
+            }
+            Ok(_) => {}
         }
     }
     println!("Ready. Press ctrl-c to stop.");
@@ -253,6 +257,14 @@ fn print_endpoints(args: &DevArgs, config: &QuiverConfig) {
         "  {:<14} http://{}/metrics  /healthz",
         "http", config.http.listen
     );
+}
+
+/// Whether `paths` include the example definitions the demo stream is made for.
+fn applies_examples(paths: &[impl AsRef<Path>]) -> bool {
+    paths.iter().any(|p| {
+        let p = p.as_ref();
+        p.ends_with("examples") || p.ends_with("fraud.yaml")
+    })
 }
 
 fn show_paths(paths: &[impl AsRef<Path>]) -> String {

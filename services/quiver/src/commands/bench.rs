@@ -35,6 +35,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             batch,
             concurrency,
         } => write(&args.addresses, entities, features, batch, concurrency).await,
+        BenchCommand::Push {
+            rate,
+            duration,
+            batch,
+            producers,
+            users,
+        } => {
+            let duration = parse_duration(&duration)?;
+            super::bench_push::run(&args.addresses, rate, duration, batch, producers, users).await
+        }
         BenchCommand::Get {
             entities,
             features,

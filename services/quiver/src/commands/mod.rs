@@ -2,6 +2,7 @@
 
 pub mod apply;
 mod bench;
+mod bench_push;
 mod cluster;
 mod get;
 mod lineage;
