@@ -20,28 +20,47 @@ pub struct EntityTiles {
 }
 
 /// Accumulates events of one view version.
-pub struct TileAggregator<'a> {
-    specs: &'a [AggregateSpec],
-    layout: &'a Layout,
+pub struct TileAggregator {
+    layout: Layout,
+    /// An empty record per family, and for the running record: cloned for each new key.
+    empty_tiles: Vec<TileRecord>,
+    empty_running: TileRecord,
     entities: HashMap<Vec<u8>, EntityTiles, BuildHasherDefault<FxHasher>>,
 }
 
-impl<'a> TileAggregator<'a> {
+impl TileAggregator {
     /// An empty aggregator for a view whose aggregates are `specs`, laid out as `layout`.
-    pub fn new(specs: &'a [AggregateSpec], layout: &'a Layout) -> Self {
+    pub fn new(specs: &[AggregateSpec], layout: &Layout) -> Self {
         Self {
-            specs,
-            layout,
-            entities: HashMap::default(),
+            empty_tiles: layout
+                .families
+                .iter()
+                .map(|f| empty(specs, &f.members))
+                .collect(),
+            empty_running: empty(specs, &layout.running),
+            layout: layout.clone(),
+            entities: HashMap::with_capacity_and_hasher(1_024, BuildHasherDefault::default()),
         }
+    }
+
+    /// The layout records are folded by.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// Adds one event of `entity` at `stamp`; `inputs[i]` is the value of spec `i`'s column
     /// (`None`: null, or no column).
     pub fn add(&mut self, entity: &[u8], stamp: Stamp, inputs: &[Option<&Scalar>]) {
+        let families = self.layout.families.len();
         let tiles = match self.entities.get_mut(entity) {
             Some(tiles) => tiles,
-            None => self.entities.entry(entity.to_vec()).or_default(),
+            None => self
+                .entities
+                .entry(entity.to_vec())
+                .or_insert_with(|| EntityTiles {
+                    tiles: Vec::with_capacity(families),
+                    running: None,
+                }),
         };
         for (family_index, family) in self.layout.families.iter().enumerate() {
             let b = bucket(stamp.event_micros, family.tile_micros);
@@ -54,7 +73,7 @@ impl<'a> TileAggregator<'a> {
                 None => {
                     tiles
                         .tiles
-                        .push((family_index, b, empty(self.specs, &family.members)));
+                        .push((family_index, b, self.empty_tiles[family_index].clone()));
                     let last = tiles.tiles.len() - 1;
                     &mut tiles.tiles[last].2
                 }
@@ -65,7 +84,7 @@ impl<'a> TileAggregator<'a> {
         // event time says the entity exists (and how old it is, for the TTL).
         let record = tiles
             .running
-            .get_or_insert_with(|| empty(self.specs, &self.layout.running));
+            .get_or_insert_with(|| self.empty_running.clone());
         fold(record, &self.layout.running, stamp, inputs);
     }
 

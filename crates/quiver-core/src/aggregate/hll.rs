@@ -7,37 +7,116 @@ use crate::scalar::Scalar;
 const PRECISION: u32 = 12;
 pub(crate) const REGISTERS: usize = 1 << PRECISION;
 
+/// Up to this many set registers a sketch is a sorted list of (index, rank) pairs; beyond, a
+/// dense array. Most tiles see a handful of values, and 4 KiB per tile would dominate.
+const SPARSE_MAX: usize = 512;
+
 /// A HyperLogLog sketch.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Hll {
-    registers: Box<[u8]>,
+    repr: Repr,
+}
+
+#[derive(Debug, Clone)]
+enum Repr {
+    /// Set registers only, sorted by index, each rank > 0.
+    Sparse(Vec<(u16, u8)>),
+    /// Every register.
+    Dense(Box<[u8]>),
 }
 
 impl Default for Hll {
     fn default() -> Self {
         Self {
-            registers: vec![0; REGISTERS].into_boxed_slice(),
+            repr: Repr::Sparse(Vec::new()),
         }
     }
 }
+
+impl PartialEq for Hll {
+    /// Equal registers, whichever form holds them.
+    fn eq(&self, other: &Self) -> bool {
+        self.set_registers().eq(other.set_registers())
+    }
+}
+
+impl Eq for Hll {}
 
 impl Hll {
     /// Adds a value.
     pub fn insert(&mut self, value: &Scalar) {
         let hash = value.stable_hash();
-        let index = (hash >> (64 - PRECISION)) as usize;
+        let index = (hash >> (64 - PRECISION)) as u16;
         // Rank of the first 1-bit in the remaining bits (1-based), capped by their count.
         let rest = hash << PRECISION;
         let rank = (rest.leading_zeros() + 1).min(64 - PRECISION + 1) as u8;
-        if rank > self.registers[index] {
-            self.registers[index] = rank;
+        self.raise(index, rank);
+    }
+
+    /// Sets register `index` to at least `rank`.
+    fn raise(&mut self, index: u16, rank: u8) {
+        match &mut self.repr {
+            Repr::Dense(registers) => {
+                let r = &mut registers[usize::from(index)];
+                *r = (*r).max(rank);
+            }
+            Repr::Sparse(pairs) => {
+                match pairs.binary_search_by_key(&index, |(i, _)| *i) {
+                    Ok(at) => pairs[at].1 = pairs[at].1.max(rank),
+                    Err(at) => pairs.insert(at, (index, rank)),
+                }
+                if pairs.len() > SPARSE_MAX {
+                    self.densify();
+                }
+            }
         }
     }
 
-    /// Folds `other` in.
+    fn densify(&mut self) {
+        if let Repr::Sparse(pairs) = &self.repr {
+            let mut registers = vec![0u8; REGISTERS].into_boxed_slice();
+            for (i, r) in pairs {
+                registers[usize::from(*i)] = *r;
+            }
+            self.repr = Repr::Dense(registers);
+        }
+    }
+
+    /// Folds `other` in (register-wise max).
     pub fn merge(&mut self, other: &Hll) {
-        for (mine, theirs) in self.registers.iter_mut().zip(other.registers.iter()) {
-            *mine = (*mine).max(*theirs);
+        match (&mut self.repr, &other.repr) {
+            (Repr::Dense(mine), Repr::Dense(theirs)) => {
+                for (m, t) in mine.iter_mut().zip(theirs.iter()) {
+                    *m = (*m).max(*t);
+                }
+            }
+            _ => {
+                for (i, r) in other.set_registers() {
+                    self.raise(i, r);
+                }
+            }
+        }
+    }
+
+    /// The set registers as (index, rank), in index order.
+    pub fn set_registers(&self) -> Box<dyn Iterator<Item = (u16, u8)> + '_> {
+        match &self.repr {
+            Repr::Sparse(pairs) => Box::new(pairs.iter().copied()),
+            Repr::Dense(registers) => Box::new(
+                registers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| **r != 0)
+                    .map(|(i, r)| (i as u16, *r)),
+            ),
+        }
+    }
+
+    /// How many registers are set.
+    pub fn set_count(&self) -> usize {
+        match &self.repr {
+            Repr::Sparse(pairs) => pairs.len(),
+            Repr::Dense(registers) => registers.iter().filter(|r| **r != 0).count(),
         }
     }
 
@@ -45,13 +124,14 @@ impl Hll {
     pub fn estimate(&self) -> u64 {
         let m = REGISTERS as f64;
         let alpha = 0.7213 / (1.0 + 1.079 / m);
-        let sum: f64 = self
-            .registers
-            .iter()
-            .map(|r| 2f64.powi(-i32::from(*r)))
-            .sum();
+        let set = self.set_count();
+        let zeros = REGISTERS - set;
+        let sum: f64 = zeros as f64
+            + self
+                .set_registers()
+                .map(|(_, r)| 2f64.powi(-i32::from(r)))
+                .sum::<f64>();
         let raw = alpha * m * m / sum;
-        let zeros = self.registers.iter().filter(|r| **r == 0).count();
         // Small cardinalities: linear counting is far more accurate.
         let estimate = if raw <= 2.5 * m && zeros > 0 {
             m * (m / zeros as f64).ln()
@@ -61,16 +141,38 @@ impl Hll {
         estimate.round() as u64
     }
 
-    /// The registers, for storage.
-    pub fn registers(&self) -> &[u8] {
-        &self.registers
+    /// All registers (for the dense stored form).
+    pub fn registers(&self) -> Vec<u8> {
+        let mut registers = vec![0u8; REGISTERS];
+        for (i, r) in self.set_registers() {
+            registers[usize::from(i)] = r;
+        }
+        registers
     }
 
     /// A sketch from stored registers (`None` if the length is wrong).
     pub fn from_registers(registers: &[u8]) -> Option<Self> {
-        (registers.len() == REGISTERS).then(|| Self {
-            registers: registers.into(),
+        (registers.len() == REGISTERS).then(|| {
+            let mut sketch = Self::default();
+            for (i, r) in registers.iter().enumerate().filter(|(_, r)| **r != 0) {
+                sketch.raise(i as u16, *r);
+            }
+            sketch
         })
+    }
+
+    /// A sketch from set registers (`None` if an index is out of range).
+    pub fn from_set_registers(pairs: impl IntoIterator<Item = (u16, u8)>) -> Option<Self> {
+        let mut sketch = Self::default();
+        for (i, r) in pairs {
+            if usize::from(i) >= REGISTERS {
+                return None;
+            }
+            if r != 0 {
+                sketch.raise(i, r);
+            }
+        }
+        Some(sketch)
     }
 }
 
@@ -102,7 +204,8 @@ mod tests {
         let b = sketch(2_500..9_000);
         a.merge(&b);
         assert_eq!(a, sketch(0..9_000));
-        assert_eq!(Hll::from_registers(a.registers()), Some(a.clone()));
+        assert_eq!(Hll::from_registers(&a.registers()), Some(a.clone()));
+        assert_eq!(Hll::from_set_registers(a.set_registers()), Some(a.clone()));
         assert_eq!(Hll::from_registers(&[0; 3]), None);
     }
 }

@@ -41,7 +41,7 @@ impl TileRecord {
 
     /// The stored form.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + self.partials.len() * 12);
+        let mut out = Vec::with_capacity(16 + self.partials.len() * 20);
         out.push(VERSION);
         out.extend_from_slice(&self.max_event_micros.to_le_bytes());
         out.extend_from_slice(&(self.partials.len() as u32).to_le_bytes());
@@ -165,19 +165,18 @@ fn encode_partial(partial: &Partial, out: &mut Vec<u8>) {
             }
         }
         Partial::Distinct(sketch) => {
-            let registers = sketch.registers();
-            let set = registers.iter().filter(|r| **r != 0).count();
+            let set = sketch.set_count();
             // Sparse (index u16, rank u8) pairs while they are smaller than the dense form.
-            if set * 3 < registers.len() {
+            if set * 3 < REGISTERS {
                 out.push(tag::DISTINCT_SPARSE);
                 out.extend_from_slice(&(set as u16).to_le_bytes());
-                for (index, rank) in registers.iter().enumerate().filter(|(_, r)| **r != 0) {
-                    out.extend_from_slice(&(index as u16).to_le_bytes());
-                    out.push(*rank);
+                for (index, rank) in sketch.set_registers() {
+                    out.extend_from_slice(&index.to_le_bytes());
+                    out.push(rank);
                 }
             } else {
                 out.push(tag::DISTINCT_DENSE);
-                out.extend_from_slice(registers);
+                out.extend_from_slice(&sketch.registers());
             }
         }
     }
@@ -219,15 +218,13 @@ fn decode_partial(r: &mut Reader<'_>) -> Result<Partial, CorruptRecord> {
         }
         tag::DISTINCT_SPARSE => {
             let set = usize::from(u16::from_le_bytes(r.array()?));
-            let mut registers = vec![0u8; REGISTERS];
+            let mut pairs = Vec::with_capacity(set);
             for _ in 0..set {
-                let index = usize::from(u16::from_le_bytes(r.array()?));
-                let rank = r.u8()?;
-                *registers
-                    .get_mut(index)
-                    .ok_or(CorruptRecord("register index"))? = rank;
+                pairs.push((u16::from_le_bytes(r.array()?), r.u8()?));
             }
-            Partial::Distinct(Hll::from_registers(&registers).ok_or(CorruptRecord("sketch"))?)
+            Partial::Distinct(
+                Hll::from_set_registers(pairs).ok_or(CorruptRecord("register index"))?,
+            )
         }
         tag::DISTINCT_DENSE => Partial::Distinct(
             Hll::from_registers(r.take(REGISTERS)?).ok_or(CorruptRecord("sketch"))?,

@@ -73,6 +73,7 @@ impl StateMachine {
         batch: &mut WriteBatch,
         overlay: &mut HashMap<Vec<u8>, Vec<u8>>,
         applied: &mut AppliedEvents,
+        folds: &mut EntryFolds,
     ) -> io::Result<EventOutcome> {
         let mut outcome = EventOutcome::default();
         let rows = events.rows.len();
@@ -168,15 +169,15 @@ impl StateMachine {
                     );
                 }
             }
-            self.fold_view(
+            fold_view(
+                folds,
                 log_index,
                 row_base,
                 events,
                 view,
                 &aggregates,
                 |row| admitted[row] && !excluded.contains(&row),
-                batch,
-            )?;
+            );
             // Expired epochs go as whole ranges when the watermark moves past them.
             if let (Some(before), Some(after)) = (previous, watermark) {
                 for (layout, statistics) in [
@@ -206,20 +207,113 @@ impl StateMachine {
         Ok(outcome)
     }
 
-    /// Folds the included rows of one view into per-entity tiles and running records, and the
-    /// view's column statistics, and writes each touched record once as a merge operand.
-    #[allow(clippy::too_many_arguments)]
-    fn fold_view(
-        &self,
-        log_index: u64,
-        row_base: u32,
-        events: &EventBatch,
-        view: &ViewEvents,
-        aggregates: &ViewAggregates,
-        included: impl Fn(usize) -> bool,
-        batch: &mut WriteBatch,
-    ) -> io::Result<()> {
+    /// Writes what an entry's batches folded, one merge operand per touched record.
+    pub(super) fn write_folds(&self, folds: EntryFolds, batch: &mut WriteBatch) -> io::Result<()> {
         let data = self.cf(keys::CF_SM_DATA)?;
+        for fold in folds.views {
+            let running_prefix = keys::view_prefix(
+                self.group(),
+                Space::Running,
+                &fold.project,
+                &fold.view,
+                fold.version,
+            );
+            for (aggregator, is_statistics) in [(fold.features, false), (fold.statistics, true)] {
+                let tiles_prefix = keys::tiles_prefix(
+                    self.group(),
+                    &fold.project,
+                    &fold.view,
+                    fold.version,
+                    is_statistics,
+                );
+                let layout = aggregator.layout().clone();
+                for (entity, touched) in aggregator.finish() {
+                    for (family, bucket, record) in touched.tiles {
+                        let family = &layout.families[family];
+                        let epoch = tiling::epoch(bucket, family.epoch_tiles);
+                        let prefix =
+                            keys::tile_epoch_prefix(&tiles_prefix, family.tile_micros, epoch);
+                        batch.merge_cf(
+                            data,
+                            keys::tile_key(&prefix, &entity, bucket),
+                            record.encode(),
+                        );
+                    }
+                    if let Some(record) = touched.running {
+                        batch.merge_cf(
+                            data,
+                            keys::running_key(&running_prefix, &entity),
+                            record.encode(),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the producer batches of one entry folded, per view version: every batch feeding a view
+/// folds into the same records, so a key touched by many batches is written once per entry
+/// (and every replica groups the same way: the entry is the unit).
+#[derive(Default)]
+pub struct EntryFolds {
+    views: Vec<ViewFold>,
+}
+
+struct ViewFold {
+    project: String,
+    view: String,
+    version: u32,
+    features: TileAggregator,
+    statistics: TileAggregator,
+}
+
+impl EntryFolds {
+    fn view(
+        &mut self,
+        project: &str,
+        view: &str,
+        version: u32,
+        aggregates: &ViewAggregates,
+    ) -> &mut ViewFold {
+        let position = self
+            .views
+            .iter()
+            .position(|f| f.version == version && f.view == view && f.project == project);
+        let index = match position {
+            Some(index) => index,
+            None => {
+                self.views.push(ViewFold {
+                    project: project.to_string(),
+                    view: view.to_string(),
+                    version,
+                    features: TileAggregator::new(aggregates.feature_specs(), &aggregates.features),
+                    statistics: TileAggregator::new(
+                        aggregates.statistics_specs(),
+                        &aggregates.statistics,
+                    ),
+                });
+                self.views.len() - 1
+            }
+        };
+        &mut self.views[index]
+    }
+}
+
+/// Folds the included rows of one view of one batch into the entry's records for the view
+/// (per-entity tiles and running records, and the view's column statistics).
+#[allow(clippy::too_many_arguments)]
+fn fold_view(
+    folds: &mut EntryFolds,
+    log_index: u64,
+    row_base: u32,
+    events: &EventBatch,
+    view: &ViewEvents,
+    aggregates: &ViewAggregates,
+    included: impl Fn(usize) -> bool,
+) {
+    {
         let columns = events.columns.len();
         let inputs: Vec<Input> = (0..aggregates.specs.len())
             .map(
@@ -263,9 +357,7 @@ impl StateMachine {
             }
         };
         let fc = aggregates.feature_count;
-        let mut features = TileAggregator::new(aggregates.feature_specs(), &aggregates.features);
-        let mut statistics =
-            TileAggregator::new(aggregates.statistics_specs(), &aggregates.statistics);
+        let fold = folds.view(&events.project, &view.view, view.version, aggregates);
         let has_statistics = !aggregates.statistics_specs().is_empty();
         let mut row_inputs: Vec<Option<&Scalar>> = Vec::with_capacity(aggregates.specs.len());
         for row in 0..events.rows.len() {
@@ -278,50 +370,13 @@ impl StateMachine {
             };
             row_inputs.clear();
             row_inputs.extend(inputs.iter().map(|input| value_of(*input, row)));
-            features.add(&events.entity_keys[row], stamp, &row_inputs[..fc]);
+            fold.features
+                .add(&events.entity_keys[row], stamp, &row_inputs[..fc]);
             if has_statistics {
-                statistics.add(keys::STATISTICS_ENTITY, stamp, &row_inputs[fc..]);
+                fold.statistics
+                    .add(keys::STATISTICS_ENTITY, stamp, &row_inputs[fc..]);
             }
         }
-        let running_prefix = keys::view_prefix(
-            self.group(),
-            Space::Running,
-            &events.project,
-            &view.view,
-            view.version,
-        );
-        for (aggregator, layout, is_statistics) in [
-            (features, &aggregates.features, false),
-            (statistics, &aggregates.statistics, true),
-        ] {
-            let tiles_prefix = keys::tiles_prefix(
-                self.group(),
-                &events.project,
-                &view.view,
-                view.version,
-                is_statistics,
-            );
-            for (entity, touched) in aggregator.finish() {
-                for (family, bucket, record) in touched.tiles {
-                    let family = &layout.families[family];
-                    let epoch = tiling::epoch(bucket, family.epoch_tiles);
-                    let prefix = keys::tile_epoch_prefix(&tiles_prefix, family.tile_micros, epoch);
-                    batch.merge_cf(
-                        data,
-                        keys::tile_key(&prefix, &entity, bucket),
-                        record.encode(),
-                    );
-                }
-                if let Some(record) = touched.running {
-                    batch.merge_cf(
-                        data,
-                        keys::running_key(&running_prefix, &entity),
-                        record.encode(),
-                    );
-                }
-            }
-        }
-        Ok(())
     }
 }
 

@@ -18,7 +18,7 @@ use quiver_proto::convert::timestamp_to_micros;
 use quiver_proto::online::{StoredRow, WriteRequest};
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
 
-use super::apply_events::AppliedEvents;
+use super::apply_events::{AppliedEvents, EntryFolds};
 use super::codec::{decode, encode, io_err};
 use super::snapshot_file;
 use super::types::{LogId, Snapshot, SnapshotMeta, StoredMembership};
@@ -196,6 +196,7 @@ impl StateMachine {
         };
         let mut result = CommandResult::default();
         let mut row_base = 0u32;
+        let mut folds = EntryFolds::default();
         for (index, events) in write.event_batches.iter().enumerate() {
             let outcome = self.apply_event_batch(
                 log_index,
@@ -205,10 +206,12 @@ impl StateMachine {
                 batch,
                 overlay,
                 applied,
+                &mut folds,
             )?;
             row_base = row_base.saturating_add(events.rows.len() as u32);
             result.events.push(outcome);
         }
+        self.write_folds(folds, batch)?;
         if write.rows.is_empty() {
             return Ok(result);
         }
