@@ -1,8 +1,11 @@
 //! The micro-batcher: one task that takes every batch waiting in the queue (up to
 //! `max_batch_rows`), feeds them through their views' transforms and writes them to the online
-//! store as one entry, then answers each producer. One write is in flight at a time, so a
-//! producer's batches commit in the order they arrived and the statistics a `zscore` reads
-//! include every earlier micro-batch.
+//! store as one entry, then answers each producer. Feeding is sequential; up to
+//! `max_inflight_writes` micro-batches commit concurrently. That is safe for deduplication: a
+//! producer has one batch in flight, so two concurrent micro-batches never hold two different
+//! batches of one producer (a retry of the same batch is recognised whichever commits first).
+//! The statistics a `zscore` reads are those of every micro-batch committed before its
+//! micro-batch was fed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +21,7 @@ use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
 use quiver_proto::online::{
     EventBatch, EventBatchResult, ReadAggregatesRequest, WriteEventsRequest, WriteEventsResponse,
 };
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tonic::transport::{Channel, Endpoint};
 use tonic::Status;
 
@@ -54,7 +57,8 @@ struct Plans {
 pub struct Batcher {
     config: ComputeConfig,
     registry: RegistryCache,
-    store: Store,
+    store: Arc<Store>,
+    writes: Arc<Semaphore>,
     plans: Plans,
     hot_keys: HotKeys,
 }
@@ -70,9 +74,10 @@ impl Batcher {
     ) {
         let mut batcher = Batcher {
             hot_keys: HotKeys::new(config.hot_keys),
+            writes: Arc::new(Semaphore::new(config.max_inflight_writes.max(1))),
             config,
             registry,
-            store: Store::new(online_store),
+            store: Arc::new(Store::new(online_store)),
             plans: Plans::default(),
         };
         tokio::spawn(async move {
@@ -151,26 +156,30 @@ impl Batcher {
         if batches.is_empty() {
             return;
         }
-        let rows: usize = batches.iter().map(|b| b.rows.len()).sum();
-        let result = self
-            .store
-            .write_events(WriteEventsRequest { batches })
-            .await;
-        crate::metrics::record_micro_batch(rows, replies.len(), started.elapsed());
-        match result {
-            Ok(response) => {
-                for ((reply, _permit), outcome) in replies.into_iter().zip(response.results) {
-                    let _ = reply.send(Ok(outcome));
-                }
-            }
-            Err(status) => {
-                tracing::warn!(%status, "micro-batch write failed; producers will retry");
-                for (reply, _permit) in replies {
-                    let _ = reply.send(Err(status.clone()));
-                }
-            }
-        }
         self.hot_keys.maybe_export();
+        let rows: usize = batches.iter().map(|b| b.rows.len()).sum();
+        let Ok(slot) = self.writes.clone().acquire_owned().await else {
+            return;
+        };
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let result = store.write_events(WriteEventsRequest { batches }).await;
+            drop(slot);
+            crate::metrics::record_micro_batch(rows, replies.len(), started.elapsed());
+            match result {
+                Ok(response) => {
+                    for ((reply, _permit), outcome) in replies.into_iter().zip(response.results) {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                }
+                Err(status) => {
+                    tracing::warn!(%status, "micro-batch write failed; producers will retry");
+                    for (reply, _permit) in replies {
+                        let _ = reply.send(Err(status.clone()));
+                    }
+                }
+            }
+        });
     }
 
     fn refresh_plans(&mut self, catalog: &Catalog) {

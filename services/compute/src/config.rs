@@ -12,6 +12,8 @@ pub struct ComputeConfig {
     /// Rows accepted but not yet committed, at most; beyond it `Process` answers
     /// RESOURCE_EXHAUSTED so producers back off instead of memory growing.
     pub max_queued_rows: usize,
+    /// Micro-batches committing at once (each one Raft entry); feeding stays sequential.
+    pub max_inflight_writes: usize,
     /// How many top keys by event rate the hot-key metric reports.
     pub hot_keys: usize,
 }
@@ -21,6 +23,7 @@ impl Default for ComputeConfig {
         Self {
             max_batch_rows: 20_000,
             max_queued_rows: 400_000,
+            max_inflight_writes: 4,
             hot_keys: 10,
         }
     }

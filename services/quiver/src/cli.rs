@@ -413,6 +413,10 @@ pub enum BenchCommand {
         /// Distinct users (keys are skewed: a few users get most events).
         #[arg(long, default_value_t = 100_000)]
         users: u64,
+        /// The example source to push: `transactions` (view `user_txn`: 12 features, text
+        /// transforms, 4 tile sizes) or `merchant_transactions` (view `merchant_txn`: 3 features).
+        #[arg(long, default_value = "transactions")]
+        source: String,
     },
 }
 

@@ -210,6 +210,10 @@ impl StateMachine {
     /// Writes what an entry's batches folded, one merge operand per touched record.
     pub(super) fn write_folds(&self, folds: EntryFolds, batch: &mut WriteBatch) -> io::Result<()> {
         let data = self.cf(keys::CF_SM_DATA)?;
+        // Written in key order: RocksDB's memtable reuses the previous insert's position in its
+        // skip list, so sorted inserts cost a fraction of random ones (perf: random-order
+        // inserts were 40% of a node's CPU under `quiver bench push`).
+        let mut operands: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         for fold in folds.views {
             let running_prefix = keys::view_prefix(
                 self.group(),
@@ -233,21 +237,18 @@ impl StateMachine {
                         let epoch = tiling::epoch(bucket, family.epoch_tiles);
                         let prefix =
                             keys::tile_epoch_prefix(&tiles_prefix, family.tile_micros, epoch);
-                        batch.merge_cf(
-                            data,
-                            keys::tile_key(&prefix, &entity, bucket),
-                            record.encode(),
-                        );
+                        operands.push((keys::tile_key(&prefix, &entity, bucket), record.encode()));
                     }
                     if let Some(record) = touched.running {
-                        batch.merge_cf(
-                            data,
-                            keys::running_key(&running_prefix, &entity),
-                            record.encode(),
-                        );
+                        operands
+                            .push((keys::running_key(&running_prefix, &entity), record.encode()));
                     }
                 }
             }
+        }
+        operands.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (key, value) in operands {
+            batch.merge_cf(data, key, value);
         }
         Ok(())
     }

@@ -41,9 +41,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             batch,
             producers,
             users,
+            source,
         } => {
             let duration = parse_duration(&duration)?;
-            super::bench_push::run(&args.addresses, rate, duration, batch, producers, users).await
+            let shape = super::bench_push::Shape {
+                rate,
+                duration,
+                batch,
+                producers,
+                users,
+                source,
+            };
+            super::bench_push::run(&args.addresses, shape).await
         }
         BenchCommand::Get {
             entities,

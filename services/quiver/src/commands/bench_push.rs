@@ -18,20 +18,45 @@ use tokio::sync::Mutex;
 use super::push::Producer;
 use super::rpc_error;
 use crate::addresses::Addresses;
-use crate::demo::{self, Generator, TRANSACTION_COLUMNS};
+use crate::demo::{self, Generator, MERCHANT_COLUMNS, TRANSACTION_COLUMNS};
 
 /// The definitions the bench pushes into (the README's example project).
 const EXAMPLES: &str = include_str!("../../../../examples/fraud.yaml");
 
+/// What to push.
+pub struct Shape {
+    /// Events per second offered (0: as fast as acknowledged).
+    pub rate: u64,
+    /// How long.
+    pub duration: Duration,
+    /// Rows per batch.
+    pub batch: usize,
+    /// Concurrent producers.
+    pub producers: usize,
+    /// Distinct users.
+    pub users: u64,
+    /// `transactions` or `merchant_transactions`.
+    pub source: String,
+}
+
 /// Runs the push benchmark.
-pub async fn run(
-    addresses: &Addresses,
-    rate: u64,
-    duration: Duration,
-    batch: usize,
-    producers: usize,
-    users: u64,
-) -> anyhow::Result<()> {
+pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<()> {
+    let Shape {
+        rate,
+        duration,
+        batch,
+        producers,
+        users,
+        source,
+    } = shape;
+    let (columns, to_row): (&[&str], fn(&demo::Transaction) -> quiver_proto::ingest::Row) =
+        match source.as_str() {
+            "transactions" => (&TRANSACTION_COLUMNS, demo::transaction_row),
+            "merchant_transactions" => (&MERCHANT_COLUMNS, demo::merchant_row),
+            other => {
+                anyhow::bail!("--source {other:?}: expected transactions or merchant_transactions")
+            }
+        };
     addresses
         .registry()
         .await?
@@ -57,6 +82,7 @@ pub async fn run(
     for p in 0..producers {
         let mut producer = Producer::connect(&addresses.ingest, format!("bench-{run}-{p}")).await?;
         let latency = latency.clone();
+        let source = source.clone();
         tasks.push(tokio::spawn(async move {
             let mut generator = Generator::new(users, run as u64 + p as u64).clean();
             let mut pushed = 0u64;
@@ -73,10 +99,10 @@ pub async fn run(
                 };
                 let now = demo::now_micros();
                 let rows = (0..batch)
-                    .map(|_| demo::transaction_row(&generator.transaction(now)))
+                    .map(|_| to_row(&generator.transaction(now)))
                     .collect();
                 producer
-                    .push(demo::request("transactions", &TRANSACTION_COLUMNS, rows))
+                    .push(demo::request(&source, columns, rows))
                     .await
                     .map_err(|s| rpc_error("push", s))?;
                 pushed += batch as u64;
@@ -94,7 +120,7 @@ pub async fn run(
     let h = latency.lock().await;
     let ms = |v: u64| v as f64 / 1000.0;
     println!(
-        "push: {total} events in {elapsed:.1}s = {:.0} events/s committed ({producers} producers x {batch}-row batches{})",
+        "push to {source}: {total} events in {elapsed:.1}s = {:.0} events/s committed ({producers} producers x {batch}-row batches{})",
         total as f64 / elapsed,
         interval.map(|_| format!(", offered {rate}/s")).unwrap_or_default()
     );
