@@ -33,9 +33,10 @@ fix: ## Format and apply clippy's fixes
 charts-check: ## Lint, render and schema-validate the Helm chart and k8s manifests
 	@scripts/charts-check.sh
 
-bench: build ## Online-store benchmarks (docs/benchmarks.md): reads, then replicated writes
+bench: build ## Benchmarks (docs/benchmarks.md): reads, replicated writes, streaming push, tile engine
 	scripts/bench-online.sh get
 	scripts/bench-online.sh write
+	scripts/bench-push.sh
 
 clean-data: ## Delete ./quiver-data (the state of `make run`)
 	rm -rf quiver-data

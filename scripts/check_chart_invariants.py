@@ -8,7 +8,8 @@ point at real workloads, pods run as non-root, and so on.
 
 It also holds the manifests to what the binary really is: quiver.toml carries only sections and
 keys that config/quiver.example.toml (every key the binary reads) has, since unknown keys stop the
-process; default installs run only the roles the binary serves; Raft addresses are host:port.
+process; default installs run exactly the roles the binary serves (the stateless ones as a
+Deployment behind a Service, in the chart with an HPA and a PDB); Raft addresses are host:port.
 
 Usage (charts-check.sh renders the inputs):
   check_chart_invariants.py --default chart-default.yaml --all-on chart-all-on.yaml [--k8s-base k8s-base.yaml]
@@ -26,8 +27,8 @@ import yaml
 
 COMPONENT = "app.kubernetes.io/component"
 STATELESS = ("ingest", "compute", "offline")
-# Roles `quiver serve` runs in this version; the others exit with "not built yet".
-BUILT_ROLES = ("registry", "online-store")
+# Roles `quiver serve` runs in this version; the others (offline) exit with "not built yet".
+BUILT_ROLES = ("registry", "online-store", "ingest", "compute")
 # [endpoints] key -> component whose client Service it names.
 ENDPOINTS = {"registry": "registry", "ingest": "ingest", "compute": "compute",
              "online_store": "online-store", "offline": "offline"}
@@ -101,12 +102,28 @@ def check_profile(r, profile, docs, voters, all_on, helm, example):
     services = {s["metadata"]["name"]: s for s in of_kind(docs, "Service")}
     rendered = {pod_labels(w).get(COMPONENT) for w in workloads}
 
-    # Only roles the binary serves, unless a profile turns the others on to cover their templates.
+    # Exactly the roles the binary serves, unless a profile turns the others on to cover their templates.
     roles = sorted({m for w in workloads for c in w["spec"]["template"]["spec"]["containers"]
                     for m in re.findall(r"\bserve[\s\"',]+([\w-]+)", script_of(c))})
     if not all_on:
-        r.check(profile, f"workloads run only roles the binary serves {BUILT_ROLES}",
-                bool(roles) and set(roles) <= set(BUILT_ROLES), str(roles))
+        r.check(profile, f"workloads run exactly the roles the binary serves {BUILT_ROLES}",
+                set(roles) == set(BUILT_ROLES), str(roles))
+
+    # Stateless roles: a Deployment running `serve <role>` behind its client Service; in the chart
+    # also an HPA and a PDB (targets, selectors and probes are checked below).
+    for comp in [c for c in STATELESS if c in BUILT_ROLES or all_on]:
+        dep = one(docs, "Deployment", comp)
+        svc = [s for s in of_kind(docs, "Service", comp) if s["spec"].get("clusterIP") != "None"]
+        found = {
+            "Deployment": dep is not None and any(re.search(rf"\bserve[\s\"',]+{comp}\b", script_of(c))
+                                                  for c in dep["spec"]["template"]["spec"]["containers"]),
+            "Service": dep is not None and len(svc) == 1 and selects(svc[0]["spec"].get("selector"), pod_labels(dep)),
+        }
+        if helm:
+            found["HPA"] = one(docs, "HorizontalPodAutoscaler", comp) is not None
+            found["PDB"] = one(docs, "PodDisruptionBudget", comp) is not None
+        r.check(profile, f"{comp} is deployed: {', '.join(found)}", all(found.values()),
+                "missing " + ", ".join(k for k, ok in found.items() if not ok))
 
     # Online store: StatefulSet of voters + headless Service + volumes, started in parallel.
     sts = one(docs, "StatefulSet", "online-store")
@@ -233,7 +250,7 @@ def check_profile(r, profile, docs, voters, all_on, helm, example):
            if not re.fullmatch(r"[\w.-]+:\d+", v)
            or (ENDPOINTS.get(k) in rendered and v.rsplit(":", 1)[0] not in services)}
     r.check(profile, "config [endpoints] are host:port, naming the Services of deployed components",
-            set(endpoints) == set(ENDPOINTS) and not bad and {"registry", "online-store"} <= rendered, str(bad or endpoints))
+            set(endpoints) == set(ENDPOINTS) and not bad and set(BUILT_ROLES) <= rendered, str(bad or endpoints))
 
     # Non-root everywhere; Quiver containers also get a read-only root filesystem.
     for name, spec, _ in pod_specs(docs):

@@ -208,28 +208,26 @@ impl Cluster {
 
     /// Starts a stateless streaming role (`compute` or `ingest`) serving on `grpc`, pointed at
     /// this cluster's registry, its node 1 (writes follow the leader hint) and `compute`; waits
-    /// until it is serving. `name` names its log file.
+    /// until it is serving. `name` names its log file; `extra` adds environment (config).
     pub async fn spawn_role(
         &self,
         role: &str,
         grpc: SocketAddr,
         compute: SocketAddr,
         name: &str,
+        extra: &[(&str, String)],
     ) -> QuiverProcess {
         let log = self.dir.path().join(format!("{name}.log"));
-        let process = QuiverProcess::spawn(
-            Path::new(&self.bin),
-            &["serve", role],
-            &[
-                ("QUIVER__GRPC__LISTEN", grpc.to_string()),
-                ("QUIVER__HTTP__LISTEN", free_address().to_string()),
-                ("QUIVER__ENDPOINTS__REGISTRY", self.registry.to_string()),
-                ("QUIVER__ENDPOINTS__ONLINE_STORE", self.address(1)),
-                ("QUIVER__ENDPOINTS__COMPUTE", compute.to_string()),
-            ],
-            log,
-        )
-        .unwrap();
+        let mut env = vec![
+            ("QUIVER__GRPC__LISTEN", grpc.to_string()),
+            ("QUIVER__HTTP__LISTEN", free_address().to_string()),
+            ("QUIVER__ENDPOINTS__REGISTRY", self.registry.to_string()),
+            ("QUIVER__ENDPOINTS__ONLINE_STORE", self.address(1)),
+            ("QUIVER__ENDPOINTS__COMPUTE", compute.to_string()),
+        ];
+        env.extend(extra.iter().cloned());
+        let process =
+            QuiverProcess::spawn(Path::new(&self.bin), &["serve", role], &env, log).unwrap();
         if let Err(e) = wait_for_serving(grpc, "", Duration::from_secs(30)).await {
             panic!("{role}: {e}\n{}", process.output());
         }

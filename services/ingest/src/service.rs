@@ -18,6 +18,9 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::config::IngestConfig;
 use crate::validate::normalize;
 
+/// How long ingest waits for compute to commit a batch.
+const COMPUTE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long a push waits for the registry cache at startup before answering UNAVAILABLE.
 const REGISTRY_WAIT: Duration = Duration::from_secs(5);
 
@@ -37,8 +40,11 @@ impl Ingest {
         registry: RegistryCache,
         compute: &str,
     ) -> anyhow::Result<Self> {
+        // A stalled compute must not hold ingest's in-flight budget forever: the producer gets
+        // DEADLINE_EXCEEDED and retries (idempotently).
         let channel = Endpoint::from_shared(http_uri(compute))?
             .connect_timeout(Duration::from_secs(2))
+            .timeout(COMPUTE_TIMEOUT)
             .tcp_nodelay(true)
             .connect_lazy();
         let compute = ComputeServiceClient::new(channel)
@@ -71,6 +77,13 @@ impl Ingest {
             crate::metrics::count("invalid", rows);
             Status::invalid_argument(e.0)
         })?;
+        if rows as usize > self.config.max_inflight_rows {
+            crate::metrics::count("invalid", rows);
+            return Err(Status::invalid_argument(format!(
+                "rows: {rows} rows is more than ingest ever holds in flight ({}); split the batch",
+                self.config.max_inflight_rows
+            )));
+        }
         let _permit = self
             .inflight
             .clone()

@@ -469,10 +469,10 @@ async fn streamed_features_equal_a_brute_force_recomputation() {
     let cluster = Cluster::start(bin, DEFS, 1).await;
     let (compute_addr, ingest_addr) = (free_address(), free_address());
     let _compute = cluster
-        .spawn_role("compute", compute_addr, compute_addr, "compute")
+        .spawn_role("compute", compute_addr, compute_addr, "compute", &[])
         .await;
     let _ingest = cluster
-        .spawn_role("ingest", ingest_addr, compute_addr, "ingest")
+        .spawn_role("ingest", ingest_addr, compute_addr, "ingest", &[])
         .await;
     let ingest = ingest_addr.to_string();
 
@@ -554,11 +554,11 @@ async fn killing_compute_mid_stream_keeps_counts_exact() {
     let (compute_addr, ingest_addr) = (free_address(), free_address());
     let mut compute = Some(
         cluster
-            .spawn_role("compute", compute_addr, compute_addr, "compute-1")
+            .spawn_role("compute", compute_addr, compute_addr, "compute-1", &[])
             .await,
     );
     let _ingest = cluster
-        .spawn_role("ingest", ingest_addr, compute_addr, "ingest")
+        .spawn_role("ingest", ingest_addr, compute_addr, "ingest", &[])
         .await;
     let ingest = ingest_addr.to_string();
 
@@ -597,6 +597,7 @@ async fn killing_compute_mid_stream_keeps_counts_exact() {
                     compute_addr,
                     compute_addr,
                     &format!("compute-{}", round + 2),
+                    &[],
                 )
                 .await,
         );
@@ -620,4 +621,137 @@ async fn killing_compute_mid_stream_keeps_counts_exact() {
         let got = &response.results[1].values[u].kind;
         assert_eq!(got, &Some(Kind::Int64Value(per_user[user])), "user {user}");
     }
+}
+
+/// A change that makes a good batch bad.
+type Spoil = Box<dyn Fn(&mut PushRequest)>;
+
+/// A bad row rejects its whole batch with INVALID_ARGUMENT naming row, column and reason, and
+/// nothing of it is written; when compute stalls, ingest refuses new work with
+/// RESOURCE_EXHAUSTED (and a retry hint) instead of queueing, and recovers when compute does.
+#[tokio::test]
+async fn bad_rows_reject_their_batch_and_saturation_pushes_back() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_quiver"));
+    let cluster = Cluster::start(bin, DEFS, 1).await;
+    let (compute_addr, ingest_addr) = (free_address(), free_address());
+    let compute = cluster
+        .spawn_role("compute", compute_addr, compute_addr, "compute", &[])
+        .await;
+    let limit = [("QUIVER__INGEST__MAX_INFLIGHT_ROWS", "1000".to_string())];
+    let _ingest = cluster
+        .spawn_role("ingest", ingest_addr, compute_addr, "ingest", &limit)
+        .await;
+    let ingest = ingest_addr.to_string();
+    let now = now_micros();
+    let good: Vec<Event> = generate(300, now - MINUTE, MINUTE, 3)
+        .into_iter()
+        .map(|mut e| {
+            e.user = 1;
+            e.amount = 2.0;
+            e
+        })
+        .collect();
+    let ok = push(&ingest, request(&good, "p", 1)).await;
+    assert_eq!(ok.accepted, 300);
+
+    let mut client = IngestServiceClient::new(channel(&ingest).await.unwrap());
+    let cases: Vec<(Spoil, &str)> = vec![
+        (
+            Box::new(|r: &mut PushRequest| {
+                r.rows[17].values[2] = Value {
+                    kind: Some(Kind::StringValue("12".into())),
+                }
+            }),
+            "rows[17].amount: expected float64, got string",
+        ),
+        (
+            Box::new(|r: &mut PushRequest| {
+                r.rows[4].values[1] = Value {
+                    kind: Some(Kind::StringValue("yesterday".into())),
+                }
+            }),
+            "rows[4].ts: unparsable timestamp \"yesterday\"",
+        ),
+        (
+            Box::new(|r: &mut PushRequest| r.rows[9].values[0] = Value { kind: None }),
+            "rows[9].user_id: the join key is null",
+        ),
+        (
+            Box::new(|r: &mut PushRequest| r.columns[4] = "colour".into()),
+            "columns[4]: \"colour\" is not a column of source \"tx\"",
+        ),
+        (
+            Box::new(|r: &mut PushRequest| {
+                r.columns.remove(0);
+                for row in &mut r.rows {
+                    row.values.remove(0);
+                }
+            }),
+            "columns: the join key \"user_id\" (entity \"user\") is missing",
+        ),
+        (
+            Box::new(|r: &mut PushRequest| r.rows[3].values.pop().map(drop).unwrap_or_default()),
+            "rows[3]: 4 values for 5 columns",
+        ),
+        (
+            Box::new(|r: &mut PushRequest| r.source = "nope".into()),
+            "source: unknown source \"nope\"",
+        ),
+    ];
+    for (i, (spoil, message)) in cases.iter().enumerate() {
+        let mut bad = request(&good, "p", 2 + i as u64);
+        spoil(&mut bad);
+        let status = client.push(bad).await.unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "{message}: {status:?}"
+        );
+        assert!(
+            status.message().contains(message),
+            "want {message:?} in {:?}",
+            status.message()
+        );
+    }
+    // Nothing of the rejected batches was written.
+    let response = read(
+        &cluster.address(1),
+        &[1],
+        &["count".to_string()],
+        now_micros() + 10 * MINUTE,
+    )
+    .await;
+    assert_eq!(
+        response.results[1].values[0].kind,
+        Some(Kind::Int64Value(300)),
+        "{response:?}"
+    );
+
+    // Stall compute: 1,000 rows in flight fill ingest, the next push is refused at once.
+    compute.pause().unwrap();
+    let mut waiting = Vec::new();
+    for p in 0..4 {
+        let ingest = ingest.clone();
+        let batch: Vec<Event> = good[..250].to_vec();
+        waiting.push(tokio::spawn(async move {
+            let mut client = IngestServiceClient::new(channel(&ingest).await.unwrap());
+            client
+                .push(request(&batch, &format!("stalled-{p}"), 1))
+                .await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let refused = client
+        .push(request(&good[..10], "late-comer", 1))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.metadata().get("retry-after-ms").is_some());
+    compute.resume().unwrap();
+    for task in waiting {
+        let response = task.await.unwrap().unwrap().into_inner();
+        assert_eq!(response.accepted, 250);
+    }
+    let again = push(&ingest, request(&good[..10], "late-comer", 1)).await;
+    assert_eq!(again.accepted, 10);
 }
