@@ -18,6 +18,9 @@ use tonic_health::ServingStatus;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{Service, ServiceBuilder};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
+
+use crate::telemetry::traces_enabled;
+use crate::trace_context::continue_remote_trace;
 use tracing::Level;
 
 use crate::config::GrpcConfig;
@@ -87,7 +90,9 @@ impl GrpcServer {
             // Client errors are not server failures: log them at debug; `ServiceError` logs
             // internal errors at error level with their cause.
             .layer(
-                TraceLayer::new_for_grpc().on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
+                TraceLayer::new_for_grpc()
+                    .make_span_with(request_span)
+                    .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
             )
             .layer(RpcMetricsLayer)
             .layer(GlobalConcurrencyLimitLayer::new(
@@ -128,5 +133,23 @@ impl GrpcServer {
         }
         tracing::info!(role, "grpc server stopped");
         Ok(())
+    }
+}
+
+/// The span of one request: at INFO, child of the caller's trace, when traces are exported;
+/// otherwise at DEBUG (disabled by default, so it costs nothing on the hot path).
+fn request_span<B>(request: &tonic::codegen::http::Request<B>) -> tracing::Span {
+    let method = request.uri().path();
+    if traces_enabled() {
+        let span = tracing::info_span!(
+            "grpc.server",
+            otel.name = method,
+            otel.kind = "server",
+            rpc.system = "grpc"
+        );
+        continue_remote_trace(&span, request.headers());
+        span
+    } else {
+        tracing::debug_span!("grpc.server", rpc.method = method)
     }
 }

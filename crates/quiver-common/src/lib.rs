@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod registry_cache;
 pub mod shutdown;
 pub mod telemetry;
+pub mod trace_context;
 pub mod uri;
 
 pub use config::{load_config, Endpoints, GrpcConfig, HttpConfig, LogConfig};

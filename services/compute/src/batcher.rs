@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use quiver_common::leader_hint::with_leader;
 use quiver_common::registry_cache::{Catalog, RegistryCache};
+use quiver_common::trace_context::traced;
 use quiver_common::uri::http_uri;
 use quiver_common::Shutdown;
 use quiver_core::aggregate::TileRecord;
@@ -24,6 +25,7 @@ use quiver_proto::online::{
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tonic::transport::{Channel, Endpoint};
 use tonic::Status;
+use tracing::Instrument;
 
 use crate::config::ComputeConfig;
 use crate::hot_keys::HotKeys;
@@ -42,6 +44,8 @@ pub struct Job {
     pub batch: EventBatch,
     /// Where its outcome goes.
     pub reply: oneshot::Sender<Result<EventBatchResult, Status>>,
+    /// The request's span: the micro-batch carrying the job continues its trace.
+    pub span: tracing::Span,
     /// Its rows' share of the queue bound, released when the job is answered.
     pub _permit: OwnedSemaphorePermit,
 }
@@ -105,6 +109,16 @@ impl Batcher {
     /// Feeds, writes and answers one micro-batch.
     async fn process(&mut self, jobs: Vec<Job>) {
         let started = Instant::now();
+        // The micro-batch continues the first job's trace and links the others'.
+        let span = match jobs.first() {
+            Some(first) => {
+                tracing::info_span!(parent: &first.span, "compute.micro_batch", batches = jobs.len())
+            }
+            None => return,
+        };
+        for job in jobs.iter().skip(1) {
+            span.follows_from(&job.span);
+        }
         let catalog = self.registry.catalog();
         self.refresh_plans(&catalog);
         let mut statistics: HashMap<(String, String), Statistics> = HashMap::new();
@@ -115,6 +129,7 @@ impl Batcher {
                 mut batch,
                 reply,
                 _permit,
+                ..
             } = job;
             let key = (batch.project.clone(), batch.source.clone());
             if catalog.source(&batch.project, &batch.source).is_none() {
@@ -129,7 +144,10 @@ impl Batcher {
             for plan in plans.iter() {
                 let view_key = (batch.project.clone(), plan.view.name.clone());
                 if !statistics.contains_key(&view_key) {
-                    let read = self.read_statistics(&batch.project, plan).await;
+                    let read = self
+                        .read_statistics(&batch.project, plan)
+                        .instrument(span.clone())
+                        .await;
                     match read {
                         Ok(s) => {
                             statistics.insert(view_key.clone(), s);
@@ -162,24 +180,28 @@ impl Batcher {
             return;
         };
         let store = self.store.clone();
-        tokio::spawn(async move {
-            let result = store.write_events(WriteEventsRequest { batches }).await;
-            drop(slot);
-            crate::metrics::record_micro_batch(rows, replies.len(), started.elapsed());
-            match result {
-                Ok(response) => {
-                    for ((reply, _permit), outcome) in replies.into_iter().zip(response.results) {
-                        let _ = reply.send(Ok(outcome));
+        tokio::spawn(
+            async move {
+                let result = store.write_events(WriteEventsRequest { batches }).await;
+                drop(slot);
+                crate::metrics::record_micro_batch(rows, replies.len(), started.elapsed());
+                match result {
+                    Ok(response) => {
+                        for ((reply, _permit), outcome) in replies.into_iter().zip(response.results)
+                        {
+                            let _ = reply.send(Ok(outcome));
+                        }
                     }
-                }
-                Err(status) => {
-                    tracing::warn!(%status, "micro-batch write failed; producers will retry");
-                    for (reply, _permit) in replies {
-                        let _ = reply.send(Err(status.clone()));
+                    Err(status) => {
+                        tracing::warn!(%status, "micro-batch write failed; producers will retry");
+                        for (reply, _permit) in replies {
+                            let _ = reply.send(Err(status.clone()));
+                        }
                     }
                 }
             }
-        });
+            .instrument(span),
+        );
     }
 
     fn refresh_plans(&mut self, catalog: &Catalog) {
@@ -291,7 +313,7 @@ impl Store {
         request: WriteEventsRequest,
     ) -> Result<WriteEventsResponse, Status> {
         with_leader(&self.address, WRITE_ATTEMPTS, |target| {
-            let request = request.clone();
+            let request = traced(request.clone());
             let client = self.client(&target);
             async move {
                 let response = client?
@@ -306,7 +328,7 @@ impl Store {
 
     async fn read_aggregates(&self, request: ReadAggregatesRequest) -> Result<TileRecord, Status> {
         let response = with_leader(&self.address, WRITE_ATTEMPTS, |target| {
-            let request = request.clone();
+            let request = traced(request.clone());
             let client = self.client(&target);
             async move {
                 Ok(client?

@@ -77,6 +77,7 @@ impl ComputeService for Compute {
             .send(Job {
                 batch,
                 reply,
+                span: tracing::Span::current(),
                 _permit: permit,
             })
             .map_err(|_| Status::unavailable("compute is shutting down"))?;

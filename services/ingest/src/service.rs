@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::{Stream, StreamExt};
 use quiver_common::registry_cache::RegistryCache;
+use quiver_common::trace_context::traced;
 use quiver_common::uri::http_uri;
 use quiver_proto::compute::compute_service_client::ComputeServiceClient;
 use quiver_proto::ingest::ingest_service_server::IngestService;
@@ -98,7 +99,7 @@ impl Ingest {
                 status
             })?;
         crate::metrics::inflight(rows as i64);
-        let result = self.compute.clone().process(batch).await;
+        let result = self.compute.clone().process(traced(batch)).await;
         crate::metrics::inflight(-(rows as i64));
         let outcome = result
             .inspect_err(|status| {

@@ -16,6 +16,7 @@ use quiver_proto::online::{
     WriteEventsRequest, WriteEventsResponse, WriteRequest, WriteResponse,
 };
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::error::OnlineStoreError;
 use crate::keys::{self, Space};
@@ -252,6 +253,7 @@ impl OnlineStoreService for Writer {
         }
         let limit = self.node.config.max_rows_per_write * 10;
         check_event_batches(&request, limit).map_err(OnlineStoreError::InvalidArgument)?;
+        let request_batches = request.batches.len();
         let command = Command {
             write: WriteRequest {
                 event_batches: request.batches,
@@ -259,10 +261,12 @@ impl OnlineStoreService for Writer {
             }
             .encode_to_vec(),
         };
+        let batches = request_batches;
         let response = self
             .node
             .raft
             .client_write(command)
+            .instrument(tracing::info_span!("raft.commit_and_apply", batches))
             .await
             .map_err(|e| self.node.write_error(e))?;
         Ok(Response::new(WriteEventsResponse {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use quiver_common::http_endpoint::serve_http;
-use quiver_common::telemetry::init_logging;
+use quiver_common::telemetry;
 use quiver_common::{load_config, Shutdown};
 use quiver_proto::online::{InitializeRequest, Member};
 use tokio::net::TcpListener;
@@ -19,7 +19,10 @@ use crate::config::QuiverConfig;
 /// `quiver serve <role>`.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config: QuiverConfig = load_config(args.config.as_deref())?;
-    init_logging(&config.log);
+    let role_name = clap::ValueEnum::to_possible_value(&args.role)
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_else(|| "quiver".into());
+    let telemetry = telemetry::init(&config.log, &format!("quiver-{role_name}"));
     let shutdown = Shutdown::new().on_signals();
     let grpc = bind(config.grpc.listen, "grpc").await?;
     let http = bind(config.http.listen, "http").await?;
@@ -64,13 +67,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     shutdown.trigger();
     let _ = http_task.await;
+    telemetry.shutdown();
     result
 }
 
 /// `quiver dev`: every role that exists, in one process, state under one directory.
 pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let mut config = QuiverConfig::default();
-    init_logging(&config.log);
+    let telemetry = telemetry::init(&config.log, "quiver-dev");
     let port = |offset: u16| -> anyhow::Result<SocketAddr> {
         let port = args
             .port_base
@@ -185,6 +189,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     // The first role to stop (or fail) stops them all.
     let result = wait_for_roles(roles, &shutdown).await;
     let _ = http_task.await;
+    telemetry.shutdown();
     result
 }
 
