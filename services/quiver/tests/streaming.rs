@@ -468,11 +468,24 @@ async fn streamed_features_equal_a_brute_force_recomputation() {
     let bin = Path::new(env!("CARGO_BIN_EXE_quiver"));
     let cluster = Cluster::start(bin, DEFS, 1).await;
     let (compute_addr, ingest_addr) = (free_address(), free_address());
+    let (compute_http, ingest_http) = (free_address(), free_address());
     let _compute = cluster
-        .spawn_role("compute", compute_addr, compute_addr, "compute", &[])
+        .spawn_role(
+            "compute",
+            compute_addr,
+            compute_addr,
+            "compute",
+            &[("QUIVER__HTTP__LISTEN", compute_http.to_string())],
+        )
         .await;
     let _ingest = cluster
-        .spawn_role("ingest", ingest_addr, compute_addr, "ingest", &[])
+        .spawn_role(
+            "ingest",
+            ingest_addr,
+            compute_addr,
+            "ingest",
+            &[("QUIVER__HTTP__LISTEN", ingest_http.to_string())],
+        )
         .await;
     let ingest = ingest_addr.to_string();
 
@@ -543,6 +556,56 @@ async fn streamed_features_equal_a_brute_force_recomputation() {
         included.len()
     );
     assert!(checked > 2_000, "checked {checked} cells");
+
+    // The metrics tell the same story, scraped from each process's /metrics.
+    let store = cluster.metrics(1);
+    let counter = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(-1.0)
+    };
+    assert_eq!(
+        counter(&store, "quiver_online_events_total{result=\"accepted\"}"),
+        accepted as f64
+    );
+    assert_eq!(
+        counter(&store, "quiver_online_events_total{result=\"late\"}"),
+        late as f64
+    );
+    assert_eq!(
+        counter(&store, "quiver_online_events_total{result=\"anomalous\"}"),
+        anomalous_rows as f64
+    );
+    assert_eq!(
+        counter(
+            &store,
+            "quiver_online_source_watermark_seconds{project=\"stream\",source=\"tx\"}"
+        ),
+        watermark.div_euclid(1_000_000) as f64
+    );
+    assert!(counter(&store, "quiver_online_event_freshness_seconds_count") > 0.0);
+    let ingest_metrics = quiver_tests::http_get(ingest_http, "/metrics").unwrap().1;
+    // Accepted rows plus the retried duplicate batch.
+    assert_eq!(
+        counter(
+            &ingest_metrics,
+            "quiver_ingest_rows_total{result=\"accepted\"}"
+        ),
+        accepted as f64
+    );
+    assert_eq!(
+        counter(
+            &ingest_metrics,
+            "quiver_ingest_rows_total{result=\"duplicate\"}"
+        ),
+        batch as f64
+    );
+    let compute_metrics = quiver_tests::http_get(compute_http, "/metrics").unwrap().1;
+    assert_eq!(
+        counter(&compute_metrics, "quiver_compute_producer_batches_total"),
+        (events.len() / batch + 1) as f64
+    );
 }
 
 /// Killing compute (SIGKILL) while producers push and retry loses nothing and counts nothing
