@@ -4,6 +4,7 @@
 //!
 //! Services depend on this crate; it must never depend on a service or on storage engines.
 
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod grpc_server;

@@ -56,6 +56,13 @@ impl Scalar {
     }
 }
 
+/// FNV-1a of `bytes` (64-bit): a hash every machine and Rust version agrees on.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h = Fnv::new();
+    h.bytes(bytes);
+    h.0
+}
+
 struct Fnv(u64);
 
 impl Fnv {

@@ -4,7 +4,7 @@
 
 use crate::aggregate::Partial;
 use crate::definitions::TransformOp;
-use crate::scalar::Scalar;
+use crate::scalar::{fnv1a, Scalar};
 
 /// `zscore` excludes nothing until its statistics cover at least this many values: a deviation
 /// estimated from a handful of rows flags ordinary ones.
@@ -42,12 +42,7 @@ pub fn ngram_hash(text: &str, n: u32, buckets: u32) -> Vec<f32> {
     let grams = chars.saturating_sub(n) + 1;
     for start in 0..grams {
         let end = (start + n).min(chars);
-        let gram = &text.as_bytes()[boundaries[start]..boundaries[end]];
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in gram {
-            hash ^= u64::from(*b);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        let hash = fnv1a(&text.as_bytes()[boundaries[start]..boundaries[end]]);
         out[(hash % buckets as u64) as usize] += 1.0;
     }
     out

@@ -9,8 +9,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use quiver_common::clock::now_micros;
 use quiver_common::leader_hint::with_leader;
 use quiver_common::registry_cache::{Catalog, RegistryCache};
 use quiver_common::trace_context::traced;
@@ -260,13 +261,6 @@ impl Batcher {
             .zip(record.partials)
             .collect())
     }
-}
-
-fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 /// The online store, reached through whichever node leads.

@@ -2,9 +2,10 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use futures::{Stream, StreamExt};
+use quiver_common::clock::now_micros;
 use quiver_common::registry_cache::RegistryCache;
 use quiver_common::trace_context::traced;
 use quiver_common::uri::http_uri;
@@ -128,13 +129,6 @@ impl Ingest {
             committed_at: Some(prost_types::Timestamp::from(SystemTime::now())),
         })
     }
-}
-
-fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 type AckStream = Pin<Box<dyn Stream<Item = Result<PushAck, Status>> + Send>>;

@@ -124,10 +124,7 @@ pub fn record_events(
     anomalous: u64,
     watermarks: &std::collections::HashMap<(String, String), i64>,
 ) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0);
+    let now = quiver_common::clock::now_micros();
     for at in event_micros {
         FRESHNESS.observe(now.saturating_sub(*at).max(0) as f64 / 1e6);
     }

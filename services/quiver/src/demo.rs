@@ -3,7 +3,9 @@
 //! notes, amounts in cents, and a sprinkle of late and anomalous rows — what the example
 //! definitions in `examples/fraud.yaml` describe.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use quiver_common::clock::now_micros;
 
 use quiver_proto::ingest::{PushRequest, Row};
 use quiver_proto::types::value::Kind;
@@ -152,14 +154,6 @@ pub fn request(source: &str, columns: &[&str], rows: Vec<Row>) -> PushRequest {
         rows,
         ..PushRequest::default()
     }
-}
-
-/// Now, in microseconds since the epoch.
-pub fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 /// The `quiver dev` demo: backfills the last two hours, then pushes `rate` transactions a

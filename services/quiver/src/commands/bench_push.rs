@@ -17,6 +17,8 @@ use tokio::sync::Mutex;
 
 use super::push::Producer;
 use super::rpc_error;
+use quiver_common::clock::now_micros;
+
 use crate::addresses::Addresses;
 use crate::demo::{self, Generator, MERCHANT_COLUMNS, TRANSACTION_COLUMNS};
 
@@ -76,7 +78,7 @@ pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<()> {
     let interval =
         (rate > 0).then(|| Duration::from_secs_f64(batch as f64 * producers as f64 / rate as f64));
     let latency = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
-    let run = demo::now_micros();
+    let run = now_micros();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for p in 0..producers {
@@ -97,7 +99,7 @@ pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<()> {
                     }
                     None => Instant::now(),
                 };
-                let now = demo::now_micros();
+                let now = now_micros();
                 let rows = (0..batch)
                     .map(|_| to_row(&generator.transaction(now)))
                     .collect();
