@@ -69,16 +69,11 @@ impl Ingest {
             ));
         }
         let received = now_micros();
-        let batch = normalize(
-            &self.registry.catalog(),
-            &request,
-            self.config.max_batch_rows,
-            received,
-        )
-        .map_err(|e| {
-            crate::metrics::count("invalid", rows);
-            Status::invalid_argument(e.0)
-        })?;
+        let batch =
+            normalize(&self.registry.catalog(), &request, &self.config, received).map_err(|e| {
+                crate::metrics::count("invalid", rows);
+                Status::invalid_argument(e.0)
+            })?;
         if rows as usize > self.config.max_inflight_rows {
             crate::metrics::count("invalid", rows);
             return Err(Status::invalid_argument(format!(

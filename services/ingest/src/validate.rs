@@ -3,6 +3,8 @@
 //! encoded. The first bad row rejects the batch with its index, column and reason.
 
 use quiver_common::registry_cache::Catalog;
+
+use crate::config::IngestConfig;
 use quiver_proto::convert::{
     encode_entity, micros_to_timestamp, timestamp_to_micros, value_type, value_type_name,
 };
@@ -20,9 +22,12 @@ pub struct Invalid(pub String);
 pub fn normalize(
     catalog: &Catalog,
     request: &PushRequest,
-    max_rows: usize,
+    limits: &IngestConfig,
     received_micros: i64,
 ) -> Result<EventBatch, Invalid> {
+    let max_rows = limits.max_batch_rows;
+    let latest = received_micros
+        .saturating_add(i64::try_from(limits.max_future_skew.as_micros()).unwrap_or(i64::MAX));
     let bad = |m: String| Invalid(m);
     let project = catalog
         .project(&request.project)
@@ -147,7 +152,18 @@ pub fn normalize(
                 source.timestamp_field
             )));
         };
-        batch.event_micros.push(timestamp_to_micros(at));
+        let event_micros = timestamp_to_micros(at);
+        if event_micros > latest {
+            return Err(bad(format!(
+                "rows[{r}].{}: event time {} is more than {} ahead of ingest's clock",
+                source.timestamp_field,
+                humantime::format_rfc3339(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_micros(event_micros as u64)
+                ),
+                humantime::format_duration(limits.max_future_skew)
+            )));
+        }
+        batch.event_micros.push(event_micros);
         let key_values: Vec<Value> = key_columns.iter().map(|c| row.values[*c].clone()).collect();
         let key = encode_entity(&key_values).map_err(|e| bad(format!("rows[{r}]: {e}")))?;
         batch.entity_keys.push(key);

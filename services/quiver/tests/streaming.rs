@@ -757,6 +757,14 @@ async fn bad_rows_reject_their_batch_and_saturation_pushes_back() {
             "rows[3]: 4 values for 5 columns",
         ),
         (
+            Box::new(|r: &mut PushRequest| {
+                r.rows[5].values[1] = Value {
+                    kind: Some(Kind::StringValue("2101-01-01T00:00:00Z".into())),
+                }
+            }),
+            "rows[5].ts: event time 2101-01-01T00:00:00Z is more than 1h ahead of ingest's clock",
+        ),
+        (
             Box::new(|r: &mut PushRequest| r.source = "nope".into()),
             "source: unknown source \"nope\"",
         ),
