@@ -119,6 +119,7 @@ fn run(name: &str, specs: &[AggregateSpec], inputs: &[Option<usize>], events: &[
     for _ in 0..RUNS {
         let started = Instant::now();
         let mut bytes = 0usize;
+        let mut buffer: Vec<u8> = Vec::new();
         let mut row: Vec<Option<&Scalar>> = Vec::with_capacity(specs.len());
         for (b, batch) in events.chunks(BATCH).enumerate() {
             let mut engine = TileAggregator::new(specs, &layout);
@@ -131,14 +132,17 @@ fn run(name: &str, specs: &[AggregateSpec], inputs: &[Option<usize>], events: &[
                 };
                 engine.add(&e.entity, stamp, &row);
             }
+            // As apply does: every touched record encoded into one buffer.
+            buffer.clear();
             for (_, touched) in engine.finish() {
                 for (_, _, record) in &touched.tiles {
-                    bytes += record.encode().len();
+                    record.encode_into(&mut buffer);
                 }
                 if let Some(running) = &touched.running {
-                    bytes += running.encode().len();
+                    running.encode_into(&mut buffer);
                 }
             }
+            bytes += buffer.len();
         }
         black_box(bytes);
         rates.push(events.len() as f64 / started.elapsed().as_secs_f64());

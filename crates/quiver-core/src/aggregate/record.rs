@@ -42,13 +42,18 @@ impl TileRecord {
     /// The stored form.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 + self.partials.len() * 20);
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the stored form to `out` (many records into one buffer: no allocation each).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.push(VERSION);
         out.extend_from_slice(&self.max_event_micros.to_le_bytes());
         out.extend_from_slice(&(self.partials.len() as u32).to_le_bytes());
         for partial in &self.partials {
-            encode_partial(partial, &mut out);
+            encode_partial(partial, out);
         }
-        out
     }
 
     /// Reads a stored record.
