@@ -393,6 +393,13 @@ pub enum BenchCommand {
         /// Unmeasured warm-up before, e.g. 2s.
         #[arg(long, default_value = "2s")]
         warmup: String,
+        /// Read this feature service (of `--project`) instead of the bench view's features,
+        /// e.g. `fraud_model_v1` after `bench push` filled the example project.
+        #[arg(long)]
+        service: Option<String>,
+        /// The project of `--service`.
+        #[arg(long, default_value = "fraud")]
+        project: String,
     },
     /// Push generated transactions through ingest -> compute -> online store (applying the
     /// example definitions first) and report committed events/s and event-to-acknowledged

@@ -62,13 +62,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             rate,
             duration,
             warmup,
+            service,
+            project,
         } => {
             let duration = parse_duration(&duration)?;
             let warmup = parse_duration(&warmup)?;
+            let what = match service {
+                Some(name) => Reads::Service { project, name },
+                None => Reads::BenchView { features },
+            };
             get(
                 &args.addresses,
                 entities,
-                features,
+                what,
                 batch,
                 concurrency,
                 rate,
@@ -226,18 +232,39 @@ fn summary(h: &Histogram<u64>) -> String {
     )
 }
 
+/// What `bench get` reads.
+enum Reads {
+    /// `features` float64 features of the bench view (written by `bench write`).
+    BenchView { features: usize },
+    /// A feature service (e.g. the example project's, filled by `bench push`).
+    Service { project: String, name: String },
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn get(
     addresses: &crate::addresses::Addresses,
     entities: u64,
-    features: usize,
+    reads: Reads,
     batch: usize,
     concurrency: usize,
     rate: Option<u64>,
     warmup: Duration,
     duration: Duration,
 ) -> anyhow::Result<()> {
-    let refs: Vec<String> = (0..features).map(|f| format!("{VIEW}:f{f}")).collect();
+    let (project, what, shown) = match &reads {
+        Reads::BenchView { features } => (
+            PROJECT.to_string(),
+            get_features_request::Features::FeatureList(FeatureList {
+                refs: (0..*features).map(|f| format!("{VIEW}:f{f}")).collect(),
+            }),
+            format!("{features} features"),
+        ),
+        Reads::Service { project, name } => (
+            project.clone(),
+            get_features_request::Features::FeatureService(name.clone()),
+            format!("service {name}"),
+        ),
+    };
     // Several HTTP/2 connections, so one connection's stream limits do not cap throughput.
     let mut clients = Vec::new();
     for _ in 0..concurrency.clamp(1, 8) {
@@ -255,10 +282,8 @@ async fn get(
         let errors = errors.clone();
         let mut histogram = Histogram::<u64>::new(3)?;
         let mut template = GetFeaturesRequest {
-            project: PROJECT.into(),
-            features: Some(get_features_request::Features::FeatureList(FeatureList {
-                refs: refs.clone(),
-            })),
+            project: project.clone(),
+            features: Some(what.clone()),
             entities: vec![EntityColumn {
                 name: "user_id".into(),
                 values: Some(RepeatedValue {
@@ -322,7 +347,7 @@ async fn get(
         None => format!("closed loop, {workers_n} in flight"),
     };
     println!(
-        "GetFeatures, {batch} entit{} x {features} features, {mode}: {:.0} req/s over {:?}, {} errors",
+        "GetFeatures, {batch} entit{} x {shown}, {mode}: {:.0} req/s over {:?}, {} errors",
         if batch == 1 { "y" } else { "ies" },
         total.len() as f64 / duration.as_secs_f64(),
         duration,
