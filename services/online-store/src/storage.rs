@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use quiver_core::aggregate::merge_stored;
-use rocksdb::{ColumnFamilyDescriptor, MergeOperands, Options, DB};
+use rocksdb::{ColumnFamilyDescriptor, MergeOperands, Options, SliceTransform, DB};
 
 use crate::keys;
 
@@ -30,6 +30,16 @@ pub fn open_db(path: &Path, block_cache_bytes: usize) -> Result<Arc<DB>, rocksdb
     // Tiles and running records are merged inside RocksDB: apply writes each batch's partials
     // as merge operands and never reads. Only full merges, oldest operand first: partial
     // merges would regroup float additions differently on each replica.
+    // Tile reads seek to one entity's buckets in one tile size and epoch: a prefix bloom over
+    // (everything but the bucket) lets those seeks skip files and memtables without the entity.
+    // Only tile keys are in the extractor's domain; every other iterator on `sm_data` reads in
+    // total order (`ReadOptions::set_total_order_seek`).
+    data.set_prefix_extractor(SliceTransform::create(
+        "quiver-tile-entity-v1",
+        tile_entity_prefix,
+        Some(is_tile_key),
+    ));
+    data.set_memtable_prefix_bloom_ratio(0.05);
     data.set_merge_operator(
         "quiver-tile-records-v1",
         merge_tile_records,
@@ -62,4 +72,14 @@ fn merge_tile_records(
     operands: &MergeOperands,
 ) -> Option<Vec<u8>> {
     Some(merge_stored(existing, operands))
+}
+
+/// A tile key without its bucket: the tile space, view version, tile size, epoch and entity.
+fn tile_entity_prefix(key: &[u8]) -> &[u8] {
+    &key[..key.len().saturating_sub(8)]
+}
+
+/// Whether `key` is a tile key (group, then the `Tiles` space byte, then more than a bucket).
+fn is_tile_key(key: &[u8]) -> bool {
+    key.len() > 13 && key[4] == keys::Space::Tiles as u8
 }

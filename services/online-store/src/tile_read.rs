@@ -64,6 +64,9 @@ pub fn read_entity(
         for epoch in tiling::epoch(lo, family.epoch_tiles)..=tiling::epoch(hi, family.epoch_tiles) {
             let prefix = keys::tile_epoch_prefix(tiles_prefix, family.tile_micros, epoch);
             let mut options = ReadOptions::default();
+            // Every key of the range shares the seek key's prefix (entity in this tile size
+            // and epoch): the prefix bloom filter may skip files without it.
+            options.set_prefix_same_as_start(true);
             options.set_iterate_lower_bound(keys::tile_key(&prefix, entity, lo));
             options.set_iterate_upper_bound(keys::tile_key(&prefix, entity, hi.saturating_add(1)));
             for item in db.iterator_cf_opt(cf, options, IteratorMode::Start) {

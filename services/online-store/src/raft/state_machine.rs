@@ -89,6 +89,7 @@ impl StateMachine {
             *space += 1;
         }
         let mut options = ReadOptions::default();
+        options.set_total_order_seek(true);
         options.set_iterate_lower_bound(prefix.clone());
         options.set_iterate_upper_bound(end);
         let mut iter =
@@ -455,6 +456,7 @@ impl StateMachine {
             last_membership,
         };
         let mut options = ReadOptions::default();
+        options.set_total_order_seek(true);
         options.set_iterate_lower_bound(keys::group_prefix(self.group).to_vec());
         options.set_iterate_upper_bound(keys::group_end(self.group));
         let prefix_len = keys::group_prefix(self.group).len();
@@ -490,6 +492,7 @@ mod tests {
     fn rows(db: &DB, group: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
         let cf = db.cf_handle(keys::CF_SM_DATA).unwrap();
         let mut options = ReadOptions::default();
+        options.set_total_order_seek(true);
         options.set_iterate_lower_bound(keys::group_prefix(group).to_vec());
         options.set_iterate_upper_bound(keys::group_end(group));
         db.iterator_cf_opt(cf, options, IteratorMode::Start)
