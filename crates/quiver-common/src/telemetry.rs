@@ -111,17 +111,3 @@ fn exporter(service: &str) -> Result<SdkTracerProvider, opentelemetry_otlp::Expo
         .with_resource(resource.build())
         .build())
 }
-
-/// Logging only (tests and tools): [`init`] without trace export.
-pub fn init_logging(config: &LogConfig) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match config.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-}

@@ -92,11 +92,6 @@ impl TileAggregator {
     pub fn finish(self) -> impl Iterator<Item = (Vec<u8>, EntityTiles)> {
         self.entities.into_iter()
     }
-
-    /// Entities touched so far.
-    pub fn entity_count(&self) -> usize {
-        self.entities.len()
-    }
 }
 
 fn empty(specs: &[AggregateSpec], members: &[usize]) -> TileRecord {
