@@ -552,4 +552,106 @@ mod tests {
             .unwrap()
             .is_none());
     }
+
+    /// Applies `write` as entry `index` the way `apply` does (one synced batch).
+    fn apply_one(sm: &StateMachine, index: u64, write: WriteRequest) -> CommandResult {
+        let mut batch = WriteBatch::default();
+        let mut overlay = HashMap::new();
+        let mut applied = AppliedEvents::default();
+        let command = Command {
+            write: write.encode_to_vec(),
+        };
+        let result = sm
+            .apply_write(index, &command, &mut batch, &mut overlay, &mut applied)
+            .unwrap();
+        sm.db.write(batch).unwrap();
+        result
+    }
+
+    /// One event of user 7 at `at` for a view counting over a sliding hour.
+    fn event_batch(sequence: u64, at: i64) -> WriteRequest {
+        use quiver_core::tiling::AggregateSpec;
+        use quiver_core::{Aggregation, ValueType, Window};
+        use quiver_proto::convert::aggregate_spec_to_pb;
+        use quiver_proto::ingest::Row;
+        use quiver_proto::online::{EventBatch, ViewEvents};
+        let count_1h = AggregateSpec {
+            aggregation: Aggregation::Count,
+            column: None,
+            window: Window::Sliding(std::time::Duration::from_secs(3600)),
+            value_type: ValueType::Int64,
+        };
+        WriteRequest {
+            event_batches: vec![EventBatch {
+                producer_id: "p".into(),
+                sequence,
+                project: "shop".into(),
+                source: "events".into(),
+                allowed_lateness_micros: 60_000_000,
+                columns: vec![],
+                rows: vec![Row { values: vec![] }],
+                event_micros: vec![at],
+                entity_keys: vec![b"i-user-7".to_vec()],
+                views: vec![ViewEvents {
+                    view: "stats".into(),
+                    version: 1,
+                    aggregates: vec![aggregate_spec_to_pb(&count_1h, "count_1h")],
+                    feature_count: 1,
+                    inputs: vec![0],
+                    ..ViewEvents::default()
+                }],
+                received_micros: 0,
+            }],
+            ..WriteRequest::default()
+        }
+    }
+
+    /// Tiles are collected by the replicated watermark, not a clock: once the source's
+    /// watermark is past an epoch's retention (window + lateness), the next batch deletes it;
+    /// a late event is rejected and quarantined, and a retried batch changes nothing.
+    #[test]
+    fn watermark_moves_collect_expired_tiles_and_reject_late_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_db(dir.path(), 8 << 20).unwrap();
+        let sm = StateMachine::open(db.clone(), 1, dir.path().join("snapshots")).unwrap();
+        let tiles = |db: &DB| {
+            rows(db, 1)
+                .into_iter()
+                .filter(|(k, _)| k[4] == keys::Space::Tiles as u8)
+                .count()
+        };
+        let quarantined = |db: &DB| {
+            rows(db, 1)
+                .into_iter()
+                .filter(|(k, _)| k[4] == keys::Space::Quarantine as u8)
+                .count()
+        };
+        let hour = 3_600_000_000i64;
+        let start = 1_000 * hour;
+        let first = apply_one(&sm, 1, event_batch(1, start));
+        assert_eq!(first.events[0].accepted, 1);
+        assert_eq!(tiles(&db), 1);
+        // An hour later: a second tile; the first is still within a 1h window + 1m lateness.
+        apply_one(&sm, 2, event_batch(2, start + hour));
+        assert_eq!(tiles(&db), 2);
+        // A retry of batch 2 is a duplicate: nothing changes.
+        let retry = apply_one(&sm, 3, event_batch(2, start + hour));
+        assert!(retry.events[0].duplicate);
+        assert_eq!(tiles(&db), 2);
+        // An event older than watermark - lateness is rejected and quarantined.
+        let late = apply_one(&sm, 4, event_batch(3, start + hour - 2 * 60_000_000));
+        assert_eq!((late.events[0].accepted, late.events[0].late), (0, 1));
+        assert_eq!(quarantined(&db), 1);
+        assert_eq!(tiles(&db), 2);
+        // Five hours on, both earlier tiles are behind the retention horizon (watermark minus
+        // lateness minus the window, rounded down to an epoch): only the new tile remains.
+        apply_one(&sm, 5, event_batch(4, start + 5 * hour));
+        let remaining: Vec<i64> = rows(&db, 1)
+            .into_iter()
+            .filter(|(k, _)| k[4] == keys::Space::Tiles as u8)
+            .map(|(k, _)| keys::from_ordered_i64(k[k.len() - 8..].try_into().unwrap()))
+            .collect();
+        let minute = 60_000_000;
+        assert_eq!(remaining, vec![(start + 5 * hour) / minute]);
+    }
 }
