@@ -48,7 +48,7 @@ pub struct PushArgs {
     /// The source the events belong to.
     #[arg(long)]
     pub source: String,
-    /// The file: JSON lines (one object per event) or CSV with a header row.
+    /// The file: JSON lines (one object per event), CSV with a header row, or Parquet.
     #[arg(long)]
     pub file: std::path::PathBuf,
     /// The file's format (default: from its extension).
@@ -75,7 +75,7 @@ pub enum PushFormat {
     Jsonl,
     /// Comma-separated with a header row.
     Csv,
-    /// Apache Parquet (not supported yet).
+    /// Apache Parquet, columns named like the source's.
     Parquet,
 }
 

@@ -4,6 +4,7 @@ pub mod apply;
 mod bench;
 mod bench_push;
 mod cluster;
+mod event_files;
 mod get;
 mod lineage;
 mod objects;

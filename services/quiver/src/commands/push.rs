@@ -1,23 +1,21 @@
 //! `quiver push`: stream a file of events to ingest in batches, with retries, a progress line
 //! and a summary. Also the producer the demo and `quiver bench push` use.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use quiver_core::{Source, ValueType};
+use quiver_core::Source;
 use quiver_proto::ingest::ingest_service_client::IngestServiceClient;
 use quiver_proto::ingest::{PushRequest, PushResponse, Row};
 use quiver_proto::registry::registry_object::Spec;
 use quiver_proto::registry::{DescribeRequest, ObjectKind};
-use quiver_proto::types::value::Kind;
-use quiver_proto::types::{Float32List, Value};
 use tonic::transport::Channel;
 use tonic::Code;
 
+use super::event_files::{read_csv, read_jsonl, read_parquet};
 use super::rpc_error;
 use crate::addresses::{connect, Addresses};
 use crate::cli::{PushArgs, PushFormat};
@@ -92,9 +90,7 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
     let (columns, rows) = match format {
         PushFormat::Jsonl => read_jsonl(&args.file, &source)?,
         PushFormat::Csv => read_csv(&args.file, &source)?,
-        PushFormat::Parquet => bail!(
-            "--format parquet is not supported yet (it comes with the offline store); convert to jsonl or csv"
-        ),
+        PushFormat::Parquet => read_parquet(&args.file, &source)?,
     };
     let total = rows.len() as u64;
     let batch_size = args.batch_size.max(1);
@@ -218,133 +214,4 @@ pub async fn fetch_source(
         Some(Spec::Source(source)) => Ok(Source::try_from(&source)?),
         _ => bail!("the registry returned no source {name:?}"),
     }
-}
-
-/// Reads a JSON-lines file: one object per line, keys are column names.
-fn read_jsonl(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let columns: Vec<String> = source.schema.iter().map(|c| c.name.clone()).collect();
-    let mut rows = Vec::new();
-    for (n, line) in BufReader::new(file).lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = || format!("{}:{}", path.display(), n + 1);
-        let object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&line).with_context(|| format!("{}: not a JSON object", at()))?;
-        if let Some(unknown) = object.keys().find(|k| source.column(k).is_none()) {
-            bail!(
-                "{}: {unknown:?} is not a column of source {:?}",
-                at(),
-                source.name
-            );
-        }
-        let values = source
-            .schema
-            .iter()
-            .map(|c| {
-                json_value(object.get(&c.name), c.value_type)
-                    .with_context(|| format!("{}: column {:?}", at(), c.name))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        rows.push(Row { values });
-    }
-    Ok((columns, rows))
-}
-
-/// Reads a CSV file with a header row naming the columns; an empty cell is null.
-fn read_csv(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let header: Vec<String> = reader.headers()?.iter().map(str::to_string).collect();
-    let types = header
-        .iter()
-        .map(|h| {
-            source.column(h).map(|c| c.value_type).with_context(|| {
-                format!(
-                    "{}: header {h:?} is not a column of source {:?}",
-                    path.display(),
-                    source.name
-                )
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut rows = Vec::new();
-    for (n, record) in reader.records().enumerate() {
-        let record = record?;
-        let values = record
-            .iter()
-            .zip(&types)
-            .zip(&header)
-            .map(|((cell, t), h)| {
-                text_value(cell, *t)
-                    .with_context(|| format!("{}:{}: column {h:?}", path.display(), n + 2))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        rows.push(Row { values });
-    }
-    Ok((header, rows))
-}
-
-fn value(kind: Kind) -> Value {
-    Value { kind: Some(kind) }
-}
-
-fn json_value(v: Option<&serde_json::Value>, t: ValueType) -> anyhow::Result<Value> {
-    use serde_json::Value as J;
-    let Some(v) = v.filter(|v| !v.is_null()) else {
-        return Ok(Value { kind: None });
-    };
-    Ok(match (t, v) {
-        (ValueType::Int64, J::Number(n)) => {
-            value(Kind::Int64Value(n.as_i64().context("not an int64")?))
-        }
-        (ValueType::Float64, J::Number(n)) => {
-            value(Kind::Float64Value(n.as_f64().context("not a number")?))
-        }
-        (ValueType::Float32, J::Number(n)) => value(Kind::Float32Value(
-            n.as_f64().context("not a number")? as f32,
-        )),
-        (ValueType::Bool, J::Bool(b)) => value(Kind::BoolValue(*b)),
-        (ValueType::String, J::String(s)) => value(Kind::StringValue(s.clone())),
-        (ValueType::Bytes, J::String(s)) => value(Kind::BytesValue(s.as_bytes().to_vec())),
-        // Ingest parses RFC 3339 text (and says which row was wrong).
-        (ValueType::Timestamp, J::String(s)) => value(Kind::StringValue(s.clone())),
-        (ValueType::Float32List, J::Array(items)) => value(Kind::Float32ListValue(Float32List {
-            values: items
-                .iter()
-                .map(|x| x.as_f64().map(|x| x as f32).context("not a number"))
-                .collect::<anyhow::Result<_>>()?,
-        })),
-        (t, other) => bail!("expected {t}, got {other}"),
-    })
-}
-
-fn text_value(cell: &str, t: ValueType) -> anyhow::Result<Value> {
-    if cell.is_empty() {
-        return Ok(Value { kind: None });
-    }
-    Ok(match t {
-        ValueType::Int64 => value(Kind::Int64Value(
-            cell.parse()
-                .with_context(|| format!("{cell:?} is not an int64"))?,
-        )),
-        ValueType::Float64 => value(Kind::Float64Value(
-            cell.parse()
-                .with_context(|| format!("{cell:?} is not a number"))?,
-        )),
-        ValueType::Float32 => value(Kind::Float32Value(
-            cell.parse()
-                .with_context(|| format!("{cell:?} is not a number"))?,
-        )),
-        ValueType::Bool => value(Kind::BoolValue(
-            cell.parse()
-                .with_context(|| format!("{cell:?} is not true/false"))?,
-        )),
-        ValueType::String | ValueType::Timestamp => value(Kind::StringValue(cell.to_string())),
-        ValueType::Bytes => value(Kind::BytesValue(cell.as_bytes().to_vec())),
-        ValueType::Float32List => bail!("float32 lists cannot be read from CSV; use jsonl"),
-    })
 }

@@ -1,0 +1,381 @@
+//! Event files `quiver push` reads: JSON lines, CSV with a header row, and Parquet. Every reader
+//! returns the column names and rows of values typed by the source schema; a value that does not
+//! fit its column is an error naming the file, row and column.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type,
+    UInt8Type,
+};
+use arrow_array::{Array, ArrayRef, RecordBatchReader};
+use arrow_schema::{DataType, TimeUnit};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use quiver_core::{Source, ValueType};
+use quiver_proto::convert::micros_to_timestamp;
+use quiver_proto::ingest::Row;
+use quiver_proto::types::value::Kind;
+use quiver_proto::types::{Float32List, Value};
+
+/// Reads a JSON-lines file: one object per line, keys are column names.
+pub fn read_jsonl(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let columns: Vec<String> = source.schema.iter().map(|c| c.name.clone()).collect();
+    let mut rows = Vec::new();
+    for (n, line) in BufReader::new(file).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = || format!("{}:{}", path.display(), n + 1);
+        let object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&line).with_context(|| format!("{}: not a JSON object", at()))?;
+        if let Some(unknown) = object.keys().find(|k| source.column(k).is_none()) {
+            bail!(
+                "{}: {unknown:?} is not a column of source {:?}",
+                at(),
+                source.name
+            );
+        }
+        let values = source
+            .schema
+            .iter()
+            .map(|c| {
+                json_value(object.get(&c.name), c.value_type)
+                    .with_context(|| format!("{}: column {:?}", at(), c.name))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        rows.push(Row { values });
+    }
+    Ok((columns, rows))
+}
+
+/// Reads a CSV file with a header row naming the columns; an empty cell is null.
+pub fn read_csv(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let header: Vec<String> = reader.headers()?.iter().map(str::to_string).collect();
+    let types = header
+        .iter()
+        .map(|h| {
+            source.column(h).map(|c| c.value_type).with_context(|| {
+                format!(
+                    "{}: header {h:?} is not a column of source {:?}",
+                    path.display(),
+                    source.name
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut rows = Vec::new();
+    for (n, record) in reader.records().enumerate() {
+        let record = record?;
+        let values = record
+            .iter()
+            .zip(&types)
+            .zip(&header)
+            .map(|((cell, t), h)| {
+                text_value(cell, *t)
+                    .with_context(|| format!("{}:{}: column {h:?}", path.display(), n + 2))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        rows.push(Row { values });
+    }
+    Ok((header, rows))
+}
+
+fn value(kind: Kind) -> Value {
+    Value { kind: Some(kind) }
+}
+
+fn json_value(v: Option<&serde_json::Value>, t: ValueType) -> anyhow::Result<Value> {
+    use serde_json::Value as J;
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(Value { kind: None });
+    };
+    Ok(match (t, v) {
+        (ValueType::Int64, J::Number(n)) => {
+            value(Kind::Int64Value(n.as_i64().context("not an int64")?))
+        }
+        (ValueType::Float64, J::Number(n)) => {
+            value(Kind::Float64Value(n.as_f64().context("not a number")?))
+        }
+        (ValueType::Float32, J::Number(n)) => value(Kind::Float32Value(
+            n.as_f64().context("not a number")? as f32,
+        )),
+        (ValueType::Bool, J::Bool(b)) => value(Kind::BoolValue(*b)),
+        (ValueType::String, J::String(s)) => value(Kind::StringValue(s.clone())),
+        (ValueType::Bytes, J::String(s)) => value(Kind::BytesValue(s.as_bytes().to_vec())),
+        // Ingest parses RFC 3339 text (and says which row was wrong).
+        (ValueType::Timestamp, J::String(s)) => value(Kind::StringValue(s.clone())),
+        (ValueType::Float32List, J::Array(items)) => value(Kind::Float32ListValue(Float32List {
+            values: items
+                .iter()
+                .map(|x| x.as_f64().map(|x| x as f32).context("not a number"))
+                .collect::<anyhow::Result<_>>()?,
+        })),
+        (t, other) => bail!("expected {t}, got {other}"),
+    })
+}
+
+fn text_value(cell: &str, t: ValueType) -> anyhow::Result<Value> {
+    if cell.is_empty() {
+        return Ok(Value { kind: None });
+    }
+    Ok(match t {
+        ValueType::Int64 => value(Kind::Int64Value(
+            cell.parse()
+                .with_context(|| format!("{cell:?} is not an int64"))?,
+        )),
+        ValueType::Float64 => value(Kind::Float64Value(
+            cell.parse()
+                .with_context(|| format!("{cell:?} is not a number"))?,
+        )),
+        ValueType::Float32 => value(Kind::Float32Value(
+            cell.parse()
+                .with_context(|| format!("{cell:?} is not a number"))?,
+        )),
+        ValueType::Bool => value(Kind::BoolValue(
+            cell.parse()
+                .with_context(|| format!("{cell:?} is not true/false"))?,
+        )),
+        ValueType::String | ValueType::Timestamp => value(Kind::StringValue(cell.to_string())),
+        ValueType::Bytes => value(Kind::BytesValue(cell.as_bytes().to_vec())),
+        ValueType::Float32List => bail!("float32 lists cannot be read from CSV; use jsonl"),
+    })
+}
+
+/// Reads a Parquet file: columns named like the source's (any subset that ingest accepts).
+pub fn read_parquet(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .with_context(|| format!("{}: not a Parquet file", path.display()))?
+        .build()?;
+    let schema = reader.schema();
+    let mut types = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let column = source.column(field.name()).with_context(|| {
+            format!(
+                "{}: column {:?} is not a column of source {:?}",
+                path.display(),
+                field.name(),
+                source.name
+            )
+        })?;
+        types.push(column.value_type);
+    }
+    let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.with_context(|| format!("{}: unreadable row group", path.display()))?;
+        let first = rows.len();
+        rows.extend((0..batch.num_rows()).map(|_| Row {
+            values: Vec::with_capacity(columns.len()),
+        }));
+        for (c, (array, t)) in batch.columns().iter().zip(&types).enumerate() {
+            for (r, row) in rows[first..].iter_mut().enumerate() {
+                let value = arrow_value(array, r, *t).with_context(|| {
+                    format!(
+                        "{}: row {}, column {:?}",
+                        path.display(),
+                        first + r,
+                        columns[c]
+                    )
+                })?;
+                row.values.push(value);
+            }
+        }
+    }
+    Ok((columns, rows))
+}
+
+/// Element `i` of `array` as a value of a `t` column.
+fn arrow_value(array: &ArrayRef, i: usize, t: ValueType) -> anyhow::Result<Value> {
+    if array.is_null(i) {
+        return Ok(Value { kind: None });
+    }
+    let int = || -> Option<i64> {
+        Some(match array.data_type() {
+            DataType::Int64 => array.as_primitive::<Int64Type>().value(i),
+            DataType::Int32 => i64::from(array.as_primitive::<Int32Type>().value(i)),
+            DataType::Int16 => i64::from(array.as_primitive::<Int16Type>().value(i)),
+            DataType::Int8 => i64::from(array.as_primitive::<Int8Type>().value(i)),
+            DataType::UInt32 => i64::from(array.as_primitive::<UInt32Type>().value(i)),
+            DataType::UInt16 => i64::from(array.as_primitive::<UInt16Type>().value(i)),
+            DataType::UInt8 => i64::from(array.as_primitive::<UInt8Type>().value(i)),
+            _ => return None,
+        })
+    };
+    let float = || -> Option<f64> {
+        match array.data_type() {
+            DataType::Float64 => Some(array.as_primitive::<Float64Type>().value(i)),
+            DataType::Float32 => Some(f64::from(array.as_primitive::<Float32Type>().value(i))),
+            _ => None,
+        }
+    };
+    let text = || -> Option<String> {
+        match array.data_type() {
+            DataType::Utf8 => Some(array.as_string::<i32>().value(i).to_string()),
+            DataType::LargeUtf8 => Some(array.as_string::<i64>().value(i).to_string()),
+            _ => None,
+        }
+    };
+    let micros = || -> Option<i64> {
+        Some(match array.data_type() {
+            DataType::Timestamp(TimeUnit::Second, _) => array
+                .as_primitive::<TimestampSecondType>()
+                .value(i)
+                .saturating_mul(1_000_000),
+            DataType::Timestamp(TimeUnit::Millisecond, _) => array
+                .as_primitive::<TimestampMillisecondType>()
+                .value(i)
+                .saturating_mul(1_000),
+            DataType::Timestamp(TimeUnit::Microsecond, _) => {
+                array.as_primitive::<TimestampMicrosecondType>().value(i)
+            }
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => array
+                .as_primitive::<TimestampNanosecondType>()
+                .value(i)
+                .div_euclid(1_000),
+            _ => return None,
+        })
+    };
+    let kind = match t {
+        ValueType::Int64 => int().map(Kind::Int64Value),
+        ValueType::Float64 => float().map(Kind::Float64Value),
+        ValueType::Float32 => float().map(|x| Kind::Float32Value(x as f32)),
+        ValueType::Bool => match array.data_type() {
+            DataType::Boolean => Some(Kind::BoolValue(array.as_boolean().value(i))),
+            _ => None,
+        },
+        ValueType::String => text().map(Kind::StringValue),
+        ValueType::Bytes => match array.data_type() {
+            DataType::Binary => Some(Kind::BytesValue(array.as_binary::<i32>().value(i).to_vec())),
+            _ => text().map(|s| Kind::BytesValue(s.into_bytes())),
+        },
+        ValueType::Timestamp => micros()
+            .map(|m| Kind::TimestampValue(micros_to_timestamp(m)))
+            .or_else(|| text().map(Kind::StringValue)),
+        ValueType::Float32List => match array.data_type() {
+            DataType::List(_) => {
+                let list = array.as_list::<i32>().value(i);
+                match list.data_type() {
+                    DataType::Float32 => Some(Kind::Float32ListValue(Float32List {
+                        values: list.as_primitive::<Float32Type>().values().to_vec(),
+                    })),
+                    _ => None,
+                }
+            }
+            _ => None,
+        },
+    };
+    kind.map(|k| Value { kind: Some(k) })
+        .with_context(|| format!("expected {t}, the file has {}", array.data_type()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{
+        Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    };
+    use parquet::arrow::ArrowWriter;
+    use quiver_core::Column;
+
+    use super::*;
+
+    fn source() -> Source {
+        let column = |name: &str, value_type| Column {
+            name: name.into(),
+            value_type,
+        };
+        Source {
+            name: "transactions".into(),
+            entity: "user".into(),
+            timestamp_field: "ts".into(),
+            allowed_lateness: std::time::Duration::from_secs(60),
+            schema: vec![
+                column("user_id", ValueType::Int64),
+                column("ts", ValueType::Timestamp),
+                column("amount", ValueType::Float64),
+                column("merchant", ValueType::String),
+            ],
+            description: String::new(),
+        }
+    }
+
+    fn write(path: &Path, batch: RecordBatch) {
+        let file = std::fs::File::create(path).unwrap();
+        let mut writer = ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+    }
+
+    #[test]
+    fn parquet_rows_become_typed_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.parquet");
+        let batch = RecordBatch::try_from_iter([
+            (
+                "user_id",
+                Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef,
+            ),
+            (
+                "ts",
+                Arc::new(TimestampMicrosecondArray::from(vec![5_000_000, 6_000_000])) as ArrayRef,
+            ),
+            (
+                "amount",
+                Arc::new(Float64Array::from(vec![Some(1.5), None])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        write(&path, batch);
+        let (columns, rows) = read_parquet(&path, &source()).unwrap();
+        assert_eq!(columns, ["user_id", "ts", "amount"]);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].values[0].kind, Some(Kind::Int64Value(1)));
+        assert_eq!(
+            rows[1].values[1].kind,
+            Some(Kind::TimestampValue(micros_to_timestamp(6_000_000)))
+        );
+        assert_eq!(rows[0].values[2].kind, Some(Kind::Float64Value(1.5)));
+        assert_eq!(rows[1].values[2].kind, None, "null stays null");
+    }
+
+    #[test]
+    fn parquet_errors_name_the_row_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.parquet");
+        let batch = RecordBatch::try_from_iter([(
+            "amount",
+            Arc::new(StringArray::from(vec!["1.5", "x"])) as ArrayRef,
+        )])
+        .unwrap();
+        write(&path, batch);
+        let error = format!("{:#}", read_parquet(&path, &source()).unwrap_err());
+        assert!(
+            error.contains("row 0, column \"amount\": expected float64, the file has Utf8"),
+            "{error}"
+        );
+        let unknown = dir.path().join("unknown.parquet");
+        let batch = RecordBatch::try_from_iter([(
+            "colour",
+            Arc::new(StringArray::from(vec!["red"])) as ArrayRef,
+        )])
+        .unwrap();
+        write(&unknown, batch);
+        let error = format!("{:#}", read_parquet(&unknown, &source()).unwrap_err());
+        assert!(
+            error.contains("column \"colour\" is not a column of source \"transactions\""),
+            "{error}"
+        );
+    }
+}
