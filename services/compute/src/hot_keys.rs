@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use quiver_proto::convert::display_entity;
 use quiver_proto::online::EventBatch;
 
 /// The counting period.
@@ -58,56 +59,9 @@ impl HotKeys {
         crate::metrics::HOT_KEYS.reset();
         for ((project, source, key), n) in counts.into_iter().take(self.top) {
             crate::metrics::HOT_KEYS
-                .with_label_values(&[&project, &source, &display_key(&key)])
+                .with_label_values(&[&project, &source, &display_entity(&key)])
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         self.started = Instant::now();
-    }
-}
-
-/// A readable form of an encoded entity key (see `quiver_proto::convert::encode_entity`):
-/// the join key values joined by `/`.
-pub fn display_key(mut key: &[u8]) -> String {
-    let mut parts = Vec::new();
-    while let Some((&tag, rest)) = key.split_first() {
-        match tag {
-            b'i' if rest.len() >= 8 => {
-                let mut word = [0u8; 8];
-                word.copy_from_slice(&rest[..8]);
-                parts.push(((u64::from_be_bytes(word) ^ (1 << 63)) as i64).to_string());
-                key = &rest[8..];
-            }
-            b's' | b'b' if rest.len() >= 4 => {
-                let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-                let Some(bytes) = rest.get(4..4 + len) else {
-                    break;
-                };
-                parts.push(String::from_utf8_lossy(bytes).into_owned());
-                key = &rest[4 + len..];
-            }
-            _ => break,
-        }
-    }
-    parts.join("/")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use quiver_proto::convert::encode_entity;
-    use quiver_proto::types::{value::Kind, Value};
-
-    #[test]
-    fn keys_display_as_their_values() {
-        let key = encode_entity(&[
-            Value {
-                kind: Some(Kind::Int64Value(-42)),
-            },
-            Value {
-                kind: Some(Kind::StringValue("shop".into())),
-            },
-        ])
-        .unwrap();
-        assert_eq!(display_key(&key), "-42/shop");
     }
 }

@@ -57,3 +57,48 @@ pub fn value_kind_name(kind: Option<&Kind>) -> &'static str {
         Some(Kind::Float32ListValue(_)) => "float32_list",
     }
 }
+
+/// A readable form of an entity key encoded by [`encode_entity`]: the join key values joined
+/// by `/` (for metrics and logs).
+pub fn display_entity(mut key: &[u8]) -> String {
+    let mut parts = Vec::new();
+    while let Some((&tag, rest)) = key.split_first() {
+        match tag {
+            b'i' if rest.len() >= 8 => {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(&rest[..8]);
+                parts.push(((u64::from_be_bytes(word) ^ (1 << 63)) as i64).to_string());
+                key = &rest[8..];
+            }
+            b's' | b'b' if rest.len() >= 4 => {
+                let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+                let Some(bytes) = rest.get(4..4 + len) else {
+                    break;
+                };
+                parts.push(String::from_utf8_lossy(bytes).into_owned());
+                key = &rest[4 + len..];
+            }
+            _ => break,
+        }
+    }
+    parts.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_display_as_their_values() {
+        let key = encode_entity(&[
+            Value {
+                kind: Some(Kind::Int64Value(-42)),
+            },
+            Value {
+                kind: Some(Kind::StringValue("shop".into())),
+            },
+        ])
+        .unwrap();
+        assert_eq!(display_entity(&key), "-42/shop");
+    }
+}
