@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod feature_selection;
 pub mod grpc_server;
 pub mod http_endpoint;
 pub mod leader_hint;

@@ -40,6 +40,29 @@ pub struct OnlineStoreConfig {
     /// How often a non-leader asks the leader how far it has committed.
     #[serde(with = "duration_text")]
     pub read_lag_poll_interval: Duration,
+    /// Export admitted events to the offline store (the leader does it).
+    pub export: bool,
+    /// The offline store: a directory, `file:///dir` or `s3://bucket/prefix` (endpoint and
+    /// credentials from the `AWS_*` environment). Empty: `<data_dir>/offline`.
+    pub offline_store: String,
+    /// How often the leader exports what is staged.
+    #[serde(with = "duration_text")]
+    pub export_interval: Duration,
+    /// The most log entries one export range spans (bounds the exporter's memory).
+    pub export_max_entries: u64,
+    /// Compact a partition directory once it holds this many small files.
+    pub compact_min_files: usize,
+}
+
+impl OnlineStoreConfig {
+    /// The offline store's URL, defaulted under the data dir.
+    pub fn offline_store_url(&self) -> String {
+        if self.offline_store.is_empty() {
+            self.data_dir.join("offline").display().to_string()
+        } else {
+            self.offline_store.clone()
+        }
+    }
 }
 
 impl Default for OnlineStoreConfig {
@@ -58,6 +81,11 @@ impl Default for OnlineStoreConfig {
             block_cache_mib: 256,
             max_read_lag_entries: 1_000,
             read_lag_poll_interval: Duration::from_millis(500),
+            export: true,
+            offline_store: String::new(),
+            export_interval: Duration::from_secs(1),
+            export_max_entries: 10_000,
+            compact_min_files: 8,
         }
     }
 }

@@ -57,9 +57,12 @@ pub enum Space {
     Running = 5,
     /// Source watermarks: project \0 source -> largest admitted event time (ordered i64).
     Watermarks = 6,
-    /// Quarantine log: project \0 source \0, log index BE u64, batch BE u32, row BE u32,
-    /// view BE u32 (u32::MAX: late) -> `QuarantinedRow`.
-    Quarantine = 7,
+    // 7 was the quarantine log; late and excluded rows now travel in staged entries.
+    /// Entries staged for the offline export: log index BE u64 -> `StagedEntry`. Released (by
+    /// range) when an `ExportFinish` applies.
+    Staged = 8,
+    /// Export progress: a single key -> `ExportState`.
+    Export = 9,
 }
 
 /// The entity key under which a view's column statistics (standardize/zscore) are kept: a
@@ -136,23 +139,16 @@ pub fn watermark_key(group: u32, project: &str, source: &str) -> Vec<u8> {
     key
 }
 
-/// The prefix of a source's quarantine log.
-pub fn quarantine_prefix(group: u32, project: &str, source: &str) -> Vec<u8> {
-    let mut key = watermark_key(group, project, source);
-    key[4] = Space::Quarantine as u8;
-    key.push(0);
+/// The key of the entry at `log_index` staged for export.
+pub fn staged_key(group: u32, log_index: u64) -> Vec<u8> {
+    let mut key = space_prefix(group, Space::Staged);
+    key.extend_from_slice(&log_index.to_be_bytes());
     key
 }
 
-/// The key of one quarantined row (`view` u32::MAX: rejected as late).
-pub fn quarantine_key(prefix: &[u8], log_index: u64, batch: u32, row: u32, view: u32) -> Vec<u8> {
-    let mut key = Vec::with_capacity(prefix.len() + 20);
-    key.extend_from_slice(prefix);
-    key.extend_from_slice(&log_index.to_be_bytes());
-    key.extend_from_slice(&batch.to_be_bytes());
-    key.extend_from_slice(&row.to_be_bytes());
-    key.extend_from_slice(&view.to_be_bytes());
-    key
+/// The key of the group's export progress.
+pub fn export_state_key(group: u32) -> Vec<u8> {
+    space_prefix(group, Space::Export)
 }
 
 /// `group` as the 4-byte key prefix.

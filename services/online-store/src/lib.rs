@@ -6,8 +6,11 @@
 //! registry only through its gRPC client (the registry cache in `quiver-common`).
 
 pub mod admin;
+pub mod compact;
 pub mod config;
 pub mod error;
+pub mod export;
+pub mod export_rows;
 pub mod keys;
 pub mod metrics;
 pub mod node;
@@ -44,6 +47,12 @@ pub async fn serve(
     let node = node::Node::start(config.clone(), cache).await?;
     tracing::info!(node_id = config.node_id, advertise = %config.advertise, "online store node started");
     metrics::export_raft_metrics(node.raft.clone(), shutdown.clone());
+    let exporter = if config.export {
+        let lake = quiver_lake::Lake::open(&config.offline_store_url())?;
+        Some(export::spawn(node.clone(), lake, shutdown.clone()))
+    } else {
+        None
+    };
     let raft_server =
         raft::server::RaftServer::new(node.raft.clone(), config.data_dir.join("incoming"));
     let result = GrpcServer::new("online-store", grpc)
@@ -65,6 +74,9 @@ pub async fn serve(
         )
         .serve(listener, shutdown)
         .await;
+    if let Some(exporter) = exporter {
+        let _ = exporter.await;
+    }
     node.shutdown().await;
     result
 }

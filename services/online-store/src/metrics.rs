@@ -185,3 +185,40 @@ pub fn export_raft_metrics(raft: Raft, shutdown: Shutdown) {
         }
     });
 }
+
+static EXPORT_LAG: LazyLock<IntGauge> = gauge!(
+    "quiver_export_lag_seconds",
+    "Leader only: how long ago the oldest row not yet in the offline store was ingested (0: nothing waiting)."
+);
+static EXPORTED_INDEX: LazyLock<IntGauge> = gauge!(
+    "quiver_export_exported_index",
+    "The log index through which staged rows are in the offline store and released."
+);
+#[allow(clippy::expect_used)]
+static EXPORTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "quiver_export_total",
+        "What the offline export wrote, by kind: files, rows (aggregated rows), bytes, errors (failed rounds, retried).",
+        &["kind"]
+    )
+    .expect("metric registers once")
+});
+
+/// Counts one exported range.
+pub fn count_export(files: usize, rows: u64, bytes: u64, exported_index: u64) {
+    EXPORTS.with_label_values(&["files"]).inc_by(files as u64);
+    EXPORTS.with_label_values(&["rows"]).inc_by(rows);
+    EXPORTS.with_label_values(&["bytes"]).inc_by(bytes);
+    EXPORTED_INDEX.set(i64::try_from(exported_index).unwrap_or(i64::MAX));
+}
+
+/// Counts a failed export round.
+pub fn count_export_error() {
+    EXPORTS.with_label_values(&["errors"]).inc();
+}
+
+/// Sets the export lag and progress.
+pub fn set_export_lag(lag: std::time::Duration, exported_index: u64) {
+    EXPORT_LAG.set(i64::try_from(lag.as_secs()).unwrap_or(i64::MAX));
+    EXPORTED_INDEX.set(i64::try_from(exported_index).unwrap_or(i64::MAX));
+}

@@ -11,11 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use prost::Message;
+use quiver_common::feature_selection::{resolve_features, FeatureSelection, ResolvedFeature};
 use quiver_common::registry_cache::Catalog;
 use quiver_common::uri::http_uri;
 use quiver_core::aggregate::TileRecord;
 use quiver_core::tiling::{self, ViewAggregates};
-use quiver_core::{FeatureRef, FeatureView, Window};
+use quiver_core::{FeatureView, Window};
 use quiver_proto::convert::{
     micros_to_timestamp, scalar_to_value, timestamp_to_micros, value_type, value_type_name,
 };
@@ -196,24 +197,12 @@ impl Serving {
         project: &str,
         request: &GetFeaturesRequest,
     ) -> Result<ReadPlan, OnlineStoreError> {
-        let (refs, field): (Vec<FeatureRef>, &str) = match &request.features {
+        let selection = match &request.features {
             Some(get_features_request::Features::FeatureService(name)) => {
-                let service = catalog.service(project, name).ok_or_else(|| {
-                    invalid(format!("feature_service: unknown feature service {name:?}"))
-                })?;
-                (service.features.clone(), "feature_service")
+                FeatureSelection::Service(name)
             }
             Some(get_features_request::Features::FeatureList(list)) => {
-                let refs = list
-                    .refs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, text)| {
-                        text.parse()
-                            .map_err(|e| invalid(format!("feature_list.refs[{i}]: {e}")))
-                    })
-                    .collect::<Result<Vec<FeatureRef>, _>>()?;
-                (refs, "feature_list.refs")
+                FeatureSelection::Refs(&list.refs)
             }
             None => {
                 return Err(invalid(
@@ -221,47 +210,24 @@ impl Serving {
                 ))
             }
         };
-        if refs.is_empty() {
-            return Err(invalid(format!("{field}: no features requested")));
-        }
+        let resolved = resolve_features(
+            &self.node.registry,
+            catalog,
+            project,
+            selection,
+            "feature_list.refs",
+        )
+        .await
+        .map_err(invalid)?;
         let mut groups: Vec<PlannedView> = Vec::new();
-        let mut slots = Vec::with_capacity(refs.len());
-        for (i, reference) in refs.iter().enumerate() {
-            let (version, view) = match reference.version {
-                None => {
-                    let latest = catalog.view(project, &reference.view).ok_or_else(|| {
-                        invalid(format!(
-                            "{field}[{i}]: unknown feature view {:?}",
-                            reference.view
-                        ))
-                    })?;
-                    (latest.version, latest.view.clone())
-                }
-                Some(v) => {
-                    let view = self
-                        .node
-                        .registry
-                        .fetch_view_version(project, &reference.view, v)
-                        .await
-                        .ok_or_else(|| {
-                            invalid(format!(
-                                "{field}[{i}]: feature view {:?} has no version {v}",
-                                reference.view
-                            ))
-                        })?;
-                    (v, view)
-                }
-            };
-            let feature = view
-                .features
-                .iter()
-                .position(|f| f.name == reference.feature)
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "{field}[{i}]: feature view {:?} has no feature {:?}",
-                        reference.view, reference.feature
-                    ))
-                })?;
+        let mut slots = Vec::with_capacity(resolved.len());
+        for ResolvedFeature {
+            reference,
+            version,
+            view,
+            feature,
+        } in resolved
+        {
             let group = match groups
                 .iter()
                 .position(|g| g.view.name == view.name && g.version == version)
@@ -572,6 +538,7 @@ fn streamed_cell(
     ttl_micros: Option<i64>,
     horizon: Option<i64>,
     as_of_micros: i64,
+    past_as_of: bool,
 ) -> (Value, FieldStatus, prost_types::Timestamp) {
     let Some(read) = streamed.features.get(feature) else {
         return (
@@ -595,6 +562,12 @@ fn streamed_cell(
                 prost_types::Timestamp::default(),
             );
         }
+    }
+    // A window whose newest tile holds events after `as_of` would leak them into a past
+    // read: a tile cannot be cut at `as_of`. Such a read is `INVALID` (the offline snapshot
+    // answers it exactly); reads at the present never see later events.
+    if window != Window::Lifetime && past_as_of && read.max_event_micros > as_of_micros {
+        return (null(), FieldStatus::Invalid, stamp(read.max_event_micros));
     }
     if window == Window::Lifetime {
         let latest = streamed.latest_micros;
@@ -682,6 +655,7 @@ impl ServingService for Serving {
                         ttl_micros,
                         read.horizon,
                         as_of_micros,
+                        request.as_of.is_some(),
                     );
                     vector.values.push(value);
                     vector.statuses.push(status as i32);

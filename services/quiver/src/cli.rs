@@ -38,8 +38,58 @@ pub enum Command {
     Cluster(ClusterArgs),
     /// Push a file of events to ingest.
     Push(PushArgs),
+    /// Compute a point-in-time training set for an entity table (Parquet in, Parquet out).
+    Snapshot(SnapshotArgs),
     /// Load generators for the online store (see docs/benchmarks.md).
     Bench(BenchArgs),
+}
+
+/// `quiver snapshot`.
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// The entity table: join-key columns, a timestamp column, anything else (labels) passed
+    /// through.
+    #[arg(long)]
+    pub entities: std::path::PathBuf,
+    /// Features as `view:feature` (or `view@N:feature`), comma-separated or repeated.
+    #[arg(long, value_delimiter = ',')]
+    pub features: Vec<String>,
+    /// A feature service instead of --features.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// The entity table's timestamp column.
+    #[arg(long)]
+    pub timestamp_column: Option<String>,
+    /// Where to write: a path, file:///path, or an object-store URL (s3://bucket/key.parquet).
+    #[arg(long)]
+    pub out: String,
+    /// The project (may be left out when the registry holds one).
+    #[arg(long, default_value = "")]
+    pub project: String,
+    /// Sample entity rows (adds a `sample_weight` column).
+    #[arg(long, value_enum)]
+    pub sample: Option<SampleStrategy>,
+    /// The column whose classes drive --sample.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// balanced: the fraction the most frequent class keeps.
+    #[arg(long, default_value_t = 0.1)]
+    pub fraction: f64,
+    /// The sampling seed (same seed and table, same sample).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where the services are.
+    #[command(flatten)]
+    pub addresses: Addresses,
+}
+
+/// Sampling strategies of `quiver snapshot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SampleStrategy {
+    /// Keep rare classes, down-sample the frequent ones to --fraction.
+    Balanced,
+    /// Keep each class with probability inversely proportional to its frequency.
+    InverseFrequency,
 }
 
 /// `quiver push`.

@@ -4,6 +4,7 @@
 use quiver_common::{Endpoints, GrpcConfig, HttpConfig, LogConfig};
 use quiver_compute::ComputeConfig;
 use quiver_ingest::IngestConfig;
+use quiver_offline::OfflineConfig;
 use quiver_online_store::OnlineStoreConfig;
 use quiver_registry::RegistryConfig;
 use serde::{Deserialize, Serialize};
@@ -28,4 +29,6 @@ pub struct QuiverConfig {
     pub ingest: IngestConfig,
     /// `[compute]`: the compute role.
     pub compute: ComputeConfig,
+    /// `[offline]`: the snapshot service.
+    pub offline: OfflineConfig,
 }

@@ -63,7 +63,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             )
             .await
         }
-        other => Err(not_built(other)),
+        Role::Offline => {
+            quiver_offline::serve(
+                &config.offline,
+                &config.grpc,
+                &config.endpoints.registry,
+                grpc,
+                shutdown.clone(),
+            )
+            .await
+        }
     };
     shutdown.trigger();
     let _ = http_task.await;
@@ -91,6 +100,10 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     config.http.listen = port(5)?;
     config.registry.data_dir = args.data_dir.join("registry");
     config.online_store.data_dir = args.data_dir.join("online-store");
+    // The offline store: local files under the data dir, written by the online store's
+    // exporter and read by the snapshot service.
+    config.offline.store = args.data_dir.join("offline").display().to_string();
+    config.online_store.offline_store = config.offline.store.clone();
     config.online_store.node_id = 1;
     config.online_store.advertise = addresses.online.clone();
     config.endpoints.registry = addresses.registry.clone();
@@ -172,6 +185,20 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         }),
     ));
 
+    let listener = bind(port(4)?, "offline").await?;
+    let (offline, grpc, endpoints, stop) = (
+        config.offline.clone(),
+        config.grpc.clone(),
+        config.endpoints.clone(),
+        shutdown.clone(),
+    );
+    roles.push((
+        "offline",
+        tokio::spawn(async move {
+            quiver_offline::serve(&offline, &grpc, &endpoints.registry, listener, stop).await
+        }),
+    ));
+
     print_endpoints(&args, &config);
     if !args.apply.is_empty() {
         match crate::commands::apply::apply_paths(&args.apply, false, &addresses).await {
@@ -250,7 +277,7 @@ fn print_endpoints(args: &DevArgs, config: &QuiverConfig) {
         ("ingest", 1, "running"),
         ("compute", 2, "running"),
         ("online-store", 3, "running (single-node Raft group)"),
-        ("offline", 4, "not built yet"),
+        ("offline", 4, "running (Arrow Flight snapshots)"),
     ] {
         println!(
             "  {:<14} 127.0.0.1:{:<12} {status}",
@@ -284,8 +311,4 @@ async fn bind(address: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(address).await.with_context(|| {
         format!("cannot listen on {address} for {what} (is another quiver running?)")
     })
-}
-
-fn not_built(role: Role) -> anyhow::Error {
-    anyhow::anyhow!("the {role:?} role is not built yet; `registry`, `ingest`, `compute` and `online-store` can be served in this version")
 }

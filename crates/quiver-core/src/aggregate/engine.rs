@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use super::partial::{Partial, Stamp};
+use super::partial::Stamp;
 use super::record::TileRecord;
 use crate::scalar::Scalar;
 use crate::tiling::{bucket, AggregateSpec, Layout};
@@ -35,9 +35,9 @@ impl TileAggregator {
             empty_tiles: layout
                 .families
                 .iter()
-                .map(|f| empty(specs, &f.members))
+                .map(|f| TileRecord::empty(specs, &f.members))
                 .collect(),
-            empty_running: empty(specs, &layout.running),
+            empty_running: TileRecord::empty(specs, &layout.running),
             layout: layout.clone(),
             entities: HashMap::with_capacity_and_hasher(1_024, BuildHasherDefault::default()),
         }
@@ -78,14 +78,14 @@ impl TileAggregator {
                     &mut tiles.tiles[last].2
                 }
             };
-            fold(record, &family.members, stamp, inputs);
+            record.add(&family.members, stamp, inputs);
         }
         // Every entity gets a running record, even without lifetime aggregates: its latest
         // event time says the entity exists (and how old it is, for the TTL).
         let record = tiles
             .running
             .get_or_insert_with(|| self.empty_running.clone());
-        fold(record, &self.layout.running, stamp, inputs);
+        record.add(&self.layout.running, stamp, inputs);
     }
 
     /// The touched entities and their records.
@@ -94,34 +94,13 @@ impl TileAggregator {
     }
 }
 
-fn empty(specs: &[AggregateSpec], members: &[usize]) -> TileRecord {
-    TileRecord {
-        max_event_micros: i64::MIN,
-        partials: members
-            .iter()
-            .map(|m| {
-                let spec = &specs[*m];
-                Partial::empty(
-                    spec.aggregation,
-                    spec.column.is_some(),
-                    Some(spec.value_type),
-                )
-            })
-            .collect(),
-    }
-}
-
-fn fold(record: &mut TileRecord, members: &[usize], stamp: Stamp, inputs: &[Option<&Scalar>]) {
-    record.max_event_micros = record.max_event_micros.max(stamp.event_micros);
-    for (partial, member) in record.partials.iter_mut().zip(members) {
-        partial.update(inputs.get(*member).copied().flatten(), stamp);
-    }
-}
-
 /// FxHash (rustc's hasher): entity keys are short byte strings from our own encoder, so a
 /// fast non-keyed hash is enough here.
 #[derive(Default)]
-struct FxHasher(u64);
+pub struct FxHasher(u64);
+
+/// Builds [`FxHasher`]s, for maps keyed by entity keys.
+pub type FxBuildHasher = BuildHasherDefault<FxHasher>;
 
 impl Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
@@ -147,6 +126,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::aggregate::Partial;
     use crate::definitions::{Aggregation, Window};
     use crate::tiling::layout;
     use crate::ValueType;

@@ -7,7 +7,7 @@ mod hll;
 mod partial;
 mod record;
 
-pub use engine::{EntityTiles, TileAggregator};
+pub use engine::{EntityTiles, FxBuildHasher, FxHasher, TileAggregator};
 pub use hll::Hll;
 pub use partial::{Partial, Stamp};
 pub use record::{merge_stored, CorruptRecord, TileRecord};

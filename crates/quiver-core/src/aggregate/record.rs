@@ -9,6 +9,7 @@
 use super::hll::{Hll, REGISTERS};
 use super::partial::{Partial, Stamp};
 use crate::scalar::Scalar;
+use crate::tiling::AggregateSpec;
 
 const VERSION: u8 = 1;
 
@@ -27,6 +28,33 @@ pub struct TileRecord {
 pub struct CorruptRecord(pub &'static str);
 
 impl TileRecord {
+    /// An empty record with a partial for each of `members` (indexes into `specs`).
+    pub fn empty(specs: &[AggregateSpec], members: &[usize]) -> Self {
+        Self {
+            max_event_micros: i64::MIN,
+            partials: members
+                .iter()
+                .map(|m| {
+                    let spec = &specs[*m];
+                    Partial::empty(
+                        spec.aggregation,
+                        spec.column.is_some(),
+                        Some(spec.value_type),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Adds one event at `stamp`: `inputs[m]` is the input of member `m` (`None`: null or no
+    /// column). The online store's apply and the offline snapshot both fold rows with this.
+    pub fn add(&mut self, members: &[usize], stamp: Stamp, inputs: &[Option<&Scalar>]) {
+        self.max_event_micros = self.max_event_micros.max(stamp.event_micros);
+        for (partial, member) in self.partials.iter_mut().zip(members) {
+            partial.update(inputs.get(*member).copied().flatten(), stamp);
+        }
+    }
+
     /// Folds `other` (a record of the same layout) into this one, partial by partial.
     pub fn merge(&mut self, other: &TileRecord) {
         self.max_event_micros = self.max_event_micros.max(other.max_event_micros);

@@ -1,5 +1,6 @@
-//! Applying streaming events: admission against the source's watermark, the quarantine log,
-//! folding admitted events into tiles and running records, and dropping expired tile epochs.
+//! Applying streaming events: admission against the source's watermark, staging for the
+//! offline export (with every late row's reason), folding admitted events into tiles and
+//! running records, and dropping expired tile epochs.
 //!
 //! Everything here decides from the log alone: the watermark is replicated state, the stamp
 //! that breaks `first`/`last` ties is the log position, and tiles are written as RocksDB merge
@@ -9,19 +10,15 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 
-use prost::Message;
 use quiver_core::aggregate::{Stamp, TileAggregator};
 use quiver_core::tiling::{self, Layout, ViewAggregates};
 use quiver_core::Scalar;
 use quiver_proto::convert::{aggregate_spec_from_pb, micros_to_timestamp, value_to_scalar};
-use quiver_proto::online::{EventBatch, QuarantinedRow, ViewEvents};
+use quiver_proto::online::{EventBatch, StagedBatch, ViewEvents};
 use rocksdb::WriteBatch;
 
 use super::{EventOutcome, StateMachine};
 use crate::keys::{self, Space};
-
-/// The quarantine "view" of rows rejected as late.
-const LATE: u32 = u32::MAX;
 
 /// How many event times per apply feed the freshness histogram (a sample bounds the cost).
 const FRESHNESS_SAMPLE: usize = 1_024;
@@ -61,21 +58,23 @@ enum Input {
 }
 
 impl StateMachine {
-    /// Applies one producer batch of entry `log_index` (the `index`-th batch of the entry,
-    /// whose rows are numbered from `row_base` within the entry).
+    /// Applies one producer batch of entry `log_index` (whose rows are numbered from
+    /// `row_base` within the entry), and says in `staged` what was decided about it.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn apply_event_batch(
         &self,
         log_index: u64,
-        index: u32,
         row_base: u32,
         events: &EventBatch,
         batch: &mut WriteBatch,
         overlay: &mut HashMap<Vec<u8>, Vec<u8>>,
         applied: &mut AppliedEvents,
         folds: &mut EntryFolds,
+        staged: &mut StagedBatch,
     ) -> io::Result<EventOutcome> {
         let mut outcome = EventOutcome::default();
+        // Until admitted, a batch counts for nothing offline either.
+        staged.duplicate = true;
         let rows = events.rows.len();
         if events.event_micros.len() != rows || events.entity_keys.len() != rows {
             // Validated before proposing; a malformed entry is skipped the same everywhere.
@@ -86,25 +85,8 @@ impl StateMachine {
             outcome.duplicate = true;
             return Ok(outcome);
         }
+        staged.duplicate = false;
         let data = self.cf(keys::CF_SM_DATA)?;
-        let quarantine = keys::quarantine_prefix(self.group(), &events.project, &events.source);
-        let quarantine_row =
-            |batch: &mut WriteBatch, row: usize, view: u32, name: &str, reason: String| {
-                let record = QuarantinedRow {
-                    reason,
-                    view: name.to_string(),
-                    event_micros: events.event_micros[row],
-                    columns: events.columns.clone(),
-                    values: events.rows[row].values.clone(),
-                    producer_id: events.producer_id.clone(),
-                    sequence: events.sequence,
-                };
-                batch.put_cf(
-                    data,
-                    keys::quarantine_key(&quarantine, log_index, index, row as u32, view),
-                    record.encode_to_vec(),
-                );
-            };
 
         // Admission: the watermark moves at batch boundaries, so every row of a batch is judged
         // against the same watermark (the largest event time admitted before it).
@@ -126,7 +108,8 @@ impl StateMachine {
                     rfc3339(previous.unwrap_or_default()),
                     humanize(lateness)
                 );
-                quarantine_row(batch, row, LATE, "", reason);
+                staged.late_rows.push(row as u32);
+                staged.late_reasons.push(reason);
             } else {
                 outcome.accepted += 1;
                 watermark = Some(watermark.map_or(at, |w| w.max(at)));
@@ -144,7 +127,7 @@ impl StateMachine {
                 .insert((events.project.clone(), events.source.clone()), w);
         }
 
-        for (view_index, view) in events.views.iter().enumerate() {
+        for view in &events.views {
             let Ok(specs) = view
                 .aggregates
                 .iter()
@@ -156,17 +139,12 @@ impl StateMachine {
             };
             let aggregates = ViewAggregates::from_specs(specs, view.feature_count as usize);
             let mut excluded = HashSet::new();
+            // Excluded rows reach the quarantine log through the export (with their reason,
+            // which the staged entry carries in `view.excluded`).
             for exclusion in &view.excluded {
                 let row = exclusion.row as usize;
                 if row < rows && admitted[row] && excluded.insert(row) {
                     outcome.anomalous += 1;
-                    quarantine_row(
-                        batch,
-                        row,
-                        view_index as u32,
-                        &view.view,
-                        exclusion.reason.clone(),
-                    );
                 }
             }
             fold_view(

@@ -2,6 +2,7 @@
 //! alpha; an upgrade should touch nothing else).
 
 mod apply_events;
+mod apply_export;
 mod codec;
 pub mod log_store;
 pub mod network;

@@ -15,7 +15,7 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 use prost::Message;
 use quiver_proto::convert::timestamp_to_micros;
-use quiver_proto::online::{StoredRow, WriteRequest};
+use quiver_proto::online::{StagedBatch, StagedEntry, StoredRow, WriteRequest};
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
 
 use super::apply_events::{AppliedEvents, EntryFolds};
@@ -198,21 +198,40 @@ impl StateMachine {
         let mut result = CommandResult::default();
         let mut row_base = 0u32;
         let mut folds = EntryFolds::default();
-        for (index, events) in write.event_batches.iter().enumerate() {
+        let mut staged = Vec::with_capacity(write.event_batches.len());
+        for events in &write.event_batches {
+            let mut decided = StagedBatch::default();
             let outcome = self.apply_event_batch(
                 log_index,
-                index as u32,
                 row_base,
                 events,
                 batch,
                 overlay,
                 applied,
                 &mut folds,
+                &mut decided,
             )?;
             row_base = row_base.saturating_add(events.rows.len() as u32);
             result.events.push(outcome);
+            staged.push(decided);
         }
         self.write_folds(folds, batch)?;
+        if staged.iter().any(|b| !b.duplicate) {
+            // The entry as committed, for the offline export (released once exported).
+            let entry = StagedEntry {
+                write_request: command.write.clone(),
+                batches: staged,
+            };
+            batch.put_cf(
+                self.cf(keys::CF_SM_DATA)?,
+                keys::staged_key(self.group, log_index),
+                entry.encode_to_vec(),
+            );
+        }
+        if let Some(step) = write.export.and_then(|e| e.step) {
+            self.apply_export_step(log_index, step, batch, overlay)?;
+            return Ok(result);
+        }
         if write.rows.is_empty() {
             return Ok(result);
         }
@@ -620,11 +639,15 @@ mod tests {
                 .filter(|(k, _)| k[4] == keys::Space::Tiles as u8)
                 .count()
         };
+        // The late rows staged for the quarantine log, with their reasons.
         let quarantined = |db: &DB| {
             rows(db, 1)
                 .into_iter()
-                .filter(|(k, _)| k[4] == keys::Space::Quarantine as u8)
-                .count()
+                .filter(|(k, _)| k[4] == keys::Space::Staged as u8)
+                .map(|(_, v)| StagedEntry::decode(v.as_slice()).unwrap())
+                .flat_map(|e| e.batches)
+                .flat_map(|b| b.late_reasons)
+                .collect::<Vec<_>>()
         };
         let hour = 3_600_000_000i64;
         let start = 1_000 * hour;
@@ -641,7 +664,9 @@ mod tests {
         // An event older than watermark - lateness is rejected and quarantined.
         let late = apply_one(&sm, 4, event_batch(3, start + hour - 2 * 60_000_000));
         assert_eq!((late.events[0].accepted, late.events[0].late), (0, 1));
-        assert_eq!(quarantined(&db), 1);
+        let reasons = quarantined(&db);
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(reasons[0].starts_with("late: event time"), "{reasons:?}");
         assert_eq!(tiles(&db), 2);
         // Five hours on, both earlier tiles are behind the retention horizon (watermark minus
         // lateness minus the window, rounded down to an epoch): only the new tile remains.

@@ -9,6 +9,7 @@ mod get;
 mod lineage;
 mod objects;
 pub mod push;
+pub mod snapshot;
 mod watch;
 
 use std::process::ExitCode;
@@ -29,6 +30,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Get(args) => get::run(args).await?,
         Command::Cluster(args) => cluster::run(args).await?,
         Command::Push(args) => push::run(args).await?,
+        Command::Snapshot(args) => snapshot::run(args).await?,
         Command::Bench(args) => bench::run(args).await?,
     }
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,409 @@
+//! A snapshot request: resolving what it asks for, checking the entity table against it, and
+//! computing each batch of entity rows into the output batch (the entity table's columns, then
+//! one column per feature, then `sample_weight` when sampling).
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use arrow_select::filter::filter_record_batch;
+use quiver_common::feature_selection::{resolve_features, FeatureSelection};
+use quiver_common::registry_cache::RegistryCache;
+use quiver_core::tiling::{self, AggregateSpec};
+use quiver_core::{FeatureView, JoinKey, Scalar, ValueType};
+use quiver_lake::columns::{array_of, data_type, scalar_at, timestamp_micros};
+use quiver_lake::Partition;
+use quiver_proto::convert::{encode_entity, scalar_to_value};
+use quiver_proto::offline::snapshot_command::Features;
+use quiver_proto::offline::{sampling, SnapshotCommand};
+
+use crate::dataset::ViewData;
+use crate::error::SnapshotError;
+use crate::point_in_time::ViewKernel;
+use crate::sampling::{class_of, Sampler};
+
+/// The entity table's timestamp column unless the request names another.
+pub const DEFAULT_TIMESTAMP_COLUMN: &str = "event_timestamp";
+/// The weight column sampling adds.
+pub const SAMPLE_WEIGHT: &str = "sample_weight";
+
+/// A resolved snapshot request.
+pub struct SnapshotPlan {
+    /// The entity table's timestamp column.
+    pub timestamp_column: String,
+    /// The view versions read.
+    pub views: Vec<PlannedView>,
+    /// The feature columns, in requested order.
+    pub outputs: Vec<Output>,
+    /// Sampling, if asked for.
+    pub sampling: Option<SamplingPlan>,
+}
+
+/// One view version a snapshot reads.
+pub struct PlannedView {
+    /// Where its rows are.
+    pub partition: Partition,
+    /// Its entity's join keys (columns of the entity table).
+    pub join_keys: Vec<JoinKey>,
+    kernel: ViewKernel,
+}
+
+/// One feature column of the output.
+pub struct Output {
+    /// `view:feature` (or `view@N:feature` when the request pins a version).
+    pub name: String,
+    value_type: ValueType,
+    view: usize,
+    slot: usize,
+}
+
+/// Sampling as requested.
+pub enum SamplingPlan {
+    /// Balanced by `column`, the most frequent class down to `fraction`.
+    Balanced {
+        /// The label column.
+        column: String,
+        /// The most frequent class's keep fraction.
+        fraction: f64,
+        /// The seed.
+        seed: u64,
+    },
+    /// Inverse frequency of `column`.
+    InverseFrequency {
+        /// The column.
+        column: String,
+        /// The seed.
+        seed: u64,
+    },
+}
+
+impl SamplingPlan {
+    /// The column whose classes drive the sample.
+    pub fn column(&self) -> &str {
+        match self {
+            Self::Balanced { column, .. } | Self::InverseFrequency { column, .. } => column,
+        }
+    }
+
+    /// The sampler for a table whose sampling column holds `classes`.
+    pub fn sampler(&self, classes: &[String]) -> Sampler {
+        match self {
+            Self::Balanced { fraction, seed, .. } => Sampler::balanced(*seed, *fraction, classes),
+            Self::InverseFrequency { seed, .. } => Sampler::inverse_frequency(*seed, classes),
+        }
+    }
+}
+
+/// Resolves `command` against the registry.
+pub async fn plan(
+    registry: &RegistryCache,
+    command: &SnapshotCommand,
+) -> Result<SnapshotPlan, SnapshotError> {
+    let invalid = SnapshotError::InvalidArgument;
+    let catalog = registry.catalog();
+    let project = catalog
+        .project(&command.project)
+        .map_err(|e| invalid(format!("project: {e}")))?;
+    let selection = match &command.features {
+        Some(Features::FeatureService(name)) => FeatureSelection::Service(name),
+        Some(Features::FeatureRefs(refs)) => FeatureSelection::Refs(&refs.refs),
+        None => {
+            return Err(invalid(
+                "features: name a feature_service or feature_refs".into(),
+            ))
+        }
+    };
+    let resolved = resolve_features(registry, &catalog, &project, selection, "feature_refs")
+        .await
+        .map_err(invalid)?;
+    // Per view version read: its definition, version, join keys and requested features.
+    type Read = (Arc<FeatureView>, u32, Vec<JoinKey>, Vec<usize>);
+    let mut reads: Vec<Read> = Vec::new();
+    let mut outputs = Vec::with_capacity(resolved.len());
+    for feature in resolved {
+        let view = match reads
+            .iter()
+            .position(|(v, version, ..)| v.name == feature.view.name && *version == feature.version)
+        {
+            Some(index) => index,
+            None => {
+                let entity = catalog
+                    .entity(&project, &feature.view.entity)
+                    .ok_or_else(|| {
+                        SnapshotError::Unavailable(format!(
+                            "entity {:?} of view {:?} is not in the registry cache yet",
+                            feature.view.entity, feature.view.name
+                        ))
+                    })?;
+                let keys = entity.join_keys.clone();
+                reads.push((feature.view.clone(), feature.version, keys, Vec::new()));
+                reads.len() - 1
+            }
+        };
+        let requested = &mut reads[view].3;
+        let slot = requested
+            .iter()
+            .position(|f| *f == feature.feature)
+            .unwrap_or_else(|| {
+                requested.push(feature.feature);
+                requested.len() - 1
+            });
+        outputs.push(Output {
+            name: feature.reference.to_string(),
+            value_type: feature.view.features[feature.feature].value_type,
+            view,
+            slot,
+        });
+    }
+    let views = reads
+        .into_iter()
+        .map(|(definition, version, join_keys, requested)| PlannedView {
+            partition: Partition::Events {
+                project: project.clone(),
+                source: definition.source.clone(),
+                view: definition.name.clone(),
+                version,
+            },
+            join_keys,
+            kernel: ViewKernel::new(
+                definition
+                    .features
+                    .iter()
+                    .map(AggregateSpec::of_feature)
+                    .collect(),
+                requested,
+                definition.ttl.map(tiling::micros),
+            ),
+        })
+        .collect();
+    let sampling = match command
+        .sampling
+        .as_ref()
+        .and_then(|s| s.strategy.as_ref().map(|st| (s.seed, st)))
+    {
+        None => None,
+        Some((seed, sampling::Strategy::Balanced(b))) => {
+            if !(b.target_fraction > 0.0 && b.target_fraction <= 1.0) {
+                return Err(invalid(format!(
+                    "sampling.balanced.target_fraction: {} is not in (0, 1]",
+                    b.target_fraction
+                )));
+            }
+            Some(SamplingPlan::Balanced {
+                column: b.label_column.clone(),
+                fraction: b.target_fraction,
+                seed,
+            })
+        }
+        Some((seed, sampling::Strategy::InverseFrequency(i))) => {
+            Some(SamplingPlan::InverseFrequency {
+                column: i.column.clone(),
+                seed,
+            })
+        }
+    };
+    if command.filter_by_commit_time {
+        return Err(invalid(
+            "filter_by_commit_time: not supported yet; snapshots use event time (see docs/training.md)"
+                .into(),
+        ));
+    }
+    Ok(SnapshotPlan {
+        timestamp_column: if command.timestamp_column.is_empty() {
+            DEFAULT_TIMESTAMP_COLUMN.into()
+        } else {
+            command.timestamp_column.clone()
+        },
+        views,
+        outputs,
+        sampling,
+    })
+}
+
+impl SnapshotPlan {
+    /// Checks the entity table's schema; returns the output schema.
+    pub fn output_schema(&self, input: &Schema) -> Result<SchemaRef, SnapshotError> {
+        let invalid = SnapshotError::InvalidArgument;
+        let column = &self.timestamp_column;
+        let field = input.field_with_name(column).map_err(|_| {
+            invalid(format!(
+                "entity table: no timestamp column {column:?} (name another with timestamp_column); its columns: {}",
+                names(input)
+            ))
+        })?;
+        if !matches!(field.data_type(), DataType::Timestamp(..)) {
+            return Err(invalid(format!(
+                "entity table: column {column:?} has type {}; expected a timestamp",
+                field.data_type()
+            )));
+        }
+        for view in &self.views {
+            for key in &view.join_keys {
+                let field = input.field_with_name(&key.name).map_err(|_| {
+                    invalid(format!(
+                        "entity table: no join-key column {:?}; its columns: {}",
+                        key.name,
+                        names(input)
+                    ))
+                })?;
+                if !key_type_matches(key.value_type, field.data_type()) {
+                    return Err(invalid(format!(
+                        "entity table: join-key column {:?} has type {}; expected {}",
+                        key.name,
+                        field.data_type(),
+                        key.value_type.name()
+                    )));
+                }
+            }
+        }
+        if let Some(sampling) = &self.sampling {
+            if input.field_with_name(sampling.column()).is_err() {
+                return Err(invalid(format!(
+                    "sampling: no column {:?} in the entity table; its columns: {}",
+                    sampling.column(),
+                    names(input)
+                )));
+            }
+        }
+        let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
+        for output in &self.outputs {
+            fields.push(Field::new(&output.name, data_type(output.value_type), true));
+        }
+        if self.sampling.is_some() {
+            fields.push(Field::new(SAMPLE_WEIGHT, DataType::Float64, false));
+        }
+        for (i, field) in fields.iter().enumerate() {
+            if fields[..i].iter().any(|f| f.name() == field.name()) {
+                return Err(invalid(format!(
+                    "entity table: column {:?} clashes with an output column of that name",
+                    field.name()
+                )));
+            }
+        }
+        Ok(Arc::new(Schema::new(fields)))
+    }
+
+    /// The output for one batch of entity rows. `weights` (sampling) holds one entry per row:
+    /// the row's weight if kept. `first_row` numbers the batch's rows within the table.
+    pub fn compute(
+        &self,
+        schema: &SchemaRef,
+        data: &[Arc<ViewData>],
+        batch: &RecordBatch,
+        first_row: u64,
+        weights: Option<&[Option<f64>]>,
+    ) -> Result<RecordBatch, SnapshotError> {
+        let invalid = SnapshotError::InvalidArgument;
+        let rows = batch.num_rows();
+        let times_column = batch
+            .column_by_name(&self.timestamp_column)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "entity table: no column {:?}",
+                    self.timestamp_column
+                ))
+            })?;
+        let DataType::Timestamp(unit, _) = times_column.data_type() else {
+            return Err(invalid(format!(
+                "entity table: column {:?} is not a timestamp",
+                self.timestamp_column
+            )));
+        };
+        let mut times = Vec::with_capacity(rows);
+        for row in 0..rows {
+            let t = timestamp_micros(times_column.as_ref(), *unit, row).ok_or_else(|| {
+                invalid(format!(
+                    "entity table: row {}: {} is null",
+                    first_row + row as u64,
+                    self.timestamp_column
+                ))
+            })?;
+            times.push(t);
+        }
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        let mut computed: Vec<Vec<Vec<Option<Scalar>>>> = Vec::with_capacity(self.views.len());
+        for (view, data) in self.views.iter().zip(data) {
+            let keys = entity_keys(batch, &view.join_keys);
+            computed.push(view.kernel.compute(data, &keys, &times));
+        }
+        for output in &self.outputs {
+            let values = &computed[output.view][output.slot];
+            columns.push(array_of(values, output.value_type));
+        }
+        let Some(weights) = weights else {
+            return RecordBatch::try_new(schema.clone(), columns)
+                .map_err(|e| SnapshotError::Internal(e.to_string()));
+        };
+        columns.push(Arc::new(Float64Array::from_iter_values(
+            weights.iter().map(|w| w.unwrap_or(0.0)),
+        )));
+        let all = RecordBatch::try_new(schema.clone(), columns)
+            .map_err(|e| SnapshotError::Internal(e.to_string()))?;
+        let keep = arrow_array::BooleanArray::from_iter(weights.iter().map(|w| Some(w.is_some())));
+        filter_record_batch(&all, &keep).map_err(|e| SnapshotError::Internal(e.to_string()))
+    }
+
+    /// The sampling classes of a batch's rows.
+    pub fn classes(&self, batch: &RecordBatch) -> Vec<String> {
+        let Some(column) = self
+            .sampling
+            .as_ref()
+            .and_then(|s| batch.column_by_name(s.column()))
+        else {
+            return vec![class_of(None); batch.num_rows()];
+        };
+        (0..batch.num_rows())
+            .map(|row| class_of(scalar_at(column.as_ref(), row).as_ref()))
+            .collect()
+    }
+}
+
+/// Each row's encoded entity key for `join_keys` (`None` when a key is null).
+fn entity_keys(batch: &RecordBatch, join_keys: &[JoinKey]) -> Vec<Option<Vec<u8>>> {
+    let columns: Vec<Option<&ArrayRef>> = join_keys
+        .iter()
+        .map(|k| batch.column_by_name(&k.name))
+        .collect();
+    (0..batch.num_rows())
+        .map(|row| {
+            let values = columns
+                .iter()
+                .map(|c| {
+                    c.and_then(|c| scalar_at(c.as_ref(), row))
+                        .map(|s| scalar_to_value(Some(s)))
+                })
+                .collect::<Option<Vec<_>>>()?;
+            encode_entity(&values).ok()
+        })
+        .collect()
+}
+
+fn key_type_matches(expected: ValueType, actual: &DataType) -> bool {
+    match expected {
+        ValueType::Int64 => matches!(
+            actual,
+            DataType::Int64
+                | DataType::Int32
+                | DataType::Int16
+                | DataType::Int8
+                | DataType::UInt32
+                | DataType::UInt16
+                | DataType::UInt8
+        ),
+        ValueType::String => matches!(
+            actual,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        ),
+        ValueType::Bytes => matches!(actual, DataType::Binary | DataType::LargeBinary),
+        _ => false,
+    }
+}
+
+fn names(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

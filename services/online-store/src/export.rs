@@ -1,0 +1,202 @@
+//! The offline export, run by the group's leader: every `export_interval` it fixes the next
+//! range of staged entries in the log (`ExportBegin`), writes the range's Parquet files to the
+//! offline store, then releases the range (`ExportFinish`). Files are named by the range, so a
+//! range redone after a crash (by this node or the next leader) rewrites the same files: each
+//! row lands in the offline store exactly once. Small files are compacted between rounds.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use quiver_common::Shutdown;
+use quiver_lake::event_file::write_parquet;
+use quiver_lake::layout::FileRange;
+use quiver_lake::Lake;
+use quiver_proto::online::export_step::Step;
+use quiver_proto::online::{ExportBegin, ExportFinish, ExportStep, WriteRequest};
+
+use crate::compact;
+use crate::error::OnlineStoreError;
+use crate::export_rows::ExportFiles;
+use crate::metrics;
+use crate::node::Node;
+use crate::raft::Command;
+
+/// Set (to anything) in tests only: the process aborts after writing a range's files and
+/// before releasing them, the crash the export must survive.
+pub const CRASH_AFTER_WRITE_ENV: &str = "QUIVER_FAULT_CRASH_AFTER_EXPORT_WRITE";
+
+/// Under a steady stream, compaction runs after this many export intervals.
+const COMPACT_EVERY: u32 = 30;
+
+/// Runs the exporter until `shutdown`.
+pub fn spawn(node: Arc<Node>, lake: Lake, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let interval = node.config.export_interval;
+        tracing::info!(store = lake.url(), ?interval, "offline export enabled");
+        let mut compacted = Instant::now();
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => break,
+                _ = tokio::time::sleep(interval) => {}
+            }
+            if !node.is_leader() {
+                continue;
+            }
+            let started = Instant::now();
+            let idle = match export_round(&node, &lake).await {
+                Ok(Some(range)) => {
+                    tracing::debug!(?range, elapsed = ?started.elapsed(), "exported a range");
+                    false
+                }
+                Ok(None) => true,
+                Err(e) => {
+                    metrics::count_export_error();
+                    tracing::warn!(error = %e, "offline export failed; will retry");
+                    false
+                }
+            };
+            // Small files are tidied up when idle, and at least every COMPACT_EVERY rounds'
+            // worth of time under a steady stream.
+            if idle || compacted.elapsed() >= interval * COMPACT_EVERY {
+                compacted = Instant::now();
+                if let Err(e) = compact::compact(&lake, node.config.compact_min_files).await {
+                    tracing::warn!(error = %e, "offline compaction failed; will retry");
+                }
+            }
+            if let Err(e) = update_lag(&node) {
+                tracing::warn!(error = %e, "cannot read the export lag");
+            }
+        }
+    })
+}
+
+/// One round: fix a range if none is pending and there is something staged, write its files,
+/// release it. Returns the range exported, if any.
+pub async fn export_round(node: &Node, lake: &Lake) -> Result<Option<FileRange>, OnlineStoreError> {
+    let internal = |e: std::io::Error| OnlineStoreError::Internal(e.to_string());
+    let mut state = node.state.export_state().map_err(internal)?;
+    if state.pending_to == 0 {
+        let after = state.exported_through.saturating_add(1);
+        if node
+            .state
+            .staged_entries(after, u64::MAX, 1)
+            .map_err(internal)?
+            .is_empty()
+        {
+            return Ok(None);
+        }
+        propose(
+            node,
+            Step::Begin(ExportBegin {
+                max_entries: node.config.export_max_entries,
+            }),
+        )
+        .await?;
+        state = node.state.export_state().map_err(internal)?;
+        if state.pending_to == 0 {
+            return Ok(None);
+        }
+    }
+    let range = FileRange {
+        first: state.pending_from,
+        last: state.pending_to,
+    };
+    let entries = node
+        .state
+        .staged_entries(range.first, range.last, usize::MAX)
+        .map_err(internal)?;
+    let catalog = node.registry.catalog();
+    let column_type = |project: &str, source: &str, column: &str| {
+        catalog
+            .source(project, source)
+            .and_then(|s| s.column(column))
+            .map(|c| c.value_type)
+    };
+    let files = ExportFiles::collect(&entries, &column_type);
+    drop(entries);
+    let failed = |path: &quiver_lake::Path, reason: String| {
+        OnlineStoreError::Internal(format!("export file {path}: {reason}"))
+    };
+    let (mut rows, mut written) = (0u64, 0u64);
+    for ((partition, date), builder) in &files.events {
+        let path = partition.file(date, range);
+        let bytes = builder
+            .rows()
+            .to_batch()
+            .and_then(|b| write_parquet(&b))
+            .map_err(|e| failed(&path, e))?;
+        rows += builder.rows().len() as u64;
+        written += bytes.len() as u64;
+        lake.put(&path, bytes).await.map_err(lake_error)?;
+    }
+    for ((partition, date), quarantined) in &files.quarantine {
+        let path = partition.file(date, range);
+        let bytes = quarantined
+            .to_batch()
+            .and_then(|b| write_parquet(&b))
+            .map_err(|e| failed(&path, e))?;
+        written += bytes.len() as u64;
+        lake.put(&path, bytes).await.map_err(lake_error)?;
+    }
+    if std::env::var_os(CRASH_AFTER_WRITE_ENV).is_some() {
+        tracing::error!(
+            ?range,
+            "fault injected: aborting after writing the export files"
+        );
+        std::process::abort();
+    }
+    propose(
+        node,
+        Step::Finish(ExportFinish {
+            through: range.last,
+        }),
+    )
+    .await?;
+    metrics::count_export(
+        files.events.len() + files.quarantine.len(),
+        rows,
+        written,
+        range.last,
+    );
+    Ok(Some(range))
+}
+
+/// Proposes an export step and waits until it is applied here.
+async fn propose(node: &Node, step: Step) -> Result<(), OnlineStoreError> {
+    let command = Command {
+        write: WriteRequest {
+            export: Some(ExportStep { step: Some(step) }),
+            ..WriteRequest::default()
+        }
+        .encode_to_vec(),
+    };
+    node.raft
+        .client_write(command)
+        .await
+        .map_err(|e| node.write_error(e))?;
+    Ok(())
+}
+
+fn lake_error(e: quiver_lake::LakeError) -> OnlineStoreError {
+    OnlineStoreError::Unavailable(format!("offline store: {e}"))
+}
+
+/// The export lag: how long ago the oldest row not yet in the offline store was ingested.
+fn update_lag(node: &Node) -> std::io::Result<()> {
+    let state = node.state.export_state()?;
+    let after = state.exported_through.saturating_add(1);
+    let oldest = node
+        .state
+        .staged_entries(after, u64::MAX, 1)?
+        .into_iter()
+        .next()
+        .and_then(|(_, entry)| WriteRequest::decode(entry.write_request.as_slice()).ok())
+        .and_then(|w| w.event_batches.iter().map(|b| b.received_micros).min());
+    let lag = oldest.map_or(Duration::ZERO, |micros| {
+        let now = quiver_common::clock::now_micros();
+        Duration::from_micros(u64::try_from(now.saturating_sub(micros)).unwrap_or(0))
+    });
+    metrics::set_export_lag(lag, state.exported_through);
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! What the offline export writes for a range of staged entries: per view version and date,
+//! the rows the view aggregated; per source and date, the rows kept out (late, or excluded
+//! from a view as anomalous) with the reason. It re-reads apply's decisions from the staged
+//! entries, so offline sees exactly what online admitted.
+
+use std::collections::{BTreeMap, HashMap};
+
+use prost::Message;
+use quiver_core::{Scalar, ValueType};
+use quiver_lake::columns::value_type;
+use quiver_lake::event_file::{Column, EventRows};
+use quiver_lake::layout::date_of;
+use quiver_lake::quarantine_file::{QuarantineRows, Quarantined};
+use quiver_lake::Partition;
+use quiver_proto::convert::value_to_scalar;
+use quiver_proto::online::{EventBatch, StagedEntry, WriteRequest};
+
+/// The files of one export range, by (partition, date).
+#[derive(Default)]
+pub struct ExportFiles {
+    /// Rows each view version aggregated.
+    pub events: BTreeMap<(Partition, String), RowsBuilder>,
+    /// Rows kept out of aggregations.
+    pub quarantine: BTreeMap<(Partition, String), QuarantineRows>,
+}
+
+impl ExportFiles {
+    /// Sorts the staged entries of a range into files. `column_type` gives a source column's
+    /// declared type (used when a column holds only nulls in this range).
+    pub fn collect(
+        entries: &[(u64, StagedEntry)],
+        column_type: &dyn Fn(&str, &str, &str) -> Option<ValueType>,
+    ) -> Self {
+        let mut files = Self::default();
+        for (log_index, entry) in entries {
+            let Ok(write) = WriteRequest::decode(entry.write_request.as_slice()) else {
+                // Apply skipped it the same way: nothing of it was admitted.
+                tracing::error!(log_index, "a staged entry does not decode; not exported");
+                continue;
+            };
+            let mut row_base = 0u32;
+            for (events, decided) in write.event_batches.iter().zip(&entry.batches) {
+                if !decided.duplicate {
+                    let late: HashMap<u32, &str> = decided
+                        .late_rows
+                        .iter()
+                        .copied()
+                        .zip(decided.late_reasons.iter().map(String::as_str))
+                        .collect();
+                    files.add_batch(*log_index, row_base, events, &late, column_type);
+                }
+                row_base = row_base.saturating_add(events.rows.len() as u32);
+            }
+        }
+        files
+    }
+
+    fn add_batch(
+        &mut self,
+        log_index: u64,
+        row_base: u32,
+        events: &EventBatch,
+        late: &HashMap<u32, &str>,
+        column_type: &dyn Fn(&str, &str, &str) -> Option<ValueType>,
+    ) {
+        let source_types: Vec<Option<ValueType>> = events
+            .columns
+            .iter()
+            .map(|c| column_type(&events.project, &events.source, c))
+            .collect();
+        let excluded: Vec<HashMap<u32, &str>> = events
+            .views
+            .iter()
+            .map(|v| {
+                v.excluded
+                    .iter()
+                    .map(|e| (e.row, e.reason.as_str()))
+                    .collect()
+            })
+            .collect();
+        for (row, values) in events.rows.iter().enumerate() {
+            let at = events.event_micros.get(row).copied().unwrap_or_default();
+            let meta = RowMeta {
+                log_index,
+                row: row_base.saturating_add(row as u32),
+                event_micros: at,
+                ingested_micros: events.received_micros,
+                entity: events.entity_keys.get(row).cloned().unwrap_or_default(),
+            };
+            let source_values = || {
+                events
+                    .columns
+                    .iter()
+                    .zip(&source_types)
+                    .zip(&values.values)
+                    .map(|((name, declared), value)| {
+                        (name.as_str(), *declared, value_to_scalar(value))
+                    })
+            };
+            let date = date_of(at);
+            let quarantine = |view: &str, reason: &str| Quarantined {
+                view: view.to_string(),
+                reason: reason.to_string(),
+                producer_id: events.producer_id.clone(),
+                sequence: events.sequence,
+                row: source_values()
+                    .map(|(n, _, v)| (n.to_string(), v))
+                    .collect(),
+            };
+            let quarantine_partition = Partition::Quarantine {
+                project: events.project.clone(),
+                source: events.source.clone(),
+            };
+            if let Some(reason) = late.get(&(row as u32)) {
+                self.quarantine_row(quarantine_partition, date, &meta, quarantine("", reason));
+                continue;
+            }
+            for (view, excluded) in events.views.iter().zip(&excluded) {
+                if let Some(reason) = excluded.get(&(row as u32)) {
+                    let q = quarantine(&view.view, reason);
+                    self.quarantine_row(quarantine_partition.clone(), date.clone(), &meta, q);
+                    continue;
+                }
+                let partition = Partition::Events {
+                    project: events.project.clone(),
+                    source: events.source.clone(),
+                    view: view.view.clone(),
+                    version: view.version,
+                };
+                let builder = self.events.entry((partition, date.clone())).or_default();
+                let derived = view.derived.iter().map(|d| {
+                    (
+                        d.name.as_str(),
+                        None,
+                        d.values.get(row).and_then(value_to_scalar),
+                    )
+                });
+                builder.push(&meta, source_values().chain(derived));
+            }
+        }
+    }
+
+    fn quarantine_row(
+        &mut self,
+        partition: Partition,
+        date: String,
+        meta: &RowMeta,
+        row: Quarantined,
+    ) {
+        let rows = self.quarantine.entry((partition, date)).or_default();
+        meta.push_into(&mut rows.meta);
+        rows.rows.push(row);
+    }
+}
+
+/// Where a row came from in the log, when, and whose it is.
+struct RowMeta {
+    log_index: u64,
+    row: u32,
+    event_micros: i64,
+    ingested_micros: i64,
+    entity: Vec<u8>,
+}
+
+impl RowMeta {
+    fn push_into(&self, rows: &mut EventRows) {
+        rows.log_index.push(self.log_index);
+        rows.row.push(self.row);
+        rows.event_micros.push(self.event_micros);
+        rows.ingested_micros.push(self.ingested_micros);
+        rows.entity.push(self.entity.clone());
+    }
+}
+
+/// Rows of one file, columns matched by name (a column missing from some rows is null there).
+#[derive(Default)]
+pub struct RowsBuilder {
+    rows: EventRows,
+    positions: HashMap<String, usize>,
+    /// Per column: whether a value has fixed its type yet.
+    typed: Vec<bool>,
+}
+
+impl RowsBuilder {
+    fn push<'a>(
+        &mut self,
+        meta: &RowMeta,
+        values: impl Iterator<Item = (&'a str, Option<ValueType>, Option<Scalar>)>,
+    ) {
+        let before = self.rows.len();
+        meta.push_into(&mut self.rows);
+        for (name, declared, value) in values {
+            let position = match self.positions.get(name) {
+                Some(p) => *p,
+                None => {
+                    self.rows.columns.push(Column {
+                        name: name.to_string(),
+                        value_type: declared.unwrap_or(ValueType::Float64),
+                        values: vec![None; before],
+                    });
+                    self.typed.push(false);
+                    self.positions
+                        .insert(name.to_string(), self.rows.columns.len() - 1);
+                    self.rows.columns.len() - 1
+                }
+            };
+            let column = &mut self.rows.columns[position];
+            if let (Some(v), false) = (&value, self.typed[position]) {
+                // The data's own type wins over a fallback (transform outputs are not declared).
+                column.value_type = value_type(v);
+                self.typed[position] = true;
+            }
+            column.values.push(value);
+        }
+        for column in &mut self.rows.columns {
+            column.values.resize(before + 1, None);
+        }
+    }
+
+    /// The rows.
+    pub fn rows(&self) -> &EventRows {
+        &self.rows
+    }
+}

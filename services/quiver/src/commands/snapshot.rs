@@ -1,0 +1,193 @@
+//! `quiver snapshot`: a point-in-time training set as a job. Streams an entity table (Parquet)
+//! to the snapshot service over Arrow Flight and writes the answer as Parquet, to a local path
+//! or an object-store URL, with a progress line.
+
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use arrow_array::RecordBatch;
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::{FlightClient, FlightDescriptor};
+use futures::{Stream, StreamExt};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use prost::Message;
+use quiver_proto::offline::snapshot_command::Features;
+use quiver_proto::offline::{
+    sampling, BalancedSampling, FeatureRefs, InverseFrequencySampling, Sampling, SnapshotCommand,
+};
+
+use crate::addresses::connect;
+use crate::cli::{SampleStrategy, SnapshotArgs};
+
+/// Entity rows per batch sent.
+const SEND_BATCH_ROWS: usize = 65_536;
+
+/// `quiver snapshot`.
+pub async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
+    let command = command_of(&args)?;
+    let file = std::fs::File::open(&args.entities)
+        .with_context(|| format!("cannot open {}", args.entities.display()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(SEND_BATCH_ROWS).build())
+        .with_context(|| format!("{} is not a readable Parquet file", args.entities.display()))?;
+    let total = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&args.entities)?)?
+        .metadata()
+        .file_metadata()
+        .num_rows() as u64;
+    let table = futures::stream::iter(reader.map(|b| b.map_err(FlightError::from)));
+    let started = Instant::now();
+    let done = Arc::new(AtomicU64::new(0));
+    let progress = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                eprint!(
+                    "\r{}",
+                    progress_line(done.load(Ordering::Relaxed), total, started)
+                );
+                let _ = std::io::stderr().flush();
+            }
+        })
+    };
+    let mut answer = exchange(&args.addresses.offline, command, table).await?;
+    let mut out: Option<ArrowWriter<Vec<u8>>> = None;
+    let mut local: Option<ArrowWriter<std::fs::File>> = None;
+    let to_store = args.out.contains("://") && !args.out.starts_with("file://");
+    let result: anyhow::Result<()> = async {
+        while let Some(batch) = answer.next().await {
+            let batch = batch.map_err(flight_error)?;
+            done.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+            if to_store {
+                let writer = match out.as_mut() {
+                    Some(w) => w,
+                    None => out.insert(ArrowWriter::try_new(Vec::new(), batch.schema(), None)?),
+                };
+                writer.write(&batch)?;
+            } else {
+                let writer = match local.as_mut() {
+                    Some(w) => w,
+                    None => {
+                        let path = args.out.strip_prefix("file://").unwrap_or(&args.out);
+                        let file = std::fs::File::create(path)
+                            .with_context(|| format!("cannot create {path}"))?;
+                        local.insert(ArrowWriter::try_new(file, batch.schema(), None)?)
+                    }
+                };
+                writer.write(&batch)?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    progress.abort();
+    result?;
+    let rows = done.load(Ordering::Relaxed);
+    eprintln!("\r{}", progress_line(rows, total, started));
+    if let Some(writer) = local {
+        writer.close()?;
+    }
+    if let Some(writer) = out {
+        // An object-store URL: the directory part opens the store, the last part names the file.
+        let bytes = writer.into_inner()?;
+        let (base, name) = args
+            .out
+            .rsplit_once('/')
+            .context("--out: expected a path or URL ending in a file name")?;
+        let lake = quiver_lake::Lake::open(base)?;
+        lake.put(&quiver_lake::Path::from(name), bytes).await?;
+    }
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    println!(
+        "wrote {rows} rows (of {total} entity rows) to {} in {secs:.1}s ({:.0} rows/s)",
+        args.out,
+        rows as f64 / secs
+    );
+    Ok(())
+}
+
+/// Sends `table` with `command` to the snapshot service at `address`; the answer streams back.
+pub async fn exchange(
+    address: &str,
+    command: SnapshotCommand,
+    table: impl Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static,
+) -> anyhow::Result<FlightRecordBatchStream> {
+    let channel = connect(address, "offline").await?;
+    let mut client = FlightClient::new(channel);
+    let request = FlightDataEncoderBuilder::new()
+        .with_flight_descriptor(Some(FlightDescriptor::new_cmd(command.encode_to_vec())))
+        .build(table);
+    client.do_exchange(request).await.map_err(flight_error)
+}
+
+/// A Flight error as a readable one (a status's message, not its debug form).
+pub fn flight_error(e: FlightError) -> anyhow::Error {
+    match e {
+        FlightError::Tonic(status) => {
+            anyhow::anyhow!(
+                "snapshot failed ({:?}): {}",
+                status.code(),
+                status.message()
+            )
+        }
+        other => anyhow::anyhow!("snapshot failed: {other}"),
+    }
+}
+
+fn command_of(args: &SnapshotArgs) -> anyhow::Result<SnapshotCommand> {
+    let features = match (&args.service, args.features.is_empty()) {
+        (Some(service), true) => Features::FeatureService(service.clone()),
+        (None, false) => Features::FeatureRefs(FeatureRefs {
+            refs: args.features.clone(),
+        }),
+        _ => anyhow::bail!("name either --service or --features (not both)"),
+    };
+    let sampling = match args.sample {
+        None => None,
+        Some(strategy) => {
+            let column = args
+                .label
+                .clone()
+                .context("--sample needs --label (the column whose classes are sampled)")?;
+            let strategy = match strategy {
+                SampleStrategy::Balanced => sampling::Strategy::Balanced(BalancedSampling {
+                    label_column: column,
+                    target_fraction: args.fraction,
+                }),
+                SampleStrategy::InverseFrequency => {
+                    sampling::Strategy::InverseFrequency(InverseFrequencySampling { column })
+                }
+            };
+            Some(Sampling {
+                strategy: Some(strategy),
+                seed: args.seed,
+            })
+        }
+    };
+    Ok(SnapshotCommand {
+        project: args.project.clone(),
+        features: Some(features),
+        timestamp_column: args.timestamp_column.clone().unwrap_or_default(),
+        sampling,
+        filter_by_commit_time: false,
+    })
+}
+
+fn progress_line(done: u64, total: u64, started: Instant) -> String {
+    let width = 30usize;
+    let filled = (done.min(total) * width as u64)
+        .checked_div(total)
+        .map_or(width, |f| f as usize);
+    format!(
+        "[{}{}] {done}/{total} entity rows, {:.0} rows/s",
+        "#".repeat(filled),
+        " ".repeat(width - filled),
+        done as f64 / started.elapsed().as_secs_f64().max(1e-9)
+    )
+}
