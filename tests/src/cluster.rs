@@ -85,12 +85,26 @@ pub struct Cluster {
     pub registry: SocketAddr,
     nodes: BTreeMap<u64, NodeProcess>,
     starts: usize,
+    /// Extra environment (config) of every node.
+    node_env: Vec<(String, String)>,
 }
 
 impl Cluster {
     /// A registry with the test definitions and `voters` initialised nodes (ids 1..=voters).
     pub async fn start(bin: &Path, defs: &str, voters: u64) -> Self {
+        Self::start_with(bin, defs, voters, |_| Vec::new()).await
+    }
+
+    /// As [`Cluster::start`], every node with the extra environment `env(dir)` returns (`dir`:
+    /// the cluster's temporary directory, e.g. for a shared offline store).
+    pub async fn start_with(
+        bin: &Path,
+        defs: &str,
+        voters: u64,
+        env: impl FnOnce(&Path) -> Vec<(String, String)>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let node_env = env(dir.path());
         let (grpc, http) = (free_address(), free_address());
         let registry_process = QuiverProcess::spawn(
             bin,
@@ -127,6 +141,7 @@ impl Cluster {
             registry: grpc,
             nodes: BTreeMap::new(),
             starts: 0,
+            node_env,
         };
         for id in 1..=voters {
             cluster.add_process(id).await;
@@ -167,6 +182,11 @@ impl Cluster {
 
     /// (Re)starts node `id` on its address and directory.
     pub async fn restart(&mut self, id: u64) {
+        self.restart_with(id, &[]).await;
+    }
+
+    /// (Re)starts node `id` with extra environment `extra` (on top of every node's).
+    pub async fn restart_with(&mut self, id: u64, extra: &[(&str, String)]) {
         self.starts += 1;
         let log = self
             .dir
@@ -196,7 +216,11 @@ impl Cluster {
                     "QUIVER__ONLINE_STORE__SNAPSHOT_AFTER_ENTRIES",
                     "100000".into(),
                 ),
-            ],
+            ]
+            .into_iter()
+            .chain(self.node_env.iter().map(|(k, v)| (k.as_str(), v.clone())))
+            .chain(extra.iter().cloned())
+            .collect::<Vec<_>>(),
             log,
         )
         .unwrap();
@@ -232,6 +256,11 @@ impl Cluster {
             panic!("{role}: {e}\n{}", process.output());
         }
         process
+    }
+
+    /// The cluster's temporary directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Node `id`'s process.

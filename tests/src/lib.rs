@@ -6,6 +6,8 @@
 //! only there does cargo provide its path (`CARGO_BIN_EXE_quiver`); they use this crate.
 
 pub mod cluster;
+pub mod flight;
+pub mod stream;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -86,6 +88,18 @@ impl QuiverProcess {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself (a crash); `None` if it did not.
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     /// Freezes the process (SIGSTOP), like a long GC pause or a hung machine.

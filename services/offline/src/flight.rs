@@ -19,9 +19,7 @@ use arrow_flight::{
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
 use futures::{StreamExt, TryStreamExt};
-use prost::Message;
 use quiver_common::registry_cache::RegistryCache;
-use quiver_proto::offline::SnapshotCommand;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -140,13 +138,7 @@ impl FlightService for SnapshotService {
                     "the first message carries no command descriptor: use FlightDescriptor.for_command(SnapshotCommand bytes)",
                 )
             })
-            .and_then(|d| {
-                SnapshotCommand::decode(d.cmd.clone()).map_err(|e| {
-                    Status::invalid_argument(format!(
-                        "descriptor cmd: not a quiver.offline.v1.SnapshotCommand ({e})"
-                    ))
-                })
-            })?;
+            .and_then(|d| crate::command::decode(&d.cmd).map_err(Status::invalid_argument))?;
         let plan = Arc::new(snapshot::plan(&self.registry, &command).await?);
         let mut data = Vec::with_capacity(plan.views.len());
         for view in &plan.views {
@@ -157,8 +149,11 @@ impl FlightService for SnapshotService {
                     .map_err(SnapshotError::from)?,
             );
         }
+        // pyarrow sends the descriptor alone, then the schema; Rust clients put both in one
+        // message. A descriptor-only message carries no IPC data for the decoder.
+        let head = (!first.data_header.is_empty()).then_some(first);
         let table = FlightRecordBatchStream::new_from_flight_data(
-            futures::stream::once(async move { Ok(first) }).chain(input.map_err(FlightError::from)),
+            futures::stream::iter(head.map(Ok)).chain(input.map_err(FlightError::from)),
         );
         let (tx, rx) = mpsc::channel::<Result<RecordBatch, FlightError>>(2);
         tokio::spawn(async move {

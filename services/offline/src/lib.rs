@@ -3,6 +3,7 @@
 //! entity row's features at its timestamp with the same aggregation code the online store
 //! serves with (`quiver_core::aggregate`), so training and serving agree.
 
+pub mod command;
 pub mod config;
 pub mod dataset;
 pub mod error;

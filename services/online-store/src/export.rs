@@ -56,9 +56,10 @@ pub fn spawn(node: Arc<Node>, lake: Lake, shutdown: Shutdown) -> tokio::task::Jo
                     false
                 }
             };
-            // Small files are tidied up when idle, and at least every COMPACT_EVERY rounds'
-            // worth of time under a steady stream.
-            if idle || compacted.elapsed() >= interval * COMPACT_EVERY {
+            // Small files are tidied up every COMPACT_EVERY intervals (sooner when idle), so
+            // an idle store is not listed every round.
+            let due = interval * if idle { COMPACT_EVERY / 6 } else { COMPACT_EVERY };
+            if compacted.elapsed() >= due {
                 compacted = Instant::now();
                 if let Err(e) = compact::compact(&lake, node.config.compact_min_files).await {
                     tracing::warn!(error = %e, "offline compaction failed; will retry");

@@ -11,223 +11,17 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use quiver_proto::ingest::ingest_service_client::IngestServiceClient;
-use quiver_proto::ingest::{PushRequest, PushResponse, Row};
+use quiver_proto::ingest::PushRequest;
 use quiver_proto::serving::serving_service_client::ServingServiceClient;
 use quiver_proto::serving::{get_features_request, FeatureList, GetFeaturesRequest};
 use quiver_proto::types::value::Kind;
 use quiver_proto::types::{EntityColumn, FieldStatus, RepeatedValue, Value};
-use quiver_tests::cluster::{channel, Cluster};
+use quiver_tests::cluster::{channel, int, Cluster};
+use quiver_tests::stream::{
+    admission, anomalous, generate, push, request, Event, DEFS, HOUR, LATENESS, MINUTE, USERS,
+};
 use quiver_tests::free_address;
 use tonic::Code;
-
-const DEFS: &str = r#"
-project: stream
-entities:
-  - name: user
-    join_keys: [{name: user_id, type: int64}]
-sources:
-  - name: tx
-    entity: user
-    timestamp_field: ts
-    allowed_lateness: 10m
-    schema:
-      - {name: user_id, type: int64}
-      - {name: ts, type: timestamp}
-      - {name: amount, type: float64}
-      - {name: merchant, type: string}
-      - {name: note, type: string}
-feature_views:
-  - name: f
-    entity: user
-    source: tx
-    ttl: 30d
-    transforms:
-      - {name: amount_z, op: zscore, input: amount, exclude_above: 4.0}
-      - {name: tokens, op: token_count, input: note}
-    features:
-      - {name: count_1h, aggregation: count, window: 1h}
-      - {name: sum_1h, column: amount, aggregation: sum, window: 1h}
-      - {name: mean_1h, column: amount, aggregation: mean, window: 1h}
-      - {name: stddev_1h, column: amount, aggregation: stddev, window: 1h}
-      - {name: min_1h, column: amount, aggregation: min, window: 1h}
-      - {name: max_1h, column: amount, aggregation: max, window: 1h}
-      - {name: last_1h, column: amount, aggregation: last, window: 1h}
-      - {name: first_1h, column: amount, aggregation: first, window: 1h}
-      - {name: merchants_1h, column: merchant, aggregation: distinct_count, window: 1h}
-      - {name: tokens_sum_1h, column: tokens, aggregation: sum, window: 1h}
-      - {name: sum_15m, column: amount, aggregation: sum, window: 15m}
-      - {name: count_tumbling_1h, aggregation: count, window: 1h, kind: tumbling}
-      - {name: max_tumbling_1h, column: amount, aggregation: max, window: 1h, kind: tumbling}
-      - {name: last, column: amount, aggregation: last}
-      - {name: first, column: amount, aggregation: first}
-      - {name: count, aggregation: count}
-      - {name: sum, column: amount, aggregation: sum}
-"#;
-
-const MINUTE: i64 = 60_000_000;
-const HOUR: i64 = 60 * MINUTE;
-const LATENESS: i64 = 10 * MINUTE;
-const USERS: i64 = 40;
-
-/// splitmix64: a tiny deterministic generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-#[derive(Clone, Debug)]
-struct Event {
-    user: i64,
-    at: i64,
-    amount: f64,
-    merchant: String,
-    note: String,
-}
-
-/// Events in push order: mostly increasing time with jitter, skewed users, exact-time ties,
-/// some late rows (far behind) and some anomalous amounts.
-fn generate(n: usize, start: i64, span: i64, seed: u64) -> Vec<Event> {
-    let mut rng = Rng(seed);
-    let mut events: Vec<Event> = Vec::with_capacity(n);
-    for i in 0..n {
-        let base = start + span * i as i64 / n as i64;
-        let mut at = base + rng.below(6 * MINUTE as u64) as i64 - 5 * MINUTE;
-        let u = rng.unit();
-        let user = ((u * u) * USERS as f64) as i64; // skewed towards low ids
-        if i > 300 && rng.below(100) == 0 {
-            at = base - (20 * MINUTE + rng.below(90 * MINUTE as u64) as i64); // late
-        }
-        if i > 0 && rng.below(50) == 0 {
-            at = events[i - 1].at; // exact tie (maybe another user)
-        }
-        // Multiples of 0.25 add exactly in any order.
-        let mut amount = (1 + rng.below(400)) as f64 * 0.25;
-        if i > 300 && rng.below(200) == 0 {
-            amount = 100_000.0 + rng.below(1000) as f64; // anomalous
-        }
-        let words = 1 + rng.below(4);
-        events.push(Event {
-            user,
-            at,
-            amount,
-            merchant: format!("m{}", rng.below(25)),
-            note: (0..words)
-                .map(|w| format!("w{w}"))
-                .collect::<Vec<_>>()
-                .join(" "),
-        });
-    }
-    events
-}
-
-fn int(v: i64) -> Value {
-    Value {
-        kind: Some(Kind::Int64Value(v)),
-    }
-}
-
-fn row(e: &Event) -> Row {
-    Row {
-        values: vec![
-            int(e.user),
-            Value {
-                kind: Some(Kind::TimestampValue(prost_types::Timestamp {
-                    seconds: e.at.div_euclid(1_000_000),
-                    nanos: (e.at.rem_euclid(1_000_000) * 1000) as i32,
-                })),
-            },
-            Value {
-                kind: Some(Kind::Float64Value(e.amount)),
-            },
-            Value {
-                kind: Some(Kind::StringValue(e.merchant.clone())),
-            },
-            Value {
-                kind: Some(Kind::StringValue(e.note.clone())),
-            },
-        ],
-    }
-}
-
-const COLUMNS: [&str; 5] = ["user_id", "ts", "amount", "merchant", "note"];
-
-fn request(events: &[Event], producer: &str, sequence: u64) -> PushRequest {
-    PushRequest {
-        project: "stream".into(),
-        source: "tx".into(),
-        columns: COLUMNS.iter().map(|c| c.to_string()).collect(),
-        rows: events.iter().map(row).collect(),
-        producer_id: producer.into(),
-        sequence,
-    }
-}
-
-/// Pushes with retries (the same sequence number), as a real producer does.
-async fn push(ingest: &str, request: PushRequest) -> PushResponse {
-    let mut backoff = Duration::from_millis(20);
-    for _ in 0..400 {
-        let attempt = async {
-            let mut client = IngestServiceClient::new(channel(ingest).await?);
-            client.push(request.clone()).await.map(|r| r.into_inner())
-        };
-        match attempt.await {
-            Ok(response) => return response,
-            Err(s)
-                if matches!(
-                    s.code(),
-                    Code::Unavailable | Code::ResourceExhausted | Code::Unknown | Code::Cancelled
-                ) =>
-            {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_millis(500));
-            }
-            Err(s) => panic!("push failed: {s:?}"),
-        }
-    }
-    panic!("push never succeeded")
-}
-
-/// Which events the store must admit, decided independently: the watermark moves at batch
-/// boundaries (the largest admitted event time so far); a row is late when its time is before
-/// the previous watermark minus the lateness.
-fn admission(events: &[Event], batch: usize) -> Vec<bool> {
-    let mut watermark: Option<i64> = None;
-    let mut admit = Vec::with_capacity(events.len());
-    for chunk in events.chunks(batch) {
-        let floor = watermark.map(|w| w - LATENESS);
-        let mut next = watermark;
-        for e in chunk {
-            let ok = floor.is_none_or(|f| e.at >= f);
-            if ok {
-                next = Some(next.map_or(e.at, |w: i64| w.max(e.at)));
-            }
-            admit.push(ok);
-        }
-        watermark = next;
-    }
-    admit
-}
-
-/// Anomalies are the generator's huge amounts: their z-score is far above 4 and every normal
-/// amount's far below, whatever order the statistics saw them in.
-fn anomalous(e: &Event) -> bool {
-    e.amount >= 50_000.0
-}
 
 /// The expected value of every feature for `user` at `as_of`, by brute force.
 #[derive(Debug)]
@@ -270,7 +64,14 @@ fn expected(
             .collect()
     };
     let sliding_start = |len: i64, tile: i64| (bucket(as_of, tile) - len / tile + 1) * tile;
-    let windowed = |start: i64, v: Expect| if start < horizon { Expect::Invalid } else { v };
+    // A past read whose window's newest tile holds later events would leak them: INVALID.
+    let windowed = |start: i64, window: &[(usize, &Event)], v: Expect| {
+        if start < horizon || window.iter().any(|(_, e)| e.at > as_of) {
+            Expect::Invalid
+        } else {
+            v
+        }
+    };
     let (s1h, s15, st) = (
         sliding_start(HOUR, MINUTE),
         sliding_start(15 * MINUTE, 30_000_000),
@@ -339,34 +140,34 @@ fn expected(
     vec![
         (
             "count_1h".into(),
-            windowed(s1h, Expect::Int(w1h.len() as i64)),
+            windowed(s1h, &w1h, Expect::Int(w1h.len() as i64)),
         ),
-        ("sum_1h".into(), windowed(s1h, Expect::Float(sum(&w1h)))),
-        ("mean_1h".into(), windowed(s1h, float_or_null(&w1h, &mean))),
+        ("sum_1h".into(), windowed(s1h, &w1h, Expect::Float(sum(&w1h)))),
+        ("mean_1h".into(), windowed(s1h, &w1h, float_or_null(&w1h, &mean))),
         (
             "stddev_1h".into(),
-            windowed(s1h, float_or_null(&w1h, &stddev)),
+            windowed(s1h, &w1h, float_or_null(&w1h, &stddev)),
         ),
-        ("min_1h".into(), windowed(s1h, float_or_null(&w1h, &min))),
-        ("max_1h".into(), windowed(s1h, float_or_null(&w1h, &max))),
-        ("last_1h".into(), windowed(s1h, opt(last(&w1h)))),
-        ("first_1h".into(), windowed(s1h, opt(first(&w1h)))),
+        ("min_1h".into(), windowed(s1h, &w1h, float_or_null(&w1h, &min))),
+        ("max_1h".into(), windowed(s1h, &w1h, float_or_null(&w1h, &max))),
+        ("last_1h".into(), windowed(s1h, &w1h, opt(last(&w1h)))),
+        ("first_1h".into(), windowed(s1h, &w1h, opt(first(&w1h)))),
         (
             "merchants_1h".into(),
-            windowed(s1h, Expect::Approx(merchants(&w1h) as f64)),
+            windowed(s1h, &w1h, Expect::Approx(merchants(&w1h) as f64)),
         ),
         (
             "tokens_sum_1h".into(),
-            windowed(s1h, Expect::Int(tokens(&w1h))),
+            windowed(s1h, &w1h, Expect::Int(tokens(&w1h))),
         ),
-        ("sum_15m".into(), windowed(s15, Expect::Float(sum(&w15)))),
+        ("sum_15m".into(), windowed(s15, &w15, Expect::Float(sum(&w15)))),
         (
             "count_tumbling_1h".into(),
-            windowed(st, Expect::Int(tumbling.len() as i64)),
+            windowed(st, &tumbling, Expect::Int(tumbling.len() as i64)),
         ),
         (
             "max_tumbling_1h".into(),
-            windowed(st, float_or_null(&tumbling, &max)),
+            windowed(st, &tumbling, float_or_null(&tumbling, &max)),
         ),
         ("last".into(), lifetime(opt(last(&mine)))),
         ("first".into(), lifetime(opt(first(&mine)))),

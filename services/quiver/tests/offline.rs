@@ -1,0 +1,553 @@
+//! The offline store and snapshots, end to end through real processes: events pushed through
+//! ingest are exported by the online store's leader to Parquet, and snapshots over Arrow Flight
+//! must equal what `GetFeatures` returns at the same `as_of`, feature by feature.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arrow_array::{Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use quiver_core::Scalar;
+use quiver_lake::columns::scalar_at;
+use quiver_proto::convert::value_to_scalar;
+use quiver_proto::serving::serving_service_client::ServingServiceClient;
+use quiver_proto::serving::{get_features_request, FeatureList, GetFeaturesRequest};
+use quiver_proto::types::{EntityColumn, FieldStatus, RepeatedValue};
+use quiver_tests::cluster::{channel, int, Cluster};
+use quiver_tests::flight::{positions, read_exported, snapshot};
+use quiver_tests::stream::{
+    admission, anomalous, generate, push, request, Event, Rng, DEFS, HOUR, MINUTE, USERS,
+};
+use quiver_tests::{free_address, QuiverProcess};
+use tonic::Code;
+
+/// A second view on the stream's source: no anomaly exclusion, a 20-minute TTL.
+const RECENT: &str = r#"
+  - name: recent
+    entity: user
+    source: tx
+    ttl: 20m
+    features:
+      - {name: last_amount, column: amount, aggregation: last}
+      - {name: count, aggregation: count}
+      - {name: count_15m, aggregation: count, window: 15m}
+"#;
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+/// A registry, one online-store node exporting to a local offline store, compute, ingest and
+/// the snapshot service.
+struct Stack {
+    cluster: Cluster,
+    store: String,
+    ingest: String,
+    offline: String,
+    _roles: Vec<QuiverProcess>,
+}
+
+async fn start(bin: &Path, defs: &str, node_env: Vec<(String, String)>) -> Stack {
+    let store = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let cell = store.clone();
+    let cluster = Cluster::start_with(bin, defs, 1, move |dir| {
+        let url = node_env
+            .iter()
+            .find(|(k, _)| k == "QUIVER__ONLINE_STORE__OFFLINE_STORE")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| dir.join("offline").display().to_string());
+        *cell.lock().unwrap() = url.clone();
+        let mut env = vec![
+            ("QUIVER__ONLINE_STORE__OFFLINE_STORE".to_string(), url),
+            ("QUIVER__ONLINE_STORE__EXPORT_INTERVAL".into(), "200ms".into()),
+        ];
+        env.extend(
+            node_env
+                .into_iter()
+                .filter(|(k, _)| k != "QUIVER__ONLINE_STORE__OFFLINE_STORE"),
+        );
+        env
+    })
+    .await;
+    let store = store.lock().unwrap().clone();
+    let (compute, ingest, offline) = (free_address(), free_address(), free_address());
+    let extra: Vec<(&str, String)> = aws_env();
+    let roles = vec![
+        cluster
+            .spawn_role("compute", compute, compute, "compute", &[])
+            .await,
+        cluster
+            .spawn_role("ingest", ingest, compute, "ingest", &[])
+            .await,
+        cluster
+            .spawn_role(
+                "offline",
+                offline,
+                compute,
+                "offline",
+                &[
+                    vec![("QUIVER__OFFLINE__STORE", store.clone())],
+                    extra.clone(),
+                ]
+                .concat(),
+            )
+            .await,
+    ];
+    Stack {
+        cluster,
+        store,
+        ingest: ingest.to_string(),
+        offline: offline.to_string(),
+        _roles: roles,
+    }
+}
+
+/// The S3 settings of this process's environment, passed on to child processes.
+fn aws_env() -> Vec<(&'static str, String)> {
+    [
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_REGION",
+    ]
+    .into_iter()
+    .filter_map(|k| std::env::var(k).ok().map(|v| (k, v)))
+    .collect()
+}
+
+/// Pushes `events` in batches of `batch` rows as one producer.
+async fn push_all(ingest: &str, events: &[Event], batch: usize) {
+    for (i, chunk) in events.chunks(batch).enumerate() {
+        let response = push(ingest, request(chunk, "offline-producer", i as u64 + 1)).await;
+        assert!(!response.duplicate);
+    }
+}
+
+/// Waits until the offline store holds `rows` rows of view `view`; returns their batches.
+async fn wait_for_export(store: &str, view: &str, rows: usize) -> Vec<RecordBatch> {
+    let prefix = format!("events/project=stream/source=tx/view={view}/");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let batches = read_exported(store, &prefix).await;
+        let have: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        if have >= rows || Instant::now() > deadline {
+            assert_eq!(have, rows, "rows of view {view} in the offline store");
+            return batches;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// An entity table: one row per (user, t) pair, with a pass-through label.
+fn entity_table(pairs: &[(i64, i64)]) -> RecordBatch {
+    let schema = Schema::new(vec![
+        Field::new("user_id", DataType::Int64, false),
+        Field::new(
+            "event_timestamp",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("label", DataType::Int64, false),
+    ]);
+    RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(Int64Array::from_iter_values(pairs.iter().map(|p| p.0))),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(pairs.iter().map(|p| p.1))
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(Int64Array::from_iter_values(
+                (0..pairs.len() as i64).map(|i| i64::from(i % 10 == 0)),
+            )),
+        ],
+    )
+    .unwrap()
+}
+
+async fn get_features(
+    online: &str,
+    users: &[i64],
+    refs: &[String],
+    as_of: i64,
+) -> quiver_proto::serving::GetFeaturesResponse {
+    let mut client = ServingServiceClient::new(channel(online).await.unwrap());
+    client
+        .get_features(GetFeaturesRequest {
+            project: "stream".into(),
+            features: Some(get_features_request::Features::FeatureList(FeatureList {
+                refs: refs.to_vec(),
+            })),
+            entities: vec![EntityColumn {
+                name: "user_id".into(),
+                values: Some(RepeatedValue {
+                    values: users.iter().map(|u| int(*u)).collect(),
+                }),
+            }],
+            as_of: Some(prost_types::Timestamp {
+                seconds: as_of.div_euclid(1_000_000),
+                nanos: (as_of.rem_euclid(1_000_000) * 1000) as i32,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Every (user, t) to compare: random times, 1-minute tile ends (where no window of the view
+/// reads ahead), exact event times (ties with `t`), and times after the stream (lifetime
+/// features and TTLs).
+fn times(events: &[Event], start: i64, end: i64) -> Vec<i64> {
+    let mut rng = Rng(99);
+    let span = (end - start - 10 * MINUTE) as u64;
+    let mut times: Vec<i64> = (0..60)
+        .map(|_| start + 10 * MINUTE + rng.below(span) as i64)
+        .collect();
+    times.extend((0..30).map(|_| {
+        let t = start + 10 * MINUTE + rng.below(span) as i64;
+        (t.div_euclid(MINUTE) + 1) * MINUTE - 1
+    }));
+    times.extend((0..10).map(|_| events[rng.below(events.len() as u64) as usize].at));
+    times.extend([MINUTE, 10 * MINUTE, 30 * MINUTE, 2 * HOUR].map(|d| end + d));
+    times
+}
+
+#[tokio::test]
+async fn snapshots_equal_get_features_at_the_same_time() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_quiver"));
+    let stack = start(bin, &format!("{DEFS}{RECENT}"), Vec::new()).await;
+    let batch = 500;
+    let start = now_micros() - 3 * HOUR;
+    let events = generate(20_000, start, 3 * HOUR, 21);
+    push_all(&stack.ingest, &events, batch).await;
+    let admit = admission(&events, batch);
+    let late = admit.iter().filter(|a| !**a).count();
+    let excluded = events
+        .iter()
+        .zip(&admit)
+        .filter(|(e, a)| **a && anomalous(e))
+        .count();
+    assert!(late > 20 && excluded > 20, "{late} late, {excluded} anomalous");
+
+    // Exactly the rows online aggregated are exported, each once; the rest are quarantined.
+    let included_f = events.len() - late - excluded;
+    let exported = wait_for_export(&stack.store, "f", included_f).await;
+    let unique: HashSet<(u64, u32)> = positions(&exported).into_iter().collect();
+    assert_eq!(unique.len(), included_f, "every exported row is there once");
+    wait_for_export(&stack.store, "recent", events.len() - late).await;
+    let quarantined = read_exported(&stack.store, "quarantine/project=stream/source=tx/").await;
+    let reasons: Vec<String> = quarantined
+        .iter()
+        .flat_map(|b| {
+            let column = b.column_by_name("reason").unwrap();
+            let strings = column.as_any().downcast_ref::<StringArray>().unwrap();
+            strings.iter().map(|s| s.unwrap().to_string()).collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(reasons.len(), late + excluded, "quarantine log rows");
+    assert_eq!(
+        reasons.iter().filter(|r| r.starts_with("late: ")).count(),
+        late
+    );
+
+    // First included event time per user and view: before it, serving had nothing.
+    let first_of = |include: &dyn Fn(usize) -> bool| -> HashMap<i64, i64> {
+        let mut first = HashMap::new();
+        for (i, e) in events.iter().enumerate() {
+            if include(i) {
+                let at = first.entry(e.user).or_insert(e.at);
+                *at = (*at).min(e.at);
+            }
+        }
+        first
+    };
+    let first_f = first_of(&|i| admit[i] && !anomalous(&events[i]));
+    let first_recent = first_of(&|i| admit[i]);
+
+    let f_features = [
+        "count_1h",
+        "sum_1h",
+        "mean_1h",
+        "stddev_1h",
+        "min_1h",
+        "max_1h",
+        "last_1h",
+        "first_1h",
+        "merchants_1h",
+        "tokens_sum_1h",
+        "sum_15m",
+        "count_tumbling_1h",
+        "max_tumbling_1h",
+        "last",
+        "first",
+        "count",
+        "sum",
+    ];
+    let mut refs: Vec<String> = f_features.iter().map(|f| format!("f:{f}")).collect();
+    refs.extend(["recent:last_amount", "recent:count", "recent:count_15m"].map(String::from));
+    let mut users: Vec<i64> = (0..USERS).collect();
+    users.push(10_000); // never seen
+    let end = events.iter().map(|e| e.at).max().unwrap();
+    let times = times(&events, start, end);
+    let pairs: Vec<(i64, i64)> = times
+        .iter()
+        .flat_map(|t| users.iter().map(move |u| (*u, *t)))
+        .collect();
+
+    let command = serde_json::json!({"project": "stream", "features": refs}).to_string();
+    let answer = snapshot(&stack.offline, &command, vec![entity_table(&pairs)])
+        .await
+        .unwrap();
+    let rows: usize = answer.iter().map(RecordBatch::num_rows).sum();
+    assert_eq!(rows, pairs.len(), "every entity row comes back");
+    let cell = |row: usize, column: &str| -> Option<Scalar> {
+        let mut offset = row;
+        for b in &answer {
+            if offset < b.num_rows() {
+                return scalar_at(b.column_by_name(column).unwrap().as_ref(), offset);
+            }
+            offset -= b.num_rows();
+        }
+        panic!("row {row} is missing")
+    };
+
+    let (mut compared, mut skipped_invalid, mut not_yet) = (0usize, 0usize, 0usize);
+    let mut per_feature: HashMap<&str, usize> = HashMap::new();
+    let online = stack.cluster.address(1);
+    for (ti, &t) in times.iter().enumerate() {
+        let response = get_features(&online, &users, &refs, t).await;
+        for (ui, &user) in users.iter().enumerate() {
+            let row = ti * users.len() + ui;
+            assert_eq!(cell(row, "user_id"), Some(Scalar::Int64(user)), "row order");
+            assert_eq!(cell(row, "label"), Some(Scalar::Int64(i64::from(row % 10 == 0))));
+            for (fi, name) in refs.iter().enumerate() {
+                let vector = &response.results[fi + 1];
+                let status = FieldStatus::try_from(vector.statuses[ui]).unwrap();
+                let online_value = value_to_scalar(&vector.values[ui]);
+                let offline_value = cell(row, name);
+                let at = format!(
+                    "user {user} {name} at {t}: online {status:?} {online_value:?}, snapshot {offline_value:?}"
+                );
+                let first = if name.starts_with("f:") {
+                    first_f.get(&user)
+                } else {
+                    first_recent.get(&user)
+                };
+                if first.is_none_or(|first| t < *first) {
+                    // Serving had nothing for this user at t: not found.
+                    assert_eq!(offline_value, None, "{at}");
+                    not_yet += 1;
+                    continue;
+                }
+                match status {
+                    FieldStatus::Invalid => skipped_invalid += 1,
+                    FieldStatus::Present => {
+                        let (Some(want), Some(got)) = (&online_value, &offline_value) else {
+                            panic!("{at}");
+                        };
+                        if name.contains("mean") || name.contains("stddev") {
+                            let (Scalar::Float64(w), Scalar::Float64(g)) = (want, got) else {
+                                panic!("{at}");
+                            };
+                            assert!((w - g).abs() <= 1e-9 * w.abs().max(1e-300), "{at}");
+                        } else {
+                            assert_eq!(want, got, "{at}");
+                        }
+                        compared += 1;
+                        *per_feature.entry(name.as_str()).or_default() += 1;
+                    }
+                    FieldStatus::NullValue | FieldStatus::NotFound | FieldStatus::OutsideTtl => {
+                        assert_eq!(offline_value, None, "{at}");
+                        compared += 1;
+                    }
+                }
+            }
+        }
+    }
+    eprintln!(
+        "compared {compared} cells over {} (user, t) pairs; {skipped_invalid} online INVALID (look-ahead or history), {not_yet} before the user's first event",
+        pairs.len()
+    );
+    assert!(compared > 10_000, "compared {compared}");
+    for name in &refs {
+        let n = per_feature.get(name.as_str()).copied().unwrap_or(0);
+        assert!(n >= 40, "{name}: only {n} PRESENT cells compared");
+    }
+
+    bad_requests_name_what_is_wrong(&stack.offline).await;
+    sampling_is_deterministic_and_weighted(&stack.offline, &pairs).await;
+    python_client_fetches_a_snapshot(&stack.offline);
+}
+
+/// Bad input gets INVALID_ARGUMENT naming the column or field.
+async fn bad_requests_name_what_is_wrong(offline: &str) {
+    let good = entity_table(&[(1, now_micros()), (2, now_micros())]);
+    let command = r#"{"project": "stream", "features": ["f:count_1h"]}"#;
+    let without = |name: &str| {
+        let schema = good.schema();
+        let keep: Vec<usize> = (0..schema.fields().len())
+            .filter(|i| schema.field(*i).name() != name)
+            .collect();
+        good.project(&keep).unwrap()
+    };
+    let replaced = |name: &str, field: Field, array: arrow_array::ArrayRef| {
+        let schema = good.schema();
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut columns = good.columns().to_vec();
+        let i = schema.index_of(name).unwrap();
+        fields[i] = field;
+        columns[i] = array;
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+    };
+    let cases: Vec<(&str, String, Vec<RecordBatch>)> = vec![
+        (
+            "entity table: no timestamp column \"event_timestamp\"",
+            command.into(),
+            vec![without("event_timestamp")],
+        ),
+        (
+            "entity table: no join-key column \"user_id\"",
+            command.into(),
+            vec![without("user_id")],
+        ),
+        (
+            "entity table: join-key column \"user_id\" has type Utf8; expected int64",
+            command.into(),
+            vec![replaced(
+                "user_id",
+                Field::new("user_id", DataType::Utf8, false),
+                Arc::new(StringArray::from(vec!["1", "2"])),
+            )],
+        ),
+        (
+            "entity table: column \"event_timestamp\" has type Int64; expected a timestamp",
+            command.into(),
+            vec![replaced(
+                "event_timestamp",
+                Field::new("event_timestamp", DataType::Int64, false),
+                Arc::new(Int64Array::from(vec![1, 2])),
+            )],
+        ),
+        (
+            "entity table: no timestamp column \"ts\"",
+            r#"{"project": "stream", "features": ["f:count_1h"], "timestamp_column": "ts"}"#
+                .into(),
+            vec![good.clone()],
+        ),
+        (
+            "feature_refs[1]: feature view \"f\" has no feature \"nope\"",
+            r#"{"project": "stream", "features": ["f:count_1h", "f:nope"]}"#.into(),
+            vec![good.clone()],
+        ),
+        (
+            "feature_refs[0]: unknown feature view \"nope\"",
+            r#"{"project": "stream", "features": ["nope:x"]}"#.into(),
+            vec![good.clone()],
+        ),
+        (
+            "entity table: no rows",
+            command.into(),
+            vec![good.slice(0, 0)],
+        ),
+        (
+            "entity table: column \"f:count_1h\" clashes with an output column",
+            command.into(),
+            vec![replaced(
+                "label",
+                Field::new("f:count_1h", DataType::Int64, false),
+                Arc::new(Int64Array::from(vec![1, 2])),
+            )],
+        ),
+    ];
+    for (want, command, table) in cases {
+        let status = snapshot(offline, &command, table).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{want}: {status:?}");
+        assert!(
+            status.message().contains(want),
+            "want {want:?}, got {:?}",
+            status.message()
+        );
+    }
+}
+
+/// Sampling keeps every rare row, down-samples the frequent class, adds weights, and gives the
+/// same sample for the same seed.
+async fn sampling_is_deterministic_and_weighted(offline: &str, pairs: &[(i64, i64)]) {
+    let table = entity_table(pairs);
+    let command = |seed: u64| {
+        serde_json::json!({
+            "project": "stream",
+            "features": ["f:count_1h"],
+            "sampling": {"strategy": "balanced", "column": "label", "target_fraction": 0.2, "seed": seed},
+        })
+        .to_string()
+    };
+    let rows_of = |batches: &[RecordBatch]| -> Vec<(Option<Scalar>, Option<Scalar>, Option<Scalar>)> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                (0..b.num_rows()).map(move |r| {
+                    let get = |c: &str| scalar_at(b.column_by_name(c).unwrap().as_ref(), r);
+                    (get("label"), get("event_timestamp"), get("sample_weight"))
+                })
+            })
+            .collect()
+    };
+    let a = rows_of(&snapshot(offline, &command(5), vec![table.clone()]).await.unwrap());
+    let b = rows_of(&snapshot(offline, &command(5), vec![table.clone()]).await.unwrap());
+    let c = rows_of(&snapshot(offline, &command(6), vec![table.clone()]).await.unwrap());
+    assert_eq!(a, b, "same seed, same sample");
+    assert_ne!(a, c, "another seed, another sample");
+    let rare = pairs.len().div_ceil(10);
+    let kept_rare = a.iter().filter(|r| r.0 == Some(Scalar::Int64(1))).count();
+    assert_eq!(kept_rare, rare, "every rare row is kept");
+    let frequent = pairs.len() - rare;
+    let kept_frequent: Vec<_> = a.iter().filter(|r| r.0 == Some(Scalar::Int64(0))).collect();
+    let expected = frequent as f64 * 0.2;
+    assert!(
+        (kept_frequent.len() as f64 - expected).abs() < expected * 0.15,
+        "kept {} of {frequent} frequent rows",
+        kept_frequent.len()
+    );
+    let weight = kept_frequent[0].2.clone();
+    assert_eq!(weight, Some(Scalar::Float64(5.0)), "1 / keep probability");
+}
+
+/// The Python test (pytest + pyarrow, no Quiver package) against the running service.
+fn python_client_fetches_a_snapshot(offline: &str) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let bin = python_env(&root);
+    let output = std::process::Command::new(bin.join("pytest"))
+        .args(["-q", "tests/python"])
+        .current_dir(&root)
+        .env("QUIVER_OFFLINE", offline)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "pytest failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The pinned Python environment (pyarrow, pytest, moto), created on first use.
+pub fn python_env(root: &Path) -> PathBuf {
+    let output = std::process::Command::new(root.join("scripts/python-env.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "scripts/python-env.sh failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+}
