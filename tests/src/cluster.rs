@@ -258,6 +258,22 @@ impl Cluster {
         process
     }
 
+    /// Waits up to `timeout` for node `id`'s process to exit by itself (a crash).
+    pub async fn wait_for_exit(
+        &mut self,
+        id: u64,
+        timeout: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.nodes.get_mut(&id)?.process.as_mut()?.exited() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
     /// The cluster's temporary directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()

@@ -41,12 +41,19 @@ fn status(e: FlightError) -> Status {
 /// de-duplication by range), read whole.
 pub async fn read_exported(url: &str, prefix: &str) -> Vec<RecordBatch> {
     let lake = Lake::open(url).unwrap();
-    let mut batches = Vec::new();
-    for file in current_files(lake.list(&LakePath::from(prefix)).await.unwrap()) {
-        let bytes = lake.get(&file.path).await.unwrap();
-        batches.extend(read_parquet(bytes, None).unwrap());
+    'listing: loop {
+        let mut batches = Vec::new();
+        for file in current_files(lake.list(&LakePath::from(prefix)).await.unwrap()) {
+            let bytes = match lake.get(&file.path).await {
+                Ok(bytes) => bytes,
+                // Compacted away since it was listed: list again.
+                Err(e) if e.is_not_found() => continue 'listing,
+                Err(e) => panic!("{e}"),
+            };
+            batches.extend(read_parquet(bytes, None).unwrap());
+        }
+        return batches;
     }
-    batches
 }
 
 /// The (log index, row) of every exported row in `batches`.

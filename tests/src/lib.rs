@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod flight;
+pub mod offline_stack;
 pub mod stream;
 
 use std::io::{Read, Write};
@@ -90,16 +91,9 @@ impl QuiverProcess {
         }
     }
 
-    /// Waits up to `timeout` for the process to exit by itself (a crash); `None` if it did not.
-    pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+    /// The process's exit status, if it has exited (without waiting).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// Freezes the process (SIGSTOP), like a long GC pause or a hung machine.

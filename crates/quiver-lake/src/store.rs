@@ -36,6 +36,14 @@ pub enum LakeError {
     },
 }
 
+impl LakeError {
+    /// Whether a file was not there: listed, then deleted by compaction before it was read.
+    /// Readers list again and retry.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::Store(object_store::Error::NotFound { .. }))
+    }
+}
+
 /// An opened offline store: the object store and the root every path is under.
 #[derive(Debug, Clone)]
 pub struct Lake {

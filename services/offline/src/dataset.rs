@@ -179,6 +179,17 @@ impl DataCache {
 
     /// The current rows of `partition`.
     pub async fn get(&self, partition: &Partition) -> Result<Arc<ViewData>, LakeError> {
+        // A file listed may be compacted away before it is read: list again.
+        let mut attempts = 0;
+        loop {
+            match self.load(partition).await {
+                Err(e) if e.is_not_found() && attempts < 5 => attempts += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn load(&self, partition: &Partition) -> Result<Arc<ViewData>, LakeError> {
         let files = current_files(self.lake.list(&partition.dir()).await?);
         if let Ok(loaded) = self.loaded.lock() {
             if let Some((listed, data)) = loaded.get(partition) {

@@ -22,8 +22,8 @@ use crate::metrics;
 use crate::node::Node;
 use crate::raft::Command;
 
-/// Set (to anything) in tests only: the process aborts after writing a range's files and
-/// before releasing them, the crash the export must survive.
+/// Set to `1` in tests only: the process aborts after writing a range's files and before
+/// releasing them, the crash the export must survive.
 pub const CRASH_AFTER_WRITE_ENV: &str = "QUIVER_FAULT_CRASH_AFTER_EXPORT_WRITE";
 
 /// Under a steady stream, compaction runs after this many export intervals.
@@ -140,7 +140,7 @@ pub async fn export_round(node: &Node, lake: &Lake) -> Result<Option<FileRange>,
         written += bytes.len() as u64;
         lake.put(&path, bytes).await.map_err(lake_error)?;
     }
-    if std::env::var_os(CRASH_AFTER_WRITE_ENV).is_some() {
+    if std::env::var(CRASH_AFTER_WRITE_ENV).is_ok_and(|v| v == "1") {
         tracing::error!(
             ?range,
             "fault injected: aborting after writing the export files"

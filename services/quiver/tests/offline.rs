@@ -6,23 +6,21 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use arrow_array::{Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use arrow_array::{Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
 use quiver_core::Scalar;
 use quiver_lake::columns::scalar_at;
 use quiver_proto::convert::value_to_scalar;
-use quiver_proto::serving::serving_service_client::ServingServiceClient;
-use quiver_proto::serving::{get_features_request, FeatureList, GetFeaturesRequest};
-use quiver_proto::types::{EntityColumn, FieldStatus, RepeatedValue};
-use quiver_tests::cluster::{channel, int, Cluster};
+use quiver_proto::types::FieldStatus;
 use quiver_tests::flight::{positions, read_exported, snapshot};
-use quiver_tests::stream::{
-    admission, anomalous, generate, push, request, Event, Rng, DEFS, HOUR, MINUTE, USERS,
+use quiver_tests::offline_stack::{
+    entity_table, get_features, now_micros, push_all, python_env, start, wait_for_export,
 };
-use quiver_tests::{free_address, QuiverProcess};
+use quiver_tests::stream::{admission, anomalous, generate, Event, Rng, DEFS, HOUR, MINUTE, USERS};
 use tonic::Code;
 
 /// A second view on the stream's source: no anomaly exclusion, a 20-minute TTL.
@@ -36,171 +34,6 @@ const RECENT: &str = r#"
       - {name: count, aggregation: count}
       - {name: count_15m, aggregation: count, window: 15m}
 "#;
-
-fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as i64
-}
-
-/// A registry, one online-store node exporting to a local offline store, compute, ingest and
-/// the snapshot service.
-struct Stack {
-    cluster: Cluster,
-    store: String,
-    ingest: String,
-    offline: String,
-    _roles: Vec<QuiverProcess>,
-}
-
-async fn start(bin: &Path, defs: &str, node_env: Vec<(String, String)>) -> Stack {
-    let store = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let cell = store.clone();
-    let cluster = Cluster::start_with(bin, defs, 1, move |dir| {
-        let url = node_env
-            .iter()
-            .find(|(k, _)| k == "QUIVER__ONLINE_STORE__OFFLINE_STORE")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| dir.join("offline").display().to_string());
-        *cell.lock().unwrap() = url.clone();
-        let mut env = vec![
-            ("QUIVER__ONLINE_STORE__OFFLINE_STORE".to_string(), url),
-            ("QUIVER__ONLINE_STORE__EXPORT_INTERVAL".into(), "200ms".into()),
-        ];
-        env.extend(
-            node_env
-                .into_iter()
-                .filter(|(k, _)| k != "QUIVER__ONLINE_STORE__OFFLINE_STORE"),
-        );
-        env
-    })
-    .await;
-    let store = store.lock().unwrap().clone();
-    let (compute, ingest, offline) = (free_address(), free_address(), free_address());
-    let extra: Vec<(&str, String)> = aws_env();
-    let roles = vec![
-        cluster
-            .spawn_role("compute", compute, compute, "compute", &[])
-            .await,
-        cluster
-            .spawn_role("ingest", ingest, compute, "ingest", &[])
-            .await,
-        cluster
-            .spawn_role(
-                "offline",
-                offline,
-                compute,
-                "offline",
-                &[
-                    vec![("QUIVER__OFFLINE__STORE", store.clone())],
-                    extra.clone(),
-                ]
-                .concat(),
-            )
-            .await,
-    ];
-    Stack {
-        cluster,
-        store,
-        ingest: ingest.to_string(),
-        offline: offline.to_string(),
-        _roles: roles,
-    }
-}
-
-/// The S3 settings of this process's environment, passed on to child processes.
-fn aws_env() -> Vec<(&'static str, String)> {
-    [
-        "AWS_ENDPOINT_URL",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_REGION",
-    ]
-    .into_iter()
-    .filter_map(|k| std::env::var(k).ok().map(|v| (k, v)))
-    .collect()
-}
-
-/// Pushes `events` in batches of `batch` rows as one producer.
-async fn push_all(ingest: &str, events: &[Event], batch: usize) {
-    for (i, chunk) in events.chunks(batch).enumerate() {
-        let response = push(ingest, request(chunk, "offline-producer", i as u64 + 1)).await;
-        assert!(!response.duplicate);
-    }
-}
-
-/// Waits until the offline store holds `rows` rows of view `view`; returns their batches.
-async fn wait_for_export(store: &str, view: &str, rows: usize) -> Vec<RecordBatch> {
-    let prefix = format!("events/project=stream/source=tx/view={view}/");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let batches = read_exported(store, &prefix).await;
-        let have: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        if have >= rows || Instant::now() > deadline {
-            assert_eq!(have, rows, "rows of view {view} in the offline store");
-            return batches;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// An entity table: one row per (user, t) pair, with a pass-through label.
-fn entity_table(pairs: &[(i64, i64)]) -> RecordBatch {
-    let schema = Schema::new(vec![
-        Field::new("user_id", DataType::Int64, false),
-        Field::new(
-            "event_timestamp",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new("label", DataType::Int64, false),
-    ]);
-    RecordBatch::try_new(
-        Arc::new(schema),
-        vec![
-            Arc::new(Int64Array::from_iter_values(pairs.iter().map(|p| p.0))),
-            Arc::new(
-                TimestampMicrosecondArray::from_iter_values(pairs.iter().map(|p| p.1))
-                    .with_timezone("UTC"),
-            ),
-            Arc::new(Int64Array::from_iter_values(
-                (0..pairs.len() as i64).map(|i| i64::from(i % 10 == 0)),
-            )),
-        ],
-    )
-    .unwrap()
-}
-
-async fn get_features(
-    online: &str,
-    users: &[i64],
-    refs: &[String],
-    as_of: i64,
-) -> quiver_proto::serving::GetFeaturesResponse {
-    let mut client = ServingServiceClient::new(channel(online).await.unwrap());
-    client
-        .get_features(GetFeaturesRequest {
-            project: "stream".into(),
-            features: Some(get_features_request::Features::FeatureList(FeatureList {
-                refs: refs.to_vec(),
-            })),
-            entities: vec![EntityColumn {
-                name: "user_id".into(),
-                values: Some(RepeatedValue {
-                    values: users.iter().map(|u| int(*u)).collect(),
-                }),
-            }],
-            as_of: Some(prost_types::Timestamp {
-                seconds: as_of.div_euclid(1_000_000),
-                nanos: (as_of.rem_euclid(1_000_000) * 1000) as i32,
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-}
 
 /// Every (user, t) to compare: random times, 1-minute tile ends (where no window of the view
 /// reads ahead), exact event times (ties with `t`), and times after the stream (lifetime
@@ -539,15 +372,65 @@ fn python_client_fetches_a_snapshot(offline: &str) {
     );
 }
 
-/// The pinned Python environment (pyarrow, pytest, moto), created on first use.
-pub fn python_env(root: &Path) -> PathBuf {
-    let output = std::process::Command::new(root.join("scripts/python-env.sh"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "scripts/python-env.sh failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+/// The exporting leader crashes after writing a range's files and before releasing its rows;
+/// after it restarts, the range is written again under the same names and released, and every
+/// row is in the offline store exactly once.
+#[tokio::test]
+async fn an_export_interrupted_after_writing_its_files_is_finished_exactly_once() {
+    const CRASH: &str = "QUIVER_FAULT_CRASH_AFTER_EXPORT_WRITE";
+    let bin = Path::new(env!("CARGO_BIN_EXE_quiver"));
+    let mut stack = start(bin, DEFS, vec![(CRASH.into(), "1".into())]).await;
+    let batch = 500;
+    let events = generate(3_000, now_micros() - HOUR, HOUR, 5);
+    let ingest = stack.ingest.clone();
+    let pushing = {
+        let events = events.clone();
+        tokio::spawn(async move { push_all(&ingest, &events, batch).await })
+    };
+    let status = stack
+        .cluster
+        .wait_for_exit(1, Duration::from_secs(60))
+        .await
+        .expect("the node crashes after writing its first export files");
+    assert!(!status.success(), "{status:?}");
+    let before: Vec<String> = read_listing(&stack.store).await;
+    assert!(!before.is_empty(), "files were written before the crash");
+
+    // The node restarts without the fault; producers retry until their batches commit.
+    stack.cluster.restart_with(1, &[(CRASH, "0".into())]).await;
+    pushing.await.unwrap();
+    let admit = admission(&events, batch);
+    let included = events
+        .iter()
+        .zip(&admit)
+        .filter(|(e, a)| **a && !anomalous(e))
+        .count();
+    let exported = wait_for_export(&stack.store, "f", included).await;
+    let all = positions(&exported);
+    let unique: HashSet<(u64, u32)> = all.iter().copied().collect();
+    assert_eq!(unique.len(), all.len(), "no row twice");
+    assert_eq!(all.len(), included, "no row lost");
+    let after = read_listing(&stack.store).await;
+    for name in &before {
+        assert!(after.contains(name), "{name} was rewritten under its name, not duplicated");
+    }
+}
+
+/// The names of every export file under the store's events.
+async fn read_listing(store: &str) -> Vec<String> {
+    let lake = quiver_lake::Lake::open(store).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let names: Vec<String> = lake
+            .list(&quiver_lake::Path::from("events"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(p, _)| p.to_string())
+            .collect();
+        if !names.is_empty() || Instant::now() > deadline {
+            return names;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
