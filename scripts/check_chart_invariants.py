@@ -10,10 +10,14 @@ It also holds the manifests to what the binary really is: quiver.toml carries on
 keys that config/quiver.example.toml (every key the binary reads) has, since unknown keys stop the
 process; default installs run exactly the roles the binary serves (the stateless ones as a
 Deployment behind a Service, in the chart with an HPA and a PDB); Raft addresses are host:port.
+The online store exports to the same offline store the offline role reads ([online_store]
+offline_store and [offline] store); when the chart's offlineStore.url is set, both carry it and
+the pods that open the store get offlineStore.env and offlineStore.credentialsSecret.
 
 Usage (charts-check.sh renders the inputs):
   check_chart_invariants.py --default chart-default.yaml --all-on chart-all-on.yaml [--k8s-base k8s-base.yaml]
                             [--example-config config/quiver.example.toml]
+                            [--values charts/quiver/values.yaml] [--all-on-values charts/quiver/ci/all-on-values.yaml]
 
 Prints one line per check and exits non-zero if any failed. Needs PyYAML and Python >= 3.11 (tomllib).
 """
@@ -27,13 +31,19 @@ import yaml
 
 COMPONENT = "app.kubernetes.io/component"
 STATELESS = ("ingest", "compute", "offline")
-# Roles `quiver serve` runs in this version; the others (offline) exit with "not built yet".
-BUILT_ROLES = ("registry", "online-store", "ingest", "compute")
+# Roles `quiver serve` runs in this version: every role, all deployed by default.
+BUILT_ROLES = ("registry", "online-store", "ingest", "compute", "offline")
+# Roles whose pods open the offline store: the online store (voters and read replicas; the
+# leader exports) and the snapshot service.
+OFFLINE_STORE_USERS = ("online-store", "online-store-reader", "offline")
 # [endpoints] key -> component whose client Service it names.
 ENDPOINTS = {"registry": "registry", "ingest": "ingest", "compute": "compute",
              "online_store": "online-store", "offline": "offline"}
 PROBE_IMAGE = "grpc-health-probe"
-EXAMPLE_CONFIG = pathlib.Path(__file__).resolve().parent.parent / "config" / "quiver.example.toml"
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+EXAMPLE_CONFIG = ROOT / "config" / "quiver.example.toml"
+CHART_VALUES = ROOT / "charts" / "quiver" / "values.yaml"
+ALL_ON_VALUES = ROOT / "charts" / "quiver" / "ci" / "all-on-values.yaml"
 
 
 class Report:
@@ -97,7 +107,27 @@ def voter_ids(script, voters):
     return [overrides.get(i, i + 1) for i in range(voters)]
 
 
-def check_profile(r, profile, docs, voters, all_on, helm, example):
+def helm_values(*paths):
+    """Chart values as Helm merges them (later files win, maps merge)."""
+    def merge(a, b):
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = merge(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) else v
+        return out
+    values = {}
+    for p in paths:
+        with open(p) as f:
+            values = merge(values, yaml.safe_load(f) or {})
+    return values
+
+
+def container_of(docs, comp):
+    """The first container of the one workload of component comp, or None."""
+    wl = [w for w in of_kind(docs, "Deployment") + of_kind(docs, "StatefulSet") if pod_labels(w).get(COMPONENT) == comp]
+    return wl[0]["spec"]["template"]["spec"]["containers"][0] if len(wl) == 1 else None
+
+
+def check_profile(r, profile, docs, voters, all_on, helm, example, values=None):
     workloads = of_kind(docs, "Deployment") + of_kind(docs, "StatefulSet")
     services = {s["metadata"]["name"]: s for s in of_kind(docs, "Service")}
     rendered = {pod_labels(w).get(COMPONENT) for w in workloads}
@@ -239,10 +269,55 @@ def check_profile(r, profile, docs, voters, all_on, helm, example):
     unknown = [f"[{sec}]" if sec not in example else f"[{sec}] {key}"
                for sec, body in config.items() for key in (body if sec in example else [None])
                if sec not in example or key not in example[sec]]
-    r.check(profile, "quiver.toml has only sections and keys of config/quiver.example.toml",
+    r.check(profile, "quiver.toml has only sections and keys the binary reads (config/quiver.example.toml)",
             bool(config) and not unknown, str(unknown))
     r.check(profile, "quiver.toml leaves node_id and advertise to each pod",
             not {"node_id", "advertise"} & set(config.get("online_store", {})))
+
+    # Offline store: the online store's leader exports where the snapshot service reads.
+    os_cfg, off_cfg = config.get("online_store", {}), config.get("offline", {})
+    exported = os_cfg.get("offline_store") or (os_cfg.get("data_dir", "").rstrip("/") + "/offline")
+    r.check(profile, "the online store exports to the offline store ([online_store] export)",
+            os_cfg.get("export", True) is True, str(os_cfg.get("export")))
+    r.check(profile, "[offline] store is the store [online_store] offline_store exports to",
+            "store" in off_cfg and off_cfg["store"] == exported, f'{off_cfg.get("store")!r} != {exported!r}')
+    store = off_cfg.get("store", "")
+    off_c = container_of(docs, "offline")
+    if "://" in store and not store.startswith("file://"):
+        writable = True
+    else:  # a local directory: the offline pod creates it, so it must be on a writable volume
+        path = store.removeprefix("file://")
+        mounts = [m["mountPath"].rstrip("/") + "/" for m in (off_c or {}).get("volumeMounts", [])
+                  if not m.get("readOnly")]
+        writable = path.startswith("/") and any(path.startswith(m) for m in mounts)
+    r.check(profile, "[offline] store is an object-store URL or a directory on a writable volume of the offline pod",
+            off_c is not None and writable, store)
+    if values is not None:
+        ost = values.get("offlineStore") or {}
+        url = (ost.get("url") or "").strip()
+        if url:
+            r.check(profile, f"offlineStore.url ({url}) is both [online_store] offline_store and [offline] store",
+                    os_cfg.get("offline_store") == url and off_cfg.get("store") == url,
+                    f'{os_cfg.get("offline_store")!r}, {off_cfg.get("store")!r}')
+        else:
+            r.check(profile, "offlineStore.url empty: [online_store] offline_store is empty (<data_dir>/offline)",
+                    not os_cfg.get("offline_store"), str(os_cfg.get("offline_store")))
+        # offlineStore.env and credentialsSecret reach every pod that opens the store, and only those.
+        want_env = [e["name"] for e in ost.get("env") or []]
+        secret = ost.get("credentialsSecret") or ""
+        for comp in sorted(rendered):
+            c = container_of(docs, comp)
+            if c is None:
+                continue
+            names = [e["name"] for e in c.get("env", [])]
+            secrets = [e["secretRef"]["name"] for e in c.get("envFrom", []) if "secretRef" in e]
+            if comp in OFFLINE_STORE_USERS:
+                r.check(profile, f"{comp} gets the offline store's env {want_env} and secret {secret!r}",
+                        all(n in names for n in want_env) and secrets == ([secret] if secret else []),
+                        f"env={names} envFrom={secrets}")
+            elif want_env or secret:
+                r.check(profile, f"{comp} does not get the offline store's credentials",
+                        not (set(want_env) & set(names)) and secret not in secrets, f"env={names} envFrom={secrets}")
 
     # The [endpoints] are host:port of client Services; those of deployed components exist.
     endpoints = config.get("endpoints", {})
@@ -313,15 +388,21 @@ def main():
     ap.add_argument("--k8s-base", help="kubectl kustomize k8s/base output")
     ap.add_argument("--example-config", default=str(EXAMPLE_CONFIG),
                     help="config/quiver.example.toml: every section and key the binary reads")
+    ap.add_argument("--values", default=str(CHART_VALUES), help="the chart's values.yaml (the --default render)")
+    ap.add_argument("--all-on-values", default=str(ALL_ON_VALUES),
+                    help="values file layered over --values for the --all-on render")
     args = ap.parse_args()
 
     with open(args.example_config, "rb") as f:
         example = tomllib.load(f)
     r = Report()
-    check_profile(r, "default", load(args.default), voters=3, all_on=False, helm=True, example=example)
-    check_profile(r, "all-on", load(args.all_on), voters=5, all_on=True, helm=True, example=example)
+    schema = {sec: set(body) for sec, body in example.items()}
+    check_profile(r, "default", load(args.default), voters=3, all_on=False, helm=True, example=schema,
+                  values=helm_values(args.values))
+    check_profile(r, "all-on", load(args.all_on), voters=5, all_on=True, helm=True, example=schema,
+                  values=helm_values(args.values, args.all_on_values))
     if args.k8s_base:
-        check_profile(r, "k8s-base", load(args.k8s_base), voters=3, all_on=False, helm=False, example=example)
+        check_profile(r, "k8s-base", load(args.k8s_base), voters=3, all_on=False, helm=False, example=schema)
     print(f"{r.passed} passed, {r.failed} failed")
     return 1 if r.failed else 0
 

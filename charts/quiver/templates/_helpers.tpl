@@ -220,6 +220,22 @@ resources:
       fieldPath: metadata.namespace
 {{- end }}
 
+{{/* Env of pods that open the offline store (online store, offline): offlineStore.env. */}}
+{{- define "quiver.offlineStore.env" -}}
+{{- with .Values.offlineStore.env }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* envFrom of the same pods: every key of the Secret offlineStore.credentialsSecret (AWS_*). */}}
+{{- define "quiver.offlineStore.envFrom" -}}
+{{- with .Values.offlineStore.credentialsSecret }}
+envFrom:
+  - secretRef:
+      name: {{ . }}
+{{- end }}
+{{- end }}
+
 {{- define "quiver.extraEnv" -}}
 {{- with .c.extraEnv }}
 {{- toYaml . }}
@@ -333,7 +349,8 @@ spec:
       {{- include "quiver.selectorLabels" . | nindent 6 }}
 {{- end }}
 
-{{/* Deployment of a stateless role (ingest, compute, offline). */}}
+{{/* Deployment of a stateless role (ingest, compute, offline). Extra dict key: offlineStore
+(bool), to give the pods the offline store's env (offlineStore.env, offlineStore.credentialsSecret). */}}
 {{- define "quiver.deployment" -}}
 apiVersion: apps/v1
 kind: Deployment
@@ -371,7 +388,13 @@ spec:
           args: ["serve", {{ .name | quote }}, "--config", "/etc/quiver/quiver.toml"]
           env:
             {{- include "quiver.env" . | nindent 12 }}
+            {{- if .offlineStore }}
+            {{- include "quiver.offlineStore.env" .root | nindent 12 }}
+            {{- end }}
             {{- include "quiver.extraEnv" . | nindent 12 }}
+          {{- if .offlineStore }}
+          {{- include "quiver.offlineStore.envFrom" .root | nindent 10 }}
+          {{- end }}
           volumeMounts:
             {{- include "quiver.volumeMounts" . | nindent 12 }}
             # Writable local scratch (the root filesystem is read-only).

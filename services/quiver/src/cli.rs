@@ -475,6 +475,25 @@ pub enum BenchCommand {
         #[arg(long, default_value = "transactions")]
         source: String,
     },
+    /// Write generated feature rows into the offline store (export layout), then time
+    /// point-in-time snapshots over Arrow Flight: as-of features cold and warm, and windowed.
+    Snapshot {
+        /// The offline store the snapshot service reads (`quiver dev`: <data-dir>/offline).
+        #[arg(long, default_value = "quiver-data/offline")]
+        store: String,
+        /// Feature rows to generate.
+        #[arg(long, default_value_t = 10_000_000)]
+        feature_rows: usize,
+        /// Distinct users.
+        #[arg(long, default_value_t = 100_000)]
+        users: u64,
+        /// Entity rows of each as-of snapshot.
+        #[arg(long, default_value_t = 1_000_000)]
+        entity_rows: usize,
+        /// Entity rows of the windowed snapshot.
+        #[arg(long, default_value_t = 200_000)]
+        windowed_rows: usize,
+    },
 }
 
 /// A node id, or `auto` (0: allocate).

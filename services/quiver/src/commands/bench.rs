@@ -54,6 +54,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             };
             super::bench_push::run(&args.addresses, shape).await
         }
+        BenchCommand::Snapshot {
+            store,
+            feature_rows,
+            users,
+            entity_rows,
+            windowed_rows,
+        } => {
+            let shape = super::bench_snapshot::Shape {
+                store,
+                feature_rows,
+                users,
+                entity_rows,
+                windowed_rows,
+            };
+            super::bench_snapshot::run(&args.addresses, shape).await
+        }
         BenchCommand::Get {
             entities,
             features,

@@ -3,6 +3,7 @@
 pub mod apply;
 mod bench;
 mod bench_push;
+mod bench_snapshot;
 mod cluster;
 mod event_files;
 mod get;
