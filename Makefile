@@ -16,7 +16,8 @@ build: deps ## Build the quiver binary (release)
 run: build ## Run Quiver: `quiver dev` with the example definitions applied
 	$(CARGO) run --release -p quiver -- dev --apply examples
 
-test: deps ## Run every test: unit, service, process and chart checks
+test: deps ## Run every test: unit, service, process (incl. pyarrow and S3) and chart checks
+	@scripts/python-env.sh >/dev/null
 	$(CARGO) test --workspace --all-targets
 	@$(MAKE) --no-print-directory charts-check
 
@@ -33,10 +34,11 @@ fix: ## Format and apply clippy's fixes
 charts-check: ## Lint, render and schema-validate the Helm chart and k8s manifests
 	@scripts/charts-check.sh
 
-bench: build ## Benchmarks (docs/benchmarks.md): reads, replicated writes, streaming push, tile engine
+bench: build ## Benchmarks (docs/benchmarks.md): reads, replicated writes, streaming push, tile engine, snapshots
 	scripts/bench-online.sh get
 	scripts/bench-online.sh write
 	scripts/bench-push.sh
+	scripts/bench-snapshot.sh
 
 clean-data: ## Delete ./quiver-data (the state of `make run`)
 	rm -rf quiver-data

@@ -13,6 +13,11 @@ command -v clang >/dev/null || missing+=(clang)
 [ -n "$(ls /usr/lib/llvm-*/lib/libclang*.so* 2>/dev/null)" ] || missing+=(libclang-dev)
 # The online store links Debian's RocksDB instead of compiling it (.cargo/config.toml).
 [ -e /usr/include/rocksdb/c.h ] || missing+=(librocksdb-dev)
+# The offline store's S3 client uses the system's OpenSSL for TLS.
+[ -e /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+# The offline tests' Python environment (scripts/python-env.sh).
+python3 -m venv --help >/dev/null 2>&1 || missing+=(python3 python3-venv)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

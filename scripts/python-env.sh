@@ -11,6 +11,10 @@ MOTO_VERSION="5.1.16"
 TOOLS="${QUIVER_TOOLS_DIR:-$HOME/.cache/quiver-tools}"
 VENV="$TOOLS/venv-offline-pa$PYARROW_VERSION-moto$MOTO_VERSION"
 
+mkdir -p "$TOOLS"
+# Test binaries may ask at the same time: one creates, the others wait.
+exec 9>"$TOOLS/.python-env.lock"
+flock 9
 if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/pytest" ]; then
   command -v python3 >/dev/null || { echo "python3 is needed (apt-get install python3 python3-venv)" >&2; exit 1; }
   if ! python3 -m venv --help >/dev/null 2>&1; then

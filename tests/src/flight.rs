@@ -63,9 +63,21 @@ pub fn positions(batches: &[RecordBatch]) -> Vec<(u64, u32)> {
     use quiver_lake::event_file::{LOG_INDEX, ROW};
     let mut out = Vec::new();
     for batch in batches {
-        let index = batch.column_by_name(LOG_INDEX).unwrap().as_primitive::<UInt64Type>();
-        let row = batch.column_by_name(ROW).unwrap().as_primitive::<UInt32Type>();
-        out.extend(index.values().iter().copied().zip(row.values().iter().copied()));
+        let index = batch
+            .column_by_name(LOG_INDEX)
+            .unwrap()
+            .as_primitive::<UInt64Type>();
+        let row = batch
+            .column_by_name(ROW)
+            .unwrap()
+            .as_primitive::<UInt32Type>();
+        out.extend(
+            index
+                .values()
+                .iter()
+                .copied()
+                .zip(row.values().iter().copied()),
+        );
     }
     out
 }

@@ -55,7 +55,10 @@ pub async fn start(bin: &Path, defs: &str, node_env: Vec<(String, String)>) -> S
         *cell.lock().unwrap() = url.clone();
         let mut env = vec![
             ("QUIVER__ONLINE_STORE__OFFLINE_STORE".to_string(), url),
-            ("QUIVER__ONLINE_STORE__EXPORT_INTERVAL".into(), "200ms".into()),
+            (
+                "QUIVER__ONLINE_STORE__EXPORT_INTERVAL".into(),
+                "200ms".into(),
+            ),
         ];
         env.extend(
             node_env

@@ -74,7 +74,7 @@ pub struct Rng(pub u64);
 
 impl Rng {
     /// The next number.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -84,12 +84,12 @@ impl Rng {
 
     /// A number below `n`.
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 
     /// A number in [0, 1).
     pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -143,7 +143,6 @@ pub fn generate(n: usize, start: i64, span: i64, seed: u64) -> Vec<Event> {
     }
     events
 }
-
 
 /// An event as a pushed row.
 pub fn row(e: &Event) -> Row {
@@ -235,4 +234,3 @@ pub fn admission(events: &[Event], batch: usize) -> Vec<bool> {
 pub fn anomalous(e: &Event) -> bool {
     e.amount >= 50_000.0
 }
-

@@ -11,36 +11,81 @@ use arrow_array::types::{TimestampMicrosecondType, UInt32Type, UInt64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use quiver_core::aggregate::FxBuildHasher;
 use quiver_core::Scalar;
-use quiver_lake::columns::scalar_at;
+use quiver_lake::columns::{array_of, scalar_at, value_type};
 use quiver_lake::event_file::{read_parquet, ENTITY, EVENT_TIME, LOG_INDEX, ROW};
 use quiver_lake::layout::{current_files, ListedFile};
 use quiver_lake::{Lake, LakeError, Partition};
 
 /// A view version's rows, indexed.
 pub struct ViewData {
-    /// Per entity key: its rows' range in the sorted arrays.
-    entities: HashMap<Vec<u8>, (u32, u32), FxBuildHasher>,
+    /// Per entity key: its id, the index of its rows' range in `ranges`.
+    ids: EntityIds,
+    /// Per entity id: its rows' range in the sorted arrays.
+    ranges: Vec<(u32, u32)>,
     /// Event times, sorted within each entity.
     event_micros: Vec<i64>,
     /// Ingest order: `log index << 32 | row in entry`, the `first`/`last` tie-break.
     sequence: Vec<u64>,
-    /// Where each sorted row's values are: `chunk << 32 | row in chunk`.
-    address: Vec<u64>,
-    chunks: Vec<RecordBatch>,
+    /// The value columns, in sorted order: an entity's values sit together, next to its
+    /// times (a lookup touches a few cache lines, not one per chunk indirection).
+    columns: HashMap<String, ArrayRef>,
 }
 
-/// A column of the view's rows, resolved per chunk (`None` where a chunk lacks it).
-pub struct ColumnRef(Vec<Option<ArrayRef>>);
+/// Entity keys to dense ids. Keys of up to 15 bytes (one int64 is 9, a short string key
+/// fits too) are packed into a `u128` with their length: no allocation per key and no pointer
+/// to chase on a lookup (a `Vec<u8>` map spent most of a snapshot's lookups on cache misses).
+#[derive(Default)]
+struct EntityIds {
+    short: HashMap<u128, u32, FxBuildHasher>,
+    long: HashMap<Vec<u8>, u32, FxBuildHasher>,
+}
+
+impl EntityIds {
+    fn pack(key: &[u8]) -> Option<u128> {
+        (key.len() < 16).then(|| {
+            let mut bytes = [0u8; 16];
+            bytes[..key.len()].copy_from_slice(key);
+            bytes[15] = key.len() as u8;
+            u128::from_le_bytes(bytes)
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.short.len() + self.long.len()
+    }
+
+    fn get(&self, key: &[u8]) -> Option<u32> {
+        match Self::pack(key) {
+            Some(packed) => self.short.get(&packed).copied(),
+            None => self.long.get(key).copied(),
+        }
+    }
+
+    fn id_or_insert(&mut self, key: &[u8]) -> u32 {
+        if let Some(id) = self.get(key) {
+            return id;
+        }
+        let id = self.len() as u32;
+        match Self::pack(key) {
+            Some(packed) => self.short.insert(packed, id),
+            None => self.long.insert(key.to_vec(), id),
+        };
+        id
+    }
+}
+
+/// A value column of the view's rows (`None`: no file has it, every value null).
+pub struct ColumnRef(Option<ArrayRef>);
 
 impl ViewData {
     /// Indexes the rows of `chunks` (record batches of exported event files).
     pub fn index(chunks: Vec<RecordBatch>) -> Result<Self, String> {
         let total: usize = chunks.iter().map(RecordBatch::num_rows).sum();
-        let mut ids: HashMap<Vec<u8>, u32, FxBuildHasher> = HashMap::default();
-        let mut keys: Vec<Vec<u8>> = Vec::new();
-        // (entity id, event time, sequence, address), sorted below.
+        let mut ids = EntityIds::default();
+        // (entity id, event time, sequence, row across chunks), sorted below.
         let mut rows: Vec<(u32, i64, u64, u64)> = Vec::with_capacity(total);
-        for (c, chunk) in chunks.iter().enumerate() {
+        let mut offset = 0u64;
+        for chunk in &chunks {
             let column = |name: &str| {
                 chunk
                     .column_by_name(name)
@@ -59,43 +104,31 @@ impl ViewData {
                 .as_primitive_opt::<UInt32Type>()
                 .ok_or("bad _row type")?;
             for i in 0..chunk.num_rows() {
-                let key = entity.value(i);
-                let id = match ids.get(key) {
-                    Some(id) => *id,
-                    None => {
-                        let id = keys.len() as u32;
-                        ids.insert(key.to_vec(), id);
-                        keys.push(key.to_vec());
-                        id
-                    }
-                };
+                let id = ids.id_or_insert(entity.value(i));
                 rows.push((
                     id,
                     event.value(i),
                     (log_index.value(i) << 32) | u64::from(row.value(i)),
-                    ((c as u64) << 32) | i as u64,
+                    offset + i as u64,
                 ));
             }
+            offset += chunk.num_rows() as u64;
         }
         rows.sort_unstable();
-        let mut entities: HashMap<Vec<u8>, (u32, u32), FxBuildHasher> =
-            HashMap::with_capacity_and_hasher(keys.len(), FxBuildHasher::default());
+        let mut ranges = vec![(0u32, 0u32); ids.len()];
         let mut start = 0;
         while start < rows.len() {
             let id = rows[start].0;
             let end = start + rows[start..].partition_point(|r| r.0 == id);
-            entities.insert(
-                std::mem::take(&mut keys[id as usize]),
-                (start as u32, end as u32),
-            );
+            ranges[id as usize] = (start as u32, end as u32);
             start = end;
         }
         Ok(Self {
-            entities,
+            ids,
+            ranges,
             event_micros: rows.iter().map(|r| r.1).collect(),
             sequence: rows.iter().map(|r| r.2).collect(),
-            address: rows.iter().map(|r| r.3).collect(),
-            chunks,
+            columns: sorted_columns(&chunks, &rows.iter().map(|r| r.3).collect::<Vec<_>>())?,
         })
     }
 
@@ -111,9 +144,8 @@ impl ViewData {
 
     /// The rows of `entity` (positions in sorted order).
     pub fn entity(&self, entity: &[u8]) -> Option<Range<usize>> {
-        self.entities
-            .get(entity)
-            .map(|(s, e)| *s as usize..*e as usize)
+        let (start, end) = self.ranges.get(self.ids.get(entity)? as usize)?;
+        Some(*start as usize..*end as usize)
     }
 
     /// The event time of sorted row `position`.
@@ -133,30 +165,66 @@ impl ViewData {
 
     /// Resolves column `name` (a column no file has reads as all null).
     pub fn column(&self, name: &str) -> ColumnRef {
-        ColumnRef(
-            self.chunks
-                .iter()
-                .map(|c| c.column_by_name(name).cloned())
-                .collect(),
-        )
+        ColumnRef(self.columns.get(name).cloned())
     }
 
     /// The value of `column` at sorted row `position`.
     pub fn value(&self, column: &ColumnRef, position: usize) -> Option<Scalar> {
-        let address = self.address[position];
-        let array = column.0.get((address >> 32) as usize)?.as_ref()?;
-        scalar_at(array.as_ref(), (address & 0xffff_ffff) as usize)
+        scalar_at(column.0.as_ref()?.as_ref(), position)
     }
+}
 
-    /// Whether `column` is null at sorted row `position` (cheaper than reading the value).
-    pub fn is_null(&self, column: &ColumnRef, position: usize) -> bool {
-        let address = self.address[position];
-        column
-            .0
-            .get((address >> 32) as usize)
-            .and_then(Option::as_ref)
-            .is_none_or(|a| a.is_null((address & 0xffff_ffff) as usize))
+/// Every value column of `chunks` (all but the metadata), rows reordered as `order` (row
+/// numbers across the chunks). Files of one view version share their columns' types.
+fn sorted_columns(
+    chunks: &[RecordBatch],
+    order: &[u64],
+) -> Result<HashMap<String, ArrayRef>, String> {
+    let metadata = [ENTITY, EVENT_TIME, LOG_INDEX, ROW];
+    let mut names: Vec<(String, arrow_schema::DataType)> = Vec::new();
+    for chunk in chunks {
+        for field in chunk.schema().fields() {
+            if !metadata.contains(&field.name().as_str())
+                && !names.iter().any(|(n, _)| n == field.name())
+            {
+                names.push((field.name().clone(), field.data_type().clone()));
+            }
+        }
     }
+    let indices = arrow_array::UInt64Array::from_iter_values(order.iter().copied());
+    let mut columns = HashMap::new();
+    for (name, data_type) in names {
+        let parts: Vec<ArrayRef> = chunks
+            .iter()
+            .map(|c| {
+                c.column_by_name(&name)
+                    .cloned()
+                    .unwrap_or_else(|| arrow_array::new_null_array(&data_type, c.num_rows()))
+            })
+            .collect();
+        let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+        let all = match arrow_select::concat::concat(&refs) {
+            Ok(all) => all,
+            // A column that held only nulls in some export range was typed by a fallback
+            // there: rebuild it from its values, typed by the first value.
+            Err(_) => {
+                let values: Vec<Option<Scalar>> = refs
+                    .iter()
+                    .flat_map(|a| (0..a.len()).map(|row| scalar_at(*a, row)))
+                    .collect();
+                let value_type = values
+                    .iter()
+                    .flatten()
+                    .next()
+                    .map_or(quiver_core::ValueType::Float64, value_type);
+                array_of(&values, value_type)
+            }
+        };
+        let sorted = arrow_select::take::take(all.as_ref(), &indices, None)
+            .map_err(|e| format!("column {name:?}: {e}"))?;
+        columns.insert(name, sorted);
+    }
+    Ok(columns)
 }
 
 /// A partition's data and the files it was loaded from.
@@ -177,19 +245,32 @@ impl DataCache {
         }
     }
 
-    /// The current rows of `partition`.
-    pub async fn get(&self, partition: &Partition) -> Result<Arc<ViewData>, LakeError> {
+    /// The current rows of `partition`, with the value columns `columns` (a view version
+    /// always asks for the same ones: its features' inputs).
+    pub async fn get(
+        &self,
+        partition: &Partition,
+        columns: &[String],
+    ) -> Result<Arc<ViewData>, LakeError> {
         // A file listed may be compacted away before it is read: list again.
         let mut attempts = 0;
         loop {
-            match self.load(partition).await {
+            match self.load(partition, columns).await {
                 Err(e) if e.is_not_found() && attempts < 5 => attempts += 1,
                 other => return other,
             }
         }
     }
 
-    async fn load(&self, partition: &Partition) -> Result<Arc<ViewData>, LakeError> {
+    async fn load(
+        &self,
+        partition: &Partition,
+        columns: &[String],
+    ) -> Result<Arc<ViewData>, LakeError> {
+        let mut wanted: Vec<String> = [ENTITY, EVENT_TIME, LOG_INDEX, ROW]
+            .map(String::from)
+            .to_vec();
+        wanted.extend(columns.iter().cloned());
         let files = current_files(self.lake.list(&partition.dir()).await?);
         if let Ok(loaded) = self.loaded.lock() {
             if let Some((listed, data)) = loaded.get(partition) {
@@ -202,11 +283,15 @@ impl DataCache {
         for file in &files {
             let bytes = self.lake.get(&file.path).await?;
             let path = file.path.to_string();
-            let batches = tokio::task::spawn_blocking(move || read_parquet(bytes, None))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r)
-                .map_err(|reason| LakeError::File { path, reason })?;
+            let wanted = wanted.clone();
+            let batches = tokio::task::spawn_blocking(move || {
+                let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
+                read_parquet(bytes, Some(&names))
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r)
+            .map_err(|reason| LakeError::File { path, reason })?;
             chunks.extend(batches);
         }
         let data = tokio::task::spawn_blocking(move || ViewData::index(chunks))

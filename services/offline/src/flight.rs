@@ -142,12 +142,8 @@ impl FlightService for SnapshotService {
         let plan = Arc::new(snapshot::plan(&self.registry, &command).await?);
         let mut data = Vec::with_capacity(plan.views.len());
         for view in &plan.views {
-            data.push(
-                self.cache
-                    .get(&view.partition)
-                    .await
-                    .map_err(SnapshotError::from)?,
-            );
+            let loaded = self.cache.get(&view.partition, &view.columns()).await;
+            data.push(loaded.map_err(SnapshotError::from)?);
         }
         // pyarrow sends the descriptor alone, then the schema; Rust clients put both in one
         // message. A descriptor-only message carries no IPC data for the decoder.

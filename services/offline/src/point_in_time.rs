@@ -20,6 +20,7 @@ use quiver_core::tiling::{self, AggregateSpec, Layout};
 use quiver_core::{Aggregation, Scalar, Window};
 
 use crate::dataset::{ColumnRef, ViewData};
+use crate::snapshot::EntityKeys;
 
 /// What one view version contributes to a snapshot.
 pub struct ViewKernel {
@@ -42,12 +43,28 @@ impl ViewKernel {
         }
     }
 
-    /// The requested features' values for each row (`entities[i]` at `times[i]`), one vector
-    /// per requested feature. A `None` entity (a null join key) finds nothing.
+    /// The columns the view's features read (each once).
+    pub fn input_columns(&self) -> Vec<String> {
+        let mut columns: Vec<String> = Vec::new();
+        for column in self.specs.iter().filter_map(|s| s.column.clone()) {
+            if !columns.contains(&column) {
+                columns.push(column);
+            }
+        }
+        columns
+    }
+
+    /// How many features it computes.
+    pub fn requested_len(&self) -> usize {
+        self.requested.len()
+    }
+
+    /// The requested features' values for each row (`entities.get(i)` at `times[i]`), one
+    /// vector per requested feature. A row without a key (a null join key) finds nothing.
     pub fn compute(
         &self,
         data: &ViewData,
-        entities: &[Option<Vec<u8>>],
+        entities: &EntityKeys,
         times: &[i64],
     ) -> Vec<Vec<Option<Scalar>>> {
         let inputs: Vec<Option<ColumnRef>> = self
@@ -61,9 +78,9 @@ impl ViewKernel {
             .map(|_| Vec::with_capacity(times.len()))
             .collect();
         let mut scratch = Scratch::default();
-        for (entity, &t) in entities.iter().zip(times) {
-            let rows = entity
-                .as_deref()
+        for (row, &t) in times.iter().enumerate() {
+            let rows = entities
+                .get(row)
                 .and_then(|e| data.entity(e))
                 .map(|r| {
                     let until = r.start + data.event_times(r.clone()).partition_point(|&e| e <= t);

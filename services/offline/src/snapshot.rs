@@ -13,7 +13,7 @@ use quiver_core::tiling::{self, AggregateSpec};
 use quiver_core::{FeatureView, JoinKey, Scalar, ValueType};
 use quiver_lake::columns::{array_of, data_type, scalar_at, timestamp_micros};
 use quiver_lake::Partition;
-use quiver_proto::convert::{encode_entity, scalar_to_value};
+use quiver_proto::convert::KeyPart;
 use quiver_proto::offline::snapshot_command::Features;
 use quiver_proto::offline::{sampling, SnapshotCommand};
 
@@ -26,6 +26,8 @@ use crate::sampling::{class_of, Sampler};
 pub const DEFAULT_TIMESTAMP_COLUMN: &str = "event_timestamp";
 /// The weight column sampling adds.
 pub const SAMPLE_WEIGHT: &str = "sample_weight";
+/// Batches smaller than this are computed on one thread.
+const PARALLEL_MIN_ROWS: usize = 8_192;
 
 /// A resolved snapshot request.
 pub struct SnapshotPlan {
@@ -46,6 +48,13 @@ pub struct PlannedView {
     /// Its entity's join keys (columns of the entity table).
     pub join_keys: Vec<JoinKey>,
     kernel: ViewKernel,
+}
+
+impl PlannedView {
+    /// The value columns its features read.
+    pub fn columns(&self) -> Vec<String> {
+        self.kernel.input_columns()
+    }
 }
 
 /// One feature column of the output.
@@ -321,10 +330,57 @@ impl SnapshotPlan {
             times.push(t);
         }
         let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        // Rows are independent: big batches are split across the cores.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = rows.div_ceil(threads).max(PARALLEL_MIN_ROWS);
+        let compute_rows = |range: std::ops::Range<usize>| -> Vec<Vec<Vec<Option<Scalar>>>> {
+            self.views
+                .iter()
+                .zip(data)
+                .map(|(view, data)| {
+                    let keys = EntityKeys::of(batch, &view.join_keys, range.clone());
+                    view.kernel.compute(data, &keys, &times[range.clone()])
+                })
+                .collect()
+        };
+        let parts: Vec<Vec<Vec<Vec<Option<Scalar>>>>> = if rows <= chunk {
+            vec![compute_rows(0..rows)]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..rows)
+                    .step_by(chunk)
+                    .map(|from| {
+                        let range = from..(from + chunk).min(rows);
+                        let compute_rows = &compute_rows;
+                        scope.spawn(move || compute_rows(range))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_default())
+                    .collect()
+            })
+        };
+        // Per view, per requested feature: the parts' values in row order.
         let mut computed: Vec<Vec<Vec<Option<Scalar>>>> = Vec::with_capacity(self.views.len());
-        for (view, data) in self.views.iter().zip(data) {
-            let keys = entity_keys(batch, &view.join_keys);
-            computed.push(view.kernel.compute(data, &keys, &times));
+        for (v, view) in self.views.iter().enumerate() {
+            let features = view.kernel.requested_len();
+            computed.push(
+                (0..features)
+                    .map(|f| {
+                        let mut values = Vec::with_capacity(rows);
+                        for part in &parts {
+                            if let Some(part) = part.get(v).and_then(|p| p.get(f)) {
+                                values.extend(part.iter().cloned());
+                            }
+                        }
+                        values
+                    })
+                    .collect(),
+            );
+        }
+        if computed.iter().flatten().any(|values| values.len() != rows) {
+            return Err(SnapshotError::Internal("a computing thread failed".into()));
         }
         for output in &self.outputs {
             let values = &computed[output.view][output.slot];
@@ -358,24 +414,83 @@ impl SnapshotPlan {
     }
 }
 
-/// Each row's encoded entity key for `join_keys` (`None` when a key is null).
-fn entity_keys(batch: &RecordBatch, join_keys: &[JoinKey]) -> Vec<Option<Vec<u8>>> {
-    let columns: Vec<Option<&ArrayRef>> = join_keys
-        .iter()
-        .map(|k| batch.column_by_name(&k.name))
-        .collect();
-    (0..batch.num_rows())
-        .map(|row| {
-            let values = columns
-                .iter()
-                .map(|c| {
-                    c.and_then(|c| scalar_at(c.as_ref(), row))
-                        .map(|s| scalar_to_value(Some(s)))
-                })
-                .collect::<Option<Vec<_>>>()?;
-            encode_entity(&values).ok()
-        })
-        .collect()
+/// Every row's encoded entity key, in one buffer.
+pub struct EntityKeys {
+    bytes: Vec<u8>,
+    /// Per row: its key's range in `bytes`, `None` when a join key is null.
+    ranges: Vec<Option<(u32, u32)>>,
+}
+
+impl EntityKeys {
+    /// The keys of `rows` of `batch` for `join_keys` (columns checked by `output_schema`).
+    fn of(batch: &RecordBatch, join_keys: &[JoinKey], rows: std::ops::Range<usize>) -> Self {
+        let columns: Vec<Option<&ArrayRef>> = join_keys
+            .iter()
+            .map(|k| batch.column_by_name(&k.name))
+            .collect();
+        let mut keys = Self {
+            bytes: Vec::with_capacity(rows.len() * 9 * join_keys.len()),
+            ranges: Vec::with_capacity(rows.len()),
+        };
+        'rows: for row in rows {
+            let start = keys.bytes.len();
+            for column in &columns {
+                let Some(part) = column.and_then(|c| key_part(c.as_ref(), row)) else {
+                    keys.bytes.truncate(start);
+                    keys.ranges.push(None);
+                    continue 'rows;
+                };
+                part.encode_into(&mut keys.bytes);
+            }
+            keys.ranges
+                .push(Some((start as u32, keys.bytes.len() as u32)));
+        }
+        keys
+    }
+
+    /// How many rows.
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Row `row`'s key.
+    pub fn get(&self, row: usize) -> Option<&[u8]> {
+        let (start, end) = self.ranges.get(row).copied().flatten()?;
+        self.bytes.get(start as usize..end as usize)
+    }
+}
+
+/// A join-key cell as a key part, read straight from its column (`None`: null).
+fn key_part(array: &dyn arrow_array::Array, row: usize) -> Option<KeyPart<'_>> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+    if array.is_null(row) {
+        return None;
+    }
+    match array.data_type() {
+        DataType::Int64 => Some(KeyPart::Int(array.as_primitive::<Int64Type>().value(row))),
+        DataType::Utf8 => Some(KeyPart::String(
+            array.as_string::<i32>().value(row).as_bytes(),
+        )),
+        DataType::LargeUtf8 => Some(KeyPart::String(
+            array.as_string::<i64>().value(row).as_bytes(),
+        )),
+        DataType::Utf8View => Some(KeyPart::String(
+            array.as_string_view().value(row).as_bytes(),
+        )),
+        DataType::Binary => Some(KeyPart::Bytes(array.as_binary::<i32>().value(row))),
+        DataType::LargeBinary => Some(KeyPart::Bytes(array.as_binary::<i64>().value(row))),
+        // Narrower integers widen to int64.
+        _ => match scalar_at(array, row)? {
+            Scalar::Int64(v) => Some(KeyPart::Int(v)),
+            _ => None,
+        },
+    }
 }
 
 fn key_type_matches(expected: ValueType, actual: &DataType) -> bool {

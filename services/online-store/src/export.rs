@@ -58,7 +58,12 @@ pub fn spawn(node: Arc<Node>, lake: Lake, shutdown: Shutdown) -> tokio::task::Jo
             };
             // Small files are tidied up every COMPACT_EVERY intervals (sooner when idle), so
             // an idle store is not listed every round.
-            let due = interval * if idle { COMPACT_EVERY / 6 } else { COMPACT_EVERY };
+            let due = interval
+                * if idle {
+                    COMPACT_EVERY / 6
+                } else {
+                    COMPACT_EVERY
+                };
             if compacted.elapsed() >= due {
                 compacted = Instant::now();
                 if let Err(e) = compact::compact(&lake, node.config.compact_min_files).await {

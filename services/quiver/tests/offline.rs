@@ -6,9 +6,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
 use arrow_array::{Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
@@ -68,7 +68,10 @@ async fn snapshots_equal_get_features_at_the_same_time() {
         .zip(&admit)
         .filter(|(e, a)| **a && anomalous(e))
         .count();
-    assert!(late > 20 && excluded > 20, "{late} late, {excluded} anomalous");
+    assert!(
+        late > 20 && excluded > 20,
+        "{late} late, {excluded} anomalous"
+    );
 
     // Exactly the rows online aggregated are exported, each once; the rest are quarantined.
     let included_f = events.len() - late - excluded;
@@ -82,7 +85,10 @@ async fn snapshots_equal_get_features_at_the_same_time() {
         .flat_map(|b| {
             let column = b.column_by_name("reason").unwrap();
             let strings = column.as_any().downcast_ref::<StringArray>().unwrap();
-            strings.iter().map(|s| s.unwrap().to_string()).collect::<Vec<_>>()
+            strings
+                .iter()
+                .map(|s| s.unwrap().to_string())
+                .collect::<Vec<_>>()
         })
         .collect();
     assert_eq!(reasons.len(), late + excluded, "quarantine log rows");
@@ -160,7 +166,10 @@ async fn snapshots_equal_get_features_at_the_same_time() {
         for (ui, &user) in users.iter().enumerate() {
             let row = ti * users.len() + ui;
             assert_eq!(cell(row, "user_id"), Some(Scalar::Int64(user)), "row order");
-            assert_eq!(cell(row, "label"), Some(Scalar::Int64(i64::from(row % 10 == 0))));
+            assert_eq!(
+                cell(row, "label"),
+                Some(Scalar::Int64(i64::from(row.is_multiple_of(10))))
+            );
             for (fi, name) in refs.iter().enumerate() {
                 let vector = &response.results[fi + 1];
                 let status = FieldStatus::try_from(vector.statuses[ui]).unwrap();
@@ -271,8 +280,7 @@ async fn bad_requests_name_what_is_wrong(offline: &str) {
         ),
         (
             "entity table: no timestamp column \"ts\"",
-            r#"{"project": "stream", "features": ["f:count_1h"], "timestamp_column": "ts"}"#
-                .into(),
+            r#"{"project": "stream", "features": ["f:count_1h"], "timestamp_column": "ts"}"#.into(),
             vec![good.clone()],
         ),
         (
@@ -323,20 +331,33 @@ async fn sampling_is_deterministic_and_weighted(offline: &str, pairs: &[(i64, i6
         })
         .to_string()
     };
-    let rows_of = |batches: &[RecordBatch]| -> Vec<(Option<Scalar>, Option<Scalar>, Option<Scalar>)> {
-        batches
-            .iter()
-            .flat_map(|b| {
-                (0..b.num_rows()).map(move |r| {
-                    let get = |c: &str| scalar_at(b.column_by_name(c).unwrap().as_ref(), r);
-                    (get("label"), get("event_timestamp"), get("sample_weight"))
+    let rows_of =
+        |batches: &[RecordBatch]| -> Vec<(Option<Scalar>, Option<Scalar>, Option<Scalar>)> {
+            batches
+                .iter()
+                .flat_map(|b| {
+                    (0..b.num_rows()).map(move |r| {
+                        let get = |c: &str| scalar_at(b.column_by_name(c).unwrap().as_ref(), r);
+                        (get("label"), get("event_timestamp"), get("sample_weight"))
+                    })
                 })
-            })
-            .collect()
-    };
-    let a = rows_of(&snapshot(offline, &command(5), vec![table.clone()]).await.unwrap());
-    let b = rows_of(&snapshot(offline, &command(5), vec![table.clone()]).await.unwrap());
-    let c = rows_of(&snapshot(offline, &command(6), vec![table.clone()]).await.unwrap());
+                .collect()
+        };
+    let a = rows_of(
+        &snapshot(offline, &command(5), vec![table.clone()])
+            .await
+            .unwrap(),
+    );
+    let b = rows_of(
+        &snapshot(offline, &command(5), vec![table.clone()])
+            .await
+            .unwrap(),
+    );
+    let c = rows_of(
+        &snapshot(offline, &command(6), vec![table.clone()])
+            .await
+            .unwrap(),
+    );
     assert_eq!(a, b, "same seed, same sample");
     assert_ne!(a, c, "another seed, another sample");
     let rare = pairs.len().div_ceil(10);
@@ -412,7 +433,10 @@ async fn an_export_interrupted_after_writing_its_files_is_finished_exactly_once(
     assert_eq!(all.len(), included, "no row lost");
     let after = read_listing(&stack.store).await;
     for name in &before {
-        assert!(after.contains(name), "{name} was rewritten under its name, not duplicated");
+        assert!(
+            after.contains(name),
+            "{name} was rewritten under its name, not duplicated"
+        );
     }
 }
 

@@ -74,7 +74,11 @@ async fn the_offline_store_works_on_s3_compatible_storage() {
     let python = python_env(&root);
     let address = free_address().to_string();
     let _s3 = start_s3(&python, &address);
-    assert_eq!(http(&address, "PUT", "/quiver-offline").unwrap(), 200, "bucket created");
+    assert_eq!(
+        http(&address, "PUT", "/quiver-offline").unwrap(),
+        200,
+        "bucket created"
+    );
     // This process (reading the store in the test) and the servers it starts share these.
     for (key, value) in [
         ("AWS_ENDPOINT_URL", format!("http://{address}")),
@@ -122,7 +126,10 @@ async fn the_offline_store_works_on_s3_compatible_storage() {
         assert!(
             Instant::now() < deadline,
             "no compaction on S3: {:?}",
-            listed.iter().map(|(p, _)| p.to_string()).collect::<Vec<_>>()
+            listed
+                .iter()
+                .map(|(p, _)| p.to_string())
+                .collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }

@@ -17,10 +17,10 @@ use quiver_proto::serving::{get_features_request, FeatureList, GetFeaturesReques
 use quiver_proto::types::value::Kind;
 use quiver_proto::types::{EntityColumn, FieldStatus, RepeatedValue, Value};
 use quiver_tests::cluster::{channel, int, Cluster};
+use quiver_tests::free_address;
 use quiver_tests::stream::{
     admission, anomalous, generate, push, request, Event, DEFS, HOUR, LATENESS, MINUTE, USERS,
 };
-use quiver_tests::free_address;
 use tonic::Code;
 
 /// The expected value of every feature for `user` at `as_of`, by brute force.
@@ -142,14 +142,26 @@ fn expected(
             "count_1h".into(),
             windowed(s1h, &w1h, Expect::Int(w1h.len() as i64)),
         ),
-        ("sum_1h".into(), windowed(s1h, &w1h, Expect::Float(sum(&w1h)))),
-        ("mean_1h".into(), windowed(s1h, &w1h, float_or_null(&w1h, &mean))),
+        (
+            "sum_1h".into(),
+            windowed(s1h, &w1h, Expect::Float(sum(&w1h))),
+        ),
+        (
+            "mean_1h".into(),
+            windowed(s1h, &w1h, float_or_null(&w1h, &mean)),
+        ),
         (
             "stddev_1h".into(),
             windowed(s1h, &w1h, float_or_null(&w1h, &stddev)),
         ),
-        ("min_1h".into(), windowed(s1h, &w1h, float_or_null(&w1h, &min))),
-        ("max_1h".into(), windowed(s1h, &w1h, float_or_null(&w1h, &max))),
+        (
+            "min_1h".into(),
+            windowed(s1h, &w1h, float_or_null(&w1h, &min)),
+        ),
+        (
+            "max_1h".into(),
+            windowed(s1h, &w1h, float_or_null(&w1h, &max)),
+        ),
         ("last_1h".into(), windowed(s1h, &w1h, opt(last(&w1h)))),
         ("first_1h".into(), windowed(s1h, &w1h, opt(first(&w1h)))),
         (
@@ -160,7 +172,10 @@ fn expected(
             "tokens_sum_1h".into(),
             windowed(s1h, &w1h, Expect::Int(tokens(&w1h))),
         ),
-        ("sum_15m".into(), windowed(s15, &w15, Expect::Float(sum(&w15)))),
+        (
+            "sum_15m".into(),
+            windowed(s15, &w15, Expect::Float(sum(&w15))),
+        ),
         (
             "count_tumbling_1h".into(),
             windowed(st, &tumbling, Expect::Int(tumbling.len() as i64)),

@@ -18,22 +18,45 @@ pub struct BadKeyValue {
 pub fn encode_entity(values: &[Value]) -> Result<Vec<u8>, BadKeyValue> {
     let mut out = Vec::with_capacity(values.len() * 12);
     for (index, value) in values.iter().enumerate() {
-        match &value.kind {
-            Some(Kind::Int64Value(v)) => {
-                out.push(b'i');
-                out.extend_from_slice(&((*v as u64) ^ (1 << 63)).to_be_bytes());
-            }
-            Some(Kind::StringValue(s)) => push_bytes(&mut out, b's', s.as_bytes()),
-            Some(Kind::BytesValue(b)) => push_bytes(&mut out, b'b', b),
+        let part = match &value.kind {
+            Some(Kind::Int64Value(v)) => KeyPart::Int(*v),
+            Some(Kind::StringValue(s)) => KeyPart::String(s.as_bytes()),
+            Some(Kind::BytesValue(b)) => KeyPart::Bytes(b),
             other => {
                 return Err(BadKeyValue {
                     index,
                     kind: value_kind_name(other.as_ref()),
                 })
             }
-        }
+        };
+        part.encode_into(&mut out);
     }
     Ok(out)
+}
+
+/// One join key value, borrowed (for encoders reading columns without building `Value`s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPart<'a> {
+    /// An int64.
+    Int(i64),
+    /// A string's UTF-8 bytes.
+    String(&'a [u8]),
+    /// Bytes.
+    Bytes(&'a [u8]),
+}
+
+impl KeyPart<'_> {
+    /// Appends this value's encoding (see [`encode_entity`]); a key is its parts in order.
+    pub fn encode_into(self, out: &mut Vec<u8>) {
+        match self {
+            Self::Int(v) => {
+                out.push(b'i');
+                out.extend_from_slice(&((v as u64) ^ (1 << 63)).to_be_bytes());
+            }
+            Self::String(s) => push_bytes(out, b's', s),
+            Self::Bytes(b) => push_bytes(out, b'b', b),
+        }
+    }
 }
 
 fn push_bytes(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {

@@ -100,7 +100,15 @@ pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<()> {
         measure(addresses, label, &as_of, &shape, shape.entity_rows, start).await?;
     }
     let windowed = ["stats:count_1h", "stats:sum_24h"];
-    measure(addresses, "windowed (1h count, 24h sum)", &windowed, &shape, shape.windowed_rows, start).await?;
+    measure(
+        addresses,
+        "windowed (1h count, 24h sum)",
+        &windowed,
+        &shape,
+        shape.windowed_rows,
+        start,
+    )
+    .await?;
     Ok(())
 }
 
@@ -137,10 +145,14 @@ async fn write_feature_rows(shape: &Shape, start: i64) -> anyhow::Result<()> {
             rows.event_micros.push(at);
             rows.ingested_micros.push(at);
             rows.entity
-                .push(encode_entity(&[scalar_to_value(Some(Scalar::Int64(user)))])?);
+                .push(encode_entity(&[scalar_to_value(Some(Scalar::Int64(
+                    user,
+                )))])?);
             users.push(Some(Scalar::Int64(user)));
             times.push(Some(Scalar::Timestamp(at)));
-            amounts.push(Some(Scalar::Float64((mix(!(i as u64)) % 40_000) as f64 * 0.25)));
+            amounts.push(Some(Scalar::Float64(
+                (mix(!(i as u64)) % 40_000) as f64 * 0.25,
+            )));
         }
         rows.columns = vec![
             Column {
@@ -174,7 +186,7 @@ async fn write_feature_rows(shape: &Shape, start: i64) -> anyhow::Result<()> {
 }
 
 /// The entity table: random users at random times within the history.
-fn entity_batches(rows: usize, users: u64, start: i64) -> Vec<RecordBatch> {
+fn entity_batches(rows: usize, users: u64, start: i64) -> anyhow::Result<Vec<RecordBatch>> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("user_id", DataType::Int64, false),
         Field::new(
@@ -194,10 +206,12 @@ fn entity_batches(rows: usize, users: u64, start: i64) -> Vec<RecordBatch> {
                 schema.clone(),
                 vec![
                     Arc::new(Int64Array::from_iter_values(ids)),
-                    Arc::new(TimestampMicrosecondArray::from_iter_values(times).with_timezone("UTC")),
+                    Arc::new(
+                        TimestampMicrosecondArray::from_iter_values(times).with_timezone("UTC"),
+                    ),
                 ],
             )
-            .expect("columns match the schema")
+            .map_err(anyhow::Error::from)
         })
         .collect()
 }
@@ -210,7 +224,7 @@ async fn measure(
     rows: usize,
     start: i64,
 ) -> anyhow::Result<()> {
-    let table = entity_batches(rows, shape.users, start);
+    let table = entity_batches(rows, shape.users, start)?;
     let command = SnapshotCommand {
         project: PROJECT.into(),
         features: Some(Features::FeatureRefs(FeatureRefs {
@@ -230,7 +244,10 @@ async fn measure(
         received += batch.map_err(flight_error)?.num_rows();
     }
     let secs = began.elapsed().as_secs_f64();
-    anyhow::ensure!(received == rows, "{label}: {received} rows came back of {rows}");
+    anyhow::ensure!(
+        received == rows,
+        "{label}: {received} rows came back of {rows}"
+    );
     println!(
         "{label}: {rows} entity rows x {} features in {secs:.2}s = {:.0} entity rows/s",
         features.len(),
