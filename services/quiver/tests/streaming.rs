@@ -12,12 +12,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use quiver_proto::ingest::ingest_service_client::IngestServiceClient;
 use quiver_proto::ingest::PushRequest;
-use quiver_proto::serving::serving_service_client::ServingServiceClient;
-use quiver_proto::serving::{get_features_request, FeatureList, GetFeaturesRequest};
 use quiver_proto::types::value::Kind;
-use quiver_proto::types::{EntityColumn, FieldStatus, RepeatedValue, Value};
-use quiver_tests::cluster::{channel, int, Cluster};
+use quiver_proto::types::{FieldStatus, Value};
+use quiver_tests::cluster::{channel, Cluster};
 use quiver_tests::free_address;
+use quiver_tests::offline_stack::get_features;
 use quiver_tests::stream::{
     admission, anomalous, generate, push, request, Event, DEFS, HOUR, LATENESS, MINUTE, USERS,
 };
@@ -191,34 +190,15 @@ fn expected(
     ]
 }
 
+/// `GetFeatures` of view `f`'s `features` for `users` at `as_of`.
 async fn read(
     online: &str,
     users: &[i64],
     features: &[String],
     as_of: i64,
 ) -> quiver_proto::serving::GetFeaturesResponse {
-    let mut client = ServingServiceClient::new(channel(online).await.unwrap());
-    client
-        .get_features(GetFeaturesRequest {
-            project: "stream".into(),
-            features: Some(get_features_request::Features::FeatureList(FeatureList {
-                refs: features.iter().map(|f| format!("f:{f}")).collect(),
-            })),
-            entities: vec![EntityColumn {
-                name: "user_id".into(),
-                values: Some(RepeatedValue {
-                    values: users.iter().map(|u| int(*u)).collect(),
-                }),
-            }],
-            as_of: Some(prost_types::Timestamp {
-                seconds: as_of.div_euclid(1_000_000),
-                nanos: (as_of.rem_euclid(1_000_000) * 1000) as i32,
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
+    let refs: Vec<String> = features.iter().map(|f| format!("f:{f}")).collect();
+    get_features(online, users, &refs, as_of).await
 }
 
 fn check(

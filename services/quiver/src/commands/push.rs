@@ -148,7 +148,7 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
             loop {
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 let n = done.load(Ordering::Relaxed);
-                eprint!("\r{}", progress_line(n, total, started.elapsed()));
+                eprint!("\r{}", progress_line(n, total, "rows", started.elapsed()));
                 let _ = std::io::stderr().flush();
             }
         })
@@ -161,7 +161,10 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
     }
     progress.abort();
     let sent = done.load(Ordering::Relaxed);
-    eprintln!("\r{}", progress_line(sent, total, started.elapsed()));
+    eprintln!(
+        "\r{}",
+        progress_line(sent, total, "rows", started.elapsed())
+    );
     let s = stats.lock().map(|s| *s).unwrap_or_default();
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     println!(
@@ -179,13 +182,14 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
     }
 }
 
-fn progress_line(done: u64, total: u64, elapsed: Duration) -> String {
+/// A progress bar: `done` of `total` `unit`s after `elapsed`, and the rate.
+pub fn progress_line(done: u64, total: u64, unit: &str, elapsed: Duration) -> String {
     let width = 30usize;
     let filled = (done.min(total) * width as u64)
         .checked_div(total)
         .map_or(width, |f| f as usize);
     format!(
-        "[{}{}] {done}/{total} rows, {:.0} rows/s",
+        "[{}{}] {done}/{total} {unit}, {:.0} rows/s",
         "#".repeat(filled),
         " ".repeat(width - filled),
         done as f64 / elapsed.as_secs_f64().max(1e-9)

@@ -22,6 +22,7 @@ use quiver_proto::offline::{
     sampling, BalancedSampling, FeatureRefs, InverseFrequencySampling, Sampling, SnapshotCommand,
 };
 
+use super::push::progress_line;
 use crate::addresses::connect;
 use crate::cli::{SampleStrategy, SnapshotArgs};
 
@@ -50,7 +51,12 @@ pub async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 eprint!(
                     "\r{}",
-                    progress_line(done.load(Ordering::Relaxed), total, started)
+                    progress_line(
+                        done.load(Ordering::Relaxed),
+                        total,
+                        "entity rows",
+                        started.elapsed()
+                    )
                 );
                 let _ = std::io::stderr().flush();
             }
@@ -89,7 +95,10 @@ pub async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
     progress.abort();
     result?;
     let rows = done.load(Ordering::Relaxed);
-    eprintln!("\r{}", progress_line(rows, total, started));
+    eprintln!(
+        "\r{}",
+        progress_line(rows, total, "entity rows", started.elapsed())
+    );
     if let Some(writer) = local {
         writer.close()?;
     }
@@ -177,17 +186,4 @@ fn command_of(args: &SnapshotArgs) -> anyhow::Result<SnapshotCommand> {
         sampling,
         filter_by_commit_time: false,
     })
-}
-
-fn progress_line(done: u64, total: u64, started: Instant) -> String {
-    let width = 30usize;
-    let filled = (done.min(total) * width as u64)
-        .checked_div(total)
-        .map_or(width, |f| f as usize);
-    format!(
-        "[{}{}] {done}/{total} entity rows, {:.0} rows/s",
-        "#".repeat(filled),
-        " ".repeat(width - filled),
-        done as f64 / started.elapsed().as_secs_f64().max(1e-9)
-    )
 }
