@@ -132,16 +132,6 @@ impl ViewData {
         })
     }
 
-    /// How many rows.
-    pub fn len(&self) -> usize {
-        self.event_micros.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.event_micros.is_empty()
-    }
-
     /// The rows of `entity` (positions in sorted order).
     pub fn entity(&self, entity: &[u8]) -> Option<Range<usize>> {
         let (start, end) = self.ranges.get(self.ids.get(entity)? as usize)?;

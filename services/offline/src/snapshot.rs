@@ -448,16 +448,6 @@ impl EntityKeys {
         keys
     }
 
-    /// How many rows.
-    pub fn len(&self) -> usize {
-        self.ranges.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
-    }
-
     /// Row `row`'s key.
     pub fn get(&self, row: usize) -> Option<&[u8]> {
         let (start, end) = self.ranges.get(row).copied().flatten()?;

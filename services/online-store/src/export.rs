@@ -159,12 +159,7 @@ pub async fn export_round(node: &Node, lake: &Lake) -> Result<Option<FileRange>,
         }),
     )
     .await?;
-    metrics::count_export(
-        files.events.len() + files.quarantine.len(),
-        rows,
-        written,
-        range.last,
-    );
+    metrics::count_export(files.events.len() + files.quarantine.len(), rows, written);
     Ok(Some(range))
 }
 

@@ -204,12 +204,11 @@ static EXPORTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
-/// Counts one exported range.
-pub fn count_export(files: usize, rows: u64, bytes: u64, exported_index: u64) {
+/// Counts one exported range (the exported index follows with [`set_export_lag`]).
+pub fn count_export(files: usize, rows: u64, bytes: u64) {
     EXPORTS.with_label_values(&["files"]).inc_by(files as u64);
     EXPORTS.with_label_values(&["rows"]).inc_by(rows);
     EXPORTS.with_label_values(&["bytes"]).inc_by(bytes);
-    EXPORTED_INDEX.set(i64::try_from(exported_index).unwrap_or(i64::MAX));
 }
 
 /// Counts a failed export round.
