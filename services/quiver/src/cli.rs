@@ -78,6 +78,9 @@ pub struct SnapshotArgs {
     /// The sampling seed (same seed and table, same sample).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Output format of the summary (json: one object, no progress line).
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
     /// Where the services are.
     #[command(flatten)]
     pub addresses: Addresses,
@@ -113,6 +116,9 @@ pub struct PushArgs {
     /// Concurrent producers (each with its own producer id and one batch in flight).
     #[arg(long, default_value_t = 4)]
     pub workers: usize,
+    /// Output format of the summary (json: one object, no progress line).
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
     /// Where the services are.
     #[command(flatten)]
     pub addresses: Addresses,
@@ -181,6 +187,9 @@ pub struct ApplyArgs {
     /// Validate and print the plan; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Output format (json: the plan and its outcome as one object).
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
     /// Where the services are.
     #[command(flatten)]
     pub addresses: Addresses,
@@ -283,6 +292,9 @@ pub struct WatchArgs {
     /// Only this project.
     #[arg(long, default_value = "")]
     pub project: String,
+    /// Output format (json: one object per event, one line each).
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
     /// Where the services are.
     #[command(flatten)]
     pub addresses: Addresses,

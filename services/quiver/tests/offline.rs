@@ -458,3 +458,255 @@ async fn read_listing(store: &str) -> Vec<String> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// `ports` consecutive free loopback ports (released before returning, like `free_address`).
+fn free_port_block(ports: u16) -> u16 {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        ^ std::process::id();
+    for attempt in 0..200u32 {
+        let base = 20_000 + ((seed.wrapping_add(attempt * 7_919)) % 30_000) as u16;
+        let bound: Vec<_> = (0..ports)
+            .map_while(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).ok())
+            .collect();
+        if bound.len() == usize::from(ports) {
+            return base;
+        }
+    }
+    panic!("no {ports} consecutive free ports")
+}
+
+/// The first fenced block of `language` in a Markdown file.
+fn fenced_block(markdown: &str, language: &str) -> String {
+    let start = markdown
+        .find(&format!("```{language}\n"))
+        .unwrap_or_else(|| panic!("no {language} block"));
+    let body = &markdown[start + language.len() + 4..];
+    body[..body.find("```").unwrap()].to_string()
+}
+
+/// A Parquet file's batches.
+fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    let file = std::fs::File::open(path).unwrap();
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// docs/training.md "Try it", as a user runs it against `make run`: `quiver dev` with the
+/// examples and the demo stream, `examples/make_labels.py`, `quiver snapshot` (and its JSON
+/// summary), the Python client block of the page, and `quiver push --output json`.
+#[tokio::test]
+async fn the_training_walkthrough_works_against_quiver_dev() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_quiver"));
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_port_block(6);
+    let address = |offset: u16| format!("127.0.0.1:{}", base + offset);
+    let dev = quiver_tests::QuiverProcess::spawn(
+        bin,
+        &[
+            "dev",
+            "--data-dir",
+            dir.path().join("quiver-data").to_str().unwrap(),
+            "--port-base",
+            &base.to_string(),
+            "--apply",
+            root.join("examples").to_str().unwrap(),
+        ],
+        &[],
+        dir.path().join("dev.log"),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !dev.output().contains("Demo: backfilled") {
+        assert!(
+            Instant::now() < deadline,
+            "no demo backfill:\n{}",
+            dev.output()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (registry, ingest, offline) = (address(0), address(1), address(4));
+    let services = [
+        "--registry",
+        registry.as_str(),
+        "--ingest",
+        ingest.as_str(),
+        "--offline",
+        offline.as_str(),
+    ];
+    let run = |program: &Path, args: &[&str]| {
+        let out = std::process::Command::new(program)
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        (out.status.success(), stdout, stderr)
+    };
+
+    // 1. The entity table.
+    let python = python_env(&root).join("python");
+    let python = python.as_path();
+    let make_labels = root.join("examples/make_labels.py");
+    let (ok, stdout, stderr) = run(
+        python,
+        &[make_labels.to_str().unwrap(), "--out", "labels.parquet"],
+    );
+    assert!(ok, "make_labels.py: {stdout}{stderr}");
+    let labels = read_parquet(&dir.path().join("labels.parquet"));
+    let entity_rows: usize = labels.iter().map(RecordBatch::num_rows).sum();
+    assert_eq!(entity_rows, 10_000);
+
+    // 2. quiver snapshot, until the export has caught up with the backfill: most rows' users
+    // have a last amount at their time.
+    let service_columns = [
+        "user_txn:txn_count_1h",
+        "user_txn:amount_sum_24h",
+        "user_txn:last_amount",
+        "user_txn:amount_mean_7d",
+        "user_txn:amount_max_1h",
+    ];
+    let snapshot_args = [
+        &["snapshot", "--entities", "labels.parquet"][..],
+        &["--service", "fraud_model_v1", "--out", "train.parquet"],
+        &["--output", "json"],
+        &services[..],
+    ]
+    .concat();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (ok, stdout, stderr) = run(bin, &snapshot_args);
+        assert!(ok, "quiver snapshot: {stdout}{stderr}");
+        assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
+        assert!(!stderr.contains("rows/s"), "no progress line: {stderr}");
+        let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(summary["out"], "train.parquet");
+        assert_eq!(summary["entity_rows"], entity_rows);
+        assert_eq!(summary["rows"], entity_rows);
+        let mut columns = vec!["user_id", "event_timestamp", "is_fraud"];
+        columns.extend(service_columns);
+        assert_eq!(summary["columns"], serde_json::json!(columns));
+        assert!(summary["seconds"].as_f64().unwrap() > 0.0, "{summary}");
+        let train = read_parquet(&dir.path().join("train.parquet"));
+        let present: usize = train
+            .iter()
+            .map(|b| {
+                let c = b.column_by_name("user_txn:last_amount").unwrap();
+                c.len() - c.null_count()
+            })
+            .sum();
+        if present * 2 > entity_rows {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {present} of {entity_rows} rows have a last amount"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    // The sampled job of the page: every positive kept, weights added.
+    let (ok, stdout, stderr) = run(
+        bin,
+        &[
+            &["snapshot", "--entities", "labels.parquet"][..],
+            &["--features", "user_txn:txn_count_1h,user_txn:last_amount"],
+            &["--sample", "balanced", "--label", "is_fraud"],
+            &["--fraction", "0.05", "--seed", "7"],
+            &["--out", "train-sampled.parquet", "--output", "json"],
+            &services[..],
+        ]
+        .concat(),
+    );
+    assert!(ok, "sampled snapshot: {stdout}{stderr}");
+    let sampled: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let kept = sampled["rows"].as_u64().unwrap() as usize;
+    assert!(kept < entity_rows / 5, "{sampled}");
+    assert_eq!(
+        sampled["columns"].as_array().unwrap().last().unwrap(),
+        "sample_weight"
+    );
+
+    // 3. The page's Python block, pointed at this dev's snapshot service.
+    let page = std::fs::read_to_string(root.join("docs/training.md")).unwrap();
+    let block = fenced_block(&page, "python");
+    assert!(block.contains("127.0.0.1:7074"), "{block}");
+    let script = format!(
+        "{}\nassert training_set.num_rows == entities.num_rows\nprint(json.dumps(training_set.column_names))\n",
+        block.replace("127.0.0.1:7074", &offline)
+    );
+    std::fs::write(dir.path().join("client.py"), script).unwrap();
+    let (ok, stdout, stderr) = run(python, &["client.py"]);
+    assert!(ok, "the Python block of docs/training.md: {stdout}{stderr}");
+    let columns: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        columns,
+        serde_json::json!([
+            "user_id",
+            "event_timestamp",
+            "is_fraud",
+            "user_txn:txn_count_1h",
+            "user_txn:amount_sum_24h",
+            "user_txn:last_amount"
+        ])
+    );
+
+    // 4. quiver push --output json (the README's event).
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+    std::fs::write(
+        dir.path().join("ev.jsonl"),
+        format!(
+            r#"{{"user_id": 7, "ts": "{now}", "amount": 12.5, "merchant": "m1", "note": "coffee"}}"#
+        ) + "\n",
+    )
+    .unwrap();
+    let push = |file: &str| {
+        run(
+            bin,
+            &[
+                &["push", "--source", "transactions", "--file", file][..],
+                &["--output", "json"],
+                &services[..],
+            ]
+            .concat(),
+        )
+    };
+    let (ok, stdout, stderr) = push("ev.jsonl");
+    assert!(ok, "quiver push: {stdout}{stderr}");
+    assert!(!stderr.contains("rows/s"), "no progress line: {stderr}");
+    let pushed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(pushed["source"], "transactions");
+    assert_eq!(
+        (&pushed["rows"], &pushed["pushed"], &pushed["accepted"]),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(1),
+            &serde_json::json!(1)
+        ),
+        "{pushed}"
+    );
+    assert_eq!(
+        (&pushed["late"], &pushed["rejected"]),
+        (&serde_json::json!(0), &serde_json::json!(0))
+    );
+    assert!(
+        pushed["error"].is_null() && pushed["anomalous"].is_u64(),
+        "{pushed}"
+    );
+    std::fs::copy(dir.path().join("ev.jsonl"), dir.path().join("ev.txt")).unwrap();
+    let (ok, _, stderr) = push("ev.txt");
+    assert!(
+        !ok && stderr.contains("pass --format jsonl|csv|parquet"),
+        "{stderr}"
+    );
+}

@@ -199,3 +199,190 @@ async fn a_config_typo_is_refused_at_start() {
         text(&out.stderr)
     );
 }
+
+/// One JSON object per line on stdout, parsed.
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}")))
+        .collect()
+}
+
+/// `quiver watch --output json` as a child process, its lines delivered through a channel.
+struct Watcher {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Watcher {
+    fn start(registry: SocketAddr) -> Self {
+        let mut child = Command::new(BIN)
+            .args([
+                "watch",
+                "--output",
+                "json",
+                "--registry",
+                &registry.to_string(),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if send.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// The next event, which must be one JSON object on one line.
+    fn next(&self) -> serde_json::Value {
+        let line = self
+            .lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a watch event within 30 s");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn apply_and_watch_print_one_json_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = start_registry(&dir.path().join("registry"), dir.path().join("run.log")).await;
+    let examples = examples();
+    let examples = examples.to_str().unwrap();
+
+    // A dry run: the plan, nothing applied.
+    let out = cli(
+        registry.grpc,
+        &["apply", "-f", examples, "--dry-run", "--output", "json"],
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "one object: {lines:?}");
+    let plan = &lines[0];
+    assert_eq!(plan["project"], "fraud");
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["applied"], false);
+    assert_eq!(
+        (plan["base_revision"].as_u64(), plan["revision"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(
+        plan["counts"],
+        serde_json::json!({"create": 7, "change": 0, "delete": 0, "unchanged": 0})
+    );
+    let items = plan["plan"].as_array().unwrap();
+    assert_eq!(items.len(), 7);
+    assert!(
+        items.contains(&serde_json::json!({
+            "action": "create", "kind": "view", "name": "user_txn",
+            "from_version": 0, "to_version": 1, "changes": []
+        })),
+        "{plan}"
+    );
+
+    // Applied.
+    let applied = &json_lines(&cli(
+        registry.grpc,
+        &["apply", "-f", examples, "--output", "json"],
+    ))[0];
+    assert_eq!(applied["applied"], true);
+    assert_eq!(applied["dry_run"], false);
+    assert_eq!(
+        (
+            applied["base_revision"].as_u64(),
+            applied["revision"].as_u64()
+        ),
+        (Some(0), Some(1))
+    );
+
+    // watch: the snapshot first, one object per event.
+    let watch = Watcher::start(registry.grpc);
+    let snapshot = watch.next();
+    assert_eq!(snapshot["revision"], 1);
+    assert_eq!(snapshot["snapshot"], true);
+    let objects = snapshot["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 7, "{snapshot}");
+    assert!(
+        objects.contains(&serde_json::json!({
+            "project": "fraud", "kind": "service", "name": "fraud_model_v1",
+            "version": 1, "revision": 1, "deleted": false
+        })),
+        "{snapshot}"
+    );
+
+    // A changed window: one change in the plan, one event on the watch.
+    let changed = dir.path().join("changed.yaml");
+    let example = std::fs::read_to_string(Path::new(examples).join("fraud.yaml")).unwrap();
+    std::fs::write(
+        &changed,
+        example.replace(
+            "{name: amount_sum_24h, column: amount, aggregation: sum, window: 24h}",
+            "{name: amount_sum_24h, column: amount, aggregation: sum, window: 48h}",
+        ),
+    )
+    .unwrap();
+    let applied = &json_lines(&cli(
+        registry.grpc,
+        &["apply", "-f", changed.to_str().unwrap(), "--output", "json"],
+    ))[0];
+    assert_eq!(applied["revision"], 2);
+    assert_eq!(
+        applied["counts"],
+        serde_json::json!({"create": 0, "change": 1, "delete": 0, "unchanged": 6})
+    );
+    let view = applied["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "user_txn")
+        .unwrap();
+    assert_eq!(
+        view,
+        &serde_json::json!({
+            "action": "change", "kind": "view", "name": "user_txn",
+            "from_version": 1, "to_version": 2,
+            "changes": ["features[amount_sum_24h].window: 1d -> 2d"]
+        })
+    );
+    let change = watch.next();
+    assert_eq!(
+        change,
+        serde_json::json!({
+            "revision": 2, "snapshot": false,
+            "objects": [{"project": "fraud", "kind": "view", "name": "user_txn",
+                         "version": 2, "revision": 2, "deleted": false}]
+        })
+    );
+
+    // Nothing to do: not applied, the revision stays.
+    let same = &json_lines(&cli(
+        registry.grpc,
+        &["apply", "-f", changed.to_str().unwrap(), "--output", "json"],
+    ))[0];
+    assert_eq!(same["applied"], false);
+    assert_eq!(
+        (same["base_revision"].as_u64(), same["revision"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(same["counts"]["unchanged"], 7);
+}

@@ -8,13 +8,14 @@ use quiver_proto::registry::{
     ApplyRequest, ApplyResponse, DefinitionDocument, PlanAction, PlanItem,
 };
 use quiver_registry::definition::Kind;
+use serde_json::json;
 
 use crate::addresses::Addresses;
-use crate::cli::ApplyArgs;
+use crate::cli::{ApplyArgs, Output};
 
 /// Runs `quiver apply`.
 pub async fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
-    match apply_paths(&args.paths, args.dry_run, &args.addresses).await {
+    match plan_and_apply(&args.paths, args.dry_run, &args.addresses, args.output).await {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) => {
             eprintln!("{e:#}");
@@ -23,13 +24,24 @@ pub async fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Plans, prints and (unless `dry_run`) applies the definitions under `paths`. The apply is
-/// pinned to the revision the plan was made against, so a concurrent change makes it fail
-/// rather than apply something other than what was shown.
+/// Plans, prints and (unless `dry_run`) applies the definitions under `paths`, for people.
 pub async fn apply_paths(
     paths: &[PathBuf],
     dry_run: bool,
     addresses: &Addresses,
+) -> anyhow::Result<ApplyResponse> {
+    plan_and_apply(paths, dry_run, addresses, Output::Text).await
+}
+
+/// Plans, prints and (unless `dry_run`) applies the definitions under `paths`. The apply is
+/// pinned to the revision the plan was made against, so a concurrent change makes it fail
+/// rather than apply something other than what was shown. With JSON output, the plan and its
+/// outcome are one object, printed once it is known (nothing on stdout when it fails).
+async fn plan_and_apply(
+    paths: &[PathBuf],
+    dry_run: bool,
+    addresses: &Addresses,
+    output: Output,
 ) -> anyhow::Result<ApplyResponse> {
     let documents = read_documents(paths)?;
     let mut client = addresses.registry().await?;
@@ -42,20 +54,25 @@ pub async fn apply_paths(
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .into_inner();
-    print_plan(&plan);
+    let text = output == Output::Text;
+    if text {
+        print_plan(&plan);
+    }
     let changes = plan
         .plan
         .iter()
         .any(|i| i.action != PlanAction::Unchanged as i32);
-    if dry_run {
-        println!("Dry run: nothing was applied.");
-        return Ok(plan);
-    }
-    if !changes {
-        println!(
-            "No changes: the registry already matches (revision {}).",
-            plan.base_revision
-        );
+    if dry_run || !changes {
+        if text && dry_run {
+            println!("Dry run: nothing was applied.");
+        } else if text {
+            println!(
+                "No changes: the registry already matches (revision {}).",
+                plan.base_revision
+            );
+        } else {
+            println!("{}", serde_json::to_string(&outcome_json(&plan, dry_run))?);
+        }
         return Ok(plan);
     }
     let applied = client
@@ -67,10 +84,17 @@ pub async fn apply_paths(
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .into_inner();
-    println!(
-        "Applied: registry revision {} -> {}.",
-        applied.base_revision, applied.revision
-    );
+    if text {
+        println!(
+            "Applied: registry revision {} -> {}.",
+            applied.base_revision, applied.revision
+        );
+    } else {
+        println!(
+            "{}",
+            serde_json::to_string(&outcome_json(&applied, dry_run))?
+        );
+    }
     Ok(applied)
 }
 
@@ -132,22 +156,18 @@ fn print_plan(plan: &ApplyResponse) {
         "Plan for project {:?} at registry revision {}:",
         plan.project, plan.base_revision
     );
-    let mut counts = [0usize; 4];
     for item in &plan.plan {
-        let action = PlanAction::try_from(item.action).unwrap_or(PlanAction::Unspecified);
-        let (sign, versions, slot) = match action {
-            PlanAction::Create => ('+', format!("v{}", item.to_version), 0),
+        let (sign, versions) = match action(item) {
+            PlanAction::Create => ('+', format!("v{}", item.to_version)),
             PlanAction::Change => (
                 '~',
                 format!("v{} -> v{}", item.from_version, item.to_version),
-                1,
             ),
-            PlanAction::Delete => ('-', format!("v{} deleted", item.from_version), 2),
+            PlanAction::Delete => ('-', format!("v{} deleted", item.from_version)),
             PlanAction::Unchanged | PlanAction::Unspecified => {
-                ('=', format!("v{}", item.to_version), 3)
+                ('=', format!("v{}", item.to_version))
             }
         };
-        counts[slot] += 1;
         println!(
             "  {sign} {:<8} {:<28} {versions}",
             kind_name(item),
@@ -157,10 +177,63 @@ fn print_plan(plan: &ApplyResponse) {
             println!("        {change}");
         }
     }
-    println!(
-        "{} to create, {} to change, {} to delete, {} unchanged.",
-        counts[0], counts[1], counts[2], counts[3]
-    );
+    let [create, change, delete, unchanged] = counts(plan);
+    println!("{create} to create, {change} to change, {delete} to delete, {unchanged} unchanged.");
+}
+
+fn action(item: &PlanItem) -> PlanAction {
+    PlanAction::try_from(item.action).unwrap_or(PlanAction::Unspecified)
+}
+
+/// Objects to create, change, delete, and unchanged.
+fn counts(plan: &ApplyResponse) -> [usize; 4] {
+    let mut counts = [0usize; 4];
+    for item in &plan.plan {
+        let slot = match action(item) {
+            PlanAction::Create => 0,
+            PlanAction::Change => 1,
+            PlanAction::Delete => 2,
+            PlanAction::Unchanged | PlanAction::Unspecified => 3,
+        };
+        counts[slot] += 1;
+    }
+    counts
+}
+
+/// The plan and its outcome as one JSON object (documented in README "Using it"): `project`,
+/// `base_revision`, `revision` (after the apply), `applied`, `dry_run`, `counts`, and `plan`:
+/// one `{action, kind, name, from_version, to_version, changes}` per object.
+fn outcome_json(response: &ApplyResponse, dry_run: bool) -> serde_json::Value {
+    let [create, change, delete, unchanged] = counts(response);
+    let plan: Vec<_> = response
+        .plan
+        .iter()
+        .map(|item| {
+            let action = match action(item) {
+                PlanAction::Create => "create",
+                PlanAction::Change => "change",
+                PlanAction::Delete => "delete",
+                PlanAction::Unchanged | PlanAction::Unspecified => "unchanged",
+            };
+            json!({
+                "action": action,
+                "kind": kind_name(item),
+                "name": item.name,
+                "from_version": item.from_version,
+                "to_version": item.to_version,
+                "changes": item.changes,
+            })
+        })
+        .collect();
+    json!({
+        "project": response.project,
+        "base_revision": response.base_revision,
+        "revision": if response.applied { response.revision } else { response.base_revision },
+        "applied": response.applied,
+        "dry_run": dry_run,
+        "counts": {"create": create, "change": change, "delete": delete, "unchanged": unchanged},
+        "plan": plan,
+    })
 }
 
 fn kind_name(item: &PlanItem) -> &'static str {

@@ -18,7 +18,7 @@ use tonic::Code;
 use super::event_files::{read_csv, read_jsonl, read_parquet};
 use super::rpc_error;
 use crate::addresses::{connect, Addresses};
-use crate::cli::{PushArgs, PushFormat};
+use crate::cli::{Output, PushArgs, PushFormat};
 
 /// How long a producer keeps retrying one batch before giving up.
 const RETRY_FOR: Duration = Duration::from_secs(120);
@@ -82,7 +82,7 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
             Some("jsonl" | "ndjson" | "json") => PushFormat::Jsonl,
             Some("parquet") => PushFormat::Parquet,
             _ => bail!(
-                "cannot tell the format of {}; pass --format jsonl|csv",
+                "cannot tell the format of {} from its extension; pass --format jsonl|csv|parquet",
                 args.file.display()
             ),
         },
@@ -142,7 +142,8 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
             }
         }));
     }
-    let progress = {
+    let json = args.output == Output::Json;
+    let progress = (!json).then(|| {
         let done = done.clone();
         tokio::spawn(async move {
             loop {
@@ -152,30 +153,52 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
                 let _ = std::io::stderr().flush();
             }
         })
-    };
+    });
     let mut failure = None;
     for worker in workers {
         if let Err(e) = worker.await.context("a push worker panicked")? {
             failure.get_or_insert(e);
         }
     }
-    progress.abort();
     let sent = done.load(Ordering::Relaxed);
-    eprintln!(
-        "\r{}",
-        progress_line(sent, total, "rows", started.elapsed())
-    );
+    if let Some(progress) = progress {
+        progress.abort();
+        eprintln!(
+            "\r{}",
+            progress_line(sent, total, "rows", started.elapsed())
+        );
+    }
     let s = stats.lock().map(|s| *s).unwrap_or_default();
     let secs = started.elapsed().as_secs_f64().max(1e-9);
-    println!(
-        "pushed {sent} of {total} rows to {} in {secs:.1}s ({:.0} rows/s): {} accepted, {} late (quarantined), {} anomalous (row-view exclusions, quarantined), {} rejected",
-        args.source,
-        sent as f64 / secs,
-        s.accepted,
-        s.late,
-        s.anomalous,
-        total - sent
-    );
+    if json {
+        // One object (documented in README "Using it"); on a failure it is printed too, with the
+        // error, since the rows before it were committed.
+        println!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({
+                "source": args.source,
+                "rows": total,
+                "pushed": sent,
+                "accepted": s.accepted,
+                "late": s.late,
+                "anomalous": s.anomalous,
+                "rejected": total - sent,
+                "seconds": secs,
+                "rows_per_second": sent as f64 / secs,
+                "error": failure.as_ref().map(|e| format!("{e:#}")),
+            }))?
+        );
+    } else {
+        println!(
+            "pushed {sent} of {total} rows to {} in {secs:.1}s ({:.0} rows/s): {} accepted, {} late (quarantined), {} anomalous (row-view exclusions, quarantined), {} rejected",
+            args.source,
+            sent as f64 / secs,
+            s.accepted,
+            s.late,
+            s.anomalous,
+            total - sent
+        );
+    }
     match failure {
         Some(e) => Err(e),
         None => Ok(()),

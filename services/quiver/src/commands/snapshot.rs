@@ -24,7 +24,7 @@ use quiver_proto::offline::{
 
 use super::push::progress_line;
 use crate::addresses::connect;
-use crate::cli::{SampleStrategy, SnapshotArgs};
+use crate::cli::{Output, SampleStrategy, SnapshotArgs};
 
 /// Entity rows per batch sent.
 const SEND_BATCH_ROWS: usize = 65_536;
@@ -44,7 +44,8 @@ pub async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
     let table = futures::stream::iter(reader.map(|b| b.map_err(FlightError::from)));
     let started = Instant::now();
     let done = Arc::new(AtomicU64::new(0));
-    let progress = {
+    let json = args.output == Output::Json;
+    let progress = (!json).then(|| {
         let done = done.clone();
         tokio::spawn(async move {
             loop {
@@ -61,15 +62,24 @@ pub async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
                 let _ = std::io::stderr().flush();
             }
         })
-    };
+    });
     let mut answer = exchange(&args.addresses.offline, command, table).await?;
     let mut out: Option<ArrowWriter<Vec<u8>>> = None;
     let mut local: Option<ArrowWriter<std::fs::File>> = None;
     let to_store = args.out.contains("://") && !args.out.starts_with("file://");
+    let mut columns: Vec<String> = Vec::new();
     let result: anyhow::Result<()> = async {
         while let Some(batch) = answer.next().await {
             let batch = batch.map_err(flight_error)?;
             done.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+            if columns.is_empty() {
+                columns = batch
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
+            }
             if to_store {
                 let writer = match out.as_mut() {
                     Some(w) => w,
@@ -92,13 +102,17 @@ pub async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
         Ok(())
     }
     .await;
-    progress.abort();
+    if let Some(progress) = &progress {
+        progress.abort();
+    }
     result?;
     let rows = done.load(Ordering::Relaxed);
-    eprintln!(
-        "\r{}",
-        progress_line(rows, total, "entity rows", started.elapsed())
-    );
+    if progress.is_some() {
+        eprintln!(
+            "\r{}",
+            progress_line(rows, total, "entity rows", started.elapsed())
+        );
+    }
     if let Some(writer) = local {
         writer.close()?;
     }
@@ -113,11 +127,26 @@ pub async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
         lake.put(&quiver_lake::Path::from(name), bytes).await?;
     }
     let secs = started.elapsed().as_secs_f64().max(1e-9);
-    println!(
-        "wrote {rows} rows (of {total} entity rows) to {} in {secs:.1}s ({:.0} rows/s)",
-        args.out,
-        rows as f64 / secs
-    );
+    if json {
+        // One object, documented in README "Using it".
+        println!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({
+                "out": args.out,
+                "entity_rows": total,
+                "rows": rows,
+                "columns": columns,
+                "seconds": secs,
+                "rows_per_second": rows as f64 / secs,
+            }))?
+        );
+    } else {
+        println!(
+            "wrote {rows} rows (of {total} entity rows) to {} in {secs:.1}s ({:.0} rows/s)",
+            args.out,
+            rows as f64 / secs
+        );
+    }
     Ok(())
 }
 
