@@ -3,8 +3,10 @@
 
 Schema validation (kubernetes-validate) says each object is well formed; this says the objects
 fit together the way Quiver needs: the online store is a StatefulSet behind a headless Service,
-every workload is probed over grpc.health.v1 on its gRPC port, disruption budgets and autoscalers
-point at real workloads, pods run as non-root, and so on.
+every workload's liveness and startup probes are HTTP GET /healthz (the process runs) and its
+readiness probe is grpc.health.v1 on its gRPC port (the role can answer), the voters' init Job is
+not a Helm hook (voters are Ready only after it ran), disruption budgets and autoscalers point at
+real workloads, pods run as non-root, and so on.
 
 It also holds the manifests to what the binary really is: quiver.toml carries only sections and
 keys that config/quiver.example.toml (every key the binary reads) has, since unknown keys stop the
@@ -107,6 +109,13 @@ def voter_ids(script, voters):
     return [overrides.get(i, i + 1) for i in range(voters)]
 
 
+def is_healthz(probe, http_port):
+    """Whether a probe is only an HTTP GET of /healthz on the http port (by name or number)."""
+    get = probe.get("httpGet") or {}
+    return (http_port is not None and get.get("path") == "/healthz" and get.get("port") in ("http", http_port)
+            and not {"grpc", "exec", "tcpSocket"} & set(probe))
+
+
 def helm_values(*paths):
     """Chart values as Helm merges them (later files win, maps merge)."""
     def merge(a, b):
@@ -194,8 +203,11 @@ def check_profile(r, profile, docs, voters, all_on, helm, example, values=None):
                     'quiver cluster init --online "$ONLINE" --members "$MEMBERS"' in job_script
                     and env_of(jc).get("ONLINE") == expected[0].split("=", 1)[1])
             if helm:
-                r.check(profile, "init Job is a post-install hook",
-                        job["metadata"].get("annotations", {}).get("helm.sh/hook") == "post-install")
+                # `helm install --wait` waits for Readiness before running hooks, and voters are
+                # Ready only once initialised: as a hook, init would never run.
+                r.check(profile, "init Job is a plain Job, not a Helm hook",
+                        not any(k.startswith("helm.sh/hook") for k in job["metadata"].get("annotations", {})),
+                        str(job["metadata"].get("annotations")))
 
     # Registry: sled is single-writer.
     reg = one(docs, "StatefulSet", "registry")
@@ -225,22 +237,24 @@ def check_profile(r, profile, docs, voters, all_on, helm, example, values=None):
     r.check(profile, "read replicas rendered only when enabled",
             bool(of_kind(docs, "StatefulSet", "online-store-reader")) == all_on)
 
-    # Every workload: grpc probes on the container's gRPC port (read replicas: readiness waits
-    # until the learner has applied the log up to where it joined); a Service routes to that port.
+    # Every workload, read replicas too: liveness and startup are HTTP GET /healthz on the http
+    # port, which answers as long as the process runs (a voter waiting for `quiver cluster init`,
+    # or a role waiting for the registry, must not be restarted); readiness is the native gRPC
+    # probe of grpc.health.v1 (service "") on the gRPC port, SERVING only while the role can
+    # answer. A Service routes to the gRPC port.
     for w in workloads:
         name = f'{w["kind"]}/{w["metadata"]["name"]}'
-        reader = pod_labels(w).get(COMPONENT) == "online-store-reader"
         for c in w["spec"]["template"]["spec"]["containers"]:
-            grpc = [p["containerPort"] for p in c.get("ports", []) if p.get("name") == "grpc"]
-            kinds = ("livenessProbe", "startupProbe") if reader else ("readinessProbe", "livenessProbe", "startupProbe")
-            probes = [c.get(k, {}).get("grpc", {}).get("port") for k in kinds]
-            r.check(profile, f"{name} {'liveness/startup' if reader else 'readiness/liveness/startup'} are grpc probes on the gRPC port",
-                    len(grpc) == 1 and probes == grpc * len(kinds), f"ports={grpc} probes={probes}")
-            if reader:
-                gate = " ".join(c.get("readinessProbe", {}).get("exec", {}).get("command", []))
-                r.check(profile, f"{name} is Ready only once it has applied the log up to its join index",
-                        f"quiver cluster status --online 127.0.0.1:{grpc[0] if grpc else ''}" in gate
-                        and "last_applied" in gate and "learner-join-index" in gate, gate)
+            ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+            grpc, http = ports.get("grpc"), ports.get("http")
+            alive = {k: c.get(k, {}) for k in ("livenessProbe", "startupProbe")}
+            r.check(profile, f"{name} liveness and startup probes are HTTP GET /healthz on the http port",
+                    all(is_healthz(p, http) for p in alive.values()), str(alive))
+            ready = c.get("readinessProbe", {})
+            r.check(profile, f'{name} readiness probe is gRPC health (service "") on the gRPC port',
+                    grpc is not None and (ready.get("grpc") or {}).get("port") == grpc
+                    and (ready.get("grpc") or {}).get("service", "") == ""
+                    and not {"httpGet", "exec", "tcpSocket"} & set(ready), str(ready))
         routed = [s for s in services.values() if selects(s["spec"].get("selector"), pod_labels(w))
                   and any(p["name"] == "grpc" and p.get("targetPort") == "grpc" for p in s["spec"]["ports"])]
         r.check(profile, f"{name} is behind a Service on its grpc port", bool(routed))

@@ -174,7 +174,10 @@ affinity:
 
 {{/*
 Container-level fields shared by every Quiver container (image, ports, probes, security, resources).
-Optional dict key readinessExec: a command (list) replacing the gRPC readiness probe.
+Probes: liveness and startup are HTTP GET /healthz on the http port (the process runs and is not
+draining; never depends on other roles, so a node waiting for `quiver cluster init` or for the
+registry is not restarted); readiness is the native gRPC probe of grpc.health.v1 (service
+probes.service, "" = the server as a whole), SERVING only while the role can answer its clients.
 */}}
 {{- define "quiver.containerCommon" -}}
 image: {{ include "quiver.image" . }}
@@ -187,19 +190,21 @@ ports:
     containerPort: {{ .root.Values.ports.http }}
     protocol: TCP
 {{- $probes := .root.Values.probes }}
-{{- range $kind := list "startup" "readiness" "liveness" }}
-{{ $kind }}Probe:
-  {{- if and (eq $kind "readiness") $.readinessExec }}
-  exec:
-    command:
-      {{- toYaml $.readinessExec | nindent 6 }}
-  {{- else }}
+startupProbe:
+  httpGet:
+    path: /healthz
+    port: http
+  {{- toYaml $probes.startup | nindent 2 }}
+readinessProbe:
   grpc:
-    port: {{ $.root.Values.ports.grpc }}
+    port: {{ .root.Values.ports.grpc }}
     service: {{ $probes.service | quote }}
-  {{- end }}
-  {{- toYaml (get $probes $kind) | nindent 2 }}
-{{- end }}
+  {{- toYaml $probes.readiness | nindent 2 }}
+livenessProbe:
+  httpGet:
+    path: /healthz
+    port: http
+  {{- toYaml $probes.liveness | nindent 2 }}
 securityContext:
   {{- include "quiver.securityContext" . | nindent 2 }}
 {{- with .c.resources }}
