@@ -31,11 +31,9 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
 
 fn print_event(event: &WatchEvent) {
     let what = if event.snapshot { "snapshot" } else { "change" };
-    println!(
-        "revision {} ({what}, {} objects)",
-        event.revision,
-        event.objects.len()
-    );
+    let n = event.objects.len();
+    let objects = if n == 1 { "object" } else { "objects" };
+    println!("revision {} ({what}, {n} {objects})", event.revision);
     for object in &event.objects {
         let Some(meta) = &object.meta else { continue };
         let state = if meta.deleted { " deleted" } else { "" };
