@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages Quiver's build needs, only if they are missing, on Debian/Ubuntu.
-# The Rust toolchain itself is expected (rustup); everything else comes from crates.io.
+# The Rust toolchain itself is expected (rustup); everything else comes from crates.io (protoc
+# and the well-known .proto files too: protoc-bin-vendored).
 set -euo pipefail
 
 missing=()
-command -v protoc >/dev/null || missing+=(protobuf-compiler)
 command -v make >/dev/null || missing+=(make)
 command -v cc >/dev/null || missing+=(gcc)
 command -v c++ >/dev/null || missing+=(g++)

@@ -1,4 +1,7 @@
 //! Compiles every proto under `proto/` into `OUT_DIR`, plus one descriptor set for reflection.
+//!
+//! `protoc` and the well-known types (`google/protobuf/*.proto`) come from `protoc-bin-vendored`,
+//! so a fresh machine needs no protobuf packages and every machine compiles with the same protoc.
 
 use std::path::PathBuf;
 
@@ -16,9 +19,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ]
     .map(|p| root.join(p));
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    // prost-build runs the protoc that PROTOC names; a build script is single-threaded.
+    std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?);
+    let well_known = protoc_bin_vendored::include_path()?;
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("quiver_descriptor.bin"))
-        .compile_protos(&protos, std::slice::from_ref(&root))?;
+        .compile_protos(&protos, &[root.clone(), well_known])?;
     // Per file: a directory's mtime does not change when a file in it is edited.
     for proto in &protos {
         println!("cargo:rerun-if-changed={}", proto.display());

@@ -28,6 +28,9 @@ use tonic::Status;
 
 use crate::{free_address, wait_for_serving, QuiverProcess};
 
+/// A service every online-store node serves from the start, ready or not.
+pub const PEER_SERVICE: &str = "quiver.online.v1.ClusterAdminService";
+
 /// Definitions with one int64 feature per user (`stats:last_amount`), used by the helpers.
 pub const DEFS: &str = r#"
 project: shop
@@ -224,7 +227,9 @@ impl Cluster {
             log,
         )
         .unwrap();
-        if let Err(e) = wait_for_serving(node.grpc, "", Duration::from_secs(30)).await {
+        // The process is up once its peer services answer; the node is ready (health "")
+        // only once the group has a leader, which a node waiting for `cluster init` has not.
+        if let Err(e) = wait_for_serving(node.grpc, PEER_SERVICE, Duration::from_secs(30)).await {
             panic!("node {id}: {e}\n{}", process.output());
         }
         node.process = Some(process);

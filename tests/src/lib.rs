@@ -17,7 +17,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use tonic_health::pb::health_check_response::ServingStatus;
+pub use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
@@ -153,6 +153,17 @@ pub async fn wait_for_serving(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bail!("{address} was not SERVING within {timeout:?}: {last_error}")
+}
+
+/// The gRPC health status of `service` ("" = overall) at `address`.
+pub async fn health_status(address: SocketAddr, service: &str) -> anyhow::Result<ServingStatus> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))?;
+    let response = HealthClient::new(endpoint.connect().await?)
+        .check(HealthCheckRequest {
+            service: service.to_string(),
+        })
+        .await?;
+    Ok(ServingStatus::try_from(response.get_ref().status)?)
 }
 
 /// A plain HTTP/1.0 GET; returns the status code and body.

@@ -25,6 +25,7 @@ use tracing::Level;
 
 use crate::config::GrpcConfig;
 use crate::metrics::RpcMetricsLayer;
+use crate::readiness::Readiness;
 use crate::Shutdown;
 
 /// A gRPC server under construction.
@@ -32,7 +33,11 @@ pub struct GrpcServer {
     role: &'static str,
     config: GrpcConfig,
     routes: RoutesBuilder,
+    /// Client services: SERVING only while the role is ready.
     service_names: Vec<&'static str>,
+    /// Peer services (Raft, cluster admin): SERVING while the server runs, ready or not.
+    peer_service_names: Vec<&'static str>,
+    readiness: Option<Readiness>,
 }
 
 impl GrpcServer {
@@ -43,7 +48,34 @@ impl GrpcServer {
             config: config.clone(),
             routes: RoutesBuilder::default(),
             service_names: Vec::new(),
+            peer_service_names: Vec::new(),
+            readiness: None,
         }
+    }
+
+    /// Reports the client services (and `""`) SERVING only while `readiness` says ready.
+    /// Without it they are SERVING as soon as the server listens.
+    pub fn ready_when(mut self, readiness: Readiness) -> Self {
+        self.readiness = Some(readiness);
+        self
+    }
+
+    /// Adds a service other Quiver processes call (Raft, cluster admin): it must answer before
+    /// the role is ready (a node waiting for `cluster init` or catching up), so its health is
+    /// SERVING while the server runs.
+    pub fn add_peer_service<S>(mut self, service: S) -> Self
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.peer_service_names.push(S::NAME);
+        self.routes.add_service(service);
+        self
     }
 
     /// Adds a generated tonic service; its health is reported under its full name.
@@ -74,11 +106,22 @@ impl GrpcServer {
             "grpc.request_timeout must be longer than zero"
         );
         let (health, health_service) = tonic_health::server::health_reporter();
-        for name in self.service_names.iter().copied().chain([""]) {
+        for name in self.peer_service_names.iter().copied() {
             health
                 .set_service_status(name, ServingStatus::Serving)
                 .await;
         }
+        let readiness = self
+            .readiness
+            .take()
+            .unwrap_or_else(|| Readiness::ready(self.role));
+        let gated: Vec<&'static str> = self.service_names.iter().copied().chain([""]).collect();
+        let mirror = tokio::spawn(mirror_readiness(
+            readiness.clone(),
+            health.clone(),
+            gated.clone(),
+            shutdown.clone(),
+        ));
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(quiver_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -102,11 +145,16 @@ impl GrpcServer {
         let address = listener.local_addr()?;
         tracing::info!(role = self.role, %address, "grpc server listening");
 
-        let names = self.service_names.clone();
+        let names: Vec<&'static str> = gated
+            .into_iter()
+            .chain(self.peer_service_names.iter().copied())
+            .collect();
         let draining = shutdown.clone();
+        let stop_mirroring = mirror.abort_handle();
         let stop_accepting = async move {
             draining.wait().await;
-            for name in names.into_iter().chain([""]) {
+            stop_mirroring.abort();
+            for name in names {
                 health
                     .set_service_status(name, ServingStatus::NotServing)
                     .await;
@@ -131,8 +179,38 @@ impl GrpcServer {
                 tracing::warn!(role, ?grace, "grace period over; closing remaining connections");
             }
         }
+        mirror.abort();
+        drop(readiness);
         tracing::info!(role, "grpc server stopped");
         Ok(())
+    }
+}
+
+/// Keeps the health of `names` equal to the role's readiness until shutdown (after which the
+/// drain reports NOT_SERVING).
+async fn mirror_readiness(
+    readiness: Readiness,
+    health: tonic_health::server::HealthReporter,
+    names: Vec<&'static str>,
+    shutdown: Shutdown,
+) {
+    let mut state = readiness.subscribe();
+    loop {
+        let status = if state.borrow_and_update().is_none() {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        if shutdown.is_triggered() {
+            return;
+        }
+        for name in &names {
+            health.set_service_status(*name, status).await;
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            changed = state.changed() => if changed.is_err() { return },
+        }
     }
 }
 

@@ -1,4 +1,6 @@
-//! The small HTTP endpoint every process serves: Prometheus `/metrics` and `/healthz`.
+//! The small HTTP endpoint every process serves: Prometheus `/metrics`, `/healthz` (liveness:
+//! the process runs and is not draining) and `/readyz` (readiness: every role of the process can
+//! answer its clients; see `readiness`).
 
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -25,11 +27,36 @@ pub async fn serve_http(listener: TcpListener, shutdown: Shutdown) -> anyhow::Re
                     }
                 }
             }),
-        );
+        )
+        .route("/readyz", get(readyz));
     let address = listener.local_addr()?;
     tracing::info!(%address, "http endpoint listening");
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.wait().await })
         .await?;
     Ok(())
+}
+
+/// 200 when every role of the process is ready, else 503; the body lists each role's state.
+async fn readyz() -> (StatusCode, String) {
+    let roles = crate::readiness::report();
+    let mut body = String::new();
+    for (role, reason) in &roles {
+        match reason {
+            None => body.push_str(&format!("{role}: ready\n")),
+            Some(reason) => body.push_str(&format!("{role}: not ready: {reason}\n")),
+        }
+    }
+    if roles.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no role is running\n".into(),
+        );
+    }
+    let status = if roles.iter().all(|(_, reason)| reason.is_none()) {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, body)
 }

@@ -17,6 +17,7 @@ use quiver_proto::registry::{
 use tokio::sync::watch;
 use tonic::transport::Endpoint;
 
+use crate::readiness::Readiness;
 use crate::uri::http_uri;
 use crate::Shutdown;
 
@@ -180,7 +181,8 @@ impl Catalog {
 #[derive(Clone)]
 pub struct RegistryCache {
     catalog: Arc<RwLock<Arc<Catalog>>>,
-    revision: watch::Receiver<u64>,
+    /// The revision loaded; `None` until the first watch event (the registry's state) arrives.
+    revision: watch::Receiver<Option<u64>>,
     registry: String,
 }
 
@@ -188,7 +190,7 @@ impl RegistryCache {
     /// Starts following the registry at `registry` (host:port) until `shutdown`.
     pub fn start(registry: &str, shutdown: Shutdown) -> Self {
         let catalog = Arc::new(RwLock::new(Arc::new(Catalog::default())));
-        let (revision_tx, revision) = watch::channel(0);
+        let (revision_tx, revision) = watch::channel(None);
         let cache = Self {
             catalog: catalog.clone(),
             revision,
@@ -205,7 +207,7 @@ impl RegistryCache {
                 if let Err(error) = result {
                     tracing::warn!(registry = %uri, %error, "registry watch interrupted; retrying");
                 }
-                from_revision = *revision_tx.borrow();
+                from_revision = revision_tx.borrow().unwrap_or(0);
                 tokio::select! {
                     _ = shutdown.wait() => return,
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -225,12 +227,33 @@ impl RegistryCache {
         self.catalog.read().map(|c| c.clone()).unwrap_or_default()
     }
 
-    /// Waits until the cache has loaded the registry's state (revision > 0) or `timeout` passes.
+    /// Waits until the cache has loaded the registry's state or `timeout` passes.
     pub async fn wait_ready(&self, timeout: Duration) -> bool {
         let mut revision = self.revision.clone();
-        tokio::time::timeout(timeout, revision.wait_for(|r| *r > 0))
+        tokio::time::timeout(timeout, revision.wait_for(Option::is_some))
             .await
             .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Whether the cache has loaded the registry's state.
+    pub fn is_loaded(&self) -> bool {
+        self.revision.borrow().is_some()
+    }
+
+    /// Readiness for a role that can answer once this cache has loaded the registry.
+    pub fn readiness(&self, role: &'static str) -> Readiness {
+        let readiness = Readiness::new(
+            role,
+            &format!("loading definitions from the registry at {}", self.registry),
+        );
+        let (cache, ready) = (self.clone(), readiness.clone());
+        tokio::spawn(async move {
+            let mut revision = cache.revision.clone();
+            if revision.wait_for(Option::is_some).await.is_ok() {
+                ready.set_ready();
+            }
+        });
+        readiness
     }
 
     /// A view version the watch did not deliver (versions before the cache started): fetched
@@ -280,7 +303,7 @@ async fn follow(
     uri: &str,
     from_revision: u64,
     catalog: &RwLock<Arc<Catalog>>,
-    revision: &watch::Sender<u64>,
+    revision: &watch::Sender<Option<u64>>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     let channel = Endpoint::from_shared(uri.to_string())?
@@ -307,6 +330,6 @@ async fn follow(
         if let Ok(mut guard) = catalog.write() {
             *guard = Arc::new(next);
         }
-        revision.send_replace(event.revision);
+        revision.send_replace(Some(event.revision));
     }
 }

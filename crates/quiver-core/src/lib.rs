@@ -11,6 +11,7 @@ pub mod feature_ref;
 pub mod names;
 pub mod scalar;
 pub mod tiling;
+pub mod timestamp;
 pub mod transform;
 pub mod value_type;
 

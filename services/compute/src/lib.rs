@@ -31,6 +31,7 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let cache = RegistryCache::start(registry, shutdown.clone());
+    let readiness = cache.readiness("compute");
     let service = service::Compute::start(
         config.clone(),
         cache,
@@ -38,6 +39,7 @@ pub async fn serve(
         shutdown.clone(),
     );
     GrpcServer::new("compute", grpc)
+        .ready_when(readiness)
         .add_service(
             ComputeServiceServer::new(service)
                 .max_decoding_message_size(MAX_MESSAGE)

@@ -28,8 +28,10 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let cache = RegistryCache::start(registry, shutdown.clone());
+    let readiness = cache.readiness("ingest");
     let service = service::Ingest::new(config.clone(), cache, compute)?;
     GrpcServer::new("ingest", grpc)
+        .ready_when(readiness)
         .add_service(
             IngestServiceServer::new(service)
                 .max_decoding_message_size(MAX_MESSAGE)

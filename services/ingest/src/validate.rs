@@ -124,7 +124,10 @@ pub fn normalize(
         for (c, value) in row.values.iter().enumerate() {
             let column = &source.schema[slots[c]];
             let at = |reason: String| bad(format!("rows[{r}].{}: {reason}", column.name));
-            let value = if c == time_column {
+            // Any timestamp column may be written as an RFC 3339 string.
+            let text_time = column.value_type == quiver_core::ValueType::Timestamp
+                && matches!(value.kind, Some(Kind::StringValue(_)));
+            let value = if c == time_column || text_time {
                 Value {
                     kind: Some(Kind::TimestampValue(event_time(value).map_err(at)?)),
                 }
@@ -176,15 +179,9 @@ pub fn normalize(
 fn event_time(value: &Value) -> Result<prost_types::Timestamp, String> {
     match &value.kind {
         Some(Kind::TimestampValue(t)) => Ok(*t),
-        Some(Kind::StringValue(text)) => humantime::parse_rfc3339_weak(text)
-            .map_err(|e| format!("unparsable timestamp {text:?} ({e}); expected RFC 3339, e.g. 2026-11-28T10:00:00Z"))
-            .and_then(|t| {
-                let micros = t
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-                    .map_err(|_| format!("timestamp {text:?} is before 1970"))?;
-                Ok(micros_to_timestamp(micros))
-            }),
+        Some(Kind::StringValue(text)) => {
+            quiver_core::timestamp::parse_rfc3339_micros(text).map(micros_to_timestamp)
+        }
         None | Some(Kind::NullValue(_)) => Err("the event time is null".into()),
         Some(_) => Err(format!(
             "expected a timestamp (or an RFC 3339 string), got {}",

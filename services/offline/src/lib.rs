@@ -40,8 +40,10 @@ pub async fn serve(
         "snapshot service reading the offline store"
     );
     let registry = RegistryCache::start(registry, shutdown.clone());
+    let readiness = registry.readiness("offline");
     let service = flight::SnapshotService::new(registry, Arc::new(dataset::DataCache::new(lake)));
     GrpcServer::new("offline", grpc)
+        .ready_when(readiness)
         .add_service(
             FlightServiceServer::new(service)
                 .max_decoding_message_size(MAX_MESSAGE)

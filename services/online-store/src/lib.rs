@@ -55,8 +55,11 @@ pub async fn serve(
     };
     let raft_server =
         raft::server::RaftServer::new(node.raft.clone(), config.data_dir.join("incoming"));
+    let readiness = quiver_common::Readiness::new("online-store", "starting");
+    node.track_readiness(readiness.clone());
     let result = GrpcServer::new("online-store", grpc)
-        .add_service(
+        .ready_when(readiness)
+        .add_peer_service(
             RaftServiceServer::new(raft_server)
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
@@ -65,7 +68,7 @@ pub async fn serve(
             OnlineStoreServiceServer::new(write::Writer::new(node.clone()))
                 .max_decoding_message_size(MAX_MESSAGE),
         )
-        .add_service(ClusterAdminServiceServer::new(admin::Admin::new(
+        .add_peer_service(ClusterAdminServiceServer::new(admin::Admin::new(
             node.clone(),
         )))
         .add_service(

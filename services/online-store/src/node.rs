@@ -84,6 +84,50 @@ impl Node {
         Ok(node)
     }
 
+    /// Why this node cannot answer clients yet, or `None` when it can: it has the registry's
+    /// definitions, the group has a leader, and this node has applied what it knows is
+    /// committed (a non-leader: within `max_read_lag_entries` of the leader's commit).
+    pub fn not_ready_reason(&self) -> Option<String> {
+        if !self.registry.is_loaded() {
+            return Some(format!(
+                "loading definitions from the registry at {}",
+                self.registry.registry_address()
+            ));
+        }
+        let metrics = self.metrics();
+        if metrics.current_leader.is_none() {
+            return Some(
+                "no Raft leader: the node is not a member of an initialised cluster yet, or an \
+                 election is under way"
+                    .into(),
+            );
+        }
+        let applied = metrics.last_applied.as_ref().map_or(0, |l| l.index);
+        let committed = metrics.local_committed.as_ref().map_or(0, |l| l.index);
+        if applied < committed {
+            return Some(format!(
+                "applying committed entries ({applied} of {committed})"
+            ));
+        }
+        self.check_read_lag().err().map(|e| e.to_string())
+    }
+
+    /// Keeps `readiness` equal to [`Node::not_ready_reason`] while the node lives.
+    pub fn track_readiness(self: &Arc<Self>, readiness: quiver_common::Readiness) {
+        let node = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(this) = node.upgrade() else { return };
+                match this.not_ready_reason() {
+                    None => readiness.set_ready(),
+                    Some(reason) => readiness.set_not_ready(reason),
+                }
+                drop(this);
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        });
+    }
+
     /// Whether this node may answer an EVENTUAL read: the leader always; another member once
     /// it knows the leader's committed index and has applied within `max_read_lag_entries` of it.
     pub fn check_read_lag(&self) -> Result<(), OnlineStoreError> {

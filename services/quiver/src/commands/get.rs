@@ -44,9 +44,9 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
         .as_of
         .as_deref()
         .map(|t| {
-            humantime::parse_rfc3339_weak(t)
-                .map(prost_types::Timestamp::from)
-                .map_err(|e| anyhow::anyhow!("--as-of {t:?}: {e}"))
+            quiver_core::timestamp::parse_rfc3339_micros(t)
+                .map(quiver_proto::convert::micros_to_timestamp)
+                .map_err(|e| anyhow::anyhow!("--as-of: {e}"))
         })
         .transpose()?;
     let features = match &args.service {

@@ -151,12 +151,18 @@ fn object_json(object: &RegistryObject, versions: Option<&[u32]>) -> serde_json:
     json
 }
 
-/// RFC 3339 UTC, seconds precision; `-` when unset.
+/// RFC 3339 UTC: whole seconds, or microseconds when there is a fraction; `-` when unset.
 pub fn timestamp(ts: Option<&prost_types::Timestamp>) -> String {
     ts.and_then(|t| {
         let secs = u64::try_from(t.seconds).ok()?;
-        let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
-        Some(humantime::format_rfc3339_seconds(time).to_string())
+        let nanos = u32::try_from(t.nanos).ok()?;
+        let time = std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos);
+        // Exact: microseconds (what Quiver stores) when the time has a fraction.
+        Some(if nanos == 0 {
+            humantime::format_rfc3339_seconds(time).to_string()
+        } else {
+            humantime::format_rfc3339_micros(time).to_string()
+        })
     })
     .unwrap_or_else(|| "-".to_string())
 }
