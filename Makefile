@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help deps build run test lint verify fix charts-check bench clean-data
+.PHONY: help deps build run test lint verify fix charts-check bench clean-data \
+	python-proto python-proto-check python-client-test
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -19,6 +20,7 @@ run: build ## Run Quiver: `quiver dev` with the example definitions applied
 test: deps ## Run every test: unit, service, process (incl. pyarrow and S3) and chart checks
 	@scripts/python-env.sh >/dev/null
 	$(CARGO) test --workspace --all-targets
+	@$(MAKE) --no-print-directory python-client-test
 	@$(MAKE) --no-print-directory charts-check
 
 lint: deps ## Check formatting and clippy (-D warnings); writes nothing
@@ -30,6 +32,18 @@ verify: lint test ## What CI runs: lint, then every test; writes nothing
 fix: ## Format and apply clippy's fixes
 	$(CARGO) fmt --all
 	$(CARGO) clippy --workspace --all-targets --fix --allow-dirty --allow-staged
+
+python-proto: ## Regenerate the Python client's protobuf modules (clients/python/quiver/_proto) from proto/
+	@py="$$(scripts/python-env.sh)" && "$$py/python" clients/python/tools/generate_proto.py
+
+python-proto-check: ## Check the Python client's generated code matches proto/; writes nothing
+	@py="$$(scripts/python-env.sh)" && "$$py/python" clients/python/tools/generate_proto.py --check
+
+python-client-test: python-proto-check ## The Python client's tests (pytest) against a real `quiver dev`
+	$(CARGO) build -p quiver
+	@py="$$(scripts/python-env.sh)" && cd clients/python && \
+	  PYTHONDONTWRITEBYTECODE=1 QUIVER_BIN="$(abspath $(or $(CARGO_TARGET_DIR),target))/debug/quiver" \
+	  "$$py/python" -m pytest -q -p no:cacheprovider
 
 charts-check: ## Lint, render and schema-validate the Helm chart and k8s manifests
 	@scripts/charts-check.sh
