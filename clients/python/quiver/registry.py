@@ -195,13 +195,20 @@ def message_dict(message) -> Dict[str, Any]:
             out[f.name] = None  # a proto3 `optional` that is unset
             continue
         value = getattr(message, f.name)
-        if f.label == FieldDescriptor.LABEL_REPEATED:
+        if _is_repeated(f):
             out[f.name] = [_field_value(f, v) for v in value]
         elif f.type == FieldDescriptor.TYPE_MESSAGE and not message.HasField(f.name):
             out[f.name] = None
         else:
             out[f.name] = _field_value(f, value)
     return out
+
+
+def _is_repeated(f: FieldDescriptor) -> bool:
+    repeated = getattr(f, "is_repeated", None)  # protobuf >= 5.28; `label` is gone in 7
+    if repeated is not None:
+        return bool(repeated)
+    return f.label == FieldDescriptor.LABEL_REPEATED
 
 
 def _field_value(f: FieldDescriptor, value: Any) -> Any:

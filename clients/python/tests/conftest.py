@@ -8,6 +8,7 @@ The binary is $QUIVER_BIN, else `$CARGO_TARGET_DIR/debug/quiver`, else `target/d
 
 from __future__ import annotations
 
+import atexit
 import os
 import pathlib
 import signal
@@ -62,14 +63,14 @@ def free_port_base(span: int = 6) -> int:
     raise RuntimeError("no run of free ports")
 
 
-def _die_with_parent() -> None:
-    """In the child: SIGKILL when the test process dies, however it dies (Linux)."""
-    try:
-        import ctypes
+_RUNNING: List["Process"] = []
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """However the session ends (an interrupted run, a failed fixture), no server outlives it."""
+    for process in _RUNNING:
+        process.kill()
 
 
 class Process:
@@ -81,7 +82,7 @@ class Process:
         self.start()
 
     def start(self) -> None:
-        env = {**os.environ, "RUST_LOG": "warn", **(self.env or {})}
+        env = {**os.environ, "RUST_LOG": "info", **(self.env or {})}
         out = open(self.log, "ab")
         self.proc = subprocess.Popen(
             self.args,
@@ -89,8 +90,9 @@ class Process:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
-            preexec_fn=_die_with_parent,
         )
+        if self not in _RUNNING:
+            _RUNNING.append(self)
         out.close()
 
     def kill(self) -> None:
