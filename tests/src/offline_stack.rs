@@ -171,22 +171,44 @@ pub async fn get_features(
     refs: &[String],
     as_of: i64,
 ) -> quiver_proto::serving::GetFeaturesResponse {
+    read_features(online, "stream", "user_id", users, refs, Some(as_of)).await
+}
+
+/// `GetFeatures` of `refs` (now) for entities with one int64 join key `key` of `project`.
+pub async fn get_features_of(
+    online: &str,
+    project: &str,
+    key: &str,
+    ids: &[i64],
+    refs: &[String],
+) -> quiver_proto::serving::GetFeaturesResponse {
+    read_features(online, project, key, ids, refs, None).await
+}
+
+async fn read_features(
+    online: &str,
+    project: &str,
+    key: &str,
+    ids: &[i64],
+    refs: &[String],
+    as_of: Option<i64>,
+) -> quiver_proto::serving::GetFeaturesResponse {
     let mut client = ServingServiceClient::new(channel(online).await.unwrap());
     client
         .get_features(GetFeaturesRequest {
-            project: "stream".into(),
+            project: project.into(),
             features: Some(get_features_request::Features::FeatureList(FeatureList {
                 refs: refs.to_vec(),
             })),
             entities: vec![EntityColumn {
-                name: "user_id".into(),
+                name: key.into(),
                 values: Some(RepeatedValue {
-                    values: users.iter().map(|u| int(*u)).collect(),
+                    values: ids.iter().map(|u| int(*u)).collect(),
                 }),
             }],
-            as_of: Some(prost_types::Timestamp {
-                seconds: as_of.div_euclid(1_000_000),
-                nanos: (as_of.rem_euclid(1_000_000) * 1000) as i32,
+            as_of: as_of.map(|t| prost_types::Timestamp {
+                seconds: t.div_euclid(1_000_000),
+                nanos: (t.rem_euclid(1_000_000) * 1000) as i32,
             }),
             ..Default::default()
         })

@@ -180,6 +180,7 @@ pub fn request(events: &[Event], producer: &str, sequence: u64) -> PushRequest {
         rows: events.iter().map(row).collect(),
         producer_id: producer.into(),
         sequence,
+        producer_epoch: 0,
     }
 }
 
@@ -208,25 +209,21 @@ pub async fn push(ingest: &str, request: PushRequest) -> PushResponse {
     panic!("push never succeeded")
 }
 
-/// Which events the store must admit, decided independently: the watermark moves at batch
-/// boundaries (the largest admitted event time so far); a row is late when its time is before
-/// the previous watermark minus the lateness.
-pub fn admission(events: &[Event], batch: usize) -> Vec<bool> {
+/// Which events of one producer's stream the store must admit, decided independently: its
+/// watermark is the largest event time admitted so far, row by row (so the batch size does not
+/// matter); a row is late when its time is before that watermark minus the lateness.
+pub fn admission(events: &[Event]) -> Vec<bool> {
     let mut watermark: Option<i64> = None;
-    let mut admit = Vec::with_capacity(events.len());
-    for chunk in events.chunks(batch) {
-        let floor = watermark.map(|w| w - LATENESS);
-        let mut next = watermark;
-        for e in chunk {
-            let ok = floor.is_none_or(|f| e.at >= f);
+    events
+        .iter()
+        .map(|e| {
+            let ok = watermark.is_none_or(|w| e.at >= w - LATENESS);
             if ok {
-                next = Some(next.map_or(e.at, |w: i64| w.max(e.at)));
+                watermark = Some(watermark.map_or(e.at, |w| w.max(e.at)));
             }
-            admit.push(ok);
-        }
-        watermark = next;
-    }
-    admit
+            ok
+        })
+        .collect()
 }
 
 /// Anomalies are the generator's huge amounts: their z-score is far above 4 and every normal

@@ -49,9 +49,10 @@ impl ComputeService for Compute {
     ) -> Result<Response<EventBatchResult>, Status> {
         let batch = request.into_inner();
         let rows = batch.rows.len();
-        if rows == 0 {
+        if rows == 0 && batch.producer_id.is_empty() {
+            // An empty batch only registers its producer with the source.
             return Err(Status::invalid_argument(
-                "rows: a batch needs at least one row",
+                "rows: a batch needs at least one row, or a producer_id to register",
             ));
         }
         if rows > self.limit {

@@ -63,6 +63,8 @@ impl Ingest {
     /// Validates, forwards and waits for one batch.
     async fn push_one(&self, request: PushRequest) -> Result<PushResponse, Status> {
         let rows = request.rows.len() as u64;
+        let (request_producer, request_epoch) =
+            (request.producer_id.clone(), request.producer_epoch);
         if !self.registry.wait_ready(REGISTRY_WAIT).await {
             return Err(Status::unavailable(
                 "ingest has not loaded the registry yet; retry",
@@ -109,6 +111,14 @@ impl Ingest {
                 );
             })?
             .into_inner();
+        if outcome.fenced {
+            crate::metrics::count("fenced", rows);
+            return Err(Status::failed_precondition(format!(
+                "producer_epoch: producer {:?} is fenced: epoch {} has written since (epoch {}, \
+                 sequence {}); a newer incarnation of this producer is running",
+                request_producer, outcome.epoch, request_epoch, outcome.last_sequence
+            )));
+        }
         if outcome.duplicate {
             crate::metrics::count("duplicate", rows);
         } else {
@@ -122,6 +132,7 @@ impl Ingest {
             anomalous: outcome.anomalous,
             duplicate: outcome.duplicate,
             committed_at: Some(prost_types::Timestamp::from(SystemTime::now())),
+            last_sequence: outcome.last_sequence,
         })
     }
 }

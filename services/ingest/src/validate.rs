@@ -45,7 +45,27 @@ pub fn normalize(
         ))
     })?;
     if request.rows.is_empty() {
-        return Err(bad("rows: a batch needs at least one row".into()));
+        if request.producer_id.is_empty() || request.history {
+            return Err(bad(
+                "rows: a batch needs at least one row (an empty batch only registers a producer, \
+                 which needs a producer_id)"
+                    .into(),
+            ));
+        }
+        // Registers the producer with its source: from now on it holds the source's watermark
+        // back until it sends events (or goes idle), so producers started together can be
+        // behind one another without their events turning late.
+        return Ok(EventBatch {
+            producer_id: request.producer_id.clone(),
+            sequence: request.sequence,
+            epoch: request.producer_epoch,
+            project: project.clone(),
+            source: source.name.clone(),
+            allowed_lateness_micros: i64::try_from(source.allowed_lateness.as_micros())
+                .unwrap_or(i64::MAX),
+            received_micros,
+            ..EventBatch::default()
+        });
     }
     if request.rows.len() > max_rows {
         return Err(bad(format!(
@@ -101,6 +121,8 @@ pub fn normalize(
     let mut batch = EventBatch {
         producer_id: request.producer_id.clone(),
         sequence: request.sequence,
+        epoch: request.producer_epoch,
+        history: request.history,
         project: project.clone(),
         source: source.name.clone(),
         allowed_lateness_micros: i64::try_from(source.allowed_lateness.as_micros())

@@ -45,7 +45,8 @@ pub mod tag {
 pub enum Space {
     /// Latest feature rows: project \0 view \0 version BE u32, entity key -> `StoredRow`.
     Rows = 1,
-    /// Idempotent-writer table: producer id -> last applied sequence BE u64.
+    /// Idempotent-writer table: producer id -> `ProducerState` (a format byte, then protobuf;
+    /// older versions stored the last sequence as a BE u64).
     Producers = 2,
     /// Every node id that was ever a member: node id BE u64 -> empty. Ids are never reused.
     KnownNodes = 3,
@@ -63,6 +64,12 @@ pub enum Space {
     Staged = 8,
     /// Export progress: a single key -> `ExportState`.
     Export = 9,
+    /// Producers by recency: last log index BE u64, producer id -> empty (forget the oldest).
+    ProducerActivity = 10,
+    /// How many producers `Producers` holds: a single key -> BE u64.
+    ProducerCount = 11,
+    /// Per source, its producers' event-time progress: project \0 source -> `SourceClock`.
+    SourceClocks = 12,
 }
 
 /// The entity key under which a view's column statistics (standardize/zscore) are kept: a
@@ -209,6 +216,37 @@ pub fn row_key(group: u32, project: &str, view: &str, version: u32, entity: &[u8
 pub fn producer_key(group: u32, producer: &str) -> Vec<u8> {
     let mut key = space_prefix(group, Space::Producers);
     key.extend_from_slice(producer.as_bytes());
+    key
+}
+
+/// The key of a producer in the recency index.
+pub fn producer_activity_key(group: u32, last_index: u64, producer: &str) -> Vec<u8> {
+    let mut key = space_prefix(group, Space::ProducerActivity);
+    key.extend_from_slice(&last_index.to_be_bytes());
+    key.extend_from_slice(producer.as_bytes());
+    key
+}
+
+/// The (last index, producer id) of a recency-index key without its space prefix.
+pub fn parse_producer_activity(rest: &[u8]) -> Option<(u64, String)> {
+    let (index, producer) = rest.split_at_checked(8)?;
+    Some((
+        u64::from_be_bytes(index.try_into().ok()?),
+        String::from_utf8(producer.to_vec()).ok()?,
+    ))
+}
+
+/// The key of the producer count.
+pub fn producer_count_key(group: u32) -> Vec<u8> {
+    space_prefix(group, Space::ProducerCount)
+}
+
+/// The key of a source's producer clock.
+pub fn source_clock_key(group: u32, project: &str, source: &str) -> Vec<u8> {
+    let mut key = space_prefix(group, Space::SourceClocks);
+    key.extend_from_slice(project.as_bytes());
+    key.push(0);
+    key.extend_from_slice(source.as_bytes());
     key
 }
 

@@ -193,8 +193,11 @@ fn check_event_batches(request: &WriteEventsRequest, limit: usize) -> Result<(),
             return Err(at("project, source: required".into()));
         }
         let rows = batch.rows.len();
-        if rows == 0 {
-            return Err(at("rows: at least one row is required".into()));
+        if rows == 0 && batch.producer_id.is_empty() {
+            // An empty batch only registers its producer with the source.
+            return Err(at(
+                "rows: at least one row is required without a producer_id".into(),
+            ));
         }
         if batch.event_micros.len() != rows || batch.entity_keys.len() != rows {
             return Err(at(format!(
@@ -279,6 +282,9 @@ impl OnlineStoreService for Writer {
                     late: o.late,
                     anomalous: o.anomalous,
                     duplicate: o.duplicate,
+                    fenced: o.fenced,
+                    epoch: o.epoch,
+                    last_sequence: o.last_sequence,
                 })
                 .collect(),
             log_index: response.log_id.index,

@@ -38,6 +38,8 @@ pub enum Command {
     Cluster(ClusterArgs),
     /// Push a file of events to ingest.
     Push(PushArgs),
+    /// Load history: a file of events of any age, exactly once (re-running it adds nothing).
+    Load(LoadArgs),
     /// Compute a point-in-time training set for an entity table (Parquet in, Parquet out).
     Snapshot(SnapshotArgs),
     /// Load generators for the online store (see docs/benchmarks.md).
@@ -93,6 +95,29 @@ pub enum SampleStrategy {
     Balanced,
     /// Keep each class with probability inversely proportional to its frequency.
     InverseFrequency,
+}
+
+/// `quiver load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The source the events belong to.
+    #[arg(long)]
+    pub source: String,
+    /// The file: JSON lines (one object per event), CSV with a header row, or Parquet.
+    #[arg(long)]
+    pub file: std::path::PathBuf,
+    /// The file's format (default: from its extension).
+    #[arg(long, value_enum)]
+    pub format: Option<PushFormat>,
+    /// The project (may be left out when the registry holds one).
+    #[arg(long, default_value = "")]
+    pub project: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    /// Where the services are.
+    #[command(flatten)]
+    pub addresses: Addresses,
 }
 
 /// `quiver push`.

@@ -61,7 +61,7 @@ async fn snapshots_equal_get_features_at_the_same_time() {
     let start = now_micros() - 3 * HOUR;
     let events = generate(20_000, start, 3 * HOUR, 21);
     push_all(&stack.ingest, &events, batch).await;
-    let admit = admission(&events, batch);
+    let admit = admission(&events);
     let late = admit.iter().filter(|a| !**a).count();
     let excluded = events
         .iter()
@@ -420,7 +420,7 @@ async fn an_export_interrupted_after_writing_its_files_is_finished_exactly_once(
     // The node restarts without the fault; producers retry until their batches commit.
     stack.cluster.restart_with(1, &[(CRASH, "0".into())]).await;
     pushing.await.unwrap();
-    let admit = admission(&events, batch);
+    let admit = admission(&events);
     let included = events
         .iter()
         .zip(&admit)

@@ -106,7 +106,7 @@ async fn the_offline_store_works_on_s3_compatible_storage() {
         push(&stack.ingest, request(part, "s3-producer", i as u64 + 1)).await;
         tokio::time::sleep(Duration::from_millis(600)).await;
     }
-    let admit = admission(&events, batch);
+    let admit = admission(&events);
     let included = events
         .iter()
         .zip(&admit)

@@ -296,7 +296,7 @@ async fn streamed_features_equal_a_brute_force_recomputation() {
         late += response.late;
         anomalous_rows += response.anomalous;
     }
-    let admit = admission(&events, batch);
+    let admit = admission(&events);
     let want_late = admit.iter().filter(|a| !**a).count() as u64;
     let want_anomalous = events
         .iter()

@@ -2,7 +2,8 @@
 //! offline export (with every late row's reason), folding admitted events into tiles and
 //! running records, and dropping expired tile epochs.
 //!
-//! Everything here decides from the log alone: the watermark is replicated state, the stamp
+//! Everything here decides from the log alone: watermarks are replicated state (per producer
+//! and per source, `source_clock`), the stamp
 //! that breaks `first`/`last` ties is the log position, and tiles are written as RocksDB merge
 //! operands of one record per (entity, tile) per producer batch, so every replica stores the
 //! same bytes whichever way its applies were drained.
@@ -10,13 +11,16 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 
+use prost::Message;
 use quiver_core::aggregate::{Stamp, TileAggregator};
 use quiver_core::tiling::{self, Layout, ViewAggregates};
 use quiver_core::Scalar;
-use quiver_proto::convert::{aggregate_spec_from_pb, micros_to_timestamp, value_to_scalar};
-use quiver_proto::online::{EventBatch, StagedBatch, ViewEvents};
+use quiver_proto::convert::{aggregate_spec_from_pb, value_to_scalar};
+use quiver_proto::online::{EventBatch, SourceClock, StagedBatch, ViewEvents};
 use rocksdb::WriteBatch;
 
+use super::producers::Sequencing;
+use super::source_clock;
 use super::{EventOutcome, StateMachine};
 use crate::keys::{self, Space};
 
@@ -81,43 +85,79 @@ impl StateMachine {
             tracing::error!(log_index, "committed event batch is malformed; skipped");
             return Ok(outcome);
         }
-        if self.seen_before(&events.producer_id, events.sequence, batch, overlay)? {
-            outcome.duplicate = true;
-            return Ok(outcome);
-        }
+        let sequencing = self.sequence_batch(
+            &events.producer_id,
+            events.epoch,
+            events.sequence,
+            log_index,
+            batch,
+            overlay,
+        )?;
+        let reset = match sequencing {
+            Sequencing::Duplicate { epoch, sequence } => {
+                outcome.duplicate = true;
+                (outcome.epoch, outcome.last_sequence) = (epoch, sequence);
+                return Ok(outcome);
+            }
+            Sequencing::Fenced { epoch, sequence } => {
+                outcome.fenced = true;
+                (outcome.epoch, outcome.last_sequence) = (epoch, sequence);
+                return Ok(outcome);
+            }
+            Sequencing::Fresh { reset } => reset,
+        };
+        (outcome.epoch, outcome.last_sequence) = (events.epoch, events.sequence);
         staged.duplicate = false;
         let data = self.cf(keys::CF_SM_DATA)?;
 
-        // Admission: the watermark moves at batch boundaries, so every row of a batch is judged
-        // against the same watermark (the largest event time admitted before it).
+        // Admission against the producer's and the source's progress (`source_clock`); a
+        // history load is admitted whole and moves no watermark.
         let watermark_key = keys::watermark_key(self.group(), &events.project, &events.source);
         let previous = self
             .read_through(overlay, &watermark_key)?
             .and_then(|v| v.as_slice().try_into().ok().map(keys::from_ordered_i64));
         let lateness = events.allowed_lateness_micros.max(0);
-        let floor = previous.map(|w| w.saturating_sub(lateness));
-        let mut admitted = vec![true; rows];
-        let mut watermark = previous;
+        let admission = if events.history {
+            source_clock::Admission {
+                admitted: vec![true; rows],
+                late: Vec::new(),
+                watermark: previous,
+            }
+        } else {
+            let clock_key = keys::source_clock_key(self.group(), &events.project, &events.source);
+            let mut clock = self
+                .read_through(overlay, &clock_key)?
+                .and_then(|v| SourceClock::decode(v.as_slice()).ok())
+                .unwrap_or_default();
+            if reset {
+                source_clock::reset(&mut clock, &events.producer_id);
+            }
+            let admission = source_clock::admit(
+                &mut clock,
+                previous,
+                &events.producer_id,
+                lateness,
+                &events.event_micros,
+            );
+            self.put_through(batch, overlay, clock_key, clock.encode_to_vec())?;
+            admission
+        };
+        let admitted = admission.admitted;
+        for (row, reason) in admission.late {
+            outcome.late += 1;
+            staged.late_rows.push(row);
+            staged.late_reasons.push(reason);
+        }
         for (row, &at) in events.event_micros.iter().enumerate() {
-            if floor.is_some_and(|floor| at < floor) {
-                admitted[row] = false;
-                outcome.late += 1;
-                let reason = format!(
-                    "late: event time {} is before the watermark {} minus the allowed lateness {}",
-                    rfc3339(at),
-                    rfc3339(previous.unwrap_or_default()),
-                    humanize(lateness)
-                );
-                staged.late_rows.push(row as u32);
-                staged.late_reasons.push(reason);
-            } else {
+            if admitted[row] {
                 outcome.accepted += 1;
-                watermark = Some(watermark.map_or(at, |w| w.max(at)));
-                if applied.event_micros.len() < FRESHNESS_SAMPLE {
+                // History is old by design: it would only distort freshness.
+                if !events.history && applied.event_micros.len() < FRESHNESS_SAMPLE {
                     applied.event_micros.push(at);
                 }
             }
         }
+        let watermark = admission.watermark;
         if let Some(w) = watermark.filter(|w| Some(*w) != previous) {
             self.put_through(batch, overlay, watermark_key, keys::ordered_i64(w).to_vec())?;
         }
@@ -382,21 +422,4 @@ fn expired_epochs(layout: &Layout, before: i64, after: i64, lateness: i64) -> Ve
             (now > was).then_some((family.tile_micros, now))
         })
         .collect()
-}
-
-fn rfc3339(micros: i64) -> String {
-    let t = micros_to_timestamp(micros);
-    let seconds = u64::try_from(t.seconds).unwrap_or(0);
-    humantime::format_rfc3339_micros(
-        std::time::UNIX_EPOCH
-            + std::time::Duration::new(seconds, u32::try_from(t.nanos).unwrap_or(0)),
-    )
-    .to_string()
-}
-
-fn humanize(micros: i64) -> String {
-    humantime::format_duration(std::time::Duration::from_micros(
-        u64::try_from(micros).unwrap_or(0),
-    ))
-    .to_string()
 }

@@ -6,8 +6,10 @@ mod apply_export;
 mod codec;
 pub mod log_store;
 pub mod network;
+mod producers;
 pub mod server;
 mod snapshot_file;
+pub mod source_clock;
 pub mod state_machine;
 
 use std::fmt;
@@ -57,6 +59,13 @@ pub struct EventOutcome {
     pub anomalous: u64,
     /// The batch had been applied before; nothing changed.
     pub duplicate: bool,
+    /// The producer's epoch was below a stored one; nothing changed.
+    pub fenced: bool,
+    /// The producer's epoch and last sequence after the batch (the stored ones when it was a
+    /// duplicate or fenced).
+    pub epoch: u64,
+    /// See `epoch`.
+    pub last_sequence: u64,
 }
 
 openraft::declare_raft_types!(

@@ -20,6 +20,7 @@ use rocksdb::{IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
 
 use super::apply_events::{AppliedEvents, EntryFolds};
 use super::codec::{decode, encode, io_err};
+use super::producers::Sequencing;
 use super::snapshot_file;
 use super::types::{LogId, Snapshot, SnapshotMeta, StoredMembership};
 use super::{Command, CommandResult, TypeConfig};
@@ -158,29 +159,6 @@ impl StateMachine {
         Ok(())
     }
 
-    /// Whether `producer`'s batch `sequence` was applied before; if not, records it. An empty
-    /// producer id is never deduplicated.
-    pub(super) fn seen_before(
-        &self,
-        producer: &str,
-        sequence: u64,
-        batch: &mut WriteBatch,
-        overlay: &mut HashMap<Vec<u8>, Vec<u8>>,
-    ) -> io::Result<bool> {
-        if producer.is_empty() {
-            return Ok(false);
-        }
-        let key = keys::producer_key(self.group, producer);
-        let last = self
-            .read_through(overlay, &key)?
-            .and_then(|v| v.as_slice().try_into().ok().map(u64::from_be_bytes));
-        if last.is_some_and(|last| sequence <= last) {
-            return Ok(true);
-        }
-        self.put_through(batch, overlay, key, sequence.to_be_bytes().to_vec())?;
-        Ok(false)
-    }
-
     /// Applies one write command (entry `log_index`) into `batch`, reading through `overlay`.
     fn apply_write(
         &self,
@@ -235,7 +213,15 @@ impl StateMachine {
         if write.rows.is_empty() {
             return Ok(result);
         }
-        if self.seen_before(&write.producer_id, write.sequence, batch, overlay)? {
+        let sequencing = self.sequence_batch(
+            &write.producer_id,
+            0,
+            write.sequence,
+            log_index,
+            batch,
+            overlay,
+        )?;
+        if !matches!(sequencing, Sequencing::Fresh { .. }) {
             result.duplicate = true;
             return Ok(result);
         }
@@ -620,9 +606,121 @@ mod tests {
                     ..ViewEvents::default()
                 }],
                 received_micros: 0,
+                epoch: 0,
             }],
             ..WriteRequest::default()
         }
+    }
+
+    /// [`event_batch`] of `producer` in `epoch`.
+    fn producer_batch(producer: &str, epoch: u64, sequence: u64, at: i64) -> WriteRequest {
+        let mut write = event_batch(sequence, at);
+        write.event_batches[0].producer_id = producer.into();
+        write.event_batches[0].epoch = epoch;
+        write
+    }
+
+    /// Applies `writes` as entries `first..` in one apply batch (as a replica that drained
+    /// them together does).
+    fn apply_together(sm: &StateMachine, first: u64, writes: Vec<WriteRequest>) {
+        let mut batch = WriteBatch::default();
+        let mut overlay = HashMap::new();
+        let mut applied = AppliedEvents::default();
+        for (i, write) in writes.into_iter().enumerate() {
+            let command = Command {
+                write: write.encode_to_vec(),
+            };
+            sm.apply_write(
+                first + i as u64,
+                &command,
+                &mut batch,
+                &mut overlay,
+                &mut applied,
+            )
+            .unwrap();
+        }
+        sm.db.write(batch).unwrap();
+    }
+
+    #[test]
+    fn epochs_reset_or_fence_a_producer() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_db(dir.path(), 8 << 20).unwrap();
+        let sm = StateMachine::open(db, 1, dir.path().join("snapshots")).unwrap();
+        let t = 1_000 * 3_600_000_000i64;
+        let outcome = |r: CommandResult| r.events[0].clone();
+        let first = outcome(apply_one(&sm, 1, producer_batch("p", 0, 7, t)));
+        assert_eq!(
+            (first.accepted, first.epoch, first.last_sequence),
+            (1, 0, 7)
+        );
+        // A producer that lost its sequence and starts again at 1 is told what is stored.
+        let again = outcome(apply_one(&sm, 2, producer_batch("p", 0, 1, t)));
+        assert!(again.duplicate && !again.fenced);
+        assert_eq!((again.epoch, again.last_sequence), (0, 7));
+        // A new epoch starts it again: applied, whatever the sequence.
+        let reset = outcome(apply_one(&sm, 3, producer_batch("p", 5, 1, t)));
+        assert_eq!((reset.accepted, reset.duplicate), (1, false));
+        // The old incarnation is fenced; the new one deduplicates as usual.
+        let old = outcome(apply_one(&sm, 4, producer_batch("p", 0, 8, t)));
+        assert!(old.fenced && !old.duplicate && old.accepted == 0);
+        assert_eq!((old.epoch, old.last_sequence), (5, 1));
+        assert!(outcome(apply_one(&sm, 5, producer_batch("p", 5, 1, t))).duplicate);
+        assert_eq!(
+            outcome(apply_one(&sm, 6, producer_batch("p", 5, 2, t))).accepted,
+            1
+        );
+    }
+
+    #[test]
+    fn the_least_recently_written_producers_are_forgotten_the_same_way_on_every_replica() {
+        let t = 1_000 * 3_600_000_000i64;
+        let max = super::super::producers::MAX_PRODUCERS;
+        let writes = || -> Vec<WriteRequest> {
+            let mut writes: Vec<WriteRequest> = (0..max + 3)
+                .map(|p| producer_batch(&format!("p{p}"), 0, 1, t))
+                .collect();
+            // p1 writes again, so p0, p2 and p3 are the least recent.
+            writes.insert(4, producer_batch("p1", 0, 2, t));
+            writes
+        };
+        // One replica applies entry by entry, another in two drained batches.
+        let dir = tempfile::tempdir().unwrap();
+        let one_by_one = StateMachine::open(
+            open_db(&dir.path().join("a"), 8 << 20).unwrap(),
+            1,
+            dir.path().join("a-snapshots"),
+        )
+        .unwrap();
+        for (i, write) in writes().into_iter().enumerate() {
+            apply_one(&one_by_one, 1 + i as u64, write);
+        }
+        let together = StateMachine::open(
+            open_db(&dir.path().join("b"), 8 << 20).unwrap(),
+            1,
+            dir.path().join("b-snapshots"),
+        )
+        .unwrap();
+        let mut all = writes();
+        let rest = all.split_off(5);
+        apply_together(&together, 1, all);
+        apply_together(&together, 6, rest);
+        assert_eq!(rows(&one_by_one.db, 1), rows(&together.db, 1));
+        let next = 2 + max + 3;
+        // p1 and the newest are remembered; p0 was forgotten: its retried batch applies again.
+        assert!(apply_one(&one_by_one, next, producer_batch("p1", 0, 2, t)).events[0].duplicate);
+        let newest = format!("p{}", max + 2);
+        assert!(
+            apply_one(&one_by_one, next + 1, producer_batch(&newest, 0, 1, t)).events[0].duplicate
+        );
+        assert!(
+            !apply_one(&one_by_one, next + 2, producer_batch("p0", 0, 1, t)).events[0].duplicate
+        );
+        let producers = rows(&one_by_one.db, 1)
+            .into_iter()
+            .filter(|(k, _)| k[4] == keys::Space::Producers as u8)
+            .count() as u64;
+        assert_eq!(producers, max);
     }
 
     /// Tiles are collected by the replicated watermark, not a clock: once the source's

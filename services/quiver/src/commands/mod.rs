@@ -8,6 +8,7 @@ mod cluster;
 mod event_files;
 mod get;
 mod lineage;
+mod load;
 mod objects;
 pub mod push;
 pub mod snapshot;
@@ -31,6 +32,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Get(args) => get::run(args).await?,
         Command::Cluster(args) => cluster::run(args).await?,
         Command::Push(args) => push::run(args).await?,
+        Command::Load(args) => load::run(args).await?,
         Command::Snapshot(args) => snapshot::run(args).await?,
         Command::Bench(args) => bench::run(args).await?,
     }

@@ -75,64 +75,50 @@ impl Producer {
 /// `quiver push`.
 pub async fn run(args: PushArgs) -> anyhow::Result<()> {
     let source = fetch_source(&args.addresses, &args.project, &args.source).await?;
-    let format = match args.format {
-        Some(format) => format,
-        None => match args.file.extension().and_then(|e| e.to_str()) {
-            Some("csv") => PushFormat::Csv,
-            Some("jsonl" | "ndjson" | "json") => PushFormat::Jsonl,
-            Some("parquet") => PushFormat::Parquet,
-            _ => bail!(
-                "cannot tell the format of {} from its extension; pass --format jsonl|csv|parquet",
-                args.file.display()
-            ),
-        },
-    };
-    let (columns, rows) = match format {
-        PushFormat::Jsonl => read_jsonl(&args.file, &source)?,
-        PushFormat::Csv => read_csv(&args.file, &source)?,
-        PushFormat::Parquet => read_parquet(&args.file, &source)?,
-    };
+    let (columns, rows) = read_events(&args.file, args.format, &source)?;
     let total = rows.len() as u64;
     let batch_size = args.batch_size.max(1);
-    let batches: Vec<Vec<Row>> = rows.chunks(batch_size).map(<[Row]>::to_vec).collect();
-    let next = Arc::new(AtomicU64::new(0));
+    let key_columns = join_key_columns(&args.addresses, &args.project, &source, &columns).await?;
+    let mut parts = partition_by_key(rows, &key_columns, args.workers.max(1));
+    // A producer without rows would only register and hold the source's watermark back.
+    parts.retain(|p| !p.is_empty());
     let done = Arc::new(AtomicU64::new(0));
     let stats = Arc::new(std::sync::Mutex::new(PushResponse::default()));
-    let batches = Arc::new(batches);
     let run_id = std::process::id();
     let started = Instant::now();
+    // Every producer registers with the source before any sends events, so none is judged
+    // against a watermark the others moved (docs/streaming.md, "Lateness").
+    let registered = Arc::new(tokio::sync::Barrier::new(parts.len()));
     let mut workers = Vec::new();
-    for worker in 0..args.workers.max(1) {
+    for (worker, part) in parts.into_iter().enumerate() {
         let mut producer = Producer::connect(
             &args.addresses.ingest,
             format!("push-{run_id}-{}-{worker}", started.elapsed().as_nanos()),
         )
         .await?;
-        let (next, done, stats, batches, columns) = (
-            next.clone(),
+        let (done, stats, columns, registered) = (
             done.clone(),
             stats.clone(),
-            batches.clone(),
             columns.clone(),
+            registered.clone(),
         );
         let (project, source) = (args.project.clone(), args.source.clone());
         workers.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                let Some(rows) = batches.get(i) else {
-                    return Ok(());
-                };
-                let request = PushRequest {
-                    project: project.clone(),
-                    source: source.clone(),
-                    columns: columns.clone(),
-                    rows: rows.clone(),
-                    ..PushRequest::default()
-                };
+            let request = |rows: Vec<Row>| PushRequest {
+                project: project.clone(),
+                source: source.clone(),
+                columns: columns.clone(),
+                rows,
+                ..PushRequest::default()
+            };
+            let registration = producer.push(request(Vec::new())).await;
+            registered.wait().await;
+            registration.map_err(|s| rpc_error("registering a producer with the source", s))?;
+            for rows in part.chunks(batch_size) {
                 let response = producer
-                    .push(request)
+                    .push(request(rows.to_vec()))
                     .await
-                    .map_err(|s| rpc_error(&format!("push of rows {}..", i * batch_size), s))?;
+                    .map_err(|s| rpc_error("push", s))?;
                 if let Ok(mut s) = stats.lock() {
                     s.accepted += response.accepted;
                     s.late += response.late;
@@ -140,6 +126,7 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
                 }
                 done.fetch_add(rows.len() as u64, Ordering::Relaxed);
             }
+            Ok::<(), anyhow::Error>(())
         }));
     }
     let json = args.output == Output::Json;
@@ -203,6 +190,79 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// The events of `file` (format from `format` or its extension) as rows of `source`.
+pub fn read_events(
+    file: &std::path::Path,
+    format: Option<PushFormat>,
+    source: &Source,
+) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
+    let format = match format {
+        Some(format) => format,
+        None => match file.extension().and_then(|e| e.to_str()) {
+            Some("csv") => PushFormat::Csv,
+            Some("jsonl" | "ndjson" | "json") => PushFormat::Jsonl,
+            Some("parquet") => PushFormat::Parquet,
+            _ => bail!(
+                "cannot tell the format of {} from its extension; pass --format jsonl|csv|parquet",
+                file.display()
+            ),
+        },
+    };
+    match format {
+        PushFormat::Jsonl => read_jsonl(file, source),
+        PushFormat::Csv => read_csv(file, source),
+        PushFormat::Parquet => read_parquet(file, source),
+    }
+}
+
+/// Splits `rows` over at most `workers` producers by a hash of their join keys, keeping file
+/// order within each: every producer's stream spans the file's whole time range in order, so
+/// its rows are late exactly when they are late in the file, and one entity's events keep
+/// their order.
+pub fn partition_by_key(rows: Vec<Row>, key_columns: &[usize], workers: usize) -> Vec<Vec<Row>> {
+    let mut parts: Vec<Vec<Row>> = vec![Vec::new(); workers];
+    for row in rows {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for &c in key_columns {
+            let encoded = row.values.get(c).map(prost::Message::encode_to_vec);
+            for byte in encoded.unwrap_or_default() {
+                hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        parts[(hash % workers as u64) as usize].push(row);
+    }
+    parts
+}
+
+/// Where the source's entity join keys are among the file's `columns`.
+pub async fn join_key_columns(
+    addresses: &Addresses,
+    project: &str,
+    source: &Source,
+    columns: &[String],
+) -> anyhow::Result<Vec<usize>> {
+    let response = addresses
+        .registry()
+        .await?
+        .describe(DescribeRequest {
+            project: project.to_string(),
+            kind: ObjectKind::Entity as i32,
+            name: source.entity.clone(),
+            version: 0,
+        })
+        .await
+        .map_err(|s| rpc_error("looking up the source's entity", s))?
+        .into_inner();
+    let Some(Spec::Entity(entity)) = response.object.and_then(|o| o.spec) else {
+        bail!("the registry returned no entity {:?}", source.entity);
+    };
+    Ok(entity
+        .join_keys
+        .iter()
+        .filter_map(|k| columns.iter().position(|c| *c == k.name))
+        .collect())
 }
 
 /// A progress bar: `done` of `total` `unit`s after `elapsed`, and the rate.

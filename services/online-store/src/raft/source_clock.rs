@@ -1,0 +1,275 @@
+//! Event-time progress per producer, and the source watermark that follows the slowest active
+//! producer (the rule stream processors use across inputs).
+//!
+//! A row is **late** when its event time is more than the source's allowed lateness behind
+//! `max(source watermark, its producer's watermark)`:
+//! - a producer's watermark is the largest event time admitted from it, moving row by row, so
+//!   a producer's own disorder is bounded by the lateness whatever the batch size, and no other
+//!   producer's clock or backlog can make its rows late;
+//! - the source watermark is the smallest watermark of the source's *active* producers (never
+//!   moving back). It decides tile retention, and it is the floor for a producer's first batch
+//!   (one that has not written within the idleness bound): history older than the whole
+//!   source's progress goes through `quiver load`, not through a new producer.
+//!
+//! A producer is active from its first batch (an empty batch registers it without events, and
+//! holds the source watermark until it sends some) until it has not written for
+//! [`IDLE_AFTER_BATCHES`] batches of its source: idleness is counted in the log, never on a
+//! clock, so every replica decides the same.
+
+use quiver_proto::online::{ProducerClock, SourceClock};
+
+/// A producer that has not written for this many batches of its source stops holding the
+/// source watermark back.
+pub const IDLE_AFTER_BATCHES: u64 = 1_000;
+
+/// At most this many producers of a source are active; beyond it the least recently written
+/// one goes idle early.
+pub const MAX_ACTIVE: usize = 1_000;
+
+/// What admission decided about one batch.
+#[derive(Debug, Default, PartialEq)]
+pub struct Admission {
+    /// Per row: admitted.
+    pub admitted: Vec<bool>,
+    /// The late rows and why, in row order.
+    pub late: Vec<(u32, String)>,
+    /// The source watermark after the batch.
+    pub watermark: Option<i64>,
+}
+
+/// Admits one (fresh, not duplicate) batch of `producer` with these event times against the
+/// source's `clock` and `watermark`, and advances both.
+pub fn admit(
+    clock: &mut SourceClock,
+    watermark: Option<i64>,
+    producer: &str,
+    lateness: i64,
+    event_micros: &[i64],
+) -> Admission {
+    let lateness = lateness.max(0);
+    clock.batches += 1;
+    let position = clock.active.iter().position(|p| p.producer_id == producer);
+    let mut own = position.and_then(|i| clock.active[i].watermark);
+    let mut admission = Admission {
+        admitted: Vec::with_capacity(event_micros.len()),
+        ..Admission::default()
+    };
+    for (row, &at) in event_micros.iter().enumerate() {
+        let (reference, producer_side) = match (own, watermark) {
+            (Some(o), Some(w)) if w > o => (Some(w), false),
+            (Some(o), _) => (Some(o), true),
+            (None, w) => (w, false),
+        };
+        let floor = reference.map(|r| r.saturating_sub(lateness));
+        if floor.is_some_and(|floor| at < floor) {
+            admission.admitted.push(false);
+            let reference = reference.unwrap_or_default();
+            let reason = if producer_side {
+                format!(
+                    "late: event time {} is more than the allowed lateness {} behind producer \
+                     {producer:?}'s watermark {} (the latest event time admitted from it); load \
+                     older events with `quiver load`",
+                    rfc3339(at),
+                    humanize(lateness),
+                    rfc3339(reference)
+                )
+            } else {
+                format!(
+                    "late: event time {} is before the source watermark {} (its slowest active \
+                     producer) minus the allowed lateness {}; load history with `quiver load`",
+                    rfc3339(at),
+                    rfc3339(reference),
+                    humanize(lateness)
+                )
+            };
+            admission.late.push((row as u32, reason));
+        } else {
+            admission.admitted.push(true);
+            own = Some(own.map_or(at, |o| o.max(at)));
+        }
+    }
+
+    // A batch with rows of which none was admitted does not make a producer active (it would
+    // hold the watermark without progress); an empty batch registers it.
+    let progressed = event_micros.is_empty() || own.is_some();
+    match position {
+        Some(i) => {
+            clock.active[i].watermark = own;
+            clock.active[i].last_batch = clock.batches;
+        }
+        None if progressed => clock.active.push(ProducerClock {
+            producer_id: producer.to_string(),
+            watermark: own,
+            last_batch: clock.batches,
+        }),
+        None => {}
+    }
+    let now = clock.batches;
+    clock
+        .active
+        .retain(|p| now - p.last_batch < IDLE_AFTER_BATCHES);
+    while clock.active.len() > MAX_ACTIVE {
+        // The least recently written goes idle first (the first such, for a tie).
+        let oldest = clock
+            .active
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, p)| (p.last_batch, *i))
+            .map(|(i, _)| i);
+        if let Some(i) = oldest {
+            clock.active.remove(i);
+        }
+    }
+
+    // The slowest active producer, if every active producer has progressed; never backwards.
+    let slowest = clock
+        .active
+        .iter()
+        .map(|p| p.watermark)
+        .collect::<Option<Vec<i64>>>()
+        .and_then(|w| w.into_iter().min());
+    admission.watermark = match (watermark, slowest) {
+        (Some(w), Some(s)) => Some(w.max(s)),
+        (w, s) => w.or(s),
+    };
+    admission
+}
+
+/// Forgets a producer's progress (its epoch changed: it starts a new stream).
+pub fn reset(clock: &mut SourceClock, producer: &str) {
+    clock.active.retain(|p| p.producer_id != producer);
+}
+
+/// RFC 3339 with microseconds.
+pub fn rfc3339(micros: i64) -> String {
+    let seconds = u64::try_from(micros.div_euclid(1_000_000)).unwrap_or(0);
+    let nanos = (micros.rem_euclid(1_000_000) * 1_000) as u32;
+    humantime::format_rfc3339_micros(
+        std::time::UNIX_EPOCH + std::time::Duration::new(seconds, nanos),
+    )
+    .to_string()
+}
+
+fn humanize(micros: i64) -> String {
+    humantime::format_duration(std::time::Duration::from_micros(
+        u64::try_from(micros).unwrap_or(0),
+    ))
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000_000;
+
+    fn run(clock: &mut SourceClock, w: &mut Option<i64>, p: &str, times: &[i64]) -> Vec<bool> {
+        let a = admit(clock, *w, p, 10 * MIN, times);
+        *w = a.watermark;
+        a.admitted
+    }
+
+    #[test]
+    fn a_producers_own_disorder_is_bounded_row_by_row() {
+        let (mut clock, mut w) = (SourceClock::default(), None);
+        // The 11-minute-late row is late within its own batch; batch size does not matter.
+        let admitted = run(&mut clock, &mut w, "a", &[0, 30 * MIN, 19 * MIN, 21 * MIN]);
+        assert_eq!(admitted, [true, true, false, true]);
+        assert_eq!(w, Some(30 * MIN));
+        let a = admit(&mut clock, w, "a", 10 * MIN, &[5 * MIN]);
+        assert!(
+            a.late[0].1.contains("behind producer \"a\"'s watermark"),
+            "{:?}",
+            a.late
+        );
+        assert!(a.late[0].1.contains("quiver load"));
+    }
+
+    #[test]
+    fn a_slow_producer_is_not_made_late_by_a_fast_one() {
+        let (mut clock, mut w) = (SourceClock::default(), None);
+        // Both register, then the fast one runs an hour ahead.
+        run(&mut clock, &mut w, "fast", &[]);
+        run(&mut clock, &mut w, "slow", &[]);
+        assert_eq!(
+            run(&mut clock, &mut w, "fast", &[60 * MIN, 70 * MIN]),
+            [true, true]
+        );
+        assert_eq!(w, None, "the slow producer has sent nothing yet");
+        assert_eq!(run(&mut clock, &mut w, "slow", &[0, 1]), [true, true]);
+        assert_eq!(w, Some(1), "the slowest active producer");
+        // The slow producer's stream stays admissible at its own pace.
+        for t in 1..50 {
+            assert_eq!(run(&mut clock, &mut w, "slow", &[t * MIN]), [true]);
+            assert_eq!(run(&mut clock, &mut w, "fast", &[(60 + t) * MIN]), [true]);
+        }
+        assert_eq!(w, Some(49 * MIN));
+    }
+
+    #[test]
+    fn a_new_producer_is_judged_against_the_source_watermark() {
+        let (mut clock, mut w) = (SourceClock::default(), None);
+        run(&mut clock, &mut w, "a", &[100 * MIN]);
+        let a = admit(&mut clock, w, "b", 10 * MIN, &[95 * MIN, 80 * MIN]);
+        assert_eq!(a.admitted, [true, false]);
+        assert!(
+            a.late[0].1.contains("before the source watermark"),
+            "{:?}",
+            a.late
+        );
+        assert!(a.late[0].1.contains("quiver load"));
+        // A producer whose rows were all late does not become active (nor hold the watermark).
+        let a = admit(&mut clock, w, "c", 10 * MIN, &[0]);
+        assert_eq!(a.admitted, [false]);
+        assert!(!clock.active.iter().any(|p| p.producer_id == "c"));
+    }
+
+    #[test]
+    fn an_idle_producer_stops_holding_the_watermark_back() {
+        let (mut clock, mut w) = (SourceClock::default(), None);
+        run(&mut clock, &mut w, "gone", &[0]);
+        for t in 1..IDLE_AFTER_BATCHES as i64 {
+            run(&mut clock, &mut w, "live", &[t * MIN]);
+            assert_eq!(w, Some(0), "batch {t}: held by the quiet producer");
+        }
+        run(
+            &mut clock,
+            &mut w,
+            "live",
+            &[IDLE_AFTER_BATCHES as i64 * MIN],
+        );
+        assert_eq!(w, Some(IDLE_AFTER_BATCHES as i64 * MIN));
+        assert_eq!(clock.active.len(), 1);
+    }
+
+    #[test]
+    fn the_watermark_never_moves_back_and_active_producers_are_bounded() {
+        let (mut clock, mut w) = (SourceClock::default(), None);
+        run(&mut clock, &mut w, "a", &[100 * MIN]);
+        // A new producer within the lateness is admitted but cannot pull the watermark back.
+        assert_eq!(run(&mut clock, &mut w, "b", &[95 * MIN]), [true]);
+        assert_eq!(w, Some(100 * MIN));
+        for i in 0..MAX_ACTIVE + 5 {
+            run(&mut clock, &mut w, &format!("p{i}"), &[100 * MIN]);
+        }
+        assert_eq!(clock.active.len(), MAX_ACTIVE);
+        assert!(clock
+            .active
+            .iter()
+            .any(|p| p.producer_id == format!("p{}", MAX_ACTIVE + 4)));
+        assert!(!clock.active.iter().any(|p| p.producer_id == "a"));
+    }
+
+    #[test]
+    fn a_reset_producer_starts_a_new_stream() {
+        let (mut clock, mut w) = (SourceClock::default(), None);
+        run(&mut clock, &mut w, "a", &[100 * MIN]);
+        run(&mut clock, &mut w, "b", &[100 * MIN]);
+        reset(&mut clock, "a");
+        // Judged like a new producer: against the source watermark, not its old progress.
+        assert_eq!(
+            run(&mut clock, &mut w, "a", &[91 * MIN, 89 * MIN]),
+            [true, false]
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! Many producers, one source, through real processes: a time-ordered file pushed with the
+//! CLI's defaults (several producers at once) quarantines exactly its genuinely late rows, the
+//! same as one producer with another batch size; and a producer ten minutes of event time behind
+//! the others loses nothing (the source watermark follows the slowest active producer).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use quiver_proto::ingest::{PushRequest, Row};
+use quiver_proto::types::value::Kind;
+use quiver_proto::types::Value;
+use quiver_tests::cluster::{int, Cluster};
+use quiver_tests::stream::{push, Rng};
+use quiver_tests::{free_address, offline_stack::get_features_of};
+
+const MINUTE: i64 = 60_000_000;
+const HOUR: i64 = 60 * MINUTE;
+
+/// Two identical sources (pushed two ways) and a view counting each entity's events.
+const DEFS: &str = r#"
+project: shop
+entities:
+  - name: customer
+    join_keys: [{name: customer_id, type: int64}]
+sources:
+  - name: orders
+    entity: customer
+    timestamp_field: ts
+    allowed_lateness: 1h
+    schema:
+      - {name: customer_id, type: int64}
+      - {name: ts, type: timestamp}
+      - {name: amount, type: float64}
+  - name: orders_b
+    entity: customer
+    timestamp_field: ts
+    allowed_lateness: 1h
+    schema:
+      - {name: customer_id, type: int64}
+      - {name: ts, type: timestamp}
+      - {name: amount, type: float64}
+  - name: clicks
+    entity: customer
+    timestamp_field: ts
+    allowed_lateness: 5m
+    schema:
+      - {name: customer_id, type: int64}
+      - {name: ts, type: timestamp}
+feature_views:
+  - name: clicks_seen
+    entity: customer
+    source: clicks
+    ttl: 30d
+    features:
+      - {name: count, aggregation: count}
+"#;
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+fn rfc3339(micros: i64) -> String {
+    humantime::format_rfc3339_micros(UNIX_EPOCH + Duration::from_micros(micros as u64)).to_string()
+}
+
+/// The pushed summary's counts: (accepted, late).
+fn push_file(
+    bin: &Path,
+    cluster: &Cluster,
+    ingest: &str,
+    source: &str,
+    file: &Path,
+    extra: &[&str],
+) -> (u64, u64) {
+    let registry = cluster.registry.to_string();
+    let mut args = vec![
+        "push",
+        "--source",
+        source,
+        "--file",
+        file.to_str().unwrap(),
+        "--registry",
+        &registry,
+        "--ingest",
+        ingest,
+        "--output",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let output = Command::new(bin).args(&args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    (
+        summary["accepted"].as_u64().unwrap(),
+        summary["late"].as_u64().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_time_ordered_file_pushed_in_parallel_quarantines_only_its_late_rows() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_quiver"));
+    let cluster = Cluster::start(bin, DEFS, 1).await;
+    let (compute, ingest) = (free_address(), free_address());
+    let _compute = cluster
+        .spawn_role("compute", compute, compute, "compute", &[])
+        .await;
+    let _ingest = cluster
+        .spawn_role("ingest", ingest, compute, "ingest", &[])
+        .await;
+    let ingest = ingest.to_string();
+
+    // 30 hours of orders, in time order with up to 5 minutes of local jitter; 1% of rows
+    // arrive 3 hours late (never among the first rows, which have nothing to be late against).
+    let rows = 20_186;
+    let end = now_micros() - 10 * MINUTE;
+    let start = end - 30 * HOUR;
+    let mut rng = Rng(12);
+    let mut lines = String::new();
+    let mut late = 0;
+    for i in 0..rows {
+        let on_time = start + (30 * HOUR) * i as i64 / rows as i64;
+        let jitter = rng.below(5 * MINUTE as u64) as i64;
+        let at = if i > 300 && rng.below(100) == 0 {
+            late += 1;
+            on_time - 3 * HOUR
+        } else {
+            on_time - jitter
+        };
+        lines.push_str(&format!(
+            "{{\"customer_id\": {}, \"ts\": \"{}\", \"amount\": {}.25}}\n",
+            rng.below(500),
+            rfc3339(at),
+            i % 100
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("orders.jsonl");
+    std::fs::write(&file, lines).unwrap();
+
+    // The CLI's defaults: four producers at once.
+    let (accepted, quarantined) = push_file(bin, &cluster, &ingest, "orders", &file, &[]);
+    assert_eq!(
+        (accepted, quarantined),
+        (rows - late, late),
+        "{late} rows are 3 hours late"
+    );
+    // One producer and another batch size decide the same rows.
+    let (accepted, quarantined) = push_file(
+        bin,
+        &cluster,
+        &ingest,
+        "orders_b",
+        &file,
+        &["--workers", "1", "--batch-size", "777"],
+    );
+    assert_eq!((accepted, quarantined), (rows - late, late));
+    // Pushed again, the file is older than the source's progress: every row but the newest
+    // hour's is late, and the reason points to history loads.
+    let (_, again) = push_file(bin, &cluster, &ingest, "orders", &file, &["--workers", "1"]);
+    assert!(again > rows - 2_000, "{again} late of {rows}");
+}
+
+#[tokio::test]
+async fn a_producer_ten_minutes_behind_the_others_loses_nothing() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_quiver"));
+    let cluster = Cluster::start(bin, DEFS, 1).await;
+    let (compute, ingest) = (free_address(), free_address());
+    let _compute = cluster
+        .spawn_role("compute", compute, compute, "compute", &[])
+        .await;
+    let _ingest = cluster
+        .spawn_role("ingest", ingest, compute, "ingest", &[])
+        .await;
+    let ingest = ingest.to_string();
+
+    // Four producers register, then push 30 batches each; producer 3's events are ten minutes
+    // behind the others' (twice the allowed lateness). Each customer belongs to one producer.
+    let start = now_micros() - HOUR;
+    let batch = |producer: i64, sequence: u64, rows: Vec<Row>| PushRequest {
+        project: "shop".into(),
+        source: "clicks".into(),
+        columns: vec!["customer_id".into(), "ts".into()],
+        rows,
+        producer_id: format!("clicks-{producer}"),
+        sequence,
+        producer_epoch: 0,
+    };
+    for producer in 0..4 {
+        let registered = push(&ingest, batch(producer, 1, Vec::new())).await;
+        assert_eq!((registered.accepted, registered.late), (0, 0));
+    }
+    let mut tasks = Vec::new();
+    for producer in 0..4i64 {
+        let ingest = ingest.clone();
+        let behind = if producer == 3 { 10 * MINUTE } else { 0 };
+        tasks.push(tokio::spawn(async move {
+            let mut pushed = 0;
+            for b in 0..30i64 {
+                let rows = (0..20)
+                    .map(|r| Row {
+                        values: vec![
+                            int(producer * 100 + r % 10),
+                            Value {
+                                kind: Some(Kind::TimestampValue(prost_types::Timestamp {
+                                    seconds: (start - behind + b * MINUTE + r * 1_000_000)
+                                        / 1_000_000,
+                                    nanos: 0,
+                                })),
+                            },
+                        ],
+                    })
+                    .collect::<Vec<_>>();
+                let response = push(&ingest, batch(producer, b as u64 + 2, rows)).await;
+                assert_eq!(response.late, 0, "producer {producer}, batch {b}");
+                pushed += response.accepted;
+            }
+            pushed
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    assert_eq!(total, 4 * 30 * 20);
+    // Every customer counts all of its 60 events.
+    let customers: Vec<i64> = (0..4)
+        .flat_map(|p| (0..10).map(move |c| p * 100 + c))
+        .collect();
+    let response = get_features_of(
+        &cluster.address(1),
+        "shop",
+        "customer_id",
+        &customers,
+        &["clicks_seen:count".to_string()],
+    )
+    .await;
+    let counts: Vec<i64> = response.results[1]
+        .values
+        .iter()
+        .map(|v| match v.kind {
+            Some(Kind::Int64Value(n)) => n,
+            _ => -1,
+        })
+        .collect();
+    assert_eq!(counts, vec![60; 40]);
+}
