@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The Python client's benchmark (docs/benchmarks.md, "Python client"): starts `quiver dev` from
+# the release binary (the example definitions, no demo stream) in a temp dir and runs
+# clients/python/tools/bench.py against it RUNS times (default 3), each run on a fresh dev, then
+# prints the median of each figure. Environment: RUNS, QUIVER_BIN, PORT_BASE, CALLS, PUSH_ROWS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target_dir="${CARGO_TARGET_DIR:-target}"
+bin="${QUIVER_BIN:-$target_dir/release/quiver}"
+[ -x "$bin" ] || cargo build --release -p quiver
+py="$(scripts/python-env.sh)"
+runs="${RUNS:-3}"
+base="${PORT_BASE:-29070}"
+work="$(mktemp -d -t quiver-bench-python.XXXXXX)"
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+for run in $(seq 1 "$runs"); do
+  rm -rf "$work/data"
+  QUIVER__LOG__LEVEL=warn "$bin" dev --data-dir "$work/data" --port-base "$base" --apply examples \
+    --demo-rate 0 >"$work/dev.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 150); do grep -q "^Ready" "$work/dev.log" && break; sleep 0.2; done
+  grep -q "^Ready" "$work/dev.log" || { cat "$work/dev.log"; exit 1; }
+  echo "== run $run"
+  PYTHONPATH=clients/python "$py/python" clients/python/tools/bench.py \
+    --registry "127.0.0.1:$base" --ingest "127.0.0.1:$((base + 1))" --online "127.0.0.1:$((base + 3))" \
+    --calls "${CALLS:-20000}" --push-rows "${PUSH_ROWS:-1000000}" --seed "$run" | tee "$work/run-$run.txt"
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+done
+
+echo "== median of $runs runs (range)"
+"$py/python" - "$work"/run-*.txt <<'PY'
+import json, statistics, sys
+runs = [json.loads(next(l for l in open(p) if l.startswith("json "))[5:]) for p in sys.argv[1:]]
+for name in runs[0]:
+    for key in runs[0][name]:
+        values = [r[name][key] for r in runs]
+        if key in ("p50_ms", "p99_ms", "rows_per_s", "seconds"):
+            print(f"{name:24} {key:10} {statistics.median(values):12,.3f}  ({min(values):,.3f} - {max(values):,.3f})")
+PY
