@@ -11,8 +11,9 @@ import pyarrow as pa
 from quiver import serving
 from quiver._proto.registry.v1 import registry_pb2
 from quiver._proto.serving.v1 import serving_pb2
+from quiver.client import TYPE_LOOKUP_TIMEOUT
 from quiver.connection import call_metadata, endpoint, read_ca_cert
-from quiver.errors import QuiverError, from_grpc
+from quiver.errors import from_grpc
 
 _DESCRIBE = "/quiver.registry.v1.RegistryService/Describe"
 _GET_FEATURES = "/quiver.serving.v1.ServingService/GetFeatures"
@@ -95,8 +96,11 @@ class AsyncClient:
             project=project, kind=registry_pb2.OBJECT_KIND_FEATURE_VIEW, name=view, version=version
         )
         try:
-            described = await call(request, timeout=self.timeout, metadata=self._metadata)
+            described = await call(
+                request, timeout=min(self.timeout, TYPE_LOOKUP_TIMEOUT), metadata=self._metadata
+            )
         except grpc.RpcError:
+            self._types.failed(project, view, version)
             return  # columns are then typed by their values
         self._types.add(project, described.object.feature_view, described.object.meta.version)
 

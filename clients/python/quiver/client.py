@@ -19,6 +19,8 @@ from quiver.push_encoding import columns_of, prepare
 
 _REGISTRY = "/quiver.registry.v1.RegistryService/"
 _GET_FEATURES = "/quiver.serving.v1.ServingService/GetFeatures"
+# Typing columns must not hold a read up for long when the registry is slow or unreachable.
+TYPE_LOOKUP_TIMEOUT = 2.0
 
 
 class Client:
@@ -156,18 +158,19 @@ class Client:
         return serving.to_table(response, len(request.entities), layout, with_status)
 
     def _learn_view(self, project: str, view: str, version: int) -> None:
+        request = registry_pb2.DescribeRequest(
+            project=project, kind=registry_pb2.OBJECT_KIND_FEATURE_VIEW, name=view, version=version
+        )
         try:
-            described = self._registry(
-                "Describe",
+            described = self._invoke(
+                "registry",
+                _REGISTRY + "Describe",
                 registry_pb2.DescribeResponse,
-                registry_pb2.DescribeRequest(
-                    project=project,
-                    kind=registry_pb2.OBJECT_KIND_FEATURE_VIEW,
-                    name=view,
-                    version=version,
-                ),
+                request,
+                timeout=min(self.timeout, TYPE_LOOKUP_TIMEOUT),
             )
         except QuiverError:
+            self._types.failed(project, view, version)
             return  # columns are then typed by their values (all null: null)
         self._types.add(project, described.object.feature_view, described.object.meta.version)
 

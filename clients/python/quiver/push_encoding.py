@@ -23,6 +23,7 @@ the row and column (`rows[17].amount: expected float64, got string`).
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -368,8 +369,8 @@ def _object_pieces(column: Column, values: List[Any]) -> List[Piece]:
 def _set_declared(message: types_pb2.Value, value: Any, declared: int, name: str) -> None:
     """A value as the declared type where that loses nothing (an int for a float column),
     otherwise as what it is (ingest then names the mismatch)."""
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if is_number and isinstance(value, int) and float(value) != value:
+    is_number = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    if is_number and isinstance(value, numbers.Integral) and float(value) != int(value):
         is_number = False  # an int float64 cannot hold exactly: let ingest refuse it
     if declared == VT.VALUE_TYPE_FLOAT64 and is_number:
         message.float64_value = float(value)

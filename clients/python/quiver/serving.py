@@ -9,6 +9,7 @@ column therefore has the same type whether or not any value in it is present.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import pyarrow as pa
@@ -103,9 +104,15 @@ def _column_values(values: Any) -> Iterable[Any]:
 class FeatureTypes:
     """The value type of every feature of the view versions seen so far."""
 
+    #: After a failed lookup, how long to type that view's columns by their values instead of
+    #: asking the registry again on every read.
+    RETRY_AFTER = 30.0
+
     def __init__(self) -> None:
         # (project, view, version) -> {feature: ValueType}
         self._views: Dict[Tuple[str, str, int], Dict[str, int]] = {}
+        # (project, view, version) -> when a lookup last failed (time.monotonic)
+        self._failed: Dict[Tuple[str, str, int], float] = {}
         # A response's columns -> their Arrow types (None: infer from the values).
         self._layouts: Dict[Tuple, List[Optional[pa.DataType]]] = {}
 
@@ -115,9 +122,16 @@ class FeatureTypes:
         """The (view, version)s `response` read whose types are not known yet."""
         needed = []
         for view in response.metadata.views:
-            if (project, view.name, view.version) not in self._views:
-                needed.append((view.name, view.version))
+            key = (project, view.name, view.version)
+            if key not in self._views:
+                failed = self._failed.get(key)
+                if failed is None or time.monotonic() - failed > self.RETRY_AFTER:
+                    needed.append((view.name, view.version))
         return needed
+
+    def failed(self, project: str, view: str, version: int) -> None:
+        """Records that the types of `view` at `version` could not be looked up."""
+        self._failed[(project, view, version)] = time.monotonic()
 
     def add(self, project: str, view: registry_pb2.FeatureView, version: int) -> None:
         """Records the feature types of `view` at `version`."""

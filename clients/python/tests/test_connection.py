@@ -12,10 +12,12 @@ import threading
 from concurrent import futures
 
 import grpc
+import pyarrow as pa
 import pytest
 
 import quiver
 from quiver._proto.ingest.v1 import ingest_pb2
+from quiver._proto.registry.v1 import registry_pb2
 from quiver._proto.serving.v1 import serving_pb2
 from quiver.connection import endpoint
 
@@ -53,6 +55,16 @@ class FakeQuiver:
             (
                 grpc.method_handlers_generic_handler("quiver.serving.v1.ServingService", handlers),
                 grpc.method_handlers_generic_handler(
+                    "quiver.registry.v1.RegistryService",
+                    {
+                        "Describe": grpc.unary_unary_rpc_method_handler(
+                            self.describe,
+                            request_deserializer=registry_pb2.DescribeRequest.FromString,
+                            response_serializer=lambda m: m.SerializeToString(),
+                        )
+                    },
+                ),
+                grpc.method_handlers_generic_handler(
                     "quiver.ingest.v1.IngestService",
                     {
                         "Push": grpc.unary_unary_rpc_method_handler(
@@ -85,6 +97,11 @@ class FakeQuiver:
         response.metadata.feature_names.append(request.entities[0].name)
         response.results.add().values.extend(request.entities[0].values.values)
         return response
+
+    def describe(self, request, context):
+        with self.lock:
+            self.calls.append({"describe": request.name})
+        context.abort(grpc.StatusCode.UNAVAILABLE, "the registry is down")
 
     def push(self, request, context):
         with self.lock:
@@ -216,3 +233,17 @@ def test_addresses_default_like_the_cli(monkeypatch):
     assert quiver.Client(offline="grpc://h:1").endpoints["offline"].flight_location() == "grpc://h:1"
     secure = endpoint("online", "https://serving.example:443", None)
     assert secure.tls and secure.address == "serving.example:443"
+
+
+def test_reads_go_on_when_the_registry_is_down(dev, fake):
+    # The online store is real; the "registry" fails every lookup of a view's types.
+    with quiver.Client(online=dev.online, registry=fake.address, project="pytest") as client:
+        for _ in range(5):
+            table = client.get_features(
+                features=["kinds:count", "kinds:last_vec"], entities={"user_id": [987_654]}
+            )
+    # Typed by the values instead: none here, so Arrow's null type.
+    assert table.column_names == ["user_id", "kinds:count", "kinds:last_vec"]
+    assert table.schema.field("kinds:count").type == pa.null()
+    # Asked once, not on every read.
+    assert fake.calls == [{"describe": "kinds"}]
