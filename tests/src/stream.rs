@@ -180,7 +180,7 @@ pub fn request(events: &[Event], producer: &str, sequence: u64) -> PushRequest {
         rows: events.iter().map(row).collect(),
         producer_id: producer.into(),
         sequence,
-        producer_epoch: 0,
+        ..PushRequest::default()
     }
 }
 

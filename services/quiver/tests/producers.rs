@@ -194,7 +194,7 @@ async fn a_producer_ten_minutes_behind_the_others_loses_nothing() {
         rows,
         producer_id: format!("clicks-{producer}"),
         sequence,
-        producer_epoch: 0,
+        ..PushRequest::default()
     };
     for producer in 0..4 {
         let registered = push(&ingest, batch(producer, 1, Vec::new())).await;

@@ -244,7 +244,7 @@ async fn timestamps_with_offsets_are_stored_at_their_utc_instant() {
                 rows: vec![row(&at_offset(base, 0)), row(text)],
                 producer_id: format!("bad-{text}"),
                 sequence: 1,
-                producer_epoch: 0,
+                ..PushRequest::default()
             })
             .await
             .unwrap_err();

@@ -134,7 +134,7 @@ async fn one_pushed_batch_is_one_trace_across_ingest_compute_and_the_store() {
         }],
         producer_id: "traced".into(),
         sequence: 1,
-        producer_epoch: 0,
+        ..PushRequest::default()
     });
     request
         .metadata_mut()

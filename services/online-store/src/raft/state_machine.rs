@@ -607,6 +607,7 @@ mod tests {
                 }],
                 received_micros: 0,
                 epoch: 0,
+                history: false,
             }],
             ..WriteRequest::default()
         }

@@ -1,0 +1,248 @@
+//! History loads through real processes: events older than the source's watermark are refused
+//! by `quiver push` (late, quarantined) and admitted by `quiver load`, online (they count in
+//! windowed and lifetime features within retention) and offline (snapshots at past times equal
+//! a brute-force count); re-running the load adds nothing and says so.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, UNIX_EPOCH};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{Array, RecordBatch};
+use quiver_proto::types::value::Kind;
+use quiver_tests::flight::snapshot;
+use quiver_tests::offline_stack::{
+    entity_table, get_features_of, now_micros, start, wait_for_export,
+};
+use quiver_tests::stream::{push, request, Event, Rng};
+
+const MINUTE: i64 = 60_000_000;
+const HOUR: i64 = 60 * MINUTE;
+
+const DEFS: &str = r#"
+project: stream
+entities:
+  - name: user
+    join_keys: [{name: user_id, type: int64}]
+sources:
+  - name: tx
+    entity: user
+    timestamp_field: ts
+    allowed_lateness: 10m
+    schema:
+      - {name: user_id, type: int64}
+      - {name: ts, type: timestamp}
+      - {name: amount, type: float64}
+      - {name: merchant, type: string}
+      - {name: note, type: string}
+feature_views:
+  - name: h
+    entity: user
+    source: tx
+    ttl: 30d
+    features:
+      - {name: count, aggregation: count}
+      - {name: count_24h, aggregation: count, window: 24h}
+      - {name: sum_24h, column: amount, aggregation: sum, window: 24h}
+"#;
+
+const USERS: i64 = 10;
+
+fn event(user: i64, at: i64, amount: f64) -> Event {
+    Event {
+        user,
+        at,
+        amount,
+        merchant: "m".into(),
+        note: "n".into(),
+    }
+}
+
+fn quiver(bin: &Path, args: &[&str]) -> serde_json::Value {
+    let output = Command::new(bin).args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{args:?}: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+/// Each user's (count, count_24h, sum_24h) online now.
+async fn online(address: &str) -> Vec<(i64, i64, f64)> {
+    let users: Vec<i64> = (0..USERS).collect();
+    let refs = ["h:count", "h:count_24h", "h:sum_24h"].map(String::from);
+    let response = get_features_of(address, "stream", "user_id", &users, &refs).await;
+    let int = |v: &quiver_proto::types::Value| match v.kind {
+        Some(Kind::Int64Value(n)) => n,
+        _ => -1,
+    };
+    (0..users.len())
+        .map(|u| {
+            let sum = match response.results[3].values[u].kind {
+                Some(Kind::Float64Value(x)) => x,
+                _ => f64::NAN,
+            };
+            (
+                int(&response.results[1].values[u]),
+                int(&response.results[2].values[u]),
+                sum,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn history_older_than_the_watermark_is_loaded_once_online_and_offline() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_quiver"));
+    let stack = start(bin, DEFS, Vec::new()).await;
+    let online_address = stack.cluster.address(1);
+
+    // Live events over the last half hour move the source's watermark to about now.
+    let now = now_micros();
+    let mut rng = Rng(5);
+    let live: Vec<Event> = (0..200)
+        .map(|i| {
+            event(
+                rng.below(USERS as u64) as i64,
+                now - 30 * MINUTE + i * 9_000_000,
+                1.0,
+            )
+        })
+        .collect();
+    for (i, chunk) in live.chunks(50).enumerate() {
+        let response = push(&stack.ingest, request(chunk, "live", i as u64 + 1)).await;
+        assert_eq!(response.late, 0);
+    }
+
+    // History: 300 events from six to three hours ago, far behind the watermark.
+    let history: Vec<Event> = (0..300)
+        .map(|i| {
+            let at = now - 6 * HOUR + i * 36_000_000;
+            event(rng.below(USERS as u64) as i64, at, (i % 7) as f64)
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("history.jsonl");
+    std::fs::write(
+        &file,
+        history
+            .iter()
+            .map(|e| {
+                let ts = humantime::format_rfc3339_micros(
+                    UNIX_EPOCH + Duration::from_micros(e.at as u64),
+                );
+                format!(
+                    "{{\"user_id\": {}, \"ts\": \"{ts}\", \"amount\": {}, \"merchant\": \"m\", \"note\": \"n\"}}\n",
+                    e.user, e.amount
+                )
+            })
+            .collect::<String>(),
+    )
+    .unwrap();
+    let registry = stack.cluster.registry.to_string();
+    let args = |command: &'static str| {
+        vec![
+            command.to_string(),
+            "--source".into(),
+            "tx".into(),
+            "--file".into(),
+            file.display().to_string(),
+            "--registry".into(),
+            registry.clone(),
+            "--ingest".into(),
+            stack.ingest.clone(),
+            "--output".into(),
+            "json".into(),
+        ]
+    };
+    let run = |command: &'static str| {
+        let args = args(command);
+        quiver(bin, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    // Pushed, history is late: nothing of it counts.
+    let before = online(&online_address).await;
+    let pushed = run("push");
+    assert_eq!(
+        (pushed["accepted"].as_u64(), pushed["late"].as_u64()),
+        (Some(0), Some(300))
+    );
+    assert_eq!(online(&online_address).await, before);
+
+    // Loaded, it counts online: lifetime and 24-hour windows include it.
+    let loaded = run("load");
+    assert_eq!(
+        (loaded["loaded"].as_u64(), loaded["already_loaded"].as_u64()),
+        (Some(300), Some(0)),
+        "{loaded}"
+    );
+    let want: Vec<(i64, i64, f64)> = (0..USERS)
+        .map(|u| {
+            let all: Vec<&Event> = live
+                .iter()
+                .chain(&history)
+                .filter(|e| e.user == u)
+                .collect();
+            let n = all.len() as i64;
+            (n, n, all.iter().map(|e| e.amount).sum())
+        })
+        .collect();
+    let after = online(&online_address).await;
+    assert_eq!(after, want);
+
+    // Loaded again: nothing added, and it says so.
+    let again = run("load");
+    assert_eq!(
+        (again["loaded"].as_u64(), again["already_loaded"].as_u64()),
+        (Some(0), Some(300)),
+        "{again}"
+    );
+    assert_eq!(online(&online_address).await, want);
+
+    // Offline: every row once, and snapshots at past times count exactly the history before.
+    wait_for_export(&stack.store, "h", live.len() + history.len()).await;
+    let times = [
+        now - 5 * HOUR,
+        now - 4 * HOUR + 17_000_000,
+        now - 2 * HOUR,
+        now,
+    ];
+    let pairs: Vec<(i64, i64)> = times
+        .iter()
+        .flat_map(|t| (0..USERS).map(move |u| (u, *t)))
+        .collect();
+    let command = r#"{"project": "stream", "features": ["h:count", "h:count_24h"]}"#;
+    let answer = snapshot(&stack.offline, command, vec![entity_table(&pairs)])
+        .await
+        .unwrap();
+    let column = |name: &str| -> Vec<Option<i64>> {
+        answer
+            .iter()
+            .flat_map(|b: &RecordBatch| {
+                let c = b.column_by_name(name).unwrap().as_primitive::<Int64Type>();
+                (0..c.len())
+                    .map(|i| c.is_valid(i).then(|| c.value(i)))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let (count, count_24h) = (column("h:count"), column("h:count_24h"));
+    for (row, (user, t)) in pairs.iter().enumerate() {
+        let n = live
+            .iter()
+            .chain(&history)
+            .filter(|e| e.user == *user && e.at <= *t)
+            .count() as i64;
+        let want = (n > 0).then_some(n);
+        assert_eq!(count[row], want, "user {user} at {t}: lifetime count");
+        if n > 0 {
+            // Every event of these users is within a day of t.
+            assert_eq!(count_24h[row], Some(n), "user {user} at {t}: 24h count");
+        }
+    }
+}
