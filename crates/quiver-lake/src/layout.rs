@@ -30,6 +30,15 @@ pub enum Partition {
         /// The view version.
         version: u32,
     },
+    /// The source log: every admitted event of a source (whatever its views did with it), with
+    /// its columns as pushed, event time and log position — the system of record that any view
+    /// version, including one defined later, is computed from.
+    Source {
+        /// The project.
+        project: String,
+        /// The source.
+        source: String,
+    },
     /// Rows kept out: rejected as late, or excluded from a view as anomalous.
     Quarantine {
         /// The project.
@@ -51,6 +60,9 @@ impl Partition {
             } => Path::from(format!(
                 "events/project={project}/source={source}/view={view}/version={version}"
             )),
+            Self::Source { project, source } => {
+                Path::from(format!("sources/project={project}/source={source}"))
+            }
             Self::Quarantine { project, source } => {
                 Path::from(format!("quarantine/project={project}/source={source}"))
             }

@@ -16,6 +16,7 @@ const BIG_FILE_BYTES: u64 = 64 << 20;
 /// Compacts every directory with at least `min_files` small files; returns the files written.
 pub async fn compact(lake: &Lake, min_files: usize) -> Result<usize, LakeError> {
     let mut listed = lake.list(&Path::from("events")).await?;
+    listed.extend(lake.list(&Path::from("sources")).await?);
     listed.extend(lake.list(&Path::from("quarantine")).await?);
     // What an interrupted compaction left behind.
     for path in superseded_files(listed.clone()) {

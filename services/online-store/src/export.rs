@@ -125,7 +125,7 @@ pub async fn export_round(node: &Node, lake: &Lake) -> Result<Option<FileRange>,
         OnlineStoreError::Internal(format!("export file {path}: {reason}"))
     };
     let (mut rows, mut written) = (0u64, 0u64);
-    for ((partition, date), builder) in &files.events {
+    for ((partition, date), builder) in files.sources.iter().chain(&files.events) {
         let path = partition.file(date, range);
         let bytes = builder
             .rows()
@@ -159,7 +159,11 @@ pub async fn export_round(node: &Node, lake: &Lake) -> Result<Option<FileRange>,
         }),
     )
     .await?;
-    metrics::count_export(files.events.len() + files.quarantine.len(), rows, written);
+    metrics::count_export(
+        files.sources.len() + files.events.len() + files.quarantine.len(),
+        rows,
+        written,
+    );
     Ok(Some(range))
 }
 

@@ -1,5 +1,6 @@
-//! What the offline export writes for a range of staged entries: per view version and date,
-//! the rows the view aggregated; per source and date, the rows kept out (late, or excluded
+//! What the offline export writes for a range of staged entries: per source and date, every
+//! admitted row (the source log); per view version and date, the rows the view aggregated; per
+//! source and date, the rows kept out (late, or excluded
 //! from a view as anomalous) with the reason. It re-reads apply's decisions from the staged
 //! entries, so offline sees exactly what online admitted.
 
@@ -20,6 +21,8 @@ use quiver_proto::online::{EventBatch, StagedEntry, WriteRequest};
 pub struct ExportFiles {
     /// Rows each view version aggregated.
     pub events: BTreeMap<(Partition, String), RowsBuilder>,
+    /// The source log: every admitted row of each source.
+    pub sources: BTreeMap<(Partition, String), RowsBuilder>,
     /// Rows kept out of aggregations.
     pub quarantine: BTreeMap<(Partition, String), QuarantineRows>,
 }
@@ -115,6 +118,14 @@ impl ExportFiles {
                 self.quarantine_row(quarantine_partition, date, &meta, quarantine("", reason));
                 continue;
             }
+            let source_log = Partition::Source {
+                project: events.project.clone(),
+                source: events.source.clone(),
+            };
+            self.sources
+                .entry((source_log, date.clone()))
+                .or_default()
+                .push(&meta, source_values());
             for (view, excluded) in events.views.iter().zip(&excluded) {
                 if let Some(reason) = excluded.get(&(row as u32)) {
                     let q = quarantine(&view.view, reason);
