@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import grpc
 import pyarrow as pa
@@ -206,7 +206,7 @@ class Client:
         raw = columns_of(data)
         if not raw:
             raise InvalidArgument("push: the data has no columns")
-        declared = self._source_types(project, source)
+        declared, keys = self._source_schema(project, source)
         columns = [prepare(name, values, declared.get(name)) for name, values in raw.items()]
         rows = len(next(iter(raw.values())))
         if rows == 0:
@@ -218,6 +218,7 @@ class Client:
             source,
             columns,
             rows,
+            keys,
             batch_size=batch_size,
             workers=workers,
             retry_for=retry_for,
@@ -227,18 +228,23 @@ class Client:
             progress=progress,
         )
 
-    def _source_types(self, project: str, source: str) -> Dict[str, int]:
+    def _source_schema(self, project: str, source: str) -> Tuple[Dict[str, int], List[str]]:
+        """The source's column types and its entity's join keys."""
+        described = self._describe_for_push(project, registry_pb2.OBJECT_KIND_SOURCE, source)
+        spec = described.object.source
+        entity = self._describe_for_push(project, registry_pb2.OBJECT_KIND_ENTITY, spec.entity)
+        keys = [k.name for k in entity.object.entity.join_keys]
+        return {c.name: c.type for c in spec.schema}, keys
+
+    def _describe_for_push(self, project: str, kind: int, name: str):
         try:
-            described = self._registry(
+            return self._registry(
                 "Describe",
                 registry_pb2.DescribeResponse,
-                registry_pb2.DescribeRequest(
-                    project=project, kind=registry_pb2.OBJECT_KIND_SOURCE, name=source
-                ),
+                registry_pb2.DescribeRequest(project=project, kind=kind, name=name),
             )
         except NotFound as e:
             raise InvalidArgument(f"source: {e.message}") from None
-        return {c.name: c.type for c in described.object.source.schema}
 
     # -- offline ----------------------------------------------------------------------------
 

@@ -80,7 +80,8 @@ class Unauthenticated(QuiverError, PermissionError):
 
 
 class Conflict(QuiverError):
-    """A concurrent change won (e.g. an apply planned against an older registry revision)."""
+    """A concurrent change won: an apply planned against an older registry revision (ABORTED),
+    or a producer fenced by a newer incarnation of itself (FAILED_PRECONDITION)."""
 
     code = "ABORTED"
 
@@ -106,7 +107,7 @@ class Internal(QuiverError):
 _BY_CODE = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.OUT_OF_RANGE: InvalidArgument,
-    grpc.StatusCode.FAILED_PRECONDITION: InvalidArgument,
+    grpc.StatusCode.FAILED_PRECONDITION: Conflict,
     grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,

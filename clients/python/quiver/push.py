@@ -1,13 +1,20 @@
-"""Pushing events: batches, idempotent producers, retries and backpressure.
+"""Pushing events: idempotent producers, one per share of the data, retries and backpressure.
 
-Each worker thread is a producer: its own stable id and one batch in flight. A batch gets the
-producer's next sequence number once, and every retry resends the same bytes (same producer id,
-same sequence), so a batch that did commit before its acknowledgement was lost (ingest killed,
-connection reset) is acknowledged as a duplicate and applied once. Retries cover UNAVAILABLE,
-DEADLINE_EXCEEDED and UNKNOWN (exponential backoff, 20 ms to 2 s) and RESOURCE_EXHAUSTED, which
-waits the server's `retry-after-ms` instead. Producers belong to the client and are reused by
-later pushes, their sequence numbers continuing (a sequence starts at the producer's creation
-time in microseconds, so a process restarted with the same `producer_id` keeps increasing).
+The rows are split over `workers` producers by their entity key, as `quiver push` splits a
+file: each producer sends its share in the data's order, so one entity's events keep their
+order and a row is judged late against the progress of the rows before it (per-producer
+watermarks, docs/streaming.md). Every producer first registers with the source (an empty batch),
+so none is judged against a watermark the others already moved.
+
+A producer has a stable id, an epoch (its creation time in milliseconds) and one batch in
+flight. A batch gets the producer's next sequence number once, and every retry resends the same
+bytes (same id, epoch and sequence), so a batch that did commit before its acknowledgement was
+lost (ingest killed, connection reset) is acknowledged as a duplicate and applied once. Retries
+cover UNAVAILABLE, DEADLINE_EXCEEDED and UNKNOWN (exponential backoff, 20 ms to 2 s) and
+RESOURCE_EXHAUSTED, which waits the server's `retry-after-ms` instead. Producers belong to the
+client and are reused by later pushes; a process restarted with the same `producer_id` starts
+a higher epoch, which resets the producer on the server (and fences an old incarnation still
+running: `Conflict`).
 """
 
 from __future__ import annotations
@@ -21,9 +28,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, replace
-from typing import Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence, Union
 
 import grpc
+import numpy as np
+import pyarrow as pa
 
 from quiver._proto.ingest.v1 import ingest_pb2
 from quiver.errors import QuiverError, from_grpc
@@ -70,10 +79,11 @@ class PushResult:
 
 @dataclass
 class Producer:
-    """One producer id and the last sequence number it used."""
+    """One producer: its id, its epoch and the last sequence number it used."""
 
     id: str
-    sequence: int
+    epoch: int
+    sequence: int = 0
 
 
 class Producers:
@@ -94,7 +104,7 @@ class Producers:
             if self._free:
                 return self._free.pop()
             number = next(self._count)
-        return Producer(f"{self.base_id}-{number}", time.time_ns() // 1000)
+        return Producer(f"{self.base_id}-{number}", time.time_ns() // 1_000_000)
 
     def give(self, producer: Producer) -> None:
         """Returns a producer for later pushes."""
@@ -106,11 +116,36 @@ class Producers:
 _ROW = re.compile(r"\brows\[(\d+)\]")
 
 
-def _error_at(error: QuiverError, first_row: int) -> QuiverError:
-    if first_row == 0:
-        return error
-    message = _ROW.sub(lambda m: f"rows[{int(m.group(1)) + first_row}]", error.message, count=1)
+def _error_at(error: QuiverError, rows: np.ndarray) -> QuiverError:
+    """`error` with its `rows[i]` (i within the batch) renumbered to the row of the data."""
+
+    def renumber(found: re.Match) -> str:
+        i = int(found.group(1))
+        return f"rows[{int(rows[i])}]" if i < len(rows) else found.group(0)
+
+    message = _ROW.sub(renumber, error.message, count=1)
     return type(error)(message, code=error.code, leader=error.leader, retry_after=error.retry_after)
+
+
+def split(keys: Sequence[Union[pa.Array, List[Any]]], rows: int, workers: int) -> List[np.ndarray]:
+    """The data's row numbers split over `workers` by entity key (the join key columns `keys`),
+    in the data's order; empty shares left out. Without keys (ingest will refuse the batch
+    anyway) everything goes to one producer."""
+    if workers <= 1 or not keys or rows <= 1:
+        return [np.arange(rows, dtype=np.int64)]
+    mixed = np.zeros(rows, np.uint64)
+    for column in keys:
+        if not isinstance(column, pa.Array):
+            column = pa.array([repr(v) for v in column])  # Python objects: by their text
+        # The key's number among the distinct keys: the same key, the same producer.
+        codes = column.dictionary_encode().indices.fill_null(0).to_numpy(zero_copy_only=False)
+        mixed = mixed * np.uint64(0x100000001B3) + codes.astype(np.uint64)
+    mixed ^= mixed >> np.uint64(29)
+    mixed *= np.uint64(0xBF58476D1CE4E5B9)  # spread consecutive codes over the producers
+    mixed ^= mixed >> np.uint64(32)
+    owner = mixed % np.uint64(workers)
+    shares = [np.flatnonzero(owner == np.uint64(w)) for w in range(workers)]
+    return [share for share in shares if len(share)]
 
 
 def run(
@@ -120,6 +155,7 @@ def run(
     source: str,
     columns: Sequence[Column],
     rows: int,
+    key_columns: Sequence[str],
     *,
     batch_size: int,
     workers: int,
@@ -129,13 +165,15 @@ def run(
     what: str,
     progress: Optional[Callable[[int, int], None]] = None,
 ) -> PushResult:
-    """Pushes `rows` rows of `columns` in batches of `batch_size` with `workers` producers."""
+    """Pushes `rows` rows of `columns`: split over `workers` producers by the `key_columns`,
+    each sending its share in batches of `batch_size`."""
     call = channel.unary_unary(
         PUSH_METHOD, request_serializer=None, response_deserializer=ingest_pb2.PushResponse.FromString
     )
     head = header(project, source, [c.name for c in columns])
-    starts = list(range(0, rows, max(1, batch_size)))
-    batches = iter(starts)
+    keys = [c.arrow if c.arrow is not None else c.objects for c in columns if c.name in key_columns]
+    shares = split(keys, rows, workers)
+    registered = threading.Barrier(len(shares))
     lock = threading.Lock()
     stop = threading.Event()
     result = PushResult()
@@ -164,46 +202,56 @@ def run(
                         result.retries += 1
                 time.sleep(wait * (1 + 0.2 * random.random()))
 
-    def work() -> None:
+    def produce(producer: Producer, share: np.ndarray) -> None:
+        # Register, then wait until every producer has: none is judged against a watermark
+        # another one moved first.
+        producer.sequence += 1
+        try:
+            send(head + trailer(producer.id, producer.sequence, producer.epoch))
+        except BaseException:
+            registered.abort()
+            raise
+        registered.wait()
+        for first in range(0, len(share), batch_size):
+            if stop.is_set():
+                return
+            rows_of_batch = share[first : first + batch_size]
+            body = head + encode_rows(columns, rows_of_batch)
+            producer.sequence += 1
+            try:
+                response = send(body + trailer(producer.id, producer.sequence, producer.epoch))
+            except QuiverError as error:
+                raise _error_at(error, rows_of_batch) from None
+            with lock:
+                result.batches += 1
+                result.rows += len(rows_of_batch)
+                if response.duplicate:
+                    result.duplicate += len(rows_of_batch)
+                else:
+                    result.accepted += response.accepted
+                    result.late += response.late
+                    result.anomalous += response.anomalous
+                done = result.rows
+            if progress is not None:
+                progress(done, rows)
+
+    def work(share: np.ndarray) -> None:
         producer = producers.take()
         try:
-            while not stop.is_set():
-                with lock:
-                    first = next(batches, None)
-                if first is None:
-                    return
-                length = min(batch_size, rows - first)
-                body = head + encode_rows(columns, first, length)
-                producer.sequence += 1
-                try:
-                    response = send(body + trailer(producer.id, producer.sequence))
-                except QuiverError as error:
-                    with lock:
-                        failures.append(_error_at(error, first))
-                    stop.set()
-                    return
-                with lock:
-                    result.batches += 1
-                    result.rows += length
-                    if response.duplicate:
-                        result.duplicate += length
-                    else:
-                        result.accepted += response.accepted
-                        result.late += response.late
-                        result.anomalous += response.anomalous
-                    done = result.rows
-                if progress is not None:
-                    progress(done, rows)
+            produce(producer, share)
+        except threading.BrokenBarrierError:
+            pass  # another producer failed to register; its error is reported
         except Exception as error:  # raised in the caller's thread below
             with lock:
                 failures.append(error)
             stop.set()
+            registered.abort()
         finally:
             producers.give(producer)
 
     threads = [
-        threading.Thread(target=work, name=f"quiver-push-{i}", daemon=True)
-        for i in range(max(1, min(workers, len(starts))))
+        threading.Thread(target=work, args=(share,), name=f"quiver-push-{i}", daemon=True)
+        for i, share in enumerate(shares)
     ]
     for thread in threads:
         thread.start()

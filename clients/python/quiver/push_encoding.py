@@ -154,14 +154,20 @@ def _cast(data: pa.Array, target: pa.DataType, safe: bool) -> pa.Array:
     return pc.cast(data, target, safe=safe)
 
 
-def encode_rows(columns: Sequence[Column], start: int, length: int) -> bytes:
-    """The `PushRequest.rows` bytes of rows [start, start + length) of `columns`."""
+def encode_rows(columns: Sequence[Column], rows: Union[np.ndarray, range]) -> bytes:
+    """The `PushRequest.rows` bytes of the rows numbered `rows` (ascending) of `columns`."""
+    length = len(rows)
+    contiguous = length > 0 and int(rows[-1]) - int(rows[0]) == length - 1
+    start = int(rows[0]) if length else 0
+    taken = None if contiguous else pa.array(np.asarray(rows, dtype=np.int64))
     pieces: List[Piece] = []
     for column in columns:
         if column.objects is not None:
-            pieces.extend(_object_pieces(column, column.objects[start : start + length]))
+            values = column.objects[start : start + length] if contiguous else [column.objects[int(i)] for i in rows]
+            pieces.extend(_object_pieces(column, values))
         else:
-            pieces.extend(_arrow_pieces(column.value_type, column.arrow.slice(start, length)))
+            array = column.arrow.slice(start, length) if contiguous else column.arrow.take(taken)
+            pieces.extend(_arrow_pieces(column.value_type, array))
     row_lengths = np.zeros(length, np.int64)
     for _, _, lens in pieces:
         row_lengths += lens
@@ -399,11 +405,13 @@ def header(project: str, source: str, columns: Sequence[str]) -> bytes:
     return ingest_pb2.PushRequest(project=project, source=source, columns=list(columns)).SerializeToString()
 
 
-def trailer(producer_id: str, sequence: int) -> bytes:
-    """The request's producer id and sequence number."""
+def trailer(producer_id: str, sequence: int, epoch: int = 0) -> bytes:
+    """The request's producer id, sequence number and producer epoch."""
     from quiver._proto.ingest.v1 import ingest_pb2
 
-    return ingest_pb2.PushRequest(producer_id=producer_id, sequence=sequence).SerializeToString()
+    return ingest_pb2.PushRequest(
+        producer_id=producer_id, sequence=sequence, producer_epoch=epoch
+    ).SerializeToString()
 
 
 def columns_of(data: Any) -> Dict[str, Union[pa.Array, pa.ChunkedArray, List[Any]]]:

@@ -28,6 +28,7 @@ CODES = [
     (grpc.StatusCode.PERMISSION_DENIED, quiver.PermissionDenied),
     (grpc.StatusCode.UNAUTHENTICATED, quiver.Unauthenticated),
     (grpc.StatusCode.ABORTED, quiver.Conflict),
+    (grpc.StatusCode.FAILED_PRECONDITION, quiver.Conflict),
     (grpc.StatusCode.RESOURCE_EXHAUSTED, quiver.ResourceExhausted),
     (grpc.StatusCode.DEADLINE_EXCEEDED, quiver.DeadlineExceeded),
     (grpc.StatusCode.INTERNAL, quiver.Internal),
@@ -106,7 +107,13 @@ class FakeQuiver:
     def push(self, request, context):
         with self.lock:
             self.calls.append(
-                {**dict(context.invocation_metadata()), "producer": request.producer_id, "sequence": request.sequence}
+                {
+                    **dict(context.invocation_metadata()),
+                    "producer": request.producer_id,
+                    "epoch": request.producer_epoch,
+                    "sequence": request.sequence,
+                    "rows": len(request.rows),
+                }
             )
             answer = self.push_answers.pop(0) if self.push_answers else None
         if answer:
@@ -166,25 +173,30 @@ def test_token_and_model_metadata(fake, monkeypatch):
 def test_push_retries_keep_the_producer_and_sequence(fake):
     unavailable = (grpc.StatusCode.UNAVAILABLE, "ingest restarting", ())
     busy = (grpc.StatusCode.RESOURCE_EXHAUSTED, "saturated", (("retry-after-ms", "150"),))
-    fake.push_answers = [unavailable, busy, busy, None, None]
+    fake.push_answers = [None, unavailable, busy, busy, None, None]
     rows = [{"user_id": i, "ts": dt.datetime.now(dt.timezone.utc)} for i in range(4)]
     with quiver.Client(ingest=fake.address, registry=fake.address) as client:
-        client._source_types = lambda project, source: {}  # no registry in this test
+        client._source_schema = lambda project, source: ({}, [])  # no registry in this test
         started = dt.datetime.now()
         result = client.push("events", rows, batch_size=2, workers=1)
         waited = (dt.datetime.now() - started).total_seconds()
     assert (result.rows, result.accepted, result.retries, result.throttled) == (4, 4, 1, 2)
     assert waited >= 0.3  # two `retry-after-ms: 150` honoured
-    sent = [(c["producer"], c["sequence"]) for c in fake.calls]
-    # The first batch, four times with the same identity; then the next sequence number.
-    assert len(set(sent[:4])) == 1 and sent[4][0] == sent[0][0] and sent[4][1] == sent[0][1] + 1
+    sent = [(c["producer"], c["epoch"], c["sequence"], c["rows"]) for c in fake.calls]
+    producer, epoch, registration, _ = sent[0]
+    assert epoch > 0  # the producer's creation time in milliseconds
+    # Registration (an empty batch), the first batch four times with the same identity, then
+    # the next sequence number.
+    assert sent == [(producer, epoch, registration, 0)] + [(producer, epoch, registration + 1, 2)] * 4 + [
+        (producer, epoch, registration + 2, 2)
+    ]
 
 
 def test_a_push_that_cannot_get_through_says_what_was_committed(fake):
-    fake.push_answers = [None] + [(grpc.StatusCode.UNAVAILABLE, "down", ())] * 100
+    fake.push_answers = [None, None] + [(grpc.StatusCode.UNAVAILABLE, "down", ())] * 100
     rows = [{"user_id": i} for i in range(4)]
     with quiver.Client(ingest=fake.address) as client:
-        client._source_types = lambda project, source: {}
+        client._source_schema = lambda project, source: ({}, [])
         with pytest.raises(quiver.Unavailable, match="down") as caught:
             client.push("events", rows, batch_size=2, workers=1, retry_for=0.3)
     assert (caught.value.result.rows, caught.value.result.accepted) == (2, 2)

@@ -149,6 +149,39 @@ def test_sequences_keep_increasing_across_pushes_and_clients(dev, client):
     assert counts(client, [2501]) == {2501: (4, 4)}
 
 
+def test_one_entitys_events_keep_the_datas_order(client):
+    # 2,000 events of one user at the same instant among other users' events, in 100-row
+    # batches over four producers: ties in event time are broken by ingest order, so `last`
+    # is the user's last row in the data only if all its rows went through one producer in order.
+    now = dt.datetime.now(UTC)
+    rows = []
+    for i in range(2000):
+        rows.append({"user_id": 2701, "ts": now, "qty": i})
+        rows.append({"user_id": 2702 + i % 50, "ts": now, "qty": i})
+    result = client.push("events", rows, batch_size=100, workers=4)
+    assert result.accepted == 4000 and result.batches >= 40
+    served = client.get_features(features=["kinds:last_qty", "kinds:count"], entities={"user_id": [2701, 2749]})
+    assert served.to_pylist() == [
+        {"user_id": 2701, "kinds:last_qty": 1999, "kinds:count": 2000},
+        {"user_id": 2749, "kinds:last_qty": 1997, "kinds:count": 40},
+    ]
+
+
+def test_a_newer_incarnation_of_a_producer_fences_the_older(dev):
+    now = dt.datetime.now(UTC)
+    batch = [{"user_id": 2801, "ts": now, "qty": 1}]
+    with dev.client(producer_id="pytest-fenced") as old:
+        assert old.push("events", batch, workers=1).accepted == 1
+        time.sleep(0.01)  # a later start: a higher epoch
+        with dev.client(producer_id="pytest-fenced") as new:
+            assert new.push("events", batch, workers=1).accepted == 1
+        with pytest.raises(quiver.Conflict, match="fenced") as caught:
+            old.push("events", batch, workers=1)
+        assert caught.value.code == "FAILED_PRECONDITION"
+    with dev.client() as reader:
+        assert counts(reader, [2801]) == {2801: (2, 2)}
+
+
 def test_backpressure_is_waited_out_as_the_server_asks(dev, spawn_ingest):
     # One 1,000-row batch fits in flight at a time: the other producers are told to retry.
     ingest = spawn_ingest("ingest-small", {"QUIVER__INGEST__MAX_INFLIGHT_ROWS": "1000"})

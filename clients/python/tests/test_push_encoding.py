@@ -21,13 +21,13 @@ from quiver.values import VT
 UTC = dt.timezone.utc
 
 
-def decode(columns, start, length):
-    """The rows the encoder produced, as protobuf parses them."""
-    data = header("p", "s", [c.name for c in columns]) + encode_rows(columns, start, length)
-    data += trailer("producer-1", 42)
+def decode(columns, rows):
+    """The encoder's bytes for `rows` (row numbers), as protobuf parses them."""
+    data = header("p", "s", [c.name for c in columns]) + encode_rows(columns, rows)
+    data += trailer("producer-1", 42, 7)
     request = ingest_pb2.PushRequest.FromString(data)
     assert request.project == "p" and request.source == "s"
-    assert request.producer_id == "producer-1" and request.sequence == 42
+    assert (request.producer_id, request.sequence, request.producer_epoch) == ("producer-1", 42, 7)
     assert list(request.columns) == [c.name for c in columns]
     return request.rows
 
@@ -98,7 +98,7 @@ def test_every_type_matches_protobuf_including_slices():
     columns = [prepare(f"c{t}", pa.array(data[f"c{t}"], ARROW[t]), t) for t in types]
     assert all(c.arrow is not None for c in columns), "every column takes the vectorized path"
     for start, length in [(0, n), (0, 1), (17, 50), (n - 3, 3)]:
-        rows = decode(columns, start, length)
+        rows = decode(columns, range(start, start + length))
         assert len(rows) == length
         for r, row in enumerate(rows):
             assert len(row.values) == len(types)
@@ -119,7 +119,7 @@ def test_conversions_to_the_declared_type():
         prepare("s_large", pa.array(["x", None, "zz"], pa.large_string()), VT.VALUE_TYPE_STRING),
         prepare("list_f64", pa.array([[1.5, 2.0], [], None], pa.list_(pa.float64())), VT.VALUE_TYPE_FLOAT32_LIST),
     ]
-    rows = decode(columns, 0, 3)
+    rows = decode(columns, range(3))
     assert [r.values[0].WhichOneof("kind") for r in rows] == ["float64_value", None, "float64_value"]
     assert rows[2].values[0].float64_value == -3.0
     assert [r.values[1].int64_value for r in rows] == [1, 2, -3]
@@ -141,13 +141,13 @@ def test_values_that_do_not_fit_are_sent_as_what_they_are():
     assert amount.objects is not None
     too_big = prepare("big", pa.array([2**62 + 1]), VT.VALUE_TYPE_FLOAT64)  # not exact as a float
     fraction = prepare("qty", pa.array([1.5]), VT.VALUE_TYPE_INT64)
-    rows = decode([amount], 0, 4)
+    rows = decode([amount], range(4))
     assert [r.values[0].WhichOneof("kind") for r in rows] == ["float64_value", "float64_value", "string_value", None]
     assert rows[1].values[0].float64_value == 2.0
-    assert decode([too_big], 0, 1)[0].values[0].int64_value == 2**62 + 1
-    assert decode([fraction], 0, 1)[0].values[0].float64_value == 1.5
+    assert decode([too_big], range(1))[0].values[0].int64_value == 2**62 + 1
+    assert decode([fraction], range(1))[0].values[0].float64_value == 1.5
     unknown = prepare("colour", pa.array(["red"]), None)  # not in the schema: ingest names it
-    assert decode([unknown], 0, 1)[0].values[0].string_value == "red"
+    assert decode([unknown], range(1))[0].values[0].string_value == "red"
 
 
 def test_inputs_pandas_arrow_and_dicts_give_the_same_bytes():
@@ -164,17 +164,31 @@ def test_inputs_pandas_arrow_and_dicts_give_the_same_bytes():
     encoded = []
     for data in (records, frame, table, table.to_batches()[0]):
         columns = [prepare(k, v, declared[k]) for k, v in columns_of(data).items()]
-        encoded.append(encode_rows(columns, 0, 2))
+        encoded.append(encode_rows(columns, range(2)))
     assert encoded[0] == encoded[1] == encoded[2] == encoded[3]
     rows = ingest_pb2.PushRequest.FromString(encoded[0]).rows
     assert rows[0].values[1].timestamp_value.nanos == 250_000_000
     assert rows[1].values[2].WhichOneof("kind") is None  # pandas NaN is null
 
 
+def test_rows_taken_out_of_order_match_the_same_rows_sliced():
+    rng = random.Random(3)
+    types = list(ARROW)
+    data = {t: random_values(t, 50, rng) for t in types}
+    arrow = [prepare(f"c{t}", pa.array(data[t], ARROW[t]), t) for t in types]
+    objects = [prepare("mixed", [1, "a", None, 2.5, b"x"] * 10, VT.VALUE_TYPE_FLOAT64)]
+    picked = np.array([1, 4, 5, 17, 49])
+    taken = decode(arrow + objects, picked)
+    one_by_one = [decode(arrow + objects, np.array([i]))[0] for i in picked]
+    assert list(taken) == one_by_one
+    assert taken[0].values[-1].string_value == "a"  # rows 1 and 4 of the mixed column
+    assert taken[1].values[-1].bytes_value == b"x"
+
+
 def test_a_list_with_a_null_element_is_refused_by_the_client():
     column = prepare("vec", pa.array([[1.0, None]], pa.list_(pa.float32())), VT.VALUE_TYPE_FLOAT32_LIST)
     with pytest.raises(InvalidArgument, match="null element"):
-        encode_rows([column], 0, 1)
+        encode_rows([column], range(1))
 
 
 def test_unsupported_data_is_refused_with_what_was_given():

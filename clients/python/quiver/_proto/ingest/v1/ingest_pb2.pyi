@@ -17,34 +17,40 @@ class Row(_message.Message):
     def __init__(self, values: _Optional[_Iterable[_Union[_types_pb2.Value, _Mapping]]] = ...) -> None: ...
 
 class PushRequest(_message.Message):
-    __slots__ = ("project", "source", "columns", "rows", "producer_id", "sequence")
+    __slots__ = ("project", "source", "columns", "rows", "producer_id", "sequence", "producer_epoch", "history")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     PRODUCER_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    PRODUCER_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
     project: str
     source: str
     columns: _containers.RepeatedScalarFieldContainer[str]
     rows: _containers.RepeatedCompositeFieldContainer[Row]
     producer_id: str
     sequence: int
-    def __init__(self, project: _Optional[str] = ..., source: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., producer_id: _Optional[str] = ..., sequence: _Optional[int] = ...) -> None: ...
+    producer_epoch: int
+    history: bool
+    def __init__(self, project: _Optional[str] = ..., source: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., producer_id: _Optional[str] = ..., sequence: _Optional[int] = ..., producer_epoch: _Optional[int] = ..., history: _Optional[bool] = ...) -> None: ...
 
 class PushResponse(_message.Message):
-    __slots__ = ("accepted", "late", "anomalous", "duplicate", "committed_at")
+    __slots__ = ("accepted", "late", "anomalous", "duplicate", "committed_at", "last_sequence")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     LATE_FIELD_NUMBER: _ClassVar[int]
     ANOMALOUS_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_FIELD_NUMBER: _ClassVar[int]
     COMMITTED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     accepted: int
     late: int
     anomalous: int
     duplicate: bool
     committed_at: _timestamp_pb2.Timestamp
-    def __init__(self, accepted: _Optional[int] = ..., late: _Optional[int] = ..., anomalous: _Optional[int] = ..., duplicate: _Optional[bool] = ..., committed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    last_sequence: int
+    def __init__(self, accepted: _Optional[int] = ..., late: _Optional[int] = ..., anomalous: _Optional[int] = ..., duplicate: _Optional[bool] = ..., committed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ...) -> None: ...
 
 class PushAck(_message.Message):
     __slots__ = ("sequence", "response", "error_code", "error_message")
