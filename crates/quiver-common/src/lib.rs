@@ -18,6 +18,7 @@ pub mod shutdown;
 pub mod telemetry;
 pub mod trace_context;
 pub mod uri;
+pub mod view_feed;
 
 pub use config::{load_config, Endpoints, GrpcConfig, HttpConfig, LogConfig};
 pub use error::{ErrorCode, ServiceError};

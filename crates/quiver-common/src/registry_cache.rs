@@ -91,6 +91,13 @@ impl Catalog {
         views
     }
 
+    /// Every live view's latest version, as (project, view, version).
+    pub fn latest_views(&self) -> impl Iterator<Item = (&str, &str, &ViewVersion)> {
+        self.views
+            .iter()
+            .map(|((p, n), v)| (p.as_str(), n.as_str(), v))
+    }
+
     /// The latest live version of a view.
     pub fn view(&self, project: &str, name: &str) -> Option<&ViewVersion> {
         self.views.get(&(project.to_string(), name.to_string()))

@@ -1,5 +1,7 @@
 //! Turning a source's event batch into what each of its views needs: the transforms' output
-//! columns, in order, and the rows a `zscore` excludes.
+//! columns, in order, and the rows a `zscore` excludes. Compute feeds live batches with it and
+//! the online store's backfills feed history with it: one implementation, so a backfilled
+//! version computes exactly what a live one does.
 
 use std::collections::HashMap;
 

@@ -30,7 +30,7 @@ use tracing::Instrument;
 
 use crate::config::ComputeConfig;
 use crate::hot_keys::HotKeys;
-use crate::views::{feed, PlannedView, Statistics};
+use quiver_common::view_feed::{feed, PlannedView, Statistics};
 
 /// How many times a write follows leader hints / retries an election before giving up (the
 /// producer then retries the whole batch, which is idempotent).
@@ -51,11 +51,47 @@ pub struct Job {
     pub _permit: OwnedSemaphorePermit,
 }
 
-/// The views of each source, planned once per registry revision.
+/// The views of each source, planned once per registry revision (and again when the online
+/// store asks for more versions).
 #[derive(Default)]
 struct Plans {
     revision: Option<u64>,
     by_source: HashMap<(String, String), Arc<Vec<PlannedView>>>,
+}
+
+/// (project, source) -> [(view, version)].
+type VersionsBySource = HashMap<(String, String), Vec<(String, u32)>>;
+
+/// Versions the online store requires of each source's batches besides the registry's latest
+/// (an older version still serving while a newer one backfills), as it reported them.
+#[derive(Default, Clone)]
+struct Required {
+    versions: Arc<std::sync::Mutex<VersionsBySource>>,
+    /// Set when `versions` grew: the plans are made again.
+    changed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Required {
+    /// Records `missing` (`view@version`) as required of `source`'s batches.
+    fn add(&self, source: (String, String), missing: &[String]) {
+        let Ok(mut versions) = self.versions.lock() else {
+            return;
+        };
+        let list = versions.entry(source).or_default();
+        for text in missing {
+            let Some((view, version)) = text.rsplit_once('@') else {
+                continue;
+            };
+            let Ok(version) = version.parse() else {
+                continue;
+            };
+            if !list.iter().any(|(v, n)| v == view && *n == version) {
+                list.push((view.to_string(), version));
+            }
+        }
+        self.changed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The batcher task's state.
@@ -65,6 +101,7 @@ pub struct Batcher {
     store: Arc<Store>,
     writes: Arc<Semaphore>,
     plans: Plans,
+    required: Required,
     hot_keys: HotKeys,
 }
 
@@ -84,6 +121,7 @@ impl Batcher {
             registry,
             store: Arc::new(Store::new(online_store)),
             plans: Plans::default(),
+            required: Required::default(),
         };
         tokio::spawn(async move {
             loop {
@@ -121,8 +159,8 @@ impl Batcher {
             span.follows_from(&job.span);
         }
         let catalog = self.registry.catalog();
-        self.refresh_plans(&catalog);
-        let mut statistics: HashMap<(String, String), Statistics> = HashMap::new();
+        self.refresh_plans(&catalog).await;
+        let mut statistics: HashMap<(String, String, u32), Statistics> = HashMap::new();
         let mut batches = Vec::with_capacity(jobs.len());
         let mut replies = Vec::with_capacity(jobs.len());
         for job in jobs {
@@ -143,7 +181,7 @@ impl Batcher {
             let plans = self.plans.by_source.get(&key).cloned().unwrap_or_default();
             let mut failure = None;
             for plan in plans.iter() {
-                let view_key = (batch.project.clone(), plan.view.name.clone());
+                let view_key = (batch.project.clone(), plan.view.name.clone(), plan.version);
                 if !statistics.contains_key(&view_key) {
                     let read = self
                         .read_statistics(&batch.project, plan)
@@ -181,6 +219,11 @@ impl Batcher {
             return;
         };
         let store = self.store.clone();
+        let required = self.required.clone();
+        let sources: Vec<(String, String)> = batches
+            .iter()
+            .map(|b| (b.project.clone(), b.source.clone()))
+            .collect();
         tokio::spawn(
             async move {
                 let result = store.write_events(WriteEventsRequest { batches }).await;
@@ -188,9 +231,20 @@ impl Batcher {
                 crate::metrics::record_micro_batch(rows, replies.len(), started.elapsed());
                 match result {
                     Ok(response) => {
-                        for ((reply, _permit), outcome) in replies.into_iter().zip(response.results)
+                        for (((reply, _permit), outcome), source) in
+                            replies.into_iter().zip(response.results).zip(sources)
                         {
-                            let _ = reply.send(Ok(outcome));
+                            if outcome.missing_views.is_empty() {
+                                let _ = reply.send(Ok(outcome));
+                                continue;
+                            }
+                            // Nothing of the batch was applied: the producer retries it, and
+                            // by then it is fed to the versions the store asked for.
+                            required.add(source, &outcome.missing_views);
+                            let _ = reply.send(Err(Status::unavailable(format!(
+                                "the online store also folds {} of this source; retry (compute adds them)",
+                                outcome.missing_views.join(", ")
+                            ))));
                         }
                     }
                     Err(status) => {
@@ -205,23 +259,50 @@ impl Batcher {
         );
     }
 
-    fn refresh_plans(&mut self, catalog: &Catalog) {
-        if self.plans.revision == Some(catalog.revision) {
+    async fn refresh_plans(&mut self, catalog: &Catalog) {
+        let changed = self
+            .required
+            .changed
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
+        if self.plans.revision == Some(catalog.revision) && !changed {
             return;
         }
         self.plans = Plans {
             revision: Some(catalog.revision),
             by_source: HashMap::new(),
         };
+        let required = self
+            .required
+            .versions
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default();
         for (project, source) in catalog.sources() {
-            let views = catalog
+            let mut views: Vec<PlannedView> = catalog
                 .views_of_source(project, source)
                 .into_iter()
                 .map(|(_, v)| PlannedView::new(v.view.clone(), v.version))
                 .collect();
-            self.plans
-                .by_source
-                .insert((project.to_string(), source.to_string()), Arc::new(views));
+            let key = (project.to_string(), source.to_string());
+            for (name, version) in required.get(&key).into_iter().flatten() {
+                if views
+                    .iter()
+                    .any(|v| v.view.name == *name && v.version == *version)
+                {
+                    continue;
+                }
+                match self
+                    .registry
+                    .fetch_view_version(project, name, *version)
+                    .await
+                {
+                    Some(view) => views.push(PlannedView::new(view, *version)),
+                    None => {
+                        tracing::warn!(view = %name, version, "a required view version is not in the registry")
+                    }
+                }
+            }
+            self.plans.by_source.insert(key, Arc::new(views));
         }
     }
 

@@ -8,9 +8,7 @@ pub mod config;
 mod hot_keys;
 mod metrics;
 mod service;
-pub mod views;
-
-use quiver_common::registry_cache::RegistryCache;
+pub use quiver_common::registry_cache::RegistryCache;
 use quiver_common::{GrpcConfig, GrpcServer, Shutdown};
 use quiver_proto::compute::compute_service_server::ComputeServiceServer;
 use tokio::net::TcpListener;

@@ -52,6 +52,9 @@ pub struct OnlineStoreConfig {
     pub export_max_entries: u64,
     /// Compact a partition directory once it holds this many small files.
     pub compact_min_files: usize,
+    /// Events per backfill chunk (one Raft entry; smaller chunks interleave with live writes
+    /// more finely, larger ones backfill faster).
+    pub backfill_chunk_rows: usize,
 }
 
 impl OnlineStoreConfig {
@@ -86,6 +89,7 @@ impl Default for OnlineStoreConfig {
             export_interval: Duration::from_secs(1),
             export_max_entries: 10_000,
             compact_min_files: 8,
+            backfill_chunk_rows: 20_000,
         }
     }
 }

@@ -41,8 +41,14 @@ impl ExportFiles {
                 tracing::error!(log_index, "a staged entry does not decode; not exported");
                 continue;
             };
+            // A backfill chunk's events are in the source log already: only the rows of the
+            // version it backfills are written.
+            let (batches, source_log) = match &write.backfill {
+                Some(chunk) => (&chunk.batches, false),
+                None => (&write.event_batches, true),
+            };
             let mut row_base = 0u32;
-            for (events, decided) in write.event_batches.iter().zip(&entry.batches) {
+            for (events, decided) in batches.iter().zip(&entry.batches) {
                 if !decided.duplicate {
                     let late: HashMap<u32, &str> = decided
                         .late_rows
@@ -50,7 +56,19 @@ impl ExportFiles {
                         .copied()
                         .zip(decided.late_reasons.iter().map(String::as_str))
                         .collect();
-                    files.add_batch(*log_index, row_base, events, &late, column_type);
+                    // Only the views apply folded (older entries folded every view).
+                    let folded = |view: usize| {
+                        !decided.views_decided || decided.folded_views.contains(&(view as u32))
+                    };
+                    let batch = Batch {
+                        log_index: *log_index,
+                        row_base,
+                        events,
+                        late: &late,
+                        folded: &folded,
+                        source_log,
+                    };
+                    files.add_batch(&batch, column_type);
                 }
                 row_base = row_base.saturating_add(events.rows.len() as u32);
             }
@@ -60,12 +78,17 @@ impl ExportFiles {
 
     fn add_batch(
         &mut self,
-        log_index: u64,
-        row_base: u32,
-        events: &EventBatch,
-        late: &HashMap<u32, &str>,
+        batch: &Batch<'_>,
         column_type: &dyn Fn(&str, &str, &str) -> Option<ValueType>,
     ) {
+        let Batch {
+            log_index,
+            row_base,
+            events,
+            late,
+            folded,
+            source_log,
+        } = *batch;
         let source_types: Vec<Option<ValueType>> = events
             .columns
             .iter()
@@ -118,15 +141,20 @@ impl ExportFiles {
                 self.quarantine_row(quarantine_partition, date, &meta, quarantine("", reason));
                 continue;
             }
-            let source_log = Partition::Source {
-                project: events.project.clone(),
-                source: events.source.clone(),
-            };
-            self.sources
-                .entry((source_log, date.clone()))
-                .or_default()
-                .push(&meta, source_values());
-            for (view, excluded) in events.views.iter().zip(&excluded) {
+            if source_log {
+                let partition = Partition::Source {
+                    project: events.project.clone(),
+                    source: events.source.clone(),
+                };
+                self.sources
+                    .entry((partition, date.clone()))
+                    .or_default()
+                    .push(&meta, source_values());
+            }
+            for (index, (view, excluded)) in events.views.iter().zip(&excluded).enumerate() {
+                if !folded(index) {
+                    continue;
+                }
                 if let Some(reason) = excluded.get(&(row as u32)) {
                     let q = quarantine(&view.view, reason);
                     self.quarantine_row(quarantine_partition.clone(), date.clone(), &meta, q);
@@ -162,6 +190,18 @@ impl ExportFiles {
         meta.push_into(&mut rows.meta);
         rows.rows.push(row);
     }
+}
+
+/// One staged producer batch and what apply decided about it.
+#[derive(Clone, Copy)]
+struct Batch<'a> {
+    log_index: u64,
+    row_base: u32,
+    events: &'a EventBatch,
+    late: &'a HashMap<u32, &'a str>,
+    folded: &'a dyn Fn(usize) -> bool,
+    /// Whether its rows belong in the source log (not for a backfill chunk's).
+    source_log: bool,
 }
 
 /// Where a row came from in the log, when, and whose it is.

@@ -70,6 +70,11 @@ pub enum Space {
     ProducerCount = 11,
     /// Per source, its producers' event-time progress: project \0 source -> `SourceClock`.
     SourceClocks = 12,
+    /// View versions the store knows: project \0 view \0 version BE u32 -> `ViewState`.
+    Views = 13,
+    /// Per source, the versions it feeds and its admitted rows: project \0 source ->
+    /// `SourceViews`.
+    SourceViews = 14,
 }
 
 /// The entity key under which a view's column statistics (standardize/zscore) are kept: a
@@ -172,6 +177,19 @@ pub fn group_end(group: u32) -> Vec<u8> {
     }
 }
 
+/// The first key after every key that starts with `prefix` (for range deletes and iterator
+/// bounds); `prefix` must not be all 0xff bytes.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0xff; prefix.len() + 1]
+}
+
 /// A key in `raft_log`.
 pub fn log_key(group: u32, index: u64) -> [u8; 12] {
     let mut key = [0u8; 12];
@@ -244,6 +262,32 @@ pub fn producer_count_key(group: u32) -> Vec<u8> {
 /// The key of a source's producer clock.
 pub fn source_clock_key(group: u32, project: &str, source: &str) -> Vec<u8> {
     let mut key = space_prefix(group, Space::SourceClocks);
+    key.extend_from_slice(project.as_bytes());
+    key.push(0);
+    key.extend_from_slice(source.as_bytes());
+    key
+}
+
+/// The key of a view version's state.
+pub fn view_state_key(group: u32, project: &str, view: &str, version: u32) -> Vec<u8> {
+    view_prefix(group, Space::Views, project, view, version)
+}
+
+/// The (project, view, version) of a view-state key without its space prefix.
+pub fn parse_view_state(rest: &[u8]) -> Option<(String, String, u32)> {
+    let (names, version) = rest.split_at_checked(rest.len().checked_sub(4)?)?;
+    let names = std::str::from_utf8(names.strip_suffix(&[0])?).ok()?;
+    let (project, view) = names.split_once('\0')?;
+    Some((
+        project.to_string(),
+        view.to_string(),
+        u32::from_be_bytes(version.try_into().ok()?),
+    ))
+}
+
+/// The key of a source's view versions.
+pub fn source_views_key(group: u32, project: &str, source: &str) -> Vec<u8> {
+    let mut key = space_prefix(group, Space::SourceViews);
     key.extend_from_slice(project.as_bytes());
     key.push(0);
     key.extend_from_slice(source.as_bytes());

@@ -6,6 +6,7 @@
 //! registry only through its gRPC client (the registry cache in `quiver-common`).
 
 pub mod admin;
+pub mod backfill;
 pub mod compact;
 pub mod config;
 pub mod error;
@@ -53,6 +54,15 @@ pub async fn serve(
     } else {
         None
     };
+    let views = backfill::spawn(
+        node.clone(),
+        if config.export {
+            Some(quiver_lake::Lake::open(&config.offline_store_url())?)
+        } else {
+            None
+        },
+        shutdown.clone(),
+    );
     let raft_server =
         raft::server::RaftServer::new(node.raft.clone(), config.data_dir.join("incoming"));
     let readiness = quiver_common::Readiness::new("online-store", "starting");
@@ -80,6 +90,7 @@ pub async fn serve(
     if let Some(exporter) = exporter {
         let _ = exporter.await;
     }
+    let _ = views.await;
     node.shutdown().await;
     result
 }

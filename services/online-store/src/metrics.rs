@@ -221,3 +221,43 @@ pub fn set_export_lag(lag: std::time::Duration, exported_index: u64) {
     EXPORT_LAG.set(i64::try_from(lag.as_secs()).unwrap_or(i64::MAX));
     EXPORTED_INDEX.set(i64::try_from(exported_index).unwrap_or(i64::MAX));
 }
+
+#[allow(clippy::expect_used)]
+static VIEW_PHASE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "quiver_online_view_phase",
+        "Each view version's phase in the online store: 0 backfilling, 1 serving, 2 retired.",
+        &["project", "view", "version"]
+    )
+    .expect("metric registers once")
+});
+#[allow(clippy::expect_used)]
+static VIEW_BACKFILL: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "quiver_online_view_backfill_events",
+        "A view version's backfill: events folded so far (done) and events to fold (total).",
+        &["project", "view", "version", "kind"]
+    )
+    .expect("metric registers once")
+});
+
+/// Sets the view-version gauges from the applied state.
+pub fn record_views(node: &crate::node::Node) {
+    let Ok(states) = node.state.view_states() else {
+        return;
+    };
+    for ((project, view, version), state) in states {
+        let version = version.to_string();
+        let labels = [project.as_str(), view.as_str(), version.as_str()];
+        VIEW_PHASE
+            .with_label_values(&labels)
+            .set(i64::from(state.phase));
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        VIEW_BACKFILL
+            .with_label_values(&[labels[0], labels[1], labels[2], "done"])
+            .set(count(state.backfilled_rows));
+        VIEW_BACKFILL
+            .with_label_values(&[labels[0], labels[1], labels[2], "total"])
+            .set(count(state.backfill_total));
+    }
+}

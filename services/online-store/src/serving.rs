@@ -20,7 +20,7 @@ use quiver_core::{FeatureView, Window};
 use quiver_proto::convert::{
     micros_to_timestamp, scalar_to_value, timestamp_to_micros, value_type, value_type_name,
 };
-use quiver_proto::online::StoredRow;
+use quiver_proto::online::{StoredRow, ViewPhase, ViewState};
 use quiver_proto::registry::registry_service_client::RegistryServiceClient;
 use quiver_proto::registry::RecordConsumerRequest;
 use quiver_proto::serving::serving_service_server::ServingService;
@@ -55,7 +55,7 @@ pub struct Serving {
 /// revision moves. The owned key is kept to rule out fingerprint collisions.
 #[derive(Default)]
 struct PlanCache {
-    revision: u64,
+    revision: (u64, u64),
     plans: HashMap<u64, (PlanKey, Arc<ReadPlan>)>,
 }
 
@@ -162,8 +162,10 @@ impl Serving {
         request: &GetFeaturesRequest,
     ) -> Result<Arc<ReadPlan>, OnlineStoreError> {
         let fingerprint = fingerprint(request);
+        // View versions change phase (a backfill finishes) without a registry change.
+        let revision = (catalog.revision, self.node.state.views_generation());
         if let Ok(cache) = self.plans.lock() {
-            if cache.revision == catalog.revision {
+            if cache.revision == revision {
                 if let Some((key, plan)) = cache.plans.get(&fingerprint) {
                     if key.matches(request) {
                         return Ok(plan.clone());
@@ -176,9 +178,9 @@ impl Serving {
             .map_err(|e| invalid(format!("project: {e}")))?;
         let plan = Arc::new(self.compile(catalog, &project, request).await?);
         if let Ok(mut cache) = self.plans.lock() {
-            if cache.revision != catalog.revision || cache.plans.len() >= PLAN_CACHE_ENTRIES {
+            if cache.revision != revision || cache.plans.len() >= PLAN_CACHE_ENTRIES {
                 cache.plans.clear();
-                cache.revision = catalog.revision;
+                cache.revision = revision;
             }
             let key = PlanKey {
                 project: request.project.clone(),
@@ -219,6 +221,11 @@ impl Serving {
         )
         .await
         .map_err(invalid)?;
+        let mut servable = Vec::with_capacity(resolved.len());
+        for (i, feature) in resolved.into_iter().enumerate() {
+            servable.push(self.servable(project, feature, i).await?);
+        }
+        let resolved = servable;
         let mut groups: Vec<PlannedView> = Vec::new();
         let mut slots = Vec::with_capacity(resolved.len());
         for ResolvedFeature {
@@ -268,6 +275,91 @@ impl Serving {
             groups,
             slots,
         })
+    }
+
+    /// The version a resolved feature is read from: the one resolved when the online store
+    /// serves it; for an unpinned ref whose latest version is still backfilling, the newest
+    /// version that serves (if it has the feature); otherwise `UNAVAILABLE` saying why.
+    async fn servable(
+        &self,
+        project: &str,
+        feature: ResolvedFeature,
+        position: usize,
+    ) -> Result<ResolvedFeature, OnlineStoreError> {
+        let internal = |e: std::io::Error| OnlineStoreError::Internal(e.to_string());
+        let view = feature.view.name.clone();
+        let states: Vec<(u32, ViewState)> = self
+            .node
+            .state
+            .view_states()
+            .map_err(internal)?
+            .into_iter()
+            .filter(|((p, v, _), _)| p == project && *v == view)
+            .map(|((_, _, version), state)| (version, state))
+            .collect();
+        let state = states
+            .iter()
+            .find(|(v, _)| *v == feature.version)
+            .map(|(_, s)| s.clone());
+        if state.is_none() && states.is_empty() {
+            // A view the store has never registered (written directly, or applied a moment
+            // ago with nothing streamed yet) reads what is there.
+            return Ok(feature);
+        }
+        let not_yet = || {
+            match &state {
+            Some(state) => format!(
+                "feature view {view:?} version {} is backfilling ({} of {} events); it serves when the backfill ends",
+                feature.version, state.backfilled_rows, state.backfill_total
+            ),
+            None => format!(
+                "feature view {view:?} version {} is starting in the online store (its backfill begins)",
+                feature.version
+            ),
+        }
+        };
+        match state.as_ref().map(|s| ViewPhase::try_from(s.phase)) {
+            Some(Ok(ViewPhase::Serving)) => Ok(feature),
+            Some(Ok(ViewPhase::Retired)) => Err(invalid(format!(
+                "feature_list.refs[{position}]: feature view {view:?} version {} is retired (a newer version replaced it and its data is gone); read the latest",
+                feature.version
+            ))),
+            _ if feature.reference.version.is_some() => Err(OnlineStoreError::Unavailable(
+                format!("feature_list.refs[{position}]: {}", not_yet()),
+            )),
+            _ => {
+                // Unpinned: the newest serving version keeps answering, if it has the feature.
+                let serving = states
+                    .iter()
+                    .filter(|(_, s)| s.phase == ViewPhase::Serving as i32)
+                    .map(|(v, _)| *v)
+                    .max();
+                let name = &feature.reference.feature;
+                if let Some(version) = serving {
+                    if let Some(definition) = self
+                        .node
+                        .registry
+                        .fetch_view_version(project, &view, version)
+                        .await
+                    {
+                        if let Some(index) =
+                            definition.features.iter().position(|f| f.name == *name)
+                        {
+                            return Ok(ResolvedFeature {
+                                reference: feature.reference,
+                                version,
+                                view: definition,
+                                feature: index,
+                            });
+                        }
+                    }
+                }
+                Err(OnlineStoreError::Unavailable(format!(
+                    "feature_list.refs[{position}]: {}, and no serving version has feature {name:?}",
+                    not_yet()
+                )))
+            }
+        }
     }
 
     /// Encodes every row's entity key for every view, checking join keys and their types.

@@ -12,8 +12,9 @@ use quiver_proto::convert::aggregate_spec_from_pb;
 use quiver_proto::convert::{value_type, value_type_name};
 use quiver_proto::online::online_store_service_server::OnlineStoreService;
 use quiver_proto::online::{
-    EventBatchResult, FeatureRow, ReadAggregatesRequest, ReadAggregatesResponse,
-    WriteEventsRequest, WriteEventsResponse, WriteRequest, WriteResponse,
+    EventBatchResult, FeatureRow, ReadAggregatesRequest, ReadAggregatesResponse, ViewStatesRequest,
+    ViewStatesResponse, ViewVersionState, WriteEventsRequest, WriteEventsResponse, WriteRequest,
+    WriteResponse,
 };
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -285,82 +286,44 @@ impl OnlineStoreService for Writer {
                     fenced: o.fenced,
                     epoch: o.epoch,
                     last_sequence: o.last_sequence,
+                    missing_views: o.missing_views.clone(),
                 })
                 .collect(),
             log_index: response.log_id.index,
         }))
     }
 
+    async fn view_states(
+        &self,
+        request: Request<ViewStatesRequest>,
+    ) -> Result<Response<ViewStatesResponse>, Status> {
+        let request = request.into_inner();
+        let states = self
+            .node
+            .state
+            .view_states()
+            .map_err(|e| OnlineStoreError::Internal(e.to_string()))?;
+        let versions = states
+            .into_iter()
+            .filter(|((project, view, _), _)| {
+                (request.project.is_empty() || *project == request.project)
+                    && (request.view.is_empty() || *view == request.view)
+            })
+            .map(|((project, view, version), state)| ViewVersionState {
+                project,
+                view,
+                version,
+                state: Some(state),
+            })
+            .collect();
+        Ok(Response::new(ViewStatesResponse { versions }))
+    }
+
     async fn read_aggregates(
         &self,
         request: Request<ReadAggregatesRequest>,
     ) -> Result<Response<ReadAggregatesResponse>, Status> {
-        let request = request.into_inner();
-        let invalid = OnlineStoreError::InvalidArgument;
-        let specs = request
-            .aggregates
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                aggregate_spec_from_pb(a).map_err(|e| invalid(format!("aggregates[{i}].{e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let aggregates = ViewAggregates::from_specs(specs, request.feature_count as usize);
-        let fc = aggregates.feature_count;
-        let statistics = request.read.first().is_some_and(|i| *i as usize >= fc);
-        if request
-            .read
-            .iter()
-            .any(|i| (*i as usize >= fc) != statistics || *i as usize >= aggregates.specs.len())
-        {
-            return Err(
-                invalid("read: indexes must all be features or all statistics".into()).into(),
-            );
-        }
-        let (specs, layout, offset) = if statistics {
-            (aggregates.statistics_specs(), &aggregates.statistics, fc)
-        } else {
-            (aggregates.feature_specs(), &aggregates.features, 0)
-        };
-        let entity = if request.entity_key.is_empty() {
-            keys::STATISTICS_ENTITY.to_vec()
-        } else {
-            request.entity_key.clone()
-        };
-        let db = self.node.state.db();
-        let space =
-            |s| keys::view_prefix(GROUP, s, &request.project, &request.view, request.version);
-        let cf = db
-            .cf_handle(keys::CF_SM_DATA)
-            .ok_or_else(|| OnlineStoreError::Internal("column family sm_data is missing".into()))?;
-        let running = db
-            .get_cf(cf, keys::running_key(&space(Space::Running), &entity))
-            .map_err(|e| OnlineStoreError::Internal(format!("read failed: {e}")))?
-            .and_then(|b| TileRecord::decode(&b).ok());
-        let tiles = keys::tiles_prefix(
-            GROUP,
-            &request.project,
-            &request.view,
-            request.version,
-            statistics,
-        );
-        let read = read_entity(
-            db,
-            &tiles,
-            specs,
-            layout,
-            &entity,
-            request.as_of_micros,
-            running.as_ref(),
-        )?;
-        let record = TileRecord {
-            max_event_micros: running.as_ref().map_or(i64::MIN, |r| r.max_event_micros),
-            partials: request
-                .read
-                .iter()
-                .filter_map(|i| read.get(*i as usize - offset).map(|r| r.partial.clone()))
-                .collect(),
-        };
+        let record = read_aggregates_record(&self.node, &request.into_inner())?;
         Ok(Response::new(ReadAggregatesResponse {
             record: record.encode(),
         }))
@@ -401,4 +364,76 @@ impl OnlineStoreService for Writer {
             log_index: response.log_id.index,
         }))
     }
+}
+
+/// The merged partials `request` asks for, from this node's applied state (compute reads a
+/// view's running statistics with it; so do backfills).
+pub(crate) fn read_aggregates_record(
+    node: &Node,
+    request: &ReadAggregatesRequest,
+) -> Result<TileRecord, OnlineStoreError> {
+    let invalid = OnlineStoreError::InvalidArgument;
+    let specs = request
+        .aggregates
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            aggregate_spec_from_pb(a).map_err(|e| invalid(format!("aggregates[{i}].{e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let aggregates = ViewAggregates::from_specs(specs, request.feature_count as usize);
+    let fc = aggregates.feature_count;
+    let statistics = request.read.first().is_some_and(|i| *i as usize >= fc);
+    if request
+        .read
+        .iter()
+        .any(|i| (*i as usize >= fc) != statistics || *i as usize >= aggregates.specs.len())
+    {
+        return Err(invalid(
+            "read: indexes must all be features or all statistics".into(),
+        ));
+    }
+    let (specs, layout, offset) = if statistics {
+        (aggregates.statistics_specs(), &aggregates.statistics, fc)
+    } else {
+        (aggregates.feature_specs(), &aggregates.features, 0)
+    };
+    let entity = if request.entity_key.is_empty() {
+        keys::STATISTICS_ENTITY.to_vec()
+    } else {
+        request.entity_key.clone()
+    };
+    let db = node.state.db();
+    let space = |s| keys::view_prefix(GROUP, s, &request.project, &request.view, request.version);
+    let cf = db
+        .cf_handle(keys::CF_SM_DATA)
+        .ok_or_else(|| OnlineStoreError::Internal("column family sm_data is missing".into()))?;
+    let running = db
+        .get_cf(cf, keys::running_key(&space(Space::Running), &entity))
+        .map_err(|e| OnlineStoreError::Internal(format!("read failed: {e}")))?
+        .and_then(|b| TileRecord::decode(&b).ok());
+    let tiles = keys::tiles_prefix(
+        GROUP,
+        &request.project,
+        &request.view,
+        request.version,
+        statistics,
+    );
+    let read = read_entity(
+        db,
+        &tiles,
+        specs,
+        layout,
+        &entity,
+        request.as_of_micros,
+        running.as_ref(),
+    )?;
+    Ok(TileRecord {
+        max_event_micros: running.as_ref().map_or(i64::MIN, |r| r.max_event_micros),
+        partials: request
+            .read
+            .iter()
+            .filter_map(|i| read.get(*i as usize - offset).map(|r| r.partial.clone()))
+            .collect(),
+    })
 }

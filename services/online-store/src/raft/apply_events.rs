@@ -16,7 +16,9 @@ use quiver_core::aggregate::{Stamp, TileAggregator};
 use quiver_core::tiling::{self, Layout, ViewAggregates};
 use quiver_core::Scalar;
 use quiver_proto::convert::{aggregate_spec_from_pb, value_to_scalar};
-use quiver_proto::online::{EventBatch, SourceClock, StagedBatch, ViewEvents};
+use quiver_proto::online::{
+    BackfillChunk, EventBatch, SourceClock, StagedBatch, ViewEvents, ViewPhase,
+};
 use rocksdb::WriteBatch;
 
 use super::producers::Sequencing;
@@ -35,6 +37,8 @@ pub struct AppliedEvents {
     late: u64,
     anomalous: u64,
     watermarks: HashMap<(String, String), i64>,
+    /// A view version's state changed (registration, backfill progress).
+    pub views_changed: bool,
 }
 
 impl AppliedEvents {
@@ -83,6 +87,14 @@ impl StateMachine {
         if events.event_micros.len() != rows || events.entity_keys.len() != rows {
             // Validated before proposing; a malformed entry is skipped the same everywhere.
             tracing::error!(log_index, "committed event batch is malformed; skipped");
+            return Ok(outcome);
+        }
+        // Every version the store folds for this source must be in the batch; otherwise
+        // nothing changes (not even the producer's sequence) and compute writes it again with
+        // the versions added.
+        let missing = self.missing_views(overlay, events)?;
+        if !missing.is_empty() {
+            outcome.missing_views = missing;
             return Ok(outcome);
         }
         let sequencing = self.sequence_batch(
@@ -167,7 +179,24 @@ impl StateMachine {
                 .insert((events.project.clone(), events.source.clone()), w);
         }
 
-        for view in &events.views {
+        self.count_admitted(
+            batch,
+            overlay,
+            &events.project,
+            &events.source,
+            outcome.accepted,
+        )?;
+
+        staged.views_decided = true;
+        for (index, view) in events.views.iter().enumerate() {
+            // Only versions the store knows and has not retired are folded (`views`).
+            let known = self
+                .view_state_through(overlay, &events.project, &view.view, view.version)?
+                .is_some_and(|s| s.phase != ViewPhase::Retired as i32);
+            if !known {
+                continue;
+            }
+            staged.folded_views.push(index as u32);
             let Ok(specs) = view
                 .aggregates
                 .iter()
@@ -223,6 +252,83 @@ impl StateMachine {
         applied.late += outcome.late;
         applied.anomalous += outcome.anomalous;
         Ok(outcome)
+    }
+
+    /// Folds one batch of a backfill chunk (entry `log_index`, rows numbered from `row_base`)
+    /// into its one view version: every row but the version's exclusions, no admission (the
+    /// rows were admitted when they first arrived), no watermark.
+    pub(super) fn apply_backfill_batch(
+        &self,
+        log_index: u64,
+        row_base: u32,
+        events: &EventBatch,
+        folds: &mut EntryFolds,
+        staged: &mut StagedBatch,
+    ) -> EventOutcome {
+        let mut outcome = EventOutcome::default();
+        staged.views_decided = true;
+        let rows = events.rows.len();
+        let (Some(view), true) = (
+            events.views.first(),
+            events.event_micros.len() == rows && events.entity_keys.len() == rows,
+        ) else {
+            staged.duplicate = true;
+            return outcome;
+        };
+        let Ok(specs) = view
+            .aggregates
+            .iter()
+            .map(aggregate_spec_from_pb)
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            staged.duplicate = true;
+            return outcome;
+        };
+        staged.folded_views.push(0);
+        let aggregates = ViewAggregates::from_specs(specs, view.feature_count as usize);
+        let excluded: HashSet<usize> = view
+            .excluded
+            .iter()
+            .map(|e| e.row as usize)
+            .filter(|row| *row < rows)
+            .collect();
+        outcome.accepted = rows as u64;
+        outcome.anomalous = excluded.len() as u64;
+        fold_view(
+            folds,
+            log_index,
+            row_base,
+            events,
+            view,
+            &aggregates,
+            |row| !excluded.contains(&row),
+        );
+        outcome
+    }
+
+    /// Applies a backfill chunk (entry `log_index`) if it continues its version's backfill.
+    pub(super) fn apply_backfill(
+        &self,
+        log_index: u64,
+        chunk: &BackfillChunk,
+        batch: &mut WriteBatch,
+        overlay: &mut HashMap<Vec<u8>, Vec<u8>>,
+    ) -> io::Result<Vec<StagedBatch>> {
+        let Some(state) = self.backfill_applies(overlay, chunk)? else {
+            return Ok(Vec::new());
+        };
+        let mut folds = EntryFolds::default();
+        let mut staged = Vec::with_capacity(chunk.batches.len());
+        let mut row_base = 0u32;
+        for events in &chunk.batches {
+            let mut decided = StagedBatch::default();
+            self.apply_backfill_batch(log_index, row_base, events, &mut folds, &mut decided);
+            row_base = row_base.saturating_add(events.rows.len() as u32);
+            staged.push(decided);
+        }
+        self.write_folds(folds, batch)?;
+        self.finish_backfill_chunk(chunk, state, batch, overlay)?;
+        Ok(staged)
     }
 
     /// Writes what an entry's batches folded, one merge operand per touched record.

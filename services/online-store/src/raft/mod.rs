@@ -11,6 +11,7 @@ pub mod server;
 mod snapshot_file;
 pub mod source_clock;
 pub mod state_machine;
+pub mod views;
 
 use std::fmt;
 
@@ -66,6 +67,8 @@ pub struct EventOutcome {
     pub epoch: u64,
     /// See `epoch`.
     pub last_sequence: u64,
+    /// Versions of its source the batch lacked (`view@version`): refused, nothing changed.
+    pub missing_views: Vec<String>,
 }
 
 openraft::declare_raft_types!(

@@ -37,6 +37,9 @@ pub struct StateMachine {
     snapshot_dir: PathBuf,
     /// Serializes publishing snapshot files, so a slow build never replaces a newer one.
     publish: Arc<Mutex<()>>,
+    /// Moves whenever view-version states may have changed (after the change is durable), so
+    /// readers that cache decisions made from them know to make them again.
+    views_generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl StateMachine {
@@ -47,6 +50,7 @@ impl StateMachine {
             group,
             snapshot_dir,
             publish: Arc::new(Mutex::new(())),
+            views_generation: Arc::default(),
         };
         if let Some(name) = sm.get_meta::<String>(tag::INSTALLING)? {
             // The marker names the file inside the snapshot directory, so a node whose data
@@ -62,6 +66,17 @@ impl StateMachine {
     /// The database, for reads that bypass Raft (served from applied state).
     pub fn db(&self) -> &Arc<DB> {
         &self.db
+    }
+
+    /// See `views_generation`.
+    pub fn views_generation(&self) -> u64 {
+        self.views_generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn views_changed(&self) {
+        self.views_generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// The group id.
@@ -174,6 +189,28 @@ impl StateMachine {
             return Ok(CommandResult::default());
         };
         let mut result = CommandResult::default();
+        if let Some(begin) = &write.view_begin {
+            applied.views_changed = true;
+            self.apply_view_begin(log_index, begin, batch, overlay)?;
+            return Ok(result);
+        }
+        if let Some(chunk) = &write.backfill {
+            applied.views_changed = true;
+            let staged = self.apply_backfill(log_index, chunk, batch, overlay)?;
+            if !staged.is_empty() {
+                // Exported as the version's rows (the events are in the source log already).
+                let entry = StagedEntry {
+                    write_request: command.write.clone(),
+                    batches: staged,
+                };
+                batch.put_cf(
+                    self.cf(keys::CF_SM_DATA)?,
+                    keys::staged_key(self.group, log_index),
+                    entry.encode_to_vec(),
+                );
+            }
+            return Ok(result);
+        }
         let mut row_base = 0u32;
         let mut folds = EntryFolds::default();
         let mut staged = Vec::with_capacity(write.event_batches.len());
@@ -315,6 +352,7 @@ impl StateMachine {
         );
         batch.delete_cf(sm_meta, keys::meta_key(self.group, tag::INSTALLING));
         self.db.write_opt(batch, &Self::synced()).map_err(io_err)?;
+        self.views_changed();
         snapshot_file::remove_others(&self.snapshot_dir, &path)
     }
 }
@@ -380,6 +418,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         self.db.write_opt(batch, &Self::synced()).map_err(io_err)?;
         applied_events.record_metrics();
+        if applied_events.views_changed {
+            self.views_changed();
+        }
         for (responder, result) in responses {
             if let Some(responder) = responder {
                 responder.send(result);
@@ -613,6 +654,25 @@ mod tests {
         }
     }
 
+    /// Registers the view [`event_batch`] feeds (entry 0; its source has no events yet, so it
+    /// serves at once): the store folds only versions it knows.
+    fn register_view(sm: &StateMachine) {
+        use quiver_proto::online::ViewBegin;
+        apply_one(
+            sm,
+            0,
+            WriteRequest {
+                view_begin: Some(ViewBegin {
+                    project: "shop".into(),
+                    view: "stats".into(),
+                    version: 1,
+                    source: "events".into(),
+                }),
+                ..WriteRequest::default()
+            },
+        );
+    }
+
     /// [`event_batch`] of `producer` in `epoch`.
     fn producer_batch(producer: &str, epoch: u64, sequence: u64, at: i64) -> WriteRequest {
         let mut write = event_batch(sequence, at);
@@ -641,6 +701,133 @@ mod tests {
             .unwrap();
         }
         sm.db.write(batch).unwrap();
+    }
+
+    #[test]
+    fn view_versions_are_required_folded_backfilled_once_and_retired() {
+        use quiver_proto::online::{BackfillChunk, ViewBegin, ViewPhase};
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_db(dir.path(), 8 << 20).unwrap();
+        let sm = StateMachine::open(db.clone(), 1, dir.path().join("snapshots")).unwrap();
+        let t = 1_000 * 3_600_000_000i64;
+        let tiles = |version: u32| {
+            let prefix = keys::view_prefix(1, keys::Space::Tiles, "shop", "stats", version);
+            rows(&db, 1)
+                .into_iter()
+                .filter(|(k, _)| k.starts_with(&prefix))
+                .count()
+        };
+        let begin = |version: u32| WriteRequest {
+            view_begin: Some(ViewBegin {
+                project: "shop".into(),
+                view: "stats".into(),
+                version,
+                source: "events".into(),
+            }),
+            ..WriteRequest::default()
+        };
+        // Before any registration, a batch's events for the version are not folded.
+        assert_eq!(apply_one(&sm, 1, event_batch(1, t)).events[0].accepted, 1);
+        assert_eq!(tiles(1), 0);
+        // Registered after an event: backfilling, and batches must carry it.
+        apply_one(&sm, 2, begin(1));
+        let state = sm.view_state("shop", "stats", 1).unwrap().unwrap();
+        assert_eq!(
+            (state.phase, state.registered_at, state.backfill_total),
+            (ViewPhase::Backfilling as i32, 2, 1)
+        );
+        let mut lacking = event_batch(2, t);
+        lacking.event_batches[0].views.clear();
+        let refused = apply_one(&sm, 3, lacking);
+        assert_eq!(refused.events[0].missing_views, vec!["stats@1".to_string()]);
+        // Refused changes nothing, not even the sequence: the same batch with the view applies.
+        let retried = apply_one(&sm, 4, event_batch(2, t));
+        assert_eq!(
+            (retried.events[0].accepted, retried.events[0].duplicate),
+            (1, false)
+        );
+        assert_eq!(tiles(1), 1);
+        // The backfill of entry 1: a chunk that does not continue the progress changes nothing.
+        let mut chunk_batch = event_batch(0, t).event_batches.remove(0);
+        chunk_batch.producer_id.clear();
+        let chunk = |from: u64| WriteRequest {
+            backfill: Some(BackfillChunk {
+                project: "shop".into(),
+                view: "stats".into(),
+                version: 1,
+                from,
+                through: 1,
+                batches: vec![chunk_batch.clone()],
+            }),
+            ..WriteRequest::default()
+        };
+        apply_one(&sm, 5, chunk(2));
+        assert_eq!(
+            sm.view_state("shop", "stats", 1)
+                .unwrap()
+                .unwrap()
+                .backfilled_rows,
+            0
+        );
+        apply_one(&sm, 6, chunk(1));
+        let state = sm.view_state("shop", "stats", 1).unwrap().unwrap();
+        assert_eq!(
+            (state.phase, state.backfilled_rows),
+            (ViewPhase::Serving as i32, 1)
+        );
+        // Replayed (a leader retrying), it changes nothing.
+        let before = rows(&db, 1);
+        apply_one(&sm, 7, chunk(1));
+        let after: Vec<_> = rows(&db, 1)
+            .into_iter()
+            .filter(|(k, _)| k[4] != keys::Space::Staged as u8)
+            .collect();
+        let before: Vec<_> = before
+            .into_iter()
+            .filter(|(k, _)| k[4] != keys::Space::Staged as u8)
+            .collect();
+        assert_eq!(before, after);
+        // Version 2 of a source with events backfills; version 1 still required meanwhile.
+        apply_one(&sm, 8, begin(2));
+        let mut only_v1 = event_batch(3, t);
+        only_v1.event_batches[0].views[0].version = 1;
+        let refused = apply_one(&sm, 9, only_v1);
+        assert_eq!(refused.events[0].missing_views, vec!["stats@2".to_string()]);
+        // Its backfill (everything before entry 8) done in one chunk: it serves, 1 is retired
+        // and its tiles are gone.
+        let mut v2 = chunk_batch.clone();
+        v2.views[0].version = 2;
+        apply_one(
+            &sm,
+            10,
+            WriteRequest {
+                backfill: Some(BackfillChunk {
+                    project: "shop".into(),
+                    view: "stats".into(),
+                    version: 2,
+                    from: 1,
+                    through: 7,
+                    batches: vec![v2],
+                }),
+                ..WriteRequest::default()
+            },
+        );
+        assert_eq!(
+            sm.view_state("shop", "stats", 2).unwrap().unwrap().phase,
+            ViewPhase::Serving as i32
+        );
+        assert_eq!(
+            sm.view_state("shop", "stats", 1).unwrap().unwrap().phase,
+            ViewPhase::Retired as i32
+        );
+        assert_eq!(tiles(1), 0);
+        assert_eq!(tiles(2), 1);
+        // Version 1 is no longer required.
+        let mut only_v2 = event_batch(4, t);
+        only_v2.event_batches[0].views[0].version = 2;
+        assert!(apply_one(&sm, 11, only_v2).events[0]
+            .missing_views
+            .is_empty());
     }
 
     #[test]
@@ -750,6 +937,7 @@ mod tests {
         };
         let hour = 3_600_000_000i64;
         let start = 1_000 * hour;
+        register_view(&sm);
         let first = apply_one(&sm, 1, event_batch(1, start));
         assert_eq!(first.events[0].accepted, 1);
         assert_eq!(tiles(&db), 1);

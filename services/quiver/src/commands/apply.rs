@@ -89,6 +89,7 @@ async fn plan_and_apply(
             "Applied: registry revision {} -> {}.",
             applied.base_revision, applied.revision
         );
+        print_backfills(&applied, addresses).await;
     } else {
         println!(
             "{}",
@@ -179,6 +180,51 @@ fn print_plan(plan: &ApplyResponse) {
     }
     let [create, change, delete, unchanged] = counts(plan);
     println!("{create} to create, {change} to change, {delete} to delete, {unchanged} unchanged.");
+}
+
+/// What the online store does with the views this apply created or changed: a version whose
+/// source already has events is backfilled from the source log before it serves.
+async fn print_backfills(applied: &ApplyResponse, addresses: &Addresses) {
+    let versions: Vec<(String, u32)> = applied
+        .plan
+        .iter()
+        .filter(|i| {
+            Kind::from_pb(i.kind) == Some(Kind::FeatureView)
+                && matches!(action(i), PlanAction::Create | PlanAction::Change)
+        })
+        .map(|i| (i.name.clone(), i.to_version))
+        .collect();
+    if versions.is_empty() {
+        return;
+    }
+    let known = super::view_states::wait_for(
+        addresses,
+        &applied.project,
+        &versions,
+        std::time::Duration::from_secs(3),
+    )
+    .await;
+    for (view, version) in &versions {
+        let state = known
+            .as_ref()
+            .ok()
+            .and_then(|k| k.iter().find(|s| s.view == *view && s.version == *version));
+        match (state, &known) {
+            (Some(state), _) => println!(
+                "Online: view {view} v{version} {}{}",
+                super::view_states::describe(state),
+                if super::view_states::describe(state).starts_with("backfilling") {
+                    format!(" from the source log; `quiver describe view {view}` follows it")
+                } else {
+                    String::new()
+                }
+            ),
+            (None, Ok(_)) => println!(
+                "Online: view {view} v{version} is not registered by the online store yet; `quiver describe view {view}` follows it"
+            ),
+            (None, Err(e)) => println!("Online: cannot tell what the online store does ({e})"),
+        }
+    }
 }
 
 fn action(item: &PlanItem) -> PlanAction {

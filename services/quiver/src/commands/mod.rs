@@ -12,6 +12,7 @@ mod load;
 mod objects;
 pub mod push;
 pub mod snapshot;
+mod view_states;
 mod watch;
 
 use std::process::ExitCode;

@@ -84,11 +84,26 @@ pub async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
         .map_err(|s| rpc_error("describe", s))?
         .into_inner();
     let object = response.object.unwrap_or_default();
+    // A view's versions as the online store has them (serving, backfilling, retired).
+    let online = match kind {
+        Kind::FeatureView => {
+            let meta = object.meta.clone().unwrap_or_default();
+            Some(super::view_states::fetch(&args.addresses, &meta.project, &meta.name).await)
+        }
+        _ => None,
+    };
     if args.output == Output::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&object_json(&object, Some(&response.versions)))?
-        );
+        let mut json = object_json(&object, Some(&response.versions));
+        if let (Some(map), Some(online)) = (json.as_object_mut(), &online) {
+            map.insert(
+                "online".into(),
+                match online {
+                    Ok(states) => states.iter().map(super::view_states::to_json).collect(),
+                    Err(e) => serde_json::json!({ "error": e }),
+                },
+            );
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(());
     }
     let meta = object.meta.clone().unwrap_or_default();
@@ -118,6 +133,19 @@ pub async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
             })
             .collect();
         println!("built against: {}", deps.join(", "));
+    }
+    match &online {
+        Some(Ok(states)) if !states.is_empty() => {
+            let phases: Vec<String> = states
+                .iter()
+                .rev()
+                .map(|s| format!("v{} {}", s.version, super::view_states::describe(s)))
+                .collect();
+            println!("online store: {}", phases.join("; "));
+        }
+        Some(Ok(_)) => println!("online store: not registered yet"),
+        Some(Err(e)) => println!("online store: unknown ({e})"),
+        None => {}
     }
     println!("---");
     print!("{}", serde_yaml::to_string(&spec_yaml(&object))?);
