@@ -18,7 +18,7 @@ from quiver._proto.registry.v1 import registry_pb2
 from quiver._proto.serving.v1 import serving_pb2
 from quiver._proto.types.v1 import types_pb2
 from quiver.errors import InvalidArgument
-from quiver.values import ARROW_TYPES, KIND_FIELDS, set_timestamp, set_value, to_micros
+from quiver.values import ARROW_TYPES, KIND_FIELDS, VT, set_timestamp, set_value, to_micros
 
 PRESENT = types_pb2.FIELD_STATUS_PRESENT
 NOT_FOUND = types_pb2.FIELD_STATUS_NOT_FOUND
@@ -113,8 +113,8 @@ class FeatureTypes:
         self._views: Dict[Tuple[str, str, int], Dict[str, int]] = {}
         # (project, view, version) -> when a lookup last failed (time.monotonic)
         self._failed: Dict[Tuple[str, str, int], float] = {}
-        # A response's columns -> their Arrow types (None: infer from the values).
-        self._layouts: Dict[Tuple, List[Optional[pa.DataType]]] = {}
+        # A response's columns -> their value types (None: infer from the values).
+        self._layouts: Dict[Tuple, List[Optional[int]]] = {}
 
     def missing(
         self, project: str, response: serving_pb2.GetFeaturesResponse
@@ -141,8 +141,9 @@ class FeatureTypes:
 
     def layout(
         self, project: str, response: serving_pb2.GetFeaturesResponse, keys: int
-    ) -> List[Optional[pa.DataType]]:
-        """The Arrow type of each feature column of `response` (after its `keys` key columns)."""
+    ) -> List[Optional[int]]:
+        """The value type of each feature column of `response` (after its `keys` key columns;
+        None where unknown)."""
         metadata = response.metadata
         names = tuple(metadata.feature_names)
         read = tuple((v.name, v.version) for v in metadata.views)
@@ -159,7 +160,7 @@ class FeatureTypes:
                 self._layouts[cache_key] = layout
         return layout
 
-    def _type_of(self, project: str, column: str, latest: Dict[str, int]) -> Optional[pa.DataType]:
+    def _type_of(self, project: str, column: str, latest: Dict[str, int]) -> Optional[int]:
         found = _REF.match(column)
         if found:
             view, feature = found["view"], found["feature"]
@@ -169,31 +170,33 @@ class FeatureTypes:
             version = latest.get(view)
         types = self._views.get((project, view, version or 0))
         value_type = types.get(feature) if types else None
-        return ARROW_TYPES.get(value_type) if value_type is not None else None
+        return value_type if value_type in ARROW_TYPES else None
 
 
 def to_table(
     response: serving_pb2.GetFeaturesResponse,
     keys: int,
-    layout: Sequence[Optional[pa.DataType]],
+    layout: Sequence[Optional[int]],
     with_status: bool,
 ) -> pa.Table:
     """The answer as a table: the `keys` entity columns, then one column per feature (null
     where the status is not PRESENT), each followed by its status and event time columns when
-    `with_status`."""
+    `with_status`. `layout`: each feature's value type (None: from its values)."""
     names = response.metadata.feature_names
     results = response.results
     columns: List[list] = []
-    types: List[pa.DataType] = []
+    types: List[Optional[int]] = []
     for i in range(keys):
-        values, arrow_type = _key_values(results[i])
+        values, key_type = _key_values(results[i])
         columns.append(values)
-        types.append(arrow_type)
+        types.append(key_type)
     for i in range(keys, len(results)):
         vector = results[i]
-        arrow_type = layout[i - keys] or _infer(vector.values)
-        columns.append(_feature_values(vector, arrow_type))
-        types.append(arrow_type)
+        value_type = layout[i - keys]
+        if value_type is None:
+            value_type = _infer(vector.values)
+        columns.append(_feature_values(vector, value_type))
+        types.append(value_type)
         if with_status:
             statuses = vector.statuses
             columns.append([STATUS_NAMES[s] for s in statuses])
@@ -210,67 +213,72 @@ def to_table(
 
 
 _ROW_TYPES: Dict[Tuple, pa.StructType] = {}
+_NULL = pa.null()
 
 
-def _row_type(names: Tuple[str, ...], types: Tuple[pa.DataType, ...], keys: int, with_status: bool) -> pa.StructType:
+def _row_type(
+    names: Tuple[str, ...], types: Tuple[Optional[int], ...], keys: int, with_status: bool
+) -> pa.StructType:
+    """The struct of one output row (cached: the same request shape, the same type)."""
     cache_key = (names, types, with_status)
     row_type = _ROW_TYPES.get(cache_key)
     if row_type is None:
-        fields = [pa.field(names[i], types[i]) for i in range(keys)]
-        for name, arrow_type in zip(names[keys:], types[keys:]):
+        arrow = [_NULL if t is None else ARROW_TYPES[t] for t in types]
+        fields = [pa.field(names[i], arrow[i]) for i in range(keys)]
+        for name, arrow_type in zip(names[keys:], arrow[keys:]):
             fields.append(pa.field(name, arrow_type))
             if with_status:
                 fields.append(pa.field(name + STATUS_SUFFIX, pa.string()))
                 fields.append(pa.field(name + EVENT_TIME_SUFFIX, _TIMESTAMP))
         row_type = pa.struct(fields)
-        if len(_ROW_TYPES) < 1024:  # a long-lived server reads a few layouts; bound it anyway
+        if len(_ROW_TYPES) < 1024:  # a long-lived server reads a few shapes; bound it anyway
             _ROW_TYPES[cache_key] = row_type
     return row_type
 
 
-def _key_values(vector: serving_pb2.FeatureVector) -> Tuple[list, pa.DataType]:
+_KEY_TYPES = {
+    "int64_value": VT.VALUE_TYPE_INT64,
+    "string_value": VT.VALUE_TYPE_STRING,
+    "bytes_value": VT.VALUE_TYPE_BYTES,
+}
+
+
+def _key_values(vector: serving_pb2.FeatureVector) -> Tuple[list, Optional[int]]:
     values = vector.values
     kind = values[0].WhichOneof("kind") if len(values) else None
-    if kind == "int64_value":
-        return [v.int64_value for v in values], _INT64
-    if kind == "string_value":
-        return [v.string_value for v in values], _STRING
-    if kind == "bytes_value":
-        return [v.bytes_value for v in values], _BINARY
-    return [None] * len(values), pa.null()
+    key_type = _KEY_TYPES.get(kind)
+    if key_type is None:
+        return [None] * len(values), None
+    return [getattr(v, kind) for v in values], key_type
 
 
-def _feature_values(vector: serving_pb2.FeatureVector, arrow_type: pa.DataType) -> list:
+def _feature_values(vector: serving_pb2.FeatureVector, value_type: Optional[int]) -> list:
     values, statuses = vector.values, vector.statuses
-    if arrow_type == _TIMESTAMP:
+    field = KIND_FIELDS.get(value_type)
+    if field is None:
+        return [None] * len(values)
+    if value_type == VT.VALUE_TYPE_TIMESTAMP:
         return [
             v.timestamp_value.seconds * 1_000_000 + v.timestamp_value.nanos // 1000
             if s == PRESENT
             else None
             for v, s in zip(values, statuses)
         ]
-    if arrow_type == _FLOAT32_LIST:
+    if value_type == VT.VALUE_TYPE_FLOAT32_LIST:
         return [
             list(v.float32_list_value.values) if s == PRESENT else None
             for v, s in zip(values, statuses)
         ]
-    field = _FIELD_OF_TYPE.get(arrow_type)
-    if field is None:
-        return [None] * len(values)
     return [getattr(v, field) if s == PRESENT else None for v, s in zip(values, statuses)]
 
 
-_INT64, _STRING, _BINARY = pa.int64(), pa.string(), pa.binary()
-_FLOAT32_LIST = pa.list_(pa.float32())
-_FIELD_OF_TYPE = {ARROW_TYPES[t]: f for t, f in KIND_FIELDS.items()}
-
-
-def _infer(values) -> pa.DataType:
-    """A column's type from its values, when the registry could not say (all null: null)."""
+def _infer(values) -> Optional[int]:
+    """A column's value type from its values, when the registry could not say (None when
+    every value is null: Arrow's null type)."""
     for value in values:
         kind = value.WhichOneof("kind")
         if kind and kind != "null_value":
             for value_type, field in KIND_FIELDS.items():
                 if field == kind:
-                    return ARROW_TYPES[value_type]
-    return pa.null()
+                    return value_type
+    return None
