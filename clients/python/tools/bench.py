@@ -1,15 +1,17 @@
 """The Python client's benchmark (docs/benchmarks.md), against a running `quiver dev` with the
-example definitions applied (scripts/bench-python.sh starts one):
+example definitions applied and the serving benchmark's rows written (`quiver bench write`:
+project `bench`, view `bench_view`, 8 float64 features, 100,000 users); scripts/bench-python.sh
+sets this up. One caller, closed loop, latency around the client call (request building, gRPC,
+the server's read, the Arrow table), on the same 2 cores as the server:
 
-1. fill: push generated transactions (USERS users, the last two hours) into `transactions`;
-2. get_features, 1 entity x 8 `user_txn` features, one caller, closed loop: p50, p99;
-3. the same with 100 entities per call;
-4. the asyncio client, 1 entity, one caller;
+1. get_features, 1 entity x the 8 `bench_view` features: p50, p99;
+2. the same with 100 entities per call;
+3. the asyncio client, 1 entity x 8;
+4. streamed features: 1 and 100 entities x 8 `user_txn` features (tiles: the server's read is
+   most of the time), after pushing FILL generated transactions (the last two hours, in time
+   order) into `transactions`;
 5. push of a 1,000,000-row DataFrame into `merchant_transactions`: rows/s;
 6. push of 200,000 rows into `transactions` (its view is the heavy one: server-bound).
-
-Latencies are wall-clock around the client call: request building, gRPC, the server's read
-and the Arrow table, on the same 2 cores as the server.
 """
 
 from __future__ import annotations
@@ -69,32 +71,35 @@ def percentiles(latencies: list) -> dict:
     return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "calls": len(ms)}
 
 
-def reads(client: quiver.Client, users: int, entities: int, calls: int, seed: int) -> dict:
+BENCH_FEATURES = [f"bench_view:f{i}" for i in range(8)]
+
+
+def reads(client, project, features, users: int, entities: int, calls: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     keys = rng.integers(0, users, (calls, entities)).tolist()
     for row in keys[:200]:  # warm up: connections, registry types, caches
-        client.get_features(features=FEATURES, entities={"user_id": row})
+        client.get_features(features=features, entities={"user_id": row}, project=project)
     latencies = []
     for row in keys:
         started = time.perf_counter()
-        table = client.get_features(features=FEATURES, entities={"user_id": row})
+        table = client.get_features(features=features, entities={"user_id": row}, project=project)
         latencies.append(time.perf_counter() - started)
-    assert table.num_rows == entities
+    assert table.num_rows == entities and table.column(1).null_count < entities
     return percentiles(latencies)
 
 
 def async_reads(args, calls: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
-    keys = rng.integers(0, args.users, calls).tolist()
+    keys = rng.integers(0, args.bench_users, calls).tolist()
 
     async def run():
-        async with quiver.AsyncClient(online=args.online, registry=args.registry) as client:
+        async with quiver.AsyncClient(online=args.online, registry=args.registry, project="bench") as client:
             for user in keys[:200]:
-                await client.get_features(features=FEATURES, entities={"user_id": [user]})
+                await client.get_features(features=BENCH_FEATURES, entities={"user_id": [user]})
             latencies = []
             for user in keys:
                 started = time.perf_counter()
-                await client.get_features(features=FEATURES, entities={"user_id": [user]})
+                await client.get_features(features=BENCH_FEATURES, entities={"user_id": [user]})
                 latencies.append(time.perf_counter() - started)
             return latencies
 
@@ -113,26 +118,27 @@ def main() -> None:
     parser.add_argument("--registry", default="127.0.0.1:7070")
     parser.add_argument("--ingest", default="127.0.0.1:7071")
     parser.add_argument("--online", default="127.0.0.1:7073")
-    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--bench-users", type=int, default=100_000, help="users `bench write` wrote")
+    parser.add_argument("--users", type=int, default=10_000, help="users of the streamed fill")
     parser.add_argument("--fill", type=int, default=200_000, help="transactions pushed first")
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--push-rows", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--skip-fill", action="store_true")
     args = parser.parse_args()
-    client = quiver.Client(registry=args.registry, ingest=args.ingest, online=args.online)
+    client = quiver.Client(registry=args.registry, ingest=args.ingest, online=args.online, project="fraud")
     out = {}
-    if not args.skip_fill:
-        # History in event-time order, as a replay would send it (shuffled, most of it would be
-        # later than the source's 1h allowed lateness behind the watermark).
-        history = transactions(args.fill, args.users, args.seed, dt.timedelta(hours=2)).sort_values("ts")
-        out["fill_transactions"] = push(client, "transactions", history)
-    out["get_1x8"] = reads(client, args.users, 1, args.calls, args.seed)
-    out["get_100x8"] = reads(client, args.users, 100, max(args.calls // 5, 1000), args.seed + 1)
-    out["async_get_1x8"] = async_reads(args, max(args.calls // 2, 1000), args.seed + 2)
+    calls, wide = args.calls, max(args.calls // 5, 1000)
+    out["get_1x8"] = reads(client, "bench", BENCH_FEATURES, args.bench_users, 1, calls, args.seed)
+    out["get_100x8"] = reads(client, "bench", BENCH_FEATURES, args.bench_users, 100, wide, args.seed + 1)
+    out["async_get_1x8"] = async_reads(args, max(calls // 2, 1000), args.seed + 2)
+    # History in event-time order, as a replay would send it.
+    history = transactions(args.fill, args.users, args.seed, dt.timedelta(hours=2)).sort_values("ts")
+    out["fill_transactions"] = push(client, "transactions", history)
+    out["streamed_get_1x8"] = reads(client, "fraud", FEATURES, args.users, 1, max(calls // 4, 1000), args.seed + 3)
+    out["streamed_get_100x8"] = reads(client, "fraud", FEATURES, args.users, 100, 500, args.seed + 4)
     out["push_merchant_1m"] = push(client, "merchant_transactions", merchant_transactions(args.push_rows, args.seed))
     out["push_transactions_200k"] = push(
-        client, "transactions", transactions(200_000, args.users, args.seed + 3, dt.timedelta(minutes=10))
+        client, "transactions", transactions(200_000, args.users, args.seed + 5, dt.timedelta(minutes=10))
     )
     for name, figures in out.items():
         shown = ", ".join(f"{k} {v:,.3f}" if isinstance(v, float) else f"{k} {v:,}" for k, v in figures.items())
