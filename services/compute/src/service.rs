@@ -55,6 +55,26 @@ impl ComputeService for Compute {
                 "rows: a batch needs at least one row, or a producer_id to register",
             ));
         }
+        // Ingest sends one event time and key per row; a caller that does not is refused before
+        // anything indexes them.
+        if batch.event_micros.len() != rows || batch.entity_keys.len() != rows {
+            return Err(Status::invalid_argument(format!(
+                "event_micros, entity_keys: {} and {} values for {rows} rows",
+                batch.event_micros.len(),
+                batch.entity_keys.len()
+            )));
+        }
+        if let Some(r) = batch
+            .rows
+            .iter()
+            .position(|row| row.values.len() != batch.columns.len())
+        {
+            return Err(Status::invalid_argument(format!(
+                "rows[{r}]: {} values for {} columns",
+                batch.rows[r].values.len(),
+                batch.columns.len()
+            )));
+        }
         if rows > self.limit {
             return Err(Status::invalid_argument(format!(
                 "rows: {rows} rows is over compute's queue of {} rows; send smaller batches",

@@ -177,6 +177,10 @@ fn check_row(row: &mut FeatureRow, resolved: &Resolved) -> Result<(), String> {
     Ok(())
 }
 
+/// How far ahead of the leader's clock an event time may be (a backstop: ingest's own bound,
+/// `max_future_skew`, is tighter by default).
+const MAX_FUTURE_MICROS: i64 = 24 * 3_600_000_000;
+
 /// Checks a micro-batch of events before it is proposed, so apply never meets a malformed one.
 fn check_event_batches(request: &WriteEventsRequest, limit: usize) -> Result<(), String> {
     if request.batches.is_empty() {
@@ -205,6 +209,15 @@ fn check_event_batches(request: &WriteEventsRequest, limit: usize) -> Result<(),
                 "event_micros, entity_keys: {} and {} values for {rows} rows",
                 batch.event_micros.len(),
                 batch.entity_keys.len()
+            )));
+        }
+        // Ingest refuses event times beyond its clock's skew bound; an internal caller that
+        // did not is refused here, before a far-future time reaches a watermark.
+        let latest = quiver_common::clock::now_micros().saturating_add(MAX_FUTURE_MICROS);
+        if let Some(r) = batch.event_micros.iter().position(|t| *t > latest) {
+            return Err(at(format!(
+                "event_micros[{r}]: {} is more than a day ahead of the online store's clock",
+                batch.event_micros[r]
             )));
         }
         for (r, row) in batch.rows.iter().enumerate() {

@@ -172,8 +172,12 @@ fn read_chunk(reader: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
     if len == END {
         return Ok(None);
     }
-    let mut bytes = vec![0u8; len as usize];
-    reader.read_exact(&mut bytes)?;
+    // Grown as bytes arrive, so a corrupt length allocates no more than the file holds.
+    let mut bytes = Vec::new();
+    reader.take(u64::from(len)).read_to_end(&mut bytes)?;
+    if bytes.len() != len as usize {
+        return Err(truncated());
+    }
     Ok(Some(bytes))
 }
 
@@ -183,4 +187,22 @@ fn truncated() -> io::Error {
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_corrupt_length_is_an_error_not_an_allocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("corrupt.snap");
+        // The magic, then a chunk declaring 4 GiB - 2 bytes that holds three.
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&(u32::MAX - 1).to_be_bytes());
+        bytes.extend_from_slice(&[1, 2, 3]);
+        fs::write(&path, bytes).unwrap();
+        let error = open(&path).err().unwrap();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof, "{error}");
+    }
 }
