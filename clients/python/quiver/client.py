@@ -193,9 +193,11 @@ class Client:
 
         Columns are converted to the source's declared types where nothing is lost (ints to a
         float64 column, any timestamp unit or zone, naive meaning UTC; RFC 3339 strings for
-        timestamps). Sent in batches of `batch_size` rows by `workers` producers, each retried
-        with its producer id and sequence until acknowledged (exactly once), waiting out
-        backpressure; a batch is acknowledged once committed in the online store. A bad row
+        timestamps). The rows are split over `workers` producers by entity key; each registers
+        with the source, then sends its share in the data's order in batches of `batch_size`,
+        each retried with its producer id, epoch and sequence until acknowledged (exactly
+        once), waiting out backpressure; a batch is acknowledged once committed in the online
+        store. A bad row
         raises `InvalidArgument` naming it (`rows[17].amount: expected float64, got string`,
         counting rows from the start of `data`); the error's `result` says what was committed
         before. `progress(rows_done, rows_total)` is called after each batch.
