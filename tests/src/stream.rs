@@ -60,6 +60,27 @@ feature_views:
       - {name: sum, column: amount, aggregation: sum}
 "#;
 
+/// The features of view `f` in [`DEFS`], in declared order.
+pub const F_FEATURES: [&str; 17] = [
+    "count_1h",
+    "sum_1h",
+    "mean_1h",
+    "stddev_1h",
+    "min_1h",
+    "max_1h",
+    "last_1h",
+    "first_1h",
+    "merchants_1h",
+    "tokens_sum_1h",
+    "sum_15m",
+    "count_tumbling_1h",
+    "max_tumbling_1h",
+    "last",
+    "first",
+    "count",
+    "sum",
+];
+
 /// A minute in microseconds.
 pub const MINUTE: i64 = 60_000_000;
 /// An hour in microseconds.

@@ -66,6 +66,50 @@ impl PlannedView {
     }
 }
 
+impl PlannedView {
+    /// The read of this version's running statistics (its stateful transforms' column
+    /// statistics) as of `as_of_micros`, or `None` when it has no stateful transform. Compute
+    /// reads them before each micro-batch, a backfill before each chunk.
+    pub fn statistics_request(
+        &self,
+        project: &str,
+        as_of_micros: i64,
+    ) -> Option<quiver_proto::online::ReadAggregatesRequest> {
+        if !self
+            .view
+            .transforms
+            .iter()
+            .any(|t| transform::is_stateful(&t.op))
+        {
+            return None;
+        }
+        let fc = self.aggregates.feature_count;
+        Some(quiver_proto::online::ReadAggregatesRequest {
+            project: project.to_string(),
+            view: self.view.name.clone(),
+            version: self.version,
+            aggregates: self.aggregates_pb(),
+            feature_count: fc as u32,
+            read: (fc..self.aggregates.specs.len())
+                .map(|i| i as u32)
+                .collect(),
+            entity_key: Vec::new(),
+            as_of_micros,
+        })
+    }
+
+    /// The statistics a [`PlannedView::statistics_request`] answered with, by transform name.
+    pub fn statistics_from(&self, partials: Vec<Partial>) -> Statistics {
+        self.view
+            .transforms
+            .iter()
+            .filter(|t| transform::is_stateful(&t.op))
+            .map(|t| t.name.clone())
+            .zip(partials)
+            .collect()
+    }
+}
+
 /// Fills `batch.views` for `view`: runs its transforms over every row, marks anomalies, and
 /// advances `statistics` with the rows kept (so later rows and batches compare with them).
 pub fn feed(batch: &mut EventBatch, view: &PlannedView, statistics: &mut Statistics) {

@@ -18,7 +18,6 @@ use quiver_common::trace_context::traced;
 use quiver_common::uri::http_uri;
 use quiver_common::Shutdown;
 use quiver_core::aggregate::TileRecord;
-use quiver_core::transform::is_stateful;
 use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
 use quiver_proto::online::{
     EventBatch, EventBatchResult, ReadAggregatesRequest, WriteEventsRequest, WriteEventsResponse,
@@ -312,35 +311,11 @@ impl Batcher {
         project: &str,
         plan: &PlannedView,
     ) -> Result<Statistics, Status> {
-        let names: Vec<&str> = plan
-            .view
-            .transforms
-            .iter()
-            .filter(|t| is_stateful(&t.op))
-            .map(|t| t.name.as_str())
-            .collect();
-        if names.is_empty() {
+        let Some(request) = plan.statistics_request(project, now_micros()) else {
             return Ok(Statistics::new());
-        }
-        let fc = plan.aggregates.feature_count;
-        let request = ReadAggregatesRequest {
-            project: project.to_string(),
-            view: plan.view.name.clone(),
-            version: plan.version,
-            aggregates: plan.aggregates_pb(),
-            feature_count: fc as u32,
-            read: (fc..plan.aggregates.specs.len())
-                .map(|i| i as u32)
-                .collect(),
-            entity_key: Vec::new(),
-            as_of_micros: now_micros(),
         };
         let record = self.store.read_aggregates(request).await?;
-        Ok(names
-            .into_iter()
-            .map(str::to_string)
-            .zip(record.partials)
-            .collect())
+        Ok(plan.statistics_from(record.partials))
     }
 }
 

@@ -21,7 +21,6 @@ use arrow_array::{Array, RecordBatch};
 use prost::Message;
 use quiver_common::view_feed::{feed, PlannedView, Statistics};
 use quiver_common::Shutdown;
-use quiver_core::transform::is_stateful;
 use quiver_core::{FeatureView, Source};
 use quiver_lake::columns::scalar_at;
 use quiver_lake::event_file::{read_parquet, ENTITY, EVENT_TIME, LOG_INDEX, ROW};
@@ -30,7 +29,7 @@ use quiver_lake::{Lake, Partition};
 use quiver_proto::convert::scalar_to_value;
 use quiver_proto::ingest::Row;
 use quiver_proto::online::{
-    BackfillChunk, EventBatch, ReadAggregatesRequest, ViewBegin, ViewPhase, ViewState, WriteRequest,
+    BackfillChunk, EventBatch, ViewBegin, ViewPhase, ViewState, WriteRequest,
 };
 use quiver_proto::types::Value;
 use tokio::task::JoinHandle;
@@ -367,35 +366,12 @@ fn statistics_of(
     project: &str,
     plan: &PlannedView,
 ) -> Result<Statistics, OnlineStoreError> {
-    let names: Vec<&str> = plan
-        .view
-        .transforms
-        .iter()
-        .filter(|t| is_stateful(&t.op))
-        .map(|t| t.name.as_str())
-        .collect();
-    if names.is_empty() {
+    let now = quiver_common::clock::now_micros();
+    let Some(request) = plan.statistics_request(project, now) else {
         return Ok(Statistics::new());
-    }
-    let fc = plan.aggregates.feature_count;
-    let request = ReadAggregatesRequest {
-        project: project.to_string(),
-        view: plan.view.name.clone(),
-        version: plan.version,
-        aggregates: plan.aggregates_pb(),
-        feature_count: fc as u32,
-        read: (fc..plan.aggregates.specs.len())
-            .map(|i| i as u32)
-            .collect(),
-        entity_key: Vec::new(),
-        as_of_micros: quiver_common::clock::now_micros(),
     };
     let record = crate::write::read_aggregates_record(node, &request)?;
-    Ok(names
-        .into_iter()
-        .map(str::to_string)
-        .zip(record.partials)
-        .collect())
+    Ok(plan.statistics_from(record.partials))
 }
 
 async fn propose(node: &Node, write: WriteRequest) -> Result<(), OnlineStoreError> {

@@ -21,30 +21,9 @@ use quiver_proto::types::FieldStatus;
 use quiver_tests::cluster::{channel, Cluster};
 use quiver_tests::flight::snapshot;
 use quiver_tests::offline_stack::{entity_table, now_micros, push_all, start};
-use quiver_tests::stream::{admission, generate, Event, DEFS, HOUR, MINUTE, USERS};
+use quiver_tests::stream::{admission, generate, Event, DEFS, F_FEATURES, HOUR, MINUTE, USERS};
 use quiver_tests::{free_address, QuiverProcess};
 use tonic::Code;
-
-/// The features of the stream's view `f`, by name.
-const FEATURES: [&str; 17] = [
-    "count_1h",
-    "sum_1h",
-    "mean_1h",
-    "stddev_1h",
-    "min_1h",
-    "max_1h",
-    "last_1h",
-    "first_1h",
-    "merchants_1h",
-    "tokens_sum_1h",
-    "sum_15m",
-    "count_tumbling_1h",
-    "max_tumbling_1h",
-    "last",
-    "first",
-    "count",
-    "sum",
-];
 
 /// `DEFS` with view `f` given one more feature (its version 2) and a copy of `f` named `g`.
 fn later_defs() -> String {
@@ -114,7 +93,7 @@ fn assert_same(name: &str, want: &[(i32, Option<Scalar>)], got: &[(i32, Option<S
 }
 
 fn refs(view: &str) -> Vec<String> {
-    FEATURES.iter().map(|f| format!("{view}:{f}")).collect()
+    F_FEATURES.iter().map(|f| format!("{view}:{f}")).collect()
 }
 
 /// Reads `view` until it serves (not UNAVAILABLE); every UNAVAILABLE message seen on the way.
@@ -231,7 +210,7 @@ async fn a_view_applied_after_its_events_serves_what_one_there_all_along_serves(
     for (i, &t) in times.iter().enumerate() {
         for view in ["g", "f"] {
             let now = cells(&read(&online, &refs(view), t).await.unwrap());
-            for (k, name) in FEATURES.iter().enumerate() {
+            for (k, name) in F_FEATURES.iter().enumerate() {
                 assert_same(&format!("{view}:{name} at {t}"), &before[i][k], &now[k]);
             }
         }
@@ -301,7 +280,7 @@ async fn a_view_applied_after_its_events_serves_what_one_there_all_along_serves(
         let mut mismatches = Vec::new();
         for (ti, &t) in times.iter().enumerate() {
             let online_cells = cells(&read(&online, &refs("g"), t).await.unwrap());
-            for (k, name) in FEATURES.iter().enumerate() {
+            for (k, name) in F_FEATURES.iter().enumerate() {
                 for (user, (status, value)) in online_cells[k].iter().enumerate() {
                     if *status == FieldStatus::Invalid as i32 {
                         continue;
@@ -402,14 +381,14 @@ async fn a_backfill_interrupted_by_a_leader_kill_resumes_and_ends_exact() {
     let online = cluster.address(next);
     until_served(&online, &refs("g"), t, Duration::from_secs(120)).await;
     let g = cells(&read(&online, &refs("g"), t).await.unwrap());
-    for (k, name) in FEATURES.iter().enumerate() {
+    for (k, name) in F_FEATURES.iter().enumerate() {
         assert_same(&format!("g:{name}"), &f[k], &g[k]);
     }
     // Every replica folded the same: the restarted node answers the same once caught up.
     let restarted = cluster.address(leader);
     until_served(&restarted, &refs("g"), t, Duration::from_secs(60)).await;
     let again = cells(&read(&restarted, &refs("g"), t).await.unwrap());
-    for (k, name) in FEATURES.iter().enumerate() {
+    for (k, name) in F_FEATURES.iter().enumerate() {
         assert_same(&format!("g:{name} on the restarted node"), &f[k], &again[k]);
     }
 }

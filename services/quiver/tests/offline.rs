@@ -20,7 +20,9 @@ use quiver_tests::flight::{positions, read_exported, snapshot};
 use quiver_tests::offline_stack::{
     entity_table, get_features, now_micros, push_all, python_env, start, wait_for_export,
 };
-use quiver_tests::stream::{admission, anomalous, generate, Event, Rng, DEFS, HOUR, MINUTE, USERS};
+use quiver_tests::stream::{
+    admission, anomalous, generate, Event, Rng, DEFS, F_FEATURES, HOUR, MINUTE, USERS,
+};
 use tonic::Code;
 
 /// A second view on the stream's source: no anomaly exclusion, a 20-minute TTL.
@@ -111,26 +113,7 @@ async fn snapshots_equal_get_features_at_the_same_time() {
     let first_f = first_of(&|i| admit[i] && !anomalous(&events[i]));
     let first_recent = first_of(&|i| admit[i]);
 
-    let f_features = [
-        "count_1h",
-        "sum_1h",
-        "mean_1h",
-        "stddev_1h",
-        "min_1h",
-        "max_1h",
-        "last_1h",
-        "first_1h",
-        "merchants_1h",
-        "tokens_sum_1h",
-        "sum_15m",
-        "count_tumbling_1h",
-        "max_tumbling_1h",
-        "last",
-        "first",
-        "count",
-        "sum",
-    ];
-    let mut refs: Vec<String> = f_features.iter().map(|f| format!("f:{f}")).collect();
+    let mut refs: Vec<String> = F_FEATURES.iter().map(|f| format!("f:{f}")).collect();
     refs.extend(["recent:last_amount", "recent:count", "recent:count_15m"].map(String::from));
     let mut users: Vec<i64> = (0..USERS).collect();
     users.push(10_000); // never seen

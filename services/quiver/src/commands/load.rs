@@ -4,33 +4,17 @@
 //! split and batch size), so re-running a load, whole or after an interruption, adds nothing
 //! that was added before: ingest answers those batches as duplicates.
 
-use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use anyhow::Context;
 use prost::Message;
 use quiver_proto::ingest::{PushRequest, Row};
 
-use super::push::{
-    fetch_source, join_key_columns, partition_by_key, progress_line, read_events, Producer,
-};
-use super::rpc_error;
+use super::push::{fetch_source, join_key_columns, partition_by_key, read_events};
+use super::send::{send, Plan as SendPlan, Share};
 use crate::cli::{LoadArgs, Output};
 
 /// Producers of one load (fixed, so the same rows always make the same batches).
 const PARTS: usize = 4;
 /// Rows per batch (fixed, for the same reason).
 const BATCH: usize = 5_000;
-
-/// What a load did.
-#[derive(Debug, Default, Clone, Copy)]
-struct Counts {
-    loaded: u64,
-    already: u64,
-    anomalous: u64,
-}
 
 /// `quiver load`.
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
@@ -40,83 +24,44 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let identity = load_identity(&args.project, &args.source, &columns, &rows);
     let key_columns = join_key_columns(&args.addresses, &args.project, &source, &columns).await?;
     // Every split is kept, even an empty one, so the part numbers stay the same for the rows.
-    let parts = partition_by_key(rows, &key_columns, PARTS);
-    let done = Arc::new(AtomicU64::new(0));
-    let counts = Arc::new(std::sync::Mutex::new(Counts::default()));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for (part, rows) in parts.into_iter().enumerate() {
-        let mut producer = Producer::connect(
-            &args.addresses.ingest,
-            format!("load-{identity:032x}-{part}"),
-        )
-        .await?;
-        let (done, counts, columns) = (done.clone(), counts.clone(), columns.clone());
-        let (project, source) = (args.project.clone(), args.source.clone());
-        workers.push(tokio::spawn(async move {
-            for rows in rows.chunks(BATCH) {
-                let request = PushRequest {
-                    project: project.clone(),
-                    source: source.clone(),
-                    columns: columns.clone(),
-                    rows: rows.to_vec(),
-                    history: true,
-                    ..PushRequest::default()
-                };
-                let response = producer
-                    .push(request)
-                    .await
-                    .map_err(|s| rpc_error("load", s))?;
-                if let Ok(mut c) = counts.lock() {
-                    if response.duplicate {
-                        c.already += rows.len() as u64;
-                    } else {
-                        c.loaded += response.accepted;
-                        c.anomalous += response.anomalous;
-                    }
-                }
-                done.fetch_add(rows.len() as u64, Ordering::Relaxed);
-            }
-            Ok::<(), anyhow::Error>(())
-        }));
-    }
-    let json = args.output == Output::Json;
-    let progress = (!json).then(|| {
-        let done = done.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                let n = done.load(Ordering::Relaxed);
-                eprint!("\r{}", progress_line(n, total, "rows", started.elapsed()));
-                let _ = std::io::stderr().flush();
-            }
+    let shares = partition_by_key(rows, &key_columns, PARTS)
+        .into_iter()
+        .enumerate()
+        .map(|(part, rows)| Share {
+            producer_id: format!("load-{identity:032x}-{part}"),
+            rows,
         })
-    });
-    let mut failure = None;
-    for worker in workers {
-        if let Err(e) = worker.await.context("a load worker panicked")? {
-            failure.get_or_insert(e);
-        }
-    }
-    let sent = done.load(Ordering::Relaxed);
-    if let Some(progress) = progress {
-        progress.abort();
-        eprintln!(
-            "\r{}",
-            progress_line(sent, total, "rows", started.elapsed())
-        );
-    }
-    let c = counts.lock().map(|c| *c).unwrap_or_default();
-    let secs = started.elapsed().as_secs_f64().max(1e-9);
+        .collect();
+    let json = args.output == Output::Json;
+    let plan = SendPlan {
+        ingest: args.addresses.ingest.clone(),
+        batch_size: BATCH,
+        // History batches need rows, and load moves no watermark to register against.
+        register: false,
+        progress: !json,
+        what: "load",
+    };
+    let (project, source_name) = (args.project.clone(), args.source.clone());
+    let (t, failure, elapsed) = send(&plan, shares, move |rows| PushRequest {
+        project: project.clone(),
+        source: source_name.clone(),
+        columns: columns.clone(),
+        rows,
+        history: true,
+        ..PushRequest::default()
+    })
+    .await?;
+    let sent = t.sent;
+    let secs = elapsed.as_secs_f64().max(1e-9);
     if json {
         println!(
             "{}",
             serde_json::to_string(&serde_json::json!({
                 "source": args.source,
                 "rows": total,
-                "loaded": c.loaded,
-                "already_loaded": c.already,
-                "anomalous": c.anomalous,
+                "loaded": t.accepted,
+                "already_loaded": t.duplicate,
+                "anomalous": t.anomalous,
                 "not_sent": total - sent,
                 "seconds": secs,
                 "rows_per_second": sent as f64 / secs,
@@ -124,21 +69,21 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
                 "error": failure.as_ref().map(|e| format!("{e:#}")),
             }))?
         );
-    } else if c.loaded == 0 && c.already == sent && failure.is_none() {
+    } else if t.accepted == 0 && t.duplicate == sent && failure.is_none() {
         println!(
             "{} rows of {} were loaded before: nothing added (load {identity:032x})",
-            c.already, args.source
+            t.duplicate, args.source
         );
     } else {
         println!(
             "loaded {} of {total} rows into {} in {secs:.1}s ({:.0} rows/s); {} already loaded \
              (nothing added for them), {} anomalous (row-view exclusions, quarantined), {} not \
              sent (load {identity:032x})",
-            c.loaded,
+            t.accepted,
             args.source,
             sent as f64 / secs,
-            c.already,
-            c.anomalous,
+            t.duplicate,
+            t.anomalous,
             total - sent
         );
     }

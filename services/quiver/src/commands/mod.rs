@@ -11,6 +11,7 @@ mod lineage;
 mod load;
 mod objects;
 pub mod push;
+mod send;
 pub mod snapshot;
 mod view_states;
 mod watch;

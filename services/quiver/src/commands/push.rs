@@ -1,12 +1,9 @@
 //! `quiver push`: stream a file of events to ingest in batches, with retries, a progress line
 //! and a summary. Also the producer the demo and `quiver bench push` use.
 
-use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use quiver_core::Source;
 use quiver_proto::ingest::ingest_service_client::IngestServiceClient;
 use quiver_proto::ingest::{PushRequest, PushResponse, Row};
@@ -17,6 +14,7 @@ use tonic::Code;
 
 use super::event_files::{read_csv, read_jsonl, read_parquet};
 use super::rpc_error;
+use super::send::{send, Plan as SendPlan, Share};
 use crate::addresses::{connect, Addresses};
 use crate::cli::{Output, PushArgs, PushFormat};
 
@@ -77,86 +75,46 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
     let source = fetch_source(&args.addresses, &args.project, &args.source).await?;
     let (columns, rows) = read_events(&args.file, args.format, &source)?;
     let total = rows.len() as u64;
-    let batch_size = args.batch_size.max(1);
     let key_columns = join_key_columns(&args.addresses, &args.project, &source, &columns).await?;
-    let mut parts = partition_by_key(rows, &key_columns, args.workers.max(1));
-    // A producer without rows would only register and hold the source's watermark back.
-    parts.retain(|p| !p.is_empty());
-    let done = Arc::new(AtomicU64::new(0));
-    let stats = Arc::new(std::sync::Mutex::new(PushResponse::default()));
-    let run_id = std::process::id();
-    let started = Instant::now();
-    // Every producer registers with the source before any sends events, so none is judged
-    // against a watermark the others moved (docs/streaming.md, "Lateness").
-    let registered = Arc::new(tokio::sync::Barrier::new(parts.len()));
-    let mut workers = Vec::new();
-    for (worker, part) in parts.into_iter().enumerate() {
-        let mut producer = Producer::connect(
-            &args.addresses.ingest,
-            format!("push-{run_id}-{}-{worker}", started.elapsed().as_nanos()),
-        )
-        .await?;
-        let (done, stats, columns, registered) = (
-            done.clone(),
-            stats.clone(),
-            columns.clone(),
-            registered.clone(),
-        );
-        let (project, source) = (args.project.clone(), args.source.clone());
-        workers.push(tokio::spawn(async move {
-            let request = |rows: Vec<Row>| PushRequest {
-                project: project.clone(),
-                source: source.clone(),
-                columns: columns.clone(),
-                rows,
-                ..PushRequest::default()
-            };
-            let registration = producer.push(request(Vec::new())).await;
-            registered.wait().await;
-            registration.map_err(|s| rpc_error("registering a producer with the source", s))?;
-            for rows in part.chunks(batch_size) {
-                let response = producer
-                    .push(request(rows.to_vec()))
-                    .await
-                    .map_err(|s| rpc_error("push", s))?;
-                if let Ok(mut s) = stats.lock() {
-                    s.accepted += response.accepted;
-                    s.late += response.late;
-                    s.anomalous += response.anomalous;
-                }
-                done.fetch_add(rows.len() as u64, Ordering::Relaxed);
-            }
-            Ok::<(), anyhow::Error>(())
-        }));
-    }
-    let json = args.output == Output::Json;
-    let progress = (!json).then(|| {
-        let done = done.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                let n = done.load(Ordering::Relaxed);
-                eprint!("\r{}", progress_line(n, total, "rows", started.elapsed()));
-                let _ = std::io::stderr().flush();
-            }
+    let parts = partition_by_key(rows, &key_columns, args.workers.max(1));
+    let run = format!(
+        "push-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let shares = parts
+        .into_iter()
+        .enumerate()
+        // A producer without rows would only register and hold the source's watermark back.
+        .filter(|(_, rows)| !rows.is_empty())
+        .map(|(worker, rows)| Share {
+            producer_id: format!("{run}-{worker}"),
+            rows,
         })
-    });
-    let mut failure = None;
-    for worker in workers {
-        if let Err(e) = worker.await.context("a push worker panicked")? {
-            failure.get_or_insert(e);
-        }
-    }
-    let sent = done.load(Ordering::Relaxed);
-    if let Some(progress) = progress {
-        progress.abort();
-        eprintln!(
-            "\r{}",
-            progress_line(sent, total, "rows", started.elapsed())
-        );
-    }
-    let s = stats.lock().map(|s| *s).unwrap_or_default();
-    let secs = started.elapsed().as_secs_f64().max(1e-9);
+        .collect();
+    let json = args.output == Output::Json;
+    let plan = SendPlan {
+        ingest: args.addresses.ingest.clone(),
+        batch_size: args.batch_size,
+        // Every producer registers with the source before any sends events, so none is judged
+        // against a watermark the others moved (docs/streaming.md, "Lateness").
+        register: true,
+        progress: !json,
+        what: "push",
+    };
+    let (project, source_name) = (args.project.clone(), args.source.clone());
+    let (s, failure, elapsed) = send(&plan, shares, move |rows| PushRequest {
+        project: project.clone(),
+        source: source_name.clone(),
+        columns: columns.clone(),
+        rows,
+        ..PushRequest::default()
+    })
+    .await?;
+    let sent = s.sent;
+    let secs = elapsed.as_secs_f64().max(1e-9);
     if json {
         // One object (documented in README "Using it"); on a failure it is printed too, with the
         // error, since the rows before it were committed.

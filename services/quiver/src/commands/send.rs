@@ -1,0 +1,127 @@
+//! Sending a file's rows through several producers at once — what `quiver push` and
+//! `quiver load` share: one task per producer sending its share in batches (one in flight), a
+//! progress line on stderr, outcome totals, and the first failure.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use quiver_proto::ingest::{PushRequest, Row};
+
+use super::push::{progress_line, Producer};
+use super::rpc_error;
+
+/// One producer's share of the rows.
+pub struct Share {
+    /// The producer id.
+    pub producer_id: String,
+    /// Its rows, in the order they are sent.
+    pub rows: Vec<Row>,
+}
+
+/// How to send.
+pub struct Plan {
+    /// Ingest's address.
+    pub ingest: String,
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// Register every producer (an empty batch) before any sends rows.
+    pub register: bool,
+    /// Show a progress line on stderr.
+    pub progress: bool,
+    /// What failed, for error messages (`push`, `load`).
+    pub what: &'static str,
+}
+
+/// What was sent and what ingest answered.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Totals {
+    /// Rows acknowledged (in fresh and in duplicate batches).
+    pub sent: u64,
+    /// Rows admitted.
+    pub accepted: u64,
+    /// Rows rejected as late.
+    pub late: u64,
+    /// Row-view exclusions.
+    pub anomalous: u64,
+    /// Rows of batches a previous run had committed (answered `duplicate`).
+    pub duplicate: u64,
+}
+
+/// Sends every share, `request` making a batch's request from its rows; the totals and the first
+/// failure (the batches before it stay committed).
+pub async fn send(
+    plan: &Plan,
+    shares: Vec<Share>,
+    request: impl Fn(Vec<Row>) -> PushRequest + Clone + Send + 'static,
+) -> anyhow::Result<(Totals, Option<anyhow::Error>, Duration)> {
+    let total: u64 = shares.iter().map(|s| s.rows.len() as u64).sum();
+    let totals = Arc::new(Mutex::new(Totals::default()));
+    let sent = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let registered = Arc::new(tokio::sync::Barrier::new(shares.len().max(1)));
+    let batch_size = plan.batch_size.max(1);
+    let mut workers = Vec::with_capacity(shares.len());
+    for share in shares {
+        let mut producer = Producer::connect(&plan.ingest, share.producer_id).await?;
+        let (totals, sent, registered, request) = (
+            totals.clone(),
+            sent.clone(),
+            registered.clone(),
+            request.clone(),
+        );
+        let (register, what) = (plan.register, plan.what);
+        workers.push(tokio::spawn(async move {
+            if register {
+                let registration = producer.push(request(Vec::new())).await;
+                registered.wait().await;
+                registration.map_err(|s| rpc_error("registering a producer with the source", s))?;
+            }
+            for rows in share.rows.chunks(batch_size) {
+                let response = producer
+                    .push(request(rows.to_vec()))
+                    .await
+                    .map_err(|s| rpc_error(what, s))?;
+                let n = rows.len() as u64;
+                if let Ok(mut t) = totals.lock() {
+                    t.sent += n;
+                    if response.duplicate {
+                        t.duplicate += n;
+                    } else {
+                        t.accepted += response.accepted;
+                        t.late += response.late;
+                        t.anomalous += response.anomalous;
+                    }
+                }
+                sent.fetch_add(n, Ordering::Relaxed);
+            }
+            Ok::<(), anyhow::Error>(())
+        }));
+    }
+    let progress = plan.progress.then(|| {
+        let sent = sent.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let n = sent.load(Ordering::Relaxed);
+                eprint!("\r{}", progress_line(n, total, "rows", started.elapsed()));
+                let _ = std::io::stderr().flush();
+            }
+        })
+    });
+    let mut failure = None;
+    for worker in workers {
+        if let Err(e) = worker.await.context("a producer task panicked")? {
+            failure.get_or_insert(e);
+        }
+    }
+    if let Some(progress) = progress {
+        progress.abort();
+        let n = sent.load(Ordering::Relaxed);
+        eprintln!("\r{}", progress_line(n, total, "rows", started.elapsed()));
+    }
+    let totals = totals.lock().map(|t| *t).unwrap_or_default();
+    Ok((totals, failure, started.elapsed()))
+}
