@@ -6,7 +6,7 @@ CARGO ?= cargo
 	python-proto python-proto-check python-client-test
 
 help: ## List the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
 
 deps: ## Install missing system packages (protoc); safe to re-run
 	@scripts/install-deps.sh

@@ -5,6 +5,7 @@ definitions, without generating stubs.
     client = quiver.Client()                      # `quiver dev` ports, or QUIVER_* variables
     table = client.get_features(service="fraud_model_v1", entities={"user_id": [1, 2]})
     client.push("transactions", dataframe)
+    client.load("transactions", history)          # events of any age, exactly once
     training = client.snapshot(labels, service="fraud_model_v1")
 
 See docs/python.md.
@@ -24,6 +25,7 @@ from quiver.errors import (
     Unauthenticated,
     Unavailable,
 )
+from quiver.load import LoadResult
 from quiver.push import PushResult
 from quiver.registry import Plan, PlanItem
 from quiver.snapshot import Balanced, InverseFrequency
@@ -39,6 +41,7 @@ __all__ = [
     "Internal",
     "InvalidArgument",
     "InverseFrequency",
+    "LoadResult",
     "NotFound",
     "PermissionDenied",
     "Plan",

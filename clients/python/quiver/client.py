@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import grpc
 import pyarrow as pa
 
+from quiver import load as loading
 from quiver import push as pushing
 from quiver import registry, serving, snapshot as snapshots
 from quiver._proto.registry.v1 import registry_pb2
@@ -223,6 +224,50 @@ class Client:
             keys,
             batch_size=batch_size,
             workers=workers,
+            retry_for=retry_for,
+            timeout=max(self.timeout, 60.0),
+            metadata=self._metadata,
+            what=self.endpoints["ingest"].describe(),
+            progress=progress,
+        )
+
+    def load(
+        self,
+        source: str,
+        data: Any,
+        project: Optional[str] = None,
+        *,
+        retry_for: float = 120.0,
+        progress: Optional[Callable[[int, int], None]] = None,
+    ) -> loading.LoadResult:
+        """Loads history into `source`: events of any age, admitted without lateness and
+        without moving any watermark, into the online tiles still kept and the offline store,
+        exactly once. `data` as for `push`.
+
+        The load's producer ids and batches follow from its rows (`quiver load`'s protocol,
+        byte for byte), so running it again, whole or after it stopped, adds nothing that was
+        added before: those batches count as `already_loaded`. A list of dicts is sent as
+        `quiver load` reads a JSON-lines file of those objects, a DataFrame or Table as it reads
+        a Parquet file of it, so either is the same load as that file (with the same
+        `project` text, which is part of the identity: empty unless given, as the CLI's
+        `--project`). Retries and backpressure as `push`; a bad row raises `InvalidArgument`
+        naming it, and a failed load's error carries `result` (what was loaded before).
+        `progress(rows_done, rows_total)` is called after each batch.
+        """
+        project = self.project if project is None else project
+        declared, keys = self._source_schema(project, source)
+        raw = loading.columns_for_load(data, columns_of(data), list(declared), source)
+        if not raw:
+            raise InvalidArgument("load: the data has no columns")
+        columns = [prepare(name, values, declared.get(name)) for name, values in raw.items()]
+        rows = len(next(iter(raw.values())))
+        return loading.run(
+            self._channel("ingest"),
+            project,
+            source,
+            columns,
+            rows,
+            keys,
             retry_for=retry_for,
             timeout=max(self.timeout, 60.0),
             metadata=self._metadata,

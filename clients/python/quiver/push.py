@@ -127,6 +127,55 @@ def _error_at(error: QuiverError, rows: np.ndarray) -> QuiverError:
     return type(error)(message, code=error.code, leader=error.leader, retry_after=error.retry_after)
 
 
+class Sender:
+    """Sends requests (their bytes) with ingest's `Push` until each is answered, for the
+    producers of one push or load: retries UNAVAILABLE, DEADLINE_EXCEEDED and UNKNOWN with
+    exponential backoff (20 ms to 2 s) and waits out RESOURCE_EXHAUSTED as the server asks
+    (`retry-after-ms`), for at most `retry_for` seconds per request, counting both in `counts`
+    (its `retries` and `throttled`, under `lock`). Setting `stop` (another producer failed)
+    ends the retrying."""
+
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        counts: Any,
+        lock: threading.Lock,
+        *,
+        retry_for: float,
+        timeout: float,
+        metadata: Sequence,
+        what: str,
+    ) -> None:
+        self._call = channel.unary_unary(
+            PUSH_METHOD, request_serializer=None, response_deserializer=ingest_pb2.PushResponse.FromString
+        )
+        self._counts, self._lock = counts, lock
+        self._retry_for, self._timeout, self._metadata, self._what = retry_for, timeout, metadata, what
+        self.stop = threading.Event()
+
+    def __call__(self, request: bytes) -> ingest_pb2.PushResponse:
+        deadline = time.monotonic() + self._retry_for
+        backoff = 0.02
+        while True:
+            try:
+                return self._call(request, timeout=self._timeout, metadata=self._metadata)
+            except grpc.RpcError as e:
+                error = from_grpc(e, self._what)
+                code = e.code() if callable(getattr(e, "code", None)) else None
+                if code not in RETRYABLE or time.monotonic() > deadline or self.stop.is_set():
+                    raise error from None
+                if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    wait = error.retry_after if error.retry_after is not None else backoff
+                    with self._lock:
+                        self._counts.throttled += 1
+                else:
+                    wait = backoff
+                    backoff = min(backoff * 2, 2.0)
+                    with self._lock:
+                        self._counts.retries += 1
+                time.sleep(wait * (1 + 0.2 * random.random()))
+
+
 def split(keys: Sequence[Union[pa.Array, List[Any]]], rows: int, workers: int) -> List[np.ndarray]:
     """The data's row numbers split over `workers` by entity key (the join key columns `keys`),
     in the data's order; empty shares left out. Without keys (ingest will refuse the batch
@@ -167,40 +216,16 @@ def run(
 ) -> PushResult:
     """Pushes `rows` rows of `columns`: split over `workers` producers by the `key_columns`,
     each sending its share in batches of `batch_size`."""
-    call = channel.unary_unary(
-        PUSH_METHOD, request_serializer=None, response_deserializer=ingest_pb2.PushResponse.FromString
-    )
     head = header(project, source, [c.name for c in columns])
     keys = [c.arrow if c.arrow is not None else c.objects for c in columns if c.name in key_columns]
     shares = split(keys, rows, workers)
     registered = threading.Barrier(len(shares))
     lock = threading.Lock()
-    stop = threading.Event()
     result = PushResult()
+    send = Sender(channel, result, lock, retry_for=retry_for, timeout=timeout, metadata=metadata, what=what)
+    stop = send.stop
     failures: List[Exception] = []
     started = time.monotonic()
-
-    def send(request: bytes) -> ingest_pb2.PushResponse:
-        deadline = time.monotonic() + retry_for
-        backoff = 0.02
-        while True:
-            try:
-                return call(request, timeout=timeout, metadata=metadata)
-            except grpc.RpcError as e:
-                error = from_grpc(e, what)
-                code = e.code() if callable(getattr(e, "code", None)) else None
-                if code not in RETRYABLE or time.monotonic() > deadline or stop.is_set():
-                    raise error from None
-                if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                    wait = error.retry_after if error.retry_after is not None else backoff
-                    with lock:
-                        result.throttled += 1
-                else:
-                    wait = backoff
-                    backoff = min(backoff * 2, 2.0)
-                    with lock:
-                        result.retries += 1
-                time.sleep(wait * (1 + 0.2 * random.random()))
 
     def produce(producer: Producer, share: np.ndarray) -> None:
         # Register, then wait until every producer has: none is judged against a watermark

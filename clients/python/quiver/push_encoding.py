@@ -116,8 +116,8 @@ def prepare(name: str, data: Union[pa.Array, pa.ChunkedArray, List[Any]], declar
             return Column(name, declared or 0, objects=data)
     if isinstance(data, pa.ChunkedArray):
         data = data.combine_chunks()
-    if pa.types.is_null(data.type):  # every value missing
-        return Column(name, declared or VT.VALUE_TYPE_STRING, arrow=pa.nulls(len(data), pa.string()))
+    if pa.types.is_null(data.type):  # every value missing: empty `Value`s, whatever the type
+        return Column(name, VT.VALUE_TYPE_STRING, arrow=pa.nulls(len(data), pa.string()))
     natural = natural_type(data.type)
     if declared is None or natural is None:
         if natural is None:
@@ -156,6 +156,37 @@ def _cast(data: pa.Array, target: pa.DataType, safe: bool) -> pa.Array:
 
 def encode_rows(columns: Sequence[Column], rows: Union[np.ndarray, range]) -> bytes:
     """The `PushRequest.rows` bytes of the rows numbered `rows` (ascending) of `columns`."""
+    pieces, row_lengths = _row_pieces(columns, rows)
+    return _gather([_tag_and_varint(0x22, row_lengths), *pieces], len(rows))
+
+
+def length_prefixed_rows(columns: Sequence[Column], rows: Union[np.ndarray, range]) -> bytes:
+    """Each row's `Row` encoding after its length as a little-endian u64: how `quiver load`
+    feeds rows to a load's identity hash."""
+    pieces, row_lengths = _row_pieces(columns, rows)
+    n = len(rows)
+    prefix = np.ascontiguousarray(row_lengths, dtype="<u8").view(np.uint8)
+    return _gather([(prefix, np.arange(n, dtype=np.int64) * 8, np.full(n, 8, np.int64)), *pieces], n)
+
+
+def value_encodings(column: Column, rows: Union[np.ndarray, range]) -> Piece:
+    """Each row's `Value` of `column`, encoded on its own (no `Row` field tag and length): a
+    buffer, where each row's starts and how long it is. A null is empty."""
+    pieces, framed = _row_pieces([column], rows)
+    data = np.frombuffer(_gather(pieces, len(rows)), np.uint8)
+    # Each row is `0x0a varint(n)` then its n bytes; the varint's width follows from the total.
+    value_lengths = framed - 2
+    for width in range(2, 11):
+        wider = value_lengths >= 1 << (7 * (width - 1))
+        if not wider.any():
+            break
+        value_lengths = np.where(wider, framed - 1 - width, value_lengths)
+    starts = np.cumsum(framed) - framed + (framed - value_lengths)
+    return data, starts, value_lengths
+
+
+def _row_pieces(columns: Sequence[Column], rows: Union[np.ndarray, range]) -> Tuple[List[Piece], np.ndarray]:
+    """The pieces of the rows numbered `rows` (ascending) of `columns`, and each row's length."""
     length = len(rows)
     contiguous = length > 0 and int(rows[-1]) - int(rows[0]) == length - 1
     start = int(rows[0]) if length else 0
@@ -171,8 +202,7 @@ def encode_rows(columns: Sequence[Column], rows: Union[np.ndarray, range]) -> by
     row_lengths = np.zeros(length, np.int64)
     for _, _, lens in pieces:
         row_lengths += lens
-    header = _tag_and_varint(0x22, row_lengths)
-    return _gather([header, *pieces], length)
+    return pieces, row_lengths
 
 
 def _gather(pieces: Sequence[Piece], rows: int) -> bytes:

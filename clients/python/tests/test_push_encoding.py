@@ -135,6 +135,12 @@ def test_conversions_to_the_declared_type():
     assert rows[2].values[6].WhichOneof("kind") is None
 
 
+def test_columns_without_any_value_are_null_whatever_their_type():
+    columns = [prepare(f"c{t}", [None, None], t) for t in ARROW] + [prepare("x", pa.nulls(2), None)]
+    for row in decode(columns, range(2)):
+        assert [v.WhichOneof("kind") for v in row.values] == [None] * len(columns)
+
+
 def test_values_that_do_not_fit_are_sent_as_what_they_are():
     # ingest must see the string to say `rows[2].amount: expected float64, got string`.
     amount = prepare("amount", [1.0, 2, "three", None], VT.VALUE_TYPE_FLOAT64)
