@@ -40,6 +40,8 @@ pub struct Catalog {
     sources: HashMap<(String, String), Arc<Source>>,
     views: HashMap<(String, String), ViewVersion>,
     view_versions: HashMap<(String, String, u32), Arc<FeatureView>>,
+    /// Views this cache saw deleted (a deletion record arrived while it watched).
+    deleted_views: BTreeSet<(String, String)>,
     services: HashMap<(String, String), Arc<FeatureService>>,
 }
 
@@ -96,6 +98,13 @@ impl Catalog {
         self.views
             .iter()
             .map(|((p, n), v)| (p.as_str(), n.as_str(), v))
+    }
+
+    /// Whether the registry deleted the view while this cache watched (a view merely missing,
+    /// e.g. from a registry that lost its data, is not deleted).
+    pub fn view_deleted(&self, project: &str, name: &str) -> bool {
+        self.deleted_views
+            .contains(&(project.to_string(), name.to_string()))
     }
 
     /// The latest live version of a view.
@@ -163,7 +172,9 @@ impl Catalog {
                 );
                 if meta.deleted {
                     self.views.remove(&key);
+                    self.deleted_views.insert(key);
                 } else {
+                    self.deleted_views.remove(&key);
                     self.views.insert(
                         key,
                         ViewVersion {

@@ -1,7 +1,7 @@
 //! The leader's view-version work (see `raft::views` for the rules apply enforces):
 //!
 //! 1. **Registration**: every latest version in the registry that the state machine does not
-//!    know is proposed as a `ViewBegin`.
+//!    know is proposed as a `ViewBegin`; a view deleted from the registry as a `ViewEnd`.
 //! 2. **Backfill**: for each backfilling version, the source's events of the entries before its
 //!    `ViewBegin` are read in log order — from the source log in the offline store for what is
 //!    exported, from the staged entries for the rest — run through the version's transforms
@@ -29,7 +29,7 @@ use quiver_lake::{Lake, Partition};
 use quiver_proto::convert::scalar_to_value;
 use quiver_proto::ingest::Row;
 use quiver_proto::online::{
-    BackfillChunk, EventBatch, ViewBegin, ViewPhase, ViewState, WriteRequest,
+    BackfillChunk, EventBatch, ViewBegin, ViewEnd, ViewPhase, ViewState, WriteRequest,
 };
 use quiver_proto::types::Value;
 use tokio::task::JoinHandle;
@@ -87,6 +87,26 @@ async fn step(node: &Node, lake: Option<&Lake>) -> Result<bool, OnlineStoreError
                         version: version.version,
                         source: version.view.source.clone(),
                     }),
+                    ..WriteRequest::default()
+                },
+            )
+            .await?;
+            busy = true;
+        }
+    }
+    // Views deleted from the registry end: their versions retire. Only an explicit deletion
+    // counts: a registry that lost its data must not wipe the online store.
+    let mut ended = std::collections::BTreeSet::new();
+    for ((project, view, _), state) in node.state.view_states().map_err(internal)? {
+        if state.phase != ViewPhase::Retired as i32
+            && catalog.view_deleted(&project, &view)
+            && catalog.view(&project, &view).is_none()
+            && ended.insert((project.clone(), view.clone()))
+        {
+            propose(
+                node,
+                WriteRequest {
+                    view_end: Some(ViewEnd { project, view }),
                     ..WriteRequest::default()
                 },
             )

@@ -194,6 +194,11 @@ impl StateMachine {
             self.apply_view_begin(log_index, begin, batch, overlay)?;
             return Ok(result);
         }
+        if let Some(end) = &write.view_end {
+            applied.views_changed = true;
+            self.apply_view_end(end, batch, overlay)?;
+            return Ok(result);
+        }
         if let Some(chunk) = &write.backfill {
             applied.views_changed = true;
             let staged = self.apply_backfill(log_index, chunk, batch, overlay)?;
@@ -828,6 +833,33 @@ mod tests {
         assert!(apply_one(&sm, 11, only_v2).events[0]
             .missing_views
             .is_empty());
+        // The view deleted: every version retires, nothing is required, its data is gone.
+        apply_one(
+            &sm,
+            12,
+            WriteRequest {
+                view_end: Some(quiver_proto::online::ViewEnd {
+                    project: "shop".into(),
+                    view: "stats".into(),
+                }),
+                ..WriteRequest::default()
+            },
+        );
+        assert_eq!(
+            sm.view_state("shop", "stats", 2).unwrap().unwrap().phase,
+            ViewPhase::Retired as i32
+        );
+        assert_eq!(tiles(2), 0);
+        let mut none = event_batch(5, t);
+        none.event_batches[0].views.clear();
+        let applied = apply_one(&sm, 13, none);
+        assert_eq!(
+            (
+                applied.events[0].accepted,
+                applied.events[0].missing_views.len()
+            ),
+            (1, 0)
+        );
     }
 
     #[test]

@@ -12,13 +12,15 @@
 //!   older versions are retired: their tiles and running records are deleted as ranges. (A
 //!   version that serves at once, its source never having had events, retires nothing.)
 //! - A batch's events for a version the store does not know (or has retired) are not folded.
+//! - `ViewEnd` (the view was deleted from the registry) retires all of its versions.
 
 use std::collections::HashMap;
 use std::io;
 
 use prost::Message;
 use quiver_proto::online::{
-    BackfillChunk, EventBatch, SourceViews, ViewBegin, ViewPhase, ViewState, ViewVersionRef,
+    BackfillChunk, EventBatch, SourceViews, ViewBegin, ViewEnd, ViewPhase, ViewState,
+    ViewVersionRef,
 };
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch};
 
@@ -215,8 +217,7 @@ impl StateMachine {
         Ok(())
     }
 
-    /// Retires every older, not yet retired version of the view: no longer required of event
-    /// batches, and its tiles and running records deleted.
+    /// Retires every older, not yet retired version of the view.
     fn retire_older(
         &self,
         batch: &mut WriteBatch,
@@ -226,30 +227,65 @@ impl StateMachine {
         let Some(serving) = self.view_state_through(overlay, project, view, version)? else {
             return Ok(());
         };
-        let mut views = self.source_views(overlay, project, &serving.source)?;
-        let older: Vec<u32> = views
+        let views = self.source_views(overlay, project, &serving.source)?;
+        for old in views
             .active
             .iter()
             .filter(|r| r.view == view && r.version < version)
             .map(|r| r.version)
-            .collect();
-        if older.is_empty() {
-            return Ok(());
+        {
+            if let Some(state) = self.view_state_through(overlay, project, view, old)? {
+                self.retire(batch, overlay, (project, view, old), state)?;
+            }
         }
+        Ok(())
+    }
+
+    /// Retires one version: no longer required of event batches, not folded, its tiles and
+    /// running records deleted as ranges.
+    fn retire(
+        &self,
+        batch: &mut WriteBatch,
+        overlay: &mut HashMap<Vec<u8>, Vec<u8>>,
+        (project, view, version): (&str, &str, u32),
+        mut state: ViewState,
+    ) -> io::Result<()> {
+        let mut views = self.source_views(overlay, project, &state.source)?;
         views
             .active
-            .retain(|r| !(r.view == view && r.version < version));
-        self.put_source_views(batch, overlay, project, &serving.source, &views)?;
+            .retain(|r| !(r.view == view && r.version == version));
+        self.put_source_views(batch, overlay, project, &state.source, &views)?;
+        state.phase = ViewPhase::Retired as i32;
+        self.put_view_state(batch, overlay, (project, view, version), &state)?;
         let data = self.cf(keys::CF_SM_DATA)?;
-        for old in older {
-            if let Some(mut state) = self.view_state_through(overlay, project, view, old)? {
-                state.phase = ViewPhase::Retired as i32;
-                self.put_view_state(batch, overlay, (project, view, old), &state)?;
-            }
-            for space in [Space::Tiles, Space::Running] {
-                let prefix = keys::view_prefix(self.group(), space, project, view, old);
-                let end = keys::prefix_end(&prefix);
-                batch.delete_range_cf(data, prefix, end);
+        for space in [Space::Tiles, Space::Running] {
+            let prefix = keys::view_prefix(self.group(), space, project, view, version);
+            let end = keys::prefix_end(&prefix);
+            batch.delete_range_cf(data, prefix, end);
+        }
+        Ok(())
+    }
+
+    /// Applies `ViewEnd`: retires every version of the view that is not retired yet.
+    pub(super) fn apply_view_end(
+        &self,
+        end: &ViewEnd,
+        batch: &mut WriteBatch,
+        overlay: &mut HashMap<Vec<u8>, Vec<u8>>,
+    ) -> io::Result<()> {
+        let versions: Vec<(u32, ViewState)> = self
+            .view_states()?
+            .into_iter()
+            .filter(|((p, v, _), _)| *p == end.project && *v == end.view)
+            .map(|((_, _, version), state)| (version, state))
+            .collect();
+        for (version, stored) in versions {
+            // The overlay may hold a newer state from this apply batch.
+            let state = self
+                .view_state_through(overlay, &end.project, &end.view, version)?
+                .unwrap_or(stored);
+            if state.phase != ViewPhase::Retired as i32 {
+                self.retire(batch, overlay, (&end.project, &end.view, version), state)?;
             }
         }
         Ok(())
