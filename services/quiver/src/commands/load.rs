@@ -95,8 +95,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The identity of a load: a 128-bit FNV-1a hash of the project, source, columns and encoded
-/// rows (so the same events from another file format or path are the same load).
+/// The identity of a load: a 128-bit FNV-1a hash of the project (as given), source, columns and
+/// encoded rows as read (the same file, wherever it is, is the same load; the Python client's
+/// `load()` computes the same for the same rows).
 fn load_identity(project: &str, source: &str, columns: &[String], rows: &[Row]) -> u128 {
     const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013B;
     let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
