@@ -79,6 +79,15 @@ struct NodeProcess {
     data: PathBuf,
 }
 
+/// Compute and ingest processes started by [`Cluster::spawn_streaming`], killed when dropped.
+pub struct Streaming {
+    /// Compute's address.
+    pub compute: SocketAddr,
+    /// Ingest's address.
+    pub ingest: SocketAddr,
+    _processes: Vec<QuiverProcess>,
+}
+
 /// A registry and a set of online-store nodes.
 pub struct Cluster {
     bin: PathBuf,
@@ -261,6 +270,22 @@ impl Cluster {
             panic!("{role}: {e}\n{}", process.output());
         }
         process
+    }
+
+    /// Starts compute and ingest (defaults) against this cluster: the streaming path.
+    pub async fn spawn_streaming(&self) -> Streaming {
+        let (compute, ingest) = (free_address(), free_address());
+        let processes = vec![
+            self.spawn_role("compute", compute, compute, "compute", &[])
+                .await,
+            self.spawn_role("ingest", ingest, compute, "ingest", &[])
+                .await,
+        ];
+        Streaming {
+            compute,
+            ingest,
+            _processes: processes,
+        }
     }
 
     /// Waits up to `timeout` for node `id`'s process to exit by itself (a crash).

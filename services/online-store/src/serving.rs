@@ -35,6 +35,7 @@ use crate::error::OnlineStoreError;
 use crate::keys::{self, Space};
 use crate::node::{Node, GROUP};
 use crate::raft::types::ReadPolicy;
+use crate::raft::views::VersionId;
 use crate::tile_read::{read_entity, ReadAggregate};
 
 /// How often one consumer/target pair is reported to the registry at most.
@@ -221,9 +222,15 @@ impl Serving {
         )
         .await
         .map_err(invalid)?;
+        // Every view version's phase, read once for the whole plan.
+        let phases = self
+            .node
+            .state
+            .view_states()
+            .map_err(|e| OnlineStoreError::Internal(e.to_string()))?;
         let mut servable = Vec::with_capacity(resolved.len());
         for (i, feature) in resolved.into_iter().enumerate() {
-            servable.push(self.servable(project, feature, i).await?);
+            servable.push(self.servable(project, &phases, feature, i).await?);
         }
         let resolved = servable;
         let mut groups: Vec<PlannedView> = Vec::new();
@@ -283,19 +290,15 @@ impl Serving {
     async fn servable(
         &self,
         project: &str,
+        phases: &[(VersionId, ViewState)],
         feature: ResolvedFeature,
         position: usize,
     ) -> Result<ResolvedFeature, OnlineStoreError> {
-        let internal = |e: std::io::Error| OnlineStoreError::Internal(e.to_string());
         let view = feature.view.name.clone();
-        let states: Vec<(u32, ViewState)> = self
-            .node
-            .state
-            .view_states()
-            .map_err(internal)?
-            .into_iter()
+        let states: Vec<(u32, ViewState)> = phases
+            .iter()
             .filter(|((p, v, _), _)| p == project && *v == view)
-            .map(|((_, _, version), state)| (version, state))
+            .map(|((_, _, version), state)| (*version, state.clone()))
             .collect();
         let state = states
             .iter()

@@ -22,7 +22,6 @@ use quiver_tests::cluster::{channel, Cluster};
 use quiver_tests::flight::snapshot;
 use quiver_tests::offline_stack::{entity_table, now_micros, push_all, start};
 use quiver_tests::stream::{admission, generate, Event, DEFS, F_FEATURES, HOUR, MINUTE, USERS};
-use quiver_tests::{free_address, QuiverProcess};
 use tonic::Code;
 
 /// `DEFS` with view `f` given one more feature (its version 2) and a copy of `f` named `g`.
@@ -333,15 +332,8 @@ async fn a_backfill_interrupted_by_a_leader_kill_resumes_and_ends_exact() {
         ]
     })
     .await;
-    let (compute, ingest) = (free_address(), free_address());
-    let _roles: Vec<QuiverProcess> = vec![
-        cluster
-            .spawn_role("compute", compute, compute, "compute", &[])
-            .await,
-        cluster
-            .spawn_role("ingest", ingest, compute, "ingest", &[])
-            .await,
-    ];
+    let streaming = cluster.spawn_streaming().await;
+    let ingest = streaming.ingest;
     let events = generate(20_000, now_micros() - 3 * HOUR, 3 * HOUR, 43);
     push_all(&ingest.to_string(), &events, 500).await;
     let end = events.iter().map(|e| e.at).max().unwrap();

@@ -12,7 +12,6 @@ use quiver_proto::ingest::Row;
 use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
 use quiver_proto::online::{EventBatch, WriteEventsRequest};
 use quiver_tests::cluster::{channel, int, Cluster};
-use quiver_tests::free_address;
 use quiver_tests::stream::{push, request, DEFS};
 use tonic::Code;
 
@@ -20,13 +19,8 @@ use tonic::Code;
 async fn internal_rpcs_refuse_what_ingest_would_have_refused() {
     let bin = Path::new(env!("CARGO_BIN_EXE_quiver"));
     let cluster = Cluster::start(bin, DEFS, 1).await;
-    let (compute, ingest) = (free_address(), free_address());
-    let _compute = cluster
-        .spawn_role("compute", compute, compute, "compute", &[])
-        .await;
-    let _ingest = cluster
-        .spawn_role("ingest", ingest, compute, "ingest", &[])
-        .await;
+    let streaming = cluster.spawn_streaming().await;
+    let (compute, ingest) = (streaming.compute, streaming.ingest);
 
     let batch = EventBatch {
         producer_id: "forged".into(),

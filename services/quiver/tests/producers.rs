@@ -13,8 +13,8 @@ use quiver_proto::ingest::{PushRequest, Row};
 use quiver_proto::types::value::Kind;
 use quiver_proto::types::Value;
 use quiver_tests::cluster::{int, Cluster};
+use quiver_tests::offline_stack::get_features_of;
 use quiver_tests::stream::{push, Rng};
-use quiver_tests::{free_address, offline_stack::get_features_of};
 
 const MINUTE: i64 = 60_000_000;
 const HOUR: i64 = 60 * MINUTE;
@@ -111,13 +111,8 @@ fn push_file(
 async fn a_time_ordered_file_pushed_in_parallel_quarantines_only_its_late_rows() {
     let bin = Path::new(env!("CARGO_BIN_EXE_quiver"));
     let cluster = Cluster::start(bin, DEFS, 1).await;
-    let (compute, ingest) = (free_address(), free_address());
-    let _compute = cluster
-        .spawn_role("compute", compute, compute, "compute", &[])
-        .await;
-    let _ingest = cluster
-        .spawn_role("ingest", ingest, compute, "ingest", &[])
-        .await;
+    let streaming = cluster.spawn_streaming().await;
+    let ingest = streaming.ingest;
     let ingest = ingest.to_string();
 
     // 30 hours of orders, in time order with up to 5 minutes of local jitter; 1% of rows
@@ -175,13 +170,8 @@ async fn a_time_ordered_file_pushed_in_parallel_quarantines_only_its_late_rows()
 async fn a_producer_ten_minutes_behind_the_others_loses_nothing() {
     let bin = Path::new(env!("CARGO_BIN_EXE_quiver"));
     let cluster = Cluster::start(bin, DEFS, 1).await;
-    let (compute, ingest) = (free_address(), free_address());
-    let _compute = cluster
-        .spawn_role("compute", compute, compute, "compute", &[])
-        .await;
-    let _ingest = cluster
-        .spawn_role("ingest", ingest, compute, "ingest", &[])
-        .await;
+    let streaming = cluster.spawn_streaming().await;
+    let ingest = streaming.ingest;
     let ingest = ingest.to_string();
 
     // Four producers register, then push 30 batches each; producer 3's events are ten minutes

@@ -14,7 +14,6 @@ use quiver_proto::ingest::{PushRequest, Row};
 use quiver_proto::types::value::Kind;
 use quiver_proto::types::Value;
 use quiver_tests::cluster::{channel, int, Cluster};
-use quiver_tests::free_address;
 
 const DEFS: &str = r#"
 project: clock
@@ -63,13 +62,8 @@ fn quiver(bin: &Path, args: &[&str]) -> (bool, String, String) {
 async fn timestamps_with_offsets_are_stored_at_their_utc_instant() {
     let bin = Path::new(env!("CARGO_BIN_EXE_quiver"));
     let cluster = Cluster::start(bin, DEFS, 1).await;
-    let (compute, ingest) = (free_address(), free_address());
-    let _compute = cluster
-        .spawn_role("compute", compute, compute, "compute", &[])
-        .await;
-    let _ingest = cluster
-        .spawn_role("ingest", ingest, compute, "ingest", &[])
-        .await;
+    let streaming = cluster.spawn_streaming().await;
+    let ingest = streaming.ingest;
     let (registry, online) = (cluster.registry.to_string(), cluster.address(1));
     let addresses = [
         "--registry",
