@@ -25,9 +25,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("quiver_descriptor.bin"))
         .compile_protos(&protos, &[root.clone(), well_known])?;
-    // Per file: a directory's mtime does not change when a file in it is edited.
+    // Per file: a directory's mtime does not change when a file in it is edited. Relative to
+    // the package, so a target directory shared by two checkouts (CI's clone and a working
+    // tree) watches the files of whichever checkout builds, not the first one's.
     for proto in &protos {
-        println!("cargo:rerun-if-changed={}", proto.display());
+        if let Ok(relative) = proto.strip_prefix(env!("CARGO_MANIFEST_DIR")) {
+            println!("cargo:rerun-if-changed={}", relative.display());
+        }
     }
     Ok(())
 }

@@ -313,6 +313,12 @@ impl ClusterAdminService for Admin {
                 .as_ref()
                 .map(|l| l.index)
                 .unwrap_or(0),
+            exported_through: self
+                .node
+                .state
+                .export_state()
+                .map_err(internal)?
+                .exported_through,
         }))
     }
 

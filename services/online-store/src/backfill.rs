@@ -29,11 +29,12 @@ use quiver_lake::{Lake, Partition};
 use quiver_proto::convert::scalar_to_value;
 use quiver_proto::ingest::Row;
 use quiver_proto::online::{
-    BackfillChunk, EventBatch, ViewBegin, ViewEnd, ViewPhase, ViewState, WriteRequest,
+    BackfillChunk, EventBatch, StagedEntry, ViewBegin, ViewEnd, ViewPhase, ViewState, WriteRequest,
 };
 use quiver_proto::types::Value;
 use tokio::task::JoinHandle;
 
+use crate::blocking::blocking;
 use crate::error::OnlineStoreError;
 use crate::node::Node;
 use crate::raft::Command;
@@ -44,10 +45,11 @@ const IDLE: Duration = Duration::from_millis(200);
 /// Runs registration and backfills on whichever node leads, until `shutdown`.
 pub fn spawn(node: Arc<Node>, lake: Option<Lake>, shutdown: Shutdown) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut files = SourceLogFiles::default();
         loop {
             crate::metrics::record_views(&node);
             let busy = if node.is_leader() && node.registry.is_loaded() {
-                match step(&node, lake.as_ref()).await {
+                match step(&node, lake.as_ref(), &mut files).await {
                     Ok(busy) => busy,
                     Err(error) => {
                         tracing::warn!(%error, "view registration or backfill failed; retrying");
@@ -67,7 +69,11 @@ pub fn spawn(node: Arc<Node>, lake: Option<Lake>, shutdown: Shutdown) -> JoinHan
 }
 
 /// One round: registers what is new, then proposes one backfill chunk. Whether there was work.
-async fn step(node: &Node, lake: Option<&Lake>) -> Result<bool, OnlineStoreError> {
+async fn step(
+    node: &Node,
+    lake: Option<&Lake>,
+    files: &mut SourceLogFiles,
+) -> Result<bool, OnlineStoreError> {
     let internal = |e: std::io::Error| OnlineStoreError::Internal(e.to_string());
     let catalog = node.registry.catalog();
     let mut busy = false;
@@ -129,37 +135,61 @@ async fn step(node: &Node, lake: Option<&Lake>) -> Result<bool, OnlineStoreError
         let Some(source) = catalog.source(&project, &state.source).cloned() else {
             continue;
         };
-        backfill_chunk(node, lake, &project, &source, definition, version, &state).await?;
+        let version = VersionToFill {
+            project: &project,
+            source: &source,
+            definition,
+            version,
+            state: &state,
+        };
+        backfill_chunk(node, lake, files, version).await?;
         return Ok(true);
     }
     Ok(busy)
+}
+
+/// The version a chunk is for.
+struct VersionToFill<'a> {
+    project: &'a str,
+    source: &'a Source,
+    definition: Arc<FeatureView>,
+    version: u32,
+    state: &'a ViewState,
 }
 
 /// Proposes the next chunk of one version's backfill.
 async fn backfill_chunk(
     node: &Node,
     lake: Option<&Lake>,
-    project: &str,
-    source: &Source,
-    definition: Arc<FeatureView>,
-    version: u32,
-    state: &ViewState,
+    files: &mut SourceLogFiles,
+    fill: VersionToFill<'_>,
 ) -> Result<(), OnlineStoreError> {
+    let VersionToFill {
+        project,
+        source,
+        definition,
+        version,
+        state,
+    } = fill;
     let internal = |e: String| OnlineStoreError::Internal(e);
     let from = state.backfilled_through + 1;
+    let start = (from, state.resume_row);
     let last = state.registered_at.saturating_sub(1);
     let exported = node
         .state
         .export_state()
         .map_err(|e| internal(e.to_string()))?
         .exported_through;
-    // Events of entries [from, through], in log order; `through` ends on an entry boundary.
-    let (mut rows, through) = match lake {
+    // At most `backfill_chunk_rows` events from `start` on, in log order, and where they end.
+    let limit = node.config.backfill_chunk_rows.max(1);
+    let (rows, (through, next_row)) = match lake {
         Some(lake) if from <= exported.min(last) => {
-            read_source_log(lake, project, source, from, exported.min(last)).await?
+            let to = exported.min(last);
+            files.load(lake, project, source, from, to).await?;
+            blocking(|| files.rows(source, start, limit))
         }
         _ => {
-            let rows = read_staged(node, source, project, from, last)?;
+            let cut = blocking(|| read_staged(node, source, project, start, last, limit))?;
             // The range was exported meanwhile (its staged entries released): read it next round.
             let now = node
                 .state
@@ -169,28 +199,17 @@ async fn backfill_chunk(
             if lake.is_some() && now >= from && now > exported {
                 return Ok(());
             }
-            (rows, last)
-        }
-    };
-    // At most `backfill_chunk_rows` events, cut between entries (an entry bigger than that
-    // goes whole).
-    let limit = node.config.backfill_chunk_rows.max(1);
-    let through = match rows.get(limit).map(|r| r.log_index) {
-        Some(cut) if cut > rows[0].log_index => {
-            rows.retain(|r| r.log_index < cut);
-            cut - 1
-        }
-        Some(cut) => {
-            rows.retain(|r| r.log_index <= cut);
             cut
         }
-        None => through,
     };
     let plan = PlannedView::new(definition, version);
     let mut batch = EventBatch {
         project: project.to_string(),
         source: source.name.clone(),
         columns: source.schema.iter().map(|c| c.name.clone()).collect(),
+        // Apply collects what the source's retention has left behind by this lateness.
+        allowed_lateness_micros: i64::try_from(source.allowed_lateness.as_micros())
+            .unwrap_or(i64::MAX),
         ..EventBatch::default()
     };
     for row in rows {
@@ -202,7 +221,7 @@ async fn backfill_chunk(
     let batches = if batch.rows.is_empty() {
         Vec::new()
     } else {
-        feed(&mut batch, &plan, &mut statistics);
+        blocking(|| feed(&mut batch, &plan, &mut statistics));
         vec![batch]
     };
     propose(
@@ -215,6 +234,8 @@ async fn backfill_chunk(
                 from,
                 through,
                 batches,
+                from_row: state.resume_row,
+                next_row,
             }),
             ..WriteRequest::default()
         },
@@ -226,123 +247,217 @@ async fn backfill_chunk(
 /// One source event to backfill.
 struct SourceRow {
     log_index: u64,
+    /// Its row in its entry (across the entry's batches, as the source log numbers them).
+    row: u32,
     event_micros: i64,
     entity: Vec<u8>,
     /// In the source schema's column order.
     values: Vec<Value>,
 }
 
-/// The source log's events of entries `[from, to]` from the offline store (every date), in log
-/// order, and the last entry they cover: at most one file's range past `from`, so a compacted
-/// file is read once per chunk window rather than all at once.
-async fn read_source_log(
-    lake: &Lake,
-    project: &str,
-    source: &Source,
-    from: u64,
-    to: u64,
-) -> Result<(Vec<SourceRow>, u64), OnlineStoreError> {
-    let failed = |e: String| OnlineStoreError::Unavailable(format!("offline store: {e}"));
-    let dir = Partition::Source {
-        project: project.to_string(),
-        source: source.name.clone(),
-    }
-    .dir();
-    let files: Vec<_> = current_files(lake.list(&dir).await.map_err(|e| failed(e.to_string()))?)
-        .into_iter()
-        .filter(|f| f.range.last >= from && f.range.first <= to)
-        .collect();
-    // The window: up to the end of the first file that reaches past `from`.
-    let through = files
-        .iter()
-        .map(|f| f.range.last)
-        .min()
-        .unwrap_or(to)
-        .min(to);
-    let mut rows = Vec::new();
-    for file in files.iter().filter(|f| f.range.first <= through) {
-        let bytes = lake
-            .get(&file.path)
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-        for batch in read_parquet(bytes, None).map_err(failed)? {
-            rows.extend(rows_of(&batch, source, from, through));
-        }
-    }
-    // Within a file rows are in log order; across dates they interleave.
-    rows.sort_by_key(|r| r.0);
-    Ok((rows.into_iter().map(|(_, r)| r).collect(), through))
+/// The decoded source-log files of the window a backfill is in, kept across chunks so a
+/// compacted file (which may hold millions of events) is read once, not once per chunk.
+#[derive(Default)]
+pub struct SourceLogFiles {
+    /// The project, source and file paths decoded.
+    loaded: Option<(String, String, Vec<String>)>,
+    /// The last log index the decoded files cover (together, with every file reaching past
+    /// the window's start).
+    through: u64,
+    batches: Vec<RecordBatch>,
+    /// Every decoded row as (log index, row, batch, row in batch), in log order.
+    order: Vec<(u64, u32, u32, u32)>,
 }
 
-/// The rows of a source-log batch with log index in `[from, through]`, keyed by log position.
-fn rows_of(
-    batch: &RecordBatch,
-    source: &Source,
-    from: u64,
-    through: u64,
-) -> Vec<((u64, u32), SourceRow)> {
-    let (Some(index), Some(row), Some(time), Some(entity)) = (
-        batch.column_by_name(LOG_INDEX),
-        batch.column_by_name(ROW),
-        batch.column_by_name(EVENT_TIME),
-        batch.column_by_name(ENTITY),
-    ) else {
-        return Vec::new();
-    };
-    let (Some(index), Some(row), Some(time), Some(entity)) = (
-        index.as_primitive_opt::<UInt64Type>(),
-        row.as_primitive_opt::<UInt32Type>(),
-        time.as_primitive_opt::<TimestampMicrosecondType>(),
-        entity.as_binary_opt::<i32>(),
-    ) else {
-        return Vec::new();
-    };
-    let columns: Vec<Option<&dyn Array>> = source
-        .schema
-        .iter()
-        .map(|c| batch.column_by_name(&c.name).map(|a| a.as_ref()))
-        .collect();
-    (0..batch.num_rows())
-        .filter(|&i| (from..=through).contains(&index.value(i)))
-        .map(|i| {
-            let values = columns
-                .iter()
-                .map(|c| scalar_to_value(c.and_then(|c| scalar_at(c, i))))
+impl SourceLogFiles {
+    /// Makes sure the files holding entries from `from` (up to the end of the first file that
+    /// reaches past it, at most `to`) are decoded.
+    async fn load(
+        &mut self,
+        lake: &Lake,
+        project: &str,
+        source: &Source,
+        from: u64,
+        to: u64,
+    ) -> Result<(), OnlineStoreError> {
+        let failed = |e: String| OnlineStoreError::Unavailable(format!("offline store: {e}"));
+        let dir = Partition::Source {
+            project: project.to_string(),
+            source: source.name.clone(),
+        }
+        .dir();
+        let files: Vec<_> =
+            current_files(lake.list(&dir).await.map_err(|e| failed(e.to_string()))?)
+                .into_iter()
+                .filter(|f| f.range.last >= from && f.range.first <= to)
                 .collect();
-            (
-                (index.value(i), row.value(i)),
-                SourceRow {
-                    log_index: index.value(i),
+        // The window: up to the end of the first file that reaches past `from`.
+        let through = files
+            .iter()
+            .map(|f| f.range.last)
+            .min()
+            .unwrap_or(to)
+            .min(to);
+        let window: Vec<_> = files.iter().filter(|f| f.range.first <= through).collect();
+        let key = (
+            project.to_string(),
+            source.name.clone(),
+            window
+                .iter()
+                .map(|f| f.path.to_string())
+                .collect::<Vec<_>>(),
+        );
+        if self.loaded.as_ref() == Some(&key) {
+            self.through = through;
+            return Ok(());
+        }
+        *self = Self::default();
+        for file in &window {
+            let bytes = lake
+                .get(&file.path)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            self.batches
+                .extend(blocking(|| read_parquet(bytes, None)).map_err(failed)?);
+        }
+        for (b, batch) in self.batches.iter().enumerate() {
+            let (Some(index), Some(row)) = (
+                batch
+                    .column_by_name(LOG_INDEX)
+                    .and_then(|c| c.as_primitive_opt::<UInt64Type>()),
+                batch
+                    .column_by_name(ROW)
+                    .and_then(|c| c.as_primitive_opt::<UInt32Type>()),
+            ) else {
+                continue;
+            };
+            self.order.extend(
+                (0..batch.num_rows()).map(|i| (index.value(i), row.value(i), b as u32, i as u32)),
+            );
+        }
+        // Within a file rows are in log order; across dates they interleave.
+        blocking(|| self.order.sort_unstable());
+        self.loaded = Some(key);
+        self.through = through;
+        Ok(())
+    }
+
+    /// At most `limit` events from position `from` (entry, row) on, in log order; and where
+    /// they end (see [`take`]).
+    fn rows(&self, source: &Source, from: (u64, u32), limit: usize) -> (Vec<SourceRow>, End) {
+        let start = self.order.partition_point(|r| (r.0, r.1) < from);
+        let end = self.order.partition_point(|r| r.0 <= self.through);
+        let window = &self.order[start..end.max(start)];
+        let (window, end) = take(window, limit, |r| (r.0, r.1), self.through);
+        let columns: Vec<Vec<Option<&dyn Array>>> = self
+            .batches
+            .iter()
+            .map(|batch| {
+                source
+                    .schema
+                    .iter()
+                    .map(|c| batch.column_by_name(&c.name).map(|a| a.as_ref()))
+                    .collect()
+            })
+            .collect();
+        let rows = window
+            .iter()
+            .filter_map(|&(log_index, row, b, i)| {
+                let batch = &self.batches[b as usize];
+                let i = i as usize;
+                let time = batch
+                    .column_by_name(EVENT_TIME)?
+                    .as_primitive_opt::<TimestampMicrosecondType>()?;
+                let entity = batch.column_by_name(ENTITY)?.as_binary_opt::<i32>()?;
+                Some(SourceRow {
+                    log_index,
+                    row,
                     event_micros: time.value(i),
                     entity: entity.value(i).to_vec(),
-                    values,
-                },
-            )
-        })
-        .collect()
+                    values: columns[b as usize]
+                        .iter()
+                        .map(|c| scalar_to_value(c.and_then(|c| scalar_at(c, i))))
+                        .collect(),
+                })
+            })
+            .collect();
+        (rows, end)
+    }
 }
 
-/// The admitted events of staged entries `[from, to]` (not exported yet), in log order.
+/// Where a chunk ends: it covers every entry up to `through` whole and rows [0, next_row) of
+/// the entry after.
+type End = (u64, u32);
+
+/// The first `limit` of `items` (in log order, `position` giving each one's entry and row) and
+/// where they end: at the next item's position when there are more, else after entry `through`.
+fn take<T>(
+    items: &[T],
+    limit: usize,
+    position: impl Fn(&T) -> (u64, u32),
+    through: u64,
+) -> (&[T], End) {
+    match items.get(limit).map(position) {
+        Some((entry, row)) => (&items[..limit], (entry - 1, row)),
+        None => (items, (through, 0)),
+    }
+}
+
+/// At most `limit` admitted events of staged entries (not exported yet) from position `from`
+/// on, up to entry `to`, in log order; and where they end (see [`take`]).
 fn read_staged(
     node: &Node,
     source: &Source,
     project: &str,
-    from: u64,
+    from: (u64, u32),
     to: u64,
-) -> Result<Vec<SourceRow>, OnlineStoreError> {
-    let entries = node
-        .state
-        .staged_entries(from, to, usize::MAX)
-        .map_err(|e| OnlineStoreError::Internal(e.to_string()))?;
+    limit: usize,
+) -> Result<(Vec<SourceRow>, End), OnlineStoreError> {
+    // Entries are read a page at a time until the rows pass the limit.
+    const PAGE: usize = 64;
     let mut rows = Vec::new();
+    let mut next = from.0;
+    let mut exhausted = false;
+    while !exhausted && rows.len() <= limit {
+        let entries = node
+            .state
+            .staged_entries(next, to, PAGE)
+            .map_err(|e| OnlineStoreError::Internal(e.to_string()))?;
+        staged_rows(&entries, source, project, &mut rows);
+        rows.retain(|r| (r.log_index, r.row) >= from);
+        match entries.last() {
+            Some(&(last, _)) if entries.len() == PAGE && last < to => next = last + 1,
+            _ => exhausted = true,
+        }
+    }
+    // Every entry up to here was read (entries that are not staged hold no events).
+    let read_through = if exhausted { to } else { next - 1 };
+    let (kept, end) = take(&rows, limit, |r| (r.log_index, r.row), read_through);
+    let keep = kept.len();
+    rows.truncate(keep);
+    Ok((rows, end))
+}
+
+/// The admitted events of `source` in staged `entries`, appended to `rows` in log order.
+fn staged_rows(
+    entries: &[(u64, StagedEntry)],
+    source: &Source,
+    project: &str,
+    rows: &mut Vec<SourceRow>,
+) {
     for (log_index, entry) in entries {
+        let log_index = *log_index;
         let Ok(write) = WriteRequest::decode(entry.write_request.as_slice()) else {
             continue;
         };
         if write.backfill.is_some() {
             continue;
         }
+        // Rows are numbered across the entry's batches, as the source log numbers them.
+        let mut row_base = 0u32;
         for (events, decided) in write.event_batches.iter().zip(&entry.batches) {
+            let base = row_base;
+            row_base = row_base.saturating_add(events.rows.len() as u32);
             if decided.duplicate || events.project != project || events.source != source.name {
                 continue;
             }
@@ -370,6 +485,7 @@ fn read_staged(
                     .collect();
                 rows.push(SourceRow {
                     log_index,
+                    row: base.saturating_add(r as u32),
                     event_micros: events.event_micros.get(r).copied().unwrap_or_default(),
                     entity: events.entity_keys.get(r).cloned().unwrap_or_default(),
                     values,
@@ -377,7 +493,6 @@ fn read_staged(
             }
         }
     }
-    Ok(rows)
 }
 
 /// The version's running statistics as stored now (as compute reads them for a live batch).
@@ -402,4 +517,23 @@ async fn propose(node: &Node, write: WriteRequest) -> Result<(), OnlineStoreErro
         .await
         .map_err(|e| node.write_error(e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::take;
+
+    #[test]
+    fn a_chunk_ends_at_the_next_event_even_inside_an_entry() {
+        // Events as (entry, row): entry 5 has three, entry 7 two.
+        let events = [(5, 0), (5, 1), (5, 2), (7, 0), (7, 1)];
+        let at = |e: &(u64, u32)| *e;
+        // Inside entry 5: it ends before (5, 2), so nothing whole and rows [0, 2) of entry 5.
+        assert_eq!(take(&events, 2, at, 9), (&events[..2], (4, 2)));
+        // On a boundary: entries up to 6 whole.
+        assert_eq!(take(&events, 3, at, 9), (&events[..3], (6, 0)));
+        // Everything fits: the window's last entry whole.
+        assert_eq!(take(&events, 5, at, 9), (&events[..], (9, 0)));
+        assert_eq!(take(&events[..0], 5, at, 9), (&events[..0], (9, 0)));
+    }
 }

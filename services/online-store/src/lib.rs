@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod backfill;
+pub mod blocking;
 pub mod compact;
 pub mod config;
 pub mod error;

@@ -512,6 +512,25 @@ pub enum BenchCommand {
         #[arg(long, default_value = "transactions")]
         source: String,
     },
+    /// Load generated history into a new project's `transactions` source, then apply the
+    /// example `user_txn` view and time its backfill (with a live producer measuring freshness).
+    Backfill {
+        /// History events to load and backfill.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Distinct users.
+        #[arg(long, default_value_t = 100_000)]
+        users: u64,
+        /// Days of event time the history spans (ending now).
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Live events per second pushed throughout (0: none).
+        #[arg(long, default_value_t = 1_000)]
+        live_rate: u64,
+        /// The server's process id, to report events per CPU-second (one-process `quiver dev`).
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
     /// Write generated feature rows into the offline store (export layout), then time
     /// point-in-time snapshots over Arrow Flight: as-of features cold and warm, and windowed.
     Snapshot {

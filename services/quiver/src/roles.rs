@@ -82,7 +82,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 /// `quiver dev`: every role that exists, in one process, state under one directory.
 pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
-    let mut config = QuiverConfig::default();
+    // Defaults, tunable with `QUIVER__…` variables; addresses and directories are set below.
+    let mut config: QuiverConfig = load_config(None)?;
     let telemetry = telemetry::init(&config.log, "quiver-dev");
     let port = |offset: u16| -> anyhow::Result<SocketAddr> {
         let port = args

@@ -218,8 +218,8 @@ impl StateMachine {
             }
             fold_view(
                 folds,
-                log_index,
-                row_base,
+                (log_index, row_base),
+                Retention::of(watermark, lateness),
                 events,
                 view,
                 &aggregates,
@@ -259,8 +259,8 @@ impl StateMachine {
     /// rows were admitted when they first arrived), no watermark.
     pub(super) fn apply_backfill_batch(
         &self,
-        log_index: u64,
-        row_base: u32,
+        (log_index, row_base): (u64, u32),
+        retention: Retention,
         events: &EventBatch,
         folds: &mut EntryFolds,
         staged: &mut StagedBatch,
@@ -296,8 +296,8 @@ impl StateMachine {
         outcome.anomalous = excluded.len() as u64;
         fold_view(
             folds,
-            log_index,
-            row_base,
+            (log_index, row_base),
+            retention,
             events,
             view,
             &aggregates,
@@ -320,9 +320,22 @@ impl StateMachine {
         let mut folds = EntryFolds::default();
         let mut staged = Vec::with_capacity(chunk.batches.len());
         let mut row_base = 0u32;
+        let watermark = self
+            .read_through(
+                overlay,
+                &keys::watermark_key(self.group(), &chunk.project, &state.source),
+            )?
+            .and_then(|v| v.as_slice().try_into().ok().map(keys::from_ordered_i64));
         for events in &chunk.batches {
             let mut decided = StagedBatch::default();
-            self.apply_backfill_batch(log_index, row_base, events, &mut folds, &mut decided);
+            let retention = Retention::of(watermark, events.allowed_lateness_micros);
+            self.apply_backfill_batch(
+                (log_index, row_base),
+                retention,
+                events,
+                &mut folds,
+                &mut decided,
+            );
             row_base = row_base.saturating_add(events.rows.len() as u32);
             staged.push(decided);
         }
@@ -362,10 +375,16 @@ impl StateMachine {
                     is_statistics,
                 );
                 let layout = aggregator.layout().clone();
+                let kept = fold.retention.kept_from(&layout);
                 for (entity, touched) in aggregator.finish() {
-                    for (family, bucket, record) in touched.tiles {
-                        let family = &layout.families[family];
+                    for (family_index, bucket, record) in touched.tiles {
+                        let family = &layout.families[family_index];
                         let epoch = tiling::epoch(bucket, family.epoch_tiles);
+                        // Already expired (history, backfills): collecting it would be the
+                        // next thing to happen to it, so it is not written at all.
+                        if kept.get(family_index).is_some_and(|&first| epoch < first) {
+                            continue;
+                        }
                         let prefix =
                             keys::tile_epoch_prefix(&tiles_prefix, family.tile_micros, epoch);
                         operands.push((keys::tile_key(&prefix, &entity, bucket), encode(&record)));
@@ -399,6 +418,52 @@ struct ViewFold {
     version: u32,
     features: TileAggregator,
     statistics: TileAggregator,
+    /// What of its tiles is still kept: the most generous of its batches'.
+    retention: Retention,
+}
+
+/// The source's retention as a batch sees it: tiles in epochs the watermark has left behind
+/// (see `expired_epochs`) are collected, so folds into them need not be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Retention {
+    /// The source's watermark (None: none yet, everything is kept).
+    watermark: Option<i64>,
+    lateness: i64,
+}
+
+impl Retention {
+    pub(super) fn of(watermark: Option<i64>, lateness_micros: i64) -> Self {
+        Self {
+            watermark,
+            lateness: lateness_micros.max(0),
+        }
+    }
+
+    /// The more generous of two (the earlier watermark keeps more).
+    fn widest(self, other: Self) -> Self {
+        match (self.watermark, other.watermark) {
+            (Some(a), Some(b))
+                if a.saturating_sub(self.lateness) <= b.saturating_sub(other.lateness) =>
+            {
+                self
+            }
+            (Some(_), Some(_)) => other,
+            _ => Self::of(None, 0),
+        }
+    }
+
+    /// Per family of `layout`: the first epoch kept (empty: every epoch is kept).
+    fn kept_from(&self, layout: &Layout) -> Vec<i64> {
+        let Some(watermark) = self.watermark else {
+            return Vec::new();
+        };
+        let start = tiling::retention_start(watermark, self.lateness, layout.longest_micros);
+        layout
+            .families
+            .iter()
+            .map(|family| tiling::first_kept_epoch(family, start))
+            .collect()
+    }
 }
 
 impl EntryFolds {
@@ -408,13 +473,18 @@ impl EntryFolds {
         view: &str,
         version: u32,
         aggregates: &ViewAggregates,
+        retention: Retention,
     ) -> &mut ViewFold {
         let position = self
             .views
             .iter()
             .position(|f| f.version == version && f.view == view && f.project == project);
         let index = match position {
-            Some(index) => index,
+            Some(index) => {
+                let fold = &mut self.views[index];
+                fold.retention = fold.retention.widest(retention);
+                index
+            }
             None => {
                 self.views.push(ViewFold {
                     project: project.to_string(),
@@ -425,6 +495,7 @@ impl EntryFolds {
                         aggregates.statistics_specs(),
                         &aggregates.statistics,
                     ),
+                    retention,
                 });
                 self.views.len() - 1
             }
@@ -438,8 +509,8 @@ impl EntryFolds {
 #[allow(clippy::too_many_arguments)]
 fn fold_view(
     folds: &mut EntryFolds,
-    log_index: u64,
-    row_base: u32,
+    (log_index, row_base): (u64, u32),
+    retention: Retention,
     events: &EventBatch,
     view: &ViewEvents,
     aggregates: &ViewAggregates,
@@ -489,7 +560,13 @@ fn fold_view(
             }
         };
         let fc = aggregates.feature_count;
-        let fold = folds.view(&events.project, &view.view, view.version, aggregates);
+        let fold = folds.view(
+            &events.project,
+            &view.view,
+            view.version,
+            aggregates,
+            retention,
+        );
         let has_statistics = !aggregates.statistics_specs().is_empty();
         let mut row_inputs: Vec<Option<&Scalar>> = Vec::with_capacity(aggregates.specs.len());
         for row in 0..events.rows.len() {

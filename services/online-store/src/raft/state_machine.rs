@@ -24,6 +24,7 @@ use super::producers::Sequencing;
 use super::snapshot_file;
 use super::types::{LogId, Snapshot, SnapshotMeta, StoredMembership};
 use super::{Command, CommandResult, TypeConfig};
+use crate::blocking::blocking;
 use crate::keys::{self, tag};
 
 /// How many records an install writes per (unsynced) batch before the final synced one.
@@ -386,13 +387,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let (entry, responder) = item?;
             let result = match &entry.payload {
                 EntryPayload::Blank => CommandResult::default(),
-                EntryPayload::Normal(command) => self.apply_write(
-                    entry.log_id.index,
-                    command,
-                    &mut batch,
-                    &mut overlay,
-                    &mut applied_events,
-                )?,
+                EntryPayload::Normal(command) => blocking(|| {
+                    self.apply_write(
+                        entry.log_id.index,
+                        command,
+                        &mut batch,
+                        &mut overlay,
+                        &mut applied_events,
+                    )
+                })?,
                 EntryPayload::Membership(m) => {
                     let data = self.cf(keys::CF_SM_DATA)?;
                     for (node, _) in m.nodes() {
@@ -421,7 +424,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 encode(&membership)?,
             );
         }
-        self.db.write_opt(batch, &Self::synced()).map_err(io_err)?;
+        // Not synced: the log shares this database's write-ahead log, and every log append
+        // syncs it, so what is written here becomes durable with the next append. A crash
+        // before then loses only applied state whose entries are durable in the log (the
+        // batch carries `LAST_APPLIED`, so both roll back together) and Raft applies them
+        // again. Syncing here put an fsync on every write's path twice.
+        blocking(|| self.db.write(batch)).map_err(io_err)?;
         applied_events.record_metrics();
         if applied_events.views_changed {
             self.views_changed();
@@ -763,6 +771,7 @@ mod tests {
                 from,
                 through: 1,
                 batches: vec![chunk_batch.clone()],
+                ..BackfillChunk::default()
             }),
             ..WriteRequest::default()
         };
@@ -813,6 +822,7 @@ mod tests {
                     from: 1,
                     through: 7,
                     batches: vec![v2],
+                    ..BackfillChunk::default()
                 }),
                 ..WriteRequest::default()
             },

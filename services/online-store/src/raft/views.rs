@@ -154,6 +154,7 @@ impl StateMachine {
             backfilled_through: 0,
             backfilled_rows: 0,
             backfill_total: views.admitted_rows,
+            resume_row: 0,
         };
         views.active.push(ViewVersionRef {
             view: begin.view.clone(),
@@ -180,8 +181,13 @@ impl StateMachine {
         };
         let applies = state.phase == ViewPhase::Backfilling as i32
             && chunk.from == state.backfilled_through + 1
+            && chunk.from_row == state.resume_row
             && chunk.through >= chunk.from.saturating_sub(1)
             && chunk.through < state.registered_at
+            // A chunk inside one entry must move forward within it.
+            && (chunk.through >= chunk.from || chunk.next_row > chunk.from_row)
+            // Rows of the entry after `through` only while there is one to backfill.
+            && (chunk.next_row == 0 || chunk.through + 1 < state.registered_at)
             && chunk.batches.iter().all(|b| {
                 b.views.len() == 1
                     && b.views[0].view == chunk.view
@@ -201,6 +207,7 @@ impl StateMachine {
         overlay: &mut HashMap<Vec<u8>, Vec<u8>>,
     ) -> io::Result<()> {
         state.backfilled_through = chunk.through;
+        state.resume_row = chunk.next_row;
         state.backfilled_rows += chunk
             .batches
             .iter()

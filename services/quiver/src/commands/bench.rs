@@ -54,6 +54,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             };
             super::bench_push::run(&args.addresses, shape).await
         }
+        BenchCommand::Backfill {
+            events,
+            users,
+            days,
+            live_rate,
+            server_pid,
+        } => {
+            let shape = super::bench_backfill::Shape {
+                events,
+                users,
+                days,
+                live_rate,
+                server_pid,
+            };
+            super::bench_backfill::run(&args.addresses, shape).await
+        }
         BenchCommand::Snapshot {
             store,
             feature_rows,

@@ -2,6 +2,7 @@
 
 pub mod apply;
 mod bench;
+mod bench_backfill;
 mod bench_push;
 mod bench_snapshot;
 mod cluster;
