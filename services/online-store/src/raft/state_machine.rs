@@ -184,7 +184,7 @@ impl StateMachine {
         applied: &mut AppliedEvents,
     ) -> io::Result<CommandResult> {
         // A command that does not decode was still committed: skip it the same way everywhere.
-        let Ok(write) = WriteRequest::decode(command.write.as_slice()) else {
+        let Ok(mut write) = WriteRequest::decode(command.write.as_slice()) else {
             tracing::error!("committed write does not decode; skipped");
             return Ok(CommandResult::default());
         };
@@ -219,7 +219,12 @@ impl StateMachine {
         let mut row_base = 0u32;
         let mut folds = EntryFolds::default();
         let mut staged = Vec::with_capacity(write.event_batches.len());
-        for events in &write.event_batches {
+        // A batch that overlaps what its producer applied is applied from there on, and staged
+        // as applied (the export then sees exactly the rows that counted).
+        let mut trimmed = false;
+        for events in &mut write.event_batches {
+            trimmed |= self.trim_applied_positions(overlay, events)?;
+            let events = &*events;
             let mut decided = StagedBatch::default();
             let outcome = self.apply_event_batch(
                 log_index,
@@ -239,7 +244,11 @@ impl StateMachine {
         if staged.iter().any(|b| !b.duplicate) {
             // The entry as committed, for the offline export (released once exported).
             let entry = StagedEntry {
-                write_request: command.write.clone(),
+                write_request: if trimmed {
+                    write.encode_to_vec()
+                } else {
+                    command.write.clone()
+                },
                 batches: staged,
             };
             batch.put_cf(
@@ -259,6 +268,7 @@ impl StateMachine {
             &write.producer_id,
             0,
             write.sequence,
+            0,
             log_index,
             batch,
             overlay,
