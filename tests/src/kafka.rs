@@ -88,7 +88,12 @@ impl Broker {
 }
 
 /// What the online store at `online` has stored of `source`'s partitions of `topic`.
-pub async fn committed(online: &str, project: &str, source: &str, topic: &str) -> ProducersResponse {
+pub async fn committed(
+    online: &str,
+    project: &str,
+    source: &str,
+    topic: &str,
+) -> ProducersResponse {
     let mut client = OnlineStoreServiceClient::new(channel(online).await.unwrap());
     client
         .producers(ProducersRequest {

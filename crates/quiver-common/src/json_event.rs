@@ -20,7 +20,10 @@ pub fn object_row(object: &serde_json::Map<String, Json>, source: &Source) -> Re
     let values = source
         .schema
         .iter()
-        .map(|c| json_value(object.get(&c.name), c.value_type).map_err(|e| format!("column {:?}: {e}", c.name)))
+        .map(|c| {
+            json_value(object.get(&c.name), c.value_type)
+                .map_err(|e| format!("column {:?}: {e}", c.name))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Row { values })
 }
@@ -41,7 +44,8 @@ pub fn json_value(v: Option<&Json>, t: ValueType) -> Result<Value, String> {
     let number = |n: &serde_json::Number| n.as_f64().ok_or_else(|| format!("{n} is not a number"));
     Ok(match (t, v) {
         (ValueType::Int64, Json::Number(n)) => value(Kind::Int64Value(
-            n.as_i64().ok_or_else(|| format!("expected int64, got {n}"))?,
+            n.as_i64()
+                .ok_or_else(|| format!("expected int64, got {n}"))?,
         )),
         (ValueType::Float64, Json::Number(n)) => value(Kind::Float64Value(number(n)?)),
         (ValueType::Float32, Json::Number(n)) => value(Kind::Float32Value(number(n)? as f32)),
@@ -50,16 +54,18 @@ pub fn json_value(v: Option<&Json>, t: ValueType) -> Result<Value, String> {
         (ValueType::Bytes, Json::String(s)) => value(Kind::BytesValue(s.as_bytes().to_vec())),
         // Ingest parses RFC 3339 text (and says which row was wrong).
         (ValueType::Timestamp, Json::String(s)) => value(Kind::StringValue(s.clone())),
-        (ValueType::Float32List, Json::Array(items)) => value(Kind::Float32ListValue(Float32List {
-            values: items
-                .iter()
-                .map(|x| {
-                    x.as_f64()
-                        .map(|x| x as f32)
-                        .ok_or_else(|| format!("{x} is not a number"))
-                })
-                .collect::<Result<_, _>>()?,
-        })),
+        (ValueType::Float32List, Json::Array(items)) => {
+            value(Kind::Float32ListValue(Float32List {
+                values: items
+                    .iter()
+                    .map(|x| {
+                        x.as_f64()
+                            .map(|x| x as f32)
+                            .ok_or_else(|| format!("{x} is not a number"))
+                    })
+                    .collect::<Result<_, _>>()?,
+            }))
+        }
         (t, other) => return Err(format!("expected {t}, got {}", short(other))),
     })
 }

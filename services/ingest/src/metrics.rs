@@ -97,7 +97,14 @@ static KAFKA_PROBLEMS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 });
 
 /// Sets one partition's lag and committed offset.
-pub fn kafka_partition(project: &str, source: &str, topic: &str, partition: i32, committed: u64, lag: u64) {
+pub fn kafka_partition(
+    project: &str,
+    source: &str,
+    topic: &str,
+    partition: i32,
+    committed: u64,
+    lag: u64,
+) {
     let p = partition.to_string();
     let labels = [project, source, topic, p.as_str()];
     KAFKA_LAG.with_label_values(&labels).set(lag as i64);

@@ -194,7 +194,10 @@ impl ExportFiles {
                 entity: Vec::new(),
             };
             let row = vec![
-                ("offset".to_string(), Some(Scalar::Int64(message.offset as i64))),
+                (
+                    "offset".to_string(),
+                    Some(Scalar::Int64(message.offset as i64)),
+                ),
                 (
                     "payload".to_string(),
                     Some(Scalar::String(
@@ -213,7 +216,12 @@ impl ExportFiles {
                 project: events.project.clone(),
                 source: events.source.clone(),
             };
-            self.quarantine_row(partition, date_of(events.received_micros), &meta, quarantined);
+            self.quarantine_row(
+                partition,
+                date_of(events.received_micros),
+                &meta,
+                quarantined,
+            );
         }
     }
 

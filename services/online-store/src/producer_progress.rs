@@ -3,15 +3,18 @@
 //! it; a replica behind the leader answers older sequences, which only makes a consumer resend
 //! what apply then drops as applied (never skip).
 
-use quiver_proto::online::{ProducerProgress, ProducersRequest, ProducersResponse};
 use quiver_proto::online::SourceClock;
+use quiver_proto::online::{ProducerProgress, ProducersRequest, ProducersResponse};
 
 use crate::error::OnlineStoreError;
 use crate::node::Node;
 use crate::raft::source_clock::IDLE_AFTER_BATCHES;
 
 /// The producers of `request` with their sequences, watermarks and activity.
-pub fn read(node: &Node, request: &ProducersRequest) -> Result<ProducersResponse, OnlineStoreError> {
+pub fn read(
+    node: &Node,
+    request: &ProducersRequest,
+) -> Result<ProducersResponse, OnlineStoreError> {
     if request.prefix.is_empty() {
         return Err(OnlineStoreError::InvalidArgument(
             "prefix: a producer id prefix is required, e.g. \"kafka:orders:\"".into(),

@@ -200,7 +200,15 @@ async fn a_keyed_stream_over_several_partitions_equals_brute_force() {
     let (first, second) = all.split_at(5_000);
     broker.send("orders", &messages(first));
     broker.send("orders", &messages(second));
-    let response = wait_committed(&broker, &online, "shop", "orders", "orders", Duration::from_secs(120)).await;
+    let response = wait_committed(
+        &broker,
+        &online,
+        "shop",
+        "orders",
+        "orders",
+        Duration::from_secs(120),
+    )
+    .await;
 
     // Phase 2: every partition committed to its log end, and each customer's aggregates equal
     // the brute-force recomputation.
@@ -227,7 +235,10 @@ async fn killed_twice_mid_stream_every_count_stays_exact() {
     let (mut cluster, _compute, compute) = start(bin, &broker).await;
     let online = cluster.address(1);
     // Small batches: many commits, so each kill lands between some of them.
-    let small = [("QUIVER__INGEST__KAFKA__MAX_BATCH_MESSAGES", "25".to_string())];
+    let small = [(
+        "QUIVER__INGEST__KAFKA__MAX_BATCH_MESSAGES",
+        "25".to_string(),
+    )];
     let (mut ingest_a, _) = ingest(&cluster, compute, "ingest-a", &small).await;
 
     let all = orders(9_000, 40, 3, now_micros() - 2 * HOUR, 600_000);
@@ -252,7 +263,15 @@ async fn killed_twice_mid_stream_every_count_stays_exact() {
     cluster.wait_for_leader(Duration::from_secs(30)).await;
 
     // Everything committed once: every per-entity count (and sum, and max) exact.
-    wait_committed(&broker, &online, "shop", "orders", "orders", Duration::from_secs(180)).await;
+    wait_committed(
+        &broker,
+        &online,
+        "shop",
+        "orders",
+        "orders",
+        Duration::from_secs(180),
+    )
+    .await;
     let want = expected(&all);
     let customers: Vec<i64> = want.keys().copied().collect();
     assert_eq!(served(&online, &customers).await, want);
@@ -269,7 +288,10 @@ async fn wait_between(
     for _ in 0..3_000 {
         let n = total(committed(online, "shop", "orders", "orders").await);
         if n > low {
-            assert!(n <= high, "the stream finished before the kill ({n} committed)");
+            assert!(
+                n <= high,
+                "the stream finished before the kill ({n} committed)"
+            );
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -286,8 +308,14 @@ async fn poison_messages_are_quarantined_and_their_partition_keeps_flowing() {
     let store = store_dir.path().display().to_string();
     let cluster = Cluster::start_with(bin, &defs(&broker.bootstrap()), 1, |_| {
         vec![
-            ("QUIVER__ONLINE_STORE__OFFLINE_STORE".to_string(), store.clone()),
-            ("QUIVER__ONLINE_STORE__EXPORT_INTERVAL".to_string(), "200ms".to_string()),
+            (
+                "QUIVER__ONLINE_STORE__OFFLINE_STORE".to_string(),
+                store.clone(),
+            ),
+            (
+                "QUIVER__ONLINE_STORE__EXPORT_INTERVAL".to_string(),
+                "200ms".to_string(),
+            ),
         ]
     })
     .await;
@@ -305,16 +333,33 @@ async fn poison_messages_are_quarantined_and_their_partition_keeps_flowing() {
     let mut stream = messages(before);
     let poison: Vec<(i32, Vec<u8>)> = vec![
         (1, b"\x00\x01 not json".to_vec()),
-        (1, format!(r#"{{"customer_id": "seven", "ts": "{}", "amount": 1}}"#, rfc3339(start)).into_bytes()),
-        (1, format!(r#"{{"ts": "{}", "amount": 1}}"#, rfc3339(start)).into_bytes()),
+        (
+            1,
+            format!(
+                r#"{{"customer_id": "seven", "ts": "{}", "amount": 1}}"#,
+                rfc3339(start)
+            )
+            .into_bytes(),
+        ),
+        (
+            1,
+            format!(r#"{{"ts": "{}", "amount": 1}}"#, rfc3339(start)).into_bytes(),
+        ),
     ];
     stream.extend(poison);
     stream.extend(messages(after));
     broker.send("orders", &stream);
 
     // The partition flowed past its poison: committed to its log end, every good order counted.
-    let response =
-        wait_committed(&broker, &online, "shop", "orders", "orders", Duration::from_secs(120)).await;
+    let response = wait_committed(
+        &broker,
+        &online,
+        "shop",
+        "orders",
+        "orders",
+        Duration::from_secs(120),
+    )
+    .await;
     assert_eq!(
         by_partition(&response, "orders")[&1].sequence,
         broker.log_ends("orders")[&1]
@@ -336,7 +381,9 @@ async fn poison_messages_are_quarantined_and_their_partition_keeps_flowing() {
             .flat_map(|b| {
                 let column = b.column_by_name("reason").unwrap();
                 let strings = column.as_any().downcast_ref::<StringArray>().unwrap();
-                (0..strings.len()).map(|i| strings.value(i).to_string()).collect::<Vec<_>>()
+                (0..strings.len())
+                    .map(|i| strings.value(i).to_string())
+                    .collect::<Vec<_>>()
             })
             .collect();
         if reasons.len() >= 3 {
@@ -347,12 +394,21 @@ async fn poison_messages_are_quarantined_and_their_partition_keeps_flowing() {
     reasons.sort();
     assert_eq!(reasons.len(), 3, "{reasons:#?}");
     let at = |o: u64| format!("kafka topic \"orders\" partition 1 offset {o}: ");
-    assert!(reasons[0].starts_with(&at(offsets_of_poison[0])), "{reasons:#?}");
+    assert!(
+        reasons[0].starts_with(&at(offsets_of_poison[0])),
+        "{reasons:#?}"
+    );
     assert!(reasons[0].contains("not a JSON object"), "{reasons:#?}");
     assert!(reasons[1].starts_with(&at(offsets_of_poison[1])));
-    assert!(reasons[1].contains(r#"column "customer_id": expected int64, got "seven""#), "{reasons:#?}");
+    assert!(
+        reasons[1].contains(r#"column "customer_id": expected int64, got "seven""#),
+        "{reasons:#?}"
+    );
     assert!(reasons[2].starts_with(&at(offsets_of_poison[2])));
-    assert!(reasons[2].contains(r#"column "customer_id": the join key is null"#), "{reasons:#?}");
+    assert!(
+        reasons[2].contains(r#"column "customer_id": the join key is null"#),
+        "{reasons:#?}"
+    );
 }
 
 #[tokio::test]
@@ -374,22 +430,53 @@ async fn an_idle_partition_does_not_hold_the_source_back() {
     // Partition 0 writes a little three hours ago, then nothing.
     let start = now_micros() - 3 * HOUR;
     let early: Vec<(i32, Order)> = (0..5)
-        .map(|i| (0, Order { customer: 3 * i, micros: start + i * MINUTE, amount: 1.0 }))
+        .map(|i| {
+            (
+                0,
+                Order {
+                    customer: 3 * i,
+                    micros: start + i * MINUTE,
+                    amount: 1.0,
+                },
+            )
+        })
         .collect();
     broker.send("orders", &messages(&early));
-    wait_committed(&broker, &online, "shop", "orders", "orders", Duration::from_secs(60)).await;
+    wait_committed(
+        &broker,
+        &online,
+        "shop",
+        "orders",
+        "orders",
+        Duration::from_secs(60),
+    )
+    .await;
 
     // Partitions 1 and 2 stream 1,200 orders over the following three hours.
     let live: Vec<(i32, Order)> = (0..1_200i64)
         .map(|i| {
             let partition = 1 + (i % 2) as i32;
             let customer = 3 * (i % 20) + i64::from(partition);
-            (partition, Order { customer, micros: start + 10 * MINUTE + i * 8_000_000, amount: 2.0 })
+            (
+                partition,
+                Order {
+                    customer,
+                    micros: start + 10 * MINUTE + i * 8_000_000,
+                    amount: 2.0,
+                },
+            )
         })
         .collect();
     broker.send("orders", &messages(&live));
-    let response =
-        wait_committed(&broker, &online, "shop", "orders", "orders", Duration::from_secs(240)).await;
+    let response = wait_committed(
+        &broker,
+        &online,
+        "shop",
+        "orders",
+        "orders",
+        Duration::from_secs(240),
+    )
+    .await;
 
     // Nothing of the live partitions was held back or made late: every order counts.
     let all: Vec<(i32, Order)> = early.iter().chain(&live).cloned().collect();
@@ -416,7 +503,11 @@ async fn an_idle_partition_does_not_hold_the_source_back() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{text}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(text.contains("kafka topic orders:"), "{text}");
     let row = |p: i32| {
         text.lines()

@@ -77,7 +77,10 @@ impl Validator {
             fail(
                 self,
                 "consumer_group",
-                format!("{:?} has whitespace or control characters", spec.consumer_group),
+                format!(
+                    "{:?} has whitespace or control characters",
+                    spec.consumer_group
+                ),
             );
         }
         let mut properties = BTreeMap::new();
@@ -176,12 +179,10 @@ fn reference(text: &str) -> Result<(), String> {
     }
     let inner = &text[2..text.len() - 1];
     if let Some(name) = inner.strip_prefix("env:") {
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
-            return Err(format!("{text:?}: {name:?} is not an environment variable name"));
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!(
+                "{text:?}: {name:?} is not an environment variable name"
+            ));
         }
     } else if let Some(path) = inner.strip_prefix("file:") {
         if !path.starts_with('/') {

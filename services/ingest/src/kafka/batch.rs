@@ -141,8 +141,8 @@ impl Sender {
         let latest = received_micros.saturating_add(
             i64::try_from(self.config.max_future_skew.as_micros()).unwrap_or(i64::MAX),
         );
-        let checker = RowChecker::new(source, entity, &columns, latest, &self.config)
-            .map_err(|e| e.0)?;
+        let checker =
+            RowChecker::new(source, entity, &columns, latest, &self.config).map_err(|e| e.0)?;
         let last = messages.last().map_or(0, |m| m.offset);
         let mut batch = EventBatch {
             producer_id: partition_producer(&self.topic, partition),

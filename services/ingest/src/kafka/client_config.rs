@@ -43,7 +43,10 @@ pub fn client_config(
         // the consumer before it fetches anything.
         .set("partition.assignment.strategy", "range,roundrobin")
         .set("enable.partition.eof", "false");
-    if !config.config_map().contains_key("topic.metadata.refresh.interval.ms") {
+    if !config
+        .config_map()
+        .contains_key("topic.metadata.refresh.interval.ms")
+    {
         // New partitions are found (and assigned) within seconds, not the default 5 minutes.
         config.set("topic.metadata.refresh.interval.ms", "5000");
     }
@@ -69,7 +72,9 @@ fn resolve(value: &str) -> Result<String, String> {
             .map(|text| text.trim_end_matches(['\n', '\r']).to_string())
             .map_err(|e| format!("cannot read {path}: {e}"));
     }
-    Err(format!("{value:?} is neither ${{env:NAME}} nor ${{file:PATH}}"))
+    Err(format!(
+        "{value:?} is neither ${{env:NAME}} nor ${{file:PATH}}"
+    ))
 }
 
 #[cfg(test)]
@@ -81,7 +86,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("password");
         std::fs::write(&path, "s3cret\n").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(resolve(&format!("${{file:{}}}", path.display())), Ok("s3cret".into()));
+        assert_eq!(
+            resolve(&format!("${{file:{}}}", path.display())),
+            Ok("s3cret".into())
+        );
         assert_eq!(resolve("PLAIN"), Ok("PLAIN".into()));
         assert!(resolve("${env:QUIVER_TEST_SURELY_UNSET_VARIABLE}")
             .is_err_and(|e| e.contains("QUIVER_TEST_SURELY_UNSET_VARIABLE is not set")));

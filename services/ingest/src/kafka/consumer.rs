@@ -62,7 +62,11 @@ pub fn run(
     let (topic, runtime) = (context.topic.clone(), context.runtime.clone());
     let (project, source) = (sender.project.clone(), sender.source.clone());
     if let Err(e) = consumer.subscribe(&[&topic]) {
-        status.set(status::FAILED, &format!("cannot subscribe to {topic:?}: {e}"), Some("config"));
+        status.set(
+            status::FAILED,
+            &format!("cannot subscribe to {topic:?}: {e}"),
+            Some("config"),
+        );
         return;
     }
     let (done, finished) = mpsc::channel::<Delivered>();
@@ -70,36 +74,9 @@ pub fn run(
     let mut last_check: Option<Instant> = None;
     let mut known_count: Option<usize> = None;
     while !cancel.is_cancelled() {
-        match consumer.poll(POLL) {
-            Some(Ok(message)) => {
-                let partition = message.partition();
-                let offset = message.offset();
-                if let (Some(p), Ok(offset)) = (partitions.get_mut(&partition), u64::try_from(offset)) {
-                    // A message fetched before a seek can still arrive: only what follows the
-                    // last one read counts.
-                    if p.next_read.is_none_or(|next| offset >= next) {
-                        if p.buffer.is_empty() {
-                            p.first_at = Some(Instant::now());
-                        }
-                        p.buffer.push(Message {
-                            offset,
-                            payload: message.payload().map(<[u8]>::to_vec),
-                        });
-                        p.next_read = Some(offset + 1);
-                        p.log_end = p.log_end.max(offset + 1);
-                    }
-                }
-                if status.state() != status::CONSUMING {
-                    status.set(status::CONSUMING, "", None);
-                }
-            }
-            Some(Err(KafkaError::MessageConsumption(code))) => {
-                handle_consume_error(code, &status);
-            }
-            Some(Err(e)) => tracing::warn!(%project, %source, %e, "kafka poll error"),
-            None => {}
-        }
-
+        let polled = consumer.poll(POLL);
+        // Assignment changes first: the poll that ran the rebalance callback may already
+        // carry a message of a newly assigned partition.
         let changes = context
             .changes
             .lock()
@@ -141,14 +118,59 @@ pub fn run(
                             },
                         );
                     }
-                    crate::metrics::kafka_partitions(&project, &source, &topic, "owned", partitions.len());
+                    crate::metrics::kafka_partitions(
+                        &project,
+                        &source,
+                        &topic,
+                        "owned",
+                        partitions.len(),
+                    );
                     last_check = None;
                 }
             }
         }
 
+        match polled {
+            Some(Ok(message)) => {
+                let partition = message.partition();
+                let offset = message.offset();
+                if let (Some(p), Ok(offset)) =
+                    (partitions.get_mut(&partition), u64::try_from(offset))
+                {
+                    // A message fetched before a seek can still arrive: only what follows the
+                    // last one read counts.
+                    if p.next_read.is_none_or(|next| offset >= next) {
+                        if p.buffer.is_empty() {
+                            p.first_at = Some(Instant::now());
+                        }
+                        p.buffer.push(Message {
+                            offset,
+                            payload: message.payload().map(<[u8]>::to_vec),
+                        });
+                        p.next_read = Some(offset + 1);
+                        p.log_end = p.log_end.max(offset + 1);
+                    }
+                }
+                if status.state() != status::CONSUMING {
+                    status.set(status::CONSUMING, "", None);
+                }
+            }
+            Some(Err(KafkaError::MessageConsumption(code))) => {
+                handle_consume_error(code, &status);
+            }
+            Some(Err(e)) => tracing::warn!(%project, %source, %e, "kafka poll error"),
+            None => {}
+        }
+
         while let Ok(delivered) = finished.try_recv() {
-            settle(&consumer, &topic, &mut partitions, delivered, &project, &source);
+            settle(
+                &consumer,
+                &topic,
+                &mut partitions,
+                delivered,
+                &project,
+                &source,
+            );
         }
 
         for (&partition, p) in partitions.iter_mut() {
@@ -161,8 +183,13 @@ pub fn run(
                 p.batches += 1;
                 let id = p.batches;
                 p.in_flight = Some(id);
-                let (sender, done, cancel, epoch, log_end) =
-                    (sender.clone(), done.clone(), p.cancel.clone(), p.epoch, p.log_end);
+                let (sender, done, cancel, epoch, log_end) = (
+                    sender.clone(),
+                    done.clone(),
+                    p.cancel.clone(),
+                    p.epoch,
+                    p.log_end,
+                );
                 runtime.spawn(async move {
                     if let Some(d) = sender
                         .deliver(partition, id, epoch, messages, log_end, cancel)
@@ -191,7 +218,14 @@ pub fn run(
         if last_check.is_none_or(|t| t.elapsed() >= config.check_interval) {
             last_check = Some(Instant::now());
             check_brokers(&consumer, &topic, &status, &mut known_count);
-            check_partitions(&consumer, &topic, &mut partitions, &status, &project, &source);
+            check_partitions(
+                &consumer,
+                &topic,
+                &mut partitions,
+                &status,
+                &project,
+                &source,
+            );
         }
     }
     for p in partitions.values() {
@@ -221,16 +255,32 @@ fn settle(
     let outcome = &delivered.outcome;
     if outcome.fenced || (outcome.duplicate && outcome.epoch != p.epoch) {
         // A consumer of a newer epoch (the topic was recreated) has written: follow it.
-        tracing::info!(partition = delivered.partition, epoch = outcome.epoch, "kafka partition follows a newer epoch");
+        tracing::info!(
+            partition = delivered.partition,
+            epoch = outcome.epoch,
+            "kafka partition follows a newer epoch"
+        );
         p.epoch = outcome.epoch;
-        reposition(consumer, topic, delivered.partition, p, outcome.last_sequence);
+        reposition(
+            consumer,
+            topic,
+            delivered.partition,
+            p,
+            outcome.last_sequence,
+        );
         return;
     }
     if outcome.duplicate {
         crate::metrics::kafka_messages(project, source, "duplicate", 1);
         // Another consumer committed past this batch: continue from there.
         if outcome.last_sequence > delivered.sequence {
-            reposition(consumer, topic, delivered.partition, p, outcome.last_sequence);
+            reposition(
+                consumer,
+                topic,
+                delivered.partition,
+                p,
+                outcome.last_sequence,
+            );
         } else {
             p.committed = Some(outcome.last_sequence.max(p.committed.unwrap_or(0)));
         }
@@ -318,7 +368,14 @@ fn check_brokers(
     let count = found.map_or(0, |t| t.partitions().len());
     if let Some(before) = *known_count {
         if before != count {
-            tracing::warn!(project, source, topic, before, count, "kafka partition count changed; the group rebalances");
+            tracing::warn!(
+                project,
+                source,
+                topic,
+                before,
+                count,
+                "kafka partition count changed; the group rebalances"
+            );
             crate::metrics::kafka_problem(project, source, "partitions_changed");
         }
     }

@@ -74,21 +74,25 @@ impl Context {
             let request = request.clone();
             match self.runtime.block_on(async move {
                 tokio::time::timeout(Duration::from_secs(10), compute.producers(request)).await
-            })
-            {
+            }) {
                 Ok(Ok(response)) => {
                     return Some(
                         response
                             .into_inner()
                             .producers
                             .into_iter()
-                            .filter_map(|p| Some((producer_partition(&self.topic, &p.producer_id)?, p)))
+                            .filter_map(|p| {
+                                Some((producer_partition(&self.topic, &p.producer_id)?, p))
+                            })
                             .collect(),
                     )
                 }
                 Ok(Err(status)) => self.status.set(
                     status::STARTING,
-                    &format!("cannot read the stored offsets from Quiver: {}", status.message()),
+                    &format!(
+                        "cannot read the stored offsets from Quiver: {}",
+                        status.message()
+                    ),
                     Some("resume_failed"),
                 ),
                 Err(_) => self.status.set(
@@ -144,7 +148,8 @@ impl ClientContext for Context {
                 return;
             }
         };
-        self.status.set(state, &format!("{error}: {reason}"), Some(kind));
+        self.status
+            .set(state, &format!("{error}: {reason}"), Some(kind));
     }
 }
 

@@ -55,7 +55,14 @@ pub fn start(
         let mut running: HashMap<(String, String), Running> = HashMap::new();
         loop {
             if registry.is_loaded() {
-                reconcile(&config, &registry, &compute, &supervisor, &shutdown, &mut running);
+                reconcile(
+                    &config,
+                    &registry,
+                    &compute,
+                    &supervisor,
+                    &shutdown,
+                    &mut running,
+                );
             }
             tokio::select! {
                 _ = shutdown.wait() => break,
@@ -82,7 +89,10 @@ fn reconcile(
     let catalog = registry.catalog();
     let mut wanted: HashMap<(String, String), KafkaSource> = HashMap::new();
     for (project, source) in catalog.sources() {
-        if let Some(kafka) = catalog.source(project, source).and_then(|s| s.kafka.clone()) {
+        if let Some(kafka) = catalog
+            .source(project, source)
+            .and_then(|s| s.kafka.clone())
+        {
             wanted.insert((project.to_string(), source.to_string()), kafka);
         }
     }
@@ -99,7 +109,15 @@ fn reconcile(
             continue;
         }
         let cancel = shutdown.token().child_token();
-        spawn(config, registry, compute, board, &key, &kafka, cancel.clone());
+        spawn(
+            config,
+            registry,
+            compute,
+            board,
+            &key,
+            &kafka,
+            cancel.clone(),
+        );
         running.insert(key, Running { kafka, cancel });
     }
 }
@@ -135,8 +153,8 @@ fn spawn(
         status: status.clone(),
         changes: Mutex::new(Vec::new()),
     };
-    let client = client_config::client_config(project, source, kafka, &config.kafka)
-        .and_then(|c| {
+    let client =
+        client_config::client_config(project, source, kafka, &config.kafka).and_then(|c| {
             c.create_with_context::<_, BaseConsumer<Context>>(context)
                 .map_err(|e| e.to_string())
         });

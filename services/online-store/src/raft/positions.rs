@@ -71,15 +71,14 @@ pub fn trim_below(events: &mut EventBatch, next: u64) -> bool {
         for column in &mut view.derived {
             retain(&mut column.values, &keep);
         }
-        view.excluded.retain_mut(|e| {
-            match moved.get(e.row as usize).copied().flatten() {
+        view.excluded
+            .retain_mut(|e| match moved.get(e.row as usize).copied().flatten() {
                 Some(row) => {
                     e.row = row;
                     true
                 }
                 None => false,
-            }
-        });
+            });
     }
     true
 }
@@ -141,7 +140,10 @@ mod tests {
         assert_eq!(events.event_micros, [13, 14, 15]);
         assert_eq!(events.entity_keys, [vec![13], vec![14], vec![15]]);
         assert_eq!(events.rows[0].values[0], int(13));
-        assert_eq!(events.views[0].derived[0].values, [int(-13), int(-14), int(-15)]);
+        assert_eq!(
+            events.views[0].derived[0].values,
+            [int(-13), int(-14), int(-15)]
+        );
         // The exclusion of offset 14 follows its row.
         assert_eq!(events.views[0].excluded[0].row, 1);
         assert!(events.rejected.is_empty(), "offset 12 was applied");

@@ -161,9 +161,9 @@ impl StateMachine {
         options.set_iterate_lower_bound(lower.clone());
         options.set_iterate_upper_bound(upper);
         let mut found = Vec::new();
-        for item in self
-            .db()
-            .iterator_cf_opt(self.cf(keys::CF_SM_DATA)?, options, IteratorMode::Start)
+        for item in
+            self.db()
+                .iterator_cf_opt(self.cf(keys::CF_SM_DATA)?, options, IteratorMode::Start)
         {
             let (key, value) = item.map_err(io_err)?;
             if !key.starts_with(&lower) {

@@ -22,12 +22,18 @@ pub struct KafkaProgress {
 }
 
 /// Reads both for `project`'s `source`, consuming `topic`.
-pub async fn fetch(addresses: &Addresses, project: &str, source: &str, topic: &str) -> KafkaProgress {
+pub async fn fetch(
+    addresses: &Addresses,
+    project: &str,
+    source: &str,
+    topic: &str,
+) -> KafkaProgress {
     let committed = async {
-        let channel = tokio::time::timeout(Duration::from_secs(2), connect(&addresses.online, "online"))
-            .await
-            .map_err(|_| format!("the online store at {} did not answer", addresses.online))?
-            .map_err(|e| e.to_string())?;
+        let channel =
+            tokio::time::timeout(Duration::from_secs(2), connect(&addresses.online, "online"))
+                .await
+                .map_err(|_| format!("the online store at {} did not answer", addresses.online))?
+                .map_err(|e| e.to_string())?;
         OnlineStoreServiceClient::new(channel)
             .producers(ProducersRequest {
                 project: project.into(),
@@ -40,10 +46,11 @@ pub async fn fetch(addresses: &Addresses, project: &str, source: &str, topic: &s
     }
     .await;
     let live = async {
-        let channel = tokio::time::timeout(Duration::from_secs(2), connect(&addresses.ingest, "ingest"))
-            .await
-            .map_err(|_| format!("ingest at {} did not answer", addresses.ingest))?
-            .map_err(|e| e.to_string())?;
+        let channel =
+            tokio::time::timeout(Duration::from_secs(2), connect(&addresses.ingest, "ingest"))
+                .await
+                .map_err(|_| format!("ingest at {} did not answer", addresses.ingest))?
+                .map_err(|e| e.to_string())?;
         IngestServiceClient::new(channel)
             .kafka_status(KafkaStatusRequest {
                 project: project.into(),
@@ -58,7 +65,10 @@ pub async fn fetch(addresses: &Addresses, project: &str, source: &str, topic: &s
 }
 
 fn partition_of(producer: &str, topic: &str) -> Option<i32> {
-    producer.strip_prefix(&format!("kafka:{topic}:"))?.parse().ok()
+    producer
+        .strip_prefix(&format!("kafka:{topic}:"))?
+        .parse()
+        .ok()
 }
 
 fn time(micros: Option<i64>) -> String {
@@ -109,7 +119,10 @@ impl KafkaProgress {
         }
         match &self.live {
             Ok(live) if live.sources.is_empty() => {
-                println!("  ingest{}: not consuming this source", process(&live.process))
+                println!(
+                    "  ingest{}: not consuming this source",
+                    process(&live.process)
+                )
             }
             Ok(live) => {
                 for s in &live.sources {

@@ -171,7 +171,11 @@ pub async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
 
 /// The topic of a source object with a `kafka:` block.
 fn kafka_topic(object: &RegistryObject) -> Option<String> {
-    match object.spec.as_ref().and_then(|s| Definition::from_pb(s).ok())? {
+    match object
+        .spec
+        .as_ref()
+        .and_then(|s| Definition::from_pb(s).ok())?
+    {
         Definition::Source(source) => source.kafka.map(|k| k.topic),
         _ => None,
     }
