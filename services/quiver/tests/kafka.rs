@@ -51,7 +51,9 @@ sources:
       topic: orders
       start: earliest
       properties:
-        socket.keepalive.enable: true
+        # A consumer killed with kill -9 leaves the group after this (its partitions then move).
+        session.timeout.ms: 6000
+        heartbeat.interval.ms: 1000
 feature_views:
   - name: customer_orders
     entity: customer
@@ -285,7 +287,8 @@ async fn wait_between(
     high: u64,
     total: &dyn Fn(quiver_proto::online::ProducersResponse) -> u64,
 ) {
-    for _ in 0..3_000 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
         let n = total(committed(online, "shop", "orders", "orders").await);
         if n > low {
             assert!(
