@@ -61,6 +61,15 @@ class Report:
             print(f"FAIL [{profile}] {name}" + (f": {detail}" if detail else ""))
 
 
+
+def emitted_metrics():
+    """Metric names the Rust sources register (quoted "quiver_..." names in metrics.rs files)."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    names = set()
+    for path in list(root.glob("services/*/src/metrics.rs")) + list(root.glob("crates/*/src/metrics.rs")):
+        names.update(re.findall(r'"(quiver_[a-z0-9_]+)"', path.read_text()))
+    return names
+
 def load(path):
     with open(path) as f:
         return [d for d in yaml.safe_load_all(f) if d]
@@ -234,6 +243,16 @@ def check_profile(r, profile, docs, voters, all_on, helm, example, values=None):
             if ok and all_on:  # ci/all-on-values.yaml adds a custom metric to every HPA
                 r.check(profile, f"HPA for {comp} has a custom metric",
                         any(m["type"] != "Resource" for m in hpa["spec"]["metrics"]))
+    # External metrics (a Kafka backlog) must be ones Quiver emits: an HPA on a metric nothing
+    # exports never scales.
+    if helm:
+        emitted = emitted_metrics()
+        for hpa in of_kind(docs, "HorizontalPodAutoscaler"):
+            for m in hpa["spec"].get("metrics", []):
+                if m["type"] == "External":
+                    name = m["external"]["metric"]["name"]
+                    r.check(profile, f"{hpa['metadata']['name']}: external metric {name} is one Quiver emits",
+                            name in emitted)
     r.check(profile, "read replicas rendered only when enabled",
             bool(of_kind(docs, "StatefulSet", "online-store-reader")) == all_on)
 

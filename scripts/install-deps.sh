@@ -16,6 +16,10 @@ command -v clang >/dev/null || missing+=(clang)
 # The offline store's S3 client uses the system's OpenSSL for TLS.
 [ -e /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
+# Kafka sources: rdkafka-sys compiles librdkafka with its configure script and make (zlib from
+# the system; TLS and SASL/SCRAM from OpenSSL above).
+[ -e /usr/include/zlib.h ] || missing+=(zlib1g-dev)
+command -v perl >/dev/null || missing+=(perl)
 # The offline tests' Python environment (scripts/python-env.sh).
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3 python3-venv)
 

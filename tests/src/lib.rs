@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod flight;
+pub mod kafka;
 pub mod offline_stack;
 pub mod stream;
 

@@ -10,6 +10,7 @@ pub mod error;
 pub mod feature_selection;
 pub mod grpc_server;
 pub mod http_endpoint;
+pub mod json_event;
 pub mod leader_hint;
 pub mod metrics;
 pub mod readiness;

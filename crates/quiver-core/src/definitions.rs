@@ -43,6 +43,8 @@ pub struct Source {
     pub schema: Vec<Column>,
     /// Free text.
     pub description: String,
+    /// The Kafka topic Quiver consumes for this source, if any.
+    pub kafka: Option<crate::KafkaSource>,
 }
 
 impl Source {

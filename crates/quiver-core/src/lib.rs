@@ -8,6 +8,7 @@ pub mod aggregate;
 pub mod definitions;
 pub mod duration;
 pub mod feature_ref;
+pub mod kafka_source;
 pub mod names;
 pub mod scalar;
 pub mod tiling;
@@ -20,5 +21,6 @@ pub use definitions::{
     TransformOp, Window,
 };
 pub use feature_ref::FeatureRef;
+pub use kafka_source::{KafkaFormat, KafkaSource, KafkaStart};
 pub use scalar::Scalar;
 pub use value_type::ValueType;

@@ -20,7 +20,8 @@ use quiver_common::Shutdown;
 use quiver_core::aggregate::TileRecord;
 use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
 use quiver_proto::online::{
-    EventBatch, EventBatchResult, ReadAggregatesRequest, WriteEventsRequest, WriteEventsResponse,
+    EventBatch, EventBatchResult, ProducersRequest, ProducersResponse, ReadAggregatesRequest,
+    WriteEventsRequest, WriteEventsResponse,
 };
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tonic::transport::{Channel, Endpoint};
@@ -109,7 +110,7 @@ impl Batcher {
     pub fn spawn(
         config: ComputeConfig,
         registry: RegistryCache,
-        online_store: String,
+        store: Arc<Store>,
         mut jobs: mpsc::UnboundedReceiver<Job>,
         shutdown: Shutdown,
     ) {
@@ -118,7 +119,7 @@ impl Batcher {
             writes: Arc::new(Semaphore::new(config.max_inflight_writes.max(1))),
             config,
             registry,
-            store: Arc::new(Store::new(online_store)),
+            store,
             plans: Plans::default(),
             required: Required::default(),
         };
@@ -320,13 +321,13 @@ impl Batcher {
 }
 
 /// The online store, reached through whichever node leads.
-struct Store {
+pub(crate) struct Store {
     address: String,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
 impl Store {
-    fn new(address: String) -> Self {
+    pub(crate) fn new(address: String) -> Self {
         Self {
             address,
             channels: Mutex::default(),
@@ -371,6 +372,25 @@ impl Store {
                     .await
                     .map_err(unreachable_is_unavailable)?;
                 Ok(response.into_inner())
+            }
+        })
+        .await
+    }
+
+    /// The stored progress of producers, read on the leader (it has applied the most).
+    pub(crate) async fn producers(
+        &self,
+        request: ProducersRequest,
+    ) -> Result<ProducersResponse, Status> {
+        with_leader(&self.address, WRITE_ATTEMPTS, |target| {
+            let request = traced(request.clone());
+            let client = self.client(&target);
+            async move {
+                Ok(client?
+                    .producers(request)
+                    .await
+                    .map_err(unreachable_is_unavailable)?
+                    .into_inner())
             }
         })
         .await

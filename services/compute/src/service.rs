@@ -6,17 +6,18 @@ use std::sync::Arc;
 use quiver_common::registry_cache::RegistryCache;
 use quiver_common::Shutdown;
 use quiver_proto::compute::compute_service_server::ComputeService;
-use quiver_proto::online::{EventBatch, EventBatchResult};
+use quiver_proto::online::{EventBatch, EventBatchResult, ProducersRequest, ProducersResponse};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tonic::{Request, Response, Status};
 
-use crate::batcher::{Batcher, Job};
+use crate::batcher::{Batcher, Job, Store};
 use crate::config::ComputeConfig;
 
 /// The compute service.
 #[derive(Clone)]
 pub struct Compute {
     queue: mpsc::UnboundedSender<Job>,
+    store: Arc<Store>,
     /// One permit per queued row: the bound on memory.
     rows: Arc<Semaphore>,
     limit: usize,
@@ -32,9 +33,11 @@ impl Compute {
     ) -> Self {
         let (queue, jobs) = mpsc::unbounded_channel();
         let limit = config.max_queued_rows.max(1);
-        Batcher::spawn(config, registry, online_store, jobs, shutdown);
+        let store = Arc::new(Store::new(online_store));
+        Batcher::spawn(config, registry, store.clone(), jobs, shutdown);
         Self {
             queue,
+            store,
             rows: Arc::new(Semaphore::new(limit)),
             limit,
         }
@@ -62,6 +65,12 @@ impl ComputeService for Compute {
                 "event_micros, entity_keys: {} and {} values for {rows} rows",
                 batch.event_micros.len(),
                 batch.entity_keys.len()
+            )));
+        }
+        if !batch.offsets.is_empty() && batch.offsets.len() != rows {
+            return Err(Status::invalid_argument(format!(
+                "offsets: {} values for {rows} rows",
+                batch.offsets.len()
             )));
         }
         if let Some(r) = batch
@@ -108,5 +117,15 @@ impl ComputeService for Compute {
                 "compute stopped before the batch committed; retry",
             )),
         }
+    }
+
+    async fn producers(
+        &self,
+        request: Request<ProducersRequest>,
+    ) -> Result<Response<ProducersResponse>, Status> {
+        self.store
+            .producers(request.into_inner())
+            .await
+            .map(Response::new)
     }
 }

@@ -2,8 +2,10 @@
 //! its source's schema from the registry's live cache (a bad row rejects the whole batch,
 //! naming row, column and reason), bounds the work in flight (RESOURCE_EXHAUSTED beyond it),
 //! and hands the batch to compute, answering the producer only once its rows are committed.
+//! It also consumes the sources that name a Kafka topic (`kafka`).
 
 pub mod config;
+pub mod kafka;
 mod metrics;
 mod service;
 pub mod validate;
@@ -29,7 +31,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let cache = RegistryCache::start(registry, shutdown.clone());
     let readiness = cache.readiness("ingest");
-    let service = service::Ingest::new(config.clone(), cache, compute)?;
+    let service = service::Ingest::new(config.clone(), cache.clone(), compute)?;
+    let kafka = kafka::start(config.clone(), cache, service.compute(), shutdown.clone());
+    let service = service.with_kafka(kafka);
     GrpcServer::new("ingest", grpc)
         .ready_when(readiness)
         .add_service(

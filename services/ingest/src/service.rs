@@ -11,13 +11,16 @@ use quiver_common::trace_context::traced;
 use quiver_common::uri::http_uri;
 use quiver_proto::compute::compute_service_client::ComputeServiceClient;
 use quiver_proto::ingest::ingest_service_server::IngestService;
-use quiver_proto::ingest::{PushAck, PushRequest, PushResponse};
+use quiver_proto::ingest::{
+    KafkaStatusRequest, KafkaStatusResponse, PushAck, PushRequest, PushResponse,
+};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::IngestConfig;
+use crate::kafka::status::StatusBoard;
 use crate::validate::normalize;
 
 /// How long ingest waits for compute to commit a batch.
@@ -33,6 +36,7 @@ pub struct Ingest {
     registry: RegistryCache,
     compute: ComputeServiceClient<Channel>,
     inflight: Arc<Semaphore>,
+    kafka: StatusBoard,
 }
 
 impl Ingest {
@@ -57,7 +61,19 @@ impl Ingest {
             config,
             registry,
             compute,
+            kafka: StatusBoard::default(),
         })
+    }
+
+    /// The compute client (shared with the Kafka consumers).
+    pub fn compute(&self) -> ComputeServiceClient<Channel> {
+        self.compute.clone()
+    }
+
+    /// Reports the Kafka consumers of `board`.
+    pub fn with_kafka(mut self, board: StatusBoard) -> Self {
+        self.kafka = board;
+        self
     }
 
     /// Validates, forwards and waits for one batch.
@@ -146,6 +162,17 @@ impl IngestService for Ingest {
     }
 
     type PushStreamStream = AckStream;
+
+    async fn kafka_status(
+        &self,
+        request: Request<KafkaStatusRequest>,
+    ) -> Result<Response<KafkaStatusResponse>, Status> {
+        let request = request.into_inner();
+        Ok(Response::new(KafkaStatusResponse {
+            sources: self.kafka.list(&request.project, &request.source),
+            process: std::env::var("HOSTNAME").unwrap_or_default(),
+        }))
+    }
 
     /// Batches of one stream are handled one at a time, in order (a producer's sequence numbers
     /// must commit in order). A failed batch is acknowledged with its error and ends the

@@ -73,51 +73,7 @@ pub fn normalize(
             request.rows.len()
         )));
     }
-    // Where each pushed column goes in the schema.
-    let mut slots = Vec::with_capacity(request.columns.len());
-    for (i, name) in request.columns.iter().enumerate() {
-        let slot = source
-            .schema
-            .iter()
-            .position(|c| &c.name == name)
-            .ok_or_else(|| {
-                bad(format!(
-                    "columns[{i}]: {name:?} is not a column of source {:?} (its columns: {})",
-                    source.name,
-                    source
-                        .schema
-                        .iter()
-                        .map(|c| c.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
-        if slots.contains(&slot) {
-            return Err(bad(format!("columns[{i}]: {name:?} is given twice")));
-        }
-        slots.push(slot);
-    }
-    let pushed = |name: &str| request.columns.iter().position(|c| c == name);
-    let time_column = pushed(&source.timestamp_field).ok_or_else(|| {
-        bad(format!(
-            "columns: the event time column {:?} is missing",
-            source.timestamp_field
-        ))
-    })?;
-    let key_columns = entity
-        .join_keys
-        .iter()
-        .map(|k| {
-            pushed(&k.name).ok_or_else(|| {
-                bad(format!(
-                    "columns: the join key {:?} (entity {:?}) is missing",
-                    k.name, entity.name
-                ))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-
-    let width = source.schema.len();
+    let checker = RowChecker::new(source, entity, &request.columns, latest, limits)?;
     let mut batch = EventBatch {
         producer_id: request.producer_id.clone(),
         sequence: request.sequence,
@@ -131,31 +87,167 @@ pub fn normalize(
         rows: Vec::with_capacity(request.rows.len()),
         event_micros: Vec::with_capacity(request.rows.len()),
         entity_keys: Vec::with_capacity(request.rows.len()),
-        views: Vec::new(),
         received_micros,
+        ..EventBatch::default()
     };
     for (r, row) in request.rows.iter().enumerate() {
-        if row.values.len() != request.columns.len() {
-            return Err(bad(format!(
-                "rows[{r}]: {} values for {} columns",
+        let event = checker
+            .check(row)
+            .map_err(|e| bad(e.within(&format!("rows[{r}]"))))?;
+        batch.rows.push(event.row);
+        batch.event_micros.push(event.event_micros);
+        batch.entity_keys.push(event.entity_key);
+    }
+    Ok(batch)
+}
+
+/// Why one row is not an event of its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    /// The column at fault, if one is.
+    pub column: Option<String>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl RowError {
+    /// The message with the row's path in front, e.g. `rows[3].amount: expected float64`.
+    pub fn within(&self, row: &str) -> String {
+        match &self.column {
+            Some(column) => format!("{row}.{column}: {}", self.reason),
+            None => format!("{row}: {}", self.reason),
+        }
+    }
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.column {
+            Some(column) => write!(f, "column {column:?}: {}", self.reason),
+            None => f.write_str(&self.reason),
+        }
+    }
+}
+
+/// One checked event: its values in schema order, event time and encoded entity key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedRow {
+    /// Every schema column (absent ones null).
+    pub row: Row,
+    /// Event time, microseconds.
+    pub event_micros: i64,
+    /// The encoded entity key.
+    pub entity_key: Vec<u8>,
+}
+
+/// A source's schema prepared for rows whose values come in the order of `columns` (pushes
+/// and Kafka messages share it).
+pub struct RowChecker<'a> {
+    source: &'a quiver_core::Source,
+    /// Per given column, its position in the schema.
+    slots: Vec<usize>,
+    time_column: usize,
+    key_columns: Vec<usize>,
+    /// The latest event time accepted (ingest's clock plus the allowed skew).
+    latest: i64,
+    future_skew: std::time::Duration,
+}
+
+impl<'a> RowChecker<'a> {
+    /// Prepares `source` (of `entity`) for rows given as `columns`; `latest` is the latest event
+    /// time accepted. Errors name the column list's fault.
+    pub fn new(
+        source: &'a quiver_core::Source,
+        entity: &quiver_core::Entity,
+        columns: &[String],
+        latest: i64,
+        limits: &IngestConfig,
+    ) -> Result<Self, Invalid> {
+        let bad = |m: String| Invalid(m);
+        // Where each given column goes in the schema.
+        let mut slots = Vec::with_capacity(columns.len());
+        for (i, name) in columns.iter().enumerate() {
+            let slot = source
+                .schema
+                .iter()
+                .position(|c| &c.name == name)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "columns[{i}]: {name:?} is not a column of source {:?} (its columns: {})",
+                        source.name,
+                        source
+                            .schema
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+            if slots.contains(&slot) {
+                return Err(bad(format!("columns[{i}]: {name:?} is given twice")));
+            }
+            slots.push(slot);
+        }
+        let given = |name: &str| columns.iter().position(|c| c == name);
+        let time_column = given(&source.timestamp_field).ok_or_else(|| {
+            bad(format!(
+                "columns: the event time column {:?} is missing",
+                source.timestamp_field
+            ))
+        })?;
+        let key_columns = entity
+            .join_keys
+            .iter()
+            .map(|k| {
+                given(&k.name).ok_or_else(|| {
+                    bad(format!(
+                        "columns: the join key {:?} (entity {:?}) is missing",
+                        k.name, entity.name
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            source,
+            slots,
+            time_column,
+            key_columns,
+            latest,
+            future_skew: limits.max_future_skew,
+        })
+    }
+
+    /// Checks one row and normalises it.
+    pub fn check(&self, row: &Row) -> Result<CheckedRow, RowError> {
+        let source = self.source;
+        let whole = |reason: String| RowError {
+            column: None,
+            reason,
+        };
+        if row.values.len() != self.slots.len() {
+            return Err(whole(format!(
+                "{} values for {} columns",
                 row.values.len(),
-                request.columns.len()
+                self.slots.len()
             )));
         }
-        let mut values = vec![Value { kind: None }; width];
+        let mut values = vec![Value { kind: None }; source.schema.len()];
         for (c, value) in row.values.iter().enumerate() {
-            let column = &source.schema[slots[c]];
-            let at = |reason: String| bad(format!("rows[{r}].{}: {reason}", column.name));
+            let column = &source.schema[self.slots[c]];
+            let at = |reason: String| RowError {
+                column: Some(column.name.clone()),
+                reason,
+            };
             // Any timestamp column may be written as an RFC 3339 string.
             let text_time = column.value_type == quiver_core::ValueType::Timestamp
                 && matches!(value.kind, Some(Kind::StringValue(_)));
-            let value = if c == time_column || text_time {
+            let value = if c == self.time_column || text_time {
                 Value {
                     kind: Some(Kind::TimestampValue(event_time(value).map_err(at)?)),
                 }
             } else {
                 match value_type(value) {
-                    None if key_columns.contains(&c) => {
+                    None if self.key_columns.contains(&c) => {
                         return Err(at("the join key is null".into()))
                     }
                     None => Value { kind: None },
@@ -169,32 +261,37 @@ pub fn normalize(
                     }
                 }
             };
-            values[slots[c]] = value;
+            values[self.slots[c]] = value;
         }
-        let Some(Kind::TimestampValue(at)) = &values[slots[time_column]].kind else {
-            return Err(bad(format!(
-                "rows[{r}].{}: no event time",
-                source.timestamp_field
-            )));
+        let time_at = |reason: String| RowError {
+            column: Some(source.timestamp_field.clone()),
+            reason,
+        };
+        let Some(Kind::TimestampValue(at)) = &values[self.slots[self.time_column]].kind else {
+            return Err(time_at("no event time".into()));
         };
         let event_micros = timestamp_to_micros(at);
-        if event_micros > latest {
-            return Err(bad(format!(
-                "rows[{r}].{}: event time {} is more than {} ahead of ingest's clock",
-                source.timestamp_field,
+        if event_micros > self.latest {
+            return Err(time_at(format!(
+                "event time {} is more than {} ahead of ingest's clock",
                 humantime::format_rfc3339(
                     std::time::UNIX_EPOCH + std::time::Duration::from_micros(event_micros as u64)
                 ),
-                humantime::format_duration(limits.max_future_skew)
+                humantime::format_duration(self.future_skew)
             )));
         }
-        batch.event_micros.push(event_micros);
-        let key_values: Vec<Value> = key_columns.iter().map(|c| row.values[*c].clone()).collect();
-        let key = encode_entity(&key_values).map_err(|e| bad(format!("rows[{r}]: {e}")))?;
-        batch.entity_keys.push(key);
-        batch.rows.push(Row { values });
+        let key_values: Vec<Value> = self
+            .key_columns
+            .iter()
+            .map(|c| row.values[*c].clone())
+            .collect();
+        let entity_key = encode_entity(&key_values).map_err(|e| whole(e.to_string()))?;
+        Ok(CheckedRow {
+            row: Row { values },
+            event_micros,
+            entity_key,
+        })
     }
-    Ok(batch)
 }
 
 /// An event time: a timestamp, or an RFC 3339 string.

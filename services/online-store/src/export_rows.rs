@@ -69,6 +69,7 @@ impl ExportFiles {
                         source_log,
                     };
                     files.add_batch(&batch, column_type);
+                    files.add_rejected(*log_index, row_base, events);
                 }
                 row_base = row_base.saturating_add(events.rows.len() as u32);
             }
@@ -176,6 +177,51 @@ impl ExportFiles {
                 });
                 builder.push(&meta, source_values().chain(derived));
             }
+        }
+    }
+
+    /// A batch's messages that were not events (Kafka poison messages): quarantined with
+    /// their offset, payload and reason (which names the partition), dated when ingest received
+    /// them; numbered after the batch's rows (they were never events, so no event has their
+    /// position).
+    fn add_rejected(&mut self, log_index: u64, row_base: u32, events: &EventBatch) {
+        for (i, message) in events.rejected.iter().enumerate() {
+            let meta = RowMeta {
+                log_index,
+                row: row_base.saturating_add((events.rows.len() + i) as u32),
+                event_micros: events.received_micros,
+                ingested_micros: events.received_micros,
+                entity: Vec::new(),
+            };
+            let row = vec![
+                (
+                    "offset".to_string(),
+                    Some(Scalar::Int64(message.offset as i64)),
+                ),
+                (
+                    "payload".to_string(),
+                    Some(Scalar::String(
+                        String::from_utf8_lossy(&message.payload).into_owned(),
+                    )),
+                ),
+            ];
+            let quarantined = Quarantined {
+                view: String::new(),
+                reason: message.reason.clone(),
+                producer_id: events.producer_id.clone(),
+                sequence: events.sequence,
+                row,
+            };
+            let partition = Partition::Quarantine {
+                project: events.project.clone(),
+                source: events.source.clone(),
+            };
+            self.quarantine_row(
+                partition,
+                date_of(events.received_micros),
+                &meta,
+                quarantined,
+            );
         }
     }
 

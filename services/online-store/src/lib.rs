@@ -16,6 +16,7 @@ pub mod export_rows;
 pub mod keys;
 pub mod metrics;
 pub mod node;
+pub mod producer_progress;
 pub mod raft;
 pub mod serving;
 pub mod storage;

@@ -12,9 +12,9 @@ use quiver_proto::convert::aggregate_spec_from_pb;
 use quiver_proto::convert::{value_type, value_type_name};
 use quiver_proto::online::online_store_service_server::OnlineStoreService;
 use quiver_proto::online::{
-    EventBatchResult, FeatureRow, ReadAggregatesRequest, ReadAggregatesResponse, ViewStatesRequest,
-    ViewStatesResponse, ViewVersionState, WriteEventsRequest, WriteEventsResponse, WriteRequest,
-    WriteResponse,
+    EventBatchResult, FeatureRow, ProducersRequest, ProducersResponse, ReadAggregatesRequest,
+    ReadAggregatesResponse, ViewStatesRequest, ViewStatesResponse, ViewVersionState,
+    WriteEventsRequest, WriteEventsResponse, WriteRequest, WriteResponse,
 };
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -330,6 +330,15 @@ impl OnlineStoreService for Writer {
             })
             .collect();
         Ok(Response::new(ViewStatesResponse { versions }))
+    }
+
+    async fn producers(
+        &self,
+        request: Request<ProducersRequest>,
+    ) -> Result<Response<ProducersResponse>, Status> {
+        let request = request.into_inner();
+        let progress = crate::producer_progress::read(&self.node, &request)?;
+        Ok(Response::new(progress))
     }
 
     async fn read_aggregates(

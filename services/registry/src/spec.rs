@@ -8,6 +8,7 @@
 use quiver_core::duration::format_duration;
 use quiver_core::{Entity, FeatureService, FeatureView, Source, TransformOp, Window};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// One YAML document: a project and any of its objects.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -71,6 +72,31 @@ pub struct SourceSpec {
     /// Free text.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// The Kafka topic Quiver consumes for the source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<KafkaSpec>,
+}
+
+/// `sources[i].kafka`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSpec {
+    /// `host:port[,host:port...]`.
+    pub bootstrap_servers: String,
+    /// The topic.
+    pub topic: String,
+    /// `json` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// `earliest` (the default) or `latest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    /// The consumer group; `quiver.<project>.<source>` when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub consumer_group: String,
+    /// librdkafka properties; scalar values (numbers and booleans are written as text).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, serde_yaml::Value>,
 }
 
 /// `feature_views[i]`.
@@ -189,6 +215,18 @@ impl From<&Source> for SourceSpec {
                 })
                 .collect(),
             description: s.description.clone(),
+            kafka: s.kafka.as_ref().map(|k| KafkaSpec {
+                bootstrap_servers: k.bootstrap_servers.clone(),
+                topic: k.topic.clone(),
+                format: Some(k.format.name().to_string()),
+                start: Some(k.start.name().to_string()),
+                consumer_group: k.consumer_group.clone(),
+                properties: k
+                    .properties
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_yaml::Value::String(v.clone())))
+                    .collect(),
+            }),
         }
     }
 }

@@ -506,8 +506,17 @@ impl Validator {
                 }
             },
         };
+        let kafka = match &spec.kafka {
+            None => None,
+            Some(k) => {
+                let kafka = self.kafka(doc, &format!("{path}.kafka"), k);
+                ok &= kafka.is_some();
+                kafka
+            }
+        };
         let schema = schema.filter(|_| ok && entity.is_some())?;
         Some(Source {
+            kafka,
             name: spec.name.clone(),
             entity: spec.entity.clone(),
             timestamp_field: spec.timestamp_field.clone(),
@@ -1083,3 +1092,6 @@ impl Validator {
 #[cfg(test)]
 #[path = "validate_tests.rs"]
 mod tests;
+
+#[path = "validate_kafka.rs"]
+mod kafka;

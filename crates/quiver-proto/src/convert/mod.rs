@@ -6,6 +6,7 @@ mod entity_key;
 mod feature_ref;
 mod feature_service;
 mod feature_view;
+mod kafka_source;
 mod source;
 mod timestamp;
 mod value;

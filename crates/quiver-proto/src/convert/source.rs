@@ -22,6 +22,7 @@ impl From<&Source> for registry::Source {
                 })
                 .collect(),
             description: s.description.clone(),
+            kafka: s.kafka.as_ref().map(registry::KafkaSource::from),
         }
     }
 }
@@ -45,7 +46,14 @@ impl TryFrom<&registry::Source> for Source {
             Some(d) => duration_from_pb(d, "allowed_lateness")?,
             None => Default::default(),
         };
+        let kafka = s
+            .kafka
+            .as_ref()
+            .map(quiver_core::KafkaSource::try_from)
+            .transpose()
+            .map_err(|e| e.within("kafka"))?;
         Ok(Self {
+            kafka,
             name: s.name.clone(),
             entity: s.entity.clone(),
             timestamp_field: s.timestamp_field.clone(),

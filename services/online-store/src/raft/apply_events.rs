@@ -84,7 +84,10 @@ impl StateMachine {
         // Until admitted, a batch counts for nothing offline either.
         staged.duplicate = true;
         let rows = events.rows.len();
-        if events.event_micros.len() != rows || events.entity_keys.len() != rows {
+        if events.event_micros.len() != rows
+            || events.entity_keys.len() != rows
+            || (!events.offsets.is_empty() && events.offsets.len() != rows)
+        {
             // Validated before proposing; a malformed entry is skipped the same everywhere.
             tracing::error!(log_index, "committed event batch is malformed; skipped");
             return Ok(outcome);
@@ -101,6 +104,7 @@ impl StateMachine {
             &events.producer_id,
             events.epoch,
             events.sequence,
+            events.input_end,
             log_index,
             batch,
             overlay,
@@ -129,7 +133,12 @@ impl StateMachine {
             .read_through(overlay, &watermark_key)?
             .and_then(|v| v.as_slice().try_into().ok().map(keys::from_ordered_i64));
         let lateness = events.allowed_lateness_micros.max(0);
-        let admission = if events.history {
+        // A positioned batch (Kafka) without events (only rejected messages, or trimmed to
+        // nothing) moves its producer's offsets only: it neither registers the producer nor
+        // makes it active, which would hold the source watermark back without progress.
+        let positioned = events.input_end > 0 || !events.rejected.is_empty();
+        let only_rejected = rows == 0 && positioned;
+        let admission = if events.history || only_rejected {
             source_clock::Admission {
                 admitted: vec![true; rows],
                 late: Vec::new(),

@@ -6,6 +6,7 @@ mod apply_export;
 mod codec;
 pub mod log_store;
 pub mod network;
+mod positions;
 mod producers;
 pub mod server;
 mod snapshot_file;

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io;
 
 use prost::Message;
-use quiver_proto::online::ProducerState;
+use quiver_proto::online::{ProducerState, SourceClock};
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch};
 
 use super::codec::io_err;
@@ -58,6 +58,7 @@ fn decode_state(bytes: &[u8]) -> Option<ProducerState> {
             epoch: 0,
             sequence: u64::from_be_bytes(legacy.try_into().ok()?),
             last_index: 0,
+            input_end: 0,
         }),
         _ => None,
     }
@@ -71,12 +72,15 @@ fn encode_state(state: &ProducerState) -> Vec<u8> {
 
 impl StateMachine {
     /// Decides what to do with `producer`'s batch `(epoch, sequence)` of entry `log_index`
-    /// and records a fresh one. An empty producer id is never deduplicated.
+    /// and records a fresh one (with `input_end`, the end of the producer's input as it
+    /// reported it). An empty producer id is never deduplicated.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn sequence_batch(
         &self,
         producer: &str,
         epoch: u64,
         sequence: u64,
+        input_end: u64,
         log_index: u64,
         batch: &mut WriteBatch,
         overlay: &mut HashMap<Vec<u8>, Vec<u8>>,
@@ -123,12 +127,78 @@ impl StateMachine {
             epoch,
             sequence,
             last_index: log_index,
+            input_end,
         };
         self.put_through(batch, overlay, key, encode_state(&state))?;
         if stored.is_none() {
             self.forget_oldest_producers(batch, overlay)?;
         }
         Ok(Sequencing::Fresh { reset })
+    }
+
+    /// `producer`'s stored state, reading through this apply batch's `overlay`.
+    pub(super) fn producer_through(
+        &self,
+        overlay: &HashMap<Vec<u8>, Vec<u8>>,
+        producer: &str,
+    ) -> io::Result<Option<ProducerState>> {
+        let key = keys::producer_key(self.group(), producer);
+        Ok(self
+            .read_through(overlay, &key)?
+            .and_then(|v| decode_state(&v)))
+    }
+
+    /// Every stored producer whose id starts with `prefix`, by id (applied state, for readers).
+    pub fn producers_with_prefix(&self, prefix: &str) -> io::Result<Vec<(String, ProducerState)>> {
+        let space = keys::space_prefix(self.group(), Space::Producers);
+        let lower = keys::producer_key(self.group(), prefix);
+        let mut upper = space.clone();
+        if let Some(last) = upper.last_mut() {
+            *last += 1;
+        }
+        let mut options = ReadOptions::default();
+        options.set_total_order_seek(true);
+        options.set_iterate_lower_bound(lower.clone());
+        options.set_iterate_upper_bound(upper);
+        let mut found = Vec::new();
+        for item in
+            self.db()
+                .iterator_cf_opt(self.cf(keys::CF_SM_DATA)?, options, IteratorMode::Start)
+        {
+            let (key, value) = item.map_err(io_err)?;
+            if !key.starts_with(&lower) {
+                break;
+            }
+            let (Ok(id), Some(state)) = (
+                std::str::from_utf8(&key[space.len()..]),
+                decode_state(&value),
+            ) else {
+                continue;
+            };
+            found.push((id.to_string(), state));
+        }
+        Ok(found)
+    }
+
+    /// `project`'s `source`: its watermark and producer clock (applied state, for readers).
+    pub fn source_progress(
+        &self,
+        project: &str,
+        source: &str,
+    ) -> io::Result<(Option<i64>, SourceClock)> {
+        let data = self.cf(keys::CF_SM_DATA)?;
+        let watermark = self
+            .db()
+            .get_cf(data, keys::watermark_key(self.group(), project, source))
+            .map_err(io_err)?
+            .and_then(|v| v.as_slice().try_into().ok().map(keys::from_ordered_i64));
+        let clock = self
+            .db()
+            .get_cf(data, keys::source_clock_key(self.group(), project, source))
+            .map_err(io_err)?
+            .and_then(|v| SourceClock::decode(v.as_slice()).ok())
+            .unwrap_or_default();
+        Ok((watermark, clock))
     }
 
     fn add_to_producer_count(
@@ -220,6 +290,7 @@ mod tests {
             epoch: 3,
             sequence: 42,
             last_index: 7,
+            input_end: 50,
         };
         assert_eq!(decode_state(&encode_state(&state)), Some(state));
         // The bare sequence an older version stored.
@@ -228,7 +299,8 @@ mod tests {
             Some(ProducerState {
                 epoch: 0,
                 sequence: 9,
-                last_index: 0
+                last_index: 0,
+                input_end: 0,
             })
         );
         assert_eq!(decode_state(&[]), None);

@@ -185,7 +185,7 @@ impl StateMachine {
         applied: &mut AppliedEvents,
     ) -> io::Result<CommandResult> {
         // A command that does not decode was still committed: skip it the same way everywhere.
-        let Ok(write) = WriteRequest::decode(command.write.as_slice()) else {
+        let Ok(mut write) = WriteRequest::decode(command.write.as_slice()) else {
             tracing::error!("committed write does not decode; skipped");
             return Ok(CommandResult::default());
         };
@@ -220,7 +220,12 @@ impl StateMachine {
         let mut row_base = 0u32;
         let mut folds = EntryFolds::default();
         let mut staged = Vec::with_capacity(write.event_batches.len());
-        for events in &write.event_batches {
+        // A batch that overlaps what its producer applied is applied from there on, and staged
+        // as applied (the export then sees exactly the rows that counted).
+        let mut trimmed = false;
+        for events in &mut write.event_batches {
+            trimmed |= self.trim_applied_positions(overlay, events)?;
+            let events = &*events;
             let mut decided = StagedBatch::default();
             let outcome = self.apply_event_batch(
                 log_index,
@@ -240,7 +245,11 @@ impl StateMachine {
         if staged.iter().any(|b| !b.duplicate) {
             // The entry as committed, for the offline export (released once exported).
             let entry = StagedEntry {
-                write_request: command.write.clone(),
+                write_request: if trimmed {
+                    write.encode_to_vec()
+                } else {
+                    command.write.clone()
+                },
                 batches: staged,
             };
             batch.put_cf(
@@ -260,6 +269,7 @@ impl StateMachine {
             &write.producer_id,
             0,
             write.sequence,
+            0,
             log_index,
             batch,
             overlay,
@@ -662,6 +672,7 @@ mod tests {
                 received_micros: 0,
                 epoch: 0,
                 history: false,
+                ..EventBatch::default()
             }],
             ..WriteRequest::default()
         }
@@ -714,6 +725,59 @@ mod tests {
             .unwrap();
         }
         sm.db.write(batch).unwrap();
+    }
+
+    /// A Kafka partition's batch: rows at `offsets`, sequence the offset after the last.
+    fn positioned(offsets: &[u64], at: i64) -> WriteRequest {
+        let mut write = producer_batch("kafka:orders:0", 0, offsets[offsets.len() - 1] + 1, at);
+        let events = &mut write.event_batches[0];
+        let row = events.rows[0].clone();
+        let key = events.entity_keys[0].clone();
+        events.rows = vec![row; offsets.len()];
+        events.entity_keys = vec![key; offsets.len()];
+        events.event_micros = vec![at; offsets.len()];
+        events.offsets = offsets.to_vec();
+        events.input_end = offsets[offsets.len() - 1] + 1;
+        events.views.clear();
+        write
+    }
+
+    #[test]
+    fn a_batch_straddling_the_stored_offset_applies_only_what_is_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_db(dir.path(), 8 << 20).unwrap();
+        let sm = StateMachine::open(db, 1, dir.path().join("snapshots")).unwrap();
+        let t = 1_000 * 3_600_000_000i64;
+        // One consumer commits offsets 0..=4; another, cut differently, sends 3..=7.
+        assert_eq!(
+            apply_one(&sm, 1, positioned(&[0, 1, 2, 3, 4], t)).events[0].accepted,
+            5
+        );
+        let straddling = apply_one(&sm, 2, positioned(&[3, 4, 5, 6, 7], t));
+        assert_eq!(straddling.events[0].accepted, 3, "offsets 5, 6, 7 only");
+        assert!(!straddling.events[0].duplicate);
+        assert_eq!(straddling.events[0].last_sequence, 8);
+        // Wholly applied: a duplicate that changes nothing.
+        let again = apply_one(&sm, 3, positioned(&[5, 6], t));
+        assert!(again.events[0].duplicate);
+        assert_eq!(
+            (again.events[0].accepted, again.events[0].last_sequence),
+            (0, 8)
+        );
+        // The staged entry is the trimmed batch: the export sees exactly what counted.
+        let staged = sm
+            .db
+            .get_cf(sm.cf(keys::CF_SM_DATA).unwrap(), keys::staged_key(1, 2))
+            .unwrap()
+            .unwrap();
+        let staged = StagedEntry::decode(staged.as_slice()).unwrap();
+        let write = WriteRequest::decode(staged.write_request.as_slice()).unwrap();
+        assert_eq!(write.event_batches[0].offsets, [5, 6, 7]);
+        assert_eq!(write.event_batches[0].rows.len(), 3);
+        // The stored progress, as Kafka consumers read it.
+        let stored = sm.producers_with_prefix("kafka:orders:").unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!((stored[0].1.sequence, stored[0].1.input_end), (8, 8));
     }
 
     #[test]

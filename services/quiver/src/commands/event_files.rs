@@ -15,6 +15,7 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrayRef, RecordBatchReader};
 use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use quiver_common::json_event::json_value;
 use quiver_core::{Source, ValueType};
 use quiver_proto::convert::micros_to_timestamp;
 use quiver_proto::ingest::Row;
@@ -47,7 +48,7 @@ pub fn read_jsonl(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>, 
             .iter()
             .map(|c| {
                 json_value(object.get(&c.name), c.value_type)
-                    .with_context(|| format!("{}: column {:?}", at(), c.name))
+                    .map_err(|e| anyhow::anyhow!("{}: column {:?}: {e}", at(), c.name))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         rows.push(Row { values });
@@ -91,36 +92,6 @@ pub fn read_csv(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>, Ve
 
 fn value(kind: Kind) -> Value {
     Value { kind: Some(kind) }
-}
-
-fn json_value(v: Option<&serde_json::Value>, t: ValueType) -> anyhow::Result<Value> {
-    use serde_json::Value as J;
-    let Some(v) = v.filter(|v| !v.is_null()) else {
-        return Ok(Value { kind: None });
-    };
-    Ok(match (t, v) {
-        (ValueType::Int64, J::Number(n)) => {
-            value(Kind::Int64Value(n.as_i64().context("not an int64")?))
-        }
-        (ValueType::Float64, J::Number(n)) => {
-            value(Kind::Float64Value(n.as_f64().context("not a number")?))
-        }
-        (ValueType::Float32, J::Number(n)) => value(Kind::Float32Value(
-            n.as_f64().context("not a number")? as f32,
-        )),
-        (ValueType::Bool, J::Bool(b)) => value(Kind::BoolValue(*b)),
-        (ValueType::String, J::String(s)) => value(Kind::StringValue(s.clone())),
-        (ValueType::Bytes, J::String(s)) => value(Kind::BytesValue(s.as_bytes().to_vec())),
-        // Ingest parses RFC 3339 text (and says which row was wrong).
-        (ValueType::Timestamp, J::String(s)) => value(Kind::StringValue(s.clone())),
-        (ValueType::Float32List, J::Array(items)) => value(Kind::Float32ListValue(Float32List {
-            values: items
-                .iter()
-                .map(|x| x.as_f64().map(|x| x as f32).context("not a number"))
-                .collect::<anyhow::Result<_>>()?,
-        })),
-        (t, other) => bail!("expected {t}, got {other}"),
-    })
 }
 
 fn text_value(cell: &str, t: ValueType) -> anyhow::Result<Value> {
@@ -308,6 +279,7 @@ mod tests {
                 column("merchant", ValueType::String),
             ],
             description: String::new(),
+            kafka: None,
         }
     }
 

@@ -8,6 +8,7 @@ mod bench_snapshot;
 mod cluster;
 mod event_files;
 mod get;
+mod kafka_progress;
 mod lineage;
 mod load;
 mod objects;

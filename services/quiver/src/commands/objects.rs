@@ -92,8 +92,22 @@ pub async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    // A Kafka source's partitions as Quiver committed them and as ingest consumes them.
+    let kafka = match (kind, kafka_topic(&object)) {
+        (Kind::Source, Some(topic)) => {
+            let meta = object.meta.clone().unwrap_or_default();
+            let progress =
+                super::kafka_progress::fetch(&args.addresses, &meta.project, &meta.name, &topic)
+                    .await;
+            Some((topic, progress))
+        }
+        _ => None,
+    };
     if args.output == Output::Json {
         let mut json = object_json(&object, Some(&response.versions));
+        if let (Some(map), Some((topic, progress))) = (json.as_object_mut(), &kafka) {
+            map.insert("kafka".into(), progress.to_json(topic));
+        }
         if let (Some(map), Some(online)) = (json.as_object_mut(), &online) {
             map.insert(
                 "online".into(),
@@ -147,9 +161,24 @@ pub async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
         Some(Err(e)) => println!("online store: unknown ({e})"),
         None => {}
     }
+    if let Some((topic, progress)) = &kafka {
+        progress.print(topic);
+    }
     println!("---");
     print!("{}", serde_yaml::to_string(&spec_yaml(&object))?);
     Ok(())
+}
+
+/// The topic of a source object with a `kafka:` block.
+fn kafka_topic(object: &RegistryObject) -> Option<String> {
+    match object
+        .spec
+        .as_ref()
+        .and_then(|s| Definition::from_pb(s).ok())?
+    {
+        Definition::Source(source) => source.kafka.map(|k| k.topic),
+        _ => None,
+    }
 }
 
 fn spec_yaml(object: &RegistryObject) -> serde_yaml::Value {

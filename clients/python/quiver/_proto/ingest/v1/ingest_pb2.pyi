@@ -10,6 +10,56 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class KafkaStatusRequest(_message.Message):
+    __slots__ = ("project", "source")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    source: str
+    def __init__(self, project: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
+
+class KafkaStatusResponse(_message.Message):
+    __slots__ = ("sources", "process")
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    PROCESS_FIELD_NUMBER: _ClassVar[int]
+    sources: _containers.RepeatedCompositeFieldContainer[KafkaSourceStatus]
+    process: str
+    def __init__(self, sources: _Optional[_Iterable[_Union[KafkaSourceStatus, _Mapping]]] = ..., process: _Optional[str] = ...) -> None: ...
+
+class KafkaSourceStatus(_message.Message):
+    __slots__ = ("project", "source", "topic", "state", "problem", "partition_count", "partitions", "since_micros")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    SINCE_MICROS_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    source: str
+    topic: str
+    state: str
+    problem: str
+    partition_count: int
+    partitions: _containers.RepeatedCompositeFieldContainer[KafkaPartitionStatus]
+    since_micros: int
+    def __init__(self, project: _Optional[str] = ..., source: _Optional[str] = ..., topic: _Optional[str] = ..., state: _Optional[str] = ..., problem: _Optional[str] = ..., partition_count: _Optional[int] = ..., partitions: _Optional[_Iterable[_Union[KafkaPartitionStatus, _Mapping]]] = ..., since_micros: _Optional[int] = ...) -> None: ...
+
+class KafkaPartitionStatus(_message.Message):
+    __slots__ = ("partition", "committed", "log_end", "lag", "pending")
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    COMMITTED_FIELD_NUMBER: _ClassVar[int]
+    LOG_END_FIELD_NUMBER: _ClassVar[int]
+    LAG_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    partition: int
+    committed: int
+    log_end: int
+    lag: int
+    pending: int
+    def __init__(self, partition: _Optional[int] = ..., committed: _Optional[int] = ..., log_end: _Optional[int] = ..., lag: _Optional[int] = ..., pending: _Optional[int] = ...) -> None: ...
+
 class Row(_message.Message):
     __slots__ = ("values",)
     VALUES_FIELD_NUMBER: _ClassVar[int]

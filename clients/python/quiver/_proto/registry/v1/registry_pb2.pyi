@@ -20,6 +20,17 @@ class ObjectKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OBJECT_KIND_FEATURE_VIEW: _ClassVar[ObjectKind]
     OBJECT_KIND_FEATURE_SERVICE: _ClassVar[ObjectKind]
 
+class KafkaFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    KAFKA_FORMAT_UNSPECIFIED: _ClassVar[KafkaFormat]
+    KAFKA_FORMAT_JSON: _ClassVar[KafkaFormat]
+
+class KafkaStart(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    KAFKA_START_UNSPECIFIED: _ClassVar[KafkaStart]
+    KAFKA_START_EARLIEST: _ClassVar[KafkaStart]
+    KAFKA_START_LATEST: _ClassVar[KafkaStart]
+
 class TransformOp(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     TRANSFORM_OP_UNSPECIFIED: _ClassVar[TransformOp]
@@ -71,6 +82,11 @@ OBJECT_KIND_ENTITY: ObjectKind
 OBJECT_KIND_SOURCE: ObjectKind
 OBJECT_KIND_FEATURE_VIEW: ObjectKind
 OBJECT_KIND_FEATURE_SERVICE: ObjectKind
+KAFKA_FORMAT_UNSPECIFIED: KafkaFormat
+KAFKA_FORMAT_JSON: KafkaFormat
+KAFKA_START_UNSPECIFIED: KafkaStart
+KAFKA_START_EARLIEST: KafkaStart
+KAFKA_START_LATEST: KafkaStart
 TRANSFORM_OP_UNSPECIFIED: TransformOp
 TRANSFORM_OP_TOKEN_COUNT: TransformOp
 TRANSFORM_OP_NGRAM_HASH: TransformOp
@@ -131,20 +147,45 @@ class Column(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[_types_pb2.ValueType, str]] = ...) -> None: ...
 
 class Source(_message.Message):
-    __slots__ = ("name", "entity", "timestamp_field", "allowed_lateness", "schema", "description")
+    __slots__ = ("name", "entity", "timestamp_field", "allowed_lateness", "schema", "description", "kafka")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ENTITY_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_LATENESS_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    KAFKA_FIELD_NUMBER: _ClassVar[int]
     name: str
     entity: str
     timestamp_field: str
     allowed_lateness: _duration_pb2.Duration
     schema: _containers.RepeatedCompositeFieldContainer[Column]
     description: str
-    def __init__(self, name: _Optional[str] = ..., entity: _Optional[str] = ..., timestamp_field: _Optional[str] = ..., allowed_lateness: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., schema: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., description: _Optional[str] = ...) -> None: ...
+    kafka: KafkaSource
+    def __init__(self, name: _Optional[str] = ..., entity: _Optional[str] = ..., timestamp_field: _Optional[str] = ..., allowed_lateness: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., schema: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., description: _Optional[str] = ..., kafka: _Optional[_Union[KafkaSource, _Mapping]] = ...) -> None: ...
+
+class KafkaSource(_message.Message):
+    __slots__ = ("bootstrap_servers", "topic", "format", "start", "consumer_group", "properties")
+    class PropertiesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    BOOTSTRAP_SERVERS_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    CONSUMER_GROUP_FIELD_NUMBER: _ClassVar[int]
+    PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    bootstrap_servers: str
+    topic: str
+    format: KafkaFormat
+    start: KafkaStart
+    consumer_group: str
+    properties: _containers.ScalarMap[str, str]
+    def __init__(self, bootstrap_servers: _Optional[str] = ..., topic: _Optional[str] = ..., format: _Optional[_Union[KafkaFormat, str]] = ..., start: _Optional[_Union[KafkaStart, str]] = ..., consumer_group: _Optional[str] = ..., properties: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Transform(_message.Message):
     __slots__ = ("name", "op", "input", "n", "buckets", "window", "exclude_above")
