@@ -103,7 +103,8 @@ pub struct LoadArgs {
     /// The source the events belong to.
     #[arg(long)]
     pub source: String,
-    /// The file: JSON lines (one object per event), CSV with a header row, or Parquet.
+    /// The file: JSON lines (one object per event), CSV with a header row, or Parquet; or an
+    /// object-store prefix (`s3://bucket/orders/`) whose `*.parquet` objects are loaded as one.
     #[arg(long)]
     pub file: std::path::PathBuf,
     /// The file's format (default: from its extension).

@@ -125,8 +125,17 @@ fn text_value(cell: &str, t: ValueType) -> anyhow::Result<Value> {
 pub fn read_parquet(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .with_context(|| format!("{}: not a Parquet file", path.display()))?
+    read_parquet_from(file, &path.display().to_string(), source)
+}
+
+/// Reads Parquet from `input` (a file, or an object's bytes), named `name` in errors.
+pub fn read_parquet_from(
+    input: impl parquet::file::reader::ChunkReader + 'static,
+    name: &str,
+    source: &Source,
+) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(input)
+        .with_context(|| format!("{}: not a Parquet file", name))?
         .build()?;
     let schema = reader.schema();
     let mut types = Vec::with_capacity(schema.fields().len());
@@ -134,7 +143,7 @@ pub fn read_parquet(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>
         let column = source.column(field.name()).with_context(|| {
             format!(
                 "{}: column {:?} is not a column of source {:?}",
-                path.display(),
+                name,
                 field.name(),
                 source.name
             )
@@ -144,7 +153,7 @@ pub fn read_parquet(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>
     let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let mut rows = Vec::new();
     for batch in reader {
-        let batch = batch.with_context(|| format!("{}: unreadable row group", path.display()))?;
+        let batch = batch.with_context(|| format!("{}: unreadable row group", name))?;
         let first = rows.len();
         rows.extend((0..batch.num_rows()).map(|_| Row {
             values: Vec::with_capacity(columns.len()),
@@ -152,12 +161,7 @@ pub fn read_parquet(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>
         for (c, (array, t)) in batch.columns().iter().zip(&types).enumerate() {
             for (r, row) in rows[first..].iter_mut().enumerate() {
                 let value = arrow_value(array, r, *t).with_context(|| {
-                    format!(
-                        "{}: row {}, column {:?}",
-                        path.display(),
-                        first + r,
-                        columns[c]
-                    )
+                    format!("{}: row {}, column {:?}", name, first + r, columns[c])
                 })?;
                 row.values.push(value);
             }

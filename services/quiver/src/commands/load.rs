@@ -4,12 +4,17 @@
 //! split and batch size), so re-running a load, whole or after an interruption, adds nothing
 //! that was added before: ingest answers those batches as duplicates.
 
+use anyhow::Context;
 use prost::Message;
+use quiver_core::Source;
+use quiver_lake::{Lake, Path as LakePath};
 use quiver_proto::ingest::{PushRequest, Row};
+
+use super::event_files::read_parquet_from;
 
 use super::push::{fetch_source, join_key_columns, partition_by_key, read_events};
 use super::send::{send, Plan as SendPlan, Share};
-use crate::cli::{LoadArgs, Output};
+use crate::cli::{LoadArgs, Output, PushFormat};
 
 /// Producers of one load (fixed, so the same rows always make the same batches).
 const PARTS: usize = 4;
@@ -19,7 +24,16 @@ const BATCH: usize = 5_000;
 /// `quiver load`.
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let source = fetch_source(&args.addresses, &args.project, &args.source).await?;
-    let (columns, rows) = read_events(&args.file, args.format, &source)?;
+    let file = args.file.to_string_lossy();
+    let (columns, rows) = if file.contains("://") && !file.starts_with("file://") {
+        anyhow::ensure!(
+            matches!(args.format, None | Some(PushFormat::Parquet)),
+            "--file {file}: an object-store prefix is read as Parquet objects only"
+        );
+        read_prefix(&file, &source).await?
+    } else {
+        read_events(&args.file, args.format, &source)?
+    };
     let total = rows.len() as u64;
     let identity = load_identity(&args.project, &args.source, &columns, &rows);
     let key_columns = join_key_columns(&args.addresses, &args.project, &source, &columns).await?;
@@ -93,6 +107,46 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         )),
         None => Ok(()),
     }
+}
+
+/// Every Parquet object (`*.parquet`) under an object-store prefix (`s3://bucket/orders/`), in
+/// key order, as one table: the objects must have the same columns. Other objects are skipped
+/// (a `_SUCCESS` marker, a README).
+async fn read_prefix(url: &str, source: &Source) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
+    let base = url.trim_end_matches('/');
+    let lake = Lake::open(base)?;
+    let mut objects: Vec<LakePath> = lake
+        .list(&LakePath::from(""))
+        .await
+        .with_context(|| format!("listing {url}"))?
+        .into_iter()
+        .map(|(path, _)| path)
+        .filter(|path| path.as_ref().ends_with(".parquet"))
+        .collect();
+    objects.sort();
+    anyhow::ensure!(
+        !objects.is_empty(),
+        "--file {url}: no Parquet objects (*.parquet) under this prefix"
+    );
+    let mut columns: Option<Vec<String>> = None;
+    let mut rows = Vec::new();
+    for path in objects {
+        let name = format!("{base}/{path}");
+        let bytes = lake
+            .get(&path)
+            .await
+            .with_context(|| format!("reading {name}"))?;
+        let (these, mut part) = read_parquet_from(bytes, &name, source)?;
+        match &columns {
+            Some(first) if *first != these => anyhow::bail!(
+                "{name}: columns {these:?} differ from {first:?} of the prefix's first object"
+            ),
+            Some(_) => {}
+            None => columns = Some(these),
+        }
+        rows.append(&mut part);
+    }
+    Ok((columns.unwrap_or_default(), rows))
 }
 
 /// The identity of a load: a 128-bit FNV-1a hash of the project (as given), source, columns and

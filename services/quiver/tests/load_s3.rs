@@ -1,0 +1,226 @@
+//! `quiver load` of an object-store prefix: a real S3 server (moto, from PyPI) on loopback holds
+//! history as several Parquet objects (and a marker that is not Parquet); the load reads them as
+//! one table, every event counts online once, and loading the prefix again adds nothing.
+//! Its own test binary: it sets the process's `AWS_*` environment.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::{Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use quiver_lake::{Lake, Path as LakePath};
+use quiver_proto::types::value::Kind;
+use quiver_tests::free_address;
+use quiver_tests::offline_stack::{get_features_of, now_micros, python_env, start};
+
+const HOUR: i64 = 3_600_000_000;
+const USERS: i64 = 7;
+
+const DEFS: &str = r#"
+project: stream
+entities:
+  - name: user
+    join_keys: [{name: user_id, type: int64}]
+sources:
+  - name: tx
+    entity: user
+    timestamp_field: ts
+    allowed_lateness: 10m
+    schema:
+      - {name: user_id, type: int64}
+      - {name: ts, type: timestamp}
+      - {name: amount, type: float64}
+      - {name: merchant, type: string}
+feature_views:
+  - name: h
+    entity: user
+    source: tx
+    features:
+      - {name: count, aggregation: count}
+      - {name: total, column: amount, aggregation: sum}
+"#;
+
+/// moto's S3 server, killed on drop.
+struct S3Server(Child);
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One HTTP/1.1 request without a body; the status code.
+fn http(address: &str, method: &str, path: &str) -> std::io::Result<u16> {
+    let mut stream = TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0))
+}
+
+/// Events `(user, at, amount)` as a Parquet file of the source's columns.
+fn parquet(events: &[(i64, i64, f64)]) -> Vec<u8> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("user_id", DataType::Int64, false),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("amount", DataType::Float64, false),
+        Field::new("merchant", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(events.iter().map(|e| e.0))),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(events.iter().map(|e| e.1))
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(Float64Array::from_iter_values(events.iter().map(|e| e.2))),
+            Arc::new(StringArray::from_iter_values(events.iter().map(|_| "m"))),
+        ],
+    )
+    .unwrap();
+    let mut writer = ArrowWriter::try_new(Vec::new(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.into_inner().unwrap()
+}
+
+#[tokio::test]
+async fn a_parquet_prefix_in_object_storage_loads_once() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = python_env(&root);
+    let address = free_address().to_string();
+    let (host, port) = address.split_once(':').unwrap();
+    let _s3 = S3Server(
+        Command::new(python.join("moto_server"))
+            .args(["-H", host, "-p", port])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http(&address, "GET", "/").is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(http(&address, "PUT", "/history").unwrap(), 200);
+    // This process (writing the objects) and the `quiver load` it runs share these.
+    for (key, value) in [
+        ("AWS_ENDPOINT_URL", format!("http://{address}")),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_REGION", "us-east-1".into()),
+    ] {
+        std::env::set_var(key, value);
+    }
+
+    // Three days of history in three objects, and a marker that is not Parquet.
+    let now = now_micros();
+    let events: Vec<(i64, i64, f64)> = (0..900)
+        .map(|i| {
+            (
+                i % USERS,
+                now - 72 * HOUR + i * 280_000_000,
+                (i % 11) as f64,
+            )
+        })
+        .collect();
+    let lake = Lake::open("s3://history/orders").unwrap();
+    for (i, part) in events.chunks(300).enumerate() {
+        lake.put(
+            &LakePath::from(format!("day={i}/part-0.parquet")),
+            parquet(part),
+        )
+        .await
+        .unwrap();
+    }
+    lake.put(&LakePath::from("_SUCCESS"), Vec::new())
+        .await
+        .unwrap();
+
+    let bin = Path::new(env!("CARGO_BIN_EXE_quiver"));
+    let stack = start(bin, DEFS, Vec::new()).await;
+    let registry = stack.cluster.registry.to_string();
+    let load = || {
+        let output = Command::new(bin)
+            .args([
+                "load",
+                "--source",
+                "tx",
+                "--file",
+                "s3://history/orders/",
+                "--registry",
+                &registry,
+                "--ingest",
+                &stack.ingest,
+                "--output",
+                "json",
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(
+            output.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_str::<serde_json::Value>(stdout.trim()).unwrap()
+    };
+    let first = load();
+    assert_eq!(
+        (first["loaded"].as_u64(), first["already_loaded"].as_u64()),
+        (Some(900), Some(0)),
+        "{first}"
+    );
+    let again = load();
+    assert_eq!(
+        (again["loaded"].as_u64(), again["already_loaded"].as_u64()),
+        (Some(0), Some(900)),
+        "{again}"
+    );
+
+    // Online, each user's lifetime count and total are exactly its events, once.
+    let users: Vec<i64> = (0..USERS).collect();
+    let refs = ["h:count", "h:total"].map(String::from);
+    let response = get_features_of(
+        &stack.cluster.address(1),
+        "stream",
+        "user_id",
+        &users,
+        &refs,
+    )
+    .await;
+    for (u, user) in users.iter().enumerate() {
+        let mine: Vec<&(i64, i64, f64)> = events.iter().filter(|e| e.0 == *user).collect();
+        assert_eq!(
+            response.results[1].values[u].kind,
+            Some(Kind::Int64Value(mine.len() as i64)),
+            "user {user}"
+        );
+        assert_eq!(
+            response.results[2].values[u].kind,
+            Some(Kind::Float64Value(mine.iter().map(|e| e.2).sum())),
+            "user {user}"
+        );
+    }
+}
