@@ -102,6 +102,7 @@ mod tests {
             ],
             description: String::new(),
             kafka: None,
+            log_retention: None,
         }
     }
 

@@ -45,6 +45,8 @@ pub struct Source {
     pub description: String,
     /// The Kafka topic Quiver consumes for this source, if any.
     pub kafka: Option<crate::KafkaSource>,
+    /// How long the source log keeps events (by event date); `None`: forever.
+    pub log_retention: Option<Duration>,
 }
 
 impl Source {

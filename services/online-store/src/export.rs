@@ -21,6 +21,7 @@ use crate::export_rows::ExportFiles;
 use crate::metrics;
 use crate::node::Node;
 use crate::raft::Command;
+use crate::source_log_retention;
 
 /// Set to `1` in tests only: the process aborts after writing a range's files and before
 /// releasing them, the crash the export must survive.
@@ -68,6 +69,15 @@ pub fn spawn(node: Arc<Node>, lake: Lake, shutdown: Shutdown) -> tokio::task::Jo
                 compacted = Instant::now();
                 if let Err(e) = compact::compact(&lake, node.config.compact_min_files).await {
                     tracing::warn!(error = %e, "offline compaction failed; will retry");
+                }
+                let catalog = node.registry.catalog();
+                let now = quiver_common::clock::now_micros();
+                match source_log_retention::enforce(&lake, &catalog, now).await {
+                    Ok(0) => {}
+                    Ok(deleted) => {
+                        tracing::info!(deleted, "source-log files past retention deleted")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "source-log retention failed; will retry"),
                 }
             }
             if let Err(e) = update_lag(&node) {

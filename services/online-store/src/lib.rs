@@ -19,6 +19,7 @@ pub mod node;
 pub mod producer_progress;
 pub mod raft;
 pub mod serving;
+pub mod source_log_retention;
 pub mod storage;
 pub mod tile_read;
 pub mod write;

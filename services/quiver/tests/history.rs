@@ -254,3 +254,95 @@ async fn history_older_than_the_watermark_is_loaded_once_online_and_offline() {
         }
     }
 }
+
+/// A source log with `log_retention` keeps only the dates it covers; online state keeps
+/// everything the tiles keep.
+#[tokio::test]
+async fn the_source_log_keeps_what_its_retention_covers() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_quiver"));
+    let defs = DEFS.replace(
+        "    allowed_lateness: 10m\n",
+        "    allowed_lateness: 10m\n    log_retention: 2d\n",
+    );
+    // Retention runs with compaction: every few export intervals.
+    let env = vec![(
+        "QUIVER__ONLINE_STORE__EXPORT_INTERVAL".to_string(),
+        "100ms".to_string(),
+    )];
+    let stack = start(bin, &defs, env).await;
+    let now = now_micros();
+    let mut rng = Rng(8);
+    // Five days of history, one event every 20 minutes.
+    let history: Vec<Event> = (0..360)
+        .map(|i| {
+            event(
+                rng.below(USERS as u64) as i64,
+                now - 120 * HOUR + i * 20 * MINUTE,
+                1.0,
+            )
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("history.jsonl");
+    std::fs::write(
+        &file,
+        history
+            .iter()
+            .map(|e| {
+                let ts = humantime::format_rfc3339_micros(
+                    UNIX_EPOCH + Duration::from_micros(e.at as u64),
+                );
+                format!(
+                    "{{\"user_id\": {}, \"ts\": \"{ts}\", \"amount\": 1.0, \"merchant\": \"m\", \"note\": \"n\"}}\n",
+                    e.user
+                )
+            })
+            .collect::<String>(),
+    )
+    .unwrap();
+    let loaded = quiver(
+        bin,
+        &[
+            "load",
+            "--source",
+            "tx",
+            "--file",
+            &file.display().to_string(),
+            "--registry",
+            &stack.cluster.registry.to_string(),
+            "--ingest",
+            &stack.ingest,
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(loaded["loaded"].as_u64(), Some(360), "{loaded}");
+
+    // The dates from two days ago on stay, whole; older ones go.
+    let first_kept = quiver_lake::layout::date_of(now - 48 * HOUR);
+    let kept = history
+        .iter()
+        .filter(|e| quiver_lake::layout::date_of(e.at) >= first_kept)
+        .count();
+    assert!(kept > 0 && kept < history.len());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows: usize = read_exported(&stack.store, "sources/project=stream/source=tx/")
+            .await
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum();
+        if rows == kept {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the source log holds {rows} events, want the {kept} from {first_kept} on"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Online, every loaded event still counts (lifetime count).
+    let counts = online(&stack.cluster.address(1)).await;
+    let total: i64 = counts.iter().map(|c| c.0).sum();
+    assert_eq!(total, history.len() as i64);
+}

@@ -75,6 +75,9 @@ pub struct SourceSpec {
     /// The Kafka topic Quiver consumes for the source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka: Option<KafkaSpec>,
+    /// How long the source log keeps events, e.g. `90d`; forever when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_retention: Option<String>,
 }
 
 /// `sources[i].kafka`.
@@ -206,6 +209,7 @@ impl From<&Source> for SourceSpec {
             entity: s.entity.clone(),
             timestamp_field: s.timestamp_field.clone(),
             allowed_lateness: Some(format_duration(s.allowed_lateness)),
+            log_retention: s.log_retention.map(format_duration),
             schema: s
                 .schema
                 .iter()

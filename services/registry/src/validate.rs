@@ -506,6 +506,27 @@ impl Validator {
                 }
             },
         };
+        let log_retention = match &spec.log_retention {
+            None => None,
+            Some(text) => match parse_duration(text) {
+                // The source log is partitioned by date: less than a day cannot be kept apart.
+                Ok(d) if d >= Duration::from_secs(86_400) => Some(d),
+                Ok(_) => {
+                    self.error(
+                        doc,
+                        format!("{path}.log_retention"),
+                        format!("{text:?} is shorter than a day (the source log is kept by date)"),
+                    );
+                    ok = false;
+                    None
+                }
+                Err(e) => {
+                    self.error(doc, format!("{path}.log_retention"), e.to_string());
+                    ok = false;
+                    None
+                }
+            },
+        };
         let kafka = match &spec.kafka {
             None => None,
             Some(k) => {
@@ -517,6 +538,7 @@ impl Validator {
         let schema = schema.filter(|_| ok && entity.is_some())?;
         Some(Source {
             kafka,
+            log_retention,
             name: spec.name.clone(),
             entity: spec.entity.clone(),
             timestamp_field: spec.timestamp_field.clone(),

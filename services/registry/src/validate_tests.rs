@@ -197,6 +197,14 @@ fn bad_durations() {
         &errors,
         &format!(r#"defs.yaml: feature_views[0].ttl: invalid duration "7days"; {expected}"#),
     );
+    let errors = errors_after(
+        "allowed_lateness: 1h",
+        "allowed_lateness: 1h\n    log_retention: 6h",
+    );
+    assert_error(
+        &errors,
+        r#"defs.yaml: sources[0].log_retention: "6h" is shorter than a day (the source log is kept by date)"#,
+    );
     let errors = errors_after("allowed_lateness: 1h", "allowed_lateness: 1.5h");
     assert_error(
         &errors,

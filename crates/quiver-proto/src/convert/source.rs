@@ -23,6 +23,7 @@ impl From<&Source> for registry::Source {
                 .collect(),
             description: s.description.clone(),
             kafka: s.kafka.as_ref().map(registry::KafkaSource::from),
+            log_retention: s.log_retention.map(duration_to_pb),
         }
     }
 }
@@ -52,8 +53,14 @@ impl TryFrom<&registry::Source> for Source {
             .map(quiver_core::KafkaSource::try_from)
             .transpose()
             .map_err(|e| e.within("kafka"))?;
+        let log_retention = s
+            .log_retention
+            .as_ref()
+            .map(|d| duration_from_pb(d, "log_retention"))
+            .transpose()?;
         Ok(Self {
             kafka,
+            log_retention,
             name: s.name.clone(),
             entity: s.entity.clone(),
             timestamp_field: s.timestamp_field.clone(),

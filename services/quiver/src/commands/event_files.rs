@@ -284,6 +284,7 @@ mod tests {
             ],
             description: String::new(),
             kafka: None,
+            log_retention: None,
         }
     }
 

@@ -147,7 +147,7 @@ class Column(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[_types_pb2.ValueType, str]] = ...) -> None: ...
 
 class Source(_message.Message):
-    __slots__ = ("name", "entity", "timestamp_field", "allowed_lateness", "schema", "description", "kafka")
+    __slots__ = ("name", "entity", "timestamp_field", "allowed_lateness", "schema", "description", "kafka", "log_retention")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ENTITY_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_FIELD_NUMBER: _ClassVar[int]
@@ -155,6 +155,7 @@ class Source(_message.Message):
     SCHEMA_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     KAFKA_FIELD_NUMBER: _ClassVar[int]
+    LOG_RETENTION_FIELD_NUMBER: _ClassVar[int]
     name: str
     entity: str
     timestamp_field: str
@@ -162,7 +163,8 @@ class Source(_message.Message):
     schema: _containers.RepeatedCompositeFieldContainer[Column]
     description: str
     kafka: KafkaSource
-    def __init__(self, name: _Optional[str] = ..., entity: _Optional[str] = ..., timestamp_field: _Optional[str] = ..., allowed_lateness: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., schema: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., description: _Optional[str] = ..., kafka: _Optional[_Union[KafkaSource, _Mapping]] = ...) -> None: ...
+    log_retention: _duration_pb2.Duration
+    def __init__(self, name: _Optional[str] = ..., entity: _Optional[str] = ..., timestamp_field: _Optional[str] = ..., allowed_lateness: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., schema: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., description: _Optional[str] = ..., kafka: _Optional[_Union[KafkaSource, _Mapping]] = ..., log_retention: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class KafkaSource(_message.Message):
     __slots__ = ("bootstrap_servers", "topic", "format", "start", "consumer_group", "properties")
