@@ -18,7 +18,6 @@ use std::time::Duration;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{TimestampMicrosecondType, UInt32Type, UInt64Type};
 use arrow_array::{Array, RecordBatch};
-use prost::Message;
 use quiver_common::view_feed::{feed, PlannedView, Statistics};
 use quiver_common::Shutdown;
 use quiver_core::{FeatureView, Source};
@@ -28,8 +27,9 @@ use quiver_lake::layout::current_files;
 use quiver_lake::{Lake, Partition};
 use quiver_proto::convert::scalar_to_value;
 use quiver_proto::ingest::Row;
+use quiver_proto::online::log_command::Kind;
 use quiver_proto::online::{
-    BackfillChunk, EventBatch, StagedEntry, ViewBegin, ViewEnd, ViewPhase, ViewState, WriteRequest,
+    BackfillChunk, EventBatch, StagedEntry, ViewBegin, ViewEnd, ViewPhase, ViewState,
 };
 use quiver_proto::types::Value;
 use tokio::task::JoinHandle;
@@ -37,7 +37,7 @@ use tokio::task::JoinHandle;
 use crate::blocking::blocking;
 use crate::error::OnlineStoreError;
 use crate::node::Node;
-use crate::raft::Command;
+use crate::raft::command;
 
 /// How often the leader looks for work when there is none.
 const IDLE: Duration = Duration::from_millis(200);
@@ -86,15 +86,12 @@ async fn step(
         {
             propose(
                 node,
-                WriteRequest {
-                    view_begin: Some(ViewBegin {
-                        project: project.to_string(),
-                        view: name.to_string(),
-                        version: version.version,
-                        source: version.view.source.clone(),
-                    }),
-                    ..WriteRequest::default()
-                },
+                Kind::ViewBegin(ViewBegin {
+                    project: project.to_string(),
+                    view: name.to_string(),
+                    version: version.version,
+                    source: version.view.source.clone(),
+                }),
             )
             .await?;
             busy = true;
@@ -109,14 +106,7 @@ async fn step(
             && catalog.view(&project, &view).is_none()
             && ended.insert((project.clone(), view.clone()))
         {
-            propose(
-                node,
-                WriteRequest {
-                    view_end: Some(ViewEnd { project, view }),
-                    ..WriteRequest::default()
-                },
-            )
-            .await?;
+            propose(node, Kind::ViewEnd(ViewEnd { project, view })).await?;
             busy = true;
         }
     }
@@ -226,19 +216,16 @@ async fn backfill_chunk(
     };
     propose(
         node,
-        WriteRequest {
-            backfill: Some(BackfillChunk {
-                project: project.to_string(),
-                view: plan.view.name.clone(),
-                version,
-                from,
-                through,
-                batches,
-                from_row: state.resume_row,
-                next_row,
-            }),
-            ..WriteRequest::default()
-        },
+        Kind::Backfill(BackfillChunk {
+            project: project.to_string(),
+            view: plan.view.name.clone(),
+            version,
+            from,
+            through,
+            batches,
+            from_row: state.resume_row,
+            next_row,
+        }),
     )
     .await?;
     Ok(())
@@ -447,15 +434,13 @@ fn staged_rows(
 ) {
     for (log_index, entry) in entries {
         let log_index = *log_index;
-        let Ok(write) = WriteRequest::decode(entry.write_request.as_slice()) else {
+        // Only producer batches are source events (a backfill chunk's are already in the log).
+        let Some(Kind::Events(write)) = command::decode(&entry.command) else {
             continue;
         };
-        if write.backfill.is_some() {
-            continue;
-        }
         // Rows are numbered across the entry's batches, as the source log numbers them.
         let mut row_base = 0u32;
-        for (events, decided) in write.event_batches.iter().zip(&entry.batches) {
+        for (events, decided) in write.batches.iter().zip(&entry.batches) {
             let base = row_base;
             row_base = row_base.saturating_add(events.rows.len() as u32);
             if decided.duplicate || events.project != project || events.source != source.name {
@@ -509,11 +494,9 @@ fn statistics_of(
     Ok(plan.statistics_from(record.partials))
 }
 
-async fn propose(node: &Node, write: WriteRequest) -> Result<(), OnlineStoreError> {
+async fn propose(node: &Node, kind: Kind) -> Result<(), OnlineStoreError> {
     node.raft
-        .client_write(Command {
-            write: write.encode_to_vec(),
-        })
+        .client_write(command::command(kind))
         .await
         .map_err(|e| node.write_error(e))?;
     Ok(())

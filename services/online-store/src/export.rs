@@ -7,20 +7,20 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prost::Message;
 use quiver_common::Shutdown;
 use quiver_lake::event_file::write_parquet;
 use quiver_lake::layout::FileRange;
 use quiver_lake::Lake;
 use quiver_proto::online::export_step::Step;
-use quiver_proto::online::{ExportBegin, ExportFinish, ExportStep, WriteRequest};
+use quiver_proto::online::log_command::Kind;
+use quiver_proto::online::{ExportBegin, ExportFinish, ExportStep};
 
 use crate::compact;
 use crate::error::OnlineStoreError;
 use crate::export_rows::ExportFiles;
 use crate::metrics;
 use crate::node::Node;
-use crate::raft::Command;
+use crate::raft::command;
 use crate::source_log_retention;
 
 /// Set to `1` in tests only: the process aborts after writing a range's files and before
@@ -179,13 +179,7 @@ pub async fn export_round(node: &Node, lake: &Lake) -> Result<Option<FileRange>,
 
 /// Proposes an export step and waits until it is applied here.
 async fn propose(node: &Node, step: Step) -> Result<(), OnlineStoreError> {
-    let command = Command {
-        write: WriteRequest {
-            export: Some(ExportStep { step: Some(step) }),
-            ..WriteRequest::default()
-        }
-        .encode_to_vec(),
-    };
+    let command = command::command(Kind::Export(ExportStep { step: Some(step) }));
     node.raft
         .client_write(command)
         .await
@@ -206,8 +200,10 @@ fn update_lag(node: &Node) -> std::io::Result<()> {
         .staged_entries(after, u64::MAX, 1)?
         .into_iter()
         .next()
-        .and_then(|(_, entry)| WriteRequest::decode(entry.write_request.as_slice()).ok())
-        .and_then(|w| w.event_batches.iter().map(|b| b.received_micros).min());
+        .and_then(|(_, entry)| match command::decode(&entry.command) {
+            Some(Kind::Events(events)) => events.batches.iter().map(|b| b.received_micros).min(),
+            _ => None,
+        });
     let lag = oldest.map_or(Duration::ZERO, |micros| {
         let now = quiver_common::clock::now_micros();
         Duration::from_micros(u64::try_from(now.saturating_sub(micros)).unwrap_or(0))

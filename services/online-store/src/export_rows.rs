@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use prost::Message;
 use quiver_core::{Scalar, ValueType};
 use quiver_lake::columns::value_type;
 use quiver_lake::event_file::{Column, EventRows};
@@ -14,7 +13,10 @@ use quiver_lake::layout::date_of;
 use quiver_lake::quarantine_file::{QuarantineRows, Quarantined};
 use quiver_lake::Partition;
 use quiver_proto::convert::value_to_scalar;
-use quiver_proto::online::{EventBatch, StagedEntry, WriteRequest};
+use quiver_proto::online::log_command::Kind;
+use quiver_proto::online::{EventBatch, StagedEntry};
+
+use crate::raft::command;
 
 /// The files of one export range, by (partition, date).
 #[derive(Default)]
@@ -36,16 +38,16 @@ impl ExportFiles {
     ) -> Self {
         let mut files = Self::default();
         for (log_index, entry) in entries {
-            let Ok(write) = WriteRequest::decode(entry.write_request.as_slice()) else {
-                // Apply skipped it the same way: nothing of it was admitted.
-                tracing::error!(log_index, "a staged entry does not decode; not exported");
-                continue;
-            };
             // A backfill chunk's events are in the source log already: only the rows of the
             // version it backfills are written.
-            let (batches, source_log) = match &write.backfill {
-                Some(chunk) => (&chunk.batches, false),
-                None => (&write.event_batches, true),
+            let (batches, source_log) = match command::decode(&entry.command) {
+                Some(Kind::Backfill(chunk)) => (chunk.batches, false),
+                Some(Kind::Events(events)) => (events.batches, true),
+                _ => {
+                    // Apply skipped it the same way: nothing of it was admitted.
+                    tracing::error!(log_index, "a staged entry is not events; not exported");
+                    continue;
+                }
             };
             let mut row_base = 0u32;
             for (events, decided) in batches.iter().zip(&entry.batches) {

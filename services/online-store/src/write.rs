@@ -3,18 +3,18 @@
 
 use std::sync::Arc;
 
-use prost::Message;
 use quiver_common::registry_cache::Catalog;
 use quiver_core::aggregate::TileRecord;
 use quiver_core::tiling::ViewAggregates;
 use quiver_core::{Entity, FeatureView};
 use quiver_proto::convert::aggregate_spec_from_pb;
 use quiver_proto::convert::{value_type, value_type_name};
+use quiver_proto::online::log_command::Kind;
 use quiver_proto::online::online_store_service_server::OnlineStoreService;
 use quiver_proto::online::{
-    EventBatchResult, FeatureRow, ProducersRequest, ProducersResponse, ReadAggregatesRequest,
-    ReadAggregatesResponse, ViewStatesRequest, ViewStatesResponse, ViewVersionState,
-    WriteEventsRequest, WriteEventsResponse, WriteRequest, WriteResponse,
+    EventBatchResult, EventWrite, FeatureRow, ProducersRequest, ProducersResponse,
+    ReadAggregatesRequest, ReadAggregatesResponse, RowWrite, ViewStatesRequest, ViewStatesResponse,
+    ViewVersionState, WriteEventsRequest, WriteEventsResponse, WriteRequest, WriteResponse,
 };
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -22,7 +22,7 @@ use tracing::Instrument;
 use crate::error::OnlineStoreError;
 use crate::keys::{self, Space};
 use crate::node::{Node, GROUP};
-use crate::raft::Command;
+use crate::raft::command;
 use crate::tile_read::read_entity;
 
 /// The write service of one node.
@@ -271,13 +271,9 @@ impl OnlineStoreService for Writer {
         let limit = self.node.config.max_rows_per_write * 10;
         check_event_batches(&request, limit).map_err(OnlineStoreError::InvalidArgument)?;
         let request_batches = request.batches.len();
-        let command = Command {
-            write: WriteRequest {
-                event_batches: request.batches,
-                ..WriteRequest::default()
-            }
-            .encode_to_vec(),
-        };
+        let command = command::command(Kind::Events(EventWrite {
+            batches: request.batches,
+        }));
         let batches = request_batches;
         let response = self
             .node
@@ -361,9 +357,12 @@ impl OnlineStoreService for Writer {
         }
         self.validate(&mut request).await?;
         let request_rows = request.rows.len() as u64;
-        let command = Command {
-            write: request.encode_to_vec(),
-        };
+        // Only the rows, the writer and its sequence reach the log.
+        let command = command::command(Kind::Rows(RowWrite {
+            producer_id: request.producer_id,
+            sequence: request.sequence,
+            rows: request.rows,
+        }));
         let response = self
             .node
             .raft

@@ -4,6 +4,7 @@
 mod apply_events;
 mod apply_export;
 mod codec;
+pub mod command;
 pub mod log_store;
 pub mod network;
 mod positions;
@@ -21,12 +22,12 @@ use serde::{Deserialize, Serialize};
 pub use log_store::LogStore;
 pub use state_machine::StateMachine;
 
-/// A command in the Raft log: one encoded `quiver.online.v1.WriteRequest` (many rows, one
-/// entry). Keeping the payload in protobuf makes the log's format the proto's, whose field
-/// numbers never change.
+/// A command in the Raft log: one encoded `quiver.online.v1.LogCommand` (see `command`).
+/// Keeping the payload in protobuf makes the log's format the proto's, whose field numbers
+/// never change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
-    /// The encoded `WriteRequest` (serialized as one byte string, not byte by byte).
+    /// The encoded command (serialized as one byte string, not byte by byte).
     #[serde(with = "serde_bytes")]
     pub write: Vec<u8>,
 }

@@ -15,7 +15,8 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 use prost::Message;
 use quiver_proto::convert::timestamp_to_micros;
-use quiver_proto::online::{StagedBatch, StagedEntry, StoredRow, WriteRequest};
+use quiver_proto::online::log_command::Kind;
+use quiver_proto::online::{EventWrite, RowWrite, StagedBatch, StagedEntry, StoredRow};
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
 
 use super::apply_events::{AppliedEvents, EntryFolds};
@@ -175,7 +176,7 @@ impl StateMachine {
         Ok(())
     }
 
-    /// Applies one write command (entry `log_index`) into `batch`, reading through `overlay`.
+    /// Applies one command (entry `log_index`) into `batch`, reading through `overlay`.
     fn apply_write(
         &self,
         log_index: u64,
@@ -185,45 +186,77 @@ impl StateMachine {
         applied: &mut AppliedEvents,
     ) -> io::Result<CommandResult> {
         // A command that does not decode was still committed: skip it the same way everywhere.
-        let Ok(mut write) = WriteRequest::decode(command.write.as_slice()) else {
-            tracing::error!("committed write does not decode; skipped");
+        let Some(kind) = super::command::decode(&command.write) else {
+            tracing::error!(log_index, "committed command does not decode; skipped");
             return Ok(CommandResult::default());
         };
-        let mut result = CommandResult::default();
-        if let Some(begin) = &write.view_begin {
-            applied.views_changed = true;
-            self.apply_view_begin(log_index, begin, batch, overlay)?;
-            return Ok(result);
-        }
-        if let Some(end) = &write.view_end {
-            applied.views_changed = true;
-            self.apply_view_end(end, batch, overlay)?;
-            return Ok(result);
-        }
-        if let Some(chunk) = &write.backfill {
-            applied.views_changed = true;
-            let staged = self.apply_backfill(log_index, chunk, batch, overlay)?;
-            if !staged.is_empty() {
-                // Exported as the version's rows (the events are in the source log already).
-                let entry = StagedEntry {
-                    write_request: command.write.clone(),
-                    batches: staged,
-                };
-                batch.put_cf(
-                    self.cf(keys::CF_SM_DATA)?,
-                    keys::staged_key(self.group, log_index),
-                    entry.encode_to_vec(),
-                );
+        match kind {
+            Kind::ViewBegin(begin) => {
+                applied.views_changed = true;
+                self.apply_view_begin(log_index, &begin, batch, overlay)?;
             }
-            return Ok(result);
+            Kind::ViewEnd(end) => {
+                applied.views_changed = true;
+                self.apply_view_end(&end, batch, overlay)?;
+            }
+            Kind::Backfill(chunk) => {
+                applied.views_changed = true;
+                let staged = self.apply_backfill(log_index, &chunk, batch, overlay)?;
+                // Exported as the version's rows (the events are in the source log already).
+                self.stage(log_index, command.write.clone(), staged, batch)?;
+            }
+            Kind::Events(events) => {
+                return self.apply_events(log_index, command, events, batch, overlay, applied)
+            }
+            Kind::Export(export) => {
+                if let Some(step) = export.step {
+                    self.apply_export_step(log_index, step, batch, overlay)?;
+                }
+            }
+            Kind::Rows(rows) => return self.apply_rows(log_index, rows, batch, overlay),
         }
+        Ok(CommandResult::default())
+    }
+
+    /// Keeps an entry's command and what apply decided about its batches for the offline
+    /// export (released once exported), unless every batch was a duplicate.
+    fn stage(
+        &self,
+        log_index: u64,
+        command: Vec<u8>,
+        batches: Vec<StagedBatch>,
+        batch: &mut WriteBatch,
+    ) -> io::Result<()> {
+        if batches.iter().all(|b| b.duplicate) {
+            return Ok(());
+        }
+        batch.put_cf(
+            self.cf(keys::CF_SM_DATA)?,
+            keys::staged_key(self.group, log_index),
+            StagedEntry { command, batches }.encode_to_vec(),
+        );
+        Ok(())
+    }
+
+    /// Applies producer event batches: each deduplicated by its producer, admitted against the
+    /// watermarks and folded into the versions it carries.
+    fn apply_events(
+        &self,
+        log_index: u64,
+        command: &Command,
+        mut write: EventWrite,
+        batch: &mut WriteBatch,
+        overlay: &mut HashMap<Vec<u8>, Vec<u8>>,
+        applied: &mut AppliedEvents,
+    ) -> io::Result<CommandResult> {
+        let mut result = CommandResult::default();
         let mut row_base = 0u32;
         let mut folds = EntryFolds::default();
-        let mut staged = Vec::with_capacity(write.event_batches.len());
+        let mut staged = Vec::with_capacity(write.batches.len());
         // A batch that overlaps what its producer applied is applied from there on, and staged
         // as applied (the export then sees exactly the rows that counted).
         let mut trimmed = false;
-        for events in &mut write.event_batches {
+        for events in &mut write.batches {
             trimmed |= self.trim_applied_positions(overlay, events)?;
             let events = &*events;
             let mut decided = StagedBatch::default();
@@ -242,26 +275,24 @@ impl StateMachine {
             staged.push(decided);
         }
         self.write_folds(folds, batch)?;
-        if staged.iter().any(|b| !b.duplicate) {
-            // The entry as committed, for the offline export (released once exported).
-            let entry = StagedEntry {
-                write_request: if trimmed {
-                    write.encode_to_vec()
-                } else {
-                    command.write.clone()
-                },
-                batches: staged,
-            };
-            batch.put_cf(
-                self.cf(keys::CF_SM_DATA)?,
-                keys::staged_key(self.group, log_index),
-                entry.encode_to_vec(),
-            );
-        }
-        if let Some(step) = write.export.and_then(|e| e.step) {
-            self.apply_export_step(log_index, step, batch, overlay)?;
-            return Ok(result);
-        }
+        let command = if trimmed {
+            super::command::encode(Kind::Events(write))
+        } else {
+            command.write.clone()
+        };
+        self.stage(log_index, command, staged, batch)?;
+        Ok(result)
+    }
+
+    /// Applies rows written directly: each kept if newer than the stored row of its entity.
+    fn apply_rows(
+        &self,
+        log_index: u64,
+        write: RowWrite,
+        batch: &mut WriteBatch,
+        overlay: &mut HashMap<Vec<u8>, Vec<u8>>,
+    ) -> io::Result<CommandResult> {
+        let mut result = CommandResult::default();
         if write.rows.is_empty() {
             return Ok(result);
         }
@@ -557,6 +588,7 @@ impl StateMachine {
 mod tests {
     use super::*;
     use crate::storage::open_db;
+    use quiver_proto::online::LegacyCommand;
 
     fn rows(db: &DB, group: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
         let cf = db.cf_handle(keys::CF_SM_DATA).unwrap();
@@ -623,13 +655,13 @@ mod tests {
     }
 
     /// Applies `write` as entry `index` the way `apply` does (one synced batch).
-    fn apply_one(sm: &StateMachine, index: u64, write: WriteRequest) -> CommandResult {
+    fn apply_one(sm: &StateMachine, index: u64, write: LegacyCommand) -> CommandResult {
         let mut batch = WriteBatch::default();
         let mut overlay = HashMap::new();
         let mut applied = AppliedEvents::default();
-        let command = Command {
-            write: write.encode_to_vec(),
-        };
+        // Tests build the command's fields in one message (the legacy layout); the log holds the
+        // typed command.
+        let command = super::super::command::command(super::super::command::from_legacy(write));
         let result = sm
             .apply_write(index, &command, &mut batch, &mut overlay, &mut applied)
             .unwrap();
@@ -638,7 +670,7 @@ mod tests {
     }
 
     /// One event of user 7 at `at` for a view counting over a sliding hour.
-    fn event_batch(sequence: u64, at: i64) -> WriteRequest {
+    fn event_batch(sequence: u64, at: i64) -> LegacyCommand {
         use quiver_core::tiling::AggregateSpec;
         use quiver_core::{Aggregation, ValueType, Window};
         use quiver_proto::convert::aggregate_spec_to_pb;
@@ -650,7 +682,7 @@ mod tests {
             window: Window::Sliding(std::time::Duration::from_secs(3600)),
             value_type: ValueType::Int64,
         };
-        WriteRequest {
+        LegacyCommand {
             event_batches: vec![EventBatch {
                 producer_id: "p".into(),
                 sequence,
@@ -674,7 +706,7 @@ mod tests {
                 history: false,
                 ..EventBatch::default()
             }],
-            ..WriteRequest::default()
+            ..LegacyCommand::default()
         }
     }
 
@@ -685,20 +717,20 @@ mod tests {
         apply_one(
             sm,
             0,
-            WriteRequest {
+            LegacyCommand {
                 view_begin: Some(ViewBegin {
                     project: "shop".into(),
                     view: "stats".into(),
                     version: 1,
                     source: "events".into(),
                 }),
-                ..WriteRequest::default()
+                ..LegacyCommand::default()
             },
         );
     }
 
     /// [`event_batch`] of `producer` in `epoch`.
-    fn producer_batch(producer: &str, epoch: u64, sequence: u64, at: i64) -> WriteRequest {
+    fn producer_batch(producer: &str, epoch: u64, sequence: u64, at: i64) -> LegacyCommand {
         let mut write = event_batch(sequence, at);
         write.event_batches[0].producer_id = producer.into();
         write.event_batches[0].epoch = epoch;
@@ -707,14 +739,12 @@ mod tests {
 
     /// Applies `writes` as entries `first..` in one apply batch (as a replica that drained
     /// them together does).
-    fn apply_together(sm: &StateMachine, first: u64, writes: Vec<WriteRequest>) {
+    fn apply_together(sm: &StateMachine, first: u64, writes: Vec<LegacyCommand>) {
         let mut batch = WriteBatch::default();
         let mut overlay = HashMap::new();
         let mut applied = AppliedEvents::default();
         for (i, write) in writes.into_iter().enumerate() {
-            let command = Command {
-                write: write.encode_to_vec(),
-            };
+            let command = super::super::command::command(super::super::command::from_legacy(write));
             sm.apply_write(
                 first + i as u64,
                 &command,
@@ -728,7 +758,7 @@ mod tests {
     }
 
     /// A Kafka partition's batch: rows at `offsets`, sequence the offset after the last.
-    fn positioned(offsets: &[u64], at: i64) -> WriteRequest {
+    fn positioned(offsets: &[u64], at: i64) -> LegacyCommand {
         let mut write = producer_batch("kafka:orders:0", 0, offsets[offsets.len() - 1] + 1, at);
         let events = &mut write.event_batches[0];
         let row = events.rows[0].clone();
@@ -771,9 +801,11 @@ mod tests {
             .unwrap()
             .unwrap();
         let staged = StagedEntry::decode(staged.as_slice()).unwrap();
-        let write = WriteRequest::decode(staged.write_request.as_slice()).unwrap();
-        assert_eq!(write.event_batches[0].offsets, [5, 6, 7]);
-        assert_eq!(write.event_batches[0].rows.len(), 3);
+        let Some(Kind::Events(write)) = super::super::command::decode(&staged.command) else {
+            panic!("the staged entry is not an events command");
+        };
+        assert_eq!(write.batches[0].offsets, [5, 6, 7]);
+        assert_eq!(write.batches[0].rows.len(), 3);
         // The stored progress, as Kafka consumers read it.
         let stored = sm.producers_with_prefix("kafka:orders:").unwrap();
         assert_eq!(stored.len(), 1);
@@ -794,14 +826,14 @@ mod tests {
                 .filter(|(k, _)| k.starts_with(&prefix))
                 .count()
         };
-        let begin = |version: u32| WriteRequest {
+        let begin = |version: u32| LegacyCommand {
             view_begin: Some(ViewBegin {
                 project: "shop".into(),
                 view: "stats".into(),
                 version,
                 source: "events".into(),
             }),
-            ..WriteRequest::default()
+            ..LegacyCommand::default()
         };
         // Before any registration, a batch's events for the version are not folded.
         assert_eq!(apply_one(&sm, 1, event_batch(1, t)).events[0].accepted, 1);
@@ -827,7 +859,7 @@ mod tests {
         // The backfill of entry 1: a chunk that does not continue the progress changes nothing.
         let mut chunk_batch = event_batch(0, t).event_batches.remove(0);
         chunk_batch.producer_id.clear();
-        let chunk = |from: u64| WriteRequest {
+        let chunk = |from: u64| LegacyCommand {
             backfill: Some(BackfillChunk {
                 project: "shop".into(),
                 view: "stats".into(),
@@ -837,7 +869,7 @@ mod tests {
                 batches: vec![chunk_batch.clone()],
                 ..BackfillChunk::default()
             }),
-            ..WriteRequest::default()
+            ..LegacyCommand::default()
         };
         apply_one(&sm, 5, chunk(2));
         assert_eq!(
@@ -878,7 +910,7 @@ mod tests {
         apply_one(
             &sm,
             10,
-            WriteRequest {
+            LegacyCommand {
                 backfill: Some(BackfillChunk {
                     project: "shop".into(),
                     view: "stats".into(),
@@ -888,7 +920,7 @@ mod tests {
                     batches: vec![v2],
                     ..BackfillChunk::default()
                 }),
-                ..WriteRequest::default()
+                ..LegacyCommand::default()
             },
         );
         assert_eq!(
@@ -911,12 +943,12 @@ mod tests {
         apply_one(
             &sm,
             12,
-            WriteRequest {
+            LegacyCommand {
                 view_end: Some(quiver_proto::online::ViewEnd {
                     project: "shop".into(),
                     view: "stats".into(),
                 }),
-                ..WriteRequest::default()
+                ..LegacyCommand::default()
             },
         );
         assert_eq!(
@@ -970,8 +1002,8 @@ mod tests {
     fn the_least_recently_written_producers_are_forgotten_the_same_way_on_every_replica() {
         let t = 1_000 * 3_600_000_000i64;
         let max = super::super::producers::MAX_PRODUCERS;
-        let writes = || -> Vec<WriteRequest> {
-            let mut writes: Vec<WriteRequest> = (0..max + 3)
+        let writes = || -> Vec<LegacyCommand> {
+            let mut writes: Vec<LegacyCommand> = (0..max + 3)
                 .map(|p| producer_batch(&format!("p{p}"), 0, 1, t))
                 .collect();
             // p1 writes again, so p0, p2 and p3 are the least recent.
