@@ -1,0 +1,185 @@
+//! Reading a plan's views for the requested entities and turning what is stored into cells.
+//!
+//! Cell rules (the same as the offline path will use): no stored row -> `NOT_FOUND`; a row
+//! older than the view's TTL at `as_of` (`as_of - event_time > ttl`) -> `OUTSIDE_TTL` with the
+//! row's timestamp; a null value -> `NULL_VALUE`; otherwise `PRESENT`. The online store keeps
+//! the latest row per entity, so a row newer than `as_of` cannot say what was true at `as_of`:
+//! that cell is `INVALID` (point-in-time history is the offline store's job).
+
+use prost::Message;
+use quiver_core::aggregate::TileRecord;
+use quiver_core::tiling::{self};
+use quiver_core::Window;
+use quiver_proto::convert::{micros_to_timestamp, scalar_to_value};
+use quiver_proto::online::StoredRow;
+use quiver_proto::types::{FieldStatus, Value};
+
+use crate::error::OnlineStoreError;
+use crate::keys::{self};
+use crate::tile_read::{read_entity, ReadAggregate};
+
+use super::plan::ReadPlan;
+use super::Serving;
+
+/// What was read for one planned view, one element per requested entity: a streamed
+/// entity's aggregates (from its running record and tiles), or a directly written row.
+#[derive(Default)]
+pub(super) struct ViewRows {
+    pub(super) entities: Vec<Vec<u8>>,
+    pub(super) keys: Vec<Vec<u8>>,
+    pub(super) rows: Vec<Option<StoredRow>>,
+    pub(super) streamed: Vec<Option<Streamed>>,
+    /// The oldest instant a window may start at and still be answered (see
+    /// `tiling::retention_start`); `None` before the source's first event.
+    pub(super) horizon: Option<i64>,
+}
+
+/// A streamed entity's view at `as_of`.
+pub(super) struct Streamed {
+    /// The entity's latest event time (from its running record).
+    pub(super) latest_micros: i64,
+    /// One per feature.
+    pub(super) features: Vec<ReadAggregate>,
+}
+
+impl Serving {
+    /// Reads every planned view for every entity: the running record first (streamed
+    /// entities), then a directly written row for the others.
+    pub(super) fn read(
+        &self,
+        plan: &ReadPlan,
+        reads: &mut [ViewRows],
+        as_of_micros: i64,
+    ) -> Result<(), OnlineStoreError> {
+        let db = self.node.state.db();
+        let cf = db
+            .cf_handle(keys::CF_SM_DATA)
+            .ok_or_else(|| OnlineStoreError::Internal("column family sm_data is missing".into()))?;
+        let fail = |e: rocksdb::Error| OnlineStoreError::Internal(format!("read failed: {e}"));
+        for (group, read) in plan.groups.iter().zip(reads.iter_mut()) {
+            let running_keys: Vec<Vec<u8>> = read
+                .entities
+                .iter()
+                .map(|e| keys::running_key(&group.running_prefix, e))
+                .collect();
+            read.horizon = db
+                .get_cf(cf, &group.watermark_key)
+                .map_err(fail)?
+                .and_then(|v| v.as_slice().try_into().ok().map(keys::from_ordered_i64))
+                .map(|w| {
+                    tiling::retention_start(
+                        w,
+                        group.lateness_micros,
+                        group.aggregates.features.longest_micros,
+                    )
+                });
+            let running = db.batched_multi_get_cf(cf, running_keys.iter(), false);
+            let aggregates = &group.aggregates;
+            let mut missing = Vec::new();
+            read.streamed = Vec::with_capacity(read.entities.len());
+            for (row, result) in running.into_iter().enumerate() {
+                let record = match result.map_err(fail)? {
+                    Some(bytes) => TileRecord::decode(bytes.as_ref()).ok(),
+                    None => None,
+                };
+                let Some(record) = record else {
+                    missing.push(row);
+                    read.streamed.push(None);
+                    continue;
+                };
+                let features = read_entity(
+                    db,
+                    &group.tiles_prefix,
+                    aggregates.feature_specs(),
+                    &aggregates.features,
+                    &read.entities[row],
+                    as_of_micros,
+                    Some(&record),
+                )?;
+                read.streamed.push(Some(Streamed {
+                    latest_micros: record.max_event_micros,
+                    features,
+                }));
+            }
+            read.rows = (0..read.entities.len()).map(|_| None).collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let values = db.batched_multi_get_cf(cf, missing.iter().map(|r| &read.keys[*r]), false);
+            for (row, value) in missing.into_iter().zip(values) {
+                read.rows[row] = match value.map_err(fail)? {
+                    Some(bytes) => StoredRow::decode(bytes.as_ref()).ok(),
+                    None => None,
+                };
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn null() -> Value {
+    Value { kind: None }
+}
+
+/// One cell of a streamed entity. Windowed features: the merged window, `PRESENT` (or
+/// `NULL_VALUE` for an aggregate of no values), stamped with the latest event in the window.
+/// Lifetime features (and `first`/`last` without a window) hold the running value, which cannot
+/// answer for a time before the entity's latest event (`INVALID`; history is the offline
+/// store's), and expires with the view's TTL (`OUTSIDE_TTL`, stamped with the latest event).
+/// A window starting before `horizon` is `INVALID` too: its tiles may have been collected.
+pub(super) fn streamed_cell(
+    streamed: &Streamed,
+    feature: usize,
+    window: Window,
+    ttl_micros: Option<i64>,
+    horizon: Option<i64>,
+    as_of_micros: i64,
+    past_as_of: bool,
+) -> (Value, FieldStatus, prost_types::Timestamp) {
+    let Some(read) = streamed.features.get(feature) else {
+        return (
+            null(),
+            FieldStatus::Invalid,
+            prost_types::Timestamp::default(),
+        );
+    };
+    let stamp = |micros: i64| {
+        if micros == i64::MIN {
+            prost_types::Timestamp::default()
+        } else {
+            micros_to_timestamp(micros)
+        }
+    };
+    if let (Some(tile), Some(horizon)) = (tiling::tile_micros(window), horizon) {
+        if tiling::window_start(window, tile, as_of_micros) < horizon {
+            return (
+                null(),
+                FieldStatus::Invalid,
+                prost_types::Timestamp::default(),
+            );
+        }
+    }
+    // A window whose newest tile holds events after `as_of` would leak them into a past
+    // read: a tile cannot be cut at `as_of`. Such a read is `INVALID` (the offline snapshot
+    // answers it exactly); reads at the present never see later events.
+    if window != Window::Lifetime && past_as_of && read.max_event_micros > as_of_micros {
+        return (null(), FieldStatus::Invalid, stamp(read.max_event_micros));
+    }
+    if window == Window::Lifetime {
+        let latest = streamed.latest_micros;
+        if as_of_micros < latest {
+            return (null(), FieldStatus::Invalid, stamp(latest));
+        }
+        if ttl_micros.is_some_and(|ttl| as_of_micros.saturating_sub(latest) > ttl) {
+            return (null(), FieldStatus::OutsideTtl, stamp(latest));
+        }
+    }
+    match read.partial.finish() {
+        Some(value) => (
+            scalar_to_value(Some(value)),
+            FieldStatus::Present,
+            stamp(read.max_event_micros),
+        ),
+        None => (null(), FieldStatus::NullValue, stamp(read.max_event_micros)),
+    }
+}
