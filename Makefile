@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help deps build run test lint verify fix charts-check bench clean-data \
+.PHONY: help deps build run test lint verify fuzz fix charts-check bench clean-data \
 	python-proto python-proto-check python-client-test
 
 help: ## List the targets
@@ -28,6 +28,10 @@ lint: deps ## Check formatting and clippy (-D warnings); writes nothing
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 verify: lint test ## What CI runs: lint, then every test; writes nothing
+
+fuzz: deps ## Hostile Raft entries and log bytes, longer than `make test` runs them (FUZZ_CASES, FUZZ_SEED)
+	QUIVER_FUZZ_CASES=$${FUZZ_CASES:-1000000} QUIVER_FUZZ_SEED=$${FUZZ_SEED:-$$(date +%s)} \
+		$(CARGO) test -p quiver-online-store --lib -- fuzz codec --nocapture
 
 fix: ## Format and apply clippy's fixes
 	$(CARGO) fmt --all
