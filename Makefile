@@ -31,7 +31,7 @@ verify: lint test ## What CI runs: lint, then every test; writes nothing
 
 fuzz: deps ## Hostile Raft entries and log bytes, longer than `make test` runs them (FUZZ_CASES, FUZZ_SEED)
 	QUIVER_FUZZ_CASES=$${FUZZ_CASES:-1000000} QUIVER_FUZZ_SEED=$${FUZZ_SEED:-$$(date +%s)} \
-		$(CARGO) test -p quiver-online-store --lib -- fuzz codec --nocapture
+		$(CARGO) test -p quiver-online-store -p quiver-core --lib -- fuzz codec mutated --nocapture
 
 fix: ## Format and apply clippy's fixes
 	$(CARGO) fmt --all

@@ -94,25 +94,25 @@ impl Partial {
     pub fn update(&mut self, value: Option<&Scalar>, stamp: Stamp) {
         let number = value.and_then(Scalar::as_f64).filter(|x| !x.is_nan());
         match self {
-            Self::CountRows(n) => *n += 1,
-            Self::CountValues(n) => *n += u64::from(value.is_some()),
+            Self::CountRows(n) => *n = n.saturating_add(1),
+            Self::CountValues(n) => *n = n.saturating_add(u64::from(value.is_some())),
             Self::SumInt(sum) => {
                 if let Some(Scalar::Int64(v)) = value {
-                    *sum += i128::from(*v);
+                    *sum = sum.saturating_add(i128::from(*v));
                 }
             }
             Self::SumFloat(sum) => *sum += number.unwrap_or(0.0),
             Self::Mean { sum, count } => {
                 if let Some(x) = number {
                     *sum += x;
-                    *count += 1;
+                    *count = count.saturating_add(1);
                 }
             }
             Self::Min(current) => keep_extreme(current, value, std::cmp::Ordering::Less),
             Self::Max(current) => keep_extreme(current, value, std::cmp::Ordering::Greater),
             Self::Moments { count, mean, m2 } => {
                 if let Some(x) = number {
-                    *count += 1;
+                    *count = count.saturating_add(1);
                     let delta = x - *mean;
                     *mean += delta / *count as f64;
                     *m2 += delta * (x - *mean);
@@ -139,14 +139,17 @@ impl Partial {
     /// Folds `other` (a partial of the same feature) into this one. Partials of different
     /// aggregations never meet (both come from one feature definition); such a merge does nothing.
     pub fn merge(&mut self, other: &Partial) {
+        // Counts and integer sums saturate: a stored record is input (from disk, from another
+        // node's snapshot), and a corrupt one must not overflow (a panic in a debug build,
+        // a wrapped count in a release one).
         match (self, other) {
             (Self::CountRows(a), Self::CountRows(b))
-            | (Self::CountValues(a), Self::CountValues(b)) => *a += b,
-            (Self::SumInt(a), Self::SumInt(b)) => *a += b,
+            | (Self::CountValues(a), Self::CountValues(b)) => *a = a.saturating_add(*b),
+            (Self::SumInt(a), Self::SumInt(b)) => *a = a.saturating_add(*b),
             (Self::SumFloat(a), Self::SumFloat(b)) => *a += b,
             (Self::Mean { sum, count }, Self::Mean { sum: s, count: c }) => {
                 *sum += s;
-                *count += c;
+                *count = count.saturating_add(*c);
             }
             (Self::Min(a), Self::Min(b)) => keep_extreme(a, b.as_ref(), std::cmp::Ordering::Less),
             (Self::Max(a), Self::Max(b)) => {
@@ -168,7 +171,7 @@ impl Partial {
                 let delta = mb - *mean;
                 *mean += delta * (*nb as f64) / n;
                 *m2 += m2b + delta * delta * na * (*nb as f64) / n;
-                *count += nb;
+                *count = count.saturating_add(*nb);
             }
             (Self::Last(a), Self::Last(b)) => {
                 if let Some((stamp, _)) = b {

@@ -502,4 +502,47 @@ mod tests {
         let empty = merge_stored(None, [b"x".as_slice()]);
         assert_eq!(TileRecord::decode(&empty).map(|r| r.partials.len()), Ok(0));
     }
+
+    /// Stored records are read from disk and from snapshots another node sent: mutated records
+    /// of every partial kind must decode or be refused, and whatever decodes must merge with
+    /// anything (`merge_stored` does exactly that on every replica) without a panic.
+    #[test]
+    fn mutated_records_never_panic_when_decoded_or_merged() {
+        let valid: Vec<Vec<u8>> = every_partial()
+            .into_iter()
+            .map(|p| {
+                TileRecord {
+                    max_event_micros: 9,
+                    partials: vec![p.clone(), p],
+                }
+                .encode()
+            })
+            .collect();
+        // `make fuzz` runs more, from a fresh seed.
+        let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        let cases = env("QUIVER_FUZZ_CASES").unwrap_or(20_000);
+        let mut state = env("QUIVER_FUZZ_SEED").unwrap_or(0x2545_F491_4F6C_DD1D).max(1);
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..cases {
+            let mut bytes = valid[next() as usize % valid.len()].clone();
+            for _ in 0..1 + next() % 3 {
+                let at = next() as usize % bytes.len().max(1);
+                match next() % 4 {
+                    0 if !bytes.is_empty() => bytes[at] ^= 1 << (next() % 8),
+                    1 if !bytes.is_empty() => bytes[at] = 0xFF,
+                    2 => bytes.truncate(at),
+                    _ => bytes.insert(at.min(bytes.len()), next() as u8),
+                }
+            }
+            let other = &valid[next() as usize % valid.len()];
+            let merged = merge_stored(Some(&bytes), [other.as_slice(), bytes.as_slice()]);
+            assert!(TileRecord::decode(&merged).is_ok());
+            let _ = merge_stored(Some(other), [bytes.as_slice()]);
+        }
+    }
 }
