@@ -521,7 +521,9 @@ mod tests {
         // `make fuzz` runs more, from a fresh seed.
         let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
         let cases = env("QUIVER_FUZZ_CASES").unwrap_or(20_000);
-        let mut state = env("QUIVER_FUZZ_SEED").unwrap_or(0x2545_F491_4F6C_DD1D).max(1);
+        let mut state = env("QUIVER_FUZZ_SEED")
+            .unwrap_or(0x2545_F491_4F6C_DD1D)
+            .max(1);
         let mut next = move || {
             state ^= state << 13;
             state ^= state >> 7;
