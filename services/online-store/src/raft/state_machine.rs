@@ -1231,12 +1231,12 @@ mod tests {
                 ]
             }
             let seed = std::env::var("QUIVER_FUZZ_SEED")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0x9E37_79B9_7F4A_7C15u64);
-        // Printed (with --nocapture) so a failure can be replayed.
-        eprintln!("fuzz: {cases} entries, QUIVER_FUZZ_SEED={seed}");
-        let mut rng = Rng(seed.max(1));
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0x9E37_79B9_7F4A_7C15u64);
+            // Printed (with --nocapture) so a failure can be replayed.
+            eprintln!("fuzz: {cases} entries, QUIVER_FUZZ_SEED={seed}");
+            let mut rng = Rng(seed.max(1));
             for index in 1..=cases as u64 {
                 let seed = seeds[rng.below(seeds.len())].clone();
                 // Some valid entries between the hostile ones keep the state interesting.
