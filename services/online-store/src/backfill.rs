@@ -46,10 +46,11 @@ const IDLE: Duration = Duration::from_millis(200);
 pub fn spawn(node: Arc<Node>, lake: Option<Lake>, shutdown: Shutdown) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut files = SourceLogFiles::default();
+        let mut pace = Pace::default();
         loop {
             crate::metrics::record_views(&node);
             let busy = if node.is_leader() && node.registry.is_loaded() {
-                match step(&node, lake.as_ref(), &mut files).await {
+                match step(&node, lake.as_ref(), &mut files, &mut pace).await {
                     Ok(busy) => busy,
                     Err(error) => {
                         tracing::warn!(%error, "view registration or backfill failed; retrying");
@@ -73,6 +74,7 @@ async fn step(
     node: &Node,
     lake: Option<&Lake>,
     files: &mut SourceLogFiles,
+    pace: &mut Pace,
 ) -> Result<bool, OnlineStoreError> {
     let internal = |e: std::io::Error| OnlineStoreError::Internal(e.to_string());
     let catalog = node.registry.catalog();
@@ -132,7 +134,10 @@ async fn step(
             version,
             state: &state,
         };
-        backfill_chunk(node, lake, files, version).await?;
+        let limit = pace.rows(node.config.backfill_chunk_rows);
+        let started = std::time::Instant::now();
+        let rows = backfill_chunk(node, lake, files, version, limit).await?;
+        pace.record(rows, started.elapsed(), node.config.backfill_chunk_time);
         return Ok(true);
     }
     Ok(busy)
@@ -153,7 +158,8 @@ async fn backfill_chunk(
     lake: Option<&Lake>,
     files: &mut SourceLogFiles,
     fill: VersionToFill<'_>,
-) -> Result<(), OnlineStoreError> {
+    limit: usize,
+) -> Result<usize, OnlineStoreError> {
     let VersionToFill {
         project,
         source,
@@ -170,8 +176,8 @@ async fn backfill_chunk(
         .export_state()
         .map_err(|e| internal(e.to_string()))?
         .exported_through;
-    // At most `backfill_chunk_rows` events from `start` on, in log order, and where they end.
-    let limit = node.config.backfill_chunk_rows.max(1);
+    // At most `limit` events from `start` on, in log order, and where they end.
+    let limit = limit.max(1);
     let (rows, (through, next_row)) = match lake {
         Some(lake) if from <= exported.min(last) => {
             let to = exported.min(last);
@@ -187,11 +193,12 @@ async fn backfill_chunk(
                 .map_err(|e| internal(e.to_string()))?
                 .exported_through;
             if lake.is_some() && now >= from && now > exported {
-                return Ok(());
+                return Ok(0);
             }
             cut
         }
     };
+    let events = rows.len();
     let plan = PlannedView::new(definition, version);
     let mut batch = EventBatch {
         project: project.to_string(),
@@ -228,7 +235,46 @@ async fn backfill_chunk(
         }),
     )
     .await?;
-    Ok(())
+    Ok(events)
+}
+
+/// How many events the next chunk takes: sized from the last chunks so one takes about
+/// `backfill_chunk_time` from read to applied (what a live write may wait behind it).
+#[derive(Debug, Default)]
+struct Pace {
+    /// Seconds per event, smoothed; unknown before the first chunk.
+    per_event: Option<f64>,
+    target: Option<Duration>,
+}
+
+impl Pace {
+    /// The fewest events a chunk takes (the fixed cost of an entry would dominate below).
+    const MIN_ROWS: usize = 100;
+
+    /// The next chunk's size, at most `max`.
+    fn rows(&self, max: usize) -> usize {
+        let max = max.max(1);
+        match (self.per_event, self.target) {
+            (Some(per_event), Some(target)) if per_event > 0.0 => {
+                ((target.as_secs_f64() / per_event) as usize).clamp(Self::MIN_ROWS.min(max), max)
+            }
+            // Start small: the first chunk measures.
+            _ => Self::MIN_ROWS.min(max),
+        }
+    }
+
+    /// A chunk of `events` took `took`; chunks should take `target`.
+    fn record(&mut self, events: usize, took: Duration, target: Duration) {
+        self.target = Some(target);
+        if events == 0 {
+            return;
+        }
+        let observed = took.as_secs_f64() / events as f64;
+        self.per_event = Some(match self.per_event {
+            Some(previous) => (previous + observed) / 2.0,
+            None => observed,
+        });
+    }
 }
 
 /// One source event to backfill.

@@ -52,10 +52,14 @@ pub struct OnlineStoreConfig {
     pub export_max_entries: u64,
     /// Compact a partition directory once it holds this many small files.
     pub compact_min_files: usize,
-    /// Events per backfill chunk (one Raft entry, cut anywhere, even inside an entry). A live
-    /// write waits behind at most one chunk's apply, so this bounds what a backfill costs
-    /// freshness; larger chunks backfill faster (`quiver bench backfill` measures both).
+    /// The most events per backfill chunk (one Raft entry, cut anywhere, even inside an entry).
     pub backfill_chunk_rows: usize,
+    /// What one backfill chunk may take (read, transforms, commit, apply): chunks are sized to
+    /// it as the backfill goes. A live write waits behind at most one chunk's apply, so this
+    /// bounds what a backfill costs freshness; longer backfills faster (`quiver bench
+    /// backfill` measures both).
+    #[serde(with = "duration_text")]
+    pub backfill_chunk_time: Duration,
 }
 
 impl OnlineStoreConfig {
@@ -90,7 +94,8 @@ impl Default for OnlineStoreConfig {
             export_interval: Duration::from_secs(1),
             export_max_entries: 10_000,
             compact_min_files: 8,
-            backfill_chunk_rows: 2_000,
+            backfill_chunk_rows: 20_000,
+            backfill_chunk_time: Duration::from_millis(25),
         }
     }
 }
