@@ -413,7 +413,6 @@ impl Cluster {
                     values: vec![int(*u * 10)],
                 })
                 .collect(),
-            ..Default::default()
         };
         let start = self.address(*self.live().first().unwrap());
         with_leader(&start, 30, |target| {

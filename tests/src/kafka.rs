@@ -27,11 +27,7 @@ impl Broker {
     /// A cluster of `brokers` brokers.
     pub fn start(brokers: i32) -> Self {
         let cluster = MockCluster::new(brokers).unwrap();
-        let producer: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", cluster.bootstrap_servers())
-            .set("linger.ms", "1")
-            .create()
-            .unwrap();
+        let producer = producer(&cluster.bootstrap_servers());
         Self {
             cluster,
             producer,
@@ -85,6 +81,17 @@ impl Broker {
             .map(|((_, p), n)| (*p, *n))
             .collect()
     }
+}
+
+/// A producer writing to `bootstrap`.
+fn producer(bootstrap: &str) -> BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "1")
+        // Back within a second of a broker coming up (tests take brokers down).
+        .set("reconnect.backoff.max.ms", "1000")
+        .create()
+        .unwrap()
 }
 
 /// What the online store at `online` has stored of `source`'s partitions of `topic`.
@@ -143,5 +150,26 @@ pub async fn wait_committed(
             panic!("not committed in {timeout:?}: want {want:?}, stored {stored:#?}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+impl Broker {
+    /// Makes broker `id` (1-based; -1: all) drop its connections and refuse new ones.
+    pub fn broker_down(&self, id: i32) {
+        self.cluster.broker_down(id).unwrap();
+    }
+
+    /// Lets broker `id` (-1: all) accept connections again, and replaces the producer: the
+    /// old one's flushes sometimes timed out after an outage under load, and what it does is
+    /// the harness's concern, not the consumer's under test.
+    pub fn broker_up(&mut self, id: i32) {
+        self.cluster.broker_up(id).unwrap();
+        self.producer = producer(&self.cluster.bootstrap_servers());
+    }
+
+    /// Makes the brokers' metadata answer `error` for `topic` (`NoError` clears it): how the mock
+    /// cluster shows a deleted topic, as it cannot delete one.
+    pub fn topic_error(&self, topic: &str, error: rdkafka::types::RDKafkaRespErr) {
+        self.cluster.topic_error(topic, error).unwrap();
     }
 }

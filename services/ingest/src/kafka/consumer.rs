@@ -1,7 +1,9 @@
 //! One source's consumer: a thread polling librdkafka, a buffer per owned partition, and at
 //! most one batch of a partition in flight (a producer's batches must commit in order). A
 //! batch is cut when it is full or its first message has waited `linger`; a partition whose
-//! buffer is full pauses until its batches commit.
+//! buffer is full pauses until its batches commit. Every `check_interval` a second client, the
+//! probe (same brokers and security settings, no group), asks for the topic's metadata and the
+//! owned partitions' log ranges; the consuming client itself only fetches.
 //!
 //! Why exactly once holds: every batch starts at an offset the stored sequence had reached when
 //! the batch was cut (the resume point read from Quiver, or the end of this partition's last
@@ -53,6 +55,7 @@ struct Partition {
 /// Runs the consumer of one source until `cancel`; blocks the calling thread.
 pub fn run(
     consumer: BaseConsumer<Context>,
+    probe: BaseConsumer,
     sender: Arc<Sender>,
     config: KafkaConfig,
     status: SourceStatus,
@@ -217,9 +220,10 @@ pub fn run(
 
         if last_check.is_none_or(|t| t.elapsed() >= config.check_interval) {
             last_check = Some(Instant::now());
-            check_brokers(&consumer, &topic, &status, &mut known_count);
+            check_brokers(&probe, &topic, &status, &mut known_count);
             check_partitions(
                 &consumer,
+                &probe,
                 &topic,
                 &mut partitions,
                 &status,
@@ -333,14 +337,15 @@ fn handle_consume_error(code: RDKafkaErrorCode, status: &SourceStatus) {
     }
 }
 
-/// Asks the brokers for the topic: reachable, existing, and its partition count.
+/// Asks the brokers for the topic (through the probe client): reachable, existing, and its
+/// partition count.
 fn check_brokers(
-    consumer: &BaseConsumer<Context>,
+    probe: &BaseConsumer,
     topic: &str,
     status: &SourceStatus,
     known_count: &mut Option<usize>,
 ) {
-    let metadata = match consumer.fetch_metadata(Some(topic), BROKER_TIMEOUT) {
+    let metadata = match probe.fetch_metadata(Some(topic), BROKER_TIMEOUT) {
         Ok(m) => m,
         Err(e) => {
             status.set(
@@ -391,6 +396,7 @@ fn check_brokers(
 /// deleted by retention before they were read, or the topic recreated with fewer messages).
 fn check_partitions(
     consumer: &BaseConsumer<Context>,
+    probe: &BaseConsumer,
     topic: &str,
     partitions: &mut BTreeMap<i32, Partition>,
     status: &SourceStatus,
@@ -400,7 +406,7 @@ fn check_partitions(
     let mut report = Vec::with_capacity(partitions.len());
     for (&partition, p) in partitions.iter_mut() {
         if status.state() == status::CONSUMING {
-            match consumer.fetch_watermarks(topic, partition, BROKER_TIMEOUT) {
+            match probe.fetch_watermarks(topic, partition, BROKER_TIMEOUT) {
                 Ok((low, high)) => {
                     let (low, high) = (low.max(0) as u64, high.max(0) as u64);
                     p.log_end = high;

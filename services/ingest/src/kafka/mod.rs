@@ -153,13 +153,25 @@ fn spawn(
         status: status.clone(),
         changes: Mutex::new(Vec::new()),
     };
-    let client =
+    let clients =
         client_config::client_config(project, source, kafka, &config.kafka).and_then(|c| {
-            c.create_with_context::<_, BaseConsumer<Context>>(context)
-                .map_err(|e| e.to_string())
+            let consumer = c
+                .create_with_context::<_, BaseConsumer<Context>>(context)
+                .map_err(|e| e.to_string())?;
+            // Metadata and log-range checks go through a second client outside the group:
+            // asked of the consuming client every half second, they stalled its fetches
+            // (kafka_faults.rs found it), so the consumer's own requests are fetches only.
+            let mut probe = c.clone();
+            probe.remove("group.id");
+            probe.set(
+                "client.id",
+                format!("quiver-ingest-probe.{project}.{source}"),
+            );
+            let probe = probe.create::<BaseConsumer>().map_err(|e| e.to_string())?;
+            Ok((consumer, probe))
         });
-    let consumer = match client {
-        Ok(consumer) => consumer,
+    let (consumer, probe) = match clients {
+        Ok(clients) => clients,
         Err(e) => {
             status.set(
                 status::FAILED,
@@ -172,7 +184,14 @@ fn spawn(
     let kafka_config = config.kafka.clone();
     let name = format!("kafka-{source}");
     let spawned = std::thread::Builder::new().name(name).spawn(move || {
-        consumer::run(consumer, sender, kafka_config, status.clone(), cancel);
+        consumer::run(
+            consumer,
+            probe,
+            sender,
+            kafka_config,
+            status.clone(),
+            cancel,
+        );
         status.remove();
     });
     if let Err(e) = spawned {
