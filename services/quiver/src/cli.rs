@@ -532,6 +532,33 @@ pub enum BenchCommand {
         #[arg(long)]
         server_pid: Option<u32>,
     },
+    /// Kafka sources: start librdkafka's mock cluster in this process, apply a bench project
+    /// whose sources name its topics, and measure events/s from a topic into tiles (a lean
+    /// view, then the example `user_txn` view against `bench push`) and event -> committed
+    /// freshness at an offered rate.
+    Kafka {
+        /// Partitions of each topic.
+        #[arg(long, default_value_t = 8)]
+        partitions: i32,
+        /// Events produced for the lean view's throughput.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Events produced for the `user_txn` view's throughput.
+        #[arg(long, default_value_t = 300_000)]
+        txn_events: usize,
+        /// Distinct users.
+        #[arg(long, default_value_t = 100_000)]
+        users: u64,
+        /// Events per second offered in the freshness phase (open loop).
+        #[arg(long, default_value_t = 20_000)]
+        rate: u64,
+        /// How long the freshness phase runs, e.g. 15s.
+        #[arg(long, default_value = "15s")]
+        duration: String,
+        /// How long `bench push` of the same source runs for the ratio (0s: not run).
+        #[arg(long, default_value = "10s")]
+        push_duration: String,
+    },
     /// Write generated feature rows into the offline store (export layout), then time
     /// point-in-time snapshots over Arrow Flight: as-of features cold and warm, and windowed.
     Snapshot {

@@ -52,7 +52,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 users,
                 source,
             };
-            super::bench_push::run(&args.addresses, shape).await
+            super::bench_push::run(&args.addresses, shape)
+                .await
+                .map(|_| ())
         }
         BenchCommand::Backfill {
             events,
@@ -69,6 +71,26 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 server_pid,
             };
             super::bench_backfill::run(&args.addresses, shape).await
+        }
+        BenchCommand::Kafka {
+            partitions,
+            events,
+            txn_events,
+            users,
+            rate,
+            duration,
+            push_duration,
+        } => {
+            let shape = super::bench_kafka::Shape {
+                partitions,
+                events,
+                txn_events,
+                users,
+                rate,
+                duration: parse_duration(&duration)?,
+                push_duration: parse_duration(&push_duration)?,
+            };
+            super::bench_kafka::run(&args.addresses, shape).await
         }
         BenchCommand::Snapshot {
             store,
@@ -211,7 +233,6 @@ async fn write(
                                 .collect(),
                         })
                         .collect(),
-                    ..Default::default()
                 };
                 let sent = Instant::now();
                 with_leader(&online, 50, |target| {

@@ -41,8 +41,8 @@ pub struct Shape {
     pub source: String,
 }
 
-/// Runs the push benchmark.
-pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<()> {
+/// Runs the push benchmark; returns the committed events/s.
+pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<f64> {
     let Shape {
         rate,
         duration,
@@ -134,5 +134,5 @@ pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<()> {
         ms(h.max()),
         h.len()
     );
-    Ok(())
+    Ok(total as f64 / elapsed)
 }

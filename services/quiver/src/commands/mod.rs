@@ -3,6 +3,7 @@
 pub mod apply;
 mod bench;
 mod bench_backfill;
+mod bench_kafka;
 mod bench_push;
 mod bench_snapshot;
 mod cluster;
