@@ -289,7 +289,6 @@ async fn a_cut_off_minority_cannot_commit_or_serve_strong_reads() {
             }),
             values: vec![int(90)],
         }],
-        ..Default::default()
     });
     request.set_timeout(Duration::from_secs(4));
     assert!(

@@ -133,7 +133,6 @@ impl Store {
                 producer_id: "test".into(),
                 sequence: self.sequence,
                 rows,
-                ..Default::default()
             })
             .await
             .map(|r| r.into_inner())
