@@ -13,11 +13,11 @@ use quiver_common::leader_hint::with_leader;
 use quiver_proto::online::cluster_admin_service_client::ClusterAdminServiceClient;
 use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
 use quiver_proto::online::{
-    FeatureRow, InitializeRequest, Member, StatusRequest, StatusResponse, WriteRequest,
-    WriteResponse,
+    FeatureRow, InitializeRequest, Member, StatusRequest, StatusResponse, ViewStatesRequest,
+    WriteRequest, WriteResponse,
 };
 use quiver_proto::registry::registry_service_client::RegistryServiceClient;
-use quiver_proto::registry::{ApplyRequest, DefinitionDocument};
+use quiver_proto::registry::{ApplyRequest, DefinitionDocument, ListRequest, ObjectKind};
 use quiver_proto::serving::serving_service_client::ServingServiceClient;
 use quiver_proto::serving::{get_features_request, Consistency, FeatureList, GetFeaturesRequest};
 use quiver_proto::types::{
@@ -172,8 +172,43 @@ impl Cluster {
             .initialize(InitializeRequest { members })
             .await
             .unwrap();
-        cluster.wait_for_leader(Duration::from_secs(30)).await;
+        let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+        cluster.wait_for_views(leader).await;
         cluster
+    }
+
+    /// Waits until the online store knows every feature view in the registry (its leader
+    /// registers them shortly after they are applied). Events pushed before that race the
+    /// registration, and a view registered after its source's first events backfills them
+    /// before it serves, which a test reading at once would see as `UNAVAILABLE`.
+    pub async fn wait_for_views(&self, leader: u64) {
+        let listed = RegistryServiceClient::new(channel(&self.registry.to_string()).await.unwrap())
+            .list(ListRequest {
+                project: String::new(),
+                kind: ObjectKind::FeatureView as i32,
+                include_deleted: false,
+            })
+            .await;
+        // Several projects (or none): nothing to wait for here.
+        let Ok(listed) = listed else { return };
+        let want = listed.into_inner().objects.len();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let known =
+                OnlineStoreServiceClient::new(channel(&self.address(leader)).await.unwrap())
+                    .view_states(ViewStatesRequest::default())
+                    .await
+                    .map(|r| r.into_inner().versions.len())
+                    .unwrap_or(0);
+            if known >= want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the online store registered {known} of {want} views"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Starts a new node process with id `id` (not yet a member).

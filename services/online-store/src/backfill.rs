@@ -250,6 +250,8 @@ struct Pace {
 impl Pace {
     /// The fewest events a chunk takes (the fixed cost of an entry would dominate below).
     const MIN_ROWS: usize = 100;
+    /// The first chunk's events, before any was measured.
+    const FIRST_ROWS: usize = 1_000;
 
     /// The next chunk's size, at most `max`.
     fn rows(&self, max: usize) -> usize {
@@ -258,8 +260,8 @@ impl Pace {
             (Some(per_event), Some(target)) if per_event > 0.0 => {
                 ((target.as_secs_f64() / per_event) as usize).clamp(Self::MIN_ROWS.min(max), max)
             }
-            // Start small: the first chunk measures.
-            _ => Self::MIN_ROWS.min(max),
+            // The first chunk measures.
+            _ => Self::FIRST_ROWS.min(max),
         }
     }
 
