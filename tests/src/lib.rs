@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod flight;
 pub mod kafka;
 pub mod offline_stack;
+pub mod s3;
 pub mod stream;
 
 use std::io::{Read, Write};

@@ -5,12 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use arrow_array::{Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
@@ -19,6 +16,7 @@ use quiver_lake::{Lake, Path as LakePath};
 use quiver_proto::types::value::Kind;
 use quiver_tests::free_address;
 use quiver_tests::offline_stack::{get_features_of, now_micros, python_env, start};
+use quiver_tests::s3::{http, start_s3};
 
 const HOUR: i64 = 3_600_000_000;
 const USERS: i64 = 7;
@@ -46,33 +44,6 @@ feature_views:
       - {name: count, aggregation: count}
       - {name: total, column: amount, aggregation: sum}
 "#;
-
-/// moto's S3 server, killed on drop.
-struct S3Server(Child);
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// One HTTP/1.1 request without a body; the status code.
-fn http(address: &str, method: &str, path: &str) -> std::io::Result<u16> {
-    let mut stream = TcpStream::connect(address)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    Ok(response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0))
-}
 
 /// Events `(user, at, amount)` as a Parquet file of the source's columns.
 fn parquet(events: &[(i64, i64, f64)]) -> Vec<u8> {
@@ -109,20 +80,7 @@ async fn a_parquet_prefix_in_object_storage_loads_once() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let python = python_env(&root);
     let address = free_address().to_string();
-    let (host, port) = address.split_once(':').unwrap();
-    let _s3 = S3Server(
-        Command::new(python.join("moto_server"))
-            .args(["-H", host, "-p", port])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http(&address, "GET", "/").is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let _s3 = start_s3(&python, &address);
     assert_eq!(http(&address, "PUT", "/history").unwrap(), 200);
     // This process (writing the objects) and the `quiver load` it runs share these.
     for (key, value) in [
