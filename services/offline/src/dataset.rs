@@ -10,11 +10,13 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{TimestampMicrosecondType, UInt32Type, UInt64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use quiver_core::aggregate::FxBuildHasher;
-use quiver_core::Scalar;
+use quiver_core::{Scalar, Transform};
 use quiver_lake::columns::{array_of, scalar_at, value_type};
 use quiver_lake::event_file::{read_parquet, ENTITY, EVENT_TIME, LOG_INDEX, ROW};
 use quiver_lake::layout::{current_files, ListedFile};
 use quiver_lake::{Lake, LakeError, Partition};
+
+use crate::source_rows::{source_columns, view_rows};
 
 /// A view version's rows, indexed.
 pub struct ViewData {
@@ -220,10 +222,14 @@ fn sorted_columns(
 /// A partition's data and the files it was loaded from.
 type Loaded = (Vec<ListedFile>, Arc<ViewData>);
 
+/// What was loaded: a partition, the value columns read, and the transforms computed on read
+/// (a source log read for several views is loaded once per view).
+type LoadKey = (Partition, Vec<String>, String);
+
 /// Loaded view data, reloaded when the partition's files change (an export or compaction).
 pub struct DataCache {
     lake: Lake,
-    loaded: Mutex<HashMap<Partition, Loaded>>,
+    loaded: Mutex<HashMap<LoadKey, Loaded>>,
 }
 
 impl DataCache {
@@ -236,16 +242,18 @@ impl DataCache {
     }
 
     /// The current rows of `partition`, with the value columns `columns` (a view version
-    /// always asks for the same ones: its features' inputs).
+    /// always asks for the same ones: its features' inputs). With `transforms`, `partition` is
+    /// a source log and the rows are computed from it (`source_rows.rs`).
     pub async fn get(
         &self,
         partition: &Partition,
         columns: &[String],
+        transforms: Option<&[Transform]>,
     ) -> Result<Arc<ViewData>, LakeError> {
         // A file listed may be compacted away before it is read: list again.
         let mut attempts = 0;
         loop {
-            match self.load(partition, columns).await {
+            match self.load(partition, columns, transforms).await {
                 Err(e) if e.is_not_found() && attempts < 5 => attempts += 1,
                 other => return other,
             }
@@ -256,14 +264,23 @@ impl DataCache {
         &self,
         partition: &Partition,
         columns: &[String],
+        transforms: Option<&[Transform]>,
     ) -> Result<Arc<ViewData>, LakeError> {
         let mut wanted: Vec<String> = [ENTITY, EVENT_TIME, LOG_INDEX, ROW]
             .map(String::from)
             .to_vec();
-        wanted.extend(columns.iter().cloned());
+        match transforms {
+            Some(transforms) => wanted.extend(source_columns(transforms, columns)),
+            None => wanted.extend(columns.iter().cloned()),
+        }
+        let key: LoadKey = (
+            partition.clone(),
+            columns.to_vec(),
+            transforms.map_or_else(String::new, |t| format!("{t:?}")),
+        );
         let files = current_files(self.lake.list(&partition.dir()).await?);
         if let Ok(loaded) = self.loaded.lock() {
-            if let Some((listed, data)) = loaded.get(partition) {
+            if let Some((listed, data)) = loaded.get(&key) {
                 if *listed == files {
                     return Ok(data.clone());
                 }
@@ -284,17 +301,26 @@ impl DataCache {
             .map_err(|reason| LakeError::File { path, reason })?;
             chunks.extend(batches);
         }
-        let data = tokio::task::spawn_blocking(move || ViewData::index(chunks))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r)
-            .map_err(|reason| LakeError::File {
-                path: partition.dir().to_string(),
-                reason,
-            })?;
+        // Without transforms the source log's rows are the version's rows as they are.
+        let derive = transforms
+            .filter(|t| !t.is_empty() && !chunks.is_empty())
+            .map(|t| (t.to_vec(), columns.to_vec()));
+        let data = tokio::task::spawn_blocking(move || match derive {
+            Some((transforms, columns)) => {
+                ViewData::index(vec![view_rows(&chunks, &transforms, &columns)?])
+            }
+            None => ViewData::index(chunks),
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r)
+        .map_err(|reason| LakeError::File {
+            path: partition.dir().to_string(),
+            reason,
+        })?;
         let data = Arc::new(data);
         if let Ok(mut loaded) = self.loaded.lock() {
-            loaded.insert(partition.clone(), (files, data.clone()));
+            loaded.insert(key, (files, data.clone()));
         }
         Ok(data)
     }
