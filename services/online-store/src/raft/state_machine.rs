@@ -813,6 +813,80 @@ mod tests {
     }
 
     #[test]
+    fn a_version_reading_another_source_retires_the_old_one_when_it_serves() {
+        use quiver_proto::online::{BackfillChunk, ViewBegin, ViewPhase};
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_db(dir.path(), 8 << 20).unwrap();
+        let sm = StateMachine::open(db.clone(), 1, dir.path().join("snapshots")).unwrap();
+        let t = 1_000 * 3_600_000_000i64;
+        let begin = |version: u32, source: &str| LegacyCommand {
+            view_begin: Some(ViewBegin {
+                project: "shop".into(),
+                view: "stats".into(),
+                version,
+                source: source.into(),
+            }),
+            ..LegacyCommand::default()
+        };
+        let phase = |version: u32| {
+            sm.view_state("shop", "stats", version)
+                .unwrap()
+                .unwrap()
+                .phase
+        };
+        let tiles = |version: u32| {
+            let prefix = keys::view_prefix(1, keys::Space::Tiles, "shop", "stats", version);
+            rows(&db, 1)
+                .into_iter()
+                .filter(|(k, _)| k.starts_with(&prefix))
+                .count()
+        };
+        register_view(&sm);
+        apply_one(&sm, 1, event_batch(1, t));
+        assert_eq!(tiles(1), 1);
+        // Version 2 reads `other`, which has no events: it serves at once, and version 1 (of
+        // `events`) retires, so batches of `events` stop requiring it and its tiles are gone.
+        apply_one(&sm, 2, begin(2, "other"));
+        assert_eq!(
+            (phase(1), phase(2)),
+            (ViewPhase::Retired as i32, ViewPhase::Serving as i32)
+        );
+        assert_eq!(tiles(1), 0);
+        let mut bare = event_batch(2, t);
+        bare.event_batches[0].views.clear();
+        assert!(apply_one(&sm, 3, bare).events[0].missing_views.is_empty());
+
+        // Version 3 reads `events` again, which has events: it backfills, and when it serves,
+        // version 2 (of `other`) retires too.
+        apply_one(&sm, 4, begin(3, "events"));
+        assert_eq!(phase(3), ViewPhase::Backfilling as i32);
+        assert_eq!(phase(2), ViewPhase::Serving as i32, "until 3 serves");
+        let mut chunk_batch = event_batch(0, t).event_batches.remove(0);
+        chunk_batch.producer_id.clear();
+        chunk_batch.views[0].version = 3;
+        apply_one(
+            &sm,
+            5,
+            LegacyCommand {
+                backfill: Some(BackfillChunk {
+                    project: "shop".into(),
+                    view: "stats".into(),
+                    version: 3,
+                    from: 1,
+                    through: 3,
+                    batches: vec![chunk_batch],
+                    ..BackfillChunk::default()
+                }),
+                ..LegacyCommand::default()
+            },
+        );
+        assert_eq!(
+            (phase(2), phase(3)),
+            (ViewPhase::Retired as i32, ViewPhase::Serving as i32)
+        );
+    }
+
+    #[test]
     fn view_versions_are_required_folded_backfilled_once_and_retired() {
         use quiver_proto::online::{BackfillChunk, ViewBegin, ViewPhase};
         let dir = tempfile::tempdir().unwrap();
