@@ -1187,45 +1187,11 @@ mod tests {
     mod fuzz {
         use super::*;
 
-        /// xorshift64*: small, seeded, the same sequence everywhere.
-        struct Rng(u64);
-
-        impl Rng {
-            fn next(&mut self) -> u64 {
-                self.0 ^= self.0 >> 12;
-                self.0 ^= self.0 << 25;
-                self.0 ^= self.0 >> 27;
-                self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-            }
-            fn below(&mut self, n: usize) -> usize {
-                (self.next() % n.max(1) as u64) as usize
-            }
-        }
-
-        fn mutate(rng: &mut Rng, mut bytes: Vec<u8>) -> Vec<u8> {
-            for _ in 0..1 + rng.below(4) {
-                let at = rng.below(bytes.len().max(1));
-                match rng.below(5) {
-                    0 if !bytes.is_empty() => bytes[at] ^= 1 << rng.below(8),
-                    1 if !bytes.is_empty() => bytes[at] = rng.next() as u8,
-                    2 => bytes.insert(at.min(bytes.len()), rng.next() as u8),
-                    3 => bytes.truncate(at),
-                    _ if !bytes.is_empty() => {
-                        // A varint-sized length or count blown up.
-                        bytes[at] = 0xFF;
-                    }
-                    _ => bytes.push(rng.next() as u8),
-                }
-            }
-            bytes
-        }
+        use quiver_core::mutation::{self, mutate, Rng};
 
         #[test]
         fn mutated_commands_never_panic_and_replicas_stay_identical() {
-            let cases: usize = std::env::var("QUIVER_FUZZ_CASES")
-                .ok()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(1_500);
+            let cases = mutation::cases(1_500);
             let dir = tempfile::tempdir().unwrap();
             let replicas: Vec<(Arc<DB>, StateMachine)> = ["a", "b"]
                 .iter()
@@ -1304,15 +1270,9 @@ mod tests {
                     },
                 ]
             }
-            let seed = std::env::var("QUIVER_FUZZ_SEED")
-                .ok()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0x9E37_79B9_7F4A_7C15u64);
-            // Printed (with --nocapture) so a failure can be replayed.
-            eprintln!("fuzz: {cases} entries, QUIVER_FUZZ_SEED={seed}");
-            let mut rng = Rng(seed.max(1));
+            let mut rng = Rng::from_env(0x9E37_79B9_7F4A_7C15);
             for index in 1..=cases as u64 {
-                let seed = seeds[rng.below(seeds.len())].clone();
+                let seed = rng.pick(&seeds).clone();
                 // Some valid entries between the hostile ones keep the state interesting.
                 let bytes = if rng.below(4) == 0 {
                     seed
