@@ -203,7 +203,7 @@ impl StateMachine {
                 applied.views_changed = true;
                 let staged = self.apply_backfill(log_index, &chunk, batch, overlay)?;
                 // Exported as the version's rows (the events are in the source log already).
-                self.stage(log_index, command.write.clone(), staged, batch)?;
+                self.stage(log_index, command.write.clone(), staged, batch, overlay)?;
             }
             Kind::Events(events) => {
                 return self.apply_events(log_index, command, events, batch, overlay, applied)
@@ -226,14 +226,17 @@ impl StateMachine {
         command: Vec<u8>,
         batches: Vec<StagedBatch>,
         batch: &mut WriteBatch,
+        overlay: &mut HashMap<Vec<u8>, Vec<u8>>,
     ) -> io::Result<()> {
         if batches.iter().all(|b| b.duplicate) {
             return Ok(());
         }
+        let staged = StagedEntry { command, batches }.encode_to_vec();
+        self.count_staged(log_index, staged.len() as u64, batch, overlay)?;
         batch.put_cf(
             self.cf(keys::CF_SM_DATA)?,
             keys::staged_key(self.group, log_index),
-            StagedEntry { command, batches }.encode_to_vec(),
+            staged,
         );
         Ok(())
     }
@@ -280,7 +283,7 @@ impl StateMachine {
         } else {
             command.write.clone()
         };
-        self.stage(log_index, command, staged, batch)?;
+        self.stage(log_index, command, staged, batch, overlay)?;
         Ok(result)
     }
 
