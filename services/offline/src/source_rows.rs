@@ -45,17 +45,19 @@ pub fn source_columns(transforms: &[Transform], columns: &[String]) -> Vec<Strin
 
 /// The version's rows from the source log's `chunks` (record batches of source-log files, any
 /// order): the metadata columns, the source columns of `columns` and the transform outputs of
-/// `columns`, excluded rows dropped. One batch, in log order.
+/// `columns`, excluded rows dropped. One batch, in log order. The transforms' running
+/// statistics start from `statistics` (the rows before these) and end after these rows.
 pub fn view_rows(
     chunks: &[RecordBatch],
     transforms: &[Transform],
     columns: &[String],
+    statistics: &mut Statistics,
 ) -> Result<RecordBatch, String> {
     let rows = LogOrder::of(chunks)?;
     let Derived {
         columns: derived,
         excluded,
-    } = derive(transforms, &rows, &mut Statistics::new());
+    } = derive(transforms, &rows, statistics);
     let mut dropped = vec![false; rows.order.len()];
     for (row, _) in &excluded {
         dropped[*row] = true;
@@ -321,7 +323,23 @@ mod tests {
         let definition = Arc::new(view());
         let events = events();
         let columns: Vec<String> = ["tokens", "amount_z", "amount"].map(String::from).to_vec();
-        let got = view_rows(&chunks(&events), &definition.transforms, &columns).unwrap();
+        let mut carried = Statistics::new();
+        let got = view_rows(
+            &chunks(&events)[1..],
+            &definition.transforms,
+            &columns,
+            &mut carried,
+        )
+        .unwrap();
+        // The rest continue from the statistics the first rows left.
+        let rest = view_rows(
+            &chunks(&events)[..1],
+            &definition.transforms,
+            &columns,
+            &mut carried,
+        )
+        .unwrap();
+        let got = arrow_select::concat::concat_batches(&got.schema(), [&got, &rest]).unwrap();
 
         // Compute's way: one batch per log entry, statistics carried from entry to entry.
         let planned = PlannedView::new(definition.clone(), 1);

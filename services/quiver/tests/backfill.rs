@@ -23,7 +23,9 @@ use quiver_tests::flight::snapshot;
 use quiver_tests::offline_stack::{
     entity_table, now_micros, push_all, start, wait_for_source_log, Stack,
 };
-use quiver_tests::stream::{admission, generate, Event, DEFS, F_FEATURES, HOUR, MINUTE, USERS};
+use quiver_tests::stream::{
+    admission, generate, push, request, Event, DEFS, F_FEATURES, HOUR, MINUTE, USERS,
+};
 use tonic::Code;
 
 /// `DEFS` with view `f` given one more feature (its version 2) and a copy of `f` named `g`.
@@ -340,6 +342,28 @@ async fn a_view_applied_after_its_events_serves_what_one_there_all_along_serves(
     assert!(
         mismatches.is_empty(),
         "{} mismatches, e.g. {:?}",
+        mismatches.len(),
+        &mismatches[..mismatches.len().min(5)]
+    );
+
+    // Events that arrive later reach snapshots too: the snapshot service merges the new
+    // source-log files into what it loaded, and still equals serving.
+    let mut more = generate(2_000, end, 10 * MINUTE, 43);
+    for (k, e) in more.iter_mut().enumerate() {
+        e.at = end + MINUTE + k as i64 * 100_000;
+    }
+    for (i, chunk) in more.chunks(250).enumerate() {
+        push(&stack.ingest, request(chunk, "later", i as u64 + 1)).await;
+    }
+    wait_for_source_log(&stack.store, admitted + more.len()).await;
+    let later = [more.last().unwrap().at + MINUTE];
+    let online_cells = vec![cells(&read(&online, &refs("g"), later[0]).await.unwrap())];
+    let mismatches = snapshot_mismatches(&stack, "g", &later, &online_cells)
+        .await
+        .unwrap();
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches after more events, e.g. {:?}",
         mismatches.len(),
         &mismatches[..mismatches.len().min(5)]
     );
