@@ -17,8 +17,10 @@ from __future__ import annotations
 import struct
 from typing import List, Optional, Sequence, Tuple
 
-#: Answers up to this size are walked here (about 10 rows of 8 float64 features).
-MAX_BYTES = 4096
+#: Answers up to this size are walked here (about 4 rows of 8 float64 features). Walking costs
+#: about 5 µs more per row than the runtime with warm caches, and saves about 25 µs on a 1-row
+#: answer read right after the wait for the server (cold caches).
+MAX_BYTES = 1024
 
 #: How a column's values are encoded: `Value.int64_value` (keys too), `float64_value`,
 #: `float32_value`, `timestamp_value`.
