@@ -128,8 +128,22 @@ pub fn read_parquet(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>
     read_parquet_from(file, &path.display().to_string(), source)
 }
 
-/// Reads Parquet from `input` (a file, or an object's bytes), named `name` in errors.
+/// Reads Parquet from `input` (a file, or an object's bytes), named `name` in errors. A
+/// malformed file the `parquet` crate panics on is an error too.
 pub fn read_parquet_from(
+    input: impl parquet::file::reader::ChunkReader + 'static,
+    name: &str,
+    source: &Source,
+) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
+    match quiver_lake::event_file::contain_panics(|| {
+        Ok(read_parquet_unguarded(input, name, source))
+    }) {
+        Ok(read) => read,
+        Err(panicked) => Err(anyhow::anyhow!("{name}: {panicked}")),
+    }
+}
+
+fn read_parquet_unguarded(
     input: impl parquet::file::reader::ChunkReader + 'static,
     name: &str,
     source: &Source,
