@@ -27,6 +27,18 @@ impl RaftServer {
     }
 }
 
+/// Numbers the snapshot streams received, for their files' names.
+static NEXT_STREAM: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A received stream's file, removed when the stream's handling ends.
+struct Incoming(std::path::PathBuf);
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 fn bad_payload(e: std::io::Error) -> Status {
     Status::invalid_argument(format!("undecodable raft payload: {e}"))
 }
@@ -64,10 +76,15 @@ impl RaftService for RaftServer {
     ) -> Result<Response<RaftPayload>, Status> {
         let mut chunks = request.into_inner();
         std::fs::create_dir_all(&self.incoming_dir).map_err(|e| Status::internal(e.to_string()))?;
-        let path = self
-            .incoming_dir
-            .join(format!("incoming-{}.snap.tmp", std::process::id()));
-        let mut file = std::fs::File::create(&path).map_err(|e| Status::internal(e.to_string()))?;
+        // Each stream its own file (a retry may overlap the stream it replaces), removed
+        // however the stream ends.
+        let incoming = Incoming(self.incoming_dir.join(format!(
+            "incoming-{}-{}.snap.tmp",
+            std::process::id(),
+            NEXT_STREAM.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        )));
+        let path = &incoming.0;
+        let mut file = std::fs::File::create(path).map_err(|e| Status::internal(e.to_string()))?;
         let mut header: Option<(Vote, SnapshotMeta)> = None;
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk?;
@@ -83,14 +100,13 @@ impl RaftService for RaftServer {
             .map_err(|e| Status::internal(e.to_string()))?;
         let snapshot = Snapshot {
             meta,
-            snapshot: std::fs::File::open(&path).map_err(|e| Status::internal(e.to_string()))?,
+            snapshot: std::fs::File::open(path).map_err(|e| Status::internal(e.to_string()))?,
         };
         let response = self
             .raft
             .install_full_snapshot(vote, snapshot)
             .await
             .map_err(stopped);
-        let _ = std::fs::remove_file(&path);
         payload(&response?)
     }
 }

@@ -59,7 +59,14 @@ impl StateMachine {
             // directory moved (or whose working directory changed) still finds it.
             let path = sm.snapshot_dir.join(&name);
             tracing::warn!(snapshot = %path.display(), "finishing an interrupted snapshot install");
-            let (meta, _) = snapshot_file::open(&path)?;
+            let meta = snapshot_file::verify(&path).map_err(|e| {
+                io_err(format!(
+                    "an interrupted snapshot install cannot be finished: {} does not verify \
+                     ({e}); it verified before the install began, so the disk changed it. \
+                     Remove this node's data directory and add it again as a new node",
+                    path.display()
+                ))
+            })?;
             sm.load_snapshot(&meta, path)?;
         }
         Ok(sm)
@@ -506,7 +513,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .publish
                 .lock()
                 .map_err(|_| io_err("snapshot lock poisoned"))?;
-            let path = snapshot_file::persist_copy(&this.snapshot_dir, &meta, snapshot)?;
+            // A copy that does not verify is refused before anything is replaced: the group's
+            // data stays as it was and the leader sends the snapshot again.
+            let path = snapshot_file::persist_copy(&this.snapshot_dir, &meta, snapshot)
+                .inspect_err(|e| tracing::warn!(error = %e, "refused a received snapshot"))?;
             this.load_snapshot(&meta, path)
         })
         .await
@@ -655,6 +665,67 @@ mod tests {
             .get_cf(sm_meta, keys::meta_key(1, tag::INSTALLING))
             .unwrap()
             .is_none());
+    }
+
+    /// A received snapshot that was cut short or corrupted in transit is refused before
+    /// anything is replaced: the follower keeps its data and the leader sends it again.
+    #[tokio::test]
+    async fn a_corrupt_received_snapshot_is_refused_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let leader_db = open_db(&dir.path().join("leader"), 8 << 20).unwrap();
+        let data = leader_db.cf_handle(keys::CF_SM_DATA).unwrap();
+        for i in 0..100u32 {
+            leader_db
+                .put_cf(
+                    data,
+                    keys::row_key(1, "p", "v", 1, &i.to_be_bytes()),
+                    [7u8; 64],
+                )
+                .unwrap();
+        }
+        let mut leader =
+            StateMachine::open(leader_db.clone(), 1, dir.path().join("leader-snapshots")).unwrap();
+        let snapshot = leader.build_snapshot().await.unwrap();
+        let mut bytes = Vec::new();
+        let mut file = snapshot.snapshot;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0)).unwrap();
+        std::io::Read::read_to_end(&mut file, &mut bytes).unwrap();
+
+        let follower_db = open_db(&dir.path().join("follower"), 8 << 20).unwrap();
+        let own = follower_db.cf_handle(keys::CF_SM_DATA).unwrap();
+        follower_db
+            .put_cf(own, keys::row_key(1, "p", "v", 1, b"mine"), b"kept")
+            .unwrap();
+        let mut follower = StateMachine::open(
+            follower_db.clone(),
+            1,
+            dir.path().join("follower-snapshots"),
+        )
+        .unwrap();
+        let before = rows(&follower_db, 1);
+        let received = dir.path().join("received");
+        for broken in [bytes[..bytes.len() / 2].to_vec(), {
+            let mut flipped = bytes.clone();
+            let at = flipped.len() / 2;
+            flipped[at] ^= 1;
+            flipped
+        }] {
+            std::fs::write(&received, &broken).unwrap();
+            let file = std::fs::File::open(&received).unwrap();
+            assert!(follower
+                .install_snapshot(&snapshot.meta, file)
+                .await
+                .is_err());
+            assert_eq!(rows(&follower_db, 1), before, "nothing replaced");
+        }
+        // The whole file installs.
+        std::fs::write(&received, &bytes).unwrap();
+        let file = std::fs::File::open(&received).unwrap();
+        follower
+            .install_snapshot(&snapshot.meta, file)
+            .await
+            .unwrap();
+        assert_eq!(rows(&follower_db, 1), rows(&leader_db, 1));
     }
 
     /// Applies `write` as entry `index` the way `apply` does (one synced batch).
