@@ -40,6 +40,11 @@ pub struct OnlineStoreConfig {
     /// How often a non-leader asks the leader how far it has committed.
     #[serde(with = "duration_text")]
     pub read_lag_poll_interval: Duration,
+    /// A non-leader that has not reached the leader for longer than this (a partition, a
+    /// leader gone) refuses EVENTUAL reads (UNAVAILABLE) rather than serve values of unknown
+    /// age. Several poll intervals, and longer than an election.
+    #[serde(with = "duration_text")]
+    pub max_read_staleness: Duration,
     /// Export admitted events to the offline store (the leader does it).
     pub export: bool,
     /// The offline store: a directory, `file:///dir` or `s3://bucket/prefix` (endpoint and
@@ -97,6 +102,7 @@ impl Default for OnlineStoreConfig {
             block_cache_mib: 256,
             max_read_lag_entries: 1_000,
             read_lag_poll_interval: Duration::from_millis(500),
+            max_read_staleness: Duration::from_secs(5),
             export: true,
             offline_store: String::new(),
             export_interval: Duration::from_secs(1),

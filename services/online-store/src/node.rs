@@ -35,6 +35,9 @@ pub struct Node {
     pub registry: RegistryCache,
     /// The leader's committed index as last polled by this (non-leader) node; 0 until then.
     leader_committed: AtomicU64,
+    /// When that poll answered: milliseconds since `started`.
+    leader_heard_at: AtomicU64,
+    started: std::time::Instant,
 }
 
 impl Node {
@@ -79,6 +82,8 @@ impl Node {
             config,
             registry,
             leader_committed: AtomicU64::new(0),
+            leader_heard_at: AtomicU64::new(0),
+            started: std::time::Instant::now(),
         });
         poll_leader_commit(Arc::downgrade(&node));
         Ok(node)
@@ -129,7 +134,10 @@ impl Node {
     }
 
     /// Whether this node may answer an EVENTUAL read: the leader always; another member once
-    /// it knows the leader's committed index and has applied within `max_read_lag_entries` of it.
+    /// it knows the leader's committed index, heard it within `max_read_staleness`, and has
+    /// applied within `max_read_lag_entries` of it. A replica cut off from the leader (a
+    /// partition) stops answering after `max_read_staleness` instead of serving stale values
+    /// for as long as the partition lasts.
     pub fn check_read_lag(&self) -> Result<(), OnlineStoreError> {
         let metrics = self.metrics();
         if metrics.state == ServerState::Leader {
@@ -137,11 +145,21 @@ impl Node {
         }
         let applied = metrics.last_applied.as_ref().map(|l| l.index).unwrap_or(0);
         let leader = self.leader_committed.load(Ordering::Relaxed);
-        read_lag_verdict(applied, leader, self.config.max_read_lag_entries).map_err(|reason| {
-            OnlineStoreError::NotLeader {
-                leader: self.leader_address(),
-                reason: Some(reason),
-            }
+        let heard_at =
+            std::time::Duration::from_millis(self.leader_heard_at.load(Ordering::Relaxed));
+        let heard = Heard {
+            committed: leader,
+            ago: self.started.elapsed().saturating_sub(heard_at),
+        };
+        read_lag_verdict(
+            applied,
+            &heard,
+            self.config.max_read_lag_entries,
+            self.config.max_read_staleness,
+        )
+        .map_err(|reason| OnlineStoreError::NotLeader {
+            leader: self.leader_address(),
+            reason: Some(reason),
         })
     }
 
@@ -218,13 +236,33 @@ impl Node {
     }
 }
 
-/// The verdict for an EVENTUAL read on a non-leader that has applied `applied`, when the
-/// leader was last seen at committed index `leader` (0: never).
-fn read_lag_verdict(applied: u64, leader: u64, max_lag: u64) -> Result<(), String> {
-    if leader == 0 {
+/// What a non-leader last heard from the leader.
+struct Heard {
+    /// The leader's committed index (0: never heard).
+    committed: u64,
+    /// How long ago.
+    ago: std::time::Duration,
+}
+
+/// The verdict for an EVENTUAL read on a non-leader that has applied `applied`.
+fn read_lag_verdict(
+    applied: u64,
+    heard: &Heard,
+    max_lag: u64,
+    max_staleness: std::time::Duration,
+) -> Result<(), String> {
+    if heard.committed == 0 {
         return Err("this replica has not heard how far the leader has committed yet".into());
     }
-    let lag = leader.saturating_sub(applied);
+    if heard.ago > max_staleness {
+        return Err(format!(
+            "this replica has not reached the leader for {} ms (over max_read_staleness, {} \
+             ms): it may be cut off, and its values may be old",
+            heard.ago.as_millis(),
+            max_staleness.as_millis()
+        ));
+    }
+    let lag = heard.committed.saturating_sub(applied);
     if lag > max_lag {
         return Err(format!(
             "this replica is {lag} log entries behind the leader"
@@ -246,6 +284,8 @@ fn poll_leader_commit(node: Weak<Node>) {
                 if let Some(committed) = leader_committed_index(&leader).await {
                     let Some(this) = node.upgrade() else { return };
                     this.leader_committed.store(committed, Ordering::Relaxed);
+                    let now = u64::try_from(this.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    this.leader_heard_at.store(now, Ordering::Relaxed);
                 }
             }
             tokio::time::sleep(interval).await;
@@ -273,20 +313,31 @@ async fn leader_committed_index(leader: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::read_lag_verdict;
+    use std::time::Duration;
+
+    use super::{read_lag_verdict, Heard};
 
     #[test]
-    fn reads_wait_for_the_first_poll_and_a_bounded_lag() {
+    fn reads_wait_for_the_first_poll_a_bounded_lag_and_a_recent_poll() {
+        let second = Duration::from_secs(1);
+        let verdict = |applied, committed, ago| {
+            read_lag_verdict(applied, &Heard { committed, ago }, 1_000, 5 * second)
+        };
         assert!(
-            read_lag_verdict(0, 0, 1_000).is_err(),
+            verdict(0, 0, second).is_err(),
             "never heard from the leader"
         );
-        assert!(read_lag_verdict(10, 1_010, 1_000).is_ok());
-        let behind = read_lag_verdict(10, 1_011, 1_000).unwrap_err();
+        assert!(verdict(10, 1_010, second).is_ok());
+        let behind = verdict(10, 1_011, second).unwrap_err();
         assert!(behind.contains("1001 log entries behind"), "{behind}");
         assert!(
-            read_lag_verdict(2_000, 1_500, 1_000).is_ok(),
+            verdict(2_000, 1_500, second).is_ok(),
             "ahead of an old poll"
+        );
+        let cut_off = verdict(2_000, 1_500, 6 * second).unwrap_err();
+        assert!(
+            cut_off.contains("not reached the leader for 6000 ms"),
+            "{cut_off}"
         );
     }
 }

@@ -317,6 +317,64 @@ async fn a_cut_off_minority_cannot_commit_or_serve_strong_reads() {
     );
 }
 
+/// A replica cut off from the leader stops answering EVENTUAL reads after
+/// `max_read_staleness` (here the default 5 s) instead of serving values of unknown age for as
+/// long as the partition lasts, and answers again once it hears from a leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_replica_stops_serving_eventual_reads() {
+    let cluster = Cluster::start(Path::new(BIN), DEFS, 3).await;
+    cluster.write("w", 1, &[1, 2, 3]).await.unwrap();
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let replica = cluster.live().into_iter().find(|id| *id != leader).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while cluster
+        .read(replica, &[1], Consistency::Eventual)
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica never served"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Everyone else frozen: the replica reaches no leader.
+    let others: Vec<u64> = cluster
+        .live()
+        .into_iter()
+        .filter(|id| *id != replica)
+        .collect();
+    for id in &others {
+        cluster.process(*id).pause().unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let refused = cluster
+        .read(replica, &[1], Consistency::Eventual)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(
+        refused.message().contains("not reached the leader"),
+        "{refused:?}"
+    );
+    for id in &others {
+        cluster.process(*id).resume().unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match cluster
+            .read(replica, &[1, 2, 3], Consistency::Eventual)
+            .await
+        {
+            Ok(cells) if cells.iter().all(|c| c.0 == FieldStatus::Present) => break,
+            other => {
+                assert!(std::time::Instant::now() < deadline, "{other:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_every_node_loses_nothing_acknowledged() {
     let mut cluster = Cluster::start(Path::new(BIN), DEFS, 3).await;
