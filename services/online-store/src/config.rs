@@ -31,6 +31,11 @@ pub struct OnlineStoreConfig {
     pub max_entities_per_request: usize,
     /// The largest number of rows one Write may carry.
     pub max_rows_per_write: usize,
+    /// The most command bytes one Raft AppendEntries carries to a follower (at least one entry
+    /// goes, whatever its size). openraft batches by entry count; a follower catching up on
+    /// history loads (entries of up to 20,000 events) would otherwise get messages of hundreds
+    /// of MiB, past the transport's limit.
+    pub max_append_bytes: usize,
     /// RocksDB block cache for served data, in MiB (uncompressed blocks; size it to the hot set).
     pub block_cache_mib: usize,
     /// A follower or learner refuses EVENTUAL reads (UNAVAILABLE, with the leader's address)
@@ -99,6 +104,7 @@ impl Default for OnlineStoreConfig {
             snapshot_after_entries: 5_000,
             max_entities_per_request: 1_000,
             max_rows_per_write: 10_000,
+            max_append_bytes: 8 << 20,
             block_cache_mib: 256,
             max_read_lag_entries: 1_000,
             read_lag_poll_interval: Duration::from_millis(500),

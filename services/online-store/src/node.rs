@@ -70,7 +70,9 @@ impl Node {
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
-            Network,
+            Network {
+                max_append_bytes: config.max_append_bytes,
+            },
             log,
             state.clone(),
         )

@@ -142,6 +142,30 @@ async fn a_stopped_follower_catches_up_by_log_and_by_snapshot() {
     );
 }
 
+/// Catch-up is bounded by bytes: with `max_append_bytes` far below what the follower missed,
+/// the leader sends it in many partial appends and the follower ends with everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_catches_up_in_byte_bounded_appends() {
+    let mut cluster = Cluster::start_with(Path::new(BIN), DEFS, 3, |_| {
+        vec![(
+            "QUIVER__ONLINE_STORE__MAX_APPEND_BYTES".into(),
+            "4000".into(),
+        )]
+    })
+    .await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let follower = cluster.live().into_iter().find(|id| *id != leader).unwrap();
+    cluster.kill(follower);
+    let mut acked = Vec::new();
+    for seq in 1..=20 {
+        let users = batch(seq);
+        cluster.write("w", seq, &users).await.unwrap();
+        acked.extend(users);
+    }
+    cluster.restart(follower).await;
+    cluster.assert_has_all(follower, &acked).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_learner_joins_serves_reads_is_promoted_and_an_old_voter_leaves() {
     let mut cluster = Cluster::start(Path::new(BIN), DEFS, 3).await;

@@ -16,21 +16,47 @@ use quiver_proto::raft::{RaftPayload, SnapshotChunk};
 use tonic::transport::{Channel, Endpoint};
 
 use super::codec::{decode, encode};
-use super::types::{Node, Snapshot, Vote};
+use super::types::{Entry, Node, Snapshot, Vote};
 use super::TypeConfig;
 
 /// Snapshot bytes per streamed chunk.
 const CHUNK: usize = 1 << 20;
 
+/// Keeps the longest prefix of `entries` whose commands fit in `max_bytes` (at least one);
+/// the log id of the last one kept when some were cut.
+fn cut_to_bytes(entries: &mut Vec<Entry>, max_bytes: usize) -> Option<super::types::LogId> {
+    let mut bytes = 0usize;
+    let keep = entries
+        .iter()
+        .position(|entry| {
+            bytes += match &entry.payload {
+                openraft::EntryPayload::Normal(command) => command.write.len(),
+                _ => 0,
+            } + 64;
+            bytes > max_bytes
+        })
+        .map(|first_over| first_over.max(1))?;
+    if keep >= entries.len() {
+        return None;
+    }
+    entries.truncate(keep);
+    entries.last().map(|e| e.log_id)
+}
+
 /// Creates peer clients for openraft.
-#[derive(Clone, Default)]
-pub struct Network;
+#[derive(Clone)]
+pub struct Network {
+    /// The most command bytes one AppendEntries carries (at least one entry goes).
+    pub max_append_bytes: usize,
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: u64, node: &Node) -> Self::Network {
-        Peer::new(target, &node.addr)
+        let mut peer = Peer::new(target, &node.addr);
+        peer.max_append_bytes = self.max_append_bytes;
+        peer
     }
 }
 
@@ -39,6 +65,7 @@ pub struct Peer {
     target: u64,
     client: Option<RaftServiceClient<Channel>>,
     address: String,
+    max_append_bytes: usize,
 }
 
 impl Peer {
@@ -59,6 +86,7 @@ impl Peer {
             target,
             client,
             address: address.to_string(),
+            max_append_bytes: usize::MAX,
         }
     }
 
@@ -93,9 +121,10 @@ impl RaftNetworkV2<TypeConfig> for Peer {
 
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let cut = cut_to_bytes(&mut rpc.entries, self.max_append_bytes);
         let mut request = tonic::Request::new(encode_rpc(&rpc)?);
         request.set_timeout(option.hard_ttl());
         let response = self
@@ -103,7 +132,13 @@ impl RaftNetworkV2<TypeConfig> for Peer {
             .append_entries(request)
             .await
             .map_err(|s| unreachable(s.message()))?;
-        decode_rpc(response.into_inner())
+        // Only a prefix went: openraft sends the rest from where it ended.
+        Ok(match (decode_rpc(response.into_inner())?, cut) {
+            (AppendEntriesResponse::Success, Some(last)) => {
+                AppendEntriesResponse::PartialSuccess(Some(last))
+            }
+            (response, _) => response,
+        })
     }
 
     async fn vote(
@@ -174,5 +209,42 @@ impl RaftNetworkV2<TypeConfig> for Peer {
                 decode(&payload.data).map_err(|e| StreamingError::Network(openraft::error::NetworkError::new(&e)))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::entry::RaftEntry;
+
+    use super::*;
+    use crate::raft::Command;
+
+    fn entries(sizes: &[usize]) -> Vec<Entry> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, size)| {
+                let log_id = openraft::testing::log_id::<TypeConfig>(1, 1, i as u64 + 1);
+                match size {
+                    0 => Entry::new_blank(log_id),
+                    n => Entry::new_normal(log_id, Command { write: vec![0; *n] }),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn append_entries_are_cut_to_a_byte_bound_but_always_carry_one() {
+        let mut small = entries(&[100, 0, 100]);
+        assert_eq!(cut_to_bytes(&mut small, 1_000), None);
+        assert_eq!(small.len(), 3);
+        let mut big = entries(&[600, 600, 600]);
+        assert_eq!(cut_to_bytes(&mut big, 1_000).map(|l| l.index), Some(1));
+        assert_eq!(big.len(), 1);
+        let mut huge = entries(&[5_000, 10]);
+        assert_eq!(cut_to_bytes(&mut huge, 1_000).map(|l| l.index), Some(1));
+        assert_eq!(huge.len(), 1, "one entry goes whatever its size");
+        let mut none = entries(&[]);
+        assert_eq!(cut_to_bytes(&mut none, 1_000), None);
     }
 }
