@@ -201,22 +201,30 @@ def check_profile(r, profile, docs, voters, all_on, helm, example, values=None):
             jc = job["spec"]["template"]["spec"]["containers"][0]
             members = env_of(jc).get("MEMBERS", "").split(",")
             advertise = env_of(c).get("QUIVER__ONLINE_STORE__ADVERTISE", "")
-            expected = [f"{ids[i]}=" + advertise.replace("$(POD_NAME)", f'{sts["metadata"]["name"]}-{i}')
+            peer_advertise = env_of(c).get("QUIVER__ONLINE_STORE__PEER_ADVERTISE", "")
+            pod = lambda i: f'{sts["metadata"]["name"]}-{i}'
+            expected = [f"{ids[i]}=" + advertise.replace("$(POD_NAME)", pod(i))
+                        + "@" + peer_advertise.replace("$(POD_NAME)", pod(i))
                         for i in range(voters)]
-            r.check(profile, "init Job --members match the voters' ids and advertised addresses",
+            r.check(profile, "init Job --members match the voters' ids and advertised client@peer addresses",
                     members == expected, f"{members} != {expected}")
             r.check(profile, "voter addresses are host:port (no scheme)",
                     "://" not in advertise and re.fullmatch(r"[\w.$()-]+:\d+", advertise) is not None, advertise)
             job_script = script_of(jc)
             r.check(profile, "init Job runs `quiver cluster init --online <pod 0> --members`",
                     'quiver cluster init --online "$ONLINE" --members "$MEMBERS"' in job_script
-                    and env_of(jc).get("ONLINE") == expected[0].split("=", 1)[1])
+                    and env_of(jc).get("ONLINE") == expected[0].split("=", 1)[1].split("@")[0])
             if helm:
                 # `helm install --wait` waits for Readiness before running hooks, and voters are
                 # Ready only once initialised: as a hook, init would never run.
                 r.check(profile, "init Job is a plain Job, not a Helm hook",
                         not any(k.startswith("helm.sh/hook") for k in job["metadata"].get("annotations", {})),
                         str(job["metadata"].get("annotations")))
+
+    # The peer port (Raft): declared by every online-store pod, listened on as [online_store]
+    # peer_listen says, advertised on it, published by the headless Services and by no client
+    # Service (clients must never reach Raft).
+    check_peer_port(r, profile, docs, services, config_of(docs))
 
     # Registry: sled is single-writer.
     reg = one(docs, "StatefulSet", "registry")
@@ -385,9 +393,10 @@ def check_profile(r, profile, docs, voters, all_on, helm, example, values=None):
         r.check(profile, "read replicas' data dir is a subdirectory of their volume",
                 len(mount) == 1 and data_dir.startswith(mount[0].rstrip("/") + "/"), f"{data_dir} {mount}")
         joined = re.sub(r"\\\n\s*", "", start)  # undo shell line continuations
-        r.check(profile, "read replicas join as learners: persisted id, else a fresh one from --node-id auto",
-                'quiver cluster add-learner --online "$VOTERS" --node-id "$node_id" --address "$self"' in joined
-                and 'quiver cluster add-learner --online "$VOTERS" --node-id auto --address "$self" --output json' in joined)
+        r.check(profile, "read replicas join as learners with their peer address: persisted id, else a fresh one from --node-id auto",
+                'quiver cluster add-learner --online "$VOTERS" --node-id "$node_id" --address "$self" --peer-address "$peer"' in joined
+                and 'quiver cluster add-learner --online "$VOTERS" --node-id auto --address "$self" --peer-address "$peer" --output json' in joined
+                and 'peer="$QUIVER__ONLINE_STORE__PEER_ADVERTISE"' in start)
         r.check(profile, "read replicas drop data dir and id together when the id is refused as reused",
                 "never reused" in start and f'rm -rf "$data_dir"' in start and f"data_dir={data_dir}\n" in start
                 and "learner-node-id" in start)
@@ -412,6 +421,40 @@ def check_profile(r, profile, docs, voters, all_on, helm, example, values=None):
         r.check(profile, "helm test checks gRPC health of every client Service", probed == clients, f"{probed} != {clients}")
         monitors = of_kind(docs, "ServiceMonitor")
         r.check(profile, f"ServiceMonitor {'rendered' if all_on else 'absent'}", bool(monitors) == all_on)
+
+
+def config_of(docs):
+    """The rendered quiver.toml (the ConfigMap's), parsed; {} if absent."""
+    for cm in of_kind(docs, "ConfigMap"):
+        text = cm.get("data", {}).get("quiver.toml")
+        if text:
+            return tomllib.loads(text)
+    return {}
+
+
+def check_peer_port(r, profile, docs, services, config):
+    peer_listen = config.get("online_store", {}).get("peer_listen", "")
+    listen_port = int(peer_listen.rsplit(":", 1)[1]) if ":" in peer_listen else None
+    r.check(profile, "[online_store] peer_listen is set (host:port)", listen_port is not None, peer_listen)
+    for comp in ("online-store", "online-store-reader"):
+        for w in of_kind(docs, "StatefulSet", comp):
+            c = w["spec"]["template"]["spec"]["containers"][0]
+            ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+            r.check(profile, f"{comp} pods declare the peer port peer_listen names",
+                    ports.get("peer") == listen_port and ports.get("peer") != ports.get("grpc"), str(ports))
+            advertise = env_of(c).get("QUIVER__ONLINE_STORE__PEER_ADVERTISE", "")
+            r.check(profile, f"{comp} advertises its peer port (host:port)",
+                    advertise.endswith(f":{listen_port}") and "://" not in advertise, advertise)
+            headless = services.get(w["spec"].get("serviceName"), {})
+            r.check(profile, f"{comp} headless Service publishes the peer port",
+                    any(p.get("targetPort") == "peer" and p.get("port") == listen_port
+                        for p in headless.get("spec", {}).get("ports", [])), str(headless.get("spec", {}).get("ports")))
+    for name, svc in services.items():
+        if svc["spec"].get("clusterIP") == "None":
+            continue
+        exposed = [p for p in svc["spec"].get("ports", [])
+                   if p.get("targetPort") in ("peer", listen_port) or p.get("name") == "peer"]
+        r.check(profile, f"client Service {name} does not expose the peer port", not exposed, str(exposed))
 
 
 def main():

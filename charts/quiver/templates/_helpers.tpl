@@ -110,11 +110,16 @@ Takes a dict: root, i.
 {{- printf "%s-%d.%s:%d" (include "quiver.componentName" (dict "root" .root "name" "online-store")) (int .i) (include "quiver.onlineStore.peerSuffix" .root) (int .root.Values.ports.grpc) }}
 {{- end }}
 
-{{/* --members value for `quiver cluster init`: 1=<pod 0>:7070,2=<pod 1>:7070,... (host:port). */}}
+{{/* Peer address (host:port) voter ordinal .i advertises: <sts>-<i>.<headless suffix>:<peer>. Takes a dict: root, i. */}}
+{{- define "quiver.onlineStore.voterPeerAddress" -}}
+{{- printf "%s-%d.%s:%d" (include "quiver.componentName" (dict "root" .root "name" "online-store")) (int .i) (include "quiver.onlineStore.peerSuffix" .root) (int .root.Values.ports.peer) }}
+{{- end }}
+
+{{/* --members value for `quiver cluster init`: 1=<pod 0>:7070@<pod 0>:7076,... (client@peer). */}}
 {{- define "quiver.onlineStore.members" -}}
 {{- $members := list }}
 {{- range $i := until (int .Values.onlineStore.replicas) }}
-{{- $members = append $members (printf "%s=%s" (include "quiver.onlineStore.voterId" (dict "root" $ "i" $i)) (include "quiver.onlineStore.voterAddress" (dict "root" $ "i" $i))) }}
+{{- $members = append $members (printf "%s=%s@%s" (include "quiver.onlineStore.voterId" (dict "root" $ "i" $i)) (include "quiver.onlineStore.voterAddress" (dict "root" $ "i" $i)) (include "quiver.onlineStore.voterPeerAddress" (dict "root" $ "i" $i))) }}
 {{- end }}
 {{- join "," $members }}
 {{- end }}
@@ -189,6 +194,11 @@ ports:
   - name: http
     containerPort: {{ .root.Values.ports.http }}
     protocol: TCP
+  {{- if .peer }}
+  - name: peer
+    containerPort: {{ .root.Values.ports.peer }}
+    protocol: TCP
+  {{- end }}
 {{- $probes := .root.Values.probes }}
 startupProbe:
   httpGet:
@@ -305,6 +315,14 @@ spec:
       port: {{ .root.Values.ports.http }}
       targetPort: http
       protocol: TCP
+    {{- if and .headless .peer }}
+    # Raft between nodes: on the headless Service only, never on the client Service.
+    - name: peer
+      port: {{ .root.Values.ports.peer }}
+      targetPort: peer
+      protocol: TCP
+      appProtocol: grpc
+    {{- end }}
 {{- end }}
 
 {{/* autoscaling/v2 HPA. Extra dict key: kind (Deployment or StatefulSet); uses .c.autoscaling. */}}

@@ -4,6 +4,8 @@
 //!
 //! Services depend on this crate; it must never depend on a service or on storage engines.
 
+pub mod auth;
+pub mod client_channel;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -21,7 +23,7 @@ pub mod trace_context;
 pub mod uri;
 pub mod view_feed;
 
-pub use config::{load_config, Endpoints, GrpcConfig, HttpConfig, LogConfig};
+pub use config::{load_config, AuthConfig, Endpoints, GrpcConfig, HttpConfig, LogConfig};
 pub use error::{ErrorCode, ServiceError};
 pub use grpc_server::GrpcServer;
 pub use readiness::Readiness;

@@ -17,6 +17,7 @@ use quiver_proto::registry::{
 use tokio::sync::watch;
 use tonic::transport::Endpoint;
 
+use crate::client_channel::authorized;
 use crate::readiness::Readiness;
 use crate::uri::http_uri;
 use crate::Shutdown;
@@ -290,7 +291,7 @@ impl RegistryCache {
             .connect()
             .await
             .ok()?;
-        let response = RegistryServiceClient::new(channel)
+        let response = RegistryServiceClient::new(authorized(channel))
             .describe(DescribeRequest {
                 project: project.to_string(),
                 kind: ObjectKind::FeatureView as i32,
@@ -328,7 +329,7 @@ async fn follow(
         .connect_timeout(Duration::from_secs(2))
         .connect()
         .await?;
-    let mut stream = RegistryServiceClient::new(channel)
+    let mut stream = RegistryServiceClient::new(authorized(channel))
         .watch(WatchRequest {
             from_revision,
             project: String::new(),

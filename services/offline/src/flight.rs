@@ -5,6 +5,7 @@
 //! stays bounded by a few batches; sampling, which needs every row's class first, holds the
 //! table). Every other Flight method is unimplemented.
 
+use quiver_common::auth::{check_project, Caller};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -123,6 +124,7 @@ impl FlightService for SnapshotService {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        let caller = Caller::of(&request);
         let mut input = request.into_inner();
         let first = input.message().await?.ok_or_else(|| {
             Status::invalid_argument(
@@ -140,6 +142,7 @@ impl FlightService for SnapshotService {
             })
             .and_then(|d| crate::command::decode(&d.cmd).map_err(Status::invalid_argument))?;
         let plan = Arc::new(snapshot::plan(&self.registry, &command).await?);
+        check_project(caller.as_ref(), &plan.project)?;
         let mut data = Vec::with_capacity(plan.views.len());
         for view in &plan.views {
             let loaded = self.cache.get(&view.partition, &view.columns()).await;

@@ -14,10 +14,12 @@ pub mod plan;
 pub mod service;
 pub mod spec;
 pub mod store;
+pub mod tokens;
 pub mod validate;
 pub mod watch_hub;
 
 use quiver_common::{GrpcConfig, GrpcServer, Shutdown};
+use quiver_proto::auth::token_service_server::TokenServiceServer;
 use quiver_proto::registry::registry_service_server::RegistryServiceServer;
 use tokio::net::TcpListener;
 
@@ -36,9 +38,11 @@ pub async fn serve(
     std::fs::create_dir_all(&config.data_dir)?;
     let store = Store::open(&config.data_dir)?;
     tracing::info!(data_dir = %config.data_dir.display(), revision = store.revision()?, "registry store opened");
+    let tokens = tokens::Tokens::open(&store)?;
     let registry = Registry::new(store, shutdown.clone());
     GrpcServer::new("registry", grpc)
         .add_service(RegistryServiceServer::new(registry))
+        .add_service(TokenServiceServer::new(tokens))
         .serve(listener, shutdown)
         .await
 }

@@ -1,4 +1,5 @@
-//! The sending side of the Raft transport: one lazily connected gRPC channel per peer.
+//! The sending side of the Raft transport: one lazily connected gRPC channel per peer, to its
+//! peer port.
 
 use std::future::Future;
 use std::io::Read;
@@ -10,14 +11,16 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
 use openraft::RaftNetworkV2;
+use quiver_common::client_channel::{authorized, AuthChannel};
 use quiver_common::uri::http_uri;
 use quiver_proto::raft::raft_service_client::RaftServiceClient;
 use quiver_proto::raft::{RaftPayload, SnapshotChunk};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use super::codec::{decode, encode};
 use super::types::{Node, Snapshot, Vote};
 use super::TypeConfig;
+use crate::member_address::MemberAddress;
 
 /// Snapshot bytes per streamed chunk.
 const CHUNK: usize = 1 << 20;
@@ -30,14 +33,14 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: u64, node: &Node) -> Self::Network {
-        Peer::new(target, &node.addr)
+        Peer::new(target, &MemberAddress::of(node).peer)
     }
 }
 
 /// A connection to one peer.
 pub struct Peer {
     target: u64,
-    client: Option<RaftServiceClient<Channel>>,
+    client: Option<RaftServiceClient<AuthChannel>>,
     address: String,
 }
 
@@ -51,7 +54,7 @@ impl Peer {
                     .tcp_nodelay(true)
                     .http2_keep_alive_interval(Duration::from_secs(10))
                     .connect_lazy();
-                RaftServiceClient::new(channel)
+                RaftServiceClient::new(authorized(channel))
                     .max_decoding_message_size(256 << 20)
                     .max_encoding_message_size(256 << 20)
             });
@@ -62,7 +65,7 @@ impl Peer {
         }
     }
 
-    fn client(&self) -> Result<RaftServiceClient<Channel>, RPCError<TypeConfig>> {
+    fn client(&self) -> Result<RaftServiceClient<AuthChannel>, RPCError<TypeConfig>> {
         self.client.clone().ok_or_else(|| {
             unreachable(format!(
                 "invalid address {:?} of node {}",

@@ -4,6 +4,7 @@
 //! columns checked and encoded per view), and the **cells** (`cells.rs`: running records, tiles
 //! and rows read and turned into values with their statuses). This file answers the RPC.
 
+use quiver_common::auth::{check_project, Caller};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -112,7 +113,11 @@ impl Serving {
         let uri = http_uri(self.node.registry.registry_address());
         tokio::spawn(async move {
             let result = async {
-                let mut client = RegistryServiceClient::connect(uri).await?;
+                let channel = tonic::transport::Endpoint::from_shared(uri)?
+                    .connect()
+                    .await?;
+                let mut client =
+                    RegistryServiceClient::new(quiver_common::client_channel::authorized(channel));
                 client.record_consumer(request).await?;
                 Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
             }
@@ -135,9 +140,11 @@ impl ServingService for Serving {
             .get("model")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let catalog = self.node.registry.catalog();
         let plan = self.plan(&catalog, &request).await?;
+        check_project(caller.as_ref(), &plan.project)?;
         let (rows, mut reads) = self.entity_keys(&catalog, &request, &plan)?;
         if request.consistency == Consistency::Strong as i32 {
             self.linearize().await?;

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hdrhistogram::Histogram;
+use quiver_common::client_channel::AuthChannel;
 use quiver_common::clock::now_micros;
 use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
 use quiver_proto::online::ProducersRequest;
@@ -33,7 +34,6 @@ use quiver_proto::registry::{ApplyRequest, DefinitionDocument};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
-use tonic::transport::Channel;
 
 use super::rpc_error;
 use crate::addresses::{connect, Addresses};
@@ -344,7 +344,7 @@ fn partition_of(user: i64, partitions: i32) -> i32 {
 
 /// Committed offsets per partition of `topic` in Quiver's applied state.
 async fn committed(
-    online: &OnlineStoreServiceClient<Channel>,
+    online: &OnlineStoreServiceClient<AuthChannel>,
     project: &str,
     source: &str,
     topic: &str,
@@ -393,7 +393,7 @@ impl Drained {
 
 /// Polls the committed offsets of `source` until they sum to `total`.
 async fn drain(
-    online: &OnlineStoreServiceClient<Channel>,
+    online: &OnlineStoreServiceClient<AuthChannel>,
     project: &str,
     source: &str,
     topic: &str,
@@ -438,7 +438,7 @@ async fn drain(
 /// turning committed offsets into per-event latencies.
 async fn freshness(
     bootstrap: &str,
-    online: &OnlineStoreServiceClient<Channel>,
+    online: &OnlineStoreServiceClient<AuthChannel>,
     names: &Names,
     partitions: i32,
     shape: &Shape,
