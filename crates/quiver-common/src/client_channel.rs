@@ -4,7 +4,8 @@
 //! A process has one credential: the CLI's `--token`, or a server's cluster-internal token
 //! when auth is on. It is set once at start ([`set_credential`]) and every channel wrapped in
 //! [`Authorized`] sends it as `authorization: Bearer <token>`. Without one, nothing is added,
-//! which is what a cluster without auth expects.
+//! which is what a cluster without auth expects. [`endpoint`] likewise speaks TLS when the
+//! process has it on.
 
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
@@ -36,10 +37,23 @@ pub fn credential() -> Option<&'static HeaderValue> {
     CREDENTIAL.get()
 }
 
-/// An endpoint for `address` (`host:port` or a URL).
+/// An endpoint for `address` (`host:port` or a URL): `https` trusting the cluster's CA when
+/// the process has TLS on ([`crate::tls`]), plain `http` otherwise.
 pub fn endpoint(address: &str) -> anyhow::Result<Endpoint> {
-    Endpoint::from_shared(http_uri(address))
-        .map_err(|e| anyhow::anyhow!("invalid address {address:?}: {e}"))
+    let tls = crate::tls::client_config();
+    let uri = match (&tls, address.split_once("://")) {
+        (Some(_), None) => format!("https://{address}"),
+        (Some(_), Some(("http", rest))) => format!("https://{rest}"),
+        _ => http_uri(address),
+    };
+    let endpoint = Endpoint::from_shared(uri)
+        .map_err(|e| anyhow::anyhow!("invalid address {address:?}: {e}"))?;
+    match tls {
+        Some(tls) => endpoint
+            .tls_config(tls)
+            .map_err(|e| anyhow::anyhow!("TLS settings for {address:?}: {e}")),
+        None => Ok(endpoint),
+    }
 }
 
 /// A tonic channel that sends the process's credential.

@@ -178,7 +178,11 @@ impl GrpcServer {
                     .await;
             }
         };
-        let server = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = crate::tls::server_config(self.peer_port) {
+            builder = builder.tls_config(tls)?;
+        }
+        let server = builder
             .timeout(self.config.request_timeout)
             .layer(layers)
             .add_routes(self.routes.routes())

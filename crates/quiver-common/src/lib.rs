@@ -19,6 +19,7 @@ pub mod readiness;
 pub mod registry_cache;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 pub mod trace_context;
 pub mod uri;
 pub mod view_feed;

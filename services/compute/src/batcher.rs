@@ -11,12 +11,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use quiver_common::client_channel::{authorized, AuthChannel};
+use quiver_common::client_channel::{authorized, endpoint, AuthChannel};
 use quiver_common::clock::now_micros;
 use quiver_common::leader_hint::with_leader;
 use quiver_common::registry_cache::{Catalog, RegistryCache};
 use quiver_common::trace_context::traced;
-use quiver_common::uri::http_uri;
 use quiver_common::Shutdown;
 use quiver_core::aggregate::TileRecord;
 use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
@@ -25,7 +24,6 @@ use quiver_proto::online::{
     WriteEventsRequest, WriteEventsResponse,
 };
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
-use tonic::transport::Endpoint;
 use tonic::Status;
 use tracing::Instrument;
 
@@ -344,7 +342,7 @@ impl Store {
             Some(channel) => channel.clone(),
             None => {
                 let channel = authorized(
-                    Endpoint::from_shared(http_uri(target))
+                    endpoint(target)
                         .map_err(|e| {
                             Status::invalid_argument(format!(
                                 "online store address {target:?}: {e}"

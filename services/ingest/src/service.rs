@@ -1,16 +1,15 @@
 //! `quiver.ingest.v1.IngestService`: Push and PushStream.
 
-use quiver_common::auth::{check_project, Caller};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::{Stream, StreamExt};
-use quiver_common::client_channel::{authorized, AuthChannel};
+use quiver_common::auth::{check_project, Caller};
+use quiver_common::client_channel::{authorized, endpoint, AuthChannel};
 use quiver_common::clock::now_micros;
 use quiver_common::registry_cache::RegistryCache;
 use quiver_common::trace_context::traced;
-use quiver_common::uri::http_uri;
 use quiver_proto::compute::compute_service_client::ComputeServiceClient;
 use quiver_proto::ingest::ingest_service_server::IngestService;
 use quiver_proto::ingest::{
@@ -18,7 +17,6 @@ use quiver_proto::ingest::{
 };
 use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::IngestConfig;
@@ -50,7 +48,7 @@ impl Ingest {
     ) -> anyhow::Result<Self> {
         // A stalled compute must not hold ingest's in-flight budget forever: the producer gets
         // DEADLINE_EXCEEDED and retries (idempotently).
-        let channel = Endpoint::from_shared(http_uri(compute))?
+        let channel = endpoint(compute)?
             .connect_timeout(Duration::from_secs(2))
             .timeout(COMPUTE_TIMEOUT)
             .tcp_nodelay(true)

@@ -5,7 +5,6 @@
 //! stays bounded by a few batches; sampling, which needs every row's class first, holds the
 //! table). Every other Flight method is unimplemented.
 
-use quiver_common::auth::{check_project, Caller};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -20,6 +19,7 @@ use arrow_flight::{
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
 use futures::{StreamExt, TryStreamExt};
+use quiver_common::auth::{check_project, Caller};
 use quiver_common::registry_cache::RegistryCache;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};

@@ -264,8 +264,7 @@ fn poll_leader_commit(node: Weak<Node>) {
 
 async fn leader_committed_index(leader: &str) -> Option<u64> {
     use quiver_proto::online::cluster_admin_service_client::ClusterAdminServiceClient;
-    let uri = quiver_common::uri::http_uri(leader);
-    let channel = tonic::transport::Endpoint::from_shared(uri)
+    let channel = quiver_common::client_channel::endpoint(leader)
         .ok()?
         .connect_timeout(std::time::Duration::from_secs(1))
         .timeout(std::time::Duration::from_secs(2))

@@ -1,9 +1,9 @@
 //! `quiver.online.v1.OnlineStoreService/Write`: validate a batch of rows against the registry,
 //! propose it as one Raft entry, answer once it is committed and applied.
 
-use quiver_common::auth::{check_project, Caller};
 use std::sync::Arc;
 
+use quiver_common::auth::{check_project, Caller};
 use quiver_common::registry_cache::Catalog;
 use quiver_core::aggregate::TileRecord;
 use quiver_core::tiling::ViewAggregates;

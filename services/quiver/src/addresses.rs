@@ -3,7 +3,6 @@
 
 use clap::Args;
 use quiver_common::client_channel::{authorized, AuthChannel};
-use quiver_common::uri::http_uri;
 use quiver_proto::online::cluster_admin_service_client::ClusterAdminServiceClient;
 use quiver_proto::registry::registry_service_client::RegistryServiceClient;
 use quiver_proto::serving::serving_service_client::ServingServiceClient;
@@ -76,8 +75,8 @@ pub async fn connect(address: &str, what: &str) -> anyhow::Result<AuthChannel> {
 
 /// As [`connect`], without the token (for clients that add headers themselves: Flight).
 pub async fn connect_plain(address: &str, what: &str) -> anyhow::Result<Channel> {
-    let endpoint = Channel::from_shared(http_uri(address))
-        .map_err(|e| anyhow::anyhow!("invalid {what} address {address:?}: {e}"))?
+    let endpoint = quiver_common::client_channel::endpoint(address)
+        .map_err(|e| anyhow::anyhow!("{what}: {e}"))?
         .connect_timeout(std::time::Duration::from_secs(5));
     endpoint.connect().await.map_err(|e| {
         anyhow::anyhow!("cannot reach the {what} at {address}: {e} (is `quiver dev` running, or is --{what} right?)")

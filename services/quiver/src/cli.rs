@@ -17,6 +17,10 @@ pub struct Cli {
     /// has auth on (docs/security.md).
     #[arg(long, global = true, env = "QUIVER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The cluster's CA certificate (PEM): client commands connect over TLS and trust it
+    /// (`quiver dev --secure` writes `<data-dir>/tls/ca.pem`).
+    #[arg(long, global = true, env = "QUIVER_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// The subcommands.
@@ -225,8 +229,9 @@ pub struct DevArgs {
     /// of history, then this many events a second, live). 0 turns the demo off.
     #[arg(long, default_value_t = 200)]
     pub demo_rate: u32,
-    /// Turn auth on: every client RPC needs a token. An admin token is written to
-    /// `<data-dir>/admin.token` and printed (docs/security.md).
+    /// Turn auth and TLS on: every client RPC needs a token and TLS. An admin token is written
+    /// to `<data-dir>/admin.token`, a CA and a certificate for 127.0.0.1/localhost under
+    /// `<data-dir>/tls/` (clients: `--ca-cert <data-dir>/tls/ca.pem`); see docs/security.md.
     #[arg(long)]
     pub secure: bool,
 }

@@ -21,6 +21,8 @@ pub struct QuiverConfig {
     pub log: LogConfig,
     /// `[auth]`: tokens and the cluster-internal credential.
     pub auth: AuthConfig,
+    /// `[tls]`: TLS on every port, mutual TLS on peer ports.
+    pub tls: quiver_common::tls::TlsConfig,
     /// `[endpoints]`: where this process reaches the other roles.
     pub endpoints: Endpoints,
     /// `[registry]`: the registry role.

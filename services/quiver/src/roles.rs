@@ -26,6 +26,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map(|v| v.get_name().to_string())
         .unwrap_or_else(|| "quiver".into());
     let telemetry = telemetry::init(&config.log, &format!("quiver-{role_name}"));
+    quiver_common::tls::install(&config.tls)?;
     let shutdown = Shutdown::new().on_signals();
     let grpc = bind(config.grpc.listen, "grpc").await?;
     let http = bind(config.http.listen, "http").await?;
@@ -225,7 +226,15 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         if config.auth.internal_token.is_empty() {
             config.auth.internal_token = quiver_common::auth::token::random_secret()?;
         }
+        if !config.tls.enabled {
+            let pki = quiver_common::tls::generate_dev_pki(
+                &args.data_dir.join("tls"),
+                &["127.0.0.1", "localhost"],
+            )?;
+            config.tls = pki.config();
+        }
     }
+    quiver_common::tls::install(&config.tls)?;
     enable_auth(&config.auth, addresses.registry.clone(), &shutdown)?;
     let http = bind(config.http.listen, "http").await?;
     let http_task = tokio::spawn(serve_http(http, shutdown.clone()));
@@ -334,6 +343,13 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         println!("  {token}");
         println!("  export QUIVER_TOKEN=$(cat {})", path.display());
         println!("  quiver token create --role reader --project fraud   # a narrower one");
+    }
+    if config.tls.enabled {
+        println!(
+            "TLS is on (peers: mutual TLS). Clients trust the CA {}:",
+            config.tls.ca.display()
+        );
+        println!("  export QUIVER_CA_CERT={}", config.tls.ca.display());
     }
     if !args.apply.is_empty() {
         match crate::commands::apply::apply_paths(&args.apply, false, &addresses).await {

@@ -18,6 +18,7 @@ use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::{FlightClient, FlightDescriptor};
 use futures::TryStreamExt;
+use quiver_common::tls::DevPki;
 use quiver_proto::auth::token_service_client::TokenServiceClient;
 use quiver_proto::auth::{
     CreateTokenRequest, ListTokensRequest, RevokeTokenRequest, TokenDigestsRequest,
@@ -43,11 +44,14 @@ use quiver_proto::types::value::Kind;
 use quiver_proto::types::{EntityColumn, EntityKey, FieldStatus, RepeatedValue, Value};
 use quiver_tests::cluster::{channel, int, DEFS, PEER_SERVICE};
 use quiver_tests::offline_stack::entity_table;
-use quiver_tests::{free_address, health_status, wait_for_serving, QuiverProcess, ServingStatus};
+use quiver_tests::{free_address, QuiverProcess, ServingStatus};
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Request, Status};
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
 
 const BIN: &str = env!("CARGO_BIN_EXE_quiver");
 
@@ -68,9 +72,87 @@ impl tonic::service::Interceptor for Bearer {
 
 type Authed = InterceptedService<Channel, Bearer>;
 
-async fn authed(address: &str, token: Option<&str>) -> Result<Authed, Status> {
+/// A TLS channel to `address` trusting the test's CA (and presenting a certificate when `tls`
+/// carries one).
+async fn tls_channel(tls: &ClientTlsConfig, address: &str) -> Result<Channel, Status> {
+    Endpoint::from_shared(format!("https://{address}"))
+        .map_err(|e| Status::internal(e.to_string()))?
+        .tls_config(tls.clone())
+        .map_err(|e| Status::internal(e.to_string()))?
+        .connect_timeout(Duration::from_millis(1_000))
+        .timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .map_err(|e| Status::unavailable(format!("{e}: {:?}", std::error::Error::source(&e))))
+}
+
+async fn authed(
+    tls: &ClientTlsConfig,
+    address: &str,
+    token: Option<&str>,
+) -> Result<Authed, Status> {
     let bearer = Bearer(token.map(|t| format!("Bearer {t}").parse().unwrap()));
-    Ok(InterceptedService::new(channel(address).await?, bearer))
+    Ok(InterceptedService::new(
+        tls_channel(tls, address).await?,
+        bearer,
+    ))
+}
+
+/// `authed` over TLS, or plaintext without `tls`.
+async fn connect(
+    tls: Option<&ClientTlsConfig>,
+    address: &str,
+    token: Option<&str>,
+) -> Result<Authed, Status> {
+    match tls {
+        Some(tls) => authed(tls, address, token).await,
+        None => {
+            let bearer = Bearer(token.map(|t| format!("Bearer {t}").parse().unwrap()));
+            Ok(InterceptedService::new(channel(address).await?, bearer))
+        }
+    }
+}
+
+/// What clients of a TLS cluster use: the CA, no certificate of their own.
+fn client_tls(ca: &Path) -> ClientTlsConfig {
+    ClientTlsConfig::new().ca_certificate(Certificate::from_pem(std::fs::read(ca).unwrap()))
+}
+
+/// What a Quiver process uses on peer ports: the CA and its certificate.
+fn peer_tls(pki: &DevPki) -> ClientTlsConfig {
+    client_tls(&pki.ca).identity(Identity::from_pem(
+        std::fs::read(&pki.cert).unwrap(),
+        std::fs::read(&pki.key).unwrap(),
+    ))
+}
+
+/// The health of `service` at `address`, over TLS.
+async fn health(
+    tls: &ClientTlsConfig,
+    address: &str,
+    service: &str,
+) -> Result<ServingStatus, Status> {
+    let response = HealthClient::new(tls_channel(tls, address).await?)
+        .check(HealthCheckRequest {
+            service: service.to_string(),
+        })
+        .await?;
+    Ok(ServingStatus::try_from(response.get_ref().status).unwrap())
+}
+
+/// Waits until `service` at `address` reports SERVING (over TLS).
+async fn wait_serving(tls: &ClientTlsConfig, address: &str, service: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match health(tls, address, service).await {
+            Ok(ServingStatus::Serving) => return,
+            other => assert!(
+                Instant::now() < deadline,
+                "{address} {service:?}: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The definitions of a second project, to scope tokens against.
@@ -81,6 +163,10 @@ fn other_defs() -> String {
 /// The processes of a secured cluster and where they listen.
 struct Secured {
     _dir: tempfile::TempDir,
+    /// Clients' TLS: the CA only.
+    tls: ClientTlsConfig,
+    /// The cluster's certificates.
+    pki: DevPki,
     _processes: Vec<QuiverProcess>,
     internal: String,
     registry: String,
@@ -96,6 +182,9 @@ impl Secured {
     async fn start() -> (Self, String) {
         let dir = tempfile::tempdir().unwrap();
         let internal = quiver_common::auth::token::random_secret().unwrap();
+        let pki =
+            quiver_common::tls::generate_dev_pki(&dir.path().join("tls"), &["127.0.0.1"]).unwrap();
+        let tls = client_tls(&pki.ca);
         let (registry, ingest, compute, offline) = (
             free_address(),
             free_address(),
@@ -110,6 +199,10 @@ impl Secured {
             vec![
                 ("QUIVER__AUTH__ENABLED", "true".into()),
                 ("QUIVER__AUTH__INTERNAL_TOKEN", internal.clone()),
+                ("QUIVER__TLS__ENABLED", "true".into()),
+                ("QUIVER__TLS__CERT", pki.cert.display().to_string()),
+                ("QUIVER__TLS__KEY", pki.key.display().to_string()),
+                ("QUIVER__TLS__CA", pki.ca.display().to_string()),
                 ("QUIVER__GRPC__LISTEN", grpc.to_string()),
                 ("QUIVER__HTTP__LISTEN", free_address().to_string()),
                 ("QUIVER__ENDPOINTS__REGISTRY", registry.to_string()),
@@ -135,9 +228,7 @@ impl Secured {
             dir.path().join("registry").display().to_string(),
         ));
         processes.push(spawn("registry", "registry", env));
-        wait_for_serving(registry, "", Duration::from_secs(30))
-            .await
-            .unwrap();
+        wait_serving(&tls, &registry.to_string(), "", Duration::from_secs(30)).await;
         for (id, (grpc, peer)) in &nodes {
             let mut env = common(*grpc);
             env.extend([
@@ -159,26 +250,34 @@ impl Secured {
             processes.push(spawn(&format!("node-{id}"), "online-store", env));
         }
         for (grpc, _) in nodes.values() {
-            wait_for_serving(*grpc, PEER_SERVICE, Duration::from_secs(30))
-                .await
-                .unwrap();
+            wait_serving(
+                &tls,
+                &grpc.to_string(),
+                PEER_SERVICE,
+                Duration::from_secs(30),
+            )
+            .await;
         }
 
         // Phase: bootstrap. Whoever holds the internal credential (the cluster's Secret) makes
         // the first admin token; everything after uses tokens.
-        let admin = create_token(&registry.to_string(), &internal, "admin", &[]).await;
+        let admin = create_token(&tls, &registry.to_string(), &internal, "admin", &[]).await;
         for defs in [DEFS.to_string(), other_defs()] {
-            RegistryServiceClient::new(authed(&registry.to_string(), Some(&admin)).await.unwrap())
-                .apply(ApplyRequest {
-                    documents: vec![DefinitionDocument {
-                        name: "defs.yaml".into(),
-                        yaml: defs,
-                    }],
-                    dry_run: false,
-                    expected_revision: None,
-                })
-                .await
-                .unwrap();
+            RegistryServiceClient::new(
+                authed(&tls, &registry.to_string(), Some(&admin))
+                    .await
+                    .unwrap(),
+            )
+            .apply(ApplyRequest {
+                documents: vec![DefinitionDocument {
+                    name: "defs.yaml".into(),
+                    yaml: defs,
+                }],
+                dry_run: false,
+                expected_revision: None,
+            })
+            .await
+            .unwrap();
         }
         let members = nodes
             .iter()
@@ -189,7 +288,7 @@ impl Secured {
             })
             .collect();
         ClusterAdminServiceClient::new(
-            authed(&nodes[&1].0.to_string(), Some(&admin))
+            authed(&tls, &nodes[&1].0.to_string(), Some(&admin))
                 .await
                 .unwrap(),
         )
@@ -200,12 +299,12 @@ impl Secured {
         processes.push(spawn("ingest", "ingest", common(ingest)));
         processes.push(spawn("offline", "offline", common(offline)));
         for address in [compute, ingest, offline] {
-            wait_for_serving(address, "", Duration::from_secs(30))
-                .await
-                .unwrap();
+            wait_serving(&tls, &address.to_string(), "", Duration::from_secs(30)).await;
         }
         let secured = Self {
             _dir: dir,
+            tls,
+            pki,
             _processes: processes,
             internal,
             registry: registry.to_string(),
@@ -232,16 +331,16 @@ impl Secured {
     /// Waits until every node is ready and the leader has registered both projects' views.
     async fn wait_until_serving(&self, admin: &str) {
         for (grpc, _) in self.nodes.values() {
-            wait_for_serving(grpc.parse().unwrap(), "", Duration::from_secs(60))
-                .await
-                .unwrap();
+            wait_serving(&self.tls, grpc, "", Duration::from_secs(60)).await;
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let mut known = 0;
             for id in self.nodes.keys() {
                 let states = OnlineStoreServiceClient::new(
-                    authed(self.node(*id), Some(admin)).await.unwrap(),
+                    authed(&self.tls, self.node(*id), Some(admin))
+                        .await
+                        .unwrap(),
                 )
                 .view_states(ViewStatesRequest::default())
                 .await;
@@ -256,8 +355,14 @@ impl Secured {
     }
 }
 
-async fn create_token(registry: &str, with: &str, role: &str, projects: &[&str]) -> String {
-    TokenServiceClient::new(authed(registry, Some(with)).await.unwrap())
+async fn create_token(
+    tls: &ClientTlsConfig,
+    registry: &str,
+    with: &str,
+    role: &str,
+    projects: &[&str],
+) -> String {
+    TokenServiceClient::new(authed(tls, registry, Some(with)).await.unwrap())
         .create(CreateTokenRequest {
             role: role.into(),
             projects: projects.iter().map(|p| p.to_string()).collect(),
@@ -308,6 +413,16 @@ impl Family {
     }
 
     async fn call(self, s: &Secured, token: Option<&str>) -> Result<(), Status> {
+        self.call_via(s, Some(&s.tls), token).await
+    }
+
+    /// `call` over TLS (`tls`) or plaintext (`None`).
+    async fn call_via(
+        self,
+        s: &Secured,
+        tls: Option<&ClientTlsConfig>,
+        token: Option<&str>,
+    ) -> Result<(), Status> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         let ts = Value {
             kind: Some(Kind::TimestampValue(prost_types::Timestamp {
@@ -316,26 +431,30 @@ impl Family {
             })),
         };
         match self {
-            Family::RegistryList => RegistryServiceClient::new(authed(&s.registry, token).await?)
-                .list(ListRequest {
-                    project: "shop".into(),
-                    kind: ObjectKind::FeatureView as i32,
-                    include_deleted: false,
-                })
-                .await
-                .map(drop),
-            Family::RegistryApply => RegistryServiceClient::new(authed(&s.registry, token).await?)
-                .apply(ApplyRequest {
-                    documents: vec![DefinitionDocument {
-                        name: "defs.yaml".into(),
-                        yaml: DEFS.into(),
-                    }],
-                    dry_run: true,
-                    expected_revision: None,
-                })
-                .await
-                .map(drop),
-            Family::IngestPush => IngestServiceClient::new(authed(&s.ingest, token).await?)
+            Family::RegistryList => {
+                RegistryServiceClient::new(connect(tls, &s.registry, token).await?)
+                    .list(ListRequest {
+                        project: "shop".into(),
+                        kind: ObjectKind::FeatureView as i32,
+                        include_deleted: false,
+                    })
+                    .await
+                    .map(drop)
+            }
+            Family::RegistryApply => {
+                RegistryServiceClient::new(connect(tls, &s.registry, token).await?)
+                    .apply(ApplyRequest {
+                        documents: vec![DefinitionDocument {
+                            name: "defs.yaml".into(),
+                            yaml: DEFS.into(),
+                        }],
+                        dry_run: true,
+                        expected_revision: None,
+                    })
+                    .await
+                    .map(drop)
+            }
+            Family::IngestPush => IngestServiceClient::new(connect(tls, &s.ingest, token).await?)
                 .push(PushRequest {
                     project: "shop".into(),
                     source: "events".into(),
@@ -348,7 +467,7 @@ impl Family {
                 .await
                 .map(drop),
             Family::ServingGetFeatures => {
-                ServingServiceClient::new(authed(s.node(1), token).await?)
+                ServingServiceClient::new(connect(tls, s.node(1), token).await?)
                     .get_features(get_features(&[1]))
                     .await
                     .map(drop)
@@ -356,7 +475,7 @@ impl Family {
             Family::OnlineWrite => {
                 // Writes go to the leader; any node answers the auth question first.
                 let leader = leader(s).await;
-                OnlineStoreServiceClient::new(authed(s.node(leader), token).await?)
+                OnlineStoreServiceClient::new(connect(tls, s.node(leader), token).await?)
                     .write(WriteRequest {
                         producer_id: String::new(),
                         sequence: 0,
@@ -379,7 +498,10 @@ impl Family {
                     .map(drop)
             }
             Family::OfflineSnapshot => {
-                let mut client = FlightClient::new(channel(&s.offline).await?);
+                let mut client = FlightClient::new(match tls {
+                    Some(tls) => tls_channel(tls, &s.offline).await?,
+                    None => channel(&s.offline).await?,
+                });
                 if let Some(token) = token {
                     client
                         .add_header("authorization", &format!("Bearer {token}"))
@@ -402,12 +524,12 @@ impl Family {
                     .map_err(flight_status)
             }
             Family::ClusterStatus => {
-                ClusterAdminServiceClient::new(authed(s.node(1), token).await?)
+                ClusterAdminServiceClient::new(connect(tls, s.node(1), token).await?)
                     .status(StatusRequest {})
                     .await
                     .map(drop)
             }
-            Family::TokenList => TokenServiceClient::new(authed(&s.registry, token).await?)
+            Family::TokenList => TokenServiceClient::new(connect(tls, &s.registry, token).await?)
                 .list(ListTokensRequest {})
                 .await
                 .map(drop),
@@ -442,7 +564,7 @@ fn get_features(users: &[i64]) -> GetFeaturesRequest {
 
 async fn leader(s: &Secured) -> u64 {
     let status =
-        ClusterAdminServiceClient::new(authed(s.node(1), Some(&s.internal)).await.unwrap())
+        ClusterAdminServiceClient::new(authed(&s.tls, s.node(1), Some(&s.internal)).await.unwrap())
             .status(StatusRequest {})
             .await
             .unwrap()
@@ -488,7 +610,7 @@ async fn every_rpc_family_answers_by_token_role_and_project_and_revocation_reach
         for project in ["shop", "other"] {
             tokens.insert(
                 (role, project),
-                create_token(&s.registry, &admin, role, &[project]).await,
+                create_token(&s.tls, &s.registry, &admin, role, &[project]).await,
             );
         }
     }
@@ -503,6 +625,12 @@ async fn every_rpc_family_answers_by_token_role_and_project_and_revocation_reach
         eventually(family, &s, right)
             .await
             .unwrap_or_else(|e| panic!("{}: {e:?}", what("the right token")));
+        let plaintext = family.call_via(&s, None, Some(right)).await;
+        assert!(
+            matches!(&plaintext, Err(e) if matches!(e.code(), Code::Unavailable | Code::Unknown | Code::Internal | Code::Cancelled)),
+            "{}: {plaintext:?}",
+            what("the right token without TLS")
+        );
         expect_code(
             family.call(&s, None).await,
             Code::Unauthenticated,
@@ -546,54 +674,62 @@ async fn every_rpc_family_answers_by_token_role_and_project_and_revocation_reach
     let internal_only: Vec<(&str, Result<(), Status>)> = vec![
         (
             "WriteEvents",
-            OnlineStoreServiceClient::new(authed(s.node(1), Some(&admin)).await.unwrap())
+            OnlineStoreServiceClient::new(authed(&s.tls, s.node(1), Some(&admin)).await.unwrap())
                 .write_events(WriteEventsRequest::default())
                 .await
                 .map(drop),
         ),
         (
             "compute Process",
-            ComputeServiceClient::new(authed(&s.compute, Some(&admin)).await.unwrap())
+            ComputeServiceClient::new(authed(&s.tls, &s.compute, Some(&admin)).await.unwrap())
                 .process(EventBatch::default())
                 .await
                 .map(drop),
         ),
         (
             "RecordConsumer",
-            RegistryServiceClient::new(authed(&s.registry, Some(&admin)).await.unwrap())
+            RegistryServiceClient::new(authed(&s.tls, &s.registry, Some(&admin)).await.unwrap())
                 .record_consumer(RecordConsumerRequest::default())
                 .await
                 .map(drop),
         ),
         (
             "token Digests",
-            TokenServiceClient::new(authed(&s.registry, Some(&admin)).await.unwrap())
+            TokenServiceClient::new(authed(&s.tls, &s.registry, Some(&admin)).await.unwrap())
                 .digests(TokenDigestsRequest {})
                 .await
                 .map(drop),
         ),
         (
             "Raft AppendEntries on the peer port",
-            RaftServiceClient::new(authed(s.peer(1), Some(&admin)).await.unwrap())
-                .append_entries(RaftPayload {
-                    data: vec![1, 2, 3],
-                })
-                .await
-                .map(drop),
+            RaftServiceClient::new(
+                authed(&peer_tls(&s.pki), s.peer(1), Some(&admin))
+                    .await
+                    .unwrap(),
+            )
+            .append_entries(RaftPayload {
+                data: vec![1, 2, 3],
+            })
+            .await
+            .map(drop),
         ),
         (
             "cluster Status on the peer port",
-            ClusterAdminServiceClient::new(authed(s.peer(1), Some(&admin)).await.unwrap())
-                .status(StatusRequest {})
-                .await
-                .map(drop),
+            ClusterAdminServiceClient::new(
+                authed(&peer_tls(&s.pki), s.peer(1), Some(&admin))
+                    .await
+                    .unwrap(),
+            )
+            .status(StatusRequest {})
+            .await
+            .map(drop),
         ),
     ];
     for (what, result) in internal_only {
         expect_code(result, Code::PermissionDenied, "cluster-internal", what);
     }
     expect_code(
-        RaftServiceClient::new(authed(s.peer(2), None).await.unwrap())
+        RaftServiceClient::new(authed(&peer_tls(&s.pki), s.peer(2), None).await.unwrap())
             .vote(RaftPayload { data: vec![] })
             .await
             .map(drop),
@@ -602,28 +738,55 @@ async fn every_rpc_family_answers_by_token_role_and_project_and_revocation_reach
         "Raft Vote on the peer port without a credential",
     );
     // Raft is not served on the client port at all; health stays open for probes.
-    let unimplemented = RaftServiceClient::new(authed(s.node(1), Some(&s.internal)).await.unwrap())
-        .vote(RaftPayload { data: vec![] })
-        .await
-        .unwrap_err();
+    let unimplemented =
+        RaftServiceClient::new(authed(&s.tls, s.node(1), Some(&s.internal)).await.unwrap())
+            .vote(RaftPayload { data: vec![] })
+            .await
+            .unwrap_err();
     assert_eq!(
         unimplemented.code(),
         Code::Unimplemented,
         "{unimplemented:?}"
     );
     assert_eq!(
-        health_status(s.peer(1).parse().unwrap(), "quiver.raft.v1.RaftService")
+        health(&peer_tls(&s.pki), s.peer(1), "quiver.raft.v1.RaftService")
             .await
             .unwrap(),
         ServingStatus::Serving
     );
+    // Without a certificate from the cluster's CA no connection to the peer port opens, with
+    // any token; with one and the internal credential, it answers.
+    for token in [None, Some(admin.as_str()), Some(s.internal.as_str())] {
+        let refused = match authed(&s.tls, s.peer(1), token).await {
+            Err(e) => e,
+            Ok(channel) => ClusterAdminServiceClient::new(channel)
+                .status(StatusRequest {})
+                .await
+                .unwrap_err(),
+        };
+        assert!(
+            matches!(
+                refused.code(),
+                Code::Unavailable | Code::Unknown | Code::Cancelled
+            ),
+            "peer port without a client certificate: {refused:?}"
+        );
+    }
+    ClusterAdminServiceClient::new(
+        authed(&peer_tls(&s.pki), s.peer(1), Some(&s.internal))
+            .await
+            .unwrap(),
+    )
+    .status(StatusRequest {})
+    .await
+    .unwrap();
 
     // Phase: the internal path under auth. A push (writer) goes ingest -> compute -> the
     // leader (WriteEvents) -> Raft over the peer ports; every node serves it to a reader.
     let reader = tokens[&("reader", "shop")].clone();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     IngestServiceClient::new(
-        authed(&s.ingest, Some(&tokens[&("writer", "shop")]))
+        authed(&s.tls, &s.ingest, Some(&tokens[&("writer", "shop")]))
             .await
             .unwrap(),
     )
@@ -652,10 +815,11 @@ async fn every_rpc_family_answers_by_token_role_and_project_and_revocation_reach
     for id in s.nodes.keys() {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let response =
-                ServingServiceClient::new(authed(s.node(*id), Some(&reader)).await.unwrap())
-                    .get_features(get_features(&[7]))
-                    .await;
+            let response = ServingServiceClient::new(
+                authed(&s.tls, s.node(*id), Some(&reader)).await.unwrap(),
+            )
+            .get_features(get_features(&[7]))
+            .await;
             if let Ok(r) = &response {
                 let column = &r.get_ref().results[1];
                 if column.statuses[0] == FieldStatus::Present as i32 {
@@ -674,17 +838,18 @@ async fn every_rpc_family_answers_by_token_role_and_project_and_revocation_reach
     // Phase: revocation. Every node refuses the token within the refresh interval (2s) plus
     // one poll of the registry.
     let id = reader.split_once('.').unwrap().0.to_string();
-    TokenServiceClient::new(authed(&s.registry, Some(&admin)).await.unwrap())
+    TokenServiceClient::new(authed(&s.tls, &s.registry, Some(&admin)).await.unwrap())
         .revoke(RevokeTokenRequest { id: id.clone() })
         .await
         .unwrap();
     let revoked_at = Instant::now();
     for node in s.nodes.keys() {
         loop {
-            let result =
-                ServingServiceClient::new(authed(s.node(*node), Some(&reader)).await.unwrap())
-                    .get_features(get_features(&[7]))
-                    .await;
+            let result = ServingServiceClient::new(
+                authed(&s.tls, s.node(*node), Some(&reader)).await.unwrap(),
+            )
+            .get_features(get_features(&[7]))
+            .await;
             match result {
                 Err(e) if e.code() == Code::Unauthenticated => {
                     assert!(e.message().contains("revoked"), "{e:?}");
@@ -764,15 +929,34 @@ async fn dev_secure_hands_out_an_admin_token_that_the_cli_uses() {
     assert!(token.starts_with("t_"), "{token}");
     assert!(dev.output().contains(&token), "{}", dev.output());
     let registry = format!("127.0.0.1:{base}");
+    let ca = data.join("tls").join("ca.pem");
+    assert!(dev
+        .output()
+        .contains(&format!("QUIVER_CA_CERT={}", ca.display())));
     let cli = |args: &[&str], token: Option<&str>| {
         let mut command = Command::new(BIN);
         command.args(args).args(["--registry", &registry]);
-        command.env_remove("QUIVER_TOKEN");
+        command
+            .env_remove("QUIVER_TOKEN")
+            .env("QUIVER_CA_CERT", &ca);
         if let Some(token) = token {
             command.env("QUIVER_TOKEN", token);
         }
         command.output().unwrap()
     };
+
+    // Without the CA the CLI speaks plaintext to a TLS port: nothing is answered.
+    let plaintext = Command::new(BIN)
+        .args(["list", "views", "--registry", &registry, "--token", &token])
+        .env_remove("QUIVER_CA_CERT")
+        .output()
+        .unwrap();
+    assert!(!plaintext.status.success());
+    assert!(
+        !String::from_utf8_lossy(&plaintext.stderr).contains("Unauthenticated"),
+        "{}",
+        String::from_utf8_lossy(&plaintext.stderr)
+    );
 
     let refused = cli(&["list", "views"], None);
     assert!(!refused.status.success());
@@ -840,17 +1024,23 @@ async fn dev_secure_hands_out_an_admin_token_that_the_cli_uses() {
     assert_eq!(entry["revoked"], true);
 
     // The peer port answers health to anyone, and nothing else without the internal token.
+    // The peer port answers only clients with a certificate from the dev CA (mutual TLS).
     let peer: SocketAddr = format!("127.0.0.1:{}", base + 6).parse().unwrap();
+    let tls = client_tls(&ca);
+    assert!(health(&tls, &peer.to_string(), "").await.is_err());
+    let pki = quiver_common::tls::generate_dev_pki(&data.join("tls"), &[]).unwrap();
+    let tls = peer_tls(&pki);
     assert_eq!(
-        health_status(peer, "quiver.raft.v1.RaftService")
+        health(&tls, &peer.to_string(), "quiver.raft.v1.RaftService")
             .await
             .unwrap(),
         ServingStatus::Serving
     );
-    let refused = RaftServiceClient::new(authed(&peer.to_string(), Some(&token)).await.unwrap())
-        .vote(RaftPayload { data: vec![] })
-        .await
-        .unwrap_err();
+    let refused =
+        RaftServiceClient::new(authed(&tls, &peer.to_string(), Some(&token)).await.unwrap())
+            .vote(RaftPayload { data: vec![] })
+            .await
+            .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
 }
 

@@ -11,11 +11,9 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
 use openraft::RaftNetworkV2;
-use quiver_common::client_channel::{authorized, AuthChannel};
-use quiver_common::uri::http_uri;
+use quiver_common::client_channel::{authorized, endpoint, AuthChannel};
 use quiver_proto::raft::raft_service_client::RaftServiceClient;
 use quiver_proto::raft::{RaftPayload, SnapshotChunk};
-use tonic::transport::Endpoint;
 
 use super::codec::{decode, encode};
 use super::types::{Node, Snapshot, Vote};
@@ -46,18 +44,16 @@ pub struct Peer {
 
 impl Peer {
     fn new(target: u64, address: &str) -> Self {
-        let client = Endpoint::from_shared(http_uri(address))
-            .ok()
-            .map(|endpoint| {
-                let channel = endpoint
-                    .connect_timeout(Duration::from_secs(2))
-                    .tcp_nodelay(true)
-                    .http2_keep_alive_interval(Duration::from_secs(10))
-                    .connect_lazy();
-                RaftServiceClient::new(authorized(channel))
-                    .max_decoding_message_size(256 << 20)
-                    .max_encoding_message_size(256 << 20)
-            });
+        let client = endpoint(address).ok().map(|endpoint| {
+            let channel = endpoint
+                .connect_timeout(Duration::from_secs(2))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(10))
+                .connect_lazy();
+            RaftServiceClient::new(authorized(channel))
+                .max_decoding_message_size(256 << 20)
+                .max_encoding_message_size(256 << 20)
+        });
         Self {
             target,
             client,

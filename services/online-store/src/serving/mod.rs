@@ -4,12 +4,11 @@
 //! columns checked and encoded per view), and the **cells** (`cells.rs`: running records, tiles
 //! and rows read and turned into values with their statuses). This file answers the RPC.
 
-use quiver_common::auth::{check_project, Caller};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use quiver_common::uri::http_uri;
+use quiver_common::auth::{check_project, Caller};
 use quiver_proto::convert::{micros_to_timestamp, timestamp_to_micros, value_type};
 use quiver_proto::registry::registry_service_client::RegistryServiceClient;
 use quiver_proto::registry::RecordConsumerRequest;
@@ -110,10 +109,10 @@ impl Serving {
             feature_service: service,
             features,
         };
-        let uri = http_uri(self.node.registry.registry_address());
+        let registry = self.node.registry.registry_address().to_string();
         tokio::spawn(async move {
             let result = async {
-                let channel = tonic::transport::Endpoint::from_shared(uri)?
+                let channel = quiver_common::client_channel::endpoint(&registry)?
                     .connect()
                     .await?;
                 let mut client =

@@ -32,6 +32,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         if let Some(token) = &cli.token {
             quiver_common::client_channel::set_credential(token)?;
         }
+        if let Some(ca) = &cli.ca_cert {
+            quiver_common::tls::install_client_ca(ca)?;
+        }
     }
     match cli.command {
         Command::Dev(args) => roles::dev(args).await?,
