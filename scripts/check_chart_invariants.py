@@ -264,6 +264,10 @@ def check_profile(r, profile, docs, voters, all_on, helm, example, values=None):
     r.check(profile, "read replicas rendered only when enabled",
             bool(of_kind(docs, "StatefulSet", "online-store-reader")) == all_on)
 
+    config = config_of(docs)
+    tls_on = config.get("tls", {}).get("enabled", False) is True
+    check_trust(r, profile, docs, config)
+
     # Every workload, read replicas too: liveness and startup are HTTP GET /healthz on the http
     # port, which answers as long as the process runs (a voter waiting for `quiver cluster init`,
     # or a role waiting for the registry, must not be restarted); readiness is the native gRPC
@@ -278,10 +282,17 @@ def check_profile(r, profile, docs, voters, all_on, helm, example, values=None):
             r.check(profile, f"{name} liveness and startup probes are HTTP GET /healthz on the http port",
                     all(is_healthz(p, http) for p in alive.values()), str(alive))
             ready = c.get("readinessProbe", {})
-            r.check(profile, f'{name} readiness probe is gRPC health (service "") on the gRPC port',
-                    grpc is not None and (ready.get("grpc") or {}).get("port") == grpc
-                    and (ready.get("grpc") or {}).get("service", "") == ""
-                    and not {"httpGet", "exec", "tcpSocket"} & set(ready), str(ready))
+            if tls_on:
+                # The kubelet's gRPC probe speaks no TLS; /readyz carries the same readiness.
+                r.check(profile, f"{name} readiness probe is HTTP GET /readyz on the http port (TLS on)",
+                        (ready.get("httpGet") or {}).get("path") == "/readyz"
+                        and (ready.get("httpGet") or {}).get("port") in ("http", http)
+                        and not {"grpc", "exec", "tcpSocket"} & set(ready), str(ready))
+            else:
+                r.check(profile, f'{name} readiness probe is gRPC health (service "") on the gRPC port',
+                        grpc is not None and (ready.get("grpc") or {}).get("port") == grpc
+                        and (ready.get("grpc") or {}).get("service", "") == ""
+                        and not {"httpGet", "exec", "tcpSocket"} & set(ready), str(ready))
         routed = [s for s in services.values() if selects(s["spec"].get("selector"), pod_labels(w))
                   and any(p["name"] == "grpc" and p.get("targetPort") == "grpc" for p in s["spec"]["ports"])]
         r.check(profile, f"{name} is behind a Service on its grpc port", bool(routed))
@@ -430,6 +441,36 @@ def config_of(docs):
         if text:
             return tomllib.loads(text)
     return {}
+
+
+def check_trust(r, profile, docs, config):
+    """With [auth] on, every container that runs quiver (servers, the init Job) gets the
+    cluster-internal credential from a Secret, never a literal; with [tls] on, each mounts the
+    TLS Secret where [tls] points and the helm test probes speak TLS."""
+    auth_on = config.get("auth", {}).get("enabled", False) is True
+    tls = config.get("tls", {})
+    tls_on = tls.get("enabled", False) is True
+    pods = [(f'{w["kind"]}/{w["metadata"]["name"]}', w["spec"]["template"]["spec"])
+            for w in of_kind(docs, "Deployment") + of_kind(docs, "StatefulSet") + of_kind(docs, "Job")]
+    for name, spec in pods:
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        for c in spec["containers"]:
+            env = {e["name"]: e for e in c.get("env", [])}
+            if auth_on:
+                token = env.get("QUIVER__AUTH__INTERNAL_TOKEN", {})
+                r.check(profile, f"{name}/{c['name']} gets the internal credential from a Secret",
+                        "secretKeyRef" in (token.get("valueFrom") or {}) and "value" not in token, str(token))
+            if tls_on:
+                mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+                wanted = {str(pathlib.PurePosixPath(tls.get(k, "")).parent) for k in ("cert", "key", "ca")}
+                ok = len(wanted) == 1 and all(
+                    w in mounts and "secret" in volumes.get(mounts[w]["name"], {}) for w in wanted)
+                r.check(profile, f"{name}/{c['name']} mounts the TLS Secret where [tls] points", ok,
+                        f"{wanted} {list(mounts)}")
+    if tls_on:
+        tests = [p for p in of_kind(docs, "Pod") if p["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
+        r.check(profile, "helm test probes speak TLS",
+                bool(tests) and all("-tls" in c.get("args", []) for p in tests for c in p["spec"]["containers"]))
 
 
 def check_peer_port(r, profile, docs, services, config):
