@@ -30,11 +30,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = Shutdown::new().on_signals();
     let grpc = bind(config.grpc.listen, "grpc").await?;
     let http = bind(config.http.listen, "http").await?;
-    // The registry checks tokens against its own table, read over loopback like every other
-    // process reads it.
+    // The registry reads its own token table from its store; the others poll the registry.
     let registry = match args.role {
-        Role::Registry => loopback(grpc.local_addr()?).to_string(),
-        _ => config.endpoints.registry.clone(),
+        Role::Registry => None,
+        _ => Some(config.endpoints.registry.clone()),
     };
     enable_auth(&config.auth, registry, &shutdown)?;
     let http_task = tokio::spawn(serve_http(http, shutdown.clone()));
@@ -95,27 +94,26 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 /// With `[auth] enabled`: this process sends the cluster-internal credential on every call to
 /// another Quiver process, and its servers check credentials against a token table that
-/// follows the registry at `registry`.
-fn enable_auth(auth: &AuthConfig, registry: String, shutdown: &Shutdown) -> anyhow::Result<()> {
+/// follows the registry at `registry` (`None`: the registry runs in this process and feeds the
+/// table from its store).
+fn enable_auth(
+    auth: &AuthConfig,
+    registry: Option<String>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
     if !auth.enabled {
         return Ok(());
     }
     let tokens = TokenCache::default();
-    let authenticator = Authenticator::new(&auth.internal_token, tokens.clone())?;
+    let authenticator = Authenticator::new(&auth.internal_token, tokens.clone())?
+        .with_refresh_interval(auth.refresh_interval);
     set_credential(&auth.internal_token)?;
-    tokens.follow_registry(registry.clone(), auth.refresh_interval, shutdown.clone());
-    quiver_common::auth::install(authenticator);
-    tracing::info!(%registry, refresh = ?auth.refresh_interval, "auth on: tokens checked on every client RPC");
-    Ok(())
-}
-
-/// `address` with an unspecified IP (0.0.0.0) replaced by loopback, to call oneself.
-fn loopback(address: SocketAddr) -> SocketAddr {
-    if address.ip().is_unspecified() {
-        SocketAddr::from(([127, 0, 0, 1], address.port()))
-    } else {
-        address
+    if let Some(registry) = &registry {
+        tokens.follow_registry(registry.clone(), auth.refresh_interval, shutdown.clone());
     }
+    quiver_common::auth::install(authenticator);
+    tracing::info!(registry = ?registry, refresh = ?auth.refresh_interval, "auth on: tokens checked on every client RPC");
+    Ok(())
 }
 
 /// `quiver dev --secure`: an admin token for the person at the keyboard, made by this process
@@ -235,7 +233,8 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         }
     }
     quiver_common::tls::install(&config.tls)?;
-    enable_auth(&config.auth, addresses.registry.clone(), &shutdown)?;
+    // The registry role of this process feeds the token table.
+    enable_auth(&config.auth, None, &shutdown)?;
     let http = bind(config.http.listen, "http").await?;
     let http_task = tokio::spawn(serve_http(http, shutdown.clone()));
     let mut roles: Vec<(&str, JoinHandle<anyhow::Result<()>>)> = Vec::new();

@@ -39,6 +39,15 @@ pub async fn serve(
     let store = Store::open(&config.data_dir)?;
     tracing::info!(data_dir = %config.data_dir.display(), revision = store.revision()?, "registry store opened");
     let tokens = tokens::Tokens::open(&store)?;
+    if let Some(auth) = quiver_common::auth::installed() {
+        // This process checks tokens against its own table, read from the store.
+        let table = tokens.clone();
+        auth.tokens().follow_local(
+            std::sync::Arc::new(move || table.records()),
+            auth.refresh_interval(),
+            shutdown.clone(),
+        );
+    }
     let registry = Registry::new(store, shutdown.clone());
     GrpcServer::new("registry", grpc)
         .add_service(RegistryServiceServer::new(registry))

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use prost::Message;
 use quiver_common::auth::token::generate;
-use quiver_common::auth::Role;
+use quiver_common::auth::{Role, TokenRecord};
 use quiver_core::names::is_valid_name;
 use quiver_proto::auth::token_service_server::TokenService;
 use quiver_proto::auth::{
@@ -51,6 +51,18 @@ impl Tokens {
         }
         tokens.sort_by_key(|t| t.created_at.map(|c| (c.seconds, c.nanos)));
         Ok(tokens)
+    }
+
+    /// Every token as a process checks it.
+    pub fn records(&self) -> anyhow::Result<Vec<TokenRecord>> {
+        let mut records = Vec::new();
+        for token in self.all()? {
+            match TokenRecord::try_from(&token) {
+                Ok(record) => records.push(record),
+                Err(error) => tracing::warn!(id = %token.id, %error, "skipping a malformed token"),
+            }
+        }
+        Ok(records)
     }
 
     /// Makes and stores a token; returns the whole token (shown once) and what was stored.

@@ -55,14 +55,35 @@ impl TryFrom<&Token> for TokenRecord {
 /// How often an unknown token id may make a process reload the table ahead of its interval.
 const MISS_REFRESH: Duration = Duration::from_millis(200);
 
+/// Reads the registry's token table in the registry's own process (its store), so the
+/// registry never dials itself.
+pub type LocalTokens = Arc<dyn Fn() -> anyhow::Result<Vec<TokenRecord>> + Send + Sync>;
+
+/// Where a cache reloads from.
+#[derive(Clone)]
+enum Source {
+    /// `TokenService/Digests` of the registry at this address.
+    Registry(String),
+    /// The registry's store, in this process.
+    Local(LocalTokens),
+}
+
 /// The token table as last loaded; cheap to clone.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct TokenCache {
     inner: Arc<RwLock<Option<HashMap<String, TokenRecord>>>>,
-    /// The registry it follows, once [`TokenCache::follow_registry`] started.
-    registry: Arc<OnceLock<String>>,
+    /// Where it reloads from, once following started.
+    source: Arc<OnceLock<Source>>,
     /// When an unknown id last made it reload.
     last_miss_refresh: Arc<tokio::sync::Mutex<Option<Instant>>>,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("loaded", &self.is_loaded())
+            .finish()
+    }
 }
 
 impl TokenCache {
@@ -87,19 +108,30 @@ impl TokenCache {
             .unwrap_or(false)
     }
 
+    /// Reads the table from its source.
+    async fn load(source: &Source) -> anyhow::Result<Vec<TokenRecord>> {
+        match source {
+            Source::Registry(address) => fetch(address).await,
+            Source::Local(read) => {
+                let read = read.clone();
+                tokio::task::spawn_blocking(move || read()).await?
+            }
+        }
+    }
+
     /// Reloads the table now, unless that happened within the last 200 ms (concurrent callers
     /// wait for one reload).
     async fn refresh_on_miss(&self) {
-        let Some(registry) = self.registry.get() else {
+        let Some(source) = self.source.get() else {
             return;
         };
         let mut last = self.last_miss_refresh.lock().await;
         if last.is_some_and(|at| at.elapsed() < MISS_REFRESH) {
             return;
         }
-        match fetch(registry).await {
+        match Self::load(source).await {
             Ok(tokens) => self.replace(tokens),
-            Err(error) => tracing::debug!(%error, "cannot refresh tokens from the registry"),
+            Err(error) => tracing::debug!(%error, "cannot refresh tokens"),
         }
         *last = Some(Instant::now());
     }
@@ -121,18 +153,29 @@ impl TokenCache {
     /// this process's internal credential) until `shutdown`. A failed poll keeps the last
     /// table: a revocation made while the registry is unreachable waits for it.
     pub fn follow_registry(&self, registry: String, interval: Duration, shutdown: Shutdown) {
-        let _ = self.registry.set(registry.clone());
+        self.follow(Source::Registry(registry), interval, shutdown);
+    }
+
+    /// As [`TokenCache::follow_registry`], in the registry's process: reads its store.
+    pub fn follow_local(&self, read: LocalTokens, interval: Duration, shutdown: Shutdown) {
+        self.follow(Source::Local(read), interval, shutdown);
+    }
+
+    fn follow(&self, source: Source, interval: Duration, shutdown: Shutdown) {
+        if self.source.set(source.clone()).is_err() {
+            return;
+        }
         let cache = self.clone();
         tokio::spawn(async move {
             let mut warned = false;
             loop {
-                match fetch(&registry).await {
+                match Self::load(&source).await {
                     Ok(tokens) => {
                         cache.replace(tokens);
                         warned = false;
                     }
                     Err(error) if !warned || !cache.is_loaded() => {
-                        tracing::warn!(%error, %registry, "cannot refresh tokens from the registry");
+                        tracing::warn!(%error, "cannot refresh tokens from the registry");
                         warned = true;
                     }
                     Err(_) => {}
@@ -172,6 +215,7 @@ async fn fetch(registry: &str) -> anyhow::Result<Vec<TokenRecord>> {
 pub struct Authenticator {
     internal_digest: String,
     tokens: TokenCache,
+    refresh_interval: Duration,
 }
 
 /// Who presented a credential, before the method's rule is applied.
@@ -194,7 +238,19 @@ impl Authenticator {
         Ok(Self {
             internal_digest: sha256_hex(internal_token),
             tokens,
+            refresh_interval: Duration::from_secs(2),
         })
+    }
+
+    /// How often the token table is reloaded (`[auth] refresh_interval`).
+    pub fn with_refresh_interval(mut self, interval: Duration) -> Self {
+        self.refresh_interval = interval;
+        self
+    }
+
+    /// How often the token table is reloaded.
+    pub fn refresh_interval(&self) -> Duration {
+        self.refresh_interval
     }
 
     /// The token table.
