@@ -349,6 +349,9 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
             config.tls.ca.display()
         );
         println!("  export QUIVER_CA_CERT={}", config.tls.ca.display());
+        println!(
+            "  (Python clients: dial localhost:PORT; gRPC's C core sends an IP as the TLS name)"
+        );
     }
     if !args.apply.is_empty() {
         match crate::commands::apply::apply_paths(&args.apply, false, &addresses).await {
