@@ -29,9 +29,10 @@ lint: deps ## Check formatting and clippy (-D warnings); writes nothing
 
 verify: lint test ## What CI runs: lint, then every test; writes nothing
 
-fuzz: deps ## Hostile Raft entries and log bytes, longer than `make test` runs them (FUZZ_CASES, FUZZ_SEED)
+fuzz: deps ## Every decoder's mutation fuzzer, longer than `make test` runs them (FUZZ_CASES, FUZZ_SEED)
 	QUIVER_FUZZ_CASES=$${FUZZ_CASES:-1000000} QUIVER_FUZZ_SEED=$${FUZZ_SEED:-$$(date +%s)} \
-		$(CARGO) test -p quiver-online-store -p quiver-core --lib -- fuzz codec mutated --nocapture
+		$(CARGO) test --release -p quiver-online-store -p quiver-core -p quiver-registry \
+		-p quiver-common -p quiver-offline -p quiver --lib --bins -- fuzz mutated --nocapture
 
 fix: ## Format and apply clippy's fixes
 	$(CARGO) fmt --all

@@ -6,7 +6,10 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read when the script runs, not when it was compiled: a target directory shared by two
+    // checkouts (CI's clone and a working tree) reuses one compiled build script for both.
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    let root = manifest_dir.join("../../proto");
     let protos = [
         "quiver/types/v1/types.proto",
         "quiver/registry/v1/registry.proto",
@@ -30,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // the package, so a target directory shared by two checkouts (CI's clone and a working
     // tree) watches the files of whichever checkout builds, not the first one's.
     for proto in &protos {
-        if let Ok(relative) = proto.strip_prefix(env!("CARGO_MANIFEST_DIR")) {
+        if let Ok(relative) = proto.strip_prefix(&manifest_dir) {
             println!("cargo:rerun-if-changed={}", relative.display());
         }
     }

@@ -125,12 +125,22 @@ pub async fn push_all(ingest: &str, events: &[Event], batch: usize) {
 /// Waits until the offline store holds `rows` rows of view `view`; returns their batches.
 pub async fn wait_for_export(store: &str, view: &str, rows: usize) -> Vec<RecordBatch> {
     let prefix = format!("events/project=stream/source=tx/view={view}/");
+    wait_for_rows(store, &prefix, rows, &format!("rows of view {view}")).await
+}
+
+/// Waits until the source log of source `tx` holds `rows` events; returns their batches.
+pub async fn wait_for_source_log(store: &str, rows: usize) -> Vec<RecordBatch> {
+    let prefix = "sources/project=stream/source=tx/";
+    wait_for_rows(store, prefix, rows, "events in the source log of tx").await
+}
+
+async fn wait_for_rows(store: &str, prefix: &str, rows: usize, what: &str) -> Vec<RecordBatch> {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let batches = read_exported(store, &prefix).await;
+        let batches = read_exported(store, prefix).await;
         let have: usize = batches.iter().map(RecordBatch::num_rows).sum();
         if have >= rows || Instant::now() > deadline {
-            assert_eq!(have, rows, "rows of view {view} in the offline store");
+            assert_eq!(have, rows, "{what} in the offline store");
             return batches;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

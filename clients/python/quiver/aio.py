@@ -10,13 +10,11 @@ import pyarrow as pa
 
 from quiver import serving
 from quiver._proto.registry.v1 import registry_pb2
-from quiver._proto.serving.v1 import serving_pb2
 from quiver.client import TYPE_LOOKUP_TIMEOUT
 from quiver.connection import call_metadata, endpoint, read_ca_cert
 from quiver.errors import from_grpc
 
 _DESCRIBE = "/quiver.registry.v1.RegistryService/Describe"
-_GET_FEATURES = "/quiver.serving.v1.ServingService/GetFeatures"
 
 
 class AsyncClient:
@@ -50,14 +48,17 @@ class AsyncClient:
         self._channels: dict = {}
         self._calls: dict = {}
 
+    def _channel(self, service: str):
+        channel = self._channels.get(service)
+        if channel is None:
+            channel = self.endpoints[service].aio_channel()
+            self._channels[service] = channel
+        return channel
+
     def _call(self, service: str, method: str, response_type):
         call = self._calls.get(method)
         if call is None:
-            channel = self._channels.get(service)
-            if channel is None:
-                channel = self.endpoints[service].aio_channel()
-                self._channels[service] = channel
-            call = channel.unary_unary(
+            call = self._channel(service).unary_unary(
                 method,
                 request_serializer=lambda m: m.SerializeToString(),
                 response_deserializer=response_type.FromString,
@@ -79,16 +80,28 @@ class AsyncClient:
     ) -> pa.Table:
         """As `quiver.Client.get_features`, awaited."""
         project = self.project if project is None else project
-        request = serving.build_request(project, features, service, entities or {}, as_of, consistency)
-        call = self._call("online", _GET_FEATURES, serving_pb2.GetFeaturesResponse)
+        request, keys = serving.encode_request(
+            project, features, service, entities or {}, as_of, consistency
+        )
+        call = self._calls.get(serving.GET_FEATURES)
+        if call is None:
+            call = serving.get_features_call(self._channel("online"))
+            self._calls[serving.GET_FEATURES] = call
         try:
-            response = await call(request, timeout=timeout or self.timeout, metadata=self._metadata)
+            data = await call(request, timeout=timeout or self.timeout, metadata=self._metadata)
         except grpc.RpcError as e:
             raise from_grpc(e, self.endpoints["online"].describe()) from None
-        for view, version in self._types.missing(project, response):
-            await self._learn_view(project, view, version)
-        layout = self._types.layout(project, response, len(request.entities))
-        return serving.to_table(response, len(request.entities), layout, with_status)
+        table, quick = self._types.quick_table(project, data, keys, with_status)
+        if table is not None:
+            return table
+        response = serving.decode_response(data)
+        shape = self._types.known_shape(project, response, keys, with_status)
+        if shape is None:
+            for view, version in self._types.missing(project, response):
+                await self._learn_view(project, view, version)
+            shape = self._types.shape(project, response, keys, with_status)
+        self._types.remember_quick(quick, shape)
+        return serving.to_table(response, shape)
 
     async def _learn_view(self, project: str, view: str, version: int) -> None:
         call = self._call("registry", _DESCRIBE, registry_pb2.DescribeResponse)

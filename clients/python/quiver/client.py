@@ -13,13 +13,11 @@ from quiver import load as loading
 from quiver import push as pushing
 from quiver import registry, serving, snapshot as snapshots
 from quiver._proto.registry.v1 import registry_pb2
-from quiver._proto.serving.v1 import serving_pb2
 from quiver.connection import Endpoint, call_metadata, endpoint, read_ca_cert
 from quiver.errors import InvalidArgument, NotFound, QuiverError, from_grpc
 from quiver.push_encoding import columns_of, prepare
 
 _REGISTRY = "/quiver.registry.v1.RegistryService/"
-_GET_FEATURES = "/quiver.serving.v1.ServingService/GetFeatures"
 # Typing columns must not hold a read up for long when the registry is slow or unreachable.
 TYPE_LOOKUP_TIMEOUT = 2.0
 
@@ -71,6 +69,7 @@ class Client:
         self._types = serving.FeatureTypes()
         self._producers = pushing.Producers(producer_id)
         self._flight = None
+        self._get_features = None  # GetFeatures on the online channel, made on first use
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -112,6 +111,7 @@ class Client:
                 channel.close()
             self._channels.clear()
             self._calls.clear()
+            self._get_features = None
             if self._flight is not None:
                 self._flight.close()
                 self._flight = None
@@ -151,12 +151,27 @@ class Client:
         `<name>__event_timestamp`. `consistency="strong"` reads linearizably from the leader.
         """
         project = self.project if project is None else project
-        request = serving.build_request(project, features, service, entities or {}, as_of, consistency)
-        response = self._invoke("online", _GET_FEATURES, serving_pb2.GetFeaturesResponse, request, timeout)
-        for view, version in self._types.missing(project, response):
-            self._learn_view(project, view, version)
-        layout = self._types.layout(project, response, len(request.entities))
-        return serving.to_table(response, len(request.entities), layout, with_status)
+        request, keys = serving.encode_request(
+            project, features, service, entities or {}, as_of, consistency
+        )
+        call = self._get_features
+        if call is None:
+            call = self._get_features = serving.get_features_call(self._channel("online"))
+        try:
+            data = call(request, timeout=timeout or self.timeout, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise from_grpc(e, self.endpoints["online"].describe()) from None
+        table, quick = self._types.quick_table(project, data, keys, with_status)
+        if table is not None:
+            return table
+        response = serving.decode_response(data)
+        shape = self._types.known_shape(project, response, keys, with_status)
+        if shape is None:
+            for view, version in self._types.missing(project, response):
+                self._learn_view(project, view, version)
+            shape = self._types.shape(project, response, keys, with_status)
+        self._types.remember_quick(quick, shape)
+        return serving.to_table(response, shape)
 
     def _learn_view(self, project: str, view: str, version: int) -> None:
         request = registry_pb2.DescribeRequest(

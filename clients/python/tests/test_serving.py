@@ -257,3 +257,48 @@ def test_async_reads_match_blocking_ones(dev, client, pushed):
     tables = asyncio.run(main())
     for got, want in zip(tables, expected):
         assert got.equals(want)
+
+
+def test_fixed_width_reads_give_the_same_table_once_read_from_the_answers_bytes(
+    dev, client, pushed
+):
+    """From the second read of a shape on, an answer of int64 keys and fixed-width values, all
+    present, is read straight from its bytes (tests/test_answers.py); nulls take the general
+    way. Every way gives the first read's table, blocking or asyncio."""
+    refs = [
+        "kinds:last_amount",
+        "kinds:last_qty",
+        "kinds:last_ratio",
+        "kinds:last_seen_at",
+        "kinds:count",
+    ]
+    first = client.get_features(features=refs, entities={"user_id": [FULL]})
+    again = client.get_features(features=refs, entities={"user_id": FULL})
+    assert again.schema == first.schema and again.equals(first)
+    assert again.to_pylist() == [
+        {
+            "user_id": FULL,
+            "kinds:last_amount": 12.25,
+            "kinds:last_qty": -7,
+            "kinds:last_ratio": float(np.float32(0.1)),
+            "kinds:last_seen_at": pushed["seen"],
+            "kinds:count": 2,
+        }
+    ]
+    both = client.get_features(features=refs, entities={"user_id": [FULL, NEVER]})
+    assert both.schema == first.schema
+    assert both.to_pylist() == [
+        again.to_pylist()[0],
+        {"user_id": NEVER, **{ref: None for ref in refs}},
+    ]
+
+    async def main():
+        async with quiver.AsyncClient(
+            online=dev.online, registry=dev.registry, project="pytest"
+        ) as aio:
+            return [
+                await aio.get_features(features=refs, entities={"user_id": [FULL]})
+                for _ in range(3)
+            ]
+
+    assert all(t.equals(first) for t in asyncio.run(main()))

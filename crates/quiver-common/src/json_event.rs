@@ -130,4 +130,24 @@ mod tests {
             r#""colour" is not a column of source "orders""#
         );
     }
+
+    /// Kafka messages and pushed lines come from anyone: mutated JSON events become rows or
+    /// errors, never a panic.
+    #[test]
+    fn fuzz_mutated_json_events_become_rows_or_errors() {
+        use quiver_core::mutation::{self, mutate, Rng};
+        let valid: [&[u8]; 3] = [
+            br#"{"user_id": "u1", "ts": "2026-12-06T10:00:00.123456Z", "amount": 2.5}"#,
+            br#"{"user_id": "u\u00e9", "ts": "2026-12-06T10:00:00+05:30", "amount": -1e300}"#,
+            br#"{"user_id": null, "amount": 12345678901234567890}"#,
+        ];
+        let mut rng = Rng::from_env(0x15_0E7E_4700_0001);
+        let mut refused = 0;
+        for _ in 0..mutation::cases(20_000) {
+            let seed = rng.pick(&valid).to_vec();
+            let bytes = mutate(&mut rng, seed);
+            refused += usize::from(parse_row(&bytes, &source()).is_err());
+        }
+        assert!(refused > 0);
+    }
 }

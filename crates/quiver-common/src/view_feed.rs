@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use quiver_core::aggregate::{Partial, Stamp};
 use quiver_core::tiling::ViewAggregates;
 use quiver_core::transform::{self, numeric};
-use quiver_core::{FeatureView, Scalar, TransformOp};
+use quiver_core::{FeatureView, Scalar, Transform, TransformOp, ValueType};
 use quiver_proto::convert::{aggregate_spec_to_pb, scalar_to_value, value_to_scalar};
 use quiver_proto::online::{DerivedColumn, EventBatch, Exclusion, ViewEvents};
 
@@ -110,51 +110,88 @@ impl PlannedView {
     }
 }
 
-/// Fills `batch.views` for `view`: runs its transforms over every row, marks anomalies, and
-/// advances `statistics` with the rows kept (so later rows and batches compare with them).
-pub fn feed(batch: &mut EventBatch, view: &PlannedView, statistics: &mut Statistics) {
-    let columns = batch.columns.len();
-    let rows = batch.rows.len();
-    let mut derived: Vec<DerivedColumn> = Vec::with_capacity(view.view.transforms.len());
-    // Column name -> input reference (1-based source column, then derived).
-    let mut index: HashMap<String, usize> = batch
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.clone(), i + 1))
-        .collect();
-    let mut excluded: Vec<Exclusion> = Vec::new();
-    let mut is_excluded = vec![false; rows];
-    for (t, transform) in view.view.transforms.iter().enumerate() {
-        let input = index.get(transform.input.as_str()).copied().unwrap_or(0);
+/// Rows a view's transforms read: compute and backfills feed event batches, snapshots the
+/// source log's Arrow columns.
+pub trait FeedRows {
+    /// The number of rows.
+    fn len(&self) -> usize;
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The position of the source column `name`, if the rows have it.
+    fn column(&self, name: &str) -> Option<usize>;
+    /// The value of source column `column` at `row`.
+    fn value(&self, column: usize, row: usize) -> Option<Scalar>;
+    /// The event time of `row`.
+    fn event_micros(&self, row: usize) -> i64;
+}
+
+/// What a view's transforms made of some rows.
+pub struct Derived {
+    /// Each transform's output column, in declared order: (name, one value per row).
+    pub columns: Vec<(String, Vec<Option<Scalar>>)>,
+    /// The rows a `zscore` excluded, with why.
+    pub excluded: Vec<(usize, String)>,
+}
+
+/// The type of a transform's output column.
+pub fn output_type(op: &TransformOp) -> ValueType {
+    match op {
+        TransformOp::TokenCount => ValueType::Int64,
+        TransformOp::NgramHash { .. } => ValueType::Float32List,
+        TransformOp::Standardize { .. } | TransformOp::ZScore { .. } => ValueType::Float64,
+    }
+}
+
+/// Runs `transforms` over `rows` in row order, marks anomalies, and advances `statistics` with
+/// the rows kept (so later rows, and later calls, compare with them). The one implementation of
+/// the transforms: live batches, backfills and snapshots all go through it.
+pub fn derive(
+    transforms: &[Transform],
+    rows: &impl FeedRows,
+    statistics: &mut Statistics,
+) -> Derived {
+    let count = rows.len();
+    let mut columns: Vec<(String, Vec<Option<Scalar>>)> = Vec::with_capacity(transforms.len());
+    let mut excluded: Vec<(usize, String)> = Vec::new();
+    let mut is_excluded = vec![false; count];
+    for transform in transforms {
+        // An earlier transform's output shadows a source column of the same name.
+        let input = match columns
+            .iter()
+            .position(|(name, _)| *name == transform.input)
+        {
+            Some(d) => Input::Derived(d),
+            None => rows
+                .column(&transform.input)
+                .map_or(Input::Missing, Input::Source),
+        };
         let value_at = |row: usize| -> Option<Scalar> {
             match input {
-                0 => None,
-                i if i <= columns => batch.rows[row].values.get(i - 1).and_then(value_to_scalar),
-                i => derived
-                    .get(i - columns - 1)
-                    .and_then(|d| d.values.get(row))
-                    .and_then(value_to_scalar),
+                Input::Missing => None,
+                Input::Source(c) => rows.value(c, row),
+                Input::Derived(d) => columns[d].1.get(row).cloned().flatten(),
             }
         };
-        let mut values = Vec::with_capacity(rows);
+        let mut values = Vec::with_capacity(count);
         match &transform.op {
             TransformOp::TokenCount => {
-                for row in 0..rows {
-                    values.push(scalar_to_value(match value_at(row) {
+                for row in 0..count {
+                    values.push(match value_at(row) {
                         Some(Scalar::String(s)) => Some(Scalar::Int64(transform::token_count(&s))),
                         _ => None,
-                    }));
+                    });
                 }
             }
             TransformOp::NgramHash { n, buckets } => {
-                for row in 0..rows {
-                    values.push(scalar_to_value(match value_at(row) {
+                for row in 0..count {
+                    values.push(match value_at(row) {
                         Some(Scalar::String(s)) => {
                             Some(Scalar::Float32List(transform::ngram_hash(&s, *n, *buckets)))
                         }
                         _ => None,
-                    }));
+                    });
                 }
             }
             TransformOp::Standardize { .. } | TransformOp::ZScore { .. } => {
@@ -173,44 +210,85 @@ pub fn feed(batch: &mut EventBatch, view: &PlannedView, statistics: &mut Statist
                     });
                     if !*excluded_row && transform::is_anomalous(score, stats, threshold) {
                         *excluded_row = true;
-                        excluded.push(Exclusion {
-                            row: row as u32,
-                            reason: format!(
+                        excluded.push((
+                            row,
+                            format!(
                                 "anomalous: zscore {:.3} of {} is above {}",
                                 score.unwrap_or_default(),
                                 transform.input,
                                 threshold.unwrap_or_default()
                             ),
-                        });
+                        ));
                     }
                     if let (Some(x), false) = (x, *excluded_row) {
                         stats.update(
                             Some(&Scalar::Float64(x)),
                             Stamp {
-                                event_micros: batch.event_micros[row],
+                                event_micros: rows.event_micros(row),
                                 sequence: 0,
                             },
                         );
                     }
-                    values.push(scalar_to_value(score.map(Scalar::Float64)));
+                    values.push(score.map(Scalar::Float64));
                 }
             }
         }
-        derived.push(DerivedColumn {
-            name: transform.name.clone(),
-            values,
-        });
-        index.insert(transform.name.clone(), columns + t + 1);
+        columns.push((transform.name.clone(), values));
     }
+    Derived { columns, excluded }
+}
+
+#[derive(Clone, Copy)]
+enum Input {
+    Missing,
+    Source(usize),
+    Derived(usize),
+}
+
+impl FeedRows for EventBatch {
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == name)
+    }
+
+    fn value(&self, column: usize, row: usize) -> Option<Scalar> {
+        self.rows[row].values.get(column).and_then(value_to_scalar)
+    }
+
+    fn event_micros(&self, row: usize) -> i64 {
+        self.event_micros.get(row).copied().unwrap_or_default()
+    }
+}
+
+/// Fills `batch.views` for `view`: runs its transforms over every row, marks anomalies, and
+/// advances `statistics` with the rows kept (so later rows and batches compare with them).
+pub fn feed(batch: &mut EventBatch, view: &PlannedView, statistics: &mut Statistics) {
+    let Derived { columns, excluded } = derive(&view.view.transforms, &*batch, statistics);
+    // Input references: 1-based source column, then derived; a derived column shadows a
+    // source column of the same name, as in `derive`.
+    let source_columns = batch.columns.len();
+    let input_of = |name: &str| -> u32 {
+        columns
+            .iter()
+            .position(|(n, _)| n == name)
+            .map(|d| source_columns + d + 1)
+            .or_else(|| batch.column(name).map(|c| c + 1))
+            .unwrap_or(0) as u32
+    };
     let inputs = view
         .aggregates
         .specs
         .iter()
-        .map(|spec| {
-            spec.column
-                .as_deref()
-                .and_then(|c| index.get(c).copied())
-                .unwrap_or(0) as u32
+        .map(|spec| spec.column.as_deref().map_or(0, input_of))
+        .collect();
+    let derived = columns
+        .into_iter()
+        .map(|(name, values)| DerivedColumn {
+            name,
+            values: values.into_iter().map(scalar_to_value).collect(),
         })
         .collect();
     batch.views.push(ViewEvents {
@@ -220,6 +298,12 @@ pub fn feed(batch: &mut EventBatch, view: &PlannedView, statistics: &mut Statist
         feature_count: view.aggregates.feature_count as u32,
         derived,
         inputs,
-        excluded,
+        excluded: excluded
+            .into_iter()
+            .map(|(row, reason)| Exclusion {
+                row: row as u32,
+                reason,
+            })
+            .collect(),
     });
 }

@@ -9,6 +9,7 @@ pub mod definitions;
 pub mod duration;
 pub mod feature_ref;
 pub mod kafka_source;
+pub mod mutation;
 pub mod names;
 pub mod scalar;
 pub mod tiling;

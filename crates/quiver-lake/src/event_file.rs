@@ -121,6 +121,27 @@ pub fn write_parquet(batch: &RecordBatch) -> Result<Vec<u8>, String> {
 /// The record batches of a Parquet file, only the columns named in `columns` (all when
 /// `None`); a named column the file lacks is simply absent from the batches.
 pub fn read_parquet(bytes: Bytes, columns: Option<&[&str]>) -> Result<Vec<RecordBatch>, String> {
+    contain_panics(|| read_parquet_unguarded(bytes, columns))
+}
+
+/// Runs a decoder of bytes from disk or the network, turning a panic inside it into an error:
+/// the `parquet` crate asserts on some malformed files (our fuzzer found a dictionary-encoded
+/// page without its dictionary), and no file may take a process down.
+pub fn contain_panics<T>(decode: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|panic| {
+        let reason = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "the decoder panicked".into());
+        Err(format!("malformed Parquet: {reason}"))
+    })
+}
+
+fn read_parquet_unguarded(
+    bytes: Bytes,
+    columns: Option<&[&str]>,
+) -> Result<Vec<RecordBatch>, String> {
     let mut builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .map_err(|e| e.to_string())?
         .with_batch_size(READ_BATCH_ROWS);
@@ -166,5 +187,15 @@ mod tests {
         let amount = batch.column_by_name("amount").unwrap();
         assert_eq!(scalar_at(amount.as_ref(), 2), Some(Scalar::Float64(-2.0)));
         assert_eq!(scalar_at(amount.as_ref(), 1), None);
+    }
+
+    /// Found by `fuzz_mutated_event_files_are_read_or_refused`: a mutated file whose page is
+    /// dictionary-encoded without a dictionary makes the `parquet` crate panic. Reading it is
+    /// an error naming the problem, not a crash.
+    #[test]
+    fn a_file_the_parquet_crate_panics_on_is_an_error() {
+        let bytes = include_bytes!("../testdata/dictionary-page-missing.parquet");
+        let error = read_parquet(Bytes::from_static(bytes), None).unwrap_err();
+        assert!(error.starts_with("malformed Parquet: "), "{error}");
     }
 }

@@ -112,4 +112,19 @@ mod tests {
         let err = decode(br#"{"features": ["v:a"], "colour": 1}"#).unwrap_err();
         assert!(err.contains("unknown field `colour`"), "{err}");
     }
+
+    /// A snapshot command is the first message of a Flight exchange from any client: mutated
+    /// commands (protobuf and JSON) decode or are refused, never panic.
+    #[test]
+    fn fuzz_mutated_commands_decode_or_are_refused() {
+        use quiver_core::mutation::{self, mutate, Rng};
+        let json = br#"{"project": "p", "features": ["v:a", "v@2:b"], "timestamp_column": "ts",
+            "sampling": {"strategy": "inverse_frequency", "column": "label", "seed": 3}}"#;
+        let valid = [json.to_vec(), decode(json).unwrap().encode_to_vec()];
+        let mut rng = Rng::from_env(0xF11E_0000_0000_0001);
+        for _ in 0..mutation::cases(20_000) {
+            let seed = rng.pick(&valid).clone();
+            let _ = decode(&mutate(&mut rng, seed));
+        }
+    }
 }

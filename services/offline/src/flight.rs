@@ -145,7 +145,10 @@ impl FlightService for SnapshotService {
         check_project(caller.as_ref(), &plan.project)?;
         let mut data = Vec::with_capacity(plan.views.len());
         for view in &plan.views {
-            let loaded = self.cache.get(&view.partition, &view.columns()).await;
+            let loaded = self
+                .cache
+                .get(&view.partition, &view.columns(), view.transforms.as_deref())
+                .await;
             data.push(loaded.map_err(SnapshotError::from)?);
         }
         // pyarrow sends the descriptor alone, then the schema; Rust clients put both in one

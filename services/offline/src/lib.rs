@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod point_in_time;
 pub mod sampling;
 pub mod snapshot;
+pub mod source_rows;
 
 use std::sync::Arc;
 

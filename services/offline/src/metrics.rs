@@ -29,3 +29,18 @@ pub fn count_snapshot(result: &str, rows: u64) {
     SNAPSHOTS.with_label_values(&[result]).inc();
     ROWS.with_label_values(&[result]).inc_by(rows);
 }
+
+#[allow(clippy::expect_used)]
+static LOADS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "quiver_offline_view_loads_total",
+        "View rows a snapshot needed, by how they were had: cached (unchanged), extended (new export files merged in), full (read and indexed whole).",
+        &["kind"]
+    )
+    .expect("metric registers once")
+});
+
+/// Counts how a snapshot had a view version's rows.
+pub fn count_load(kind: &str) {
+    LOADS.with_label_values(&[kind]).inc();
+}

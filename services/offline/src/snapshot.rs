@@ -10,7 +10,7 @@ use arrow_select::filter::filter_record_batch;
 use quiver_common::feature_selection::{resolve_features, FeatureSelection};
 use quiver_common::registry_cache::RegistryCache;
 use quiver_core::tiling::{self, AggregateSpec};
-use quiver_core::{FeatureView, JoinKey, Scalar, ValueType};
+use quiver_core::{FeatureView, JoinKey, Scalar, Transform, ValueType};
 use quiver_lake::columns::{array_of, data_type, scalar_at, timestamp_micros};
 use quiver_lake::Partition;
 use quiver_proto::convert::KeyPart;
@@ -21,6 +21,7 @@ use crate::dataset::ViewData;
 use crate::error::SnapshotError;
 use crate::point_in_time::ViewKernel;
 use crate::sampling::{class_of, Sampler};
+use crate::source_rows;
 
 /// The entity table's timestamp column unless the request names another.
 pub const DEFAULT_TIMESTAMP_COLUMN: &str = "event_timestamp";
@@ -45,8 +46,10 @@ pub struct SnapshotPlan {
 
 /// One view version a snapshot reads.
 pub struct PlannedView {
-    /// Where its rows are.
+    /// Where its rows are: its source's log, or the rows it aggregated online.
     pub partition: Partition,
+    /// With the source log: the version's transforms, computed on read.
+    pub transforms: Option<Vec<Transform>>,
     /// Its entity's join keys (columns of the entity table).
     pub join_keys: Vec<JoinKey>,
     kernel: ViewKernel,
@@ -169,12 +172,23 @@ pub async fn plan(
     let views = reads
         .into_iter()
         .map(|(definition, version, join_keys, requested)| PlannedView {
-            partition: Partition::Events {
-                project: project.clone(),
-                source: definition.source.clone(),
-                view: definition.name.clone(),
-                version,
+            // From the source log whenever the log alone decides the version's rows: then a
+            // version defined after its events has them at once.
+            partition: if source_rows::computable(&definition.transforms) {
+                Partition::Source {
+                    project: project.clone(),
+                    source: definition.source.clone(),
+                }
+            } else {
+                Partition::Events {
+                    project: project.clone(),
+                    source: definition.source.clone(),
+                    view: definition.name.clone(),
+                    version,
+                }
             },
+            transforms: source_rows::computable(&definition.transforms)
+                .then(|| definition.transforms.clone()),
             join_keys,
             kernel: ViewKernel::new(
                 definition

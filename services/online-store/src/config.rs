@@ -57,6 +57,14 @@ pub struct OnlineStoreConfig {
     pub export_interval: Duration,
     /// The most log entries one export range spans (bounds the exporter's memory).
     pub export_max_entries: u64,
+    /// The most staged bytes one export range holds (bounds the exporter's memory; a range
+    /// holds at least one entry).
+    pub export_max_bytes: u64,
+    /// Staged bytes not yet exported past which the leader refuses event writes
+    /// (`RESOURCE_EXHAUSTED` with `retry-after-ms`, so producers back off and nothing
+    /// acknowledged is lost) until the export catches up: an unreachable offline store must
+    /// not fill every replica's disk.
+    pub max_staged_bytes: u64,
     /// Compact a partition directory once it holds this many small files.
     pub compact_min_files: usize,
     /// The most events per backfill chunk (one Raft entry, cut anywhere, even inside an entry).
@@ -102,6 +110,8 @@ impl Default for OnlineStoreConfig {
             offline_store: String::new(),
             export_interval: Duration::from_secs(1),
             export_max_entries: 10_000,
+            export_max_bytes: 64 << 20,
+            max_staged_bytes: 1 << 30,
             compact_min_files: 8,
             backfill_chunk_rows: 20_000,
             backfill_chunk_time: Duration::from_millis(25),

@@ -94,18 +94,25 @@ pub async fn export_round(node: &Node, lake: &Lake) -> Result<Option<FileRange>,
     let mut state = node.state.export_state().map_err(internal)?;
     if state.pending_to == 0 {
         let after = state.exported_through.saturating_add(1);
-        if node
+        // The range ends where its staged entries reach the byte bound: the exporter holds one
+        // range in memory.
+        let max_entries = node.config.export_max_entries.max(1);
+        let Some((through, _)) = node
             .state
-            .staged_entries(after, u64::MAX, 1)
+            .staged_extent(
+                after,
+                usize::try_from(max_entries).unwrap_or(usize::MAX),
+                node.config.export_max_bytes,
+            )
             .map_err(internal)?
-            .is_empty()
-        {
+        else {
             return Ok(None);
-        }
+        };
         propose(
             node,
             Step::Begin(ExportBegin {
-                max_entries: node.config.export_max_entries,
+                max_entries,
+                through,
             }),
         )
         .await?;
@@ -118,6 +125,10 @@ pub async fn export_round(node: &Node, lake: &Lake) -> Result<Option<FileRange>,
         first: state.pending_from,
         last: state.pending_to,
     };
+    let bytes = node
+        .state
+        .staged_bytes(range.first, range.last)
+        .map_err(internal)?;
     let entries = node
         .state
         .staged_entries(range.first, range.last, usize::MAX)
@@ -166,6 +177,7 @@ pub async fn export_round(node: &Node, lake: &Lake) -> Result<Option<FileRange>,
         node,
         Step::Finish(ExportFinish {
             through: range.last,
+            bytes,
         }),
     )
     .await?;
@@ -208,6 +220,6 @@ fn update_lag(node: &Node) -> std::io::Result<()> {
         let now = quiver_common::clock::now_micros();
         Duration::from_micros(u64::try_from(now.saturating_sub(micros)).unwrap_or(0))
     });
-    metrics::set_export_lag(lag, state.exported_through);
+    metrics::set_export_lag(lag, state.exported_through, state.staged_bytes);
     Ok(())
 }

@@ -198,7 +198,7 @@ static EXPORTED_INDEX: LazyLock<IntGauge> = gauge!(
 static EXPORTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "quiver_export_total",
-        "What the offline export wrote, by kind: files, rows (aggregated rows), bytes, errors (failed rounds, retried).",
+        "What the offline export wrote, by kind: files, rows (aggregated rows), bytes, errors (failed rounds, retried), refused_writes (event writes refused over max_staged_bytes).",
         &["kind"]
     )
     .expect("metric registers once")
@@ -216,10 +216,21 @@ pub fn count_export_error() {
     EXPORTS.with_label_values(&["errors"]).inc();
 }
 
+/// Counts an event write refused because too much waits for export.
+pub fn count_staged_refusal() {
+    EXPORTS.with_label_values(&["refused_writes"]).inc();
+}
+
+static STAGED_BYTES: LazyLock<IntGauge> = gauge!(
+    "quiver_export_staged_bytes",
+    "Bytes of applied events waiting for the offline export; event writes are refused past max_staged_bytes."
+);
+
 /// Sets the export lag and progress.
-pub fn set_export_lag(lag: std::time::Duration, exported_index: u64) {
+pub fn set_export_lag(lag: std::time::Duration, exported_index: u64, staged_bytes: u64) {
     EXPORT_LAG.set(i64::try_from(lag.as_secs()).unwrap_or(i64::MAX));
     EXPORTED_INDEX.set(i64::try_from(exported_index).unwrap_or(i64::MAX));
+    STAGED_BYTES.set(i64::try_from(staged_bytes).unwrap_or(i64::MAX));
 }
 
 #[allow(clippy::expect_used)]

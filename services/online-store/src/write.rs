@@ -259,6 +259,36 @@ fn check_event_batches(request: &WriteEventsRequest, limit: usize) -> Result<(),
     Ok(())
 }
 
+impl Writer {
+    /// Refuses event writes while more than `max_staged_bytes` wait for the offline export.
+    fn check_staged(&self) -> Result<(), Status> {
+        let config = &self.node.config;
+        if !config.export {
+            return Ok(());
+        }
+        let staged = self
+            .node
+            .state
+            .export_state()
+            .map_err(|e| Status::internal(e.to_string()))?
+            .staged_bytes;
+        if staged <= config.max_staged_bytes {
+            return Ok(());
+        }
+        crate::metrics::count_staged_refusal();
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        let mut status = Status::resource_exhausted(format!(
+            "the offline store is behind: {:.1} MiB of events wait for export, over \
+             max_staged_bytes ({:.1} MiB); the export is failing or slow (see \
+             quiver_export_lag_seconds and the leader's log); retry later",
+            mib(staged),
+            mib(config.max_staged_bytes)
+        ));
+        status.metadata_mut().insert("retry-after-ms", 1_000.into());
+        Err(status)
+    }
+}
+
 #[tonic::async_trait]
 impl OnlineStoreService for Writer {
     async fn write_events(
@@ -271,6 +301,7 @@ impl OnlineStoreService for Writer {
         }
         let limit = self.node.config.max_rows_per_write * 10;
         check_event_batches(&request, limit).map_err(OnlineStoreError::InvalidArgument)?;
+        self.check_staged()?;
         let request_batches = request.batches.len();
         let command = command::command(Kind::Events(EventWrite {
             batches: request.batches,

@@ -621,8 +621,13 @@ pub enum BenchCommand {
         /// How long `bench push` of the same source runs for the ratio (0s: not run).
         #[arg(long, default_value = "10s")]
         push_duration: String,
+        /// The freshness producer's `linger.ms` (part of the latency measured). librdkafka's
+        /// mock broker returns one message set per partition per fetch, so a set must carry
+        /// what arrives during a fetch round trip or a backlog grows.
+        #[arg(long, default_value_t = 5)]
+        producer_linger_ms: u32,
     },
-    /// Write generated feature rows into the offline store (export layout), then time
+    /// Write generated events into the offline store as a source's log, then time
     /// point-in-time snapshots over Arrow Flight: as-of features cold and warm, and windowed.
     Snapshot {
         /// The offline store the snapshot service reads (`quiver dev`: <data-dir>/offline).

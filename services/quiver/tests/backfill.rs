@@ -20,8 +20,12 @@ use quiver_proto::serving::GetFeaturesResponse;
 use quiver_proto::types::FieldStatus;
 use quiver_tests::cluster::{channel, Cluster};
 use quiver_tests::flight::snapshot;
-use quiver_tests::offline_stack::{entity_table, now_micros, push_all, start};
-use quiver_tests::stream::{admission, generate, Event, DEFS, F_FEATURES, HOUR, MINUTE, USERS};
+use quiver_tests::offline_stack::{
+    entity_table, now_micros, push_all, start, wait_for_source_log, Stack,
+};
+use quiver_tests::stream::{
+    admission, generate, push, request, Event, DEFS, F_FEATURES, HOUR, MINUTE, USERS,
+};
 use tonic::Code;
 
 /// `DEFS` with view `f` given one more feature (its version 2) and a copy of `f` named `g`.
@@ -59,8 +63,11 @@ async fn read(
     read_checked(online, refs, as_of).await
 }
 
+/// Per feature, per user: (status, value).
+type Cells = Vec<Vec<(i32, Option<Scalar>)>>;
+
 /// Each cell as (status, value): what a comparison needs.
-fn cells(response: &GetFeaturesResponse) -> Vec<Vec<(i32, Option<Scalar>)>> {
+fn cells(response: &GetFeaturesResponse) -> Cells {
     response.results[1..]
         .iter()
         .map(|v| {
@@ -147,6 +154,57 @@ async fn read_checked(
         .map(|r| r.into_inner())
 }
 
+/// Snapshot cells of `view` that differ from `want` (per time in `times`, per feature, per
+/// user: what serving answered; INVALID cells are not compared).
+async fn snapshot_mismatches(
+    stack: &Stack,
+    view: &str,
+    times: &[i64],
+    want: &[Cells],
+) -> Result<Vec<String>, tonic::Status> {
+    let pairs: Vec<(i64, i64)> = times
+        .iter()
+        .flat_map(|t| (0..USERS).map(move |u| (u, *t)))
+        .collect();
+    let command = serde_json::json!({"project": "stream", "features": refs(view)}).to_string();
+    let answer = snapshot(&stack.offline, &command, vec![entity_table(&pairs)]).await?;
+    let cell = |row: usize, column: &str| -> Option<Scalar> {
+        let mut offset = row;
+        for b in &answer {
+            if offset < b.num_rows() {
+                return scalar_at(b.column_by_name(column).unwrap().as_ref(), offset);
+            }
+            offset -= b.num_rows();
+        }
+        None
+    };
+    let rows: usize = answer.iter().map(RecordBatch::num_rows).sum();
+    assert_eq!(rows, pairs.len());
+    let mut mismatches = Vec::new();
+    for (ti, &t) in times.iter().enumerate() {
+        for (k, name) in F_FEATURES.iter().enumerate() {
+            for (user, (status, value)) in want[ti][k].iter().enumerate() {
+                if *status == FieldStatus::Invalid as i32 {
+                    continue;
+                }
+                let offline = cell(ti * USERS as usize + user, &format!("{view}:{name}"));
+                let equal = match (value, &offline) {
+                    (Some(Scalar::Float64(a)), Some(Scalar::Float64(b))) => {
+                        (a - b).abs() <= 1e-9 * a.abs().max(1e-300)
+                    }
+                    (a, b) => a == b,
+                };
+                if !equal {
+                    mismatches.push(format!(
+                        "{view}:{name} user {user} at {t}: online {value:?}, snapshot {offline:?}"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(mismatches)
+}
+
 #[tokio::test]
 async fn a_view_applied_after_its_events_serves_what_one_there_all_along_serves() {
     let bin = Path::new(env!("CARGO_BIN_EXE_quiver"));
@@ -178,7 +236,28 @@ async fn a_view_applied_after_its_events_serves_what_one_there_all_along_serves(
         before.push(cells(&read(&online, &refs("f"), t).await.unwrap()));
     }
 
+    wait_for_source_log(&stack.store, admitted).await;
+
     apply(&stack.cluster.registry.to_string(), &later_defs()).await;
+    // `g` has training data at once: its snapshots are computed from the source log, and equal
+    // what `f` (the same definition, there all along) served, before `g`'s backfill is done.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let at_once = loop {
+        match snapshot_mismatches(&stack, "g", &times, &before).await {
+            Ok(mismatches) => break mismatches,
+            // The snapshot service learns of `g` from the registry's watch.
+            Err(status) if status.message().contains("\"g\"") && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(status) => panic!("{status:?}"),
+        }
+    };
+    assert!(
+        at_once.is_empty(),
+        "{} mismatches, e.g. {:?}",
+        at_once.len(),
+        &at_once[..at_once.len().min(5)]
+    );
     // While `f@2` backfills, `f`'s other features keep serving (from version 1) and the one only
     // version 2 has says why it cannot answer yet.
     let only_new = vec!["f:count_2h".to_string()];
@@ -253,63 +332,41 @@ async fn a_view_applied_after_its_events_serves_what_one_there_all_along_serves(
     assert!(retired.message().contains("is retired"), "{retired:?}");
 
     // Snapshots of the backfilled view equal GetFeatures at the same times.
-    let pairs: Vec<(i64, i64)> = times
-        .iter()
-        .flat_map(|t| (0..USERS).map(move |u| (u, *t)))
-        .collect();
-    let command = serde_json::json!({"project": "stream", "features": refs("g")}).to_string();
-    // The backfill's rows reach the offline store with the next export rounds.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let answer = snapshot(&stack.offline, &command, vec![entity_table(&pairs)])
-            .await
-            .unwrap();
-        let cell = |row: usize, column: &str| -> Option<Scalar> {
-            let mut offset = row;
-            for b in &answer {
-                if offset < b.num_rows() {
-                    return scalar_at(b.column_by_name(column).unwrap().as_ref(), offset);
-                }
-                offset -= b.num_rows();
-            }
-            None
-        };
-        let rows: usize = answer.iter().map(RecordBatch::num_rows).sum();
-        assert_eq!(rows, pairs.len());
-        let mut mismatches = Vec::new();
-        for (ti, &t) in times.iter().enumerate() {
-            let online_cells = cells(&read(&online, &refs("g"), t).await.unwrap());
-            for (k, name) in F_FEATURES.iter().enumerate() {
-                for (user, (status, value)) in online_cells[k].iter().enumerate() {
-                    if *status == FieldStatus::Invalid as i32 {
-                        continue;
-                    }
-                    let offline = cell(ti * USERS as usize + user, &format!("g:{name}"));
-                    let equal = match (value, &offline) {
-                        (Some(Scalar::Float64(a)), Some(Scalar::Float64(b))) => {
-                            (a - b).abs() <= 1e-9 * a.abs().max(1e-300)
-                        }
-                        (a, b) => a == b,
-                    };
-                    if !equal {
-                        mismatches.push(format!(
-                            "g:{name} user {user} at {t}: online {value:?}, snapshot {offline:?}"
-                        ));
-                    }
-                }
-            }
-        }
-        if mismatches.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} mismatches, e.g. {:?}",
-            mismatches.len(),
-            &mismatches[..mismatches.len().min(5)]
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut online_cells = Vec::new();
+    for &t in &times {
+        online_cells.push(cells(&read(&online, &refs("g"), t).await.unwrap()));
     }
+    let mismatches = snapshot_mismatches(&stack, "g", &times, &online_cells)
+        .await
+        .unwrap();
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches, e.g. {:?}",
+        mismatches.len(),
+        &mismatches[..mismatches.len().min(5)]
+    );
+
+    // Events that arrive later reach snapshots too: the snapshot service merges the new
+    // source-log files into what it loaded, and still equals serving.
+    let mut more = generate(2_000, end, 10 * MINUTE, 43);
+    for (k, e) in more.iter_mut().enumerate() {
+        e.at = end + MINUTE + k as i64 * 100_000;
+    }
+    for (i, chunk) in more.chunks(250).enumerate() {
+        push(&stack.ingest, request(chunk, "later", i as u64 + 1)).await;
+    }
+    wait_for_source_log(&stack.store, admitted + more.len()).await;
+    let later = [more.last().unwrap().at + MINUTE];
+    let online_cells = vec![cells(&read(&online, &refs("g"), later[0]).await.unwrap())];
+    let mismatches = snapshot_mismatches(&stack, "g", &later, &online_cells)
+        .await
+        .unwrap();
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches after more events, e.g. {:?}",
+        mismatches.len(),
+        &mismatches[..mismatches.len().min(5)]
+    );
 }
 
 #[tokio::test]

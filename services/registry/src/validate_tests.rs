@@ -469,3 +469,34 @@ fn an_empty_schema_is_one_error() {
         ["defs.yaml: sources[0].schema: a source needs at least one column"]
     );
 }
+
+/// Definitions arrive from any client: mutated documents (the example definitions, and the
+/// Kafka-sourced ones here) must validate or be refused with errors, never panic.
+#[test]
+fn fuzz_mutated_definitions_are_validated_or_refused() {
+    use quiver_core::mutation::{self, mutate, Rng};
+    let valid = [
+        VALID.to_string(),
+        include_str!("../../../examples/fraud.yaml").to_string(),
+    ];
+    assert!(valid.iter().all(|yaml| validate(&[Document {
+        name: "valid.yaml".into(),
+        yaml: yaml.clone(),
+    }])
+    .is_ok()));
+    let mut rng = Rng::from_env(0x5EED_DEF1_0000_0001);
+    let mut refused = 0;
+    for _ in 0..mutation::cases(3_000) {
+        let seed = rng.pick(&valid).clone().into_bytes();
+        let bytes = mutate(&mut rng, seed);
+        let document = Document {
+            name: "mutated.yaml".into(),
+            yaml: String::from_utf8_lossy(&bytes).into_owned(),
+        };
+        if let Err(errors) = validate(&[document]) {
+            assert!(errors.iter().all(|e| !e.to_string().is_empty()));
+            refused += 1;
+        }
+    }
+    assert!(refused > 0);
+}

@@ -519,29 +519,11 @@ mod tests {
             })
             .collect();
         // `make fuzz` runs more, from a fresh seed.
-        let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
-        let cases = env("QUIVER_FUZZ_CASES").unwrap_or(20_000);
-        let mut state = env("QUIVER_FUZZ_SEED")
-            .unwrap_or(0x2545_F491_4F6C_DD1D)
-            .max(1);
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        for _ in 0..cases {
-            let mut bytes = valid[next() as usize % valid.len()].clone();
-            for _ in 0..1 + next() % 3 {
-                let at = next() as usize % bytes.len().max(1);
-                match next() % 4 {
-                    0 if !bytes.is_empty() => bytes[at] ^= 1 << (next() % 8),
-                    1 if !bytes.is_empty() => bytes[at] = 0xFF,
-                    2 => bytes.truncate(at),
-                    _ => bytes.insert(at.min(bytes.len()), next() as u8),
-                }
-            }
-            let other = &valid[next() as usize % valid.len()];
+        let mut rng = crate::mutation::Rng::from_env(0x2545_F491_4F6C_DD1D);
+        for _ in 0..crate::mutation::cases(20_000) {
+            let seed = rng.pick(&valid).clone();
+            let bytes = crate::mutation::mutate(&mut rng, seed);
+            let other = rng.pick(&valid);
             let merged = merge_stored(Some(&bytes), [other.as_slice(), bytes.as_slice()]);
             assert!(TileRecord::decode(&merged).is_ok());
             let _ = merge_stored(Some(other), [bytes.as_slice()]);

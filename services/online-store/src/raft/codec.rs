@@ -89,4 +89,56 @@ mod tests {
         assert!(decode::<u64>(&[]).is_err());
         assert!(decode::<u64>(&[9, 1]).is_err());
     }
+
+    /// Raft messages arrive from the network: mutated AppendEntries and Vote requests (and
+    /// their answers) must decode or be refused, never panic or allocate what they do not hold.
+    #[test]
+    fn fuzz_mutated_raft_messages_decode_or_are_refused() {
+        use openraft::entry::RaftEntry;
+        use openraft::raft::{AppendEntriesRequest, VoteRequest, VoteResponse};
+        use quiver_core::mutation::{self, mutate, Rng};
+
+        use crate::raft::types::{Entry, Vote};
+        use crate::raft::{Command, TypeConfig};
+
+        let log_id = |index| openraft::testing::log_id::<TypeConfig>(3, 1, index);
+        let append = AppendEntriesRequest::<TypeConfig> {
+            vote: Vote::new_committed(3, 1),
+            prev_log_id: Some(log_id(9)),
+            entries: vec![
+                Entry::new_blank(log_id(10)),
+                Entry::new_normal(
+                    log_id(11),
+                    Command {
+                        write: vec![0xC1, 10, 4, 8, 1, 16, 2],
+                    },
+                ),
+                openraft::testing::membership_ent::<TypeConfig>(3, 1, 12, vec![[1, 2, 3].into()]),
+            ],
+            leader_commit: Some(log_id(10)),
+        };
+        let vote = VoteRequest::<TypeConfig> {
+            vote: Vote::new(4, 2),
+            last_log_id: Some(log_id(12)),
+            leadership_transfer: false,
+        };
+        let answer = VoteResponse::<TypeConfig>::new(Vote::new(4, 2), Some(log_id(12)), true);
+        let valid = [
+            encode(&append).unwrap(),
+            encode(&vote).unwrap(),
+            encode(&answer).unwrap(),
+        ];
+        let mut rng = Rng::from_env(0x0DDB_A11C_AFE5_EED5);
+        let mut decoded = 0;
+        for _ in 0..mutation::cases(20_000) {
+            let which = rng.below(valid.len());
+            let bytes = mutate(&mut rng, valid[which].clone());
+            decoded += usize::from(match which {
+                0 => decode::<AppendEntriesRequest<TypeConfig>>(&bytes).is_ok(),
+                1 => decode::<VoteRequest<TypeConfig>>(&bytes).is_ok(),
+                _ => decode::<VoteResponse<TypeConfig>>(&bytes).is_ok(),
+            });
+        }
+        assert!(decoded > 0, "some mutations still decode");
+    }
 }

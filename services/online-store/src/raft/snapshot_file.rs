@@ -205,4 +205,30 @@ mod tests {
         let error = open(&path).err().unwrap();
         assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof, "{error}");
     }
+
+    /// A snapshot file is read from disk and was received from another node: mutated files must
+    /// open and read to their end, or fail with an error, never panic or allocate what the file
+    /// does not hold.
+    #[test]
+    fn fuzz_mutated_snapshot_files_are_read_or_refused() {
+        use quiver_core::mutation::{self, mutate, Rng};
+        let dir = tempfile::tempdir().unwrap();
+        let meta = SnapshotMeta::default();
+        let records = (0..20u8).map(|i| Ok((vec![i; 1 + i as usize].into(), vec![7u8; 40].into())));
+        let valid = fs::read(write(dir.path(), &meta, records).unwrap()).unwrap();
+        let path = dir.path().join("mutated.snap");
+        let mut rng = Rng::from_env(0xC0FF_EE00_1234_5678);
+        let (mut opened, mut complete) = (0, 0);
+        for _ in 0..mutation::cases(2_000) {
+            fs::write(&path, mutate(&mut rng, valid.clone())).unwrap();
+            if let Ok((_, records)) = open(&path) {
+                opened += 1;
+                complete += usize::from(records.into_iter().all(|r| r.is_ok()));
+            }
+        }
+        assert!(
+            opened > 0 && complete < opened,
+            "{opened} opened, {complete} read whole"
+        );
+    }
 }

@@ -203,7 +203,7 @@ impl StateMachine {
                 applied.views_changed = true;
                 let staged = self.apply_backfill(log_index, &chunk, batch, overlay)?;
                 // Exported as the version's rows (the events are in the source log already).
-                self.stage(log_index, command.write.clone(), staged, batch)?;
+                self.stage(log_index, command.write.clone(), staged, batch, overlay)?;
             }
             Kind::Events(events) => {
                 return self.apply_events(log_index, command, events, batch, overlay, applied)
@@ -226,14 +226,17 @@ impl StateMachine {
         command: Vec<u8>,
         batches: Vec<StagedBatch>,
         batch: &mut WriteBatch,
+        overlay: &mut HashMap<Vec<u8>, Vec<u8>>,
     ) -> io::Result<()> {
         if batches.iter().all(|b| b.duplicate) {
             return Ok(());
         }
+        let staged = StagedEntry { command, batches }.encode_to_vec();
+        self.count_staged(log_index, staged.len() as u64, batch, overlay)?;
         batch.put_cf(
             self.cf(keys::CF_SM_DATA)?,
             keys::staged_key(self.group, log_index),
-            StagedEntry { command, batches }.encode_to_vec(),
+            staged,
         );
         Ok(())
     }
@@ -280,7 +283,7 @@ impl StateMachine {
         } else {
             command.write.clone()
         };
-        self.stage(log_index, command, staged, batch)?;
+        self.stage(log_index, command, staged, batch, overlay)?;
         Ok(result)
     }
 
@@ -813,6 +816,80 @@ mod tests {
     }
 
     #[test]
+    fn a_version_reading_another_source_retires_the_old_one_when_it_serves() {
+        use quiver_proto::online::{BackfillChunk, ViewBegin, ViewPhase};
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_db(dir.path(), 8 << 20).unwrap();
+        let sm = StateMachine::open(db.clone(), 1, dir.path().join("snapshots")).unwrap();
+        let t = 1_000 * 3_600_000_000i64;
+        let begin = |version: u32, source: &str| LegacyCommand {
+            view_begin: Some(ViewBegin {
+                project: "shop".into(),
+                view: "stats".into(),
+                version,
+                source: source.into(),
+            }),
+            ..LegacyCommand::default()
+        };
+        let phase = |version: u32| {
+            sm.view_state("shop", "stats", version)
+                .unwrap()
+                .unwrap()
+                .phase
+        };
+        let tiles = |version: u32| {
+            let prefix = keys::view_prefix(1, keys::Space::Tiles, "shop", "stats", version);
+            rows(&db, 1)
+                .into_iter()
+                .filter(|(k, _)| k.starts_with(&prefix))
+                .count()
+        };
+        register_view(&sm);
+        apply_one(&sm, 1, event_batch(1, t));
+        assert_eq!(tiles(1), 1);
+        // Version 2 reads `other`, which has no events: it serves at once, and version 1 (of
+        // `events`) retires, so batches of `events` stop requiring it and its tiles are gone.
+        apply_one(&sm, 2, begin(2, "other"));
+        assert_eq!(
+            (phase(1), phase(2)),
+            (ViewPhase::Retired as i32, ViewPhase::Serving as i32)
+        );
+        assert_eq!(tiles(1), 0);
+        let mut bare = event_batch(2, t);
+        bare.event_batches[0].views.clear();
+        assert!(apply_one(&sm, 3, bare).events[0].missing_views.is_empty());
+
+        // Version 3 reads `events` again, which has events: it backfills, and when it serves,
+        // version 2 (of `other`) retires too.
+        apply_one(&sm, 4, begin(3, "events"));
+        assert_eq!(phase(3), ViewPhase::Backfilling as i32);
+        assert_eq!(phase(2), ViewPhase::Serving as i32, "until 3 serves");
+        let mut chunk_batch = event_batch(0, t).event_batches.remove(0);
+        chunk_batch.producer_id.clear();
+        chunk_batch.views[0].version = 3;
+        apply_one(
+            &sm,
+            5,
+            LegacyCommand {
+                backfill: Some(BackfillChunk {
+                    project: "shop".into(),
+                    view: "stats".into(),
+                    version: 3,
+                    from: 1,
+                    through: 3,
+                    batches: vec![chunk_batch],
+                    ..BackfillChunk::default()
+                }),
+                ..LegacyCommand::default()
+            },
+        );
+        assert_eq!(
+            (phase(2), phase(3)),
+            (ViewPhase::Retired as i32, ViewPhase::Serving as i32)
+        );
+    }
+
+    #[test]
     fn view_versions_are_required_folded_backfilled_once_and_retired() {
         use quiver_proto::online::{BackfillChunk, ViewBegin, ViewPhase};
         let dir = tempfile::tempdir().unwrap();
@@ -1113,45 +1190,11 @@ mod tests {
     mod fuzz {
         use super::*;
 
-        /// xorshift64*: small, seeded, the same sequence everywhere.
-        struct Rng(u64);
-
-        impl Rng {
-            fn next(&mut self) -> u64 {
-                self.0 ^= self.0 >> 12;
-                self.0 ^= self.0 << 25;
-                self.0 ^= self.0 >> 27;
-                self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-            }
-            fn below(&mut self, n: usize) -> usize {
-                (self.next() % n.max(1) as u64) as usize
-            }
-        }
-
-        fn mutate(rng: &mut Rng, mut bytes: Vec<u8>) -> Vec<u8> {
-            for _ in 0..1 + rng.below(4) {
-                let at = rng.below(bytes.len().max(1));
-                match rng.below(5) {
-                    0 if !bytes.is_empty() => bytes[at] ^= 1 << rng.below(8),
-                    1 if !bytes.is_empty() => bytes[at] = rng.next() as u8,
-                    2 => bytes.insert(at.min(bytes.len()), rng.next() as u8),
-                    3 => bytes.truncate(at),
-                    _ if !bytes.is_empty() => {
-                        // A varint-sized length or count blown up.
-                        bytes[at] = 0xFF;
-                    }
-                    _ => bytes.push(rng.next() as u8),
-                }
-            }
-            bytes
-        }
+        use quiver_core::mutation::{self, mutate, Rng};
 
         #[test]
         fn mutated_commands_never_panic_and_replicas_stay_identical() {
-            let cases: usize = std::env::var("QUIVER_FUZZ_CASES")
-                .ok()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(1_500);
+            let cases = mutation::cases(1_500);
             let dir = tempfile::tempdir().unwrap();
             let replicas: Vec<(Arc<DB>, StateMachine)> = ["a", "b"]
                 .iter()
@@ -1230,15 +1273,9 @@ mod tests {
                     },
                 ]
             }
-            let seed = std::env::var("QUIVER_FUZZ_SEED")
-                .ok()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0x9E37_79B9_7F4A_7C15u64);
-            // Printed (with --nocapture) so a failure can be replayed.
-            eprintln!("fuzz: {cases} entries, QUIVER_FUZZ_SEED={seed}");
-            let mut rng = Rng(seed.max(1));
+            let mut rng = Rng::from_env(0x9E37_79B9_7F4A_7C15);
             for index in 1..=cases as u64 {
-                let seed = seeds[rng.below(seeds.len())].clone();
+                let seed = rng.pick(&seeds).clone();
                 // Some valid entries between the hostile ones keep the state interesting.
                 let bytes = if rng.below(4) == 0 {
                     seed

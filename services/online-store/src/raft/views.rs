@@ -9,8 +9,9 @@
 //!   log, runs the version's transforms and proposes them as `BackfillChunk`s, folded into that
 //!   version only. A version whose source had no events is serving at once.
 //! - When the backfill has covered everything before `B` the version serves, and the view's
-//!   older versions are retired: their tiles and running records are deleted as ranges. (A
-//!   version that serves at once, its source never having had events, retires nothing.)
+//!   older versions are retired, whatever source they read: their tiles and running records are
+//!   deleted as ranges, and their source stops requiring them. (A version that serves at once,
+//!   its source never having had events, retires only older versions of another source.)
 //! - A batch's events for a version the store does not know (or has retired) are not folded.
 //! - `ViewEnd` (the view was deleted from the registry) retires all of its versions.
 
@@ -161,10 +162,20 @@ impl StateMachine {
             version: begin.version,
         });
         self.put_source_views(batch, overlay, &begin.project, &begin.source, &views)?;
-        // A version that serves at once (its source has no events) retires nothing: the older
-        // versions hold no streamed data to collect, and rows written to them directly stay
-        // readable pinned (`view@N`).
-        self.put_view_state(batch, overlay, id, &state)
+        let serves_at_once = state.phase == ViewPhase::Serving as i32;
+        self.put_view_state(batch, overlay, id, &state)?;
+        // A version that serves at once (its source has no events) retires the older versions
+        // that read another source: they would go on folding that source for nothing. Older
+        // versions of the same source hold no streamed data to collect, and rows written to
+        // them directly stay readable pinned (`view@N`).
+        if serves_at_once {
+            for (old, older) in self.live_versions(overlay, id.0, id.1)? {
+                if old < id.2 && older.source != begin.source {
+                    self.retire(batch, overlay, (id.0, id.1, old), older)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Checks a backfill chunk against its version's progress: `Some(state)` if it applies (the
@@ -224,28 +235,54 @@ impl StateMachine {
         Ok(())
     }
 
-    /// Retires every older, not yet retired version of the view.
+    /// Retires every older, not yet retired version of the view (on whatever source: a new
+    /// version may read another source than the one it replaces).
     fn retire_older(
         &self,
         batch: &mut WriteBatch,
         overlay: &mut HashMap<Vec<u8>, Vec<u8>>,
         (project, view, version): (&str, &str, u32),
     ) -> io::Result<()> {
-        let Some(serving) = self.view_state_through(overlay, project, view, version)? else {
-            return Ok(());
-        };
-        let views = self.source_views(overlay, project, &serving.source)?;
-        for old in views
-            .active
-            .iter()
-            .filter(|r| r.view == view && r.version < version)
-            .map(|r| r.version)
-        {
-            if let Some(state) = self.view_state_through(overlay, project, view, old)? {
+        for (old, state) in self.live_versions(overlay, project, view)? {
+            if old < version {
                 self.retire(batch, overlay, (project, view, old), state)?;
             }
         }
         Ok(())
+    }
+
+    /// The view's versions that are not retired, with their states, through the overlay.
+    fn live_versions(
+        &self,
+        overlay: &HashMap<Vec<u8>, Vec<u8>>,
+        project: &str,
+        view: &str,
+    ) -> io::Result<Vec<(u32, ViewState)>> {
+        let mut versions: Vec<u32> = self
+            .view_states()?
+            .into_iter()
+            .filter(|((p, v, _), _)| p == project && v == view)
+            .map(|((_, _, version), _)| version)
+            .collect();
+        // Versions made earlier in this apply batch are only in the overlay.
+        let prefix = keys::view_state_key(self.group(), project, view, 0);
+        let prefix = &prefix[..prefix.len() - 4];
+        for key in overlay.keys().filter(|k| k.len() == prefix.len() + 4) {
+            if let (true, Ok(bytes)) = (key.starts_with(prefix), key[prefix.len()..].try_into()) {
+                versions.push(u32::from_be_bytes(bytes));
+            }
+        }
+        versions.sort_unstable();
+        versions.dedup();
+        let mut live = Vec::new();
+        for version in versions {
+            if let Some(state) = self.view_state_through(overlay, project, view, version)? {
+                if state.phase != ViewPhase::Retired as i32 {
+                    live.push((version, state));
+                }
+            }
+        }
+        Ok(live)
     }
 
     /// Retires one version: no longer required of event batches, not folded, its tiles and
@@ -280,20 +317,8 @@ impl StateMachine {
         batch: &mut WriteBatch,
         overlay: &mut HashMap<Vec<u8>, Vec<u8>>,
     ) -> io::Result<()> {
-        let versions: Vec<(u32, ViewState)> = self
-            .view_states()?
-            .into_iter()
-            .filter(|((p, v, _), _)| *p == end.project && *v == end.view)
-            .map(|((_, _, version), state)| (version, state))
-            .collect();
-        for (version, stored) in versions {
-            // The overlay may hold a newer state from this apply batch.
-            let state = self
-                .view_state_through(overlay, &end.project, &end.view, version)?
-                .unwrap_or(stored);
-            if state.phase != ViewPhase::Retired as i32 {
-                self.retire(batch, overlay, (&end.project, &end.view, version), state)?;
-            }
+        for (version, state) in self.live_versions(overlay, &end.project, &end.view)? {
+            self.retire(batch, overlay, (&end.project, &end.view, version), state)?;
         }
         Ok(())
     }

@@ -80,6 +80,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             rate,
             duration,
             push_duration,
+            producer_linger_ms,
         } => {
             let shape = super::bench_kafka::Shape {
                 partitions,
@@ -89,6 +90,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 rate,
                 duration: parse_duration(&duration)?,
                 push_duration: parse_duration(&push_duration)?,
+                producer_linger_ms,
             };
             super::bench_kafka::run(&args.addresses, shape).await
         }

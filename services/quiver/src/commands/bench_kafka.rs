@@ -19,7 +19,8 @@
 //!    message's latency is now minus its timestamp: event -> committed and applied on the
 //!    store's leader (servable there), including the producer's linger, the broker, the
 //!    consumer's batching and up to one poll interval. The first second is warm-up. Its producer
-//!    lingers 5 ms: the mock broker returns one produced message set per partition per fetch.
+//!    lingers `--producer-linger-ms` (5): the mock broker returns one produced message set per
+//!    partition per fetch.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -67,6 +68,8 @@ pub struct Shape {
     pub duration: Duration,
     /// How long `bench push` runs for the ratio (zero: not run).
     pub push_duration: Duration,
+    /// The freshness producer's `linger.ms`.
+    pub producer_linger_ms: u32,
 }
 
 /// The three phases' topics, sources and views.
@@ -451,8 +454,9 @@ async fn freshness(
     let (duration, users) = (shape.duration, shape.users);
     // The mock broker answers a fetch with one produced message set per partition, never more,
     // so a trickle of tiny sets (1 ms linger: 2-3 messages per partition) caps what a consumer
-    // can read at all; a 5 ms linger (counted in the latency) makes sets of about 12.
-    let producer = producer(bootstrap, 5)?;
+    // can read at all: each set must carry what arrives during a fetch round trip. The linger
+    // is counted in the latency.
+    let producer = producer(bootstrap, shape.producer_linger_ms)?;
     let writer = {
         let stamps = stamps.clone();
         let topic = names.fresh_topic.clone();

@@ -1,5 +1,5 @@
 //! `quiver bench snapshot`: point-in-time snapshot throughput. Applies a bench project, writes
-//! `--feature-rows` generated rows straight into the offline store in the export layout (as
+//! `--feature-rows` generated events straight into the offline store as the source's log (as
 //! the online store's exporter would, without pushing them through ingest), then sends an
 //! entity table of `--entity-rows` rows through the snapshot service over Arrow Flight: as-of
 //! features (`last`/`first`), first with the offline store's rows not yet loaded (cold), then
@@ -120,14 +120,13 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Writes the feature rows as export files (one log index per 1,000 rows, in time order).
+/// Writes the feature rows as the source's log, where snapshots read them (one log index per
+/// 1,000 rows, in time order).
 async fn write_feature_rows(shape: &Shape, start: i64) -> anyhow::Result<()> {
     let lake = Lake::open(&shape.store)?;
-    let partition = Partition::Events {
+    let partition = Partition::Source {
         project: PROJECT.into(),
         source: "events".into(),
-        view: "stats".into(),
-        version: 1,
     };
     let step = SPAN_MICROS / shape.feature_rows.max(1) as i64;
     let mut row = 0usize;

@@ -128,8 +128,22 @@ pub fn read_parquet(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>
     read_parquet_from(file, &path.display().to_string(), source)
 }
 
-/// Reads Parquet from `input` (a file, or an object's bytes), named `name` in errors.
+/// Reads Parquet from `input` (a file, or an object's bytes), named `name` in errors. A
+/// malformed file the `parquet` crate panics on is an error too.
 pub fn read_parquet_from(
+    input: impl parquet::file::reader::ChunkReader + 'static,
+    name: &str,
+    source: &Source,
+) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
+    match quiver_lake::event_file::contain_panics(|| {
+        Ok(read_parquet_unguarded(input, name, source))
+    }) {
+        Ok(read) => read,
+        Err(panicked) => Err(anyhow::anyhow!("{name}: {panicked}")),
+    }
+}
+
+fn read_parquet_unguarded(
     input: impl parquet::file::reader::ChunkReader + 'static,
     name: &str,
     source: &Source,
@@ -354,5 +368,67 @@ mod tests {
             error.contains("column \"colour\" is not a column of source \"transactions\""),
             "{error}"
         );
+    }
+
+    /// Pushed and loaded files come from users: mutated JSON-lines, CSV and Parquet files are
+    /// read or refused with an error, never a panic.
+    #[test]
+    fn fuzz_mutated_event_files_are_read_or_refused() {
+        use quiver_core::mutation::{self, mutate, Rng};
+        let dir = tempfile::tempdir().unwrap();
+        let parquet = dir.path().join("valid.parquet");
+        let batch = RecordBatch::try_from_iter([
+            (
+                "user_id",
+                Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef,
+            ),
+            (
+                "ts",
+                Arc::new(TimestampMicrosecondArray::from(vec![5, 6, 7])) as ArrayRef,
+            ),
+            (
+                "amount",
+                Arc::new(Float64Array::from(vec![Some(1.5), None, Some(-2.0)])) as ArrayRef,
+            ),
+            (
+                "merchant",
+                Arc::new(StringArray::from(vec!["a", "bb", "ccc"])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        write(&parquet, batch);
+        type Reader = fn(&Path, &Source) -> anyhow::Result<(Vec<String>, Vec<Row>)>;
+        let valid: [(&str, Vec<u8>, Reader); 3] = [
+            (
+                "jsonl",
+                br#"{"user_id": 1, "ts": "2026-12-06T10:00:00Z", "amount": 1.5, "merchant": "m"}
+{"user_id": 2, "ts": "2026-12-06T10:00:01.5+01:00", "amount": null}
+"#
+                .to_vec(),
+                read_jsonl,
+            ),
+            (
+                "csv",
+                b"user_id,ts,amount,merchant\n1,2026-12-06T10:00:00Z,1.5,m\n2,2026-12-06T10:00:01Z,,\"x,y\"\n"
+                    .to_vec(),
+                read_csv,
+            ),
+            ("parquet", std::fs::read(&parquet).unwrap(), read_parquet),
+        ];
+        for (_, bytes, read) in &valid {
+            let path = dir.path().join("check");
+            std::fs::write(&path, bytes).unwrap();
+            assert!(read(&path, &source()).is_ok());
+        }
+        let mut rng = Rng::from_env(0xF11E_5000_0000_0002);
+        let mut refused = [0; 3];
+        for _ in 0..mutation::cases(3_000) {
+            let which = rng.below(valid.len());
+            let (extension, bytes, read) = &valid[which];
+            let path = dir.path().join(format!("mutated.{extension}"));
+            std::fs::write(&path, mutate(&mut rng, bytes.clone())).unwrap();
+            refused[which] += usize::from(read(&path, &source()).is_err());
+        }
+        assert!(refused.iter().all(|r| *r > 0), "{refused:?}");
     }
 }

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{TimestampMicrosecondType, UInt32Type, UInt64Type};
@@ -12,9 +11,12 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use quiver_core::aggregate::FxBuildHasher;
 use quiver_core::Scalar;
 use quiver_lake::columns::{array_of, scalar_at, value_type};
-use quiver_lake::event_file::{read_parquet, ENTITY, EVENT_TIME, LOG_INDEX, ROW};
-use quiver_lake::layout::{current_files, ListedFile};
-use quiver_lake::{Lake, LakeError, Partition};
+use quiver_lake::event_file::{ENTITY, EVENT_TIME, LOG_INDEX, ROW};
+
+mod cache;
+mod extend;
+
+pub use cache::DataCache;
 
 /// A view version's rows, indexed.
 pub struct ViewData {
@@ -34,7 +36,7 @@ pub struct ViewData {
 /// Entity keys to dense ids. Keys of up to 15 bytes (one int64 is 9, a short string key
 /// fits too) are packed into a `u128` with their length: no allocation per key and no pointer
 /// to chase on a lookup (a `Vec<u8>` map spent most of a snapshot's lookups on cache misses).
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct EntityIds {
     short: HashMap<u128, u32, FxBuildHasher>,
     long: HashMap<Vec<u8>, u32, FxBuildHasher>,
@@ -83,35 +85,10 @@ impl ViewData {
         let total: usize = chunks.iter().map(RecordBatch::num_rows).sum();
         let mut ids = EntityIds::default();
         // (entity id, event time, sequence, row across chunks), sorted below.
-        let mut rows: Vec<(u32, i64, u64, u64)> = Vec::with_capacity(total);
+        let mut rows: Vec<SortKey> = Vec::with_capacity(total);
         let mut offset = 0u64;
         for chunk in &chunks {
-            let column = |name: &str| {
-                chunk
-                    .column_by_name(name)
-                    .ok_or_else(|| format!("an export file has no {name} column"))
-            };
-            let entity = column(ENTITY)?
-                .as_binary_opt::<i32>()
-                .ok_or("bad _entity type")?;
-            let event = column(EVENT_TIME)?
-                .as_primitive_opt::<TimestampMicrosecondType>()
-                .ok_or("bad _event_time type")?;
-            let log_index = column(LOG_INDEX)?
-                .as_primitive_opt::<UInt64Type>()
-                .ok_or("bad _log_index type")?;
-            let row = column(ROW)?
-                .as_primitive_opt::<UInt32Type>()
-                .ok_or("bad _row type")?;
-            for i in 0..chunk.num_rows() {
-                let id = ids.id_or_insert(entity.value(i));
-                rows.push((
-                    id,
-                    event.value(i),
-                    (log_index.value(i) << 32) | u64::from(row.value(i)),
-                    offset + i as u64,
-                ));
-            }
+            sort_keys(chunk, &mut ids, offset, &mut rows)?;
             offset += chunk.num_rows() as u64;
         }
         rows.sort_unstable();
@@ -130,6 +107,16 @@ impl ViewData {
             sequence: rows.iter().map(|r| r.2).collect(),
             columns: sorted_columns(&chunks, &rows.iter().map(|r| r.3).collect::<Vec<_>>())?,
         })
+    }
+
+    /// How many rows.
+    pub fn len(&self) -> usize {
+        self.event_micros.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.event_micros.is_empty()
     }
 
     /// The rows of `entity` (positions in sorted order).
@@ -162,6 +149,45 @@ impl ViewData {
     pub fn value(&self, column: &ColumnRef, position: usize) -> Option<Scalar> {
         scalar_at(column.0.as_ref()?.as_ref(), position)
     }
+}
+
+/// A row's place in the index: (entity id, event time, sequence, row across the chunks).
+type SortKey = (u32, i64, u64, u64);
+
+/// Appends the sort keys of `chunk`'s rows (numbered from `offset`), giving new entities ids.
+fn sort_keys(
+    chunk: &RecordBatch,
+    ids: &mut EntityIds,
+    offset: u64,
+    rows: &mut Vec<SortKey>,
+) -> Result<(), String> {
+    let column = |name: &str| {
+        chunk
+            .column_by_name(name)
+            .ok_or_else(|| format!("an export file has no {name} column"))
+    };
+    let entity = column(ENTITY)?
+        .as_binary_opt::<i32>()
+        .ok_or("bad _entity type")?;
+    let event = column(EVENT_TIME)?
+        .as_primitive_opt::<TimestampMicrosecondType>()
+        .ok_or("bad _event_time type")?;
+    let log_index = column(LOG_INDEX)?
+        .as_primitive_opt::<UInt64Type>()
+        .ok_or("bad _log_index type")?;
+    let row = column(ROW)?
+        .as_primitive_opt::<UInt32Type>()
+        .ok_or("bad _row type")?;
+    for i in 0..chunk.num_rows() {
+        let id = ids.id_or_insert(entity.value(i));
+        rows.push((
+            id,
+            event.value(i),
+            (log_index.value(i) << 32) | u64::from(row.value(i)),
+            offset + i as u64,
+        ));
+    }
+    Ok(())
 }
 
 /// Every value column of `chunks` (all but the metadata), rows reordered as `order` (row
@@ -215,87 +241,4 @@ fn sorted_columns(
         columns.insert(name, sorted);
     }
     Ok(columns)
-}
-
-/// A partition's data and the files it was loaded from.
-type Loaded = (Vec<ListedFile>, Arc<ViewData>);
-
-/// Loaded view data, reloaded when the partition's files change (an export or compaction).
-pub struct DataCache {
-    lake: Lake,
-    loaded: Mutex<HashMap<Partition, Loaded>>,
-}
-
-impl DataCache {
-    /// An empty cache over `lake`.
-    pub fn new(lake: Lake) -> Self {
-        Self {
-            lake,
-            loaded: Mutex::default(),
-        }
-    }
-
-    /// The current rows of `partition`, with the value columns `columns` (a view version
-    /// always asks for the same ones: its features' inputs).
-    pub async fn get(
-        &self,
-        partition: &Partition,
-        columns: &[String],
-    ) -> Result<Arc<ViewData>, LakeError> {
-        // A file listed may be compacted away before it is read: list again.
-        let mut attempts = 0;
-        loop {
-            match self.load(partition, columns).await {
-                Err(e) if e.is_not_found() && attempts < 5 => attempts += 1,
-                other => return other,
-            }
-        }
-    }
-
-    async fn load(
-        &self,
-        partition: &Partition,
-        columns: &[String],
-    ) -> Result<Arc<ViewData>, LakeError> {
-        let mut wanted: Vec<String> = [ENTITY, EVENT_TIME, LOG_INDEX, ROW]
-            .map(String::from)
-            .to_vec();
-        wanted.extend(columns.iter().cloned());
-        let files = current_files(self.lake.list(&partition.dir()).await?);
-        if let Ok(loaded) = self.loaded.lock() {
-            if let Some((listed, data)) = loaded.get(partition) {
-                if *listed == files {
-                    return Ok(data.clone());
-                }
-            }
-        }
-        let mut chunks = Vec::new();
-        for file in &files {
-            let bytes = self.lake.get(&file.path).await?;
-            let path = file.path.to_string();
-            let wanted = wanted.clone();
-            let batches = tokio::task::spawn_blocking(move || {
-                let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
-                read_parquet(bytes, Some(&names))
-            })
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r)
-            .map_err(|reason| LakeError::File { path, reason })?;
-            chunks.extend(batches);
-        }
-        let data = tokio::task::spawn_blocking(move || ViewData::index(chunks))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r)
-            .map_err(|reason| LakeError::File {
-                path: partition.dir().to_string(),
-                reason,
-            })?;
-        let data = Arc::new(data);
-        if let Ok(mut loaded) = self.loaded.lock() {
-            loaded.insert(partition.clone(), (files, data.clone()));
-        }
-        Ok(data)
-    }
 }

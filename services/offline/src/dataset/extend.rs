@@ -1,0 +1,195 @@
+//! Extending an index with rows exported since it was built: the new rows are sorted on their
+//! own and merged into the sorted arrays in one pass, so a snapshot taken while events stream
+//! in pays for what is new, not for reloading and re-sorting the whole view.
+
+use arrow_array::{Array, ArrayRef, RecordBatch};
+
+use super::{sort_keys, sorted_columns, SortKey, ViewData};
+
+/// Where a merged row comes from: 0 the existing index, 1 the new rows (`interleave`'s array).
+type Origin = (usize, usize);
+
+impl ViewData {
+    /// This index with the rows of `chunks` added: the same as indexing every row at once.
+    /// `None` when a value column's type differs between the two (the caller indexes again).
+    pub fn extend(&self, chunks: &[RecordBatch]) -> Result<Option<Self>, String> {
+        let mut ids = self.ids.clone();
+        let mut added: Vec<SortKey> = Vec::new();
+        let mut offset = 0u64;
+        for chunk in chunks {
+            sort_keys(chunk, &mut ids, offset, &mut added)?;
+            offset += chunk.num_rows() as u64;
+        }
+        added.sort_unstable();
+
+        let total = self.len() + added.len();
+        let mut ranges = Vec::with_capacity(ids.len());
+        let mut event_micros = Vec::with_capacity(total);
+        let mut sequence = Vec::with_capacity(total);
+        let mut origins: Vec<Origin> = Vec::with_capacity(total);
+        let mut next_added = 0;
+        for id in 0..ids.len() as u32 {
+            let start = event_micros.len() as u32;
+            let (mut old, old_end) = self
+                .ranges
+                .get(id as usize)
+                .map_or((0, 0), |&(s, e)| (s as usize, e as usize));
+            let new_end = next_added + added[next_added..].partition_point(|r| r.0 == id);
+            // Both runs are sorted by (event time, sequence): merge them.
+            while old < old_end || next_added < new_end {
+                let take_old = next_added == new_end
+                    || (old < old_end
+                        && (self.event_micros[old], self.sequence[old])
+                            <= (added[next_added].1, added[next_added].2));
+                if take_old {
+                    event_micros.push(self.event_micros[old]);
+                    sequence.push(self.sequence[old]);
+                    origins.push((0, old));
+                    old += 1;
+                } else {
+                    let row = &added[next_added];
+                    event_micros.push(row.1);
+                    sequence.push(row.2);
+                    origins.push((1, row.3 as usize));
+                    next_added += 1;
+                }
+            }
+            ranges.push((start, event_micros.len() as u32));
+        }
+
+        // The new rows' columns in arrival order, then every column merged.
+        let arrival: Vec<u64> = (0..offset).collect();
+        let mut fresh = sorted_columns(chunks, &arrival)?;
+        let mut columns = std::collections::HashMap::new();
+        let names: Vec<String> = self
+            .columns
+            .keys()
+            .chain(fresh.keys())
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for name in names {
+            let old = self.columns.get(&name).cloned();
+            let new = fresh.remove(&name);
+            let data_type = match (&old, &new) {
+                (Some(o), Some(n)) if o.data_type() != n.data_type() => return Ok(None),
+                (Some(a), _) | (None, Some(a)) => a.data_type().clone(),
+                (None, None) => continue,
+            };
+            let old = old.unwrap_or_else(|| arrow_array::new_null_array(&data_type, self.len()));
+            let new = new.unwrap_or_else(|| arrow_array::new_null_array(&data_type, added.len()));
+            let merged: ArrayRef =
+                arrow_select::interleave::interleave(&[old.as_ref(), new.as_ref()], &origins)
+                    .map_err(|e| format!("column {name:?}: {e}"))?;
+            columns.insert(name, merged);
+        }
+        Ok(Some(Self {
+            ids,
+            ranges,
+            event_micros,
+            sequence,
+            columns,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use quiver_core::{Scalar, ValueType};
+    use quiver_lake::event_file::{Column, EventRows};
+
+    use super::*;
+
+    /// Rows of `entities` entities (keys of one and of twenty bytes), times out of order.
+    fn chunk(first_index: u64, rows: usize, seed: u64, with_note: bool) -> RecordBatch {
+        let mut state = seed;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            state >> 33
+        };
+        let mut events = EventRows::default();
+        let mut amounts = Vec::new();
+        let mut notes = Vec::new();
+        for i in 0..rows {
+            let entity = next() % 7;
+            events.log_index.push(first_index + i as u64 / 3);
+            events.row.push((i % 3) as u32);
+            events.event_micros.push((next() % 50) as i64);
+            events.ingested_micros.push(0);
+            events.entity.push(if entity == 6 {
+                vec![6; 20]
+            } else {
+                vec![entity as u8]
+            });
+            amounts.push((next() % 4 != 0).then(|| Scalar::Float64(next() as f64)));
+            notes.push(Some(Scalar::String(format!("n{i}"))));
+        }
+        events.columns.push(Column {
+            name: "amount".into(),
+            value_type: ValueType::Float64,
+            values: amounts,
+        });
+        if with_note {
+            events.columns.push(Column {
+                name: "note".into(),
+                value_type: ValueType::String,
+                values: notes,
+            });
+        }
+        events.to_batch().unwrap()
+    }
+
+    fn same(a: &ViewData, b: &ViewData) {
+        assert_eq!(a.len(), b.len());
+        for key in [
+            vec![0u8],
+            vec![1],
+            vec![2],
+            vec![3],
+            vec![4],
+            vec![5],
+            vec![6; 20],
+        ] {
+            let (ra, rb) = (a.entity(&key), b.entity(&key));
+            assert_eq!(ra.clone().map(|r| r.len()), rb.clone().map(|r| r.len()));
+            let (Some(ra), Some(rb)) = (ra, rb) else {
+                continue;
+            };
+            for (pa, pb) in ra.zip(rb) {
+                assert_eq!(a.event_micros(pa), b.event_micros(pb));
+                assert_eq!(a.sequence(pa), b.sequence(pb));
+                for name in ["amount", "note"] {
+                    assert_eq!(
+                        a.value(&a.column(name), pa),
+                        b.value(&b.column(name), pb),
+                        "{name}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_extended_index_equals_one_built_from_every_row() {
+        let old = vec![chunk(1, 300, 1, true), chunk(101, 90, 2, true)];
+        // New rows: a new entity, earlier event times than some old rows, a column the old
+        // rows did not have and one the new rows lack.
+        let new = vec![chunk(200, 120, 3, false), chunk(240, 60, 4, true)];
+        let all: Vec<RecordBatch> = old.iter().chain(&new).cloned().collect();
+        let whole = ViewData::index(all).unwrap();
+        let extended = ViewData::index(old).unwrap().extend(&new).unwrap().unwrap();
+        same(&whole, &extended);
+        // Extending an empty index is indexing.
+        let from_empty = ViewData::index(Vec::new())
+            .unwrap()
+            .extend(&new)
+            .unwrap()
+            .unwrap();
+        same(&ViewData::index(new).unwrap(), &from_empty);
+    }
+}
