@@ -201,22 +201,30 @@ def check_profile(r, profile, docs, voters, all_on, helm, example, values=None):
             jc = job["spec"]["template"]["spec"]["containers"][0]
             members = env_of(jc).get("MEMBERS", "").split(",")
             advertise = env_of(c).get("QUIVER__ONLINE_STORE__ADVERTISE", "")
-            expected = [f"{ids[i]}=" + advertise.replace("$(POD_NAME)", f'{sts["metadata"]["name"]}-{i}')
+            peer_advertise = env_of(c).get("QUIVER__ONLINE_STORE__PEER_ADVERTISE", "")
+            pod = lambda i: f'{sts["metadata"]["name"]}-{i}'
+            expected = [f"{ids[i]}=" + advertise.replace("$(POD_NAME)", pod(i))
+                        + "@" + peer_advertise.replace("$(POD_NAME)", pod(i))
                         for i in range(voters)]
-            r.check(profile, "init Job --members match the voters' ids and advertised addresses",
+            r.check(profile, "init Job --members match the voters' ids and advertised client@peer addresses",
                     members == expected, f"{members} != {expected}")
             r.check(profile, "voter addresses are host:port (no scheme)",
                     "://" not in advertise and re.fullmatch(r"[\w.$()-]+:\d+", advertise) is not None, advertise)
             job_script = script_of(jc)
             r.check(profile, "init Job runs `quiver cluster init --online <pod 0> --members`",
                     'quiver cluster init --online "$ONLINE" --members "$MEMBERS"' in job_script
-                    and env_of(jc).get("ONLINE") == expected[0].split("=", 1)[1])
+                    and env_of(jc).get("ONLINE") == expected[0].split("=", 1)[1].split("@")[0])
             if helm:
                 # `helm install --wait` waits for Readiness before running hooks, and voters are
                 # Ready only once initialised: as a hook, init would never run.
                 r.check(profile, "init Job is a plain Job, not a Helm hook",
                         not any(k.startswith("helm.sh/hook") for k in job["metadata"].get("annotations", {})),
                         str(job["metadata"].get("annotations")))
+
+    # The peer port (Raft): declared by every online-store pod, listened on as [online_store]
+    # peer_listen says, advertised on it, published by the headless Services and by no client
+    # Service (clients must never reach Raft).
+    check_peer_port(r, profile, docs, services, config_of(docs))
 
     # Registry: sled is single-writer.
     reg = one(docs, "StatefulSet", "registry")
@@ -256,6 +264,10 @@ def check_profile(r, profile, docs, voters, all_on, helm, example, values=None):
     r.check(profile, "read replicas rendered only when enabled",
             bool(of_kind(docs, "StatefulSet", "online-store-reader")) == all_on)
 
+    config = config_of(docs)
+    tls_on = config.get("tls", {}).get("enabled", False) is True
+    check_trust(r, profile, docs, config)
+
     # Every workload, read replicas too: liveness and startup are HTTP GET /healthz on the http
     # port, which answers as long as the process runs (a voter waiting for `quiver cluster init`,
     # or a role waiting for the registry, must not be restarted); readiness is the native gRPC
@@ -270,10 +282,17 @@ def check_profile(r, profile, docs, voters, all_on, helm, example, values=None):
             r.check(profile, f"{name} liveness and startup probes are HTTP GET /healthz on the http port",
                     all(is_healthz(p, http) for p in alive.values()), str(alive))
             ready = c.get("readinessProbe", {})
-            r.check(profile, f'{name} readiness probe is gRPC health (service "") on the gRPC port',
-                    grpc is not None and (ready.get("grpc") or {}).get("port") == grpc
-                    and (ready.get("grpc") or {}).get("service", "") == ""
-                    and not {"httpGet", "exec", "tcpSocket"} & set(ready), str(ready))
+            if tls_on:
+                # The kubelet's gRPC probe speaks no TLS; /readyz carries the same readiness.
+                r.check(profile, f"{name} readiness probe is HTTP GET /readyz on the http port (TLS on)",
+                        (ready.get("httpGet") or {}).get("path") == "/readyz"
+                        and (ready.get("httpGet") or {}).get("port") in ("http", http)
+                        and not {"grpc", "exec", "tcpSocket"} & set(ready), str(ready))
+            else:
+                r.check(profile, f'{name} readiness probe is gRPC health (service "") on the gRPC port',
+                        grpc is not None and (ready.get("grpc") or {}).get("port") == grpc
+                        and (ready.get("grpc") or {}).get("service", "") == ""
+                        and not {"httpGet", "exec", "tcpSocket"} & set(ready), str(ready))
         routed = [s for s in services.values() if selects(s["spec"].get("selector"), pod_labels(w))
                   and any(p["name"] == "grpc" and p.get("targetPort") == "grpc" for p in s["spec"]["ports"])]
         r.check(profile, f"{name} is behind a Service on its grpc port", bool(routed))
@@ -385,9 +404,10 @@ def check_profile(r, profile, docs, voters, all_on, helm, example, values=None):
         r.check(profile, "read replicas' data dir is a subdirectory of their volume",
                 len(mount) == 1 and data_dir.startswith(mount[0].rstrip("/") + "/"), f"{data_dir} {mount}")
         joined = re.sub(r"\\\n\s*", "", start)  # undo shell line continuations
-        r.check(profile, "read replicas join as learners: persisted id, else a fresh one from --node-id auto",
-                'quiver cluster add-learner --online "$VOTERS" --node-id "$node_id" --address "$self"' in joined
-                and 'quiver cluster add-learner --online "$VOTERS" --node-id auto --address "$self" --output json' in joined)
+        r.check(profile, "read replicas join as learners with their peer address: persisted id, else a fresh one from --node-id auto",
+                'quiver cluster add-learner --online "$VOTERS" --node-id "$node_id" --address "$self" --peer-address "$peer"' in joined
+                and 'quiver cluster add-learner --online "$VOTERS" --node-id auto --address "$self" --peer-address "$peer" --output json' in joined
+                and 'peer="$QUIVER__ONLINE_STORE__PEER_ADVERTISE"' in start)
         r.check(profile, "read replicas drop data dir and id together when the id is refused as reused",
                 "never reused" in start and f'rm -rf "$data_dir"' in start and f"data_dir={data_dir}\n" in start
                 and "learner-node-id" in start)
@@ -412,6 +432,70 @@ def check_profile(r, profile, docs, voters, all_on, helm, example, values=None):
         r.check(profile, "helm test checks gRPC health of every client Service", probed == clients, f"{probed} != {clients}")
         monitors = of_kind(docs, "ServiceMonitor")
         r.check(profile, f"ServiceMonitor {'rendered' if all_on else 'absent'}", bool(monitors) == all_on)
+
+
+def config_of(docs):
+    """The rendered quiver.toml (the ConfigMap's), parsed; {} if absent."""
+    for cm in of_kind(docs, "ConfigMap"):
+        text = cm.get("data", {}).get("quiver.toml")
+        if text:
+            return tomllib.loads(text)
+    return {}
+
+
+def check_trust(r, profile, docs, config):
+    """With [auth] on, every container that runs quiver (servers, the init Job) gets the
+    cluster-internal credential from a Secret, never a literal; with [tls] on, each mounts the
+    TLS Secret where [tls] points and the helm test probes speak TLS."""
+    auth_on = config.get("auth", {}).get("enabled", False) is True
+    tls = config.get("tls", {})
+    tls_on = tls.get("enabled", False) is True
+    pods = [(f'{w["kind"]}/{w["metadata"]["name"]}', w["spec"]["template"]["spec"])
+            for w in of_kind(docs, "Deployment") + of_kind(docs, "StatefulSet") + of_kind(docs, "Job")]
+    for name, spec in pods:
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        for c in spec["containers"]:
+            env = {e["name"]: e for e in c.get("env", [])}
+            if auth_on:
+                token = env.get("QUIVER__AUTH__INTERNAL_TOKEN", {})
+                r.check(profile, f"{name}/{c['name']} gets the internal credential from a Secret",
+                        "secretKeyRef" in (token.get("valueFrom") or {}) and "value" not in token, str(token))
+            if tls_on:
+                mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+                wanted = {str(pathlib.PurePosixPath(tls.get(k, "")).parent) for k in ("cert", "key", "ca")}
+                ok = len(wanted) == 1 and all(
+                    w in mounts and "secret" in volumes.get(mounts[w]["name"], {}) for w in wanted)
+                r.check(profile, f"{name}/{c['name']} mounts the TLS Secret where [tls] points", ok,
+                        f"{wanted} {list(mounts)}")
+    if tls_on:
+        tests = [p for p in of_kind(docs, "Pod") if p["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
+        r.check(profile, "helm test probes speak TLS",
+                bool(tests) and all("-tls" in c.get("args", []) for p in tests for c in p["spec"]["containers"]))
+
+
+def check_peer_port(r, profile, docs, services, config):
+    peer_listen = config.get("online_store", {}).get("peer_listen", "")
+    listen_port = int(peer_listen.rsplit(":", 1)[1]) if ":" in peer_listen else None
+    r.check(profile, "[online_store] peer_listen is set (host:port)", listen_port is not None, peer_listen)
+    for comp in ("online-store", "online-store-reader"):
+        for w in of_kind(docs, "StatefulSet", comp):
+            c = w["spec"]["template"]["spec"]["containers"][0]
+            ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+            r.check(profile, f"{comp} pods declare the peer port peer_listen names",
+                    ports.get("peer") == listen_port and ports.get("peer") != ports.get("grpc"), str(ports))
+            advertise = env_of(c).get("QUIVER__ONLINE_STORE__PEER_ADVERTISE", "")
+            r.check(profile, f"{comp} advertises its peer port (host:port)",
+                    advertise.endswith(f":{listen_port}") and "://" not in advertise, advertise)
+            headless = services.get(w["spec"].get("serviceName"), {})
+            r.check(profile, f"{comp} headless Service publishes the peer port",
+                    any(p.get("targetPort") == "peer" and p.get("port") == listen_port
+                        for p in headless.get("spec", {}).get("ports", [])), str(headless.get("spec", {}).get("ports")))
+    for name, svc in services.items():
+        if svc["spec"].get("clusterIP") == "None":
+            continue
+        exposed = [p for p in svc["spec"].get("ports", [])
+                   if p.get("targetPort") in ("peer", listen_port) or p.get("name") == "peer"]
+        r.check(profile, f"client Service {name} does not expose the peer port", not exposed, str(exposed))
 
 
 def main():

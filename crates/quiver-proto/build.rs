@@ -19,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "quiver/online/v1/online.proto",
         "quiver/raft/v1/raft.proto",
         "quiver/compute/v1/compute.proto",
+        "quiver/auth/v1/auth.proto",
     ]
     .map(|p| root.join(p));
     let out = PathBuf::from(std::env::var("OUT_DIR")?);

@@ -75,6 +75,7 @@ pub async fn channel(address: &str) -> Result<Channel, Status> {
 struct NodeProcess {
     process: Option<QuiverProcess>,
     grpc: SocketAddr,
+    peer: SocketAddr,
     http: SocketAddr,
     data: PathBuf,
 }
@@ -164,6 +165,7 @@ impl Cluster {
             .map(|(id, n)| Member {
                 node_id: *id,
                 address: n.grpc.to_string(),
+                peer_address: n.peer.to_string(),
             })
             .collect();
         cluster
@@ -220,6 +222,7 @@ impl Cluster {
             NodeProcess {
                 process: None,
                 grpc,
+                peer: free_address(),
                 http: free_address(),
                 data,
             },
@@ -249,6 +252,11 @@ impl Cluster {
                 ("QUIVER__ENDPOINTS__REGISTRY", self.registry.to_string()),
                 ("QUIVER__ONLINE_STORE__NODE_ID", id.to_string()),
                 ("QUIVER__ONLINE_STORE__ADVERTISE", node.grpc.to_string()),
+                ("QUIVER__ONLINE_STORE__PEER_LISTEN", node.peer.to_string()),
+                (
+                    "QUIVER__ONLINE_STORE__PEER_ADVERTISE",
+                    node.peer.to_string(),
+                ),
                 (
                     "QUIVER__ONLINE_STORE__DATA_DIR",
                     node.data.display().to_string(),
@@ -366,6 +374,11 @@ impl Cluster {
     /// Node `id`'s gRPC address.
     pub fn address(&self, id: u64) -> String {
         self.nodes[&id].grpc.to_string()
+    }
+
+    /// Node `id`'s peer address (Raft).
+    pub fn peer_address(&self, id: u64) -> String {
+        self.nodes[&id].peer.to_string()
     }
 
     /// The ids of running nodes.

@@ -110,11 +110,16 @@ Takes a dict: root, i.
 {{- printf "%s-%d.%s:%d" (include "quiver.componentName" (dict "root" .root "name" "online-store")) (int .i) (include "quiver.onlineStore.peerSuffix" .root) (int .root.Values.ports.grpc) }}
 {{- end }}
 
-{{/* --members value for `quiver cluster init`: 1=<pod 0>:7070,2=<pod 1>:7070,... (host:port). */}}
+{{/* Peer address (host:port) voter ordinal .i advertises: <sts>-<i>.<headless suffix>:<peer>. Takes a dict: root, i. */}}
+{{- define "quiver.onlineStore.voterPeerAddress" -}}
+{{- printf "%s-%d.%s:%d" (include "quiver.componentName" (dict "root" .root "name" "online-store")) (int .i) (include "quiver.onlineStore.peerSuffix" .root) (int .root.Values.ports.peer) }}
+{{- end }}
+
+{{/* --members value for `quiver cluster init`: 1=<pod 0>:7070@<pod 0>:7076,... (client@peer). */}}
 {{- define "quiver.onlineStore.members" -}}
 {{- $members := list }}
 {{- range $i := until (int .Values.onlineStore.replicas) }}
-{{- $members = append $members (printf "%s=%s" (include "quiver.onlineStore.voterId" (dict "root" $ "i" $i)) (include "quiver.onlineStore.voterAddress" (dict "root" $ "i" $i))) }}
+{{- $members = append $members (printf "%s=%s@%s" (include "quiver.onlineStore.voterId" (dict "root" $ "i" $i)) (include "quiver.onlineStore.voterAddress" (dict "root" $ "i" $i)) (include "quiver.onlineStore.voterPeerAddress" (dict "root" $ "i" $i))) }}
 {{- end }}
 {{- join "," $members }}
 {{- end }}
@@ -189,6 +194,11 @@ ports:
   - name: http
     containerPort: {{ .root.Values.ports.http }}
     protocol: TCP
+  {{- if .peer }}
+  - name: peer
+    containerPort: {{ .root.Values.ports.peer }}
+    protocol: TCP
+  {{- end }}
 {{- $probes := .root.Values.probes }}
 startupProbe:
   httpGet:
@@ -196,9 +206,16 @@ startupProbe:
     port: http
   {{- toYaml $probes.startup | nindent 2 }}
 readinessProbe:
+  {{- if .root.Values.tls.enabled }}
+  # The kubelet's gRPC probe speaks no TLS: /readyz reports the same readiness over HTTP.
+  httpGet:
+    path: /readyz
+    port: http
+  {{- else }}
   grpc:
     port: {{ .root.Values.ports.grpc }}
     service: {{ $probes.service | quote }}
+  {{- end }}
   {{- toYaml $probes.readiness | nindent 2 }}
 livenessProbe:
   httpGet:
@@ -223,6 +240,55 @@ resources:
   valueFrom:
     fieldRef:
       fieldPath: metadata.namespace
+{{- include "quiver.trustEnv" .root }}
+{{- end }}
+
+{{/*
+Env of every container that runs quiver (servers, the init Job, `quiver cluster` in scripts):
+the cluster-internal credential as the server's [auth] internal_token and as the CLI's
+QUIVER_TOKEN, and the CA for the CLI. Takes the root context.
+*/}}
+{{- define "quiver.trustEnv" -}}
+{{- if .Values.auth.enabled }}
+{{- if not .Values.auth.internalTokenSecret.name }}
+{{- fail "auth.enabled needs auth.internalTokenSecret.name (a Secret with the cluster-internal credential)" }}
+{{- end }}
+- name: QUIVER__AUTH__INTERNAL_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.auth.internalTokenSecret.name }}
+      key: {{ .Values.auth.internalTokenSecret.key }}
+- name: QUIVER_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.auth.internalTokenSecret.name }}
+      key: {{ .Values.auth.internalTokenSecret.key }}
+{{- end }}
+{{- if .Values.tls.enabled }}
+- name: QUIVER_CA_CERT
+  value: /etc/quiver-tls/ca.crt
+{{- end }}
+{{- end }}
+
+{{/* The TLS Secret's mount (tls.enabled): tls.crt, tls.key, ca.crt under /etc/quiver-tls. */}}
+{{- define "quiver.tlsVolumeMount" -}}
+{{- if .Values.tls.enabled }}
+- name: tls
+  mountPath: /etc/quiver-tls
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "quiver.tlsVolume" -}}
+{{- if .Values.tls.enabled }}
+{{- if not .Values.tls.secretName }}
+{{- fail "tls.enabled needs tls.secretName (a Secret with tls.crt, tls.key and ca.crt)" }}
+{{- end }}
+- name: tls
+  secret:
+    secretName: {{ .Values.tls.secretName }}
+    defaultMode: 0440
+{{- end }}
 {{- end }}
 
 {{/* Env of pods that open the offline store (online store, offline): offlineStore.env. */}}
@@ -254,6 +320,7 @@ envFrom:
   readOnly: true
 - name: tmp
   mountPath: /tmp
+{{- include "quiver.tlsVolumeMount" .root }}
 {{- end }}
 
 {{- define "quiver.volumes" -}}
@@ -262,6 +329,7 @@ envFrom:
     name: {{ include "quiver.fullname" . }}-config
 - name: tmp
   emptyDir: {}
+{{- include "quiver.tlsVolume" . }}
 {{- end }}
 
 {{/* ---- generic per-component resources ---- */}}
@@ -305,6 +373,14 @@ spec:
       port: {{ .root.Values.ports.http }}
       targetPort: http
       protocol: TCP
+    {{- if and .headless .peer }}
+    # Raft between nodes: on the headless Service only, never on the client Service.
+    - name: peer
+      port: {{ .root.Values.ports.peer }}
+      targetPort: peer
+      protocol: TCP
+      appProtocol: grpc
+    {{- end }}
 {{- end }}
 
 {{/* autoscaling/v2 HPA. Extra dict key: kind (Deployment or StatefulSet); uses .c.autoscaling. */}}

@@ -2,9 +2,9 @@
 `quiver dev` ports, overridden by `QUIVER_REGISTRY`, `QUIVER_INGEST`, `QUIVER_ONLINE`,
 `QUIVER_OFFLINE`), credentials from `QUIVER_TOKEN` and `QUIVER_CA_CERT`.
 
-Security is not built on the server yet: it ignores the `authorization` metadata and serves
-plaintext. The client already sends `authorization: Bearer <token>` when given a token and
-speaks TLS, trusting `ca_cert`, when given one, so callers can configure it now.
+The client sends `authorization: Bearer <token>` when given a token and speaks TLS, trusting
+`ca_cert`, when given one: what a cluster with auth and TLS on (`quiver dev --secure`,
+docs/security.md) requires.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def free_port_base(span: int = 6) -> int:
+def free_port_base(span: int = 7) -> int:
     """The first of `span` consecutive free loopback ports (released again: a small race with
     other processes, which the tests accept, as the Rust tests do)."""
     for _ in range(200):

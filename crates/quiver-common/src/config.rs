@@ -105,6 +105,43 @@ impl Default for Endpoints {
     }
 }
 
+/// Who may call what (`[auth]`, docs/security.md).
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Require a credential on every RPC but health: client RPCs a token with the RPC's role
+    /// and project, peer ports and cluster-internal RPCs the internal token.
+    pub enabled: bool,
+    /// The cluster-internal credential: a random secret of at least 32 characters shared by
+    /// every Quiver process of the cluster (set it through `QUIVER__AUTH__INTERNAL_TOKEN`, from
+    /// a Secret). It may call everything; it also bootstraps the first admin token.
+    pub internal_token: String,
+    /// How often a process reloads the token table from the registry: a new or revoked token
+    /// takes effect everywhere within about this long.
+    #[serde(with = "duration_text")]
+    pub refresh_interval: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            internal_token: String::new(),
+            refresh_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("enabled", &self.enabled)
+            .field("internal_token", &"<redacted>")
+            .field("refresh_interval", &self.refresh_interval)
+            .finish()
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]

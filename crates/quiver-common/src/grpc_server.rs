@@ -3,7 +3,9 @@
 //! It wires the cross-cutting layers once: a tracing span per request, per-RPC metrics, a
 //! request timeout and a process-wide concurrency limit; `grpc.health.v1` health for every
 //! service added; server reflection of Quiver's and the health protos; and a graceful shutdown
-//! that flips health to NOT_SERVING, stops accepting, and drains within a deadline.
+//! that flips health to NOT_SERVING, stops accepting, and drains within a deadline. When the
+//! process has turned auth on ([`crate::auth::install`]), every request is authenticated first
+//! (client ports: per-method roles; peer ports: the cluster-internal credential only).
 
 use std::convert::Infallible;
 
@@ -23,6 +25,7 @@ use crate::telemetry::traces_enabled;
 use crate::trace_context::continue_remote_trace;
 use tracing::Level;
 
+use crate::auth::AuthLayer;
 use crate::config::GrpcConfig;
 use crate::metrics::RpcMetricsLayer;
 use crate::readiness::Readiness;
@@ -38,6 +41,8 @@ pub struct GrpcServer {
     /// Peer services (Raft, cluster admin): SERVING while the server runs, ready or not.
     peer_service_names: Vec<&'static str>,
     readiness: Option<Readiness>,
+    /// A peer port: only other Quiver processes may call it.
+    peer_port: bool,
 }
 
 impl GrpcServer {
@@ -50,7 +55,15 @@ impl GrpcServer {
             service_names: Vec::new(),
             peer_service_names: Vec::new(),
             readiness: None,
+            peer_port: false,
         }
+    }
+
+    /// Makes this server a peer port: with auth on, every RPC but health needs the
+    /// cluster-internal credential.
+    pub fn peer_port(mut self) -> Self {
+        self.peer_port = true;
+        self
     }
 
     /// Reports the client services (and `""`) SERVING only while `readiness` says ready.
@@ -141,6 +154,11 @@ impl GrpcServer {
             .layer(GlobalConcurrencyLimitLayer::new(
                 self.config.concurrency_limit,
             ))
+            .layer(if self.peer_port {
+                AuthLayer::peers(crate::auth::installed())
+            } else {
+                AuthLayer::clients(crate::auth::installed())
+            })
             .into_inner();
         let address = listener.local_addr()?;
         tracing::info!(role = self.role, %address, "grpc server listening");
@@ -160,7 +178,11 @@ impl GrpcServer {
                     .await;
             }
         };
-        let server = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = crate::tls::server_config(self.peer_port) {
+            builder = builder.tls_config(tls)?;
+        }
+        let server = builder
             .timeout(self.config.request_timeout)
             .layer(layers)
             .add_routes(self.routes.routes())

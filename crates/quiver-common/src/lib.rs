@@ -4,6 +4,8 @@
 //!
 //! Services depend on this crate; it must never depend on a service or on storage engines.
 
+pub mod auth;
+pub mod client_channel;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -17,11 +19,12 @@ pub mod readiness;
 pub mod registry_cache;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 pub mod trace_context;
 pub mod uri;
 pub mod view_feed;
 
-pub use config::{load_config, Endpoints, GrpcConfig, HttpConfig, LogConfig};
+pub use config::{load_config, AuthConfig, Endpoints, GrpcConfig, HttpConfig, LogConfig};
 pub use error::{ErrorCode, ServiceError};
 pub use grpc_server::GrpcServer;
 pub use readiness::Readiness;

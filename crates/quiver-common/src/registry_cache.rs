@@ -15,10 +15,9 @@ use quiver_proto::registry::{
     DescribeRequest, ObjectKind, RegistryObject, WatchEvent, WatchRequest,
 };
 use tokio::sync::watch;
-use tonic::transport::Endpoint;
 
+use crate::client_channel::{authorized, endpoint};
 use crate::readiness::Readiness;
-use crate::uri::http_uri;
 use crate::Shutdown;
 
 /// A feature view version.
@@ -214,7 +213,7 @@ impl RegistryCache {
             revision,
             registry: registry.to_string(),
         };
-        let uri = http_uri(registry);
+        let uri = registry.to_string();
         tokio::spawn(async move {
             let mut from_revision = 0;
             loop {
@@ -285,12 +284,8 @@ impl RegistryCache {
         if let Some(view) = self.catalog().view_version(project, name, version) {
             return Some(view.clone());
         }
-        let channel = Endpoint::from_shared(http_uri(&self.registry))
-            .ok()?
-            .connect()
-            .await
-            .ok()?;
-        let response = RegistryServiceClient::new(channel)
+        let channel = endpoint(&self.registry).ok()?.connect().await.ok()?;
+        let response = RegistryServiceClient::new(authorized(channel))
             .describe(DescribeRequest {
                 project: project.to_string(),
                 kind: ObjectKind::FeatureView as i32,
@@ -324,11 +319,11 @@ async fn follow(
     revision: &watch::Sender<Option<u64>>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
-    let channel = Endpoint::from_shared(uri.to_string())?
+    let channel = endpoint(uri)?
         .connect_timeout(Duration::from_secs(2))
         .connect()
         .await?;
-    let mut stream = RegistryServiceClient::new(channel)
+    let mut stream = RegistryServiceClient::new(authorized(channel))
         .watch(WatchRequest {
             from_revision,
             project: String::new(),

@@ -60,6 +60,13 @@ pub mod pb {
                 tonic::include_proto!("quiver.compute.v1");
             }
         }
+        /// `quiver.auth.*`.
+        pub mod auth {
+            /// `quiver.auth.v1`.
+            pub mod v1 {
+                tonic::include_proto!("quiver.auth.v1");
+            }
+        }
         /// `quiver.offline.*`.
         pub mod offline {
             /// `quiver.offline.v1`.
@@ -70,6 +77,7 @@ pub mod pb {
     }
 }
 
+pub use pb::quiver::auth::v1 as auth;
 pub use pb::quiver::compute::v1 as compute;
 pub use pb::quiver::ingest::v1 as ingest;
 pub use pb::quiver::offline::v1 as offline;

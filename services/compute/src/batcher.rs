@@ -11,11 +11,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use quiver_common::client_channel::{authorized, endpoint, AuthChannel};
 use quiver_common::clock::now_micros;
 use quiver_common::leader_hint::with_leader;
 use quiver_common::registry_cache::{Catalog, RegistryCache};
 use quiver_common::trace_context::traced;
-use quiver_common::uri::http_uri;
 use quiver_common::Shutdown;
 use quiver_core::aggregate::TileRecord;
 use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
@@ -24,7 +24,6 @@ use quiver_proto::online::{
     WriteEventsRequest, WriteEventsResponse,
 };
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
-use tonic::transport::{Channel, Endpoint};
 use tonic::Status;
 use tracing::Instrument;
 
@@ -323,7 +322,7 @@ impl Batcher {
 /// The online store, reached through whichever node leads.
 pub(crate) struct Store {
     address: String,
-    channels: Mutex<HashMap<String, Channel>>,
+    channels: Mutex<HashMap<String, AuthChannel>>,
 }
 
 impl Store {
@@ -334,7 +333,7 @@ impl Store {
         }
     }
 
-    fn client(&self, target: &str) -> Result<OnlineStoreServiceClient<Channel>, Status> {
+    fn client(&self, target: &str) -> Result<OnlineStoreServiceClient<AuthChannel>, Status> {
         let mut channels = self
             .channels
             .lock()
@@ -342,14 +341,18 @@ impl Store {
         let channel = match channels.get(target) {
             Some(channel) => channel.clone(),
             None => {
-                let channel = Endpoint::from_shared(http_uri(target))
-                    .map_err(|e| {
-                        Status::invalid_argument(format!("online store address {target:?}: {e}"))
-                    })?
-                    .connect_timeout(Duration::from_secs(2))
-                    .timeout(Duration::from_secs(30))
-                    .tcp_nodelay(true)
-                    .connect_lazy();
+                let channel = authorized(
+                    endpoint(target)
+                        .map_err(|e| {
+                            Status::invalid_argument(format!(
+                                "online store address {target:?}: {e}"
+                            ))
+                        })?
+                        .connect_timeout(Duration::from_secs(2))
+                        .timeout(Duration::from_secs(30))
+                        .tcp_nodelay(true)
+                        .connect_lazy(),
+                );
                 channels.insert(target.to_string(), channel.clone());
                 channel
             }

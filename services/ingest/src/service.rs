@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::{Stream, StreamExt};
+use quiver_common::auth::{check_project, Caller};
+use quiver_common::client_channel::{authorized, endpoint, AuthChannel};
 use quiver_common::clock::now_micros;
 use quiver_common::registry_cache::RegistryCache;
 use quiver_common::trace_context::traced;
-use quiver_common::uri::http_uri;
 use quiver_proto::compute::compute_service_client::ComputeServiceClient;
 use quiver_proto::ingest::ingest_service_server::IngestService;
 use quiver_proto::ingest::{
@@ -16,7 +17,6 @@ use quiver_proto::ingest::{
 };
 use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::IngestConfig;
@@ -34,7 +34,7 @@ const REGISTRY_WAIT: Duration = Duration::from_secs(5);
 pub struct Ingest {
     config: IngestConfig,
     registry: RegistryCache,
-    compute: ComputeServiceClient<Channel>,
+    compute: ComputeServiceClient<AuthChannel>,
     inflight: Arc<Semaphore>,
     kafka: StatusBoard,
 }
@@ -48,12 +48,12 @@ impl Ingest {
     ) -> anyhow::Result<Self> {
         // A stalled compute must not hold ingest's in-flight budget forever: the producer gets
         // DEADLINE_EXCEEDED and retries (idempotently).
-        let channel = Endpoint::from_shared(http_uri(compute))?
+        let channel = endpoint(compute)?
             .connect_timeout(Duration::from_secs(2))
             .timeout(COMPUTE_TIMEOUT)
             .tcp_nodelay(true)
             .connect_lazy();
-        let compute = ComputeServiceClient::new(channel)
+        let compute = ComputeServiceClient::new(authorized(channel))
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20);
         Ok(Self {
@@ -66,7 +66,7 @@ impl Ingest {
     }
 
     /// The compute client (shared with the Kafka consumers).
-    pub fn compute(&self) -> ComputeServiceClient<Channel> {
+    pub fn compute(&self) -> ComputeServiceClient<AuthChannel> {
         self.compute.clone()
     }
 
@@ -76,8 +76,13 @@ impl Ingest {
         self
     }
 
-    /// Validates, forwards and waits for one batch.
-    async fn push_one(&self, request: PushRequest) -> Result<PushResponse, Status> {
+    /// Validates, forwards and waits for one batch, once `caller` (with auth on) is known to
+    /// cover its project.
+    async fn push_one(
+        &self,
+        request: PushRequest,
+        caller: Option<&Caller>,
+    ) -> Result<PushResponse, Status> {
         let rows = request.rows.len() as u64;
         let (request_producer, request_epoch) =
             (request.producer_id.clone(), request.producer_epoch);
@@ -92,6 +97,7 @@ impl Ingest {
                 crate::metrics::count("invalid", rows);
                 Status::invalid_argument(e.0)
             })?;
+        check_project(caller, &batch.project)?;
         if rows as usize > self.config.max_inflight_rows {
             crate::metrics::count("invalid", rows);
             return Err(Status::invalid_argument(format!(
@@ -158,7 +164,10 @@ type AckStream = Pin<Box<dyn Stream<Item = Result<PushAck, Status>> + Send>>;
 #[tonic::async_trait]
 impl IngestService for Ingest {
     async fn push(&self, request: Request<PushRequest>) -> Result<Response<PushResponse>, Status> {
-        self.push_one(request.into_inner()).await.map(Response::new)
+        let caller = Caller::of(&request);
+        self.push_one(request.into_inner(), caller.as_ref())
+            .await
+            .map(Response::new)
     }
 
     type PushStreamStream = AckStream;
@@ -167,9 +176,14 @@ impl IngestService for Ingest {
         &self,
         request: Request<KafkaStatusRequest>,
     ) -> Result<Response<KafkaStatusResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
+        let mut sources = self.kafka.list(&request.project, &request.source);
+        if let Some(caller) = &caller {
+            sources.retain(|s| caller.projects.contains(&s.project));
+        }
         Ok(Response::new(KafkaStatusResponse {
-            sources: self.kafka.list(&request.project, &request.source),
+            sources,
             process: std::env::var("HOSTNAME").unwrap_or_default(),
         }))
     }
@@ -182,6 +196,7 @@ impl IngestService for Ingest {
         &self,
         request: Request<Streaming<PushRequest>>,
     ) -> Result<Response<Self::PushStreamStream>, Status> {
+        let caller = Caller::of(&request);
         let mut inbound = request.into_inner();
         let (acks, outbound) = mpsc::channel(16);
         let this = self.clone();
@@ -195,7 +210,7 @@ impl IngestService for Ingest {
                     }
                 };
                 let sequence = request.sequence;
-                let (ack, failed) = match this.push_one(request).await {
+                let (ack, failed) = match this.push_one(request, caller.as_ref()).await {
                     Ok(response) => (
                         PushAck {
                             sequence,

@@ -19,6 +19,7 @@ use arrow_flight::{
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
 use futures::{StreamExt, TryStreamExt};
+use quiver_common::auth::{check_project, Caller};
 use quiver_common::registry_cache::RegistryCache;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
@@ -123,6 +124,7 @@ impl FlightService for SnapshotService {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        let caller = Caller::of(&request);
         let mut input = request.into_inner();
         let first = input.message().await?.ok_or_else(|| {
             Status::invalid_argument(
@@ -140,6 +142,7 @@ impl FlightService for SnapshotService {
             })
             .and_then(|d| crate::command::decode(&d.cmd).map_err(Status::invalid_argument))?;
         let plan = Arc::new(snapshot::plan(&self.registry, &command).await?);
+        check_project(caller.as_ref(), &plan.project)?;
         let mut data = Vec::with_capacity(plan.views.len());
         for view in &plan.views {
             let loaded = self

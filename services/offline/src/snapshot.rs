@@ -32,6 +32,8 @@ const PARALLEL_MIN_ROWS: usize = 8_192;
 
 /// A resolved snapshot request.
 pub struct SnapshotPlan {
+    /// The project, resolved.
+    pub project: String,
     /// The entity table's timestamp column.
     pub timestamp_column: String,
     /// The view versions read.
@@ -232,6 +234,7 @@ pub async fn plan(
         ));
     }
     Ok(SnapshotPlan {
+        project: project.clone(),
         timestamp_column: if command.timestamp_column.is_empty() {
             DEFAULT_TIMESTAMP_COLUMN.into()
         } else {

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use quiver_proto::online::cluster_admin_service_client::ClusterAdminServiceClient;
 use quiver_proto::online::cluster_admin_service_server::ClusterAdminService;
 use quiver_proto::online::{
     AddLearnerRequest, CompactRequest, CompactResponse, InitializeRequest, InitializeResponse,
@@ -13,6 +14,7 @@ use quiver_proto::online::{
 use tonic::{Request, Response, Status};
 
 use crate::error::OnlineStoreError;
+use crate::member_address::{is_host_port, MemberAddress};
 use crate::node::Node;
 use crate::raft::types::{ChangeMembers, Node as NodeAddress, ServerState};
 
@@ -64,38 +66,78 @@ impl Admin {
             })
     }
 
-    fn parse_member(member: &Member) -> Result<(u64, NodeAddress), OnlineStoreError> {
-        Self::parse_address(member)?;
-        if member.node_id == 0 {
-            return Err(OnlineStoreError::InvalidArgument(
-                "member.node_id: must be 1 or more".into(),
-            ));
-        }
+    /// The member's id and addresses. An empty `peer_address` is asked of the member itself
+    /// (this node answers from its config): nodes advertise their peer port in `Status`.
+    async fn resolve_member(
+        &self,
+        member: &Member,
+    ) -> Result<(u64, MemberAddress), OnlineStoreError> {
+        Self::check_address("member.address", &member.address, member.node_id)?;
+        let peer = if !member.peer_address.is_empty() {
+            Self::check_address("member.peer_address", &member.peer_address, member.node_id)?;
+            member.peer_address.clone()
+        } else if member.node_id == self.node.config.node_id
+            && member.address == self.node.config.advertise
+        {
+            self.node.config.peer_advertise.clone()
+        } else {
+            advertised_peer_address(&member.address).await?
+        };
         Ok((
             member.node_id,
-            NodeAddress {
-                addr: member.address.clone(),
+            MemberAddress {
+                client: member.address.clone(),
+                peer,
             },
         ))
     }
 
-    fn parse_address(member: &Member) -> Result<(), OnlineStoreError> {
-        if member.address.trim().is_empty() || !member.address.contains(':') {
+    fn check_address(field: &str, address: &str, node_id: u64) -> Result<(), OnlineStoreError> {
+        if !is_host_port(address) {
             return Err(OnlineStoreError::InvalidArgument(format!(
-                "member.address: {:?} is not host:port (node {})",
-                member.address, member.node_id
+                "{field}: {address:?} is not host:port (node {node_id})"
             )));
         }
         Ok(())
     }
 }
 
+/// Asks the node at `address` (its client port) which peer address it advertises.
+async fn advertised_peer_address(address: &str) -> Result<String, OnlineStoreError> {
+    let unreachable = |e: &dyn std::fmt::Display| {
+        OnlineStoreError::Unavailable(format!(
+            "cannot ask the node at {address} for its peer address ({e}); start it first, or give \
+             the member's peer address explicitly"
+        ))
+    };
+    let channel = quiver_common::client_channel::endpoint(address)
+        .map_err(|e| OnlineStoreError::InvalidArgument(e.to_string()))?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .map_err(|e| unreachable(&e))?;
+    let status = ClusterAdminServiceClient::new(quiver_common::client_channel::authorized(channel))
+        .status(StatusRequest {})
+        .await
+        .map_err(|e| unreachable(&e.message()))?
+        .into_inner();
+    if status.peer_address.is_empty() {
+        return Err(unreachable(&"it advertises no peer address"));
+    }
+    Ok(status.peer_address)
+}
+
 fn to_members(nodes: &BTreeMap<u64, NodeAddress>) -> Vec<Member> {
     nodes
         .iter()
-        .map(|(id, n)| Member {
-            node_id: *id,
-            address: n.addr.clone(),
+        .map(|(id, n)| {
+            let address = MemberAddress::of(n);
+            Member {
+                node_id: *id,
+                address: address.client,
+                peer_address: address.peer,
+            }
         })
         .collect()
 }
@@ -119,8 +161,23 @@ impl ClusterAdminService for Admin {
         }
         let mut members = BTreeMap::new();
         for member in &request.members {
-            let (id, node) = Admin::parse_member(member)?;
-            if members.insert(id, node).is_some() {
+            if member.node_id == 0 {
+                return Err(OnlineStoreError::InvalidArgument(
+                    "member.node_id: must be 1 or more".into(),
+                )
+                .into());
+            }
+            if members.contains_key(&member.node_id) {
+                return Err(OnlineStoreError::InvalidArgument(format!(
+                    "members: node id {} is listed twice",
+                    member.node_id
+                ))
+                .into());
+            }
+        }
+        for member in &request.members {
+            let (id, address) = self.resolve_member(member).await?;
+            if members.insert(id, address.to_node()).is_some() {
                 return Err(OnlineStoreError::InvalidArgument(format!(
                     "members: node id {id} is listed twice"
                 ))
@@ -161,14 +218,18 @@ impl ClusterAdminService for Admin {
         let member = request
             .member
             .ok_or_else(|| OnlineStoreError::InvalidArgument("member: required".into()))?;
-        Admin::parse_address(&member)?;
+        Admin::check_address("member.address", &member.address, member.node_id)?;
         self.require_leader()?;
         self.wait_membership_settled().await?;
         let (voters, learners) = self.node.members();
         let current = voters
             .get(&member.node_id)
             .or_else(|| learners.get(&member.node_id));
-        if current.is_some_and(|n| n.addr == member.address) {
+        if current.is_some_and(|n| {
+            let known = MemberAddress::of(n);
+            known.client == member.address
+                && (member.peer_address.is_empty() || known.peer == member.peer_address)
+        }) {
             // Already a member at this address (e.g. a restarted replica): nothing to do.
             let index = self
                 .node
@@ -192,9 +253,8 @@ impl ClusterAdminService for Admin {
             }
             id => id,
         };
-        let node = NodeAddress {
-            addr: member.address.clone(),
-        };
+        let (_, address) = self.resolve_member(&member).await?;
+        let node = address.to_node();
         let response = self
             .node
             .raft
@@ -319,6 +379,7 @@ impl ClusterAdminService for Admin {
                 .export_state()
                 .map_err(internal)?
                 .exported_through,
+            peer_address: self.node.config.peer_advertise.clone(),
         }))
     }
 

@@ -1,5 +1,6 @@
 //! The online store's configuration section (`[online_store]`).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,8 +15,14 @@ pub struct OnlineStoreConfig {
     pub data_dir: PathBuf,
     /// This node's Raft id: unique forever, never reused (1 or more).
     pub node_id: u64,
-    /// This node's gRPC address as its peers and clients reach it (host:port).
+    /// This node's client gRPC address as clients reach it (host:port): leader hints point
+    /// here.
     pub advertise: String,
+    /// Where the peer port listens: Raft and node-to-node calls, never client RPCs.
+    pub peer_listen: SocketAddr,
+    /// This node's peer address as the other nodes reach it (host:port): recorded in the
+    /// membership, used by Raft.
+    pub peer_advertise: String,
     /// Leader heartbeat period; keep it well under half of `election_timeout_min`.
     #[serde(with = "duration_text")]
     pub heartbeat_interval: Duration,
@@ -97,6 +104,8 @@ impl Default for OnlineStoreConfig {
             data_dir: PathBuf::from("./quiver-data/online-store"),
             node_id: 1,
             advertise: "127.0.0.1:7073".into(),
+            peer_listen: SocketAddr::from(([0, 0, 0, 0], 7076)),
+            peer_advertise: "127.0.0.1:7076".into(),
             // fsync on a shared 2-core machine can take tens of milliseconds: generous timers.
             heartbeat_interval: Duration::from_millis(150),
             election_timeout_min: Duration::from_millis(1_000),

@@ -14,6 +14,7 @@ pub mod error;
 pub mod export;
 pub mod export_rows;
 pub mod keys;
+pub mod member_address;
 pub mod metrics;
 pub mod node;
 pub mod producer_progress;
@@ -38,18 +39,25 @@ pub use error::OnlineStoreError;
 /// Largest gRPC message the store accepts (write batches, Raft payloads).
 const MAX_MESSAGE: usize = 256 << 20;
 
-/// Starts the node and serves it on `listener` until `shutdown` triggers, then stops Raft.
-/// `registry` is the registry's address (host:port).
+/// Starts the node and serves it until `shutdown` triggers, then stops Raft: client RPCs on
+/// `listener`, Raft and node-to-node calls on `peer_listener` (the peer port). `registry` is
+/// the registry's address (host:port).
 pub async fn serve(
     config: &OnlineStoreConfig,
     grpc: &GrpcConfig,
     registry: &str,
     listener: TcpListener,
+    peer_listener: TcpListener,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let cache = RegistryCache::start(registry, shutdown.clone());
     let node = node::Node::start(config.clone(), cache).await?;
-    tracing::info!(node_id = config.node_id, advertise = %config.advertise, "online store node started");
+    tracing::info!(
+        node_id = config.node_id,
+        advertise = %config.advertise,
+        peer_advertise = %config.peer_advertise,
+        "online store node started"
+    );
     metrics::export_raft_metrics(node.raft.clone(), shutdown.clone());
     let exporter = if config.export {
         let lake = quiver_lake::Lake::open(&config.offline_store_url())?;
@@ -70,13 +78,23 @@ pub async fn serve(
         raft::server::RaftServer::new(node.raft.clone(), config.data_dir.join("incoming"));
     let readiness = quiver_common::Readiness::new("online-store", "starting");
     node.track_readiness(readiness.clone());
-    let result = GrpcServer::new("online-store", grpc)
-        .ready_when(readiness)
+    // The peer port: only other nodes call it (replication, votes, snapshots, the leader's
+    // committed index). No client service is served here.
+    let peers = GrpcServer::new("online-store-peer", grpc)
+        .peer_port()
+        // Its own services answer at once; "" follows the node's readiness (one role in /readyz).
+        .ready_when(readiness.clone())
         .add_peer_service(
             RaftServiceServer::new(raft_server)
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         )
+        .add_peer_service(ClusterAdminServiceServer::new(admin::Admin::new(
+            node.clone(),
+        )))
+        .serve(peer_listener, shutdown.clone());
+    let clients = GrpcServer::new("online-store", grpc)
+        .ready_when(readiness)
         .add_service(
             OnlineStoreServiceServer::new(write::Writer::new(node.clone()))
                 .max_decoding_message_size(MAX_MESSAGE),
@@ -88,12 +106,12 @@ pub async fn serve(
             ServingServiceServer::new(serving::Serving::new(node.clone()))
                 .max_encoding_message_size(MAX_MESSAGE),
         )
-        .serve(listener, shutdown)
-        .await;
+        .serve(listener, shutdown.clone());
+    let (clients, peers) = tokio::join!(clients, peers);
     if let Some(exporter) = exporter {
         let _ = exporter.await;
     }
     let _ = views.await;
     node.shutdown().await;
-    result
+    clients.and(peers)
 }

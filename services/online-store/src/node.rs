@@ -12,6 +12,7 @@ use crate::config::OnlineStoreConfig;
 use openraft::async_runtime::WatchReceiver;
 
 use crate::error::OnlineStoreError;
+use crate::member_address::MemberAddress;
 use crate::raft::network::Network;
 use crate::raft::types::{
     ClientWriteError, Config, Metrics, Node as NodeAddress, RaftError, ServerState,
@@ -170,15 +171,20 @@ impl Node {
         self.raft.metrics().borrow_watched().clone()
     }
 
-    /// The current leader's address, if known.
+    /// The current leader's client address, if known.
     pub fn leader_address(&self) -> Option<String> {
+        self.leader_addresses().map(|a| a.client)
+    }
+
+    /// The current leader's client and peer addresses, if known.
+    pub fn leader_addresses(&self) -> Option<MemberAddress> {
         let metrics = self.metrics();
         let leader = metrics.current_leader?;
         metrics
             .membership_config
             .membership()
             .get_node(&leader)
-            .map(|n| n.addr.clone())
+            .map(MemberAddress::of)
     }
 
     /// Whether this node is the leader now.
@@ -201,7 +207,7 @@ impl Node {
                 OnlineStoreError::NotLeader {
                     leader: forward
                         .leader_node
-                        .map(|n| n.addr)
+                        .map(|n| MemberAddress::of(&n).client)
                         .or_else(|| self.leader_address()),
                     reason: None,
                 }
@@ -273,14 +279,17 @@ fn read_lag_verdict(
     Ok(())
 }
 
-/// Keeps `leader_committed` current on non-leaders by asking the leader's admin service; stops
-/// when the node is dropped.
+/// Keeps `leader_committed` current on non-leaders by asking the leader's admin service on its
+/// peer port; stops when the node is dropped.
 fn poll_leader_commit(node: Weak<Node>) {
     tokio::spawn(async move {
         loop {
             let Some(this) = node.upgrade() else { return };
             let interval = this.config.read_lag_poll_interval;
-            let leader = (!this.is_leader()).then(|| this.leader_address()).flatten();
+            let leader = (!this.is_leader())
+                .then(|| this.leader_addresses())
+                .flatten()
+                .map(|a| a.peer);
             drop(this);
             if let Some(leader) = leader {
                 if let Some(committed) = leader_committed_index(&leader).await {
@@ -297,15 +306,14 @@ fn poll_leader_commit(node: Weak<Node>) {
 
 async fn leader_committed_index(leader: &str) -> Option<u64> {
     use quiver_proto::online::cluster_admin_service_client::ClusterAdminServiceClient;
-    let uri = quiver_common::uri::http_uri(leader);
-    let channel = tonic::transport::Endpoint::from_shared(uri)
+    let channel = quiver_common::client_channel::endpoint(leader)
         .ok()?
         .connect_timeout(std::time::Duration::from_secs(1))
         .timeout(std::time::Duration::from_secs(2))
         .connect()
         .await
         .ok()?;
-    let status = ClusterAdminServiceClient::new(channel)
+    let status = ClusterAdminServiceClient::new(quiver_common::client_channel::authorized(channel))
         .status(quiver_proto::online::StatusRequest {})
         .await
         .ok()?

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use quiver_common::auth::{check_project, Caller};
 use quiver_common::registry_cache::Catalog;
 use quiver_core::aggregate::TileRecord;
 use quiver_core::tiling::ViewAggregates;
@@ -337,6 +338,7 @@ impl OnlineStoreService for Writer {
         &self,
         request: Request<ViewStatesRequest>,
     ) -> Result<Response<ViewStatesResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let states = self
             .node
@@ -348,6 +350,7 @@ impl OnlineStoreService for Writer {
             .filter(|((project, view, _), _)| {
                 (request.project.is_empty() || *project == request.project)
                     && (request.view.is_empty() || *view == request.view)
+                    && caller.as_ref().is_none_or(|c| c.projects.contains(project))
             })
             .map(|((project, view, version), state)| ViewVersionState {
                 project,
@@ -382,11 +385,16 @@ impl OnlineStoreService for Writer {
         &self,
         request: Request<WriteRequest>,
     ) -> Result<Response<WriteResponse>, Status> {
+        let caller = Caller::of(&request);
         let mut request = request.into_inner();
         if !self.node.is_leader() {
             return Err(self.node.not_leader().into());
         }
         self.validate(&mut request).await?;
+        // Rows are pinned to their concrete project now.
+        for row in &request.rows {
+            check_project(caller.as_ref(), &row.project)?;
+        }
         let request_rows = request.rows.len() as u64;
         // Only the rows, the writer and its sequence reach the log.
         let command = command::command(Kind::Rows(RowWrite {

@@ -2,7 +2,7 @@
 //! (host:port), defaulting to the ports `quiver dev` uses.
 
 use clap::Args;
-use quiver_common::uri::http_uri;
+use quiver_common::client_channel::{authorized, AuthChannel};
 use quiver_proto::online::cluster_admin_service_client::ClusterAdminServiceClient;
 use quiver_proto::registry::registry_service_client::RegistryServiceClient;
 use quiver_proto::serving::serving_service_client::ServingServiceClient;
@@ -47,7 +47,7 @@ pub struct Addresses {
 
 impl Addresses {
     /// A client of the registry.
-    pub async fn registry(&self) -> anyhow::Result<RegistryServiceClient<Channel>> {
+    pub async fn registry(&self) -> anyhow::Result<RegistryServiceClient<AuthChannel>> {
         let channel = connect(&self.registry, "registry").await?;
         // Definitions documents can be large; allow generous messages.
         Ok(RegistryServiceClient::new(channel).max_decoding_message_size(64 << 20))
@@ -55,22 +55,28 @@ impl Addresses {
 }
 
 /// A client of the online store's cluster admin service at `address`.
-pub async fn admin_client(address: &str) -> anyhow::Result<ClusterAdminServiceClient<Channel>> {
+pub async fn admin_client(address: &str) -> anyhow::Result<ClusterAdminServiceClient<AuthChannel>> {
     Ok(ClusterAdminServiceClient::new(
         connect(address, "online").await?,
     ))
 }
 
 /// A client of the serving API at `address`.
-pub async fn serving_client(address: &str) -> anyhow::Result<ServingServiceClient<Channel>> {
+pub async fn serving_client(address: &str) -> anyhow::Result<ServingServiceClient<AuthChannel>> {
     Ok(ServingServiceClient::new(connect(address, "online").await?)
         .max_decoding_message_size(256 << 20))
 }
 
-/// Connects to `address`, explaining what to check when it is not there.
-pub async fn connect(address: &str, what: &str) -> anyhow::Result<Channel> {
-    let endpoint = Channel::from_shared(http_uri(address))
-        .map_err(|e| anyhow::anyhow!("invalid {what} address {address:?}: {e}"))?
+/// Connects to `address`, explaining what to check when it is not there. The channel carries
+/// `--token` (if given).
+pub async fn connect(address: &str, what: &str) -> anyhow::Result<AuthChannel> {
+    connect_plain(address, what).await.map(authorized)
+}
+
+/// As [`connect`], without the token (for clients that add headers themselves: Flight).
+pub async fn connect_plain(address: &str, what: &str) -> anyhow::Result<Channel> {
+    let endpoint = quiver_common::client_channel::endpoint(address)
+        .map_err(|e| anyhow::anyhow!("{what}: {e}"))?
         .connect_timeout(std::time::Duration::from_secs(5));
     endpoint.connect().await.map_err(|e| {
         anyhow::anyhow!("cannot reach the {what} at {address}: {e} (is `quiver dev` running, or is --{what} right?)")

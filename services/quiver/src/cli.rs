@@ -13,6 +13,14 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// The access token client commands send (`authorization: Bearer`), when the cluster
+    /// has auth on (docs/security.md).
+    #[arg(long, global = true, env = "QUIVER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The cluster's CA certificate (PEM): client commands connect over TLS and trust it
+    /// (`quiver dev --secure` writes `<data-dir>/tls/ca.pem`).
+    #[arg(long, global = true, env = "QUIVER_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// The subcommands.
@@ -44,6 +52,49 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// Load generators for the online store (see docs/benchmarks.md).
     Bench(BenchArgs),
+    /// Create, list and revoke access tokens (admin).
+    Token(TokenArgs),
+}
+
+/// `quiver token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: TokenCommand,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t, global = true)]
+    pub output: Output,
+    /// Where the registry is (tokens live there).
+    #[command(flatten)]
+    pub addresses: Addresses,
+}
+
+/// Token subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (shown once; only its digest is kept).
+    Create {
+        /// reader, writer (implies reader), editor (implies writer) or admin (everything).
+        #[arg(long)]
+        role: String,
+        /// A project the token may act on; repeat for several. None: every project.
+        #[arg(long = "project")]
+        projects: Vec<String>,
+        /// Lifetime, e.g. `30d` or `12h`; none: no expiry.
+        #[arg(long)]
+        ttl: Option<String>,
+        /// Who or what it is for.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List tokens (ids, roles, projects, expiry, revoked; never secrets).
+    List,
+    /// Revoke a token by id (`t_...`): every process refuses it within seconds.
+    Revoke {
+        /// The token's id.
+        id: String,
+    },
 }
 
 /// `quiver snapshot`.
@@ -167,7 +218,8 @@ pub struct DevArgs {
     /// Where every role keeps its state.
     #[arg(long, default_value = "./quiver-data")]
     pub data_dir: PathBuf,
-    /// Ports: P registry, P+1 ingest, P+2 compute, P+3 online store, P+4 offline, P+5 HTTP.
+    /// Ports: P registry, P+1 ingest, P+2 compute, P+3 online store, P+4 offline, P+5 HTTP,
+    /// P+6 the online store's peer port (Raft).
     #[arg(long, default_value_t = 7070)]
     pub port_base: u16,
     /// Definitions (files or directories) to apply once the registry is up.
@@ -177,6 +229,11 @@ pub struct DevArgs {
     /// of history, then this many events a second, live). 0 turns the demo off.
     #[arg(long, default_value_t = 200)]
     pub demo_rate: u32,
+    /// Turn auth and TLS on: every client RPC needs a token and TLS. An admin token is written
+    /// to `<data-dir>/admin.token`, a CA and a certificate for 127.0.0.1/localhost under
+    /// `<data-dir>/tls/` (clients: `--ca-cert <data-dir>/tls/ca.pem`); see docs/security.md.
+    #[arg(long)]
+    pub secure: bool,
 }
 
 /// `quiver serve`.
@@ -392,7 +449,9 @@ pub struct ClusterArgs {
 pub enum ClusterCommand {
     /// This node's view: role, leader, term, log and membership.
     Status,
-    /// Initialise a new cluster with its first voters (`--members 1=host:port,2=host:port`).
+    /// Initialise a new cluster with its first voters (`--members 1=host:port,2=host:port`;
+    /// `id=host:port@peerhost:peerport` gives a peer address, otherwise each node is asked for
+    /// the one it advertises).
     Init {
         /// The first voters, `id=host:port`, comma-separated.
         #[arg(long, value_delimiter = ',', required = true)]
@@ -404,9 +463,13 @@ pub enum ClusterCommand {
         /// one (printed; with `--output json`, as `node_id`).
         #[arg(long, value_parser = parse_node_id)]
         node_id: u64,
-        /// The node's gRPC address, host:port.
+        /// The node's client gRPC address, host:port.
         #[arg(long)]
         address: String,
+        /// The node's peer address (host:port), where Raft reaches it. Default: the one the
+        /// node advertises (`online_store.peer_advertise`), asked of it at `--address`.
+        #[arg(long)]
+        peer_address: Option<String>,
         /// Return only once the learner has caught up.
         #[arg(long)]
         wait: bool,

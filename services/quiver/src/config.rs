@@ -1,7 +1,7 @@
 //! The configuration of a `quiver` process: the shared sections plus each role's own.
 //! See `config/quiver.example.toml` for every key.
 
-use quiver_common::{Endpoints, GrpcConfig, HttpConfig, LogConfig};
+use quiver_common::{AuthConfig, Endpoints, GrpcConfig, HttpConfig, LogConfig};
 use quiver_compute::ComputeConfig;
 use quiver_ingest::IngestConfig;
 use quiver_offline::OfflineConfig;
@@ -19,6 +19,10 @@ pub struct QuiverConfig {
     pub http: HttpConfig,
     /// `[log]`: logging.
     pub log: LogConfig,
+    /// `[auth]`: tokens and the cluster-internal credential.
+    pub auth: AuthConfig,
+    /// `[tls]`: TLS on every port, mutual TLS on peer ports.
+    pub tls: quiver_common::tls::TlsConfig,
     /// `[endpoints]`: where this process reaches the other roles.
     pub endpoints: Endpoints,
     /// `[registry]`: the registry role.

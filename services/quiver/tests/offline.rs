@@ -489,7 +489,7 @@ async fn the_training_walkthrough_works_against_quiver_dev() {
     let bin = Path::new(env!("CARGO_BIN_EXE_quiver"));
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = tempfile::tempdir().unwrap();
-    let base = free_port_block(6);
+    let base = free_port_block(7);
     let address = |offset: u16| format!("127.0.0.1:{}", base + offset);
     let dev = quiver_tests::QuiverProcess::spawn(
         bin,

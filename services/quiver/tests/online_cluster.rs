@@ -176,9 +176,11 @@ async fn a_learner_joins_serves_reads_is_promoted_and_an_old_voter_leaves() {
         acked.extend(users);
     }
     cluster.add_process(4).await;
+    // No peer address given: the leader asks node 4 for the one it advertises.
     let learner = Member {
         node_id: 4,
         address: cluster.address(4),
+        peer_address: String::new(),
     };
     let leader_address = cluster.address(cluster.wait_for_leader(Duration::from_secs(10)).await);
     let added = with_leader(&leader_address, 20, |target| {
@@ -257,6 +259,7 @@ async fn a_learner_joins_serves_reads_is_promoted_and_an_old_voter_leaves() {
             member: Some(Member {
                 node_id: old_voter,
                 address: "127.0.0.1:1".into(),
+                peer_address: "127.0.0.1:2".into(),
             }),
             wait_caught_up: false,
         })
@@ -271,6 +274,7 @@ async fn a_learner_joins_serves_reads_is_promoted_and_an_old_voter_leaves() {
             member: Some(Member {
                 node_id: 0,
                 address: "127.0.0.1:1".into(),
+                peer_address: "127.0.0.1:2".into(),
             }),
             wait_caught_up: false,
         })

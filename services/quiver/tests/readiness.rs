@@ -78,7 +78,7 @@ async fn roles_are_not_ready_until_they_can_answer() {
     wait_for_serving(registry_address, "", Duration::from_secs(30))
         .await
         .unwrap();
-    let (node, node_http) = (free_address(), free_address());
+    let (node, node_http, node_peer) = (free_address(), free_address(), free_address());
     let _node = QuiverProcess::spawn(
         bin,
         &["serve", "online-store"],
@@ -88,6 +88,11 @@ async fn roles_are_not_ready_until_they_can_answer() {
             ("QUIVER__ENDPOINTS__REGISTRY", registry_address.to_string()),
             ("QUIVER__ONLINE_STORE__NODE_ID", "1".into()),
             ("QUIVER__ONLINE_STORE__ADVERTISE", node.to_string()),
+            ("QUIVER__ONLINE_STORE__PEER_LISTEN", node_peer.to_string()),
+            (
+                "QUIVER__ONLINE_STORE__PEER_ADVERTISE",
+                node_peer.to_string(),
+            ),
             (
                 "QUIVER__ONLINE_STORE__DATA_DIR",
                 dir.path().join("node").display().to_string(),
@@ -118,10 +123,16 @@ async fn roles_are_not_ready_until_they_can_answer() {
             "{service}"
         );
     }
+    // Raft answers on the peer port, and only there.
     assert_eq!(
-        health(&node, "quiver.raft.v1.RaftService").await,
+        health(&node_peer.to_string(), "quiver.raft.v1.RaftService").await,
         ServingStatus::Serving
     );
+    let unknown = health_status(node.parse().unwrap(), "quiver.raft.v1.RaftService")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(unknown.contains("service not registered"), "{unknown}");
     assert_eq!(http_get(node_http, "/healthz").unwrap().0, 200);
 
     ClusterAdminServiceClient::new(channel(&node).await.unwrap())
@@ -129,6 +140,7 @@ async fn roles_are_not_ready_until_they_can_answer() {
             members: vec![Member {
                 node_id: 1,
                 address: node.clone(),
+                peer_address: String::new(),
             }],
         })
         .await

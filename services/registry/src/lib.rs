@@ -14,10 +14,12 @@ pub mod plan;
 pub mod service;
 pub mod spec;
 pub mod store;
+pub mod tokens;
 pub mod validate;
 pub mod watch_hub;
 
 use quiver_common::{GrpcConfig, GrpcServer, Shutdown};
+use quiver_proto::auth::token_service_server::TokenServiceServer;
 use quiver_proto::registry::registry_service_server::RegistryServiceServer;
 use tokio::net::TcpListener;
 
@@ -36,9 +38,20 @@ pub async fn serve(
     std::fs::create_dir_all(&config.data_dir)?;
     let store = Store::open(&config.data_dir)?;
     tracing::info!(data_dir = %config.data_dir.display(), revision = store.revision()?, "registry store opened");
+    let tokens = tokens::Tokens::open(&store)?;
+    if let Some(auth) = quiver_common::auth::installed() {
+        // This process checks tokens against its own table, read from the store.
+        let table = tokens.clone();
+        auth.tokens().follow_local(
+            std::sync::Arc::new(move || table.records()),
+            auth.refresh_interval(),
+            shutdown.clone(),
+        );
+    }
     let registry = Registry::new(store, shutdown.clone());
     GrpcServer::new("registry", grpc)
         .add_service(RegistryServiceServer::new(registry))
+        .add_service(TokenServiceServer::new(tokens))
         .serve(listener, shutdown)
         .await
 }

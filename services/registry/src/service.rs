@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use futures::Stream;
+use quiver_common::auth::{check_project, Caller, Projects};
 use quiver_common::Shutdown;
 use quiver_proto::registry::registry_service_server::RegistryService;
 use quiver_proto::registry::{
@@ -42,8 +43,13 @@ impl Registry {
         }
     }
 
-    /// Validates, plans and (unless a dry run) commits an apply.
-    pub async fn apply(&self, request: ApplyRequest) -> Result<ApplyResponse, RegistryError> {
+    /// Validates, plans and (unless a dry run) commits an apply, once `caller` (with auth on)
+    /// is known to cover the documents' project.
+    pub async fn apply(
+        &self,
+        request: ApplyRequest,
+        caller: Option<&Caller>,
+    ) -> Result<ApplyResponse, Status> {
         let documents: Vec<Document> = request
             .documents
             .into_iter()
@@ -53,13 +59,15 @@ impl Registry {
             })
             .collect();
         let desired = validate(&documents).map_err(RegistryError::Invalid)?;
+        check_project(caller, &desired.project)?;
         let plan = plan(&self.store, &desired)?;
         if let Some(expected) = request.expected_revision {
             if expected != plan.base_revision {
                 return Err(RegistryError::Conflict {
                     expected,
                     current: plan.base_revision,
-                });
+                }
+                .into());
             }
         }
         let mut response = ApplyResponse {
@@ -352,30 +360,39 @@ impl RegistryService for Registry {
         &self,
         request: Request<ApplyRequest>,
     ) -> Result<Response<ApplyResponse>, Status> {
+        let caller = Caller::of(&request);
         Ok(Response::new(
-            Registry::apply(self, request.into_inner()).await?,
+            Registry::apply(self, request.into_inner(), caller.as_ref()).await?,
         ))
     }
 
     async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
-        Ok(Response::new(Registry::list(self, request.into_inner())?))
+        let caller = Caller::of(&request);
+        let request = request.into_inner();
+        check_project(caller.as_ref(), &self.resolve_project(&request.project)?)?;
+        Ok(Response::new(Registry::list(self, request)?))
     }
 
     async fn describe(
         &self,
         request: Request<DescribeRequest>,
     ) -> Result<Response<DescribeResponse>, Status> {
-        Ok(Response::new(Registry::describe(
-            self,
-            request.into_inner(),
-        )?))
+        let caller = Caller::of(&request);
+        let request = request.into_inner();
+        check_project(caller.as_ref(), &self.resolve_project(&request.project)?)?;
+        Ok(Response::new(Registry::describe(self, request)?))
     }
 
+    /// With a token for some projects, only those are listed.
     async fn list_projects(
         &self,
-        _request: Request<ListProjectsRequest>,
+        request: Request<ListProjectsRequest>,
     ) -> Result<Response<ListProjectsResponse>, Status> {
-        let projects = self.store.projects()?;
+        let caller = Caller::of(&request);
+        let mut projects = self.store.projects()?;
+        if let Some(caller) = caller {
+            projects.retain(|p| caller.projects.contains(p));
+        }
         let revision = self.store.revision()?;
         Ok(Response::new(ListProjectsResponse { projects, revision }))
     }
@@ -384,7 +401,10 @@ impl RegistryService for Registry {
         &self,
         request: Request<GetLineageRequest>,
     ) -> Result<Response<GetLineageResponse>, Status> {
-        Ok(Response::new(self.lineage(request.into_inner())?))
+        let caller = Caller::of(&request);
+        let request = request.into_inner();
+        check_project(caller.as_ref(), &self.resolve_project(&request.project)?)?;
+        Ok(Response::new(self.lineage(request)?))
     }
 
     async fn record_consumer(
@@ -401,7 +421,19 @@ impl RegistryService for Registry {
         &self,
         request: Request<WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
+        if let Some(caller) = &caller {
+            // Watching every project needs a token for every project.
+            if request.project.is_empty() && caller.projects != Projects::All {
+                return Err(Status::permission_denied(format!(
+                    "token {:?} covers only some projects; Watch of every project needs a token \
+                     for all projects: name one project",
+                    caller.id
+                )));
+            }
+            check_project(Some(caller), &request.project)?;
+        }
         let (starting, live) = {
             let (_gate, live) = self.hub.subscribe().await;
             (self.starting_events(&request)?, live)

@@ -58,6 +58,11 @@ impl Store {
         })
     }
 
+    /// The database, for tables kept beside the definitions (tokens).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// The current registry revision (0 before the first apply).
     pub fn revision(&self) -> Result<u64, RegistryError> {
         Ok(self

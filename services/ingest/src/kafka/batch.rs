@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use quiver_common::client_channel::AuthChannel;
 use quiver_common::clock::now_micros;
 use quiver_common::json_event::parse_row;
 use quiver_common::registry_cache::RegistryCache;
@@ -13,7 +14,6 @@ use quiver_core::kafka_source::partition_producer;
 use quiver_proto::compute::compute_service_client::ComputeServiceClient;
 use quiver_proto::online::{EventBatch, EventBatchResult, RejectedMessage};
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 use crate::config::IngestConfig;
 use crate::validate::RowChecker;
@@ -32,7 +32,7 @@ pub struct Message {
 /// Where a source's batches go.
 pub struct Sender {
     /// Compute.
-    pub compute: ComputeServiceClient<Channel>,
+    pub compute: ComputeServiceClient<AuthChannel>,
     /// The registry's definitions.
     pub registry: RegistryCache,
     /// Ingest's limits (future skew).

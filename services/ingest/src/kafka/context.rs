@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use quiver_common::client_channel::AuthChannel;
 use quiver_core::kafka_source::{partition_prefix, producer_partition};
 use quiver_core::KafkaStart;
 use quiver_proto::compute::compute_service_client::ComputeServiceClient;
@@ -19,7 +20,6 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Offset;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 use super::status::{self, SourceStatus};
 
@@ -49,7 +49,7 @@ pub struct Context {
     pub(super) source: String,
     pub(super) topic: String,
     pub(super) start: KafkaStart,
-    pub(super) compute: ComputeServiceClient<Channel>,
+    pub(super) compute: ComputeServiceClient<AuthChannel>,
     pub(super) runtime: tokio::runtime::Handle,
     pub(super) cancel: CancellationToken,
     pub(super) status: SourceStatus,

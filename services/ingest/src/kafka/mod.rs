@@ -16,13 +16,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use quiver_common::client_channel::AuthChannel;
 use quiver_common::registry_cache::RegistryCache;
 use quiver_common::Shutdown;
 use quiver_core::KafkaSource;
 use quiver_proto::compute::compute_service_client::ComputeServiceClient;
 use rdkafka::consumer::BaseConsumer;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 use crate::config::IngestConfig;
 use batch::Sender;
@@ -43,7 +43,7 @@ struct Running {
 pub fn start(
     config: IngestConfig,
     registry: RegistryCache,
-    compute: ComputeServiceClient<Channel>,
+    compute: ComputeServiceClient<AuthChannel>,
     shutdown: Shutdown,
 ) -> StatusBoard {
     let board = StatusBoard::default();
@@ -81,7 +81,7 @@ pub fn start(
 fn reconcile(
     config: &IngestConfig,
     registry: &RegistryCache,
-    compute: &ComputeServiceClient<Channel>,
+    compute: &ComputeServiceClient<AuthChannel>,
     board: &StatusBoard,
     shutdown: &Shutdown,
     running: &mut HashMap<(String, String), Running>,
@@ -126,7 +126,7 @@ fn reconcile(
 fn spawn(
     config: &IngestConfig,
     registry: &RegistryCache,
-    compute: &ComputeServiceClient<Channel>,
+    compute: &ComputeServiceClient<AuthChannel>,
     board: &StatusBoard,
     (project, source): &(String, String),
     kafka: &KafkaSource,

@@ -1,4 +1,5 @@
-//! The sending side of the Raft transport: one lazily connected gRPC channel per peer.
+//! The sending side of the Raft transport: one lazily connected gRPC channel per peer, to its
+//! peer port.
 
 use std::future::Future;
 use std::io::Read;
@@ -10,14 +11,14 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
 use openraft::RaftNetworkV2;
-use quiver_common::uri::http_uri;
+use quiver_common::client_channel::{authorized, endpoint, AuthChannel};
 use quiver_proto::raft::raft_service_client::RaftServiceClient;
 use quiver_proto::raft::{RaftPayload, SnapshotChunk};
-use tonic::transport::{Channel, Endpoint};
 
 use super::codec::{decode, encode};
 use super::types::{Entry, Node, Snapshot, Vote};
 use super::TypeConfig;
+use crate::member_address::MemberAddress;
 
 /// Snapshot bytes per streamed chunk.
 const CHUNK: usize = 1 << 20;
@@ -54,7 +55,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: u64, node: &Node) -> Self::Network {
-        let mut peer = Peer::new(target, &node.addr);
+        let mut peer = Peer::new(target, &MemberAddress::of(node).peer);
         peer.max_append_bytes = self.max_append_bytes;
         peer
     }
@@ -63,25 +64,23 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 /// A connection to one peer.
 pub struct Peer {
     target: u64,
-    client: Option<RaftServiceClient<Channel>>,
+    client: Option<RaftServiceClient<AuthChannel>>,
     address: String,
     max_append_bytes: usize,
 }
 
 impl Peer {
     fn new(target: u64, address: &str) -> Self {
-        let client = Endpoint::from_shared(http_uri(address))
-            .ok()
-            .map(|endpoint| {
-                let channel = endpoint
-                    .connect_timeout(Duration::from_secs(2))
-                    .tcp_nodelay(true)
-                    .http2_keep_alive_interval(Duration::from_secs(10))
-                    .connect_lazy();
-                RaftServiceClient::new(channel)
-                    .max_decoding_message_size(256 << 20)
-                    .max_encoding_message_size(256 << 20)
-            });
+        let client = endpoint(address).ok().map(|endpoint| {
+            let channel = endpoint
+                .connect_timeout(Duration::from_secs(2))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(10))
+                .connect_lazy();
+            RaftServiceClient::new(authorized(channel))
+                .max_decoding_message_size(256 << 20)
+                .max_encoding_message_size(256 << 20)
+        });
         Self {
             target,
             client,
@@ -90,7 +89,7 @@ impl Peer {
         }
     }
 
-    fn client(&self) -> Result<RaftServiceClient<Channel>, RPCError<TypeConfig>> {
+    fn client(&self) -> Result<RaftServiceClient<AuthChannel>, RPCError<TypeConfig>> {
         self.client.clone().ok_or_else(|| {
             unreachable(format!(
                 "invalid address {:?} of node {}",

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use quiver_common::uri::http_uri;
+use quiver_common::auth::{check_project, Caller};
 use quiver_proto::convert::{micros_to_timestamp, timestamp_to_micros, value_type};
 use quiver_proto::registry::registry_service_client::RegistryServiceClient;
 use quiver_proto::registry::RecordConsumerRequest;
@@ -109,10 +109,14 @@ impl Serving {
             feature_service: service,
             features,
         };
-        let uri = http_uri(self.node.registry.registry_address());
+        let registry = self.node.registry.registry_address().to_string();
         tokio::spawn(async move {
             let result = async {
-                let mut client = RegistryServiceClient::connect(uri).await?;
+                let channel = quiver_common::client_channel::endpoint(&registry)?
+                    .connect()
+                    .await?;
+                let mut client =
+                    RegistryServiceClient::new(quiver_common::client_channel::authorized(channel));
                 client.record_consumer(request).await?;
                 Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
             }
@@ -135,9 +139,11 @@ impl ServingService for Serving {
             .get("model")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let catalog = self.node.registry.catalog();
         let plan = self.plan(&catalog, &request).await?;
+        check_project(caller.as_ref(), &plan.project)?;
         let (rows, mut reads) = self.entity_keys(&catalog, &request, &plan)?;
         if request.consistency == Consistency::Strong as i32 {
             self.linearize().await?;

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hdrhistogram::Histogram;
+use quiver_common::client_channel::AuthChannel;
 use quiver_common::clock::now_micros;
 use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
 use quiver_proto::online::ProducersRequest;
@@ -34,7 +35,6 @@ use quiver_proto::registry::{ApplyRequest, DefinitionDocument};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
-use tonic::transport::Channel;
 
 use super::rpc_error;
 use crate::addresses::{connect, Addresses};
@@ -347,7 +347,7 @@ fn partition_of(user: i64, partitions: i32) -> i32 {
 
 /// Committed offsets per partition of `topic` in Quiver's applied state.
 async fn committed(
-    online: &OnlineStoreServiceClient<Channel>,
+    online: &OnlineStoreServiceClient<AuthChannel>,
     project: &str,
     source: &str,
     topic: &str,
@@ -396,7 +396,7 @@ impl Drained {
 
 /// Polls the committed offsets of `source` until they sum to `total`.
 async fn drain(
-    online: &OnlineStoreServiceClient<Channel>,
+    online: &OnlineStoreServiceClient<AuthChannel>,
     project: &str,
     source: &str,
     topic: &str,
@@ -441,7 +441,7 @@ async fn drain(
 /// turning committed offsets into per-event latencies.
 async fn freshness(
     bootstrap: &str,
-    online: &OnlineStoreServiceClient<Channel>,
+    online: &OnlineStoreServiceClient<AuthChannel>,
     names: &Names,
     partitions: i32,
     shape: &Shape,

@@ -49,10 +49,15 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
         ClusterCommand::AddLearner {
             node_id,
             address,
+            peer_address,
             wait,
         } => {
             let request = AddLearnerRequest {
-                member: Some(Member { node_id, address }),
+                member: Some(Member {
+                    node_id,
+                    address,
+                    peer_address: peer_address.unwrap_or_default(),
+                }),
                 wait_caught_up: wait,
             };
             let response = with_leader(&node, ATTEMPTS, |target| {
@@ -114,7 +119,7 @@ async fn admin(
     target: &str,
 ) -> Result<
     quiver_proto::online::cluster_admin_service_client::ClusterAdminServiceClient<
-        tonic::transport::Channel,
+        quiver_common::client_channel::AuthChannel,
     >,
     tonic::Status,
 > {
@@ -131,16 +136,18 @@ fn parse_member(text: &str) -> anyhow::Result<Member> {
         .trim()
         .parse()
         .map_err(|_| anyhow::anyhow!("member {text:?}: {id:?} is not a node id"))?;
+    let (address, peer_address) = address.split_once('@').unwrap_or((address, ""));
     Ok(Member {
         node_id,
         address: address.trim().to_string(),
+        peer_address: peer_address.trim().to_string(),
     })
 }
 
 fn show_members(members: &[Member]) -> String {
     members
         .iter()
-        .map(|m| format!("{}={}", m.node_id, m.address))
+        .map(|m| format!("{}={}@{}", m.node_id, m.address, m.peer_address))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -148,7 +155,9 @@ fn show_members(members: &[Member]) -> String {
 fn members_json(members: &[Member]) -> serde_json::Value {
     members
         .iter()
-        .map(|m| serde_json::json!({"node_id": m.node_id, "address": m.address}))
+        .map(|m| {
+            serde_json::json!({"node_id": m.node_id, "address": m.address, "peer_address": m.peer_address})
+        })
         .collect()
 }
 

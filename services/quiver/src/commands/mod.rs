@@ -16,6 +16,7 @@ mod objects;
 pub mod push;
 mod send;
 pub mod snapshot;
+mod token;
 mod view_states;
 mod watch;
 
@@ -26,6 +27,15 @@ use crate::roles;
 
 /// Runs one command; the exit code says whether it succeeded.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Servers carry the cluster-internal credential instead (roles.rs).
+    if !matches!(cli.command, Command::Dev(_) | Command::Serve(_)) {
+        if let Some(token) = &cli.token {
+            quiver_common::client_channel::set_credential(token)?;
+        }
+        if let Some(ca) = &cli.ca_cert {
+            quiver_common::tls::install_client_ca(ca)?;
+        }
+    }
     match cli.command {
         Command::Dev(args) => roles::dev(args).await?,
         Command::Serve(args) => roles::serve(args).await?,
@@ -40,6 +50,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Load(args) => load::run(args).await?,
         Command::Snapshot(args) => snapshot::run(args).await?,
         Command::Bench(args) => bench::run(args).await?,
+        Command::Token(args) => token::run(args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

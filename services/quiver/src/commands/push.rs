@@ -4,12 +4,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use quiver_common::client_channel::AuthChannel;
 use quiver_core::Source;
 use quiver_proto::ingest::ingest_service_client::IngestServiceClient;
 use quiver_proto::ingest::{PushRequest, PushResponse, Row};
 use quiver_proto::registry::registry_object::Spec;
 use quiver_proto::registry::{DescribeRequest, ObjectKind};
-use tonic::transport::Channel;
 use tonic::Code;
 
 use super::event_files::{read_csv, read_jsonl, read_parquet};
@@ -24,7 +24,7 @@ const RETRY_FOR: Duration = Duration::from_secs(120);
 /// A producer: one id, one batch in flight, retries that keep the batch's sequence number (so
 /// a retry of a batch that did commit is recognised as a duplicate).
 pub struct Producer {
-    client: IngestServiceClient<Channel>,
+    client: IngestServiceClient<AuthChannel>,
     id: String,
     sequence: u64,
 }

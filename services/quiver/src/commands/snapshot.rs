@@ -23,7 +23,7 @@ use quiver_proto::offline::{
 };
 
 use super::push::progress_line;
-use crate::addresses::connect;
+use crate::addresses::connect_plain;
 use crate::cli::{Output, SampleStrategy, SnapshotArgs};
 
 /// Entity rows per batch sent.
@@ -156,8 +156,13 @@ pub async fn exchange(
     command: SnapshotCommand,
     table: impl Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static,
 ) -> anyhow::Result<FlightRecordBatchStream> {
-    let channel = connect(address, "offline").await?;
+    let channel = connect_plain(address, "offline").await?;
     let mut client = FlightClient::new(channel);
+    if let Some(credential) = quiver_common::client_channel::credential() {
+        client
+            .add_header("authorization", credential.to_str()?)
+            .map_err(flight_error)?;
+    }
     let request = FlightDataEncoderBuilder::new()
         .with_flight_descriptor(Some(FlightDescriptor::new_cmd(command.encode_to_vec())))
         .build(table);
