@@ -182,8 +182,13 @@ impl GrpcServer {
         if let Some(tls) = crate::tls::server_config(self.peer_port) {
             builder = builder.tls_config(tls)?;
         }
+        // A peer port has no server-side request timeout: peers set a deadline on each RPC
+        // (`grpc-timeout`, honoured here), and a snapshot stream of a large state must be allowed
+        // to take as long as it takes.
+        if !self.peer_port {
+            builder = builder.timeout(self.config.request_timeout);
+        }
         let server = builder
-            .timeout(self.config.request_timeout)
             .layer(layers)
             .add_routes(self.routes.routes())
             // Small request/response pairs must not wait for Nagle's algorithm (a 40 ms stall
