@@ -159,7 +159,7 @@ impl ClusterAdminService for Admin {
             )
             .into());
         }
-        let mut members = BTreeMap::new();
+        let mut ids = BTreeSet::new();
         for member in &request.members {
             if member.node_id == 0 {
                 return Err(OnlineStoreError::InvalidArgument(
@@ -167,7 +167,8 @@ impl ClusterAdminService for Admin {
                 )
                 .into());
             }
-            if members.contains_key(&member.node_id) {
+            Admin::check_address("member.address", &member.address, member.node_id)?;
+            if !ids.insert(member.node_id) {
                 return Err(OnlineStoreError::InvalidArgument(format!(
                     "members: node id {} is listed twice",
                     member.node_id
@@ -175,16 +176,7 @@ impl ClusterAdminService for Admin {
                 .into());
             }
         }
-        for member in &request.members {
-            let (id, address) = self.resolve_member(member).await?;
-            if members.insert(id, address.to_node()).is_some() {
-                return Err(OnlineStoreError::InvalidArgument(format!(
-                    "members: node id {id} is listed twice"
-                ))
-                .into());
-            }
-        }
-        if !members.contains_key(&self.node.config.node_id) {
+        if !ids.contains(&self.node.config.node_id) {
             return Err(OnlineStoreError::InvalidArgument(format!(
                 "members: must include this node ({})",
                 self.node.config.node_id
@@ -193,8 +185,7 @@ impl ClusterAdminService for Admin {
         }
         if self.node.raft.is_initialized().await.map_err(internal)? {
             let (voters, _) = self.node.members();
-            let same = voters.keys().copied().collect::<BTreeSet<_>>()
-                == members.keys().copied().collect();
+            let same = voters.keys().copied().collect::<BTreeSet<_>>() == ids;
             return if same {
                 Ok(Response::new(InitializeResponse { initialized: false }))
             } else {
@@ -204,6 +195,12 @@ impl ClusterAdminService for Admin {
                 ))
                 .into())
             };
+        }
+        // Only a new cluster needs the members' peer addresses (asked of them when not given).
+        let mut members = BTreeMap::new();
+        for member in &request.members {
+            let (id, address) = self.resolve_member(member).await?;
+            members.insert(id, address.to_node());
         }
         self.node.raft.initialize(members).await.map_err(internal)?;
         tracing::info!(members = request.members.len(), "cluster initialised");

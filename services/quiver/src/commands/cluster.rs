@@ -228,3 +228,26 @@ fn print_status(status: &StatusResponse, output: Output) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_member;
+
+    #[test]
+    fn members_name_a_client_address_and_optionally_a_peer_address() {
+        let both = parse_member("2=node-2:7070@node-2:7076").unwrap();
+        assert_eq!(
+            (
+                both.node_id,
+                both.address.as_str(),
+                both.peer_address.as_str()
+            ),
+            (2, "node-2:7070", "node-2:7076")
+        );
+        let client_only = parse_member(" 3 = node-3:7070 ").unwrap();
+        assert_eq!(client_only.address, "node-3:7070");
+        assert_eq!(client_only.peer_address, "", "asked of the node");
+        assert!(parse_member("node-4:7070").is_err());
+        assert!(parse_member("x=node-4:7070").is_err());
+    }
+}
