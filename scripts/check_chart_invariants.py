@@ -267,6 +267,13 @@ def check_profile(r, profile, docs, voters, all_on, helm, example, values=None):
     config = config_of(docs)
     tls_on = config.get("tls", {}).get("enabled", False) is True
     check_trust(r, profile, docs, config)
+    check_network_policies(r, profile, docs, all_on)
+    if all_on:
+        offline = one(docs, "Deployment", "offline")
+        c = offline["spec"]["template"]["spec"]["containers"][0]
+        secrets = [e["secretRef"]["name"] for e in c.get("envFrom", []) if "secretRef" in e]
+        r.check(profile, "offline pods get the read-only object-store credentials",
+                secrets == ["quiver-offline-s3-read-only"], str(secrets))
 
     # Every workload, read replicas too: liveness and startup are HTTP GET /healthz on the http
     # port, which answers as long as the process runs (a voter waiting for `quiver cluster init`,
@@ -364,8 +371,11 @@ def check_profile(r, profile, docs, voters, all_on, helm, example, values=None):
             names = [e["name"] for e in c.get("env", [])]
             secrets = [e["secretRef"]["name"] for e in c.get("envFrom", []) if "secretRef" in e]
             if comp in OFFLINE_STORE_USERS:
-                r.check(profile, f"{comp} gets the offline store's env {want_env} and secret {secret!r}",
-                        all(n in names for n in want_env) and secrets == ([secret] if secret else []),
+                # The snapshot service only reads: its read-only Secret when one is named.
+                own = ((ost.get("readOnlyCredentialsSecret") if comp == "offline" else "")
+                       or secret)
+                r.check(profile, f"{comp} gets the offline store's env {want_env} and secret {own!r}",
+                        all(n in names for n in want_env) and secrets == ([own] if own else []),
                         f"env={names} envFrom={secrets}")
             elif want_env or secret:
                 r.check(profile, f"{comp} does not get the offline store's credentials",
@@ -471,6 +481,45 @@ def check_trust(r, profile, docs, config):
         tests = [p for p in of_kind(docs, "Pod") if p["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
         r.check(profile, "helm test probes speak TLS",
                 bool(tests) and all("-tls" in c.get("args", []) for p in tests for c in p["spec"]["containers"]))
+
+
+def check_network_policies(r, profile, docs, enabled):
+    """With networkPolicy.enabled: every pod of the release is under a default-deny ingress
+    policy; the peer port admits online-store pods alone, compute admits ingest alone, and every
+    pod of each role is selected by its role's policies."""
+    policies = of_kind(docs, "NetworkPolicy")
+    r.check(profile, "NetworkPolicies rendered only when enabled", bool(policies) == enabled)
+    if not enabled:
+        return
+    workloads = of_kind(docs, "Deployment") + of_kind(docs, "StatefulSet")
+
+    def component_of(labels):
+        return labels.get("app.kubernetes.io/component")
+
+    deny = [p for p in policies if not p["spec"].get("ingress") and p["spec"].get("policyTypes") == ["Ingress"]]
+    for w in workloads:
+        labels = pod_labels(w)
+        r.check(profile, f"{w['metadata']['name']} is under the default-deny policy",
+                any(selects(p["spec"]["podSelector"].get("matchLabels", {}), labels) for p in deny))
+    for p in policies:
+        for rule in p["spec"].get("ingress", []):
+            ports = [port.get("port") for port in rule.get("ports", [])]
+            sources = [component_of(f.get("podSelector", {}).get("matchLabels", {})) for f in rule.get("from", [])]
+            if "peer" in ports:
+                r.check(profile, f"{p['metadata']['name']}: the peer port admits online-store pods alone",
+                        bool(sources) and set(sources) <= {"online-store", "online-store-reader"}, str(rule["from"]))
+            if component_of(p["spec"]["podSelector"].get("matchLabels", {})) == "compute":
+                r.check(profile, f"{p['metadata']['name']}: compute admits ingest alone",
+                        sources == ["ingest"] and ports == ["grpc"], str(rule))
+    for w in workloads:
+        comp = component_of(pod_labels(w))
+        wanted = {"peer"} if comp in ("online-store", "online-store-reader") else set()
+        wanted |= {"grpc", "http"}
+        allowed = {port.get("port") for p in policies
+                   if selects(p["spec"]["podSelector"].get("matchLabels", {}), pod_labels(w))
+                   for rule in p["spec"].get("ingress", []) for port in rule.get("ports", [])}
+        r.check(profile, f"{w['metadata']['name']}: its ports are admitted from somewhere",
+                wanted <= allowed, f"{wanted} vs {allowed}")
 
 
 def check_peer_port(r, profile, docs, services, config):

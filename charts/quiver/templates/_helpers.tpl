@@ -307,6 +307,16 @@ envFrom:
 {{- end }}
 {{- end }}
 
+{{/* envFrom of the offline (snapshot) pods, which only read: offlineStore.readOnlyCredentialsSecret
+when set, else offlineStore.credentialsSecret. */}}
+{{- define "quiver.offlineStore.readerEnvFrom" -}}
+{{- with (.Values.offlineStore.readOnlyCredentialsSecret | default .Values.offlineStore.credentialsSecret) }}
+envFrom:
+  - secretRef:
+      name: {{ . }}
+{{- end }}
+{{- end }}
+
 {{- define "quiver.extraEnv" -}}
 {{- with .c.extraEnv }}
 {{- toYaml . }}
@@ -474,7 +484,7 @@ spec:
             {{- end }}
             {{- include "quiver.extraEnv" . | nindent 12 }}
           {{- if .offlineStore }}
-          {{- include "quiver.offlineStore.envFrom" .root | nindent 10 }}
+          {{- include "quiver.offlineStore.readerEnvFrom" .root | nindent 10 }}
           {{- end }}
           volumeMounts:
             {{- include "quiver.volumeMounts" . | nindent 12 }}
