@@ -36,3 +36,26 @@ pub struct QuiverConfig {
     /// `[offline]`: the snapshot service.
     pub offline: OfflineConfig,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example names every key the binary reads, with its default: it must load through
+    /// the real loader (no key unknown, none mistyped) and state the defaults, so it stays a
+    /// true reference.
+    #[test]
+    fn the_example_config_loads_and_states_the_defaults() {
+        let path = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../config/quiver.example.toml"
+        ));
+        let example: QuiverConfig = quiver_common::config::load_config(Some(path))
+            .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        assert_eq!(
+            format!("{:?}", example.online_store),
+            format!("{:?}", QuiverConfig::default().online_store),
+            "[online_store] in the example differs from the defaults"
+        );
+    }
+}

@@ -67,3 +67,57 @@ async fn internal_rpcs_refuse_what_ingest_would_have_refused() {
     let pushed = push(&ingest.to_string(), request(&events, "honest", 1)).await;
     assert_eq!(pushed.accepted, 10);
 }
+
+/// Crafted Raft traffic on the peer port is refused and the node keeps serving and committing:
+/// an AppendEntries whose bytes decode to an uncommitted vote of term 2^60 (this very message
+/// stopped the node's Raft core on an openraft assertion until `check_append`), and a snapshot
+/// stream of garbage.
+#[tokio::test]
+async fn crafted_raft_messages_and_snapshot_streams_are_refused() {
+    use quiver_proto::raft::raft_service_client::RaftServiceClient;
+    use quiver_proto::raft::{RaftPayload, SnapshotChunk};
+
+    let bin = Path::new(env!("CARGO_BIN_EXE_quiver"));
+    let cluster = Cluster::start(bin, quiver_tests::cluster::DEFS, 1).await;
+    cluster.write("w", 1, &[1]).await.unwrap();
+    let mut raft = RaftServiceClient::new(channel(&cluster.peer_address(1)).await.unwrap());
+
+    // The format byte, then bincode's varint marker for a u64 and 2^60.
+    let mut hostile = vec![1u8, 0xFD];
+    hostile.extend_from_slice(&(1u64 << 60).to_le_bytes());
+    hostile.extend_from_slice(&[0; 26]);
+    let refused = raft
+        .append_entries(RaftPayload { data: hostile })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+
+    let chunks = vec![
+        SnapshotChunk {
+            header: vec![1, 0xFF, 0xFF, 0xFF],
+            data: vec![7; 1 << 16],
+        },
+        SnapshotChunk {
+            header: vec![],
+            data: vec![9; 1 << 16],
+        },
+    ];
+    let refused = raft
+        .install_snapshot(futures::stream::iter(chunks))
+        .await
+        .unwrap_err();
+    assert_ne!(refused.code(), Code::Ok, "{refused:?}");
+
+    // Still serving, still committing.
+    cluster.write("w", 2, &[2]).await.unwrap();
+    let cells = cluster
+        .read(1, &[1, 2], quiver_proto::serving::Consistency::Strong)
+        .await
+        .unwrap();
+    assert!(
+        cells
+            .iter()
+            .all(|c| c.0 == quiver_proto::types::FieldStatus::Present),
+        "{cells:?}"
+    );
+}

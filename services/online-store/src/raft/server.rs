@@ -8,9 +8,14 @@ use quiver_proto::raft::raft_service_server::RaftService;
 use quiver_proto::raft::{RaftPayload, SnapshotChunk};
 use tonic::{Request, Response, Status, Streaming};
 
+use openraft::async_runtime::WatchReceiver;
+use openraft::raft::AppendEntriesRequest;
+use openraft::vote::RaftLeaderId;
+use openraft::LogIdOptionExt;
+
 use super::codec::{decode, encode};
-use super::types::{Snapshot, SnapshotMeta, Vote};
-use super::Raft;
+use super::types::{LogId, Snapshot, SnapshotMeta, Vote};
+use super::{Raft, TypeConfig};
 
 /// Serves Raft RPCs from peers to the local node.
 #[derive(Clone)]
@@ -39,6 +44,79 @@ impl Drop for Incoming {
     }
 }
 
+/// openraft trusts its peers: it asserts on messages no leader following the protocol could
+/// send (an uncommitted vote in AppendEntries, entries that do not follow `prev_log_id`, log ids
+/// beyond the sender's vote), and one such assertion stops the node's Raft core. A forged or
+/// corrupted message must be an error for its sender instead.
+fn check_append(rpc: &AppendEntriesRequest<TypeConfig>) -> Result<(), String> {
+    if !rpc.vote.is_committed() {
+        return Err(format!(
+            "vote {} is not a leader's (not committed)",
+            rpc.vote
+        ));
+    }
+    let leader = rpc.vote.leader_id().to_committed();
+    let beyond = |what: &str, id: &LogId| -> Result<(), String> {
+        if *id.committed_leader_id() > leader {
+            return Err(format!(
+                "{what} {id} is beyond the sender's vote {}",
+                rpc.vote
+            ));
+        }
+        Ok(())
+    };
+    if let Some(prev) = &rpc.prev_log_id {
+        beyond("prev_log_id", prev)?;
+    }
+    let mut last = rpc.prev_log_id;
+    let due = rpc.prev_log_id.next_index()..;
+    for (next, (i, entry)) in due.zip(rpc.entries.iter().enumerate()) {
+        if entry.log_id.index != next {
+            return Err(format!(
+                "entries[{i}]: index {} where {next} follows prev_log_id",
+                entry.log_id.index
+            ));
+        }
+        if last.is_some_and(|l| entry.log_id.committed_leader_id() < l.committed_leader_id()) {
+            return Err(format!(
+                "entries[{i}]: log id {} goes back in term",
+                entry.log_id
+            ));
+        }
+        beyond(&format!("entries[{i}]"), &entry.log_id)?;
+        last = Some(entry.log_id);
+    }
+    if let Some(commit) = &rpc.leader_commit {
+        beyond("leader_commit", commit)?;
+    }
+    Ok(())
+}
+
+/// The same for a snapshot's header: a leader's committed vote, and a last log id within it
+/// and past what this node has committed at a greater index (openraft asserts both).
+fn check_snapshot(vote: &Vote, meta: &SnapshotMeta, raft: &Raft) -> Result<(), String> {
+    if !vote.is_committed() {
+        return Err(format!("vote {vote} is not a leader's (not committed)"));
+    }
+    let Some(last) = &meta.last_log_id else {
+        return Ok(());
+    };
+    if *last.committed_leader_id() > vote.leader_id().to_committed() {
+        return Err(format!(
+            "last log id {last} is beyond the sender's vote {vote}"
+        ));
+    }
+    let metrics = raft.metrics().borrow_watched().clone();
+    if let Some(committed) = metrics.last_applied {
+        if *last > committed && last.index <= committed.index {
+            return Err(format!(
+                "last log id {last} contradicts this node's applied {committed}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn bad_payload(e: std::io::Error) -> Status {
     Status::invalid_argument(format!("undecodable raft payload: {e}"))
 }
@@ -60,6 +138,7 @@ impl RaftService for RaftServer {
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
         let rpc = decode(&request.into_inner().data).map_err(bad_payload)?;
+        check_append(&rpc).map_err(|e| Status::invalid_argument(format!("append_entries: {e}")))?;
         let response = self.raft.append_entries(rpc).await.map_err(stopped)?;
         payload(&response)
     }
@@ -96,6 +175,8 @@ impl RaftService for RaftServer {
         }
         let (vote, meta) =
             header.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
+        check_snapshot(&vote, &meta, &self.raft)
+            .map_err(|e| Status::invalid_argument(format!("install_snapshot: {e}")))?;
         file.sync_all()
             .map_err(|e| Status::internal(e.to_string()))?;
         let snapshot = Snapshot {
@@ -108,5 +189,47 @@ impl RaftService for RaftServer {
             .await
             .map_err(stopped);
         payload(&response?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::entry::RaftEntry;
+    use openraft::testing::log_id;
+
+    use super::*;
+    use crate::raft::types::Entry;
+
+    fn request(
+        vote: Vote,
+        prev: Option<u64>,
+        entries: &[(u64, u64)],
+    ) -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote,
+            prev_log_id: prev.map(|i| log_id::<TypeConfig>(2, 1, i)),
+            entries: entries
+                .iter()
+                .map(|(term, index)| Entry::new_blank(log_id::<TypeConfig>(*term, 1, *index)))
+                .collect(),
+            leader_commit: None,
+        }
+    }
+
+    /// Found by sending a crafted AppendEntries to a node: an uncommitted vote stopped its Raft
+    /// core on an openraft assertion. Messages no leader could send are refused first.
+    #[test]
+    fn append_entries_no_leader_could_send_are_refused() {
+        let leader = Vote::new_committed(3, 1);
+        assert!(check_append(&request(leader, Some(4), &[(2, 5), (3, 6)])).is_ok());
+        assert!(check_append(&request(leader, None, &[(3, 0)])).is_ok());
+        let uncommitted = check_append(&request(Vote::new(3, 1), Some(4), &[])).unwrap_err();
+        assert!(uncommitted.contains("not committed"), "{uncommitted}");
+        let gap = check_append(&request(leader, Some(4), &[(3, 6)])).unwrap_err();
+        assert!(gap.contains("entries[0]: index 6 where 5"), "{gap}");
+        let beyond = check_append(&request(leader, Some(4), &[(4, 5)])).unwrap_err();
+        assert!(beyond.contains("beyond the sender's vote"), "{beyond}");
+        let back = check_append(&request(leader, Some(4), &[(3, 5), (2, 6)])).unwrap_err();
+        assert!(back.contains("goes back in term"), "{back}");
     }
 }
