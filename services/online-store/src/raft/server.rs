@@ -232,4 +232,79 @@ mod tests {
         let back = check_append(&request(leader, Some(4), &[(3, 5), (2, 6)])).unwrap_err();
         assert!(back.contains("goes back in term"), "{back}");
     }
+
+    /// Hostile AppendEntries against a real Raft core (our log store and state machine in a
+    /// temp dir): mutations of what a leader of a higher term would send are decoded, checked
+    /// as the peer port does, and handed to openraft; none may stop the core.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fuzz_mutated_append_entries_never_stop_the_raft_core() {
+        use std::collections::BTreeMap;
+        use std::sync::Arc;
+
+        use quiver_core::mutation::{self, mutate, Rng};
+
+        use crate::raft::codec::encode;
+        use crate::raft::network::Network;
+        use crate::raft::types::{Config, Node};
+        use crate::raft::{LogStore, StateMachine};
+        use crate::storage::open_db;
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_db(&dir.path().join("db"), 8 << 20).unwrap();
+        let state = StateMachine::open(db.clone(), 1, dir.path().join("snapshots")).unwrap();
+        let config = Config {
+            heartbeat_interval: 100,
+            election_timeout_min: 5_000,
+            election_timeout_max: 10_000,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        let raft = Raft::new(
+            1,
+            Arc::new(config),
+            Network {
+                max_append_bytes: 1 << 20,
+            },
+            LogStore::new(db, 1),
+            state,
+        )
+        .await
+        .unwrap();
+        let members: BTreeMap<u64, Node> = [(1, Node::new("127.0.0.1:1"))].into();
+        raft.initialize(members).await.unwrap();
+
+        let valid: Vec<Vec<u8>> = [
+            request(Vote::new_committed(5, 2), Some(0), &[(5, 1), (5, 2)]),
+            request(Vote::new_committed(6, 2), None, &[(6, 0)]),
+            request(Vote::new_committed(7, 3), Some(3), &[]),
+        ]
+        .iter()
+        .map(|r| encode(r).unwrap())
+        .collect();
+        let mut rng = Rng::from_env(0xAB1E_0000_0000_0005);
+        let mut handed = 0;
+        for _ in 0..mutation::cases(300) {
+            let seed = rng.pick(&valid).clone();
+            let bytes = mutate(&mut rng, seed);
+            let Ok(rpc) = decode::<AppendEntriesRequest<TypeConfig>>(&bytes) else {
+                continue;
+            };
+            if check_append(&rpc).is_err() {
+                continue;
+            }
+            handed += 1;
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(2), raft.append_entries(rpc))
+                    .await;
+            let running = raft.metrics().borrow_watched().running_state.clone();
+            assert!(running.is_ok(), "the Raft core stopped: {running:?}");
+        }
+        eprintln!("fuzz: {handed} hostile AppendEntries reached openraft");
+        assert!(
+            handed > 0,
+            "some mutations pass the check and reach openraft"
+        );
+        raft.shutdown().await.unwrap();
+    }
 }
