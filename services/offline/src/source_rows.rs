@@ -11,7 +11,6 @@
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{UInt32Type, UInt64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{Field, Schema};
 use quiver_common::view_feed::{derive, output_type, Derived, FeedRows, Statistics};
@@ -103,22 +102,10 @@ struct LogOrder<'a> {
 
 impl<'a> LogOrder<'a> {
     fn of(chunks: &'a [RecordBatch]) -> Result<Self, String> {
-        let mut keyed: Vec<(u64, u32, usize, usize)> = Vec::new();
+        let mut keyed: Vec<(u64, usize, usize)> = Vec::new();
         for (c, chunk) in chunks.iter().enumerate() {
-            let column = |name: &str| {
-                chunk
-                    .column_by_name(name)
-                    .ok_or_else(|| format!("a source-log file has no {name} column"))
-            };
-            let log_index = column(LOG_INDEX)?
-                .as_primitive_opt::<UInt64Type>()
-                .ok_or("bad _log_index type")?;
-            let row = column(ROW)?
-                .as_primitive_opt::<UInt32Type>()
-                .ok_or("bad _row type")?;
-            for i in 0..chunk.num_rows() {
-                keyed.push((log_index.value(i), row.value(i), c, i));
-            }
+            let sequences = crate::dataset::sequences(chunk)?;
+            keyed.extend(sequences.into_iter().enumerate().map(|(i, s)| (s, c, i)));
         }
         keyed.sort_unstable();
         let mut names: Vec<String> = Vec::new();
@@ -140,7 +127,7 @@ impl<'a> LogOrder<'a> {
             .collect();
         Ok(Self {
             chunks,
-            order: keyed.into_iter().map(|(_, _, c, i)| (c, i)).collect(),
+            order: keyed.into_iter().map(|(_, c, i)| (c, i)).collect(),
             names,
             arrays,
         })
@@ -220,6 +207,7 @@ mod tests {
 
     use std::sync::Arc;
 
+    use arrow_array::types::{UInt32Type, UInt64Type};
     use quiver_common::view_feed::{feed, PlannedView};
     use quiver_core::{Aggregation, Feature, FeatureView, ValueType, Window};
     use quiver_lake::event_file::{Column, EventRows};

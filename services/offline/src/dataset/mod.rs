@@ -172,22 +172,29 @@ fn sort_keys(
     let event = column(EVENT_TIME)?
         .as_primitive_opt::<TimestampMicrosecondType>()
         .ok_or("bad _event_time type")?;
+    for (i, sequence) in sequences(chunk)?.into_iter().enumerate() {
+        let id = ids.id_or_insert(entity.value(i));
+        rows.push((id, event.value(i), sequence, offset + i as u64));
+    }
+    Ok(())
+}
+
+/// Each row's ingest order in `chunk`: `log index << 32 | row in entry`.
+pub(crate) fn sequences(chunk: &RecordBatch) -> Result<Vec<u64>, String> {
+    let column = |name: &str| {
+        chunk
+            .column_by_name(name)
+            .ok_or_else(|| format!("an export file has no {name} column"))
+    };
     let log_index = column(LOG_INDEX)?
         .as_primitive_opt::<UInt64Type>()
         .ok_or("bad _log_index type")?;
     let row = column(ROW)?
         .as_primitive_opt::<UInt32Type>()
         .ok_or("bad _row type")?;
-    for i in 0..chunk.num_rows() {
-        let id = ids.id_or_insert(entity.value(i));
-        rows.push((
-            id,
-            event.value(i),
-            (log_index.value(i) << 32) | u64::from(row.value(i)),
-            offset + i as u64,
-        ));
-    }
-    Ok(())
+    Ok((0..chunk.num_rows())
+        .map(|i| (log_index.value(i) << 32) | u64::from(row.value(i)))
+        .collect())
 }
 
 /// Every value column of `chunks` (all but the metadata), rows reordered as `order` (row
