@@ -84,8 +84,9 @@ def test_a_token_and_the_ca_are_what_it_takes(secure):
 
 
 def test_a_reader_token_reads_but_may_not_push(secure):
-    addresses, admin = secure["addresses"], secure["admin"]
     import subprocess
+
+    addresses, admin = secure["addresses"], secure["admin"]
 
     created = subprocess.run(
         [
@@ -97,7 +98,9 @@ def test_a_reader_token_reads_but_may_not_push(secure):
             "--project",
             PROJECT,
             "--registry",
-            addresses["registry"],
+            # The CLI resolves names through the system (a fresh root may have no `localhost`
+            # in /etc/hosts); it sends no IP as a TLS server name, so it dials the address.
+            addresses["registry"].replace("localhost", "127.0.0.1"),
             "--ca-cert",
             addresses["ca_cert"],
             "--token",
