@@ -125,14 +125,15 @@ pub async fn export_round(node: &Node, lake: &Lake) -> Result<Option<FileRange>,
         first: state.pending_from,
         last: state.pending_to,
     };
-    let bytes = node
-        .state
-        .staged_bytes(range.first, range.last)
-        .map_err(internal)?;
     let entries = node
         .state
         .staged_entries(range.first, range.last, usize::MAX)
         .map_err(internal)?;
+    // What the range holds, as apply counted it: each entry's stored (prost, canonical) size.
+    let bytes: u64 = entries
+        .iter()
+        .map(|(_, entry)| prost::Message::encoded_len(entry) as u64)
+        .sum();
     let catalog = node.registry.catalog();
     let column_type = |project: &str, source: &str, column: &str| {
         catalog

@@ -133,21 +133,6 @@ impl StateMachine {
         Ok(extent)
     }
 
-    /// The bytes of the staged entries in `[from, to]`.
-    pub fn staged_bytes(&self, from: u64, to: u64) -> io::Result<u64> {
-        let mut bytes = 0u64;
-        self.each_staged(
-            from,
-            to,
-            |_, value| {
-                bytes += value.len() as u64;
-                true
-            },
-            usize::MAX,
-        )?;
-        Ok(bytes)
-    }
-
     /// Calls `visit` with each staged entry in `[from, to]` (at most `limit`), in log order,
     /// while it returns true.
     fn each_staged(
