@@ -26,7 +26,8 @@ use quiver_proto::types::{
 use tonic::transport::Channel;
 use tonic::Status;
 
-use crate::{free_address, wait_for_serving, QuiverProcess};
+use crate::netns::Network;
+use crate::{free_address, free_address_on, wait_for_serving, QuiverProcess};
 
 /// A service every online-store node serves from the start, ready or not.
 pub const PEER_SERVICE: &str = "quiver.online.v1.ClusterAdminService";
@@ -100,6 +101,9 @@ pub struct Cluster {
     starts: usize,
     /// Extra environment (config) of every node.
     node_env: Vec<(String, String)>,
+    /// Where nodes run when they have namespaces of their own (dropped last, after the
+    /// processes in it).
+    network: Option<Network>,
 }
 
 impl Cluster {
@@ -116,9 +120,36 @@ impl Cluster {
         voters: u64,
         env: impl FnOnce(&Path) -> Vec<(String, String)>,
     ) -> Self {
+        Self::start_on(None, bin, defs, voters, env).await
+    }
+
+    /// As [`Cluster::start`], every node in a network namespace of its own on `network`
+    /// (node `id` is host `id`), so [`Cluster::network`] can cut real links between them. The
+    /// registry and the processes [`Cluster::spawn_role`] starts run in the test's namespace,
+    /// on the bridge.
+    pub async fn start_in_namespaces(
+        network: Network,
+        bin: &Path,
+        defs: &str,
+        voters: u64,
+        env: impl FnOnce(&Path) -> Vec<(String, String)>,
+    ) -> Self {
+        Self::start_on(Some(network), bin, defs, voters, env).await
+    }
+
+    async fn start_on(
+        network: Option<Network>,
+        bin: &Path,
+        defs: &str,
+        voters: u64,
+        env: impl FnOnce(&Path) -> Vec<(String, String)>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let node_env = env(dir.path());
-        let (grpc, http) = (free_address(), free_address());
+        let local = network
+            .as_ref()
+            .map_or(std::net::Ipv4Addr::LOCALHOST, Network::gateway);
+        let (grpc, http) = (free_address_on(local), free_address_on(local));
         let registry_process = QuiverProcess::spawn(
             bin,
             &["serve", "registry"],
@@ -155,6 +186,7 @@ impl Cluster {
             nodes: BTreeMap::new(),
             starts: 0,
             node_env,
+            network,
         };
         for id in 1..=voters {
             cluster.add_process(id).await;
@@ -215,15 +247,26 @@ impl Cluster {
 
     /// Starts a new node process with id `id` (not yet a member).
     pub async fn add_process(&mut self, id: u64) {
-        let grpc = free_address();
         let data = self.dir.path().join(format!("node-{id}"));
+        let (grpc, peer, http) = match self.network.as_mut() {
+            // Its own namespace: its own ports.
+            Some(network) => {
+                let ip = network.add_host(id).unwrap();
+                (
+                    SocketAddr::from((ip, 7000)),
+                    SocketAddr::from((ip, 7006)),
+                    SocketAddr::from((ip, 7080)),
+                )
+            }
+            None => (free_address(), free_address(), free_address()),
+        };
         self.nodes.insert(
             id,
             NodeProcess {
                 process: None,
                 grpc,
-                peer: free_address(),
-                http: free_address(),
+                peer,
+                http,
                 data,
             },
         );
@@ -243,7 +286,9 @@ impl Cluster {
             .path()
             .join(format!("node-{id}.{}.log", self.starts));
         let node = self.nodes.get_mut(&id).unwrap();
-        let process = QuiverProcess::spawn(
+        let namespace = self.network.as_ref().map(|n| n.namespace(id));
+        let process = QuiverProcess::spawn_in(
+            namespace,
             Path::new(&self.bin),
             &["serve", "online-store"],
             &[
@@ -350,6 +395,18 @@ impl Cluster {
     /// The cluster's temporary directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The nodes' network, for faults (only for a cluster started in namespaces).
+    pub fn network(&mut self) -> &mut Network {
+        self.network
+            .as_mut()
+            .expect("a cluster started with Cluster::start_in_namespaces")
+    }
+
+    /// Node `id`'s data directory.
+    pub fn data_dir(&self, id: u64) -> &Path {
+        &self.nodes[&id].data
     }
 
     /// Node `id`'s process.

@@ -8,6 +8,8 @@
 pub mod cluster;
 pub mod flight;
 pub mod kafka;
+pub mod linearizability;
+pub mod netns;
 pub mod offline_stack;
 pub mod s3;
 pub mod stream;
@@ -26,9 +28,14 @@ use tonic_health::pb::HealthCheckRequest;
 /// A free loopback address. The port is released before returning, so another process could
 /// take it first; tests accept that small race rather than pass sockets across exec.
 pub fn free_address() -> SocketAddr {
-    // Binding port 0 on loopback only fails if the machine has no free ports at all.
+    free_address_on(std::net::Ipv4Addr::LOCALHOST)
+}
+
+/// A free port on a local address `ip` (see [`free_address`]).
+pub fn free_address_on(ip: std::net::Ipv4Addr) -> SocketAddr {
+    // Binding port 0 on a local address only fails if the machine has no free ports at all.
     #[allow(clippy::expect_used)]
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    let listener = TcpListener::bind((ip, 0)).expect("a free local port");
     #[allow(clippy::expect_used)]
     listener.local_addr().expect("a bound address")
 }
@@ -48,8 +55,28 @@ impl QuiverProcess {
         env: &[(&str, String)],
         log: PathBuf,
     ) -> anyhow::Result<Self> {
+        Self::spawn_in(None, bin, args, env, log)
+    }
+
+    /// As [`QuiverProcess::spawn`], inside network namespace `namespace` if given (`ip netns
+    /// exec` replaces itself with `bin`, so the process id is still `bin`'s).
+    pub fn spawn_in(
+        namespace: Option<&str>,
+        bin: &Path,
+        args: &[&str],
+        env: &[(&str, String)],
+        log: PathBuf,
+    ) -> anyhow::Result<Self> {
         let out = std::fs::File::create(&log)?;
-        let child = Command::new(bin)
+        let mut command = match namespace {
+            Some(namespace) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", namespace]).arg(bin);
+                command
+            }
+            None => Command::new(bin),
+        };
+        let child = command
             .args(args)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("RUST_LOG", "info")
