@@ -333,7 +333,7 @@ impl Cluster {
     }
 
     /// Starts a stateless streaming role (`compute` or `ingest`) serving on `grpc`, pointed at
-    /// this cluster's registry, its node 1 (writes follow the leader hint) and `compute`; waits
+    /// this cluster's registry, its nodes (writes follow the leader hint) and `compute`; waits
     /// until it is serving. `name` names its log file; `extra` adds environment (config).
     pub async fn spawn_role(
         &self,
@@ -348,7 +348,7 @@ impl Cluster {
             ("QUIVER__GRPC__LISTEN", grpc.to_string()),
             ("QUIVER__HTTP__LISTEN", free_address().to_string()),
             ("QUIVER__ENDPOINTS__REGISTRY", self.registry.to_string()),
-            ("QUIVER__ENDPOINTS__ONLINE_STORE", self.address(1)),
+            ("QUIVER__ENDPOINTS__ONLINE_STORE", self.addresses()),
             ("QUIVER__ENDPOINTS__COMPUTE", compute.to_string()),
         ];
         env.extend(extra.iter().cloned());
@@ -431,6 +431,12 @@ impl Cluster {
     /// Node `id`'s gRPC address.
     pub fn address(&self, id: u64) -> String {
         self.nodes[&id].grpc.to_string()
+    }
+
+    /// Every node's gRPC address, separated by commas (an `online_store` endpoint).
+    pub fn addresses(&self) -> String {
+        let all: Vec<String> = self.nodes.values().map(|n| n.grpc.to_string()).collect();
+        all.join(",")
     }
 
     /// Node `id`'s peer address (Raft).

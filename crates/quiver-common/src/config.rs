@@ -87,7 +87,8 @@ pub struct Endpoints {
     pub ingest: String,
     /// The compute service.
     pub compute: String,
-    /// The online store (any node; writes follow the leader hint).
+    /// The online store: any node, or several separated by commas (writes follow the leader
+    /// hint; a node that is down passes the call to the next one listed).
     pub online_store: String,
     /// The offline snapshot service.
     pub offline: String,

@@ -34,7 +34,10 @@ pub fn leader_of(status: &Status) -> Option<String> {
 }
 
 /// Runs `call` against `address`, following leader hints and retrying `UNAVAILABLE` (an
-/// election in progress) with a short backoff, for at most `attempts` tries.
+/// election in progress) with a short backoff, for at most `attempts` tries. `address` may list
+/// several nodes separated by commas: when a node is unavailable and names no other leader
+/// (it is down, or cut off), the next try goes to the next node of the list, so one dead node
+/// does not stop a client that knows others.
 pub async fn with_leader<T, F, Fut>(
     address: &str,
     attempts: usize,
@@ -44,7 +47,13 @@ where
     F: FnMut(String) -> Fut,
     Fut: Future<Output = Result<T, Status>>,
 {
-    let mut target = address.to_string();
+    let seeds: Vec<&str> = address
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .collect();
+    let mut seed = 0;
+    let mut target = seeds.first().copied().unwrap_or(address).to_string();
     let mut last = Status::unavailable("no attempt made");
     for attempt in 0..attempts.max(1) {
         match call(target.clone()).await {
@@ -53,6 +62,10 @@ where
                 match leader_of(&status) {
                     Some(leader) if leader != target => target = leader,
                     _ => {
+                        if seeds.len() > 1 {
+                            seed = (seed + 1) % seeds.len();
+                            target = seeds[seed].to_string();
+                        }
                         tokio::time::sleep(Duration::from_millis(
                             100 * (attempt as u64 + 1).min(10),
                         ))
@@ -87,6 +100,24 @@ mod tests {
         .await;
         assert_eq!(result.unwrap(), "b:2");
         assert_eq!(seen, ["a:1", "b:2"]);
+    }
+
+    #[tokio::test]
+    async fn a_node_that_names_no_leader_passes_the_call_to_the_next_one_listed() {
+        let mut seen = Vec::new();
+        let result = with_leader("a:1, b:2,c:3", 5, |target| {
+            seen.push(target.clone());
+            async move {
+                match target.as_str() {
+                    "a:1" => Err(Status::unavailable("connection refused")),
+                    "b:2" => Err(not_leader("not leader", Some("c:3"))),
+                    _ => Ok(target),
+                }
+            }
+        })
+        .await;
+        assert_eq!(result.unwrap(), "c:3");
+        assert_eq!(seen, ["a:1", "b:2", "c:3"]);
     }
 
     #[tokio::test]

@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int64Type, TimestampMicrosecondType};
 use quiver_common::leader_hint::with_leader;
 use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
 use quiver_proto::online::{FeatureRow, WriteRequest};
@@ -27,7 +29,8 @@ use quiver_proto::types::{value::Kind, EntityColumn, EntityKey, FieldStatus, Rep
 use quiver_tests::cluster::{channel, int, Cluster, DEFS};
 use quiver_tests::linearizability::{self, Call, Op};
 use quiver_tests::netns::{self, Network};
-use quiver_tests::stream::Rng;
+use quiver_tests::offline_stack::{get_features_of, now_micros, wait_for_source_log};
+use quiver_tests::stream::{push, request, Event, Rng, MINUTE};
 
 const BIN: &str = env!("CARGO_BIN_EXE_quiver");
 
@@ -383,4 +386,247 @@ async fn register_histories_under_partitions_loss_and_kills_are_linearizable() {
         "STRONG reads answered by a node cut off from a majority"
     );
     linearizable.unwrap();
+}
+
+/// A source of the streaming test schema and one view counting events per user.
+const COUNTER_DEFS: &str = r#"
+project: stream
+entities:
+  - name: user
+    join_keys: [{name: user_id, type: int64}]
+sources:
+  - name: tx
+    entity: user
+    timestamp_field: ts
+    allowed_lateness: 1h
+    schema:
+      - {name: user_id, type: int64}
+      - {name: ts, type: timestamp}
+      - {name: amount, type: float64}
+      - {name: merchant, type: string}
+      - {name: note, type: string}
+feature_views:
+  - name: c
+    entity: user
+    source: tx
+    features:
+      - {name: events, aggregation: count}
+"#;
+
+/// Users the counter workload spreads its events over.
+const COUNTER_USERS: i64 = 200;
+
+/// One acknowledged push: its events and when it was invoked and acknowledged.
+struct Ack {
+    events: Vec<Event>,
+    invoked: Instant,
+    returned: Instant,
+}
+
+/// A producer pushing batches of `batch` time-ordered events through ingest until `stop`,
+/// retrying each batch (same sequence) until it is acknowledged, as a real producer does.
+fn spawn_producer(
+    ingest: String,
+    producer: u64,
+    batch: usize,
+    acks: Arc<Mutex<Vec<Ack>>>,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut rng = Rng(producer * 7919 + 1);
+        let mut at = now_micros() - 30 * MINUTE;
+        let mut sequence = 0;
+        while !stop.load(Ordering::Relaxed) {
+            sequence += 1;
+            let events: Vec<Event> = (0..batch)
+                .map(|_| {
+                    at += 1_000;
+                    Event {
+                        user: rng.below(COUNTER_USERS as u64) as i64,
+                        at,
+                        amount: 1.0,
+                        merchant: format!("p{producer}"),
+                        note: format!("s{sequence}"),
+                    }
+                })
+                .collect();
+            let invoked = Instant::now();
+            push(
+                &ingest,
+                request(&events, &format!("producer-{producer}"), sequence),
+            )
+            .await;
+            acks.lock().unwrap().push(Ack {
+                events,
+                invoked,
+                returned: Instant::now(),
+            });
+        }
+    })
+}
+
+/// Percentile `p` (0..=100) of `values` (sorted in place).
+fn percentile(values: &mut [Duration], p: usize) -> Duration {
+    values.sort();
+    values
+        .get((values.len() * p / 100).min(values.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_kills_under_streamed_load_count_and_export_every_acknowledged_event_once() {
+    if !netns::can_run(
+        "leader_kills_under_streamed_load_count_and_export_every_acknowledged_event_once",
+    ) {
+        return;
+    }
+    let kills = setting("QUIVER_CHAOS_KILLS", 2);
+    let batch = setting("QUIVER_CHAOS_BATCH", 50) as usize;
+    let producers = setting("QUIVER_CHAOS_PRODUCERS", 4);
+    let network = Network::create().unwrap();
+    let mut cluster =
+        Cluster::start_in_namespaces(network, Path::new(BIN), COUNTER_DEFS, 3, |dir| {
+            vec![
+                (
+                    "QUIVER__ONLINE_STORE__OFFLINE_STORE".into(),
+                    dir.join("offline").display().to_string(),
+                ),
+                (
+                    "QUIVER__ONLINE_STORE__EXPORT_INTERVAL".into(),
+                    "200ms".into(),
+                ),
+            ]
+        })
+        .await;
+    let store = cluster.dir().join("offline").display().to_string();
+    let streaming = cluster.spawn_streaming().await;
+    let acks = Arc::new(Mutex::new(Vec::<Ack>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = (0..producers)
+        .map(|p| {
+            spawn_producer(
+                streaming.ingest.to_string(),
+                p,
+                batch,
+                acks.clone(),
+                stop.clone(),
+            )
+        })
+        .collect();
+
+    let started = Instant::now();
+    let mut failovers = Vec::new();
+    for _ in 0..kills {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+        let killed_at = Instant::now();
+        cluster.kill(leader);
+        // Failover: from the kill to the first acknowledgement of a push invoked after it.
+        let deadline = killed_at + Duration::from_secs(60);
+        let failover = loop {
+            let first = acks
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|a| a.invoked > killed_at)
+                .map(|a| a.returned)
+                .min();
+            if let Some(first) = first {
+                break first - killed_at;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no push acknowledged within 60 s of killing the leader"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        failovers.push(failover);
+        cluster.restart(leader).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let acks = std::mem::take(&mut *acks.lock().unwrap());
+    let acked: Vec<&Event> = acks.iter().flat_map(|a| &a.events).collect();
+    let mut expected = vec![0i64; COUNTER_USERS as usize];
+    for event in &acked {
+        expected[event.user as usize] += 1;
+    }
+    let mut sorted = failovers.clone();
+    eprintln!(
+        "counter campaign: {kills} leader kills, {} events acknowledged in {elapsed:?} ({:.0}/s); \
+         failover p50 {:?}, p99 {:?}, max {:?}",
+        acked.len(),
+        acked.len() as f64 / elapsed.as_secs_f64(),
+        percentile(&mut sorted, 50),
+        percentile(&mut sorted, 99),
+        sorted.last().copied().unwrap_or_default(),
+    );
+
+    // Counter: every acknowledged event counted exactly once, on the leader.
+    let users: Vec<i64> = (0..COUNTER_USERS).collect();
+    let refs = ["c:events".to_string()];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+        let response =
+            get_features_of(&cluster.address(leader), "stream", "user_id", &users, &refs).await;
+        let counted: Vec<i64> = response.results[1]
+            .values
+            .iter()
+            .map(|v| match v.kind {
+                Some(Kind::Int64Value(n)) => n,
+                _ => 0,
+            })
+            .collect();
+        if counted == expected {
+            break;
+        }
+        let off: Vec<(usize, i64, i64)> = counted
+            .iter()
+            .zip(&expected)
+            .enumerate()
+            .filter(|(_, (c, e))| c != e)
+            .map(|(u, (c, e))| (u, *c, *e))
+            .collect();
+        assert!(
+            Instant::now() < deadline,
+            "{} users counted wrong (user, counted, acknowledged): {:?}",
+            off.len(),
+            &off[..off.len().min(10)]
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Set: the exported source log holds exactly the acknowledged events.
+    let batches = wait_for_source_log(&store, acked.len()).await;
+    let mut exported = Vec::new();
+    for batch in &batches {
+        let users = batch
+            .column_by_name("user_id")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        let times = batch
+            .column_by_name("ts")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>();
+        exported.extend(
+            users
+                .values()
+                .iter()
+                .zip(times.values())
+                .map(|(u, t)| (*u, *t)),
+        );
+    }
+    let mut expected: Vec<(i64, i64)> = acked.iter().map(|e| (e.user, e.at)).collect();
+    exported.sort_unstable();
+    expected.sort_unstable();
+    assert!(
+        exported == expected,
+        "the source log differs from the acknowledged events"
+    );
 }
