@@ -66,30 +66,51 @@ impl Admin {
             })
     }
 
-    /// The member's id and addresses. An empty `peer_address` is asked of the member itself
-    /// (this node answers from its config): nodes advertise their peer port in `Status`.
+    /// The addresses and store id of `member`, to be node `id`, asked of the member itself
+    /// (this node answers from its config): nodes advertise their peer port and store id in
+    /// `Status`, so a member must be running to be added. A `peer_address` given explicitly
+    /// wins over the advertised one.
     async fn resolve_member(
         &self,
+        id: u64,
         member: &Member,
-    ) -> Result<(u64, MemberAddress), OnlineStoreError> {
+    ) -> Result<MemberAddress, OnlineStoreError> {
         Self::check_address("member.address", &member.address, member.node_id)?;
-        let peer = if !member.peer_address.is_empty() {
+        if !member.peer_address.is_empty() {
             Self::check_address("member.peer_address", &member.peer_address, member.node_id)?;
-            member.peer_address.clone()
-        } else if member.node_id == self.node.config.node_id
+        }
+        let (peer, store) = if member.node_id == self.node.config.node_id
             && member.address == self.node.config.advertise
         {
-            self.node.config.peer_advertise.clone()
+            (
+                self.node.config.peer_advertise.clone(),
+                self.node.store_id.clone(),
+            )
         } else {
-            advertised_peer_address(&member.address).await?
+            let status = ask_member(&member.address).await?;
+            if status.node_id != id {
+                return Err(OnlineStoreError::InvalidArgument(format!(
+                    "member.node_id: the node at {} is configured as node {}, not {id}",
+                    member.address, status.node_id
+                )));
+            }
+            (status.peer_address, status.store_id)
         };
-        Ok((
-            member.node_id,
-            MemberAddress {
-                client: member.address.clone(),
-                peer,
-            },
-        ))
+        let peer = match member.peer_address.as_str() {
+            "" => peer,
+            given => given.to_string(),
+        };
+        if peer.is_empty() || store.is_empty() {
+            return Err(OnlineStoreError::Unavailable(format!(
+                "the node at {} advertises no peer address or store id (an older version?)",
+                member.address
+            )));
+        }
+        Ok(MemberAddress {
+            client: member.address.clone(),
+            peer,
+            store,
+        })
     }
 
     fn check_address(field: &str, address: &str, node_id: u64) -> Result<(), OnlineStoreError> {
@@ -102,12 +123,13 @@ impl Admin {
     }
 }
 
-/// Asks the node at `address` (its client port) which peer address it advertises.
-async fn advertised_peer_address(address: &str) -> Result<String, OnlineStoreError> {
+/// Asks the node at `address` (its client port) for its status: its id, the peer address it
+/// advertises and its store id.
+async fn ask_member(address: &str) -> Result<StatusResponse, OnlineStoreError> {
     let unreachable = |e: &dyn std::fmt::Display| {
         OnlineStoreError::Unavailable(format!(
-            "cannot ask the node at {address} for its peer address ({e}); start it first, or give \
-             the member's peer address explicitly"
+            "cannot ask the node at {address} for its peer address and store id ({e}); start it \
+             first"
         ))
     };
     let channel = quiver_common::client_channel::endpoint(address)
@@ -122,10 +144,7 @@ async fn advertised_peer_address(address: &str) -> Result<String, OnlineStoreErr
         .await
         .map_err(|e| unreachable(&e.message()))?
         .into_inner();
-    if status.peer_address.is_empty() {
-        return Err(unreachable(&"it advertises no peer address"));
-    }
-    Ok(status.peer_address)
+    Ok(status)
 }
 
 fn to_members(nodes: &BTreeMap<u64, NodeAddress>) -> Vec<Member> {
@@ -199,8 +218,8 @@ impl ClusterAdminService for Admin {
         // Only a new cluster needs the members' peer addresses (asked of them when not given).
         let mut members = BTreeMap::new();
         for member in &request.members {
-            let (id, address) = self.resolve_member(member).await?;
-            members.insert(id, address.to_node());
+            let address = self.resolve_member(member.node_id, member).await?;
+            members.insert(member.node_id, address.to_node());
         }
         self.node.raft.initialize(members).await.map_err(internal)?;
         tracing::info!(members = request.members.len(), "cluster initialised");
@@ -222,8 +241,26 @@ impl ClusterAdminService for Admin {
         let current = voters
             .get(&member.node_id)
             .or_else(|| learners.get(&member.node_id));
-        if current.is_some_and(|n| {
-            let known = MemberAddress::of(n);
+        let known = current.map(MemberAddress::of);
+        if let Some(known) = known.as_ref().filter(|k| !k.store.is_empty()) {
+            // The same id on another store is a wiped disk, never the old member.
+            if let Ok(status) = ask_member(&member.address).await {
+                if status.node_id == member.node_id && status.store_id != known.store {
+                    return Err(OnlineStoreError::FailedPrecondition(format!(
+                        "node {} is a member with store {}, but the node at {} has store {}: its \
+                         disk was wiped or replaced. Remove node {} and add this node with a new \
+                         id",
+                        member.node_id,
+                        known.store,
+                        member.address,
+                        status.store_id,
+                        member.node_id
+                    ))
+                    .into());
+                }
+            }
+        }
+        if known.is_some_and(|known| {
             known.client == member.address
                 && (member.peer_address.is_empty() || known.peer == member.peer_address)
         }) {
@@ -250,7 +287,7 @@ impl ClusterAdminService for Admin {
             }
             id => id,
         };
-        let (_, address) = self.resolve_member(&member).await?;
+        let address = self.resolve_member(id, &member).await?;
         let node = address.to_node();
         let response = self
             .node
@@ -377,6 +414,7 @@ impl ClusterAdminService for Admin {
                 .map_err(internal)?
                 .exported_through,
             peer_address: self.node.config.peer_advertise.clone(),
+            store_id: self.node.store_id.clone(),
         }))
     }
 

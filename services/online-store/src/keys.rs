@@ -37,6 +37,8 @@ pub mod tag {
     pub const MEMBERSHIP: u8 = b'm';
     /// Set while a snapshot install is in progress: the snapshot's file name in the snapshot dir.
     pub const INSTALLING: u8 = b'i';
+    /// This store's identity (`raft_meta`, group 0): made when the database is created.
+    pub const STORE_ID: u8 = b's';
 }
 
 /// The key spaces inside `sm_data`; a snapshot carries them all.

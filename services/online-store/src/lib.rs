@@ -22,6 +22,7 @@ pub mod raft;
 pub mod serving;
 pub mod source_log_retention;
 pub mod storage;
+pub mod store_identity;
 pub mod tile_read;
 pub mod write;
 
@@ -74,8 +75,12 @@ pub async fn serve(
         },
         shutdown.clone(),
     );
-    let raft_server =
-        raft::server::RaftServer::new(node.raft.clone(), config.data_dir.join("incoming"));
+    let raft_server = raft::server::RaftServer::new(
+        node.raft.clone(),
+        config.data_dir.join("incoming"),
+        config.node_id,
+        node.store_id.clone(),
+    );
     let readiness = quiver_common::Readiness::new("online-store", "starting");
     node.track_readiness(readiness.clone());
     // The peer port: only other nodes call it (replication, votes, snapshots, the leader's

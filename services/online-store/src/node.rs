@@ -32,6 +32,8 @@ pub struct Node {
     pub state: StateMachine,
     /// Settings.
     pub config: OnlineStoreConfig,
+    /// This node's store id ([`crate::store_identity`]).
+    pub store_id: String,
     /// Definitions from the registry.
     pub registry: RegistryCache,
     /// The leader's committed index as last polled by this (non-leader) node; 0 until then.
@@ -53,6 +55,8 @@ impl Node {
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
         let db = open_db(&config.data_dir.join("db"), config.block_cache_mib << 20)
             .context("cannot open the online store's RocksDB")?;
+        let store_id = crate::store_identity::load_or_create(&db)
+            .context("cannot read or make the store id")?;
         let state = StateMachine::open(db.clone(), GROUP, config.data_dir.join("snapshots"))?;
         let log = LogStore::new(db, GROUP);
         let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
@@ -83,6 +87,7 @@ impl Node {
             raft,
             state,
             config,
+            store_id,
             registry,
             leader_committed: AtomicU64::new(0),
             leader_heard_at: AtomicU64::new(0),

@@ -266,8 +266,8 @@ async fn a_learner_joins_serves_reads_is_promoted_and_an_old_voter_leaves() {
         .await
         .unwrap_err();
     assert_eq!(reused.code(), tonic::Code::FailedPrecondition, "{reused:?}");
-    // An allocated id is above every id ever used.
-    let allocated = cluster
+    // A member must be running: its store id is asked of it.
+    let absent = cluster
         .admin(leader)
         .await
         .add_learner(AddLearnerRequest {
@@ -275,6 +275,22 @@ async fn a_learner_joins_serves_reads_is_promoted_and_an_old_voter_leaves() {
                 node_id: 0,
                 address: "127.0.0.1:1".into(),
                 peer_address: "127.0.0.1:2".into(),
+            }),
+            wait_caught_up: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(absent.code(), tonic::Code::Unavailable, "{absent:?}");
+    // An allocated id is above every id ever used.
+    cluster.add_process(5).await;
+    let allocated = cluster
+        .admin(leader)
+        .await
+        .add_learner(AddLearnerRequest {
+            member: Some(Member {
+                node_id: 0,
+                address: cluster.address(5),
+                peer_address: String::new(),
             }),
             wait_caught_up: false,
         })
@@ -447,4 +463,88 @@ async fn restarting_every_node_loses_nothing_acknowledged() {
     assert!(cluster
         .metrics(follower)
         .contains("quiver_raft_is_leader 0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_on_an_empty_disk_cannot_rejoin_under_its_old_id() {
+    let mut cluster = Cluster::start(Path::new(BIN), DEFS, 3).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let wiped = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let mut acked = Vec::new();
+    for seq in 1..=3u64 {
+        let users = batch(seq);
+        cluster.write("w", seq, &users).await.unwrap();
+        acked.extend(users);
+    }
+    cluster.assert_has_all(wiped, &acked).await;
+
+    // The disk is lost: the node comes back empty under its old id and address.
+    cluster.kill(wiped);
+    std::fs::remove_dir_all(cluster.data_dir(wiped)).unwrap();
+    cluster.restart(wiped).await;
+    for seq in 4..=6u64 {
+        let users = batch(seq);
+        cluster.write("w", seq, &users).await.unwrap();
+        acked.extend(users);
+    }
+    // Well past a few heartbeats, it has taken nothing from the leader: every message for the
+    // old store is refused, so it is no member, holds no vote and serves nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = cluster.status(wiped).await.unwrap();
+    assert!(
+        !status.initialized && status.voters.is_empty() && status.last_log_index == 0,
+        "the wiped node rejoined: {status:?}"
+    );
+    assert!(cluster
+        .read(wiped, &acked[..1], Consistency::Eventual)
+        .await
+        .is_err());
+    // Re-adding it under its old id is refused, naming the cause.
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let again = cluster
+        .admin(leader)
+        .await
+        .add_learner(AddLearnerRequest {
+            member: Some(Member {
+                node_id: wiped,
+                address: cluster.address(wiped),
+                peer_address: String::new(),
+            }),
+            wait_caught_up: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), tonic::Code::FailedPrecondition, "{again:?}");
+    assert!(again.message().contains("wiped"), "{again:?}");
+
+    // The way back: remove the old member, add the machine as a new one.
+    cluster
+        .admin(leader)
+        .await
+        .remove(RemoveRequest { node_id: wiped })
+        .await
+        .unwrap();
+    cluster.kill(wiped);
+    cluster.add_process(4).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    cluster
+        .admin(leader)
+        .await
+        .add_learner(AddLearnerRequest {
+            member: Some(Member {
+                node_id: 4,
+                address: cluster.address(4),
+                peer_address: String::new(),
+            }),
+            wait_caught_up: true,
+        })
+        .await
+        .unwrap();
+    cluster
+        .admin(leader)
+        .await
+        .promote(PromoteRequest { node_id: 4 })
+        .await
+        .unwrap();
+    cluster.assert_has_all(4, &acked).await;
 }

@@ -19,6 +19,8 @@ use super::codec::{decode, encode};
 use super::types::{Entry, Node, Snapshot, Vote};
 use super::TypeConfig;
 use crate::member_address::MemberAddress;
+use crate::store_identity;
+use tonic::metadata::{Ascii, MetadataValue};
 
 /// Snapshot bytes per streamed chunk.
 const CHUNK: usize = 1 << 20;
@@ -55,8 +57,10 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: u64, node: &Node) -> Self::Network {
-        let mut peer = Peer::new(target, &MemberAddress::of(node).peer);
+        let address = MemberAddress::of(node);
+        let mut peer = Peer::new(target, &address.peer);
         peer.max_append_bytes = self.max_append_bytes;
+        peer.store = address.store.parse().ok();
         peer
     }
 }
@@ -67,6 +71,9 @@ pub struct Peer {
     client: Option<RaftServiceClient<AuthChannel>>,
     address: String,
     max_append_bytes: usize,
+    /// The store the membership records for the target, sent with every message so a node
+    /// on a wiped disk refuses what was meant for the old one (none: recorded before store ids).
+    store: Option<MetadataValue<Ascii>>,
 }
 
 impl Peer {
@@ -86,7 +93,19 @@ impl Peer {
             client,
             address: address.to_string(),
             max_append_bytes: usize::MAX,
+            store: None,
         }
+    }
+
+    /// `message` as a request to the target's store.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(store) = &self.store {
+            request
+                .metadata_mut()
+                .insert(store_identity::METADATA, store.clone());
+        }
+        request
     }
 
     fn client(&self) -> Result<RaftServiceClient<AuthChannel>, RPCError<TypeConfig>> {
@@ -124,7 +143,7 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let cut = cut_to_bytes(&mut rpc.entries, self.max_append_bytes);
-        let mut request = tonic::Request::new(encode_rpc(&rpc)?);
+        let mut request = self.request(encode_rpc(&rpc)?);
         request.set_timeout(option.hard_ttl());
         let response = self
             .client()?
@@ -145,7 +164,7 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let mut request = tonic::Request::new(encode_rpc(&rpc)?);
+        let mut request = self.request(encode_rpc(&rpc)?);
         request.set_timeout(option.hard_ttl());
         let response = self
             .client()?
@@ -194,10 +213,11 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         let client = self
             .client()
             .map_err(|e| StreamingError::Unreachable(Unreachable::from_string(e.to_string())))?;
+        let chunks = self.request(tokio_stream::wrappers::ReceiverStream::new(rx));
         let send = async move {
             let mut client = client;
             client
-                .install_snapshot(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .install_snapshot(chunks)
                 .await
                 .map_err(|s| StreamingError::Unreachable(Unreachable::from_string(s.message())))
         };

@@ -16,6 +16,7 @@ use openraft::LogIdOptionExt;
 use super::codec::{decode, encode};
 use super::types::{LogId, Snapshot, SnapshotMeta, Vote};
 use super::{Raft, TypeConfig};
+use crate::store_identity;
 
 /// Serves Raft RPCs from peers to the local node.
 #[derive(Clone)]
@@ -23,12 +24,25 @@ pub struct RaftServer {
     raft: Raft,
     /// Where received snapshots are staged before openraft installs them.
     incoming_dir: PathBuf,
+    /// This node's id and store id: messages meant for another store are refused.
+    node_id: u64,
+    store_id: String,
 }
 
 impl RaftServer {
-    /// Serves `raft`; received snapshots are staged under `incoming_dir`.
-    pub fn new(raft: Raft, incoming_dir: PathBuf) -> Self {
-        Self { raft, incoming_dir }
+    /// Serves `raft` of node `node_id` with store `store_id`; received snapshots are staged
+    /// under `incoming_dir`.
+    pub fn new(raft: Raft, incoming_dir: PathBuf, node_id: u64, store_id: String) -> Self {
+        Self {
+            raft,
+            incoming_dir,
+            node_id,
+            store_id,
+        }
+    }
+
+    fn check_store<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        store_identity::check(request.metadata(), &self.store_id, self.node_id)
     }
 }
 
@@ -137,6 +151,7 @@ impl RaftService for RaftServer {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
+        self.check_store(&request)?;
         let rpc = decode(&request.into_inner().data).map_err(bad_payload)?;
         check_append(&rpc).map_err(|e| Status::invalid_argument(format!("append_entries: {e}")))?;
         let response = self.raft.append_entries(rpc).await.map_err(stopped)?;
@@ -144,6 +159,7 @@ impl RaftService for RaftServer {
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        self.check_store(&request)?;
         let rpc = decode(&request.into_inner().data).map_err(bad_payload)?;
         let response = self.raft.vote(rpc).await.map_err(stopped)?;
         payload(&response)
@@ -153,6 +169,7 @@ impl RaftService for RaftServer {
         &self,
         request: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<RaftPayload>, Status> {
+        self.check_store(&request)?;
         let mut chunks = request.into_inner();
         std::fs::create_dir_all(&self.incoming_dir).map_err(|e| Status::internal(e.to_string()))?;
         // Each stream its own file (a retry may overlap the stream it replaces), removed
