@@ -104,6 +104,22 @@ pub struct Cluster {
     /// Where nodes run when they have namespaces of their own (dropped last, after the
     /// processes in it).
     network: Option<Network>,
+    /// Small filesystems mounted over node directories, unmounted on drop.
+    mounts: Vec<PathBuf>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in self.nodes.values_mut() {
+            node.process.take();
+        }
+        for mount in &self.mounts {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(mount)
+                .status();
+        }
+    }
 }
 
 impl Cluster {
@@ -187,6 +203,7 @@ impl Cluster {
             starts: 0,
             node_env,
             network,
+            mounts: Vec::new(),
         };
         for id in 1..=voters {
             cluster.add_process(id).await;
@@ -316,6 +333,11 @@ impl Cluster {
                     "QUIVER__ONLINE_STORE__SNAPSHOT_AFTER_ENTRIES",
                     "100000".into(),
                 ),
+                // Many nodes start at once in tests: a small ballast each.
+                (
+                    "QUIVER__ONLINE_STORE__DISK_BALLAST_BYTES",
+                    (4u64 << 20).to_string(),
+                ),
             ]
             .into_iter()
             .chain(self.node_env.iter().map(|(k, v)| (k.as_str(), v.clone())))
@@ -409,6 +431,73 @@ impl Cluster {
         &self.nodes[&id].data
     }
 
+    /// Moves node `id`'s data onto a filesystem of its own of `bytes` (a tmpfs; needs root)
+    /// and restarts it there, so [`Cluster::fill_disk`] can make its disk full.
+    pub async fn move_to_small_disk(&mut self, id: u64, bytes: u64) {
+        self.kill(id);
+        let data = self.nodes[&id].data.clone();
+        let aside = data.with_extension("moving");
+        std::fs::rename(&data, &aside).unwrap();
+        std::fs::create_dir(&data).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(&data)
+            .status()
+            .unwrap();
+        assert!(
+            mounted.success(),
+            "cannot mount a tmpfs on {}",
+            data.display()
+        );
+        self.mounts.push(data.clone());
+        let copied = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", aside.display()))
+            .arg(&data)
+            .status()
+            .unwrap();
+        assert!(copied.success(), "cannot copy node {id}'s data");
+        std::fs::remove_dir_all(&aside).unwrap();
+        self.restart(id).await;
+    }
+
+    /// Fills node `id`'s filesystem with a file (`filler` in its data directory) until at
+    /// most `leave` bytes are free (0: until writes fail with "no space left", to the last
+    /// byte); returns the file, whose removal frees the space again.
+    pub fn fill_disk(&self, id: u64, leave: u64) -> PathBuf {
+        use std::io::Write;
+        let dir = &self.nodes[&id].data;
+        let filler = dir.join("filler");
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&filler)
+            .unwrap();
+        let free = || {
+            let stat = rustix::fs::statvfs(dir).unwrap();
+            stat.f_bavail * stat.f_frsize
+        };
+        let block = vec![0xa5u8; 1 << 16];
+        while leave == 0 || free() > leave {
+            let n = if leave == 0 {
+                block.len()
+            } else {
+                block.len().min((free() - leave) as usize).max(1)
+            };
+            match file.write_all(&block[..n]) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(28) => break, // ENOSPC
+                Err(e) => panic!("filling {}: {e}", filler.display()),
+            }
+        }
+        if leave == 0 {
+            // Every last byte too, so even small writes fail.
+            let byte = [0u8; 1];
+            while file.write_all(&byte).is_ok() {}
+        }
+        filler
+    }
+
     /// Node `id`'s process.
     pub fn process(&self, id: u64) -> &QuiverProcess {
         self.nodes[&id].process.as_ref().unwrap()
@@ -497,7 +586,8 @@ impl Cluster {
         }
     }
 
-    /// Writes through any live node, following leader hints; retries keep the sequence.
+    /// Writes through the live nodes (the next one when one is unavailable), following leader
+    /// hints; retries keep the sequence.
     pub async fn write(
         &self,
         producer: &str,
@@ -525,8 +615,8 @@ impl Cluster {
                 })
                 .collect(),
         };
-        let start = self.address(*self.live().first().unwrap());
-        with_leader(&start, 30, |target| {
+        let live: Vec<String> = self.live().iter().map(|id| self.address(*id)).collect();
+        with_leader(&live.join(","), 30, |target| {
             let request = request.clone();
             async move {
                 let mut client = OnlineStoreServiceClient::new(channel(&target).await?);

@@ -543,6 +543,7 @@ fn statistics_of(
 }
 
 async fn propose(node: &Node, kind: Kind) -> Result<(), OnlineStoreError> {
+    node.check_disk()?;
     node.raft
         .client_write(command::command(kind))
         .await

@@ -75,6 +75,14 @@ pub struct OnlineStoreConfig {
     /// acknowledged is lost) until the export catches up: an unreachable offline store must
     /// not fill every replica's disk.
     pub max_staged_bytes: u64,
+    /// Free space on the data directory's disk below which this node takes no writes (as
+    /// leader it refuses them and hands leadership over; as follower it refuses new entries),
+    /// so RocksDB never meets a full disk. 0 turns the guard off.
+    pub min_free_disk_bytes: u64,
+    /// A file of this size kept in the data directory and deleted when free space falls under
+    /// `min_free_disk_bytes`, so the node's few remaining writes (votes, the commit index) have
+    /// room even if something else filled the disk.
+    pub disk_ballast_bytes: u64,
     /// Compact a partition directory once it holds this many small files.
     pub compact_min_files: usize,
     /// The most events per backfill chunk (one Raft entry, cut anywhere, even inside an entry).
@@ -124,6 +132,8 @@ impl Default for OnlineStoreConfig {
             export_max_entries: 10_000,
             export_max_bytes: 64 << 20,
             max_staged_bytes: 1 << 30,
+            min_free_disk_bytes: 256 << 20,
+            disk_ballast_bytes: 64 << 20,
             compact_min_files: 8,
             backfill_chunk_rows: 20_000,
             backfill_chunk_time: Duration::from_millis(25),

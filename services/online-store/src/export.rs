@@ -192,6 +192,7 @@ pub async fn export_round(node: &Node, lake: &Lake) -> Result<Option<FileRange>,
 
 /// Proposes an export step and waits until it is applied here.
 async fn propose(node: &Node, step: Step) -> Result<(), OnlineStoreError> {
+    node.check_disk()?;
     let command = command::command(Kind::Export(ExportStep { step: Some(step) }));
     node.raft
         .client_write(command)

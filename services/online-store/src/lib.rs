@@ -10,6 +10,7 @@ pub mod backfill;
 pub mod blocking;
 pub mod compact;
 pub mod config;
+pub mod disk_guard;
 pub mod error;
 pub mod export;
 pub mod export_rows;
@@ -80,6 +81,7 @@ pub async fn serve(
         config.data_dir.join("incoming"),
         config.node_id,
         node.store_id.clone(),
+        node.disk.clone(),
     );
     let readiness = quiver_common::Readiness::new("online-store", "starting");
     node.track_readiness(readiness.clone());

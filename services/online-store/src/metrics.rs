@@ -216,6 +216,16 @@ pub fn count_export_error() {
     EXPORTS.with_label_values(&["errors"]).inc();
 }
 
+static DISK_LOW: LazyLock<IntGauge> = gauge!(
+    "quiver_online_disk_low",
+    "1 while this node's free disk space is under min_free_disk_bytes: it takes no writes and does not lead."
+);
+
+/// Records whether the disk is low.
+pub fn set_disk_low(low: bool) {
+    DISK_LOW.set(i64::from(low));
+}
+
 /// Counts an event write refused because too much waits for export.
 pub fn count_staged_refusal() {
     EXPORTS.with_label_values(&["refused_writes"]).inc();

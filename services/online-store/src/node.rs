@@ -11,6 +11,7 @@ use quiver_common::registry_cache::RegistryCache;
 use crate::config::OnlineStoreConfig;
 use openraft::async_runtime::WatchReceiver;
 
+use crate::disk_guard::DiskGuard;
 use crate::error::OnlineStoreError;
 use crate::member_address::MemberAddress;
 use crate::raft::network::Network;
@@ -34,6 +35,8 @@ pub struct Node {
     pub config: OnlineStoreConfig,
     /// This node's store id ([`crate::store_identity`]).
     pub store_id: String,
+    /// The free space of its disk ([`crate::disk_guard`]).
+    pub disk: Arc<DiskGuard>,
     /// Definitions from the registry.
     pub registry: RegistryCache,
     /// The leader's committed index as last polled by this (non-leader) node; 0 until then.
@@ -57,8 +60,14 @@ impl Node {
             .context("cannot open the online store's RocksDB")?;
         let store_id = crate::store_identity::load_or_create(&db)
             .context("cannot read or make the store id")?;
-        let state = StateMachine::open(db.clone(), GROUP, config.data_dir.join("snapshots"))?;
-        let log = LogStore::new(db, GROUP);
+        let disk = DiskGuard::new(
+            &config.data_dir,
+            config.min_free_disk_bytes,
+            config.disk_ballast_bytes,
+        );
+        let state = StateMachine::open(db.clone(), GROUP, config.data_dir.join("snapshots"))?
+            .guarded_by(disk.clone());
+        let log = LogStore::new(db, GROUP).guarded_by(disk.clone());
         let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let raft_config = Config {
             cluster_name: "quiver-online-store".into(),
@@ -88,19 +97,43 @@ impl Node {
             state,
             config,
             store_id,
+            disk,
             registry,
             leader_committed: AtomicU64::new(0),
             leader_heard_at: AtomicU64::new(0),
             started: std::time::Instant::now(),
         });
         poll_leader_commit(Arc::downgrade(&node));
+        // Low on disk: never campaign, and as leader stop heartbeats so a node with room takes
+        // over (its heartbeats still reach this one, which steps down).
+        let weak = Arc::downgrade(&node);
+        DiskGuard::watch(&node.disk, move |low| {
+            if let Some(node) = weak.upgrade() {
+                node.raft.runtime_config().elect(!low);
+                node.raft.runtime_config().heartbeat(!low);
+                crate::metrics::set_disk_low(low);
+            }
+        });
         Ok(node)
+    }
+
+    /// Refuses a proposal while the disk is low ([`crate::disk_guard`]): `UNAVAILABLE`, as
+    /// during an election, since a node with room takes over the leadership.
+    pub fn check_disk(&self) -> Result<(), OnlineStoreError> {
+        if self.disk.check() {
+            return Err(OnlineStoreError::Unavailable(self.disk.refusal()));
+        }
+        Ok(())
     }
 
     /// Why this node cannot answer clients yet, or `None` when it can: it has the registry's
     /// definitions, the group has a leader, and this node has applied what it knows is
     /// committed (a non-leader: within `max_read_lag_entries` of the leader's commit).
     pub fn not_ready_reason(&self) -> Option<String> {
+        if self.disk.is_low() {
+            // It takes no entries, so what it would serve falls behind.
+            return Some(self.disk.refusal());
+        }
         if !self.registry.is_loaded() {
             return Some(format!(
                 "loading definitions from the registry at {}",

@@ -260,8 +260,19 @@ fn check_event_batches(request: &WriteEventsRequest, limit: usize) -> Result<(),
 }
 
 impl Writer {
+    /// Refuses writes while this node's disk is low ([`crate::disk_guard`]): `UNAVAILABLE`,
+    /// as during an election, since a node with room takes over the leadership.
+    fn check_disk(&self) -> Result<(), Status> {
+        self.node.check_disk().map_err(|e| {
+            let mut status = Status::from(e);
+            status.metadata_mut().insert("retry-after-ms", 1_000.into());
+            status
+        })
+    }
+
     /// Refuses event writes while more than `max_staged_bytes` wait for the offline export.
     fn check_staged(&self) -> Result<(), Status> {
+        self.check_disk()?;
         let config = &self.node.config;
         if !config.export {
             return Ok(());
@@ -390,6 +401,7 @@ impl OnlineStoreService for Writer {
         if !self.node.is_leader() {
             return Err(self.node.not_leader().into());
         }
+        self.check_disk()?;
         self.validate(&mut request).await?;
         // Rows are pinned to their concrete project now.
         for row in &request.rows {

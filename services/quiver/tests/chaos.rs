@@ -630,3 +630,129 @@ async fn leader_kills_under_streamed_load_count_and_export_every_acknowledged_ev
         "the source log differs from the acknowledged events"
     );
 }
+
+/// Writes batches of 20 fresh users (sequence `s`: users `20s..20s+20`) until `stop`, each
+/// retried until acknowledged; returns the acknowledged users.
+fn spawn_row_writer(
+    cluster: Arc<tokio::sync::RwLock<Cluster>>,
+    stop: Arc<AtomicBool>,
+    batches: Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<Vec<i64>> {
+    tokio::spawn(async move {
+        let mut acked = Vec::new();
+        let mut sequence = 0;
+        while !stop.load(Ordering::Relaxed) {
+            sequence += 1;
+            let users: Vec<i64> = (0..20).map(|k| (sequence * 20 + k) as i64).collect();
+            while cluster
+                .read()
+                .await
+                .write("disk", sequence, &users)
+                .await
+                .is_err()
+            {
+                if stop.load(Ordering::Relaxed) {
+                    return acked;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            acked.extend(users);
+            batches.fetch_add(1, Ordering::Relaxed);
+        }
+        acked
+    })
+}
+
+/// Panics with the end of node `id`'s log if its process has exited.
+async fn assert_running(cluster: &mut Cluster, id: u64, when: &str) {
+    if let Some(status) = cluster.wait_for_exit(id, Duration::from_millis(10)).await {
+        let output = cluster.process(id).output();
+        let tail: Vec<&str> = output.lines().rev().take(15).collect();
+        panic!("node {id} exited ({when}): {status:?}\n{}", tail.join("\n"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_on_a_follower_and_on_the_leader_stops_no_process_and_heals_when_freed() {
+    if !netns::can_run(
+        "a_full_disk_on_a_follower_and_on_the_leader_stops_no_process_and_heals_when_freed",
+    ) {
+        return;
+    }
+    let mut cluster = Cluster::start_with(Path::new(BIN), DEFS, 3, |_| {
+        vec![
+            (
+                "QUIVER__ONLINE_STORE__MIN_FREE_DISK_BYTES".into(),
+                (32u64 << 20).to_string(),
+            ),
+            (
+                "QUIVER__ONLINE_STORE__DISK_BALLAST_BYTES".into(),
+                (16u64 << 20).to_string(),
+            ),
+        ]
+    })
+    .await;
+    for id in 1..=3 {
+        cluster.move_to_small_disk(id, 192 << 20).await;
+        cluster.wait_for_leader(Duration::from_secs(30)).await;
+    }
+    let cluster = Arc::new(tokio::sync::RwLock::new(cluster));
+    let stop = Arc::new(AtomicBool::new(false));
+    let batches = Arc::new(AtomicU64::new(0));
+    let writer = spawn_row_writer(cluster.clone(), stop.clone(), batches.clone());
+    for role in ["follower", "leader"] {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let leader = cluster
+            .read()
+            .await
+            .wait_for_leader(Duration::from_secs(30))
+            .await;
+        let full = match role {
+            "leader" => leader,
+            _ => [1, 2, 3].into_iter().find(|id| *id != leader).unwrap(),
+        };
+        // Something else fills the disk to 8 MiB free, under the node's 32 MiB minimum: it
+        // stops writing and releases its 16 MiB ballast, and writes go to the nodes with room.
+        let filler = cluster.read().await.fill_disk(full, 8 << 20);
+        let low = Instant::now() + Duration::from_secs(10);
+        while !cluster
+            .read()
+            .await
+            .metrics(full)
+            .contains("quiver_online_disk_low 1")
+        {
+            assert!(
+                Instant::now() < low,
+                "node {full} never noticed its disk was full"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        eprintln!("disk of node {full} ({role}) full");
+        let before = batches.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        // Writes go on: a full follower is not needed, a full leader hands over.
+        assert!(
+            batches.load(Ordering::Relaxed) > before,
+            "no write was acknowledged while the {role}'s disk was full"
+        );
+        assert_running(
+            &mut *cluster.write().await,
+            full,
+            &format!("{role}, disk full"),
+        )
+        .await;
+        std::fs::remove_file(filler).unwrap();
+        eprintln!("disk of node {full} ({role}) freed");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let acked = writer.await.unwrap();
+    assert!(!acked.is_empty());
+    let mut cluster = cluster.write().await;
+    for id in 1..=3 {
+        assert_running(&mut cluster, id, "after the disks were freed").await;
+    }
+    for id in 1..=3 {
+        cluster.assert_has_all(id, &acked).await;
+    }
+}

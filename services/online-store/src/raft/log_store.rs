@@ -21,12 +21,30 @@ use crate::keys::{self, tag};
 pub struct LogStore {
     db: Arc<DB>,
     group: u32,
+    /// Read before every write, so a full disk releases its ballast before RocksDB needs it.
+    disk: Option<Arc<crate::disk_guard::DiskGuard>>,
 }
 
 impl LogStore {
     /// The log of `group` in `db` (which has the online store's column families).
     pub fn new(db: Arc<DB>, group: u32) -> Self {
-        Self { db, group }
+        Self {
+            db,
+            group,
+            disk: None,
+        }
+    }
+
+    /// This log, reading free space from `disk` before it writes.
+    pub fn guarded_by(mut self, disk: Arc<crate::disk_guard::DiskGuard>) -> Self {
+        self.disk = Some(disk);
+        self
+    }
+
+    fn check_disk(&self) {
+        if let Some(disk) = &self.disk {
+            disk.check();
+        }
     }
 
     fn cf(&self, name: &str) -> io::Result<&rocksdb::ColumnFamily> {
@@ -148,12 +166,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        self.check_disk();
         self.put_meta_synced(tag::VOTE, vote)
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         // Unsynced is enough: after a crash the committed id is re-learned from the leader; this
-        // only lets a restarted node apply what it knew was committed before serving.
+        // only lets a restarted node apply what it knew was committed before serving; so it
+        // is skipped on a low disk.
+        if self.disk.as_ref().is_some_and(|d| d.check()) {
+            return Ok(());
+        }
         let cf = self.cf(keys::CF_RAFT_META)?;
         self.db
             .put_cf(
@@ -177,6 +200,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
+        self.check_disk();
         let cf = self.cf(keys::CF_RAFT_LOG)?;
         let mut batch = WriteBatch::default();
         for entry in entries {

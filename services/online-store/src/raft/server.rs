@@ -16,7 +16,9 @@ use openraft::LogIdOptionExt;
 use super::codec::{decode, encode};
 use super::types::{LogId, Snapshot, SnapshotMeta, Vote};
 use super::{Raft, TypeConfig};
+use crate::disk_guard::DiskGuard;
 use crate::store_identity;
+use std::sync::Arc;
 
 /// Serves Raft RPCs from peers to the local node.
 #[derive(Clone)]
@@ -27,18 +29,34 @@ pub struct RaftServer {
     /// This node's id and store id: messages meant for another store are refused.
     node_id: u64,
     store_id: String,
+    /// While the disk is low, every message is refused, so nothing makes this node write.
+    disk: Arc<DiskGuard>,
 }
 
 impl RaftServer {
     /// Serves `raft` of node `node_id` with store `store_id`; received snapshots are staged
     /// under `incoming_dir`.
-    pub fn new(raft: Raft, incoming_dir: PathBuf, node_id: u64, store_id: String) -> Self {
+    pub fn new(
+        raft: Raft,
+        incoming_dir: PathBuf,
+        node_id: u64,
+        store_id: String,
+        disk: Arc<DiskGuard>,
+    ) -> Self {
         Self {
             raft,
             incoming_dir,
             node_id,
             store_id,
+            disk,
         }
+    }
+
+    fn check_disk(&self) -> Result<(), Status> {
+        if self.disk.check() {
+            return Err(Status::unavailable(self.disk.refusal()));
+        }
+        Ok(())
     }
 
     fn check_store<T>(&self, request: &Request<T>) -> Result<(), Status> {
@@ -154,12 +172,14 @@ impl RaftService for RaftServer {
         self.check_store(&request)?;
         let rpc = decode(&request.into_inner().data).map_err(bad_payload)?;
         check_append(&rpc).map_err(|e| Status::invalid_argument(format!("append_entries: {e}")))?;
+        self.check_disk()?;
         let response = self.raft.append_entries(rpc).await.map_err(stopped)?;
         payload(&response)
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         self.check_store(&request)?;
+        self.check_disk()?;
         let rpc = decode(&request.into_inner().data).map_err(bad_payload)?;
         let response = self.raft.vote(rpc).await.map_err(stopped)?;
         payload(&response)
@@ -170,6 +190,7 @@ impl RaftService for RaftServer {
         request: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<RaftPayload>, Status> {
         self.check_store(&request)?;
+        self.check_disk()?;
         let mut chunks = request.into_inner();
         std::fs::create_dir_all(&self.incoming_dir).map_err(|e| Status::internal(e.to_string()))?;
         // Each stream its own file (a retry may overlap the stream it replaces), removed

@@ -42,9 +42,17 @@ pub struct StateMachine {
     /// Moves whenever view-version states may have changed (after the change is durable), so
     /// readers that cache decisions made from them know to make them again.
     views_generation: Arc<std::sync::atomic::AtomicU64>,
+    /// Read before every apply, so a full disk releases its ballast before RocksDB needs it.
+    disk: Option<Arc<crate::disk_guard::DiskGuard>>,
 }
 
 impl StateMachine {
+    /// This state machine, reading free space from `disk` before it writes.
+    pub fn guarded_by(mut self, disk: Arc<crate::disk_guard::DiskGuard>) -> Self {
+        self.disk = Some(disk);
+        self
+    }
+
     /// Opens `group`'s state machine; finishes a snapshot install a crash interrupted.
     pub fn open(db: Arc<DB>, group: u32, snapshot_dir: PathBuf) -> io::Result<Self> {
         let sm = Self {
@@ -53,6 +61,7 @@ impl StateMachine {
             snapshot_dir,
             publish: Arc::new(Mutex::new(())),
             views_generation: Arc::default(),
+            disk: None,
         };
         if let Some(name) = sm.get_meta::<String>(tag::INSTALLING)? {
             // The marker names the file inside the snapshot directory, so a node whose data
@@ -434,6 +443,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut last_applied = None;
         let mut membership = None;
         let mut applied_events = AppliedEvents::default();
+        if let Some(disk) = &self.disk {
+            disk.check();
+        }
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
             let result = match &entry.payload {
