@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help deps build run test lint verify fuzz fix charts-check bench clean-data \
+.PHONY: help deps build run test lint verify fuzz chaos fix charts-check bench clean-data \
 	python-proto python-proto-check python-client-test
 
 help: ## List the targets
@@ -33,6 +33,11 @@ fuzz: deps ## Every decoder's mutation fuzzer, longer than `make test` runs them
 	QUIVER_FUZZ_CASES=$${FUZZ_CASES:-1000000} QUIVER_FUZZ_SEED=$${FUZZ_SEED:-$$(date +%s)} \
 		$(CARGO) test --release -p quiver-online-store -p quiver-core -p quiver-registry \
 		-p quiver-common -p quiver-offline -p quiver --lib --bins -- fuzz mutated --nocapture
+
+chaos: deps ## Long fault campaigns as root (network namespaces): partitions, kills, full disks (CHAOS_ROUNDS, CHAOS_KILLS)
+	QUIVER_REQUIRE_NETNS=1 QUIVER_CHAOS_ROUNDS=$${CHAOS_ROUNDS:-50} QUIVER_CHAOS_KILLS=$${CHAOS_KILLS:-100} \
+		QUIVER_CHAOS_BATCH=$${CHAOS_BATCH:-250} QUIVER_CHAOS_SEED=$${CHAOS_SEED:-$$(date +%s)} \
+		$(CARGO) test --release -p quiver --test chaos -- --nocapture --test-threads 1
 
 fix: ## Format and apply clippy's fixes
 	$(CARGO) fmt --all

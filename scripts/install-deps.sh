@@ -20,6 +20,9 @@ command -v pkg-config >/dev/null || missing+=(pkg-config)
 # the system; TLS and SASL/SCRAM from OpenSSL above).
 [ -e /usr/include/zlib.h ] || missing+=(zlib1g-dev)
 command -v perl >/dev/null || missing+=(perl)
+# The fault tests (tests/src/netns.rs) cut links between network namespaces with nftables.
+command -v ip >/dev/null || [ -x /usr/sbin/ip ] || missing+=(iproute2)
+command -v nft >/dev/null || [ -x /usr/sbin/nft ] || missing+=(nftables)
 # The offline tests' Python environment (scripts/python-env.sh).
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3 python3-venv)
 
