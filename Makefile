@@ -23,9 +23,11 @@ test: deps ## Run every test: unit, service, process (incl. pyarrow and S3) and 
 	@$(MAKE) --no-print-directory python-client-test
 	@$(MAKE) --no-print-directory charts-check
 
-lint: deps ## Check formatting and clippy (-D warnings); writes nothing
+lint: deps ## Check formatting, clippy (-D warnings), dependency sources and licenses; writes nothing
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@scripts/check_dependencies.py --self-test >/dev/null
+	@scripts/check_dependencies.py
 
 verify: lint test ## What CI runs: lint, then every test; writes nothing
 
@@ -34,10 +36,11 @@ fuzz: deps ## Every decoder's mutation fuzzer, longer than `make test` runs them
 		$(CARGO) test --release -p quiver-online-store -p quiver-core -p quiver-registry \
 		-p quiver-common -p quiver-offline -p quiver --lib --bins -- fuzz mutated --nocapture
 
-chaos: deps ## Long fault campaigns as root (network namespaces): partitions, kills, full disks (CHAOS_ROUNDS, CHAOS_KILLS)
+chaos: deps ## Long fault campaigns as root: partitions, kills, full disks, a 10-minute object store outage (CHAOS_*)
 	QUIVER_REQUIRE_NETNS=1 QUIVER_CHAOS_ROUNDS=$${CHAOS_ROUNDS:-50} QUIVER_CHAOS_KILLS=$${CHAOS_KILLS:-100} \
-		QUIVER_CHAOS_BATCH=$${CHAOS_BATCH:-250} QUIVER_CHAOS_SEED=$${CHAOS_SEED:-$$(date +%s)} \
-		$(CARGO) test --release -p quiver --test chaos -- --nocapture --test-threads 1
+		QUIVER_CHAOS_BATCH=$${CHAOS_BATCH:-250} QUIVER_CHAOS_PRODUCERS=$${CHAOS_PRODUCERS:-8} \
+		QUIVER_CHAOS_SEED=$${CHAOS_SEED:-$$(date +%s)} QUIVER_CHAOS_OUTAGE_SECS=$${CHAOS_OUTAGE_SECS:-600} \
+		$(CARGO) test --release -p quiver --test chaos --test export_backpressure -- --nocapture --test-threads 1
 
 fix: ## Format and apply clippy's fixes
 	$(CARGO) fmt --all
