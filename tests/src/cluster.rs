@@ -215,6 +215,7 @@ impl Cluster {
                 node_id: *id,
                 address: n.grpc.to_string(),
                 peer_address: n.peer.to_string(),
+                store_id: String::new(),
             })
             .collect();
         cluster
@@ -264,6 +265,15 @@ impl Cluster {
 
     /// Starts a new node process with id `id` (not yet a member).
     pub async fn add_process(&mut self, id: u64) {
+        self.add_process_on(id, None).await;
+    }
+
+    /// As [`Cluster::add_process`], on these client and peer addresses (loopback clusters).
+    pub async fn add_process_at(&mut self, id: u64, grpc: SocketAddr, peer: SocketAddr) {
+        self.add_process_on(id, Some((grpc, peer))).await;
+    }
+
+    async fn add_process_on(&mut self, id: u64, at: Option<(SocketAddr, SocketAddr)>) {
         let data = self.dir.path().join(format!("node-{id}"));
         let (grpc, peer, http) = match self.network.as_mut() {
             // Its own namespace: its own ports.
@@ -275,7 +285,10 @@ impl Cluster {
                     SocketAddr::from((ip, 7080)),
                 )
             }
-            None => (free_address(), free_address(), free_address()),
+            None => {
+                let (grpc, peer) = at.unwrap_or_else(|| (free_address(), free_address()));
+                (grpc, peer, free_address())
+            }
         };
         self.nodes.insert(
             id,

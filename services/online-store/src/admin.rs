@@ -68,8 +68,8 @@ impl Admin {
 
     /// The addresses and store id of `member`, to be node `id`, asked of the member itself
     /// (this node answers from its config): nodes advertise their peer port and store id in
-    /// `Status`, so a member must be running to be added. A `peer_address` given explicitly
-    /// wins over the advertised one.
+    /// `Status`. A `peer_address` given explicitly wins over the advertised one, and lets a
+    /// member that is not running yet be added; its store id is then learned later.
     async fn resolve_member(
         &self,
         id: u64,
@@ -86,6 +86,10 @@ impl Admin {
                 self.node.config.peer_advertise.clone(),
                 self.node.store_id.clone(),
             )
+        } else if !member.peer_address.is_empty() && ask_member(&member.address).await.is_err() {
+            // Not running yet (a read replica joins before it starts, to learn its id): its
+            // store id is learned once it answers (`store_identity::learn_store_ids`).
+            (member.peer_address.clone(), String::new())
         } else {
             let status = ask_member(&member.address).await?;
             if status.node_id != id {
@@ -100,9 +104,9 @@ impl Admin {
             "" => peer,
             given => given.to_string(),
         };
-        if peer.is_empty() || store.is_empty() {
+        if peer.is_empty() {
             return Err(OnlineStoreError::Unavailable(format!(
-                "the node at {} advertises no peer address or store id (an older version?)",
+                "the node at {} advertises no peer address (an older version?)",
                 member.address
             )));
         }
@@ -125,7 +129,7 @@ impl Admin {
 
 /// Asks the node at `address` (its client port) for its status: its id, the peer address it
 /// advertises and its store id.
-async fn ask_member(address: &str) -> Result<StatusResponse, OnlineStoreError> {
+pub(crate) async fn ask_member(address: &str) -> Result<StatusResponse, OnlineStoreError> {
     let unreachable = |e: &dyn std::fmt::Display| {
         OnlineStoreError::Unavailable(format!(
             "cannot ask the node at {address} for its peer address and store id ({e}); start it \
@@ -156,6 +160,7 @@ fn to_members(nodes: &BTreeMap<u64, NodeAddress>) -> Vec<Member> {
                 node_id: *id,
                 address: address.client,
                 peer_address: address.peer,
+                store_id: address.store,
             }
         })
         .collect()

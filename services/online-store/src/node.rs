@@ -104,6 +104,7 @@ impl Node {
             started: std::time::Instant::now(),
         });
         poll_leader_commit(Arc::downgrade(&node));
+        crate::store_identity::learn_store_ids(Arc::downgrade(&node));
         // Low on disk: never campaign, and as leader stop heartbeats so a node with room takes
         // over (its heartbeats still reach this one, which steps down).
         let weak = Arc::downgrade(&node);

@@ -8,13 +8,24 @@
 //! votes with a log it has lost, so a majority could elect a leader missing committed entries.
 //! With it, such a node is refused until an operator removes the old member and adds the node
 //! back under a new id.
+//!
+//! A member added before it runs (a read replica learns its id that way) has no store id yet;
+//! the leader asks it for one as soon as it answers and records it in the membership
+//! ([`learn_store_ids`]).
 
+use std::collections::BTreeMap;
 use std::io;
+use std::sync::Weak;
+use std::time::Duration;
+
+use openraft::ChangeMembers;
 
 use rocksdb::DB;
 use tonic::Status;
 
 use crate::keys::{self, tag};
+use crate::member_address::MemberAddress;
+use crate::node::Node;
 
 /// The metadata key carrying the store id a Raft message is meant for.
 pub const METADATA: &str = "quiver-store-id";
@@ -64,6 +75,47 @@ pub fn check(
          disk was wiped or replaced. Remove node {node_id} from the cluster and add this node as a \
          new member (`quiver cluster remove`, then `quiver cluster add` with a new id)"
     )))
+}
+
+/// On the leader, every 2 s: asks members recorded without a store id for theirs, and records
+/// the ids they answer with (same addresses, so the membership change moves nothing else).
+pub fn learn_store_ids(node: Weak<Node>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let Some(this) = node.upgrade() else { return };
+            if !this.is_leader() {
+                continue;
+            }
+            let (voters, learners) = this.members();
+            let mut learned = BTreeMap::new();
+            for (id, member) in voters.iter().chain(&learners) {
+                let mut address = MemberAddress::of(member);
+                if !address.store.is_empty() {
+                    continue;
+                }
+                let Ok(status) = crate::admin::ask_member(&address.client).await else {
+                    continue;
+                };
+                if status.node_id == *id && !status.store_id.is_empty() {
+                    address.store = status.store_id;
+                    learned.insert(*id, address.to_node());
+                }
+            }
+            if learned.is_empty() {
+                continue;
+            }
+            let ids: Vec<u64> = learned.keys().copied().collect();
+            match this
+                .raft
+                .change_membership(ChangeMembers::SetNodes(learned), true)
+                .await
+            {
+                Ok(_) => tracing::info!(nodes = ?ids, "recorded the store ids of members"),
+                Err(e) => tracing::warn!(nodes = ?ids, error = %e, "cannot record store ids yet"),
+            }
+        }
+    });
 }
 
 #[cfg(test)]

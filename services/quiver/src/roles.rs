@@ -406,6 +406,7 @@ async fn initialize_single_node(address: &str) -> anyhow::Result<()> {
             node_id: 1,
             address: address.to_string(),
             peer_address: String::new(),
+            store_id: String::new(),
         }],
     };
     let mut last_error = String::new();

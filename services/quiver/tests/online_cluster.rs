@@ -18,6 +18,7 @@ use quiver_proto::online::{
 use quiver_proto::serving::Consistency;
 use quiver_proto::types::{EntityKey, FieldStatus};
 use quiver_tests::cluster::{channel, int, Cluster, DEFS};
+use quiver_tests::free_address;
 
 const BIN: &str = env!("CARGO_BIN_EXE_quiver");
 
@@ -181,6 +182,7 @@ async fn a_learner_joins_serves_reads_is_promoted_and_an_old_voter_leaves() {
         node_id: 4,
         address: cluster.address(4),
         peer_address: String::new(),
+        store_id: String::new(),
     };
     let leader_address = cluster.address(cluster.wait_for_leader(Duration::from_secs(10)).await);
     let added = with_leader(&leader_address, 20, |target| {
@@ -260,14 +262,16 @@ async fn a_learner_joins_serves_reads_is_promoted_and_an_old_voter_leaves() {
                 node_id: old_voter,
                 address: "127.0.0.1:1".into(),
                 peer_address: "127.0.0.1:2".into(),
+                store_id: String::new(),
             }),
             wait_caught_up: false,
         })
         .await
         .unwrap_err();
     assert_eq!(reused.code(), tonic::Code::FailedPrecondition, "{reused:?}");
-    // A member must be running: its store id is asked of it.
-    let absent = cluster
+    // An allocated id is above every id ever used (a member not running yet can be added when
+    // its peer address is given: it learns its id that way).
+    let allocated = cluster
         .admin(leader)
         .await
         .add_learner(AddLearnerRequest {
@@ -275,22 +279,7 @@ async fn a_learner_joins_serves_reads_is_promoted_and_an_old_voter_leaves() {
                 node_id: 0,
                 address: "127.0.0.1:1".into(),
                 peer_address: "127.0.0.1:2".into(),
-            }),
-            wait_caught_up: false,
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(absent.code(), tonic::Code::Unavailable, "{absent:?}");
-    // An allocated id is above every id ever used.
-    cluster.add_process(5).await;
-    let allocated = cluster
-        .admin(leader)
-        .await
-        .add_learner(AddLearnerRequest {
-            member: Some(Member {
-                node_id: 0,
-                address: cluster.address(5),
-                peer_address: String::new(),
+                store_id: String::new(),
             }),
             wait_caught_up: false,
         })
@@ -509,6 +498,7 @@ async fn a_node_restarted_on_an_empty_disk_cannot_rejoin_under_its_old_id() {
                 node_id: wiped,
                 address: cluster.address(wiped),
                 peer_address: String::new(),
+                store_id: String::new(),
             }),
             wait_caught_up: false,
         })
@@ -517,7 +507,8 @@ async fn a_node_restarted_on_an_empty_disk_cannot_rejoin_under_its_old_id() {
     assert_eq!(again.code(), tonic::Code::FailedPrecondition, "{again:?}");
     assert!(again.message().contains("wiped"), "{again:?}");
 
-    // The way back: remove the old member, add the machine as a new one.
+    // The way back: remove the old member, add the machine as a new one. Added before it runs
+    // (as a read replica joins), its store id is learned once it answers.
     cluster
         .admin(leader)
         .await
@@ -525,21 +516,36 @@ async fn a_node_restarted_on_an_empty_disk_cannot_rejoin_under_its_old_id() {
         .await
         .unwrap();
     cluster.kill(wiped);
-    cluster.add_process(4).await;
-    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let (address, peer) = (free_address(), free_address());
     cluster
         .admin(leader)
         .await
         .add_learner(AddLearnerRequest {
             member: Some(Member {
                 node_id: 4,
-                address: cluster.address(4),
-                peer_address: String::new(),
+                address: address.to_string(),
+                peer_address: peer.to_string(),
+                store_id: String::new(),
             }),
-            wait_caught_up: true,
+            wait_caught_up: false,
         })
         .await
         .unwrap();
+    cluster.add_process_at(4, address, peer).await;
+    let recorded = async {
+        loop {
+            let status = cluster.status(leader).await.unwrap();
+            let learner = status.learners.iter().find(|m| m.node_id == 4).cloned();
+            if let Some(store) = learner.map(|m| m.store_id).filter(|s| !s.is_empty()) {
+                return store;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let recorded = tokio::time::timeout(Duration::from_secs(20), recorded)
+        .await
+        .expect("the leader never recorded node 4's store id");
+    assert_eq!(recorded, cluster.status(4).await.unwrap().store_id);
     cluster
         .admin(leader)
         .await

@@ -141,6 +141,7 @@ async fn roles_are_not_ready_until_they_can_answer() {
                 node_id: 1,
                 address: node.clone(),
                 peer_address: String::new(),
+                store_id: String::new(),
             }],
         })
         .await

@@ -285,6 +285,7 @@ impl Secured {
                 node_id: *id,
                 address: grpc.to_string(),
                 peer_address: peer.to_string(),
+                store_id: String::new(),
             })
             .collect();
         ClusterAdminServiceClient::new(

@@ -57,6 +57,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
                     node_id,
                     address,
                     peer_address: peer_address.unwrap_or_default(),
+                    store_id: String::new(),
                 }),
                 wait_caught_up: wait,
             };
@@ -141,6 +142,7 @@ fn parse_member(text: &str) -> anyhow::Result<Member> {
         node_id,
         address: address.trim().to_string(),
         peer_address: peer_address.trim().to_string(),
+        store_id: String::new(),
     })
 }
 
