@@ -38,7 +38,7 @@ fuzz: deps ## Every decoder's mutation fuzzer, longer than `make test` runs them
 
 chaos: deps ## Long fault campaigns as root: partitions, kills, full disks, a 10-minute object store outage (CHAOS_*)
 	QUIVER_REQUIRE_NETNS=1 QUIVER_CHAOS_ROUNDS=$${CHAOS_ROUNDS:-50} QUIVER_CHAOS_KILLS=$${CHAOS_KILLS:-100} \
-		QUIVER_CHAOS_BATCH=$${CHAOS_BATCH:-250} QUIVER_CHAOS_PRODUCERS=$${CHAOS_PRODUCERS:-8} \
+		QUIVER_CHAOS_BATCH=$${CHAOS_BATCH:-250} QUIVER_CHAOS_PRODUCERS=$${CHAOS_PRODUCERS:-8} QUIVER_CHAOS_CLOCK_STEP_US=1000 \
 		QUIVER_CHAOS_SEED=$${CHAOS_SEED:-$$(date +%s)} QUIVER_CHAOS_OUTAGE_SECS=$${CHAOS_OUTAGE_SECS:-600} \
 		$(CARGO) test --release -p quiver --test chaos --test export_backpressure -- --nocapture --test-threads 1
 

@@ -401,7 +401,7 @@ sources:
   - name: tx
     entity: user
     timestamp_field: ts
-    allowed_lateness: 30s
+    allowed_lateness: 10s
     schema:
       - {name: user_id, type: int64}
       - {name: ts, type: timestamp}
@@ -429,9 +429,10 @@ struct Ack {
 /// A producer pushing batches of `batch` time-ordered events through ingest until `stop`,
 /// retrying each batch (same sequence) until it is acknowledged, as a real producer does. All
 /// start at the same event time, but their clocks run at different speeds (producer `p`
-/// advances `(p % 4 + 1) * 10` ms per event): they drift apart by far more than the source's 30 s
-/// of lateness, so a watermark shared by all producers would make the slow ones' events late,
-/// and the counts wrong.
+/// advances `(p % 4 + 1) * step` per event; `QUIVER_CHAOS_CLOCK_STEP_US`, 10 ms, and 1 ms in
+/// the long campaign, which pushes a thousand times more): they drift apart by far more than
+/// the source's 10 s of lateness, so a watermark shared by all producers would make the slow
+/// ones' events late, and the counts wrong.
 fn spawn_producer(
     ingest: String,
     started_at: i64,
@@ -442,7 +443,7 @@ fn spawn_producer(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut rng = Rng(producer * 7919 + 1);
-        let step = (producer % 4 + 1) as i64 * 10_000;
+        let step = (producer % 4 + 1) as i64 * setting("QUIVER_CHAOS_CLOCK_STEP_US", 10_000) as i64;
         let mut at = started_at;
         let mut sequence = 0;
         while !stop.load(Ordering::Relaxed) {
