@@ -203,7 +203,7 @@ fn spawn_register_client(
             let n = calls.fetch_add(1, Ordering::Relaxed);
             let key = (n / CALLS_PER_KEY) as i64;
             let invoked = now();
-            if client % 2 == 0 {
+            if client.is_multiple_of(2) {
                 sequence += 1;
                 // Event times are unique and grow with the call number.
                 let at = 1_700_000_000_000_000 + n as i64;
