@@ -1,4 +1,4 @@
-//! `quiver bench snapshot`: point-in-time snapshot throughput. Applies a bench project, writes
+//! `quiver-bench snapshot`: point-in-time snapshot throughput. Applies a bench project, writes
 //! `--feature-rows` generated events straight into the offline store as the source's log (as
 //! the online store's exporter would, without pushing them through ingest), then sends an
 //! entity table of `--entity-rows` rows through the snapshot service over Arrow Flight: as-of
@@ -12,6 +12,8 @@ use arrow_array::{Int64Array, RecordBatch, TimestampMicrosecondArray};
 use arrow_flight::error::FlightError;
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use futures::StreamExt;
+use quiver::addresses::Addresses;
+use quiver::snapshot_exchange::{exchange, flight_error};
 use quiver_core::{Scalar, ValueType};
 use quiver_lake::event_file::{write_parquet, Column, EventRows};
 use quiver_lake::layout::date_of;
@@ -20,9 +22,6 @@ use quiver_proto::convert::{encode_entity, scalar_to_value};
 use quiver_proto::offline::snapshot_command::Features;
 use quiver_proto::offline::{FeatureRefs, SnapshotCommand};
 use quiver_proto::registry::{ApplyRequest, DefinitionDocument};
-
-use super::snapshot::{exchange, flight_error};
-use crate::addresses::Addresses;
 
 const PROJECT: &str = "snapbench";
 const DEFINITIONS: &str = r#"
@@ -55,17 +54,23 @@ const SEND_ROWS: usize = 65_536;
 /// The generated history: 30 days.
 const SPAN_MICROS: i64 = 30 * 86_400_000_000;
 
-/// The bench's shape.
+/// The bench's shape (its flags).
+#[derive(Debug, Clone, clap::Args)]
 pub struct Shape {
-    /// The offline store the snapshot service reads (where the rows are written).
+    /// The offline store the snapshot service reads (`quiver dev`: <data-dir>/offline).
+    #[arg(long, default_value = "quiver-data/offline")]
     pub store: String,
     /// Feature rows to generate.
+    #[arg(long, default_value_t = 10_000_000)]
     pub feature_rows: usize,
     /// Distinct users.
+    #[arg(long, default_value_t = 100_000)]
     pub users: u64,
-    /// Entity rows per as-of snapshot.
+    /// Entity rows of each as-of snapshot.
+    #[arg(long, default_value_t = 1_000_000)]
     pub entity_rows: usize,
     /// Entity rows of the windowed snapshot.
+    #[arg(long, default_value_t = 200_000)]
     pub windowed_rows: usize,
 }
 
@@ -83,7 +88,7 @@ pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<()> {
             expected_revision: None,
         })
         .await
-        .map_err(|s| super::rpc_error("apply", s))?;
+        .map_err(|s| quiver::rpc_error("apply", s))?;
     let end = quiver_common::clock::now_micros();
     let start = end - SPAN_MICROS;
     let generated = Instant::now();
