@@ -60,6 +60,7 @@ bench: deps ## Benchmarks (docs/benchmarks.md): reads, replicated writes, peers,
 	scripts/bench-online.sh peers
 	scripts/bench-push.sh
 	scripts/bench-snapshot.sh
+	scripts/bench-snapshot-peers.sh
 
 clean-data: ## Delete ./quiver-data (the state of `make run`)
 	rm -rf quiver-data
