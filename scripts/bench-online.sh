@@ -6,7 +6,8 @@
 #   scripts/bench-online.sh write   # VOTERS (default 3) nodes: durable replicated write rate
 #   scripts/bench-online.sh peers   # 1 node (+ ingest, compute) and a bare tonic lookup server
 #                                   # (`quiver-bench peer-server`) on the same data: same-run
-#                                   # ratios, ROUNDS (default 3) alternating rounds each
+#                                   # ratios, ROUNDS (default 3) alternating rounds each; then
+#                                   # WINDOWED_EVENTS into a windowed view: windowed vs last
 # Environment: ENTITIES (default 1000000), VOTERS, DURATION (default 10s), ROUNDS,
 # WINDOWED_EVENTS (peers; default 3000000), QUIVER_BIN, QUIVER_BENCH_BIN, PORT_BASE.
 set -euo pipefail
@@ -70,9 +71,7 @@ self_cpu() { awk '{print ($16 + $17) / 100}' /proc/$$/stat; }  # reaped children
 rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 
 echo "== load/write: $entities rows x 8 features, batches of 1000, $voters voter(s), synced WAL"
-windowed=()
-[ "$mode" = peers ] && windowed=(--windowed-events "${WINDOWED_EVENTS:-3000000}")
-qb write --entities "$entities" --batch 1000 --concurrency "${WRITERS:-8}" "${windowed[@]}"
+qb write --entities "$entities" --batch 1000 --concurrency "${WRITERS:-8}"
 echo "== node 1 RSS after loading $entities entities: $(rss_mib "$node_pid") MiB"
 [ "$mode" = write ] && exit 0
 # Let RocksDB finish the compactions the load started, so they are not billed to reads.
@@ -90,19 +89,26 @@ if [ "$mode" = peers ]; then
     awk -v t="$total" '{print t + ($16 + $17) / 100}' /proc/$$/stat
   }
   busy_before="$(busy)"; ours_before="$(ours)"; started="$(date +%s)"
-  echo "== one windowed read, for the record (its values come from the loaded events)"
-  q get --project bench --entity user_id=1 \
-    --features bench_windowed:txn_count_7d,bench_windowed:amount_mean_7d,bench_windowed:amount_sum_24h
   rounds="${ROUNDS:-3}"
   g() { qb get --entities "$entities" --duration "$duration" --rounds "$rounds" "$@"; }
+  echo "== phase 1: the rows of bench_view only"
   echo "== 1 entity x 8 last features, closed loop, 64 in flight: Quiver vs the bare tonic peer"
   g --batch 1 --concurrency 64 --peer "$peer"
   echo "== 100 entities x 8 last features, closed loop, 64 in flight: Quiver vs the bare tonic peer"
   g --batch 100 --concurrency 64 --peer "$peer"
-  echo "== 1 entity x 8 windowed features vs 8 last features, closed loop, 64 in flight"
-  g --batch 1 --concurrency 64 --versus-windowed
   echo "== 1 entity x 8 last features, open loop at 10,000 req/s: Quiver vs the bare tonic peer"
   g --batch 1 --concurrency 64 --rate 10000 --peer "$peer"
+  windowed_events="${WINDOWED_EVENTS:-3000000}"
+  echo "== phase 2: $windowed_events events over 7 days into bench_windowed (8 windowed features), through ingest"
+  qb write --entities "$entities" --no-rows --windowed-events "$windowed_events"
+  sleep "${SETTLE:-15}"
+  echo "== one windowed read, for the record (its values come from the loaded events)"
+  q get --project bench --entity user_id=1 \
+    --features bench_windowed:txn_count_7d,bench_windowed:amount_mean_7d,bench_windowed:amount_sum_24h
+  echo "== 1 entity x 8 windowed features vs 8 last features, closed loop, 64 in flight"
+  g --batch 1 --concurrency 64 --versus-windowed
+  echo "== 1 entity x 8 last features, closed loop, 64 in flight, with the windowed data in the store: Quiver vs the bare tonic peer"
+  g --batch 1 --concurrency 64 --peer "$peer"
   elapsed=$(( $(date +%s) - started ))
   awk -v b0="$busy_before" -v b1="$(busy)" -v o0="$ours_before" -v o1="$(ours)" -v s="$elapsed" \
     'BEGIN { printf "== other processes used %.2f cores on average over the %d s of reads\n", ((b1 - b0) - (o1 - o0)) / s, s }'

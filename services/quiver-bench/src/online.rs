@@ -85,6 +85,10 @@ pub struct WriteArgs {
     /// `get --windowed` reads. Needs ingest and compute (`quiver dev`, or those roles).
     #[arg(long, default_value_t = 0)]
     pub windowed_events: usize,
+    /// Write no rows (they were written before): only apply the definitions and load
+    /// `--windowed-events`.
+    #[arg(long)]
+    pub no_rows: bool,
 }
 
 /// The flags of `quiver-bench get`.
@@ -180,6 +184,7 @@ pub async fn write(addresses: &Addresses, args: WriteArgs) -> anyhow::Result<()>
         batch,
         concurrency,
         windowed_events,
+        no_rows,
     } = args;
     let mut registry = addresses.registry().await?;
     registry
@@ -196,6 +201,23 @@ pub async fn write(addresses: &Addresses, args: WriteArgs) -> anyhow::Result<()>
     // The store learns definitions through the registry's Watch; give it a moment.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
+    if !no_rows {
+        write_rows(addresses, entities, features, batch, concurrency).await?;
+    }
+    if windowed_events > 0 {
+        load_windowed(addresses, entities, windowed_events).await?;
+    }
+    Ok(())
+}
+
+/// Writes rows 0..entities of the bench view.
+async fn write_rows(
+    addresses: &Addresses,
+    entities: u64,
+    features: usize,
+    batch: usize,
+    concurrency: usize,
+) -> anyhow::Result<()> {
     let next = Arc::new(AtomicU64::new(0));
     let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
     let producer = format!("bench-{}", std::process::id());
@@ -279,9 +301,6 @@ pub async fn write(addresses: &Addresses, args: WriteArgs) -> anyhow::Result<()>
         entities as f64 / elapsed
     );
     println!("write latency per batch: {}", summary(&h));
-    if windowed_events > 0 {
-        load_windowed(addresses, entities, windowed_events).await?;
-    }
     Ok(())
 }
 

@@ -296,8 +296,8 @@ fn entity_batches(rows: usize, users: u64, start: i64) -> anyhow::Result<Vec<Rec
 /// The as-of entity table as one Parquet file.
 fn write_entity_table(path: &Path, shape: &Shape, start: i64) -> anyhow::Result<()> {
     let batches = entity_batches(shape.entity_rows, shape.users, start)?;
-    let file = std::fs::File::create(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let schema = batches
         .first()
         .map(|b| b.schema())
