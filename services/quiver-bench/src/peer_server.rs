@@ -182,3 +182,101 @@ impl ServingService for Peer {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use quiver_proto::serving::FeatureList;
+    use quiver_proto::types::{EntityColumn, RepeatedValue};
+
+    use super::*;
+
+    fn peer(entities: u64, features: usize) -> Peer {
+        Peer {
+            rows: (0..entities)
+                .map(|id| {
+                    let values = (0..features).map(|f| value_of(id, f)).collect();
+                    (
+                        id as i64,
+                        Stored {
+                            event_time_micros: 1_000,
+                            values,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn request(ids: &[i64], refs: &[&str]) -> Request<GetFeaturesRequest> {
+        Request::new(GetFeaturesRequest {
+            project: "bench".into(),
+            features: Some(get_features_request::Features::FeatureList(FeatureList {
+                refs: refs.iter().map(|r| r.to_string()).collect(),
+            })),
+            entities: vec![EntityColumn {
+                name: "user_id".into(),
+                values: Some(RepeatedValue {
+                    values: ids
+                        .iter()
+                        .map(|id| Value {
+                            kind: Some(Kind::Int64Value(*id)),
+                        })
+                        .collect(),
+                }),
+            }],
+            ..Default::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn answers_like_quiver_a_key_column_then_values_statuses_and_times_per_feature() {
+        let peer = peer(10, 8);
+        let refs = ["bench_view:f3", "bench_view:f0"];
+        let response = peer
+            .get_features(request(&[2, 99], &refs))
+            .await
+            .map(Response::into_inner)
+            .map_err(|s| s.message().to_string());
+        let Ok(response) = response else {
+            panic!("the peer refused a valid request: {response:?}");
+        };
+        let metadata = response.metadata.unwrap_or_default();
+        assert_eq!(
+            metadata.feature_names,
+            ["user_id", "bench_view:f3", "bench_view:f0"]
+        );
+        assert_eq!(metadata.views.len(), 1);
+        assert_eq!(response.results.len(), 3);
+        // The key column echoes the request, every key PRESENT.
+        assert_eq!(response.results[0].values.len(), 2);
+        assert_eq!(
+            response.results[0].statuses,
+            [FieldStatus::Present as i32; 2]
+        );
+        // Entity 2 is found with `write`'s values; entity 99 is not.
+        let f3 = &response.results[1];
+        assert_eq!(f3.values[0].kind, Some(Kind::Float64Value(value_of(2, 3))));
+        assert_eq!(
+            f3.statuses,
+            [FieldStatus::Present as i32, FieldStatus::NotFound as i32]
+        );
+        assert_eq!(f3.event_timestamps[0], micros_to_timestamp(1_000));
+        assert_eq!(f3.values[1].kind, None);
+        assert_eq!(
+            response.results[2].values[0].kind,
+            Some(Kind::Float64Value(value_of(2, 0)))
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_what_it_cannot_answer() {
+        let peer = peer(1, 8);
+        let unknown = peer
+            .get_features(request(&[0], &["bench_view:amount"]))
+            .await;
+        assert_eq!(
+            unknown.map(|_| ()).map_err(|s| s.code()),
+            Err(tonic::Code::InvalidArgument)
+        );
+    }
+}
