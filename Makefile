@@ -61,11 +61,14 @@ python-client-test: python-proto-check ## The Python client's tests (pytest) aga
 charts-check: ## Lint, render and schema-validate the Helm chart and k8s manifests
 	@scripts/charts-check.sh
 
-bench: build ## Benchmarks (docs/benchmarks.md): reads, replicated writes, streaming push, tile engine, snapshots
+bench: deps ## Benchmarks (docs/benchmarks.md): reads, replicated writes, peers, streaming push, tile engine, snapshots
+	$(CARGO) build --release -p quiver -p quiver-bench
 	scripts/bench-online.sh get
 	scripts/bench-online.sh write
+	scripts/bench-online.sh peers
 	scripts/bench-push.sh
 	scripts/bench-snapshot.sh
+	scripts/bench-snapshot-peers.sh
 
 clean-data: ## Delete ./quiver-data (the state of `make run`)
 	rm -rf quiver-data

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Kafka source benchmarks from the release binary: starts `quiver dev` (single voter, synced Raft
-# log, no demo stream) in a temp dir and runs `quiver bench kafka` against it RUNS times (the
+# log, no demo stream) in a temp dir and runs `quiver-bench kafka` against it RUNS times (the
 # bench starts its own librdkafka mock cluster in the client process).
-# Environment: RUNS (default 3), QUIVER_BIN, PORT_BASE, and extra bench flags in BENCH_ARGS.
+# Environment: RUNS (default 3), QUIVER_BIN, QUIVER_BENCH_BIN, PORT_BASE, and extra bench flags in BENCH_ARGS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target_dir="${CARGO_TARGET_DIR:-target}"
 bin="${QUIVER_BIN:-$target_dir/release/quiver}"
-[ -x "$bin" ] || cargo build --release -p quiver
+bench_bin="${QUIVER_BENCH_BIN:-$target_dir/release/quiver-bench}"
+{ [ -x "$bin" ] && [ -x "$bench_bin" ]; } || cargo build --release -p quiver -p quiver-bench
 runs="${RUNS:-3}"
 base="${PORT_BASE:-28170}"
 work="$(mktemp -d -t quiver-bench-kafka.XXXXXX)"
@@ -19,11 +20,12 @@ QUIVER__LOG__LEVEL=warn "$bin" dev --data-dir "$work/data" --port-base "$base" -
   >"$work/dev.log" 2>&1 &
 pid=$!
 q() { "$bin" "$@" --registry "127.0.0.1:$base" --ingest "127.0.0.1:$((base + 1))" --online "127.0.0.1:$((base + 3))"; }
+qb() { "$bench_bin" "$@" --registry "127.0.0.1:$base" --ingest "127.0.0.1:$((base + 1))" --online "127.0.0.1:$((base + 3))"; }
 for _ in $(seq 1 100); do q cluster status 2>/dev/null | grep -q "is Leader" && break; sleep 0.2; done
 
 for run in $(seq 1 "$runs"); do
   echo "== run $run"
   # shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
-  q bench kafka ${BENCH_ARGS:-}
+  qb kafka ${BENCH_ARGS:-}
 done
 echo "== quiver dev RSS: $(awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status") MiB"

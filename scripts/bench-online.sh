@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Benchmarks the online store from the release binary on loopback: starts a registry and
-# VOTERS online-store nodes in a temp dir, runs `quiver bench`, reports the nodes' RSS and CPU,
+# Benchmarks the online store from the release binaries on loopback: starts a registry and
+# VOTERS online-store nodes in a temp dir, runs `quiver-bench`, reports the nodes' RSS and CPU,
 # and stops everything. Usage:
 #   scripts/bench-online.sh get     # 1 node: load ENTITIES rows, then read benchmarks
 #   scripts/bench-online.sh write   # VOTERS (default 3) nodes: durable replicated write rate
-# Environment: ENTITIES (default 1000000), VOTERS, DURATION (default 10s), QUIVER_BIN.
+#   scripts/bench-online.sh peers   # 1 node (+ ingest, compute) and a bare tonic lookup server
+#                                   # (`quiver-bench peer-server`) on the same data: same-run
+#                                   # ratios, ROUNDS (default 3) alternating rounds each; then
+#                                   # WINDOWED_EVENTS into a windowed view: windowed vs last
+# Environment: ENTITIES (default 1000000), VOTERS, DURATION (default 10s), ROUNDS,
+# WINDOWED_EVENTS (peers; default 3000000), QUIVER_BIN, QUIVER_BENCH_BIN, PORT_BASE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-get}"
 target_dir="${CARGO_TARGET_DIR:-target}"
 bin="${QUIVER_BIN:-$target_dir/release/quiver}"
-[ -x "$bin" ] || cargo build --release -p quiver
+bench_bin="${QUIVER_BENCH_BIN:-$target_dir/release/quiver-bench}"
+{ [ -x "$bin" ] && [ -x "$bench_bin" ]; } || cargo build --release -p quiver -p quiver-bench
 entities="${ENTITIES:-1000000}"
 duration="${DURATION:-10s}"
 if [ "$mode" = write ]; then voters="${VOTERS:-3}"; else voters="${VOTERS:-1}"; fi
@@ -30,14 +36,32 @@ for id in $(seq 1 "$voters"); do
   QUIVER__GRPC__LISTEN="127.0.0.1:$port" QUIVER__HTTP__LISTEN="127.0.0.1:$((port + 50))" \
     QUIVER__ENDPOINTS__REGISTRY="127.0.0.1:$base" QUIVER__ONLINE_STORE__NODE_ID="$id" \
     QUIVER__ONLINE_STORE__ADVERTISE="127.0.0.1:$port" QUIVER__ONLINE_STORE__DATA_DIR="$work/node-$id" \
+    QUIVER__ONLINE_STORE__PEER_LISTEN="127.0.0.1:$((port + 100))" \
+    QUIVER__ONLINE_STORE__PEER_ADVERTISE="127.0.0.1:$((port + 100))" \
     QUIVER__ONLINE_STORE__MAX_ENTITIES_PER_REQUEST=1000 \
     "$bin" serve online-store >"$work/node-$id.log" 2>&1 &
   pids+=($!)
   members+=("$id=127.0.0.1:$port")
 done
 node_pid="${pids[1]}"
+ingest="127.0.0.1:$((base + 20))"
+peer="127.0.0.1:$((base + 30))"
+if [ "$mode" = peers ]; then
+  # Ingest and compute feed the windowed view; the peer answers from memory what `write` writes.
+  QUIVER__GRPC__LISTEN="127.0.0.1:$((base + 21))" QUIVER__HTTP__LISTEN="127.0.0.1:$((base + 71))" \
+    QUIVER__ENDPOINTS__REGISTRY="127.0.0.1:$base" QUIVER__ENDPOINTS__ONLINE_STORE="127.0.0.1:$((base + 1))" \
+    "$bin" serve compute >"$work/compute.log" 2>&1 &
+  pids+=($!)
+  QUIVER__GRPC__LISTEN="$ingest" QUIVER__HTTP__LISTEN="127.0.0.1:$((base + 70))" \
+    QUIVER__ENDPOINTS__REGISTRY="127.0.0.1:$base" QUIVER__ENDPOINTS__COMPUTE="127.0.0.1:$((base + 21))" \
+    "$bin" serve ingest >"$work/ingest.log" 2>&1 &
+  pids+=($!)
+  "$bench_bin" peer-server --listen "$peer" --entities "$entities" --features 8 >"$work/peer.log" 2>&1 &
+  pids+=($!)
+fi
 # Client commands take the addresses after the subcommand.
 q() { "$bin" "$@" --registry "127.0.0.1:$base" --online "127.0.0.1:$((base + 1))"; }
+qb() { "$bench_bin" "$@" --registry "127.0.0.1:$base" --online "127.0.0.1:$((base + 1))" --ingest "$ingest"; }
 for _ in $(seq 1 100); do q cluster status >/dev/null 2>&1 && break; sleep 0.2; done
 q cluster init --members "$(IFS=,; echo "${members[*]}")"
 for _ in $(seq 1 100); do q cluster status 2>/dev/null | grep -q "is Leader" && break; sleep 0.2; done
@@ -47,17 +71,57 @@ self_cpu() { awk '{print ($16 + $17) / 100}' /proc/$$/stat; }  # reaped children
 rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 
 echo "== load/write: $entities rows x 8 features, batches of 1000, $voters voter(s), synced WAL"
-q bench write --entities "$entities" --batch 1000 --concurrency "${WRITERS:-8}"
+qb write --entities "$entities" --batch 1000 --concurrency "${WRITERS:-8}"
 echo "== node 1 RSS after loading $entities entities: $(rss_mib "$node_pid") MiB"
 [ "$mode" = write ] && exit 0
 # Let RocksDB finish the compactions the load started, so they are not billed to reads.
 sleep "${SETTLE:-15}"
 
+if [ "$mode" = peers ]; then
+  # What else ran on the machine: the 1-minute load average every 5 s, and the CPU seconds of
+  # every process but ours (all of /proc/stat's busy time minus the servers' and the benches').
+  (while sleep 5; do cut -d' ' -f1 /proc/loadavg; done >"$work/loadavg.txt") &
+  pids+=($!)
+  busy() { awk '/^cpu / {print ($2 + $3 + $4 + $7 + $8) / 100}' /proc/stat; }
+  ours() {
+    local total=0 p
+    for p in "${pids[@]}"; do [ -r "/proc/$p/stat" ] && total="$(awk -v t="$total" '{print t + ($14 + $15) / 100}' "/proc/$p/stat")"; done
+    awk -v t="$total" '{print t + ($16 + $17) / 100}' /proc/$$/stat
+  }
+  busy_before="$(busy)"; ours_before="$(ours)"; started="$(date +%s)"
+  rounds="${ROUNDS:-3}"
+  g() { qb get --entities "$entities" --duration "$duration" --rounds "$rounds" "$@"; }
+  echo "== phase 1: the rows of bench_view only"
+  echo "== 1 entity x 8 last features, closed loop, 64 in flight: Quiver vs the bare tonic peer"
+  g --batch 1 --concurrency 64 --peer "$peer"
+  echo "== 100 entities x 8 last features, closed loop, 64 in flight: Quiver vs the bare tonic peer"
+  g --batch 100 --concurrency 64 --peer "$peer"
+  echo "== 1 entity x 8 last features, open loop at 10,000 req/s: Quiver vs the bare tonic peer"
+  g --batch 1 --concurrency 64 --rate 10000 --peer "$peer"
+  windowed_events="${WINDOWED_EVENTS:-3000000}"
+  echo "== phase 2: $windowed_events events over 7 days into bench_windowed (8 windowed features), through ingest"
+  qb write --entities "$entities" --no-rows --windowed-events "$windowed_events"
+  sleep "${SETTLE:-15}"
+  echo "== one windowed read, for the record (its values come from the loaded events)"
+  q get --project bench --entity user_id=1 \
+    --features bench_windowed:txn_count_7d,bench_windowed:amount_mean_7d,bench_windowed:amount_sum_24h
+  echo "== 1 entity x 8 windowed features vs 8 last features, closed loop, 64 in flight"
+  g --batch 1 --concurrency 64 --versus-windowed
+  echo "== 1 entity x 8 last features, closed loop, 64 in flight, with the windowed data in the store: Quiver vs the bare tonic peer"
+  g --batch 1 --concurrency 64 --peer "$peer"
+  elapsed=$(( $(date +%s) - started ))
+  awk -v b0="$busy_before" -v b1="$(busy)" -v o0="$ours_before" -v o1="$(ours)" -v s="$elapsed" \
+    'BEGIN { printf "== other processes used %.2f cores on average over the %d s of reads\n", ((b1 - b0) - (o1 - o0)) / s, s }'
+  sort -n "$work/loadavg.txt" | awk '{ v[NR] = $1 } END { if (NR) printf "== 1-min load average during the reads: min %.2f, median %.2f, max %.2f (%d samples)\n", v[1], v[int((NR + 1) / 2)], v[NR], NR }'
+  echo "== node 1 RSS at the end: $(rss_mib "$node_pid") MiB"
+  exit 0
+fi
+
 run_get() {
   local before after requests client_before client_after
   before="$(cpu_seconds "$node_pid")"
   client_before="$(self_cpu)"
-  out="$(q bench get --entities "$entities" --duration "$duration" "$@")"
+  out="$(qb get --entities "$entities" --duration "$duration" "$@")"
   after="$(cpu_seconds "$node_pid")"
   client_after="$(self_cpu)"
   echo "$out"

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The Python client's benchmark (docs/benchmarks.md, "Python client"): starts `quiver dev` from
 # the release binary (the example definitions, no demo stream) in a temp dir, writes the serving
-# benchmark's rows (`quiver bench write`), measures the Rust client's reads of them as a baseline
-# (`quiver bench get`, one request in flight) and runs clients/python/tools/bench.py; RUNS times
-# (default 3), each on a fresh dev, then prints the median of each figure. Environment: RUNS, QUIVER_BIN, PORT_BASE, CALLS, PUSH_ROWS.
+# benchmark's rows (`quiver-bench write`), measures the Rust client's reads of them as a baseline
+# (`quiver-bench get`, one request in flight) and runs clients/python/tools/bench.py; RUNS times
+# (default 3), each on a fresh dev, then prints the median of each figure. Environment: RUNS, QUIVER_BIN, QUIVER_BENCH_BIN, PORT_BASE, CALLS, PUSH_ROWS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target_dir="${CARGO_TARGET_DIR:-target}"
 bin="${QUIVER_BIN:-$target_dir/release/quiver}"
-[ -x "$bin" ] || cargo build --release -p quiver
+bench_bin="${QUIVER_BENCH_BIN:-$target_dir/release/quiver-bench}"
+{ [ -x "$bin" ] && [ -x "$bench_bin" ]; } || cargo build --release -p quiver -p quiver-bench
 py="$(scripts/python-env.sh)"
 runs="${RUNS:-3}"
 base="${PORT_BASE:-29070}"
@@ -25,11 +26,12 @@ for run in $(seq 1 "$runs"); do
   for _ in $(seq 1 150); do grep -q "^Ready" "$work/dev.log" && break; sleep 0.2; done
   grep -q "^Ready" "$work/dev.log" || { cat "$work/dev.log"; exit 1; }
   q() { "$bin" "$@" --registry "127.0.0.1:$base" --ingest "127.0.0.1:$((base + 1))" --online "127.0.0.1:$((base + 3))"; }
+  qb() { "$bench_bin" "$@" --registry "127.0.0.1:$base" --ingest "127.0.0.1:$((base + 1))" --online "127.0.0.1:$((base + 3))"; }
   echo "== run $run"
-  q bench write --entities 100000 | sed -n 1p
+  qb write --entities 100000 | sed -n 1p
   # The Rust client's figures for the same reads, one request in flight: the server's share.
-  q bench get --entities 100000 --batch 1 --concurrency 1 --duration 10s | tail -1
-  q bench get --entities 100000 --batch 100 --concurrency 1 --duration 10s | tail -1
+  qb get --entities 100000 --batch 1 --concurrency 1 --duration 10s | tail -1
+  qb get --entities 100000 --batch 100 --concurrency 1 --duration 10s | tail -1
   PYTHONPATH=clients/python "$py/python" clients/python/tools/bench.py \
     --registry "127.0.0.1:$base" --ingest "127.0.0.1:$((base + 1))" --online "127.0.0.1:$((base + 3))" \
     --calls "${CALLS:-20000}" --push-rows "${PUSH_ROWS:-1000000}" --seed "$run" | tee "$work/run-$run.txt"

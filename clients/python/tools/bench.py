@@ -1,5 +1,5 @@
 """The Python client's benchmark (docs/benchmarks.md), against a running `quiver dev` with the
-example definitions applied and the serving benchmark's rows written (`quiver bench write`:
+example definitions applied and the serving benchmark's rows written (`quiver-bench write`:
 project `bench`, view `bench_view`, 8 float64 features, 100,000 users); scripts/bench-python.sh
 sets this up. One caller, closed loop, latency around the client call (request building, gRPC,
 the server's read, the Arrow table), on the same 2 cores as the server:
@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--registry", default="127.0.0.1:7070")
     parser.add_argument("--ingest", default="127.0.0.1:7071")
     parser.add_argument("--online", default="127.0.0.1:7073")
-    parser.add_argument("--bench-users", type=int, default=100_000, help="users `bench write` wrote")
+    parser.add_argument("--bench-users", type=int, default=100_000, help="users `quiver-bench write` wrote")
     parser.add_argument("--users", type=int, default=10_000, help="users of the streamed fill")
     parser.add_argument("--fill", type=int, default=200_000, help="transactions pushed first")
     parser.add_argument("--calls", type=int, default=20_000)

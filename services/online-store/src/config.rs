@@ -89,7 +89,7 @@ pub struct OnlineStoreConfig {
     pub backfill_chunk_rows: usize,
     /// What one backfill chunk may take (read, transforms, commit, apply): chunks are sized to
     /// it as the backfill goes. A live write waits behind at most one chunk's apply, so this
-    /// bounds what a backfill costs freshness; longer backfills faster (`quiver bench
+    /// bounds what a backfill costs freshness; longer backfills faster (`quiver-bench
     /// backfill` measures both).
     #[serde(with = "duration_text")]
     pub backfill_chunk_time: Duration,

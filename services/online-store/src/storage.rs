@@ -18,12 +18,22 @@ pub fn open_db(path: &Path, block_cache_bytes: usize) -> Result<Arc<DB>, rocksdb
     // Point lookups dominate serving: bloom filters, and a block cache big enough for the hot
     // set (uncompressed blocks, so a hit costs no decompression). Index and filter blocks of L0
     // stay pinned so a lookup never re-reads them.
+    //
+    // Filters and indexes are partitioned (about 4 KiB per partition, the top level pinned): a
+    // full filter of a 64 MiB file of tile records is 5-7 MiB, larger than a block-cache shard
+    // (256 MiB / 64 shards), so the cache never kept it and every lookup touching the file
+    // read and checksummed all of it again (perf: 60% of a node's CPU under 1 x 8 reads once a
+    // windowed view held 3M events, and 20x fewer reads/s; docs/benchmarks.md).
     let mut data = Options::default();
     let mut table = rocksdb::BlockBasedOptions::default();
     table.set_bloom_filter(10.0, false);
     table.set_block_cache(&rocksdb::Cache::new_lru_cache(block_cache_bytes)?);
     table.set_cache_index_and_filter_blocks(true);
     table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    table.set_index_type(rocksdb::BlockBasedIndexType::TwoLevelIndexSearch);
+    table.set_partition_filters(true);
+    table.set_metadata_block_size(4096);
+    table.set_pin_top_level_index_and_filter(true);
     data.set_block_based_table_factory(&table);
     data.set_optimize_filters_for_hits(false);
     data.set_compression_type(rocksdb::DBCompressionType::Lz4);

@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-
-use crate::addresses::Addresses;
+use quiver::addresses::Addresses;
 
 /// Quiver: a real-time feature store.
 #[derive(Debug, Parser)]
@@ -50,8 +49,6 @@ pub enum Command {
     Load(LoadArgs),
     /// Compute a point-in-time training set for an entity table (Parquet in, Parquet out).
     Snapshot(SnapshotArgs),
-    /// Load generators for the online store (see docs/benchmarks.md).
-    Bench(BenchArgs),
     /// Create, list and revoke access tokens (admin).
     Token(TokenArgs),
 }
@@ -488,164 +485,6 @@ pub enum ClusterCommand {
     },
     /// Snapshot now and purge the log the snapshot covers.
     Compact,
-}
-
-/// `quiver bench`.
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// Which benchmark.
-    #[command(subcommand)]
-    pub command: BenchCommand,
-    /// Where the services are.
-    #[command(flatten)]
-    pub addresses: Addresses,
-}
-
-/// The benchmarks.
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Apply the bench definitions and write `--entities` rows of `--features` float64 features
-    /// in batches (the write benchmark: rows/s durably replicated).
-    Write {
-        /// Distinct entities to write.
-        #[arg(long, default_value_t = 100_000)]
-        entities: u64,
-        /// Features per row (the bench view has this many float64 features).
-        #[arg(long, default_value_t = 8)]
-        features: usize,
-        /// Rows per Write (one Raft entry).
-        #[arg(long, default_value_t = 1_000)]
-        batch: usize,
-        /// Writes in flight at once.
-        #[arg(long, default_value_t = 4)]
-        concurrency: usize,
-    },
-    /// Read random entities (written by `bench write`) with many requests in flight.
-    Get {
-        /// Entities to pick from (ids 0..N).
-        #[arg(long, default_value_t = 100_000)]
-        entities: u64,
-        /// Features per request.
-        #[arg(long, default_value_t = 8)]
-        features: usize,
-        /// Entities per request.
-        #[arg(long, default_value_t = 1)]
-        batch: usize,
-        /// Requests in flight at once (closed loop), or workers (with --rate).
-        #[arg(long, default_value_t = 32)]
-        concurrency: usize,
-        /// Open loop: this many requests per second in total, latency measured from each
-        /// request's scheduled start (no coordinated omission). Closed loop when absent.
-        #[arg(long)]
-        rate: Option<u64>,
-        /// How long to measure, e.g. 10s.
-        #[arg(long, default_value = "10s")]
-        duration: String,
-        /// Unmeasured warm-up before, e.g. 2s.
-        #[arg(long, default_value = "2s")]
-        warmup: String,
-        /// Read this feature service (of `--project`) instead of the bench view's features,
-        /// e.g. `fraud_model_v1` after `bench push` filled the example project.
-        #[arg(long)]
-        service: Option<String>,
-        /// The project of `--service`.
-        #[arg(long, default_value = "fraud")]
-        project: String,
-    },
-    /// Push generated transactions through ingest -> compute -> online store (applying the
-    /// example definitions first) and report committed events/s and event-to-acknowledged
-    /// latency (an upper bound of event-to-servable freshness).
-    Push {
-        /// Events per second in total (open loop); 0 pushes as fast as acknowledgements allow.
-        #[arg(long, default_value_t = 0)]
-        rate: u64,
-        /// How long to measure, e.g. 10s.
-        #[arg(long, default_value = "10s")]
-        duration: String,
-        /// Rows per pushed batch.
-        #[arg(long, default_value_t = 2_000)]
-        batch: usize,
-        /// Concurrent producers (each its own producer id, one batch in flight).
-        #[arg(long, default_value_t = 8)]
-        producers: usize,
-        /// Distinct users (keys are skewed: a few users get most events).
-        #[arg(long, default_value_t = 100_000)]
-        users: u64,
-        /// The example source to push: `transactions` (view `user_txn`: 12 features, text
-        /// transforms, 4 tile sizes) or `merchant_transactions` (view `merchant_txn`: 3 features).
-        #[arg(long, default_value = "transactions")]
-        source: String,
-    },
-    /// Load generated history into a new project's `transactions` source, then apply the
-    /// example `user_txn` view and time its backfill (with a live producer measuring freshness).
-    Backfill {
-        /// History events to load and backfill.
-        #[arg(long, default_value_t = 1_000_000)]
-        events: usize,
-        /// Distinct users.
-        #[arg(long, default_value_t = 100_000)]
-        users: u64,
-        /// Days of event time the history spans (ending now).
-        #[arg(long, default_value_t = 30)]
-        days: u32,
-        /// Live events per second pushed throughout (0: none).
-        #[arg(long, default_value_t = 1_000)]
-        live_rate: u64,
-        /// The server's process id, to report events per CPU-second (one-process `quiver dev`).
-        #[arg(long)]
-        server_pid: Option<u32>,
-    },
-    /// Kafka sources: start librdkafka's mock cluster in this process, apply a bench project
-    /// whose sources name its topics, and measure events/s from a topic into tiles (a lean
-    /// view, then the example `user_txn` view against `bench push`) and event -> committed
-    /// freshness at an offered rate.
-    Kafka {
-        /// Partitions of each topic.
-        #[arg(long, default_value_t = 8)]
-        partitions: i32,
-        /// Events produced for the lean view's throughput.
-        #[arg(long, default_value_t = 1_000_000)]
-        events: usize,
-        /// Events produced for the `user_txn` view's throughput.
-        #[arg(long, default_value_t = 300_000)]
-        txn_events: usize,
-        /// Distinct users.
-        #[arg(long, default_value_t = 100_000)]
-        users: u64,
-        /// Events per second offered in the freshness phase (open loop).
-        #[arg(long, default_value_t = 20_000)]
-        rate: u64,
-        /// How long the freshness phase runs, e.g. 15s.
-        #[arg(long, default_value = "15s")]
-        duration: String,
-        /// How long `bench push` of the same source runs for the ratio (0s: not run).
-        #[arg(long, default_value = "10s")]
-        push_duration: String,
-        /// The freshness producer's `linger.ms` (part of the latency measured). librdkafka's
-        /// mock broker returns one message set per partition per fetch, so a set must carry
-        /// what arrives during a fetch round trip or a backlog grows.
-        #[arg(long, default_value_t = 5)]
-        producer_linger_ms: u32,
-    },
-    /// Write generated events into the offline store as a source's log, then time
-    /// point-in-time snapshots over Arrow Flight: as-of features cold and warm, and windowed.
-    Snapshot {
-        /// The offline store the snapshot service reads (`quiver dev`: <data-dir>/offline).
-        #[arg(long, default_value = "quiver-data/offline")]
-        store: String,
-        /// Feature rows to generate.
-        #[arg(long, default_value_t = 10_000_000)]
-        feature_rows: usize,
-        /// Distinct users.
-        #[arg(long, default_value_t = 100_000)]
-        users: u64,
-        /// Entity rows of each as-of snapshot.
-        #[arg(long, default_value_t = 1_000_000)]
-        entity_rows: usize,
-        /// Entity rows of the windowed snapshot.
-        #[arg(long, default_value_t = 200_000)]
-        windowed_rows: usize,
-    },
 }
 
 /// A node id, or `auto` (0: allocate).

@@ -1,4 +1,4 @@
-//! Generated card transactions for `quiver dev` (the demo stream) and `quiver bench push`:
+//! Generated card transactions for `quiver dev` (the demo stream) and `quiver-bench push`:
 //! skewed users (a few card holders are much busier, so hot keys show), merchants, free-text
 //! notes, amounts in cents, and a sprinkle of late and anomalous rows — what the example
 //! definitions in `examples/fraud.yaml` describe.
@@ -11,7 +11,7 @@ use quiver_proto::ingest::{PushRequest, Row};
 use quiver_proto::types::value::Kind;
 use quiver_proto::types::Value;
 
-use crate::commands::push::Producer;
+use crate::producer::Producer;
 
 /// The columns of `transactions` rows, in the order [`Generator::transactions`] fills them.
 pub const TRANSACTION_COLUMNS: [&str; 5] = ["user_id", "ts", "amount", "merchant", "note"];

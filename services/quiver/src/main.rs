@@ -1,10 +1,9 @@
-//! `quiver`: one binary for every role's server, the all-in-one `quiver dev`, and the CLI.
+//! `quiver`: one binary for every role's server, the all-in-one `quiver dev`, and the CLI. The
+//! client pieces the load generators (`quiver-bench`) share with it are its library (`lib.rs`).
 
-mod addresses;
 mod cli;
 mod commands;
 mod config;
-mod demo;
 mod roles;
 
 use clap::Parser;

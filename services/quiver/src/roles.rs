@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use quiver::addresses::Addresses;
 use quiver_common::auth::token_cache::Authenticator;
 use quiver_common::auth::TokenCache;
 use quiver_common::client_channel::set_credential;
@@ -15,7 +16,6 @@ use quiver_proto::online::{InitializeRequest, Member};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::addresses::Addresses;
 use crate::cli::{DevArgs, Role, ServeArgs};
 use crate::config::QuiverConfig;
 
@@ -125,7 +125,7 @@ async fn dev_admin_token(data_dir: &Path, registry: &str) -> anyhow::Result<(Str
     let path = data_dir.join("admin.token");
     let mut last_error = String::new();
     for _ in 0..100 {
-        let client = crate::addresses::connect(registry, "registry").await;
+        let client = quiver::addresses::connect(registry, "registry").await;
         let mut client = match client {
             Ok(channel) => TokenServiceClient::new(channel),
             Err(e) => {
@@ -360,7 +360,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
                 show_paths(&args.apply)
             ),
             Ok(_) if args.demo_rate > 0 && applies_examples(&args.apply) => {
-                tokio::spawn(crate::demo::run(addresses.ingest.clone(), args.demo_rate));
+                tokio::spawn(quiver::demo::run(addresses.ingest.clone(), args.demo_rate));
             }
             Ok(_) => {}
         }
@@ -411,7 +411,7 @@ async fn initialize_single_node(address: &str) -> anyhow::Result<()> {
     };
     let mut last_error = String::new();
     for _ in 0..50 {
-        match crate::addresses::admin_client(address).await {
+        match quiver::addresses::admin_client(address).await {
             Ok(mut client) => match client.initialize(request.clone()).await {
                 Ok(_) => return Ok(()),
                 Err(status) => last_error = status.message().to_string(),

@@ -358,7 +358,7 @@ impl StateMachine {
         let data = self.cf(keys::CF_SM_DATA)?;
         // Written in key order: RocksDB's memtable reuses the previous insert's position in its
         // skip list, so sorted inserts cost a fraction of random ones (perf: random-order
-        // inserts were 40% of a node's CPU under `quiver bench push`).
+        // inserts were 40% of a node's CPU under `quiver-bench push`).
         // Keys and their records' ranges in one buffer of encoded records.
         let mut operands: Vec<(Vec<u8>, std::ops::Range<usize>)> = Vec::new();
         let mut records: Vec<u8> = Vec::new();

@@ -4,13 +4,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use quiver::addresses::Addresses;
 use quiver_proto::registry::{
     ApplyRequest, ApplyResponse, DefinitionDocument, PlanAction, PlanItem,
 };
 use quiver_registry::definition::Kind;
 use serde_json::json;
 
-use crate::addresses::Addresses;
 use crate::cli::{ApplyArgs, Output};
 
 /// Runs `quiver apply`.

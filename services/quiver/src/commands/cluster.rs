@@ -1,13 +1,13 @@
 //! `quiver cluster <status|init|add-learner|promote|remove|compact>`.
 
+use quiver::addresses::admin_client;
+use quiver::rpc_error;
 use quiver_common::leader_hint::with_leader;
 use quiver_proto::online::{
     AddLearnerRequest, CompactRequest, InitializeRequest, Member, MembershipResponse,
     PromoteRequest, RemoveRequest, StatusRequest, StatusResponse,
 };
 
-use super::rpc_error;
-use crate::addresses::admin_client;
 use crate::cli::{ClusterArgs, ClusterCommand, Output};
 
 /// How many redirects/retries a leader-only command makes.

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use quiver::addresses::serving_client;
+use quiver::rpc_error;
 use quiver_common::leader_hint::with_leader;
 use quiver_core::ValueType;
 use quiver_proto::registry::registry_object::Spec;
@@ -14,8 +16,6 @@ use quiver_proto::types::{value::Kind, EntityColumn, FieldStatus, RepeatedValue,
 use serde_json::{json, Map};
 
 use super::objects::timestamp;
-use super::rpc_error;
-use crate::addresses::serving_client;
 use crate::cli::{ConsistencyArg, GetArgs, Output};
 
 /// Reads and prints features.

@@ -5,13 +5,12 @@
 
 use std::time::Duration;
 
+use quiver::addresses::{connect, Addresses};
 use quiver_proto::ingest::ingest_service_client::IngestServiceClient;
 use quiver_proto::ingest::{KafkaStatusRequest, KafkaStatusResponse};
 use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
 use quiver_proto::online::{ProducersRequest, ProducersResponse};
 use serde_json::json;
-
-use crate::addresses::{connect, Addresses};
 
 /// Both views of one Kafka source.
 pub struct KafkaProgress {

@@ -1,10 +1,10 @@
 //! `quiver lineage NODE`.
 
+use quiver::rpc_error;
 use quiver_proto::registry::{GetLineageRequest, LineageNode, LineageNodeKind};
 use quiver_registry::lineage::kind_name;
 
 use super::objects::timestamp;
-use super::rpc_error;
 use crate::cli::{LineageArgs, Output};
 
 /// Prints the upstream and downstream of one node.

@@ -6,14 +6,13 @@
 
 use anyhow::Context;
 use prost::Message;
+use quiver::send::{send, Plan as SendPlan, Share};
 use quiver_core::Source;
 use quiver_lake::{Lake, Path as LakePath};
 use quiver_proto::ingest::{PushRequest, Row};
 
 use super::event_files::read_parquet_from;
-
 use super::push::{fetch_source, join_key_columns, partition_by_key, read_events};
-use super::send::{send, Plan as SendPlan, Share};
 use crate::cli::{LoadArgs, Output, PushFormat};
 
 /// Producers of one load (fixed, so the same rows always make the same batches).

@@ -1,11 +1,6 @@
 //! The subcommands.
 
 pub mod apply;
-mod bench;
-mod bench_backfill;
-mod bench_kafka;
-mod bench_push;
-mod bench_snapshot;
 mod cluster;
 mod event_files;
 mod get;
@@ -14,7 +9,6 @@ mod lineage;
 mod load;
 mod objects;
 pub mod push;
-mod send;
 pub mod snapshot;
 mod token;
 mod view_states;
@@ -49,13 +43,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Push(args) => push::run(args).await?,
         Command::Load(args) => load::run(args).await?,
         Command::Snapshot(args) => snapshot::run(args).await?,
-        Command::Bench(args) => bench::run(args).await?,
         Command::Token(args) => token::run(args).await?,
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A failed RPC as a readable error: its message, not its debug form.
-pub fn rpc_error(what: &str, status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{what} failed ({:?}): {}", status.code(), status.message())
 }

@@ -1,9 +1,9 @@
 //! `quiver list` and `quiver describe`.
 
+use quiver::rpc_error;
 use quiver_proto::registry::{DescribeRequest, ListRequest, RegistryObject};
 use quiver_registry::definition::{Definition, Kind};
 
-use super::rpc_error;
 use crate::cli::{DescribeArgs, KindArg, ListArgs, Output};
 
 fn kind(arg: KindArg) -> Kind {

@@ -1,74 +1,17 @@
-//! `quiver push`: stream a file of events to ingest in batches, with retries, a progress line
-//! and a summary. Also the producer the demo and `quiver bench push` use.
-
-use std::time::{Duration, Instant};
+//! `quiver push`: stream a file of events to ingest in batches, with retries (the library's
+//! [`quiver::producer::Producer`]), a progress line and a summary.
 
 use anyhow::bail;
-use quiver_common::client_channel::AuthChannel;
+use quiver::addresses::Addresses;
+use quiver::rpc_error;
+use quiver::send::{send, Plan as SendPlan, Share};
 use quiver_core::Source;
-use quiver_proto::ingest::ingest_service_client::IngestServiceClient;
-use quiver_proto::ingest::{PushRequest, PushResponse, Row};
+use quiver_proto::ingest::{PushRequest, Row};
 use quiver_proto::registry::registry_object::Spec;
 use quiver_proto::registry::{DescribeRequest, ObjectKind};
-use tonic::Code;
 
 use super::event_files::{read_csv, read_jsonl, read_parquet};
-use super::rpc_error;
-use super::send::{send, Plan as SendPlan, Share};
-use crate::addresses::{connect, Addresses};
 use crate::cli::{Output, PushArgs, PushFormat};
-
-/// How long a producer keeps retrying one batch before giving up.
-const RETRY_FOR: Duration = Duration::from_secs(120);
-
-/// A producer: one id, one batch in flight, retries that keep the batch's sequence number (so
-/// a retry of a batch that did commit is recognised as a duplicate).
-pub struct Producer {
-    client: IngestServiceClient<AuthChannel>,
-    id: String,
-    sequence: u64,
-}
-
-impl Producer {
-    /// A producer named `id` pushing to ingest at `address`.
-    pub async fn connect(address: &str, id: String) -> anyhow::Result<Self> {
-        let client = IngestServiceClient::new(connect(address, "ingest").await?)
-            .max_encoding_message_size(64 << 20);
-        Ok(Self {
-            client,
-            id,
-            sequence: 0,
-        })
-    }
-
-    /// Pushes one batch (its producer id and sequence are set here), retrying while ingest or
-    /// the store is busy or unreachable. Errors that retrying cannot fix are returned.
-    pub async fn push(&mut self, mut request: PushRequest) -> Result<PushResponse, tonic::Status> {
-        self.sequence += 1;
-        request.producer_id.clone_from(&self.id);
-        request.sequence = self.sequence;
-        let started = Instant::now();
-        let mut backoff = Duration::from_millis(20);
-        loop {
-            match self.client.push(request.clone()).await {
-                Ok(response) => return Ok(response.into_inner()),
-                Err(status)
-                    if matches!(
-                        status.code(),
-                        Code::Unavailable
-                            | Code::ResourceExhausted
-                            | Code::DeadlineExceeded
-                            | Code::Unknown
-                    ) && started.elapsed() < RETRY_FOR =>
-                {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-                Err(status) => return Err(status),
-            }
-        }
-    }
-}
 
 /// `quiver push`.
 pub async fn run(args: PushArgs) -> anyhow::Result<()> {
@@ -221,20 +164,6 @@ pub async fn join_key_columns(
         .iter()
         .filter_map(|k| columns.iter().position(|c| *c == k.name))
         .collect())
-}
-
-/// A progress bar: `done` of `total` `unit`s after `elapsed`, and the rate.
-pub fn progress_line(done: u64, total: u64, unit: &str, elapsed: Duration) -> String {
-    let width = 30usize;
-    let filled = (done.min(total) * width as u64)
-        .checked_div(total)
-        .map_or(width, |f| f as usize);
-    format!(
-        "[{}{}] {done}/{total} {unit}, {:.0} rows/s",
-        "#".repeat(filled),
-        " ".repeat(width - filled),
-        done as f64 / elapsed.as_secs_f64().max(1e-9)
-    )
 }
 
 /// A source's definition from the registry.

@@ -8,22 +8,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use arrow_array::RecordBatch;
-use arrow_flight::decode::FlightRecordBatchStream;
-use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
-use arrow_flight::{FlightClient, FlightDescriptor};
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
-use prost::Message;
+use quiver::progress::progress_line;
+use quiver::snapshot_exchange::{exchange, flight_error};
 use quiver_proto::offline::snapshot_command::Features;
 use quiver_proto::offline::{
     sampling, BalancedSampling, FeatureRefs, InverseFrequencySampling, Sampling, SnapshotCommand,
 };
 
-use super::push::progress_line;
-use crate::addresses::connect_plain;
 use crate::cli::{Output, SampleStrategy, SnapshotArgs};
 
 /// Entity rows per batch sent.
@@ -148,39 +143,6 @@ pub async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Sends `table` with `command` to the snapshot service at `address`; the answer streams back.
-pub async fn exchange(
-    address: &str,
-    command: SnapshotCommand,
-    table: impl Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static,
-) -> anyhow::Result<FlightRecordBatchStream> {
-    let channel = connect_plain(address, "offline").await?;
-    let mut client = FlightClient::new(channel);
-    if let Some(credential) = quiver_common::client_channel::credential() {
-        client
-            .add_header("authorization", credential.to_str()?)
-            .map_err(flight_error)?;
-    }
-    let request = FlightDataEncoderBuilder::new()
-        .with_flight_descriptor(Some(FlightDescriptor::new_cmd(command.encode_to_vec())))
-        .build(table);
-    client.do_exchange(request).await.map_err(flight_error)
-}
-
-/// A Flight error as a readable one (a status's message, not its debug form).
-pub fn flight_error(e: FlightError) -> anyhow::Error {
-    match e {
-        FlightError::Tonic(status) => {
-            anyhow::anyhow!(
-                "snapshot failed ({:?}): {}",
-                status.code(),
-                status.message()
-            )
-        }
-        other => anyhow::anyhow!("snapshot failed: {other}"),
-    }
 }
 
 fn command_of(args: &SnapshotArgs) -> anyhow::Result<SnapshotCommand> {

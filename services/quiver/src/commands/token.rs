@@ -2,12 +2,12 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use quiver::addresses::connect;
+use quiver::rpc_error;
 use quiver_core::duration::parse_duration;
 use quiver_proto::auth::token_service_client::TokenServiceClient;
 use quiver_proto::auth::{CreateTokenRequest, ListTokensRequest, RevokeTokenRequest, Token};
 
-use super::rpc_error;
-use crate::addresses::connect;
 use crate::cli::{Output, TokenArgs, TokenCommand};
 
 /// Runs a token command.

@@ -4,11 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use quiver::addresses::{connect, Addresses};
 use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
 use quiver_proto::online::{ViewPhase, ViewStatesRequest, ViewVersionState};
 use serde_json::json;
-
-use crate::addresses::{connect, Addresses};
 
 /// The online store's view versions of `project`/`view` (every view when empty), or why they
 /// could not be read.

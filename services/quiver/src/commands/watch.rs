@@ -1,10 +1,10 @@
 //! `quiver watch`: print registry changes as they commit.
 
+use quiver::rpc_error;
 use quiver_proto::registry::{RegistryObject, WatchEvent, WatchRequest};
 use quiver_registry::definition::Kind;
 use serde_json::json;
 
-use super::rpc_error;
 use crate::cli::{Output, WatchArgs};
 
 /// Follows the registry's change stream until interrupted.

@@ -1,5 +1,5 @@
-//! Sending a file's rows through several producers at once — what `quiver push` and
-//! `quiver load` share: one task per producer sending its share in batches (one in flight), a
+//! Sending a file's rows through several producers at once — what `quiver push`,
+//! `quiver load` and `quiver-bench backfill` share: one task per producer sending its share in batches (one in flight), a
 //! progress line on stderr, outcome totals, and the first failure.
 
 use std::io::Write;
@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use quiver_proto::ingest::{PushRequest, Row};
 
-use super::push::{progress_line, Producer};
-use super::rpc_error;
+use crate::producer::Producer;
+use crate::progress::progress_line;
+use crate::rpc_error;
 
 /// One producer's share of the rows.
 pub struct Share {

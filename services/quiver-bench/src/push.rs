@@ -1,4 +1,4 @@
-//! `quiver bench push`: generated transactions through ingest, compute and the online store.
+//! `quiver-bench push`: generated transactions through ingest, compute and the online store.
 //!
 //! Each producer pushes batches of the example `transactions` source and waits for each
 //! acknowledgement (sent once the batch is committed and applied by the store's leader, i.e.
@@ -12,32 +12,39 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hdrhistogram::Histogram;
+use quiver::addresses::Addresses;
+use quiver::demo::{self, Generator, MERCHANT_COLUMNS, TRANSACTION_COLUMNS};
+use quiver::producer::Producer;
+use quiver::rpc_error;
+use quiver_common::clock::now_micros;
+use quiver_core::duration::parse_duration;
 use quiver_proto::registry::{ApplyRequest, DefinitionDocument};
 use tokio::sync::Mutex;
 
-use super::push::Producer;
-use super::rpc_error;
-use quiver_common::clock::now_micros;
-
-use crate::addresses::Addresses;
-use crate::demo::{self, Generator, MERCHANT_COLUMNS, TRANSACTION_COLUMNS};
-
 /// The definitions the bench pushes into (the README's example project).
-const EXAMPLES: &str = include_str!("../../../../examples/fraud.yaml");
+const EXAMPLES: &str = include_str!("../../../examples/fraud.yaml");
 
-/// What to push.
+/// What to push (the flags of `quiver-bench push`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct Shape {
-    /// Events per second offered (0: as fast as acknowledged).
+    /// Events per second in total (open loop); 0 pushes as fast as acknowledgements allow.
+    #[arg(long, default_value_t = 0)]
     pub rate: u64,
-    /// How long.
+    /// How long to measure, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
-    /// Rows per batch.
+    /// Rows per pushed batch.
+    #[arg(long, default_value_t = 2_000)]
     pub batch: usize,
-    /// Concurrent producers.
+    /// Concurrent producers (each its own producer id, one batch in flight).
+    #[arg(long, default_value_t = 8)]
     pub producers: usize,
-    /// Distinct users.
+    /// Distinct users (keys are skewed: a few users get most events).
+    #[arg(long, default_value_t = 100_000)]
     pub users: u64,
-    /// `transactions` or `merchant_transactions`.
+    /// The example source to push: `transactions` (view `user_txn`: 12 features, text
+    /// transforms, 4 tile sizes) or `merchant_transactions` (view `merchant_txn`: 3 features).
+    #[arg(long, default_value = "transactions")]
     pub source: String,
 }
 

@@ -1,4 +1,4 @@
-//! `quiver bench backfill`: history in, then a view over it. In a fresh project holding only
+//! `quiver-bench backfill`: history in, then a view over it. In a fresh project holding only
 //! the example `transactions` source (no view yet) it
 //!
 //! 1. loads `--events` generated transactions spread over `--days` of event time with
@@ -20,6 +20,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hdrhistogram::Histogram;
+use quiver::addresses::{connect, Addresses};
+use quiver::demo::{transaction_row, Generator, TRANSACTION_COLUMNS};
+use quiver::producer::Producer;
+use quiver::rpc_error;
+use quiver::send::{send, Plan, Share};
 use quiver_common::clock::now_micros;
 use quiver_proto::ingest::{PushRequest, Row};
 use quiver_proto::online::cluster_admin_service_client::ClusterAdminServiceClient;
@@ -28,15 +33,9 @@ use quiver_proto::online::{StatusRequest, ViewPhase, ViewStatesRequest};
 use quiver_proto::registry::{ApplyRequest, DefinitionDocument};
 use tokio::sync::Mutex;
 
-use super::push::Producer;
-use super::rpc_error;
-use super::send::{send, Plan, Share};
-use crate::addresses::{connect, Addresses};
-use crate::demo::{transaction_row, Generator, TRANSACTION_COLUMNS};
-
 /// The example definitions: the bench project is a copy of their `transactions` source and
 /// `user_txn` view.
-const EXAMPLES: &str = include_str!("../../../../examples/fraud.yaml");
+const EXAMPLES: &str = include_str!("../../../examples/fraud.yaml");
 /// The view the bench backfills.
 const VIEW: &str = "user_txn";
 /// History producers and batch size (as `quiver load` uses).
@@ -47,17 +46,23 @@ const LIVE_BATCHES_PER_SECOND: u64 = 20;
 /// How long the idle freshness figure is measured.
 const IDLE: Duration = Duration::from_secs(5);
 
-/// The bench's shape.
+/// The bench's shape (its flags).
+#[derive(Debug, Clone, clap::Args)]
 pub struct Shape {
     /// History events to load and backfill.
+    #[arg(long, default_value_t = 1_000_000)]
     pub events: usize,
     /// Distinct users.
+    #[arg(long, default_value_t = 100_000)]
     pub users: u64,
     /// Days of event time the history spans (ending now).
+    #[arg(long, default_value_t = 30)]
     pub days: u32,
     /// Live events per second pushed throughout (0: none).
+    #[arg(long, default_value_t = 1_000)]
     pub live_rate: u64,
-    /// The server process, for CPU seconds (Linux `/proc`).
+    /// The server's process id, to report events per CPU-second (one-process `quiver dev`).
+    #[arg(long)]
     pub server_pid: Option<u32>,
 }
 

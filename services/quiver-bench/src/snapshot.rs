@@ -1,17 +1,27 @@
-//! `quiver bench snapshot`: point-in-time snapshot throughput. Applies a bench project, writes
+//! `quiver-bench snapshot`: point-in-time snapshot throughput. Applies a bench project, writes
 //! `--feature-rows` generated events straight into the offline store as the source's log (as
 //! the online store's exporter would, without pushing them through ingest), then sends an
 //! entity table of `--entity-rows` rows through the snapshot service over Arrow Flight: as-of
 //! features (`last`/`first`), first with the offline store's rows not yet loaded (cold), then
-//! loaded (warm), and windowed features. Reports entity rows/s for each.
+//! loaded (warm), and windowed features. Reports entity rows/s for each. With
+//! `--last-features N` the source has N more columns and a view `wide` of N `last` features
+//! over them; `--entities-out` keeps the entity table as Parquet and `--write-only` stops there,
+//! so scripts/bench-snapshot-peers.sh can time `quiver snapshot` end to end against DuckDB and
+//! polars on the same files.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
+
+use anyhow::Context;
+use parquet::arrow::ArrowWriter;
 
 use arrow_array::{Int64Array, RecordBatch, TimestampMicrosecondArray};
 use arrow_flight::error::FlightError;
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use futures::StreamExt;
+use quiver::addresses::Addresses;
+use quiver::snapshot_exchange::{exchange, flight_error};
 use quiver_core::{Scalar, ValueType};
 use quiver_lake::event_file::{write_parquet, Column, EventRows};
 use quiver_lake::layout::date_of;
@@ -21,10 +31,8 @@ use quiver_proto::offline::snapshot_command::Features;
 use quiver_proto::offline::{FeatureRefs, SnapshotCommand};
 use quiver_proto::registry::{ApplyRequest, DefinitionDocument};
 
-use super::snapshot::{exchange, flight_error};
-use crate::addresses::Addresses;
-
 const PROJECT: &str = "snapbench";
+/// The bench project; `{wide}` becomes the extra columns and view of `--last-features`.
 const DEFINITIONS: &str = r#"
 project: snapbench
 entities:
@@ -38,7 +46,7 @@ sources:
       - {name: user_id, type: int64}
       - {name: ts, type: timestamp}
       - {name: amount, type: float64}
-feature_views:
+{wide_columns}feature_views:
   - name: stats
     entity: user
     source: events
@@ -47,7 +55,7 @@ feature_views:
       - {name: first_amount, column: amount, aggregation: first}
       - {name: count_1h, aggregation: count, window: 1h}
       - {name: sum_24h, column: amount, aggregation: sum, window: 24h}
-"#;
+{wide_view}"#;
 /// Rows per generated export file.
 const FILE_ROWS: usize = 1_000_000;
 /// Entity rows per batch sent.
@@ -55,18 +63,55 @@ const SEND_ROWS: usize = 65_536;
 /// The generated history: 30 days.
 const SPAN_MICROS: i64 = 30 * 86_400_000_000;
 
-/// The bench's shape.
+/// The bench's shape (its flags).
+#[derive(Debug, Clone, clap::Args)]
 pub struct Shape {
-    /// The offline store the snapshot service reads (where the rows are written).
+    /// The offline store the snapshot service reads (`quiver dev`: <data-dir>/offline).
+    #[arg(long, default_value = "quiver-data/offline")]
     pub store: String,
     /// Feature rows to generate.
+    #[arg(long, default_value_t = 10_000_000)]
     pub feature_rows: usize,
     /// Distinct users.
+    #[arg(long, default_value_t = 100_000)]
     pub users: u64,
-    /// Entity rows per as-of snapshot.
+    /// Entity rows of each as-of snapshot.
+    #[arg(long, default_value_t = 1_000_000)]
     pub entity_rows: usize,
     /// Entity rows of the windowed snapshot.
+    #[arg(long, default_value_t = 200_000)]
     pub windowed_rows: usize,
+    /// Give the source this many more float64 columns (`c0`..) and add a view `wide` of as many
+    /// `last` features (`f0`..) over them, measured cold and warm first. 0: neither.
+    #[arg(long, default_value_t = 0)]
+    pub last_features: usize,
+    /// Also write the as-of entity table (`--entity-rows` rows: `user_id`, `event_timestamp`)
+    /// here as Parquet: what `quiver snapshot --entities` and the DuckDB and polars peers of
+    /// scripts/bench-snapshot-peers.sh read.
+    #[arg(long)]
+    pub entities_out: Option<PathBuf>,
+    /// Write the source log (and `--entities-out`) and stop, measuring nothing.
+    #[arg(long)]
+    pub write_only: bool,
+}
+
+/// The bench's definitions for `last_features` wide features.
+fn definitions(last_features: usize) -> String {
+    let columns: String = (0..last_features)
+        .map(|f| format!("      - {{name: c{f}, type: float64}}\n"))
+        .collect();
+    let mut view = String::new();
+    if last_features > 0 {
+        view.push_str("  - name: wide\n    entity: user\n    source: events\n    features:\n");
+        for f in 0..last_features {
+            view.push_str(&format!(
+                "      - {{name: f{f}, column: c{f}, aggregation: last}}\n"
+            ));
+        }
+    }
+    DEFINITIONS
+        .replace("{wide_columns}", &columns)
+        .replace("{wide_view}", &view)
 }
 
 /// Runs the bench.
@@ -77,13 +122,13 @@ pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<()> {
         .apply(ApplyRequest {
             documents: vec![DefinitionDocument {
                 name: "snapbench.yaml".into(),
-                yaml: DEFINITIONS.into(),
+                yaml: definitions(shape.last_features),
             }],
             dry_run: false,
             expected_revision: None,
         })
         .await
-        .map_err(|s| super::rpc_error("apply", s))?;
+        .map_err(|s| quiver::rpc_error("apply", s))?;
     let end = quiver_common::clock::now_micros();
     let start = end - SPAN_MICROS;
     let generated = Instant::now();
@@ -95,6 +140,26 @@ pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<()> {
         shape.store,
         generated.elapsed().as_secs_f64()
     );
+    if let Some(path) = &shape.entities_out {
+        write_entity_table(path, &shape, start)?;
+        println!(
+            "wrote the entity table ({} rows) to {}",
+            shape.entity_rows,
+            path.display()
+        );
+    }
+    if shape.write_only {
+        return Ok(());
+    }
+    let wide: Vec<String> = (0..shape.last_features)
+        .map(|f| format!("wide:f{f}"))
+        .collect();
+    let wide: Vec<&str> = wide.iter().map(String::as_str).collect();
+    if !wide.is_empty() {
+        for label in ["wide as-of, cold", "wide as-of, warm"] {
+            measure(addresses, label, &wide, &shape, shape.entity_rows, start).await?;
+        }
+    }
     let as_of = ["stats:last_amount", "stats:first_amount"];
     for label in ["as-of, cold (loads and indexes the rows)", "as-of, warm"] {
         measure(addresses, label, &as_of, &shape, shape.entity_rows, start).await?;
@@ -136,6 +201,9 @@ async fn write_feature_rows(shape: &Shape, start: i64) -> anyhow::Result<()> {
         let mut amounts = Vec::with_capacity(n);
         let mut users = Vec::with_capacity(n);
         let mut times = Vec::with_capacity(n);
+        let mut wide: Vec<Vec<Option<Scalar>>> = (0..shape.last_features)
+            .map(|_| Vec::with_capacity(n))
+            .collect();
         for i in row..row + n {
             let user = (mix(i as u64) % shape.users) as i64;
             let at = start + i as i64 * step;
@@ -152,6 +220,10 @@ async fn write_feature_rows(shape: &Shape, start: i64) -> anyhow::Result<()> {
             amounts.push(Some(Scalar::Float64(
                 (mix(!(i as u64)) % 40_000) as f64 * 0.25,
             )));
+            for (f, column) in wide.iter_mut().enumerate() {
+                let z = mix(i as u64 ^ ((f as u64 + 1) << 40));
+                column.push(Some(Scalar::Float64((z % 40_000) as f64 * 0.25)));
+            }
         }
         rows.columns = vec![
             Column {
@@ -170,6 +242,12 @@ async fn write_feature_rows(shape: &Shape, start: i64) -> anyhow::Result<()> {
                 values: amounts,
             },
         ];
+        rows.columns
+            .extend(wide.into_iter().enumerate().map(|(f, values)| Column {
+                name: format!("c{f}"),
+                value_type: ValueType::Float64,
+                values,
+            }));
         let range = FileRange {
             first: rows.log_index[0],
             last: rows.log_index[n - 1],
@@ -213,6 +291,23 @@ fn entity_batches(rows: usize, users: u64, start: i64) -> anyhow::Result<Vec<Rec
             .map_err(anyhow::Error::from)
         })
         .collect()
+}
+
+/// The as-of entity table as one Parquet file.
+fn write_entity_table(path: &Path, shape: &Shape, start: i64) -> anyhow::Result<()> {
+    let batches = entity_batches(shape.entity_rows, shape.users, start)?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let schema = batches
+        .first()
+        .map(|b| b.schema())
+        .context("--entity-rows 0: no entity table to write")?;
+    let mut writer = ArrowWriter::try_new(file, schema, None)?;
+    for batch in &batches {
+        writer.write(batch)?;
+    }
+    writer.close()?;
+    Ok(())
 }
 
 async fn measure(

@@ -1,4 +1,4 @@
-//! `quiver bench kafka`: Kafka sources, from a topic into tiles. The bench starts librdkafka's
+//! `quiver-bench kafka`: Kafka sources, from a topic into tiles. The bench starts librdkafka's
 //! mock cluster (a real Kafka wire protocol on a 127.0.0.1 port) inside this client process, so
 //! the load generator and the broker stay out of the server, and applies a fresh project whose
 //! sources name its topics. Then:
@@ -10,7 +10,7 @@
 //!    every message is committed. Events/s is measured from the first commit seen to the last
 //!    (consumer start-up and group join excluded, and reported apart). `--events 0` skips it.
 //! 2. **`user_txn` throughput**: the same with a copy of the example `transactions` source and
-//!    its `user_txn` view (12 features), `--txn-events` events; then `quiver bench push` of the
+//!    its `user_txn` view (12 features), `--txn-events` events; then `quiver-bench push` of the
 //!    same source for `--push-duration` in the same run, for the ratio. `--txn-events 0` skips
 //!    it (to measure freshness on a server not busy with the phases before).
 //! 3. **freshness**: an open-loop producer offers `--rate` events/s for `--duration` into a third
@@ -27,8 +27,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hdrhistogram::Histogram;
+use quiver::addresses::{connect, Addresses};
+use quiver::demo::{Generator, Transaction};
+use quiver::rpc_error;
 use quiver_common::client_channel::AuthChannel;
 use quiver_common::clock::now_micros;
+use quiver_core::duration::parse_duration;
 use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
 use quiver_proto::online::ProducersRequest;
 use quiver_proto::registry::{ApplyRequest, DefinitionDocument};
@@ -36,13 +40,9 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 
-use super::rpc_error;
-use crate::addresses::{connect, Addresses};
-use crate::demo::{Generator, Transaction};
-
 /// The example definitions: the bench copies their `user` entity, `transactions` source and
 /// `user_txn` view.
-const EXAMPLES: &str = include_str!("../../../../examples/fraud.yaml");
+const EXAMPLES: &str = include_str!("../../../examples/fraud.yaml");
 /// How often the committed offsets are polled while measuring throughput.
 const THROUGHPUT_POLL: Duration = Duration::from_millis(50);
 /// How often they are polled while measuring freshness (bounds the added latency).
@@ -52,23 +52,34 @@ const WARM_UP: Duration = Duration::from_secs(1);
 /// How long a throughput phase may take before the bench gives up.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The bench's shape.
+/// The bench's shape (its flags).
+#[derive(Debug, Clone, clap::Args)]
 pub struct Shape {
     /// Partitions of each topic.
+    #[arg(long, default_value_t = 8)]
     pub partitions: i32,
-    /// Events of the lean throughput phase.
+    /// Events produced for the lean view's throughput.
+    #[arg(long, default_value_t = 1_000_000)]
     pub events: usize,
-    /// Events of the `user_txn` throughput phase.
+    /// Events produced for the `user_txn` view's throughput.
+    #[arg(long, default_value_t = 300_000)]
     pub txn_events: usize,
     /// Distinct users.
+    #[arg(long, default_value_t = 100_000)]
     pub users: u64,
-    /// Events per second offered in the freshness phase.
+    /// Events per second offered in the freshness phase (open loop).
+    #[arg(long, default_value_t = 20_000)]
     pub rate: u64,
-    /// How long the freshness phase offers them.
+    /// How long the freshness phase runs, e.g. 15s.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub duration: Duration,
-    /// How long `bench push` runs for the ratio (zero: not run).
+    /// How long `quiver-bench push` of the same source runs for the ratio (0s: not run).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub push_duration: Duration,
-    /// The freshness producer's `linger.ms`.
+    /// The freshness producer's `linger.ms` (part of the latency measured). librdkafka's
+    /// mock broker returns one message set per partition per fetch, so a set must carry
+    /// what arrives during a fetch round trip or a backlog grows.
+    #[arg(long, default_value_t = 5)]
     pub producer_linger_ms: u32,
 }
 
@@ -166,9 +177,9 @@ pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<()> {
         .await?;
         txn.print("user_txn view (12 features)");
         if !shape.push_duration.is_zero() {
-            let push = super::bench_push::run(
+            let push = crate::push::run(
                 addresses,
-                super::bench_push::Shape {
+                crate::push::Shape {
                     rate: 0,
                     duration: shape.push_duration,
                     batch: 2_000,
