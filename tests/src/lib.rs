@@ -58,8 +58,8 @@ impl QuiverProcess {
         Self::spawn_in(None, bin, args, env, log)
     }
 
-    /// As [`QuiverProcess::spawn`], inside network namespace `namespace` if given (`ip netns
-    /// exec` replaces itself with `bin`, so the process id is still `bin`'s).
+    /// As [`QuiverProcess::spawn`], inside network namespace `namespace` if given (`nsenter`
+    /// replaces itself with `bin`, so the process id is still `bin`'s).
     pub fn spawn_in(
         namespace: Option<&str>,
         bin: &Path,
@@ -70,8 +70,8 @@ impl QuiverProcess {
         let out = std::fs::File::create(&log)?;
         let mut command = match namespace {
             Some(namespace) => {
-                let mut command = Command::new("ip");
-                command.args(["netns", "exec", namespace]).arg(bin);
+                let mut command = Command::new("nsenter");
+                command.arg(netns::nsenter_net(namespace)).arg(bin);
                 command
             }
             None => Command::new(bin),

@@ -52,7 +52,7 @@ pub fn unavailable() -> Option<String> {
     if !root {
         return Some("network namespaces need root".into());
     }
-    for tool in ["ip", "nft"] {
+    for tool in ["ip", "nft", "nsenter"] {
         let found = Command::new(tool).arg("-V").output().is_ok();
         if !found {
             return Some(format!(
@@ -92,7 +92,21 @@ fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
 }
 
 fn nft(namespace: &str, script: &str) -> anyhow::Result<()> {
-    run("ip", &["netns", "exec", namespace, "nft", script]).map(|_| ())
+    in_namespace(namespace, "nft", &[script]).map(|_| ())
+}
+
+/// The `nsenter` argument that enters `namespace`'s network namespace, and only that: unlike
+/// `ip netns exec` (and `ip -n`) it makes no mount namespace of its own, which fails in a chroot
+/// (`mount --make-rslave /`), so the harness also runs in `fresh-root-check`'s root.
+pub fn nsenter_net(namespace: &str) -> String {
+    format!("--net=/run/netns/{namespace}")
+}
+
+fn in_namespace(namespace: &str, program: &str, args: &[&str]) -> anyhow::Result<String> {
+    let net = nsenter_net(namespace);
+    let mut all = vec![net.as_str(), program];
+    all.extend_from_slice(args);
+    run("nsenter", &all)
 }
 
 /// Removes namespaces and bridges left by test processes that no longer run.
@@ -192,7 +206,7 @@ impl Network {
         )
     }
 
-    /// Host `id`'s namespace name (for `ip netns exec`).
+    /// Host `id`'s namespace name (`/run/netns/<name>`).
     pub fn namespace(&self, id: u64) -> &str {
         &self.hosts[&id]
     }
@@ -216,11 +230,7 @@ impl Network {
             &["link", "set", &veth, "master", &self.bridge(), "up"],
         )?;
         let ip = self.ip(id);
-        let ns = |args: &[&str]| {
-            let mut all = vec!["-n", namespace.as_str()];
-            all.extend_from_slice(args);
-            run("ip", &all)
-        };
+        let ns = |args: &[&str]| in_namespace(&namespace, "ip", args);
         ns(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
         ns(&["link", "set", "eth0", "up"])?;
         ns(&["link", "set", "lo", "up"])?;
@@ -304,15 +314,6 @@ impl Network {
         )?;
         Ok(())
     }
-
-    /// `ip netns exec` arguments that run a program inside host `id`'s namespace.
-    pub fn exec_prefix(&self, id: u64) -> Vec<String> {
-        vec![
-            "netns".into(),
-            "exec".into(),
-            self.namespace(id).to_string(),
-        ]
-    }
 }
 
 impl Drop for Network {
@@ -330,15 +331,15 @@ mod tests {
 
     /// Whether a TCP connection from host `from` reaches a listener on host `to`.
     fn reaches(network: &Network, from: u64, to: u64) -> bool {
-        let mut server = Command::new("ip")
-            .args(["netns", "exec", network.namespace(to), "python3", "-c"])
+        let mut server = Command::new("nsenter")
+            .args([&nsenter_net(network.namespace(to)), "python3", "-c"])
             .arg("import socket,time;s=socket.socket();s.bind(('0.0.0.0',7999));s.listen();time.sleep(5)")
             .spawn()
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(300));
         let connect = format!("exec 3<>/dev/tcp/{}/7999 && echo connected", network.ip(to));
-        let connected = Command::new("ip")
-            .args(["netns", "exec", network.namespace(from)])
+        let connected = Command::new("nsenter")
+            .arg(nsenter_net(network.namespace(from)))
             .args(["timeout", "1", "bash", "-c", &connect])
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).contains("connected"))
