@@ -36,7 +36,8 @@ static CREATED: AtomicU32 = AtomicU32::new(0);
 pub struct Network {
     tag: String,
     subnet: [u8; 3],
-    hosts: BTreeMap<u64, String>,
+    /// Per host: the process holding its namespace, and the namespace's path.
+    hosts: BTreeMap<u64, (std::process::Child, String)>,
     cuts: BTreeSet<(u64, u64)>,
 }
 
@@ -52,7 +53,7 @@ pub fn unavailable() -> Option<String> {
     if !root {
         return Some("network namespaces need root".into());
     }
-    for tool in ["ip", "nft", "nsenter"] {
+    for tool in ["ip", "nft", "nsenter", "unshare"] {
         let found = Command::new(tool).arg("-V").output().is_ok();
         if !found {
             return Some(format!(
@@ -95,11 +96,12 @@ fn nft(namespace: &str, script: &str) -> anyhow::Result<()> {
     in_namespace(namespace, "nft", &[script]).map(|_| ())
 }
 
-/// The `nsenter` argument that enters `namespace`'s network namespace, and only that: unlike
-/// `ip netns exec` (and `ip -n`) it makes no mount namespace of its own, which fails in a chroot
-/// (`mount --make-rslave /`), so the harness also runs in `fresh-root-check`'s root.
+/// The `nsenter` argument that enters the network namespace at `namespace` (a path), and only
+/// that. Namespaces here are held by a process (`unshare --net`), never named under
+/// `/run/netns`: `ip netns` mounts there and `ip netns exec` remounts `/` in a mount namespace
+/// of its own, which fails in a chroot (`mount --make-rslave /`) and leaves mounts behind.
 pub fn nsenter_net(namespace: &str) -> String {
-    format!("--net=/run/netns/{namespace}")
+    format!("--net={namespace}")
 }
 
 fn in_namespace(namespace: &str, program: &str, args: &[&str]) -> anyhow::Result<String> {
@@ -109,24 +111,14 @@ fn in_namespace(namespace: &str, program: &str, args: &[&str]) -> anyhow::Result
     run("nsenter", &all)
 }
 
-/// Removes namespaces and bridges left by test processes that no longer run.
+/// Removes bridges left by test processes that no longer run.
 fn remove_leftovers() {
     let alive = |tag: &str| {
         u32::from_str_radix(tag.get(..6).unwrap_or(""), 16)
             .map(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
             .unwrap_or(true)
     };
-    let namespaces = run("ip", &["netns", "list"]).unwrap_or_default();
-    for name in namespaces
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-    {
-        if let Some(rest) = name.strip_prefix(PREFIX) {
-            if !alive(rest) {
-                let _ = run("ip", &["netns", "delete", name]);
-            }
-        }
-    }
+    // A dead test's namespace holders end by themselves (`sleep` with a bound).
     let links = run("ip", &["-o", "link", "show", "type", "bridge"]).unwrap_or_default();
     for name in links.lines().filter_map(|l| l.split(": ").nth(1)) {
         if let Some(rest) = name.strip_prefix(PREFIX) {
@@ -206,23 +198,43 @@ impl Network {
         )
     }
 
-    /// Host `id`'s namespace name (`/run/netns/<name>`).
+    /// Host `id`'s network namespace (a path, for [`nsenter_net`]).
     pub fn namespace(&self, id: u64) -> &str {
-        &self.hosts[&id]
+        &self.hosts[&id].1
     }
 
     /// Adds host `id` (1..=200): a namespace with loopback, an address on the bridge and an
     /// empty fault table.
     pub fn add_host(&mut self, id: u64) -> anyhow::Result<Ipv4Addr> {
         anyhow::ensure!((1..=200).contains(&id), "host ids are 1..=200");
-        let namespace = format!("{PREFIX}{}n{id}", self.tag);
         let veth = format!("{PREFIX}{}h{id}", self.tag);
-        run("ip", &["netns", "add", &namespace])?;
-        self.hosts.insert(id, namespace.clone());
+        // A process in a new network namespace holds it (at most two hours, should the test
+        // die without dropping this).
+        let holder = Command::new("unshare")
+            .args(["--net", "sleep", "7200"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .context("cannot run unshare")?;
+        let pid = holder.id().to_string();
+        let namespace = format!("/proc/{pid}/ns/net");
+        self.hosts.insert(id, (holder, namespace.clone()));
+        // Until unshare has run, the holder is still in ours.
+        let ours = std::fs::read_link("/proc/self/ns/net")?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_link(&namespace)
+            .ok()
+            .is_none_or(|ns| ns == ours)
+        {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "unshare --net did not make a namespace"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         run(
             "ip",
             &[
-                "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &namespace,
+                "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &pid,
             ],
         )?;
         run(
@@ -292,7 +304,7 @@ impl Network {
 
     /// Restores every link (loss stays as set).
     pub fn heal(&mut self) -> anyhow::Result<()> {
-        for namespace in self.hosts.values() {
+        for (_, namespace) in self.hosts.values() {
             nft(namespace, "flush set inet faults cut")?;
         }
         self.cuts.clear();
@@ -318,8 +330,9 @@ impl Network {
 
 impl Drop for Network {
     fn drop(&mut self) {
-        for namespace in self.hosts.values() {
-            let _ = run("ip", &["netns", "delete", namespace]);
+        for (holder, _) in self.hosts.values_mut() {
+            let _ = holder.kill();
+            let _ = holder.wait();
         }
         let _ = run("ip", &["link", "delete", &self.bridge()]);
     }
