@@ -72,6 +72,64 @@ pub async fn channel(address: &str) -> Result<Channel, Status> {
         .map_err(|e| Status::unavailable(e.to_string()))
 }
 
+/// Reads `stats:last_amount` of `users` from the node at `address`.
+pub async fn read_last_amount(
+    address: &str,
+    users: &[i64],
+    consistency: Consistency,
+) -> Result<Vec<(FieldStatus, Option<i64>)>, Status> {
+    let mut client = ServingServiceClient::new(channel(address).await?);
+    let mut out = Vec::new();
+
+    for chunk in users.chunks(500) {
+        let response = client
+            .get_features(GetFeaturesRequest {
+                project: String::new(),
+                features: Some(get_features_request::Features::FeatureList(FeatureList {
+                    refs: vec!["stats:last_amount".into()],
+                })),
+                entities: vec![EntityColumn {
+                    name: "user_id".into(),
+                    values: Some(RepeatedValue {
+                        values: chunk.iter().map(|u| int(*u)).collect(),
+                    }),
+                }],
+                as_of: None,
+                consistency: consistency as i32,
+                full_feature_names: false,
+            })
+            .await?
+            .into_inner();
+        let column = &response.results[1];
+        for (value, status) in column.values.iter().zip(&column.statuses) {
+            let value = match value.kind {
+                Some(Kind::Int64Value(v)) => Some(v),
+                _ => None,
+            };
+            out.push((FieldStatus::try_from(*status).unwrap(), value));
+        }
+    }
+    Ok(out)
+}
+
+/// A row of `stats:last_amount` for `user`: `value` at `at_micros`.
+pub fn stats_row(user: i64, at_micros: i64, value: i64) -> FeatureRow {
+    FeatureRow {
+        project: String::new(),
+        view: "stats".into(),
+        view_version: 0,
+        entity: Some(EntityKey {
+            join_keys: vec![],
+            values: vec![int(user)],
+        }),
+        event_time: Some(prost_types::Timestamp {
+            seconds: at_micros.div_euclid(1_000_000),
+            nanos: (at_micros.rem_euclid(1_000_000) * 1000) as i32,
+        }),
+        values: vec![int(value)],
+    }
+}
+
 /// One node's process, address and directory.
 struct NodeProcess {
     process: Option<QuiverProcess>,
@@ -612,20 +670,7 @@ impl Cluster {
             sequence,
             rows: users
                 .iter()
-                .map(|u| FeatureRow {
-                    project: String::new(),
-                    view: "stats".into(),
-                    view_version: 0,
-                    entity: Some(EntityKey {
-                        join_keys: vec![],
-                        values: vec![int(*u)],
-                    }),
-                    event_time: Some(prost_types::Timestamp {
-                        seconds: 1_700_000_000 + *u,
-                        nanos: 0,
-                    }),
-                    values: vec![int(*u * 10)],
-                })
+                .map(|u| stats_row(*u, (1_700_000_000 + *u) * 1_000_000, *u * 10))
                 .collect(),
         };
         let live: Vec<String> = self.live().iter().map(|id| self.address(*id)).collect();
@@ -646,37 +691,7 @@ impl Cluster {
         users: &[i64],
         consistency: Consistency,
     ) -> Result<Vec<(FieldStatus, Option<i64>)>, Status> {
-        let mut client = ServingServiceClient::new(channel(&self.address(id)).await?);
-        let mut out = Vec::new();
-        for chunk in users.chunks(500) {
-            let response = client
-                .get_features(GetFeaturesRequest {
-                    project: String::new(),
-                    features: Some(get_features_request::Features::FeatureList(FeatureList {
-                        refs: vec!["stats:last_amount".into()],
-                    })),
-                    entities: vec![EntityColumn {
-                        name: "user_id".into(),
-                        values: Some(RepeatedValue {
-                            values: chunk.iter().map(|u| int(*u)).collect(),
-                        }),
-                    }],
-                    as_of: None,
-                    consistency: consistency as i32,
-                    full_feature_names: false,
-                })
-                .await?
-                .into_inner();
-            let column = &response.results[1];
-            for (value, status) in column.values.iter().zip(&column.statuses) {
-                let value = match value.kind {
-                    Some(Kind::Int64Value(v)) => Some(v),
-                    _ => None,
-                };
-                out.push((FieldStatus::try_from(*status).unwrap(), value));
-            }
-        }
-        Ok(out)
+        read_last_amount(&self.address(id), users, consistency).await
     }
 
     /// Waits until node `id` serves every user in `users` with its written value.

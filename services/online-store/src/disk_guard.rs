@@ -111,10 +111,12 @@ impl DiskGuard {
     /// What a refused write is told.
     pub fn refusal(&self) -> String {
         format!(
-            "this node's disk is nearly full ({} MiB free, under [online_store] \
-             min_free_disk_bytes = {} MiB); it takes no writes until space is freed; retry later",
+            "this node's disk is nearly full ({} MiB free; it went under [online_store] \
+             min_free_disk_bytes = {} MiB and takes writes again once {} MiB are free, the \
+             minimum plus its ballast); retry later",
             self.free() >> 20,
-            self.min_free >> 20
+            self.min_free >> 20,
+            (self.min_free + self.ballast_bytes) >> 20
         )
     }
 

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use hdrhistogram::Histogram;
 use quiver::addresses::{connect, Addresses};
+
 use quiver::demo::{transaction_row, Generator, TRANSACTION_COLUMNS};
 use quiver::producer::Producer;
 use quiver::rpc_error;
@@ -30,8 +31,9 @@ use quiver_proto::ingest::{PushRequest, Row};
 use quiver_proto::online::cluster_admin_service_client::ClusterAdminServiceClient;
 use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
 use quiver_proto::online::{StatusRequest, ViewPhase, ViewStatesRequest};
-use quiver_proto::registry::{ApplyRequest, DefinitionDocument};
 use tokio::sync::Mutex;
+
+use crate::definitions::apply;
 
 /// The example definitions: the bench project is a copy of their `transactions` source and
 /// `user_txn` view.
@@ -76,7 +78,7 @@ const STOP: u8 = 3;
 pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<()> {
     let project = format!("backfill_bench_{}", now_micros() / 1_000_000);
     let (source_only, with_view) = definitions(&project)?;
-    apply(addresses, &project, &source_only).await?;
+    apply(addresses, &format!("{project}.yaml"), &source_only).await?;
 
     let phase = Arc::new(AtomicU8::new(UNMEASURED));
     let histograms = Arc::new(Mutex::new([Histogram::<u64>::new(3)?, Histogram::new(3)?]));
@@ -142,7 +144,7 @@ pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<()> {
     let cpu_before = shape.server_pid.map(cpu_seconds).transpose()?;
     phase.store(MEASURING_BACKFILL, Ordering::Relaxed);
     let started = Instant::now();
-    apply(addresses, &project, &with_view).await?;
+    apply(addresses, &format!("{project}.yaml"), &with_view).await?;
     let backfilled = wait_for_serving(&addresses.online, &project).await?;
     let took = started.elapsed().as_secs_f64().max(1e-9);
     phase.store(STOP, Ordering::Relaxed);
@@ -201,23 +203,6 @@ fn definitions(project: &str) -> anyhow::Result<(String, String)> {
         vec![pick("feature_views", VIEW)?].into(),
     );
     Ok((source_only, serde_yaml::to_string(&document)?))
-}
-
-async fn apply(addresses: &Addresses, project: &str, yaml: &str) -> anyhow::Result<()> {
-    addresses
-        .registry()
-        .await?
-        .apply(ApplyRequest {
-            documents: vec![DefinitionDocument {
-                name: format!("{project}.yaml"),
-                yaml: yaml.to_string(),
-            }],
-            dry_run: false,
-            expected_revision: None,
-        })
-        .await
-        .map_err(|s| rpc_error("applying the bench definitions", s))?;
-    Ok(())
 }
 
 /// `--events` transactions, time-ordered over `--days` ending now.

@@ -35,10 +35,11 @@ use quiver_common::clock::now_micros;
 use quiver_core::duration::parse_duration;
 use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
 use quiver_proto::online::ProducersRequest;
-use quiver_proto::registry::{ApplyRequest, DefinitionDocument};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
+
+use crate::definitions::apply;
 
 /// The example definitions: the bench copies their `user` entity, `transactions` source and
 /// `user_txn` view.
@@ -132,7 +133,7 @@ pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<()> {
     }
     apply(
         addresses,
-        &names.project,
+        &format!("{}.yaml", names.project),
         &definitions(&names, &bootstrap, false)?,
     )
     .await?;
@@ -163,7 +164,7 @@ pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<()> {
         );
         apply(
             addresses,
-            &names.project,
+            &format!("{}.yaml", names.project),
             &definitions(&names, &bootstrap, true)?,
         )
         .await?;
@@ -203,7 +204,7 @@ pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<()> {
     // The project goes, so the server's consumers stop before the mock cluster does.
     if let Err(e) = apply(
         addresses,
-        &names.project,
+        &format!("{}.yaml", names.project),
         &format!("project: {}\n", names.project),
     )
     .await
@@ -276,23 +277,6 @@ features:
     document.insert("sources".into(), sources.into());
     document.insert("feature_views".into(), views.into());
     Ok(serde_yaml::to_string(&document)?)
-}
-
-async fn apply(addresses: &Addresses, project: &str, yaml: &str) -> anyhow::Result<()> {
-    addresses
-        .registry()
-        .await?
-        .apply(ApplyRequest {
-            documents: vec![DefinitionDocument {
-                name: format!("{project}.yaml"),
-                yaml: yaml.to_string(),
-            }],
-            dry_run: false,
-            expected_revision: None,
-        })
-        .await
-        .map_err(|s| rpc_error("applying the bench definitions", s))?;
-    Ok(())
 }
 
 /// One transaction as the JSON message a Kafka source reads.

@@ -5,6 +5,7 @@
 
 mod backfill;
 mod cli;
+mod definitions;
 mod kafka;
 mod online;
 mod peer_server;

@@ -22,10 +22,11 @@ use quiver_core::duration::parse_duration;
 use quiver_proto::ingest::{PushRequest, Row};
 use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
 use quiver_proto::online::{FeatureRow, WriteRequest};
-use quiver_proto::registry::{ApplyRequest, DefinitionDocument};
 use quiver_proto::serving::{get_features_request, FeatureList, GetFeaturesRequest};
 use quiver_proto::types::{value::Kind, EntityColumn, EntityKey, RepeatedValue, Value};
 use tokio::sync::Mutex;
+
+use crate::definitions::apply;
 
 /// The bench project.
 pub const PROJECT: &str = "bench";
@@ -186,18 +187,7 @@ pub async fn write(addresses: &Addresses, args: WriteArgs) -> anyhow::Result<()>
         windowed_events,
         no_rows,
     } = args;
-    let mut registry = addresses.registry().await?;
-    registry
-        .apply(ApplyRequest {
-            documents: vec![DefinitionDocument {
-                name: "bench.yaml".into(),
-                yaml: definitions(features),
-            }],
-            dry_run: false,
-            expected_revision: None,
-        })
-        .await
-        .map_err(|s| anyhow::anyhow!("applying the bench definitions: {}", s.message()))?;
+    apply(addresses, "bench.yaml", &definitions(features)).await?;
     // The store learns definitions through the registry's Watch; give it a moment.
     tokio::time::sleep(Duration::from_millis(500)).await;
 

@@ -18,8 +18,9 @@ use quiver::producer::Producer;
 use quiver::rpc_error;
 use quiver_common::clock::now_micros;
 use quiver_core::duration::parse_duration;
-use quiver_proto::registry::{ApplyRequest, DefinitionDocument};
 use tokio::sync::Mutex;
+
+use crate::definitions::apply;
 
 /// The definitions the bench pushes into (the README's example project).
 const EXAMPLES: &str = include_str!("../../../examples/fraud.yaml");
@@ -66,19 +67,7 @@ pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<f64> {
                 anyhow::bail!("--source {other:?}: expected transactions or merchant_transactions")
             }
         };
-    addresses
-        .registry()
-        .await?
-        .apply(ApplyRequest {
-            documents: vec![DefinitionDocument {
-                name: "examples/fraud.yaml".into(),
-                yaml: EXAMPLES.into(),
-            }],
-            dry_run: false,
-            expected_revision: None,
-        })
-        .await
-        .map_err(|s| rpc_error("applying the example definitions", s))?;
+    apply(addresses, "examples/fraud.yaml", EXAMPLES).await?;
     let batch = batch.max(1);
     let producers = producers.max(1);
     // Open loop: each producer sends one batch every `interval`.

@@ -29,7 +29,8 @@ use quiver_lake::{FileRange, Lake, Partition};
 use quiver_proto::convert::{encode_entity, scalar_to_value};
 use quiver_proto::offline::snapshot_command::Features;
 use quiver_proto::offline::{FeatureRefs, SnapshotCommand};
-use quiver_proto::registry::{ApplyRequest, DefinitionDocument};
+
+use crate::definitions::apply;
 
 const PROJECT: &str = "snapbench";
 /// The bench project; `{wide}` becomes the extra columns and view of `--last-features`.
@@ -116,19 +117,12 @@ fn definitions(last_features: usize) -> String {
 
 /// Runs the bench.
 pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<()> {
-    addresses
-        .registry()
-        .await?
-        .apply(ApplyRequest {
-            documents: vec![DefinitionDocument {
-                name: "snapbench.yaml".into(),
-                yaml: definitions(shape.last_features),
-            }],
-            dry_run: false,
-            expected_revision: None,
-        })
-        .await
-        .map_err(|s| quiver::rpc_error("apply", s))?;
+    apply(
+        addresses,
+        "snapbench.yaml",
+        &definitions(shape.last_features),
+    )
+    .await?;
     let end = quiver_common::clock::now_micros();
     let start = end - SPAN_MICROS;
     let generated = Instant::now();

@@ -25,11 +25,10 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, TimestampMicrosecondType};
 use quiver_common::leader_hint::with_leader;
 use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
-use quiver_proto::online::{FeatureRow, WriteRequest};
-use quiver_proto::serving::serving_service_client::ServingServiceClient;
-use quiver_proto::serving::{get_features_request, Consistency, FeatureList, GetFeaturesRequest};
-use quiver_proto::types::{value::Kind, EntityColumn, EntityKey, FieldStatus, RepeatedValue};
-use quiver_tests::cluster::{channel, int, Cluster, DEFS};
+use quiver_proto::online::WriteRequest;
+use quiver_proto::serving::Consistency;
+use quiver_proto::types::{value::Kind, FieldStatus};
+use quiver_tests::cluster::{channel, read_last_amount, stats_row, Cluster, DEFS};
 use quiver_tests::linearizability::{self, Call, Op};
 use quiver_tests::netns::{self, Network};
 use quiver_tests::offline_stack::{get_features_of, now_micros, wait_for_source_log};
@@ -118,20 +117,7 @@ async fn write_register(
     let request = WriteRequest {
         producer_id: producer.into(),
         sequence,
-        rows: vec![FeatureRow {
-            project: String::new(),
-            view: "stats".into(),
-            view_version: 0,
-            entity: Some(EntityKey {
-                join_keys: vec![],
-                values: vec![int(key)],
-            }),
-            event_time: Some(prost_types::Timestamp {
-                seconds: at / 1_000_000,
-                nanos: (at % 1_000_000) as i32 * 1000,
-            }),
-            values: vec![int(at)],
-        }],
+        rows: vec![stats_row(key, at, at)],
     };
     let start = &addresses[sequence as usize % addresses.len()];
     let attempt = with_leader(start, 5, |target| {
@@ -149,38 +135,15 @@ async fn write_register(
 
 /// A STRONG read of register `key` on `address`: `Some(value)` on an answer.
 async fn read_register(address: &str, key: i64) -> Option<Option<i64>> {
-    let call = async {
-        let mut client = ServingServiceClient::new(channel(address).await?);
-        client
-            .get_features(GetFeaturesRequest {
-                project: String::new(),
-                features: Some(get_features_request::Features::FeatureList(FeatureList {
-                    refs: vec!["stats:last_amount".into()],
-                })),
-                entities: vec![EntityColumn {
-                    name: "user_id".into(),
-                    values: Some(RepeatedValue {
-                        values: vec![int(key)],
-                    }),
-                }],
-                as_of: None,
-                consistency: Consistency::Strong as i32,
-                full_feature_names: false,
-            })
-            .await
-            .map(|r| r.into_inner())
-    };
-    let response = tokio::time::timeout(Duration::from_secs(4), call)
+    let keys = [key];
+    let read = read_last_amount(address, &keys, Consistency::Strong);
+    let cells = tokio::time::timeout(Duration::from_secs(4), read)
         .await
         .ok()?
         .ok()?;
-    let column = response.results.get(1)?;
-    match FieldStatus::try_from(*column.statuses.first()?).ok()? {
-        FieldStatus::Present => match column.values.first()?.kind {
-            Some(Kind::Int64Value(v)) => Some(Some(v)),
-            _ => None,
-        },
-        FieldStatus::NotFound => Some(None),
+    match cells.first()? {
+        (FieldStatus::Present, Some(value)) => Some(Some(*value)),
+        (FieldStatus::NotFound, _) => Some(None),
         _ => None,
     }
 }
