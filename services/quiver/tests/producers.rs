@@ -1,7 +1,8 @@
 //! Many producers, one source, through real processes: a time-ordered file pushed with the
 //! CLI's defaults (several producers at once) quarantines exactly its genuinely late rows, the
 //! same as one producer with another batch size; and a producer ten minutes of event time behind
-//! the others loses nothing (the source watermark follows the slowest active producer).
+//! the others loses nothing (the source watermark follows the slowest active producer), nor does
+//! one that joins hours behind while the tiles still hold its events.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -49,7 +50,21 @@ sources:
     schema:
       - {name: customer_id, type: int64}
       - {name: ts, type: timestamp}
+  - name: replays
+    entity: customer
+    timestamp_field: ts
+    allowed_lateness: 5m
+    schema:
+      - {name: customer_id, type: int64}
+      - {name: ts, type: timestamp}
 feature_views:
+  - name: replays_seen
+    entity: customer
+    source: replays
+    ttl: 30d
+    features:
+      - {name: count, aggregation: count}
+      - {name: count_24h, aggregation: count, window: 24h}
   - name: clicks_seen
     entity: customer
     source: clicks
@@ -227,21 +242,84 @@ async fn a_producer_ten_minutes_behind_the_others_loses_nothing() {
     let customers: Vec<i64> = (0..4)
         .flat_map(|p| (0..10).map(move |c| p * 100 + c))
         .collect();
+    assert_eq!(
+        counts(&cluster, &customers, "clicks_seen:count").await,
+        vec![60; 40]
+    );
+}
+
+#[tokio::test]
+async fn a_producer_joining_hours_behind_loses_what_the_tiles_still_hold_nothing_older() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_quiver"));
+    let cluster = Cluster::start(bin, DEFS, 1).await;
+    let streaming = cluster.spawn_streaming().await;
+    let ingest = streaming.ingest.to_string();
+    let batch = |producer: &str, customer: i64, times: &[i64]| PushRequest {
+        project: "shop".into(),
+        source: "replays".into(),
+        columns: vec!["customer_id".into(), "ts".into()],
+        rows: times
+            .iter()
+            .map(|&at| Row {
+                values: vec![int(customer), timestamp(at)],
+            })
+            .collect(),
+        producer_id: producer.into(),
+        sequence: 1,
+        ..PushRequest::default()
+    };
+    // A live producer is at now; then a replay after a 3-hour outage joins (no registration),
+    // 36 times the 5-minute lateness behind, and a third producer sends events 25 hours old:
+    // older than the source watermark minus the lateness and the longest window (24 h).
+    let now = now_micros() - MINUTE;
+    let live = push(&ingest, batch("live", 1, &[now - 2 * MINUTE, now])).await;
+    assert_eq!((live.accepted, live.late), (2, 0));
+    let replay: Vec<i64> = (0..60).map(|i| now - 3 * HOUR + i * MINUTE).collect();
+    let replayed = push(&ingest, batch("replay", 2, &replay)).await;
+    assert_eq!(
+        (replayed.accepted, replayed.late),
+        (60, 0),
+        "the replay loses nothing"
+    );
+    let older = push(&ingest, batch("older", 3, &[now - 25 * HOUR, now])).await;
+    assert_eq!((older.accepted, older.late), (1, 1));
+    // Serving counts the replay in its windows and lifetime alike.
+    let customers = [1, 2, 3];
+    assert_eq!(
+        counts(&cluster, &customers, "replays_seen:count").await,
+        [2, 60, 1]
+    );
+    assert_eq!(
+        counts(&cluster, &customers, "replays_seen:count_24h").await,
+        [2, 60, 1]
+    );
+}
+
+fn timestamp(micros: i64) -> Value {
+    Value {
+        kind: Some(Kind::TimestampValue(prost_types::Timestamp {
+            seconds: micros.div_euclid(1_000_000),
+            nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
+        })),
+    }
+}
+
+/// One int64 feature of `customers`, as served now (-1: not a number).
+async fn counts(cluster: &Cluster, customers: &[i64], feature: &str) -> Vec<i64> {
     let response = get_features_of(
         &cluster.address(1),
         "shop",
         "customer_id",
-        &customers,
-        &["clicks_seen:count".to_string()],
+        customers,
+        &[feature.to_string()],
     )
     .await;
-    let counts: Vec<i64> = response.results[1]
+    response.results[1]
         .values
         .iter()
         .map(|v| match v.kind {
             Some(Kind::Int64Value(n)) => n,
             _ => -1,
         })
-        .collect();
-    assert_eq!(counts, vec![60; 40]);
+        .collect()
 }

@@ -133,6 +133,31 @@ impl StateMachine {
             .read_through(overlay, &watermark_key)?
             .and_then(|v| v.as_slice().try_into().ok().map(keys::from_ordered_i64));
         let lateness = events.allowed_lateness_micros.max(0);
+        // Only versions the store knows and has not retired are folded (`views`).
+        let mut folded = Vec::with_capacity(events.views.len());
+        for view in &events.views {
+            folded.push(
+                self.view_state_through(overlay, &events.project, &view.view, view.version)?
+                    .is_some_and(|s| s.phase != ViewPhase::Retired as i32),
+            );
+        }
+        // Each view's aggregates (None: invalid, which no validated definition produces).
+        let view_aggregates: Vec<Option<ViewAggregates>> = events
+            .views
+            .iter()
+            .map(|view| {
+                let specs = view
+                    .aggregates
+                    .iter()
+                    .map(aggregate_spec_from_pb)
+                    .collect::<Result<Vec<_>, _>>()
+                    .ok()?;
+                Some(ViewAggregates::from_specs(
+                    specs,
+                    view.feature_count as usize,
+                ))
+            })
+            .collect();
         // A positioned batch (Kafka) without events (only rejected messages, or trimmed to
         // nothing) moves its producer's offsets only: it neither registers the producer nor
         // makes it active, which would hold the source watermark back without progress.
@@ -153,11 +178,20 @@ impl StateMachine {
             if reset {
                 source_clock::reset(&mut clock, &events.producer_id);
             }
+            // The tiles' retention of the versions folded sets how old a row may be.
+            let longest_window = view_aggregates
+                .iter()
+                .zip(&folded)
+                .filter_map(|(a, &folded)| a.as_ref().filter(|_| folded))
+                .map(|a| a.features.longest_micros.max(a.statistics.longest_micros))
+                .max()
+                .unwrap_or(0);
             let admission = source_clock::admit(
                 &mut clock,
                 previous,
                 &events.producer_id,
                 lateness,
+                longest_window,
                 &events.event_micros,
             );
             self.put_through(batch, overlay, clock_key, clock.encode_to_vec())?;
@@ -198,24 +232,14 @@ impl StateMachine {
 
         staged.views_decided = true;
         for (index, view) in events.views.iter().enumerate() {
-            // Only versions the store knows and has not retired are folded (`views`).
-            let known = self
-                .view_state_through(overlay, &events.project, &view.view, view.version)?
-                .is_some_and(|s| s.phase != ViewPhase::Retired as i32);
-            if !known {
+            if !folded[index] {
                 continue;
             }
             staged.folded_views.push(index as u32);
-            let Ok(specs) = view
-                .aggregates
-                .iter()
-                .map(aggregate_spec_from_pb)
-                .collect::<Result<Vec<_>, _>>()
-            else {
+            let Some(aggregates) = &view_aggregates[index] else {
                 tracing::error!(view = %view.view, "committed view events have invalid aggregates; skipped");
                 continue;
             };
-            let aggregates = ViewAggregates::from_specs(specs, view.feature_count as usize);
             let mut excluded = HashSet::new();
             // Excluded rows reach the quarantine log through the export (with their reason,
             // which the staged entry carries in `view.excluded`).
@@ -231,7 +255,7 @@ impl StateMachine {
                 Retention::of(watermark, lateness),
                 events,
                 view,
-                &aggregates,
+                aggregates,
                 |row| admitted[row] && !excluded.contains(&row),
             );
             // Expired epochs go as whole ranges when the watermark moves past them.

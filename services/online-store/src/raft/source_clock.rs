@@ -1,21 +1,25 @@
 //! Event-time progress per producer, and the source watermark that follows the slowest active
 //! producer (the rule stream processors use across inputs).
 //!
-//! A row is **late** when its event time is more than the source's allowed lateness behind
-//! `max(source watermark, its producer's watermark)`:
-//! - a producer's watermark is the largest event time admitted from it, moving row by row, so
-//!   a producer's own disorder is bounded by the lateness whatever the batch size, and no other
-//!   producer's clock or backlog can make its rows late;
-//! - the source watermark is the smallest watermark of the source's *active* producers (never
-//!   moving back). It decides tile retention, and it is the floor for a producer's first batch
-//!   (one that has not written within the idleness bound): history older than the whole
-//!   source's progress goes through `quiver load`, not through a new producer.
+//! A row is **late** when its event time is
+//! - more than the source's allowed lateness behind its producer's watermark (the largest event
+//!   time admitted from it, moving row by row): a producer's own disorder is bounded by the
+//!   lateness whatever the batch size, and no other producer's clock or backlog can make its
+//!   rows late; or
+//! - older than anything the source still keeps online: its **horizon**, the source watermark
+//!   minus the lateness minus the longest window of the views it feeds (the tiles' retention).
+//!   This is the only bound on a producer's first batch (one that has not written within the
+//!   idleness bound), so a producer that joins hours behind the others — a backlog, a replay
+//!   after an outage — loses nothing the tiles still hold; history older than that goes through
+//!   `quiver load`.
 //!
-//! A producer is active from its first batch (an empty batch registers it without events, and
-//! holds the source watermark until it sends some) until it has not written for
-//! [`IDLE_AFTER_BATCHES`] batches of its source: idleness is counted in the log, never on a
-//! clock, so every replica decides the same.
+//! The source watermark is the smallest watermark of the source's *active* producers (never
+//! moving back); it decides tile retention. A producer is active from its first batch (an empty
+//! batch registers it without events, and holds the source watermark until it sends some) until
+//! it has not written for [`IDLE_AFTER_BATCHES`] batches of its source: idleness is counted in
+//! the log, never on a clock, so every replica decides the same.
 
+use quiver_core::tiling;
 use quiver_proto::online::{ProducerClock, SourceClock};
 
 /// A producer that has not written for this many batches of its source stops holding the
@@ -38,55 +42,60 @@ pub struct Admission {
 }
 
 /// Admits one (fresh, not duplicate) batch of `producer` with these event times against the
-/// source's `clock` and `watermark`, and advances both.
+/// source's `clock` and `watermark`, and advances both. `longest_window` is the longest window
+/// of the views the batch feeds (0 when none has one): with the lateness it sets the horizon.
 pub fn admit(
     clock: &mut SourceClock,
     watermark: Option<i64>,
     producer: &str,
     lateness: i64,
+    longest_window: i64,
     event_micros: &[i64],
 ) -> Admission {
     let lateness = lateness.max(0);
     clock.batches += 1;
     let position = clock.active.iter().position(|p| p.producer_id == producer);
     let mut own = position.and_then(|i| clock.active[i].watermark);
+    let horizon = watermark.map(|w| tiling::retention_start(w, lateness, longest_window.max(0)));
     let mut admission = Admission {
         admitted: Vec::with_capacity(event_micros.len()),
         ..Admission::default()
     };
     for (row, &at) in event_micros.iter().enumerate() {
-        let (reference, producer_side) = match (own, watermark) {
-            (Some(o), Some(w)) if w > o => (Some(w), false),
-            (Some(o), _) => (Some(o), true),
-            (None, w) => (w, false),
-        };
-        let floor = reference.map(|r| r.saturating_sub(lateness));
-        if floor.is_some_and(|floor| at < floor) {
-            admission.admitted.push(false);
-            let reference = reference.unwrap_or_default();
-            let reason = if producer_side {
-                format!(
-                    "late: event time {} is more than the allowed lateness {} behind producer \
-                     {producer:?}'s watermark {} (the latest event time admitted from it); load \
-                     older events with `quiver load`",
-                    rfc3339(at),
-                    humanize(lateness),
-                    rfc3339(reference)
-                )
-            } else {
-                format!(
-                    "late: event time {} is before the source watermark {} (its slowest active \
-                     producer) minus the allowed lateness {}; load history with `quiver load`",
-                    rfc3339(at),
-                    rfc3339(reference),
-                    humanize(lateness)
-                )
-            };
-            admission.late.push((row as u32, reason));
-        } else {
+        // `None` orders first, so the floor is the higher of the two that exist.
+        let own_floor = own.map(|o| o.saturating_sub(lateness));
+        let floor = own_floor.max(horizon);
+        if floor.is_none_or(|floor| at >= floor) {
             admission.admitted.push(true);
             own = Some(own.map_or(at, |o| o.max(at)));
+            continue;
         }
+        admission.admitted.push(false);
+        let reason = match own {
+            Some(o) if own_floor == floor => format!(
+                "late: event time {} is more than the allowed lateness {} behind producer \
+                 {producer:?}'s watermark {} (the latest event time admitted from it); load older \
+                 events with `quiver load`",
+                rfc3339(at),
+                humanize(lateness),
+                rfc3339(o)
+            ),
+            _ => format!(
+                "late: event time {} is older than anything the source keeps online ({}: the \
+                 watermark {} of its slowest active producer minus the allowed lateness {}{}); \
+                 load history with `quiver load`",
+                rfc3339(at),
+                rfc3339(floor.unwrap_or_default()),
+                rfc3339(watermark.unwrap_or_default()),
+                humanize(lateness),
+                if longest_window > 0 {
+                    format!(" and the longest window {}", humanize(longest_window))
+                } else {
+                    String::new()
+                }
+            ),
+        };
+        admission.late.push((row as u32, reason));
     }
 
     // A batch with rows of which none was admitted does not make a producer active (it would
@@ -164,7 +173,7 @@ mod tests {
     const MIN: i64 = 60_000_000;
 
     fn run(clock: &mut SourceClock, w: &mut Option<i64>, p: &str, times: &[i64]) -> Vec<bool> {
-        let a = admit(clock, *w, p, 10 * MIN, times);
+        let a = admit(clock, *w, p, 10 * MIN, 0, times);
         *w = a.watermark;
         a.admitted
     }
@@ -176,7 +185,7 @@ mod tests {
         let admitted = run(&mut clock, &mut w, "a", &[0, 30 * MIN, 19 * MIN, 21 * MIN]);
         assert_eq!(admitted, [true, true, false, true]);
         assert_eq!(w, Some(30 * MIN));
-        let a = admit(&mut clock, w, "a", 10 * MIN, &[5 * MIN]);
+        let a = admit(&mut clock, w, "a", 10 * MIN, 0, &[5 * MIN]);
         assert!(
             a.late[0].1.contains("behind producer \"a\"'s watermark"),
             "{:?}",
@@ -207,21 +216,72 @@ mod tests {
     }
 
     #[test]
-    fn a_new_producer_is_judged_against_the_source_watermark() {
+    fn a_new_producer_is_judged_against_what_the_source_keeps() {
         let (mut clock, mut w) = (SourceClock::default(), None);
         run(&mut clock, &mut w, "a", &[100 * MIN]);
-        let a = admit(&mut clock, w, "b", 10 * MIN, &[95 * MIN, 80 * MIN]);
+        // No windows: the source keeps nothing older than its watermark minus the lateness.
+        let a = admit(&mut clock, w, "b", 10 * MIN, 0, &[95 * MIN, 80 * MIN]);
         assert_eq!(a.admitted, [true, false]);
         assert!(
-            a.late[0].1.contains("before the source watermark"),
+            a.late[0]
+                .1
+                .contains("older than anything the source keeps online"),
             "{:?}",
             a.late
         );
         assert!(a.late[0].1.contains("quiver load"));
         // A producer whose rows were all late does not become active (nor hold the watermark).
-        let a = admit(&mut clock, w, "c", 10 * MIN, &[0]);
+        let a = admit(&mut clock, w, "c", 10 * MIN, 0, &[0]);
         assert_eq!(a.admitted, [false]);
         assert!(!clock.active.iter().any(|p| p.producer_id == "c"));
+    }
+
+    #[test]
+    fn a_producer_joining_hours_behind_keeps_what_the_tiles_still_hold() {
+        let (mut clock, mut w) = (SourceClock::default(), None);
+        const HOUR: i64 = 60 * MIN;
+        let window = 24 * HOUR;
+        let admit_at = |clock: &mut SourceClock, w: &mut Option<i64>, p: &str, times: &[i64]| {
+            let a = admit(clock, *w, p, 10 * MIN, window, times);
+            *w = a.watermark;
+            a
+        };
+        admit_at(&mut clock, &mut w, "live", &[48 * HOUR]);
+        // A backlog 20 hours behind (far past the 10-minute lateness, within the 24 h window):
+        // admitted, and from then on judged by its own progress alone.
+        let a = admit_at(
+            &mut clock,
+            &mut w,
+            "backlog",
+            &[28 * HOUR, 27 * HOUR, 28 * HOUR + MIN],
+        );
+        assert_eq!(a.admitted, [true, false, true]);
+        assert!(a.late[0]
+            .1
+            .contains("behind producer \"backlog\"'s watermark"));
+        for t in 1..10 {
+            let a = admit_at(&mut clock, &mut w, "backlog", &[(28 + t) * HOUR]);
+            assert_eq!(a.admitted, [true], "hour {t} of the backlog");
+            admit_at(&mut clock, &mut w, "live", &[48 * HOUR + t * MIN]);
+        }
+        assert_eq!(
+            w,
+            Some(48 * HOUR),
+            "held while the backlog catches up, never moved back"
+        );
+        // Older than the watermark minus lateness minus the window: nothing keeps it online.
+        let a = admit_at(&mut clock, &mut w, "older", &[23 * HOUR, 48 * HOUR]);
+        assert_eq!(a.admitted, [false, true]);
+        assert!(
+            a.late[0].1.contains(
+                "(1970-01-01T23:50:00.000000Z: the watermark 1970-01-03T00:00:00.000000Z"
+            ) && a.late[0]
+                .1
+                .contains("lateness 10m and the longest window 1day)"),
+            "{:?}",
+            a.late
+        );
+        assert!(a.late[0].1.contains("quiver load"), "{:?}", a.late);
     }
 
     #[test]
