@@ -36,11 +36,12 @@ fuzz: deps ## Every decoder's mutation fuzzer, longer than `make test` runs them
 		$(CARGO) test --release -p quiver-online-store -p quiver-core -p quiver-registry \
 		-p quiver-common -p quiver-offline -p quiver --lib --bins -- fuzz mutated --nocapture
 
-chaos: deps ## Long fault campaigns as root: partitions, kills, full disks, a 10-minute object store outage (CHAOS_*)
+chaos: deps ## Long fault campaigns as root: partitions, kills, full disks, a 10-minute object store outage, a 2 GiB snapshot catch-up (CHAOS_*; needs ~14 GB free disk)
 	QUIVER_REQUIRE_NETNS=1 QUIVER_CHAOS_ROUNDS=$${CHAOS_ROUNDS:-50} QUIVER_CHAOS_KILLS=$${CHAOS_KILLS:-100} \
 		QUIVER_CHAOS_BATCH=$${CHAOS_BATCH:-250} QUIVER_CHAOS_PRODUCERS=$${CHAOS_PRODUCERS:-8} QUIVER_CHAOS_CLOCK_STEP_US=1000 \
 		QUIVER_CHAOS_SEED=$${CHAOS_SEED:-$$(date +%s)} QUIVER_CHAOS_OUTAGE_SECS=$${CHAOS_OUTAGE_SECS:-600} \
-		$(CARGO) test --release -p quiver --test chaos --test export_backpressure -- --nocapture --test-threads 1
+		QUIVER_SNAPSHOT_STATE_MIB=$${CHAOS_SNAPSHOT_MIB:-2048} \
+		$(CARGO) test --release -p quiver --test chaos --test export_backpressure --test snapshot_catch_up -- --nocapture --test-threads 1
 
 fix: ## Format and apply clippy's fixes
 	$(CARGO) fmt --all

@@ -54,6 +54,10 @@ feature_views:
       - {name: last_amount, column: amount, aggregation: last}
 "#;
 
+/// The peer (Raft) port of a node in a network namespace of its own (`Network::delay_port`
+/// delays the replication between such nodes).
+pub const NAMESPACED_PEER_PORT: u16 = 7006;
+
 /// An int64 value.
 pub fn int(v: i64) -> Value {
     Value {
@@ -339,7 +343,7 @@ impl Cluster {
                 let ip = network.add_host(id).unwrap();
                 (
                     SocketAddr::from((ip, 7000)),
-                    SocketAddr::from((ip, 7006)),
+                    SocketAddr::from((ip, NAMESPACED_PEER_PORT)),
                     SocketAddr::from((ip, 7080)),
                 )
             }

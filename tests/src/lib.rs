@@ -6,6 +6,7 @@
 //! only there does cargo provide its path (`CARGO_BIN_EXE_quiver`); they use this crate.
 
 pub mod cluster;
+pub mod delay_proxy;
 pub mod flight;
 pub mod kafka;
 pub mod linearizability;

@@ -5,13 +5,15 @@
 //!
 //! - a **cut** between two hosts drops every packet between them, both ways, silently (a
 //!   partition; connections time out rather than fail fast, as across a real switch);
-//! - **loss** drops a share of a host's packets at random.
+//! - **loss** drops a share of a host's packets at random;
+//! - a **delay** holds every byte of the hosts' connections to a port for a fixed time, each
+//!   way: this machine's kernel has no `netem` qdisc, so a DNAT rule steers those connections
+//!   through a [`DelayProxy`] on the bridge (cuts still apply: they match before the DNAT).
 //!
 //! The test process stays on the bridge and reaches every host, like a client outside the
 //! partition. Needs root, `ip` (iproute2) and `nft` (nftables); [`Network::create`] says which is
-//! missing. This machine's kernel has no `netem` qdisc, so there is no fixed delay: loss delays
-//! by retransmission instead. Everything is removed on drop, and what a killed test left behind
-//! is removed by the next one.
+//! missing. Everything is removed on drop, and what a killed test left behind is removed by the
+//! next one.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failed step should fail loudly
 
@@ -19,8 +21,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
+
+use crate::delay_proxy::DelayProxy;
 
 /// Set to `1` (CI does) to make a machine that cannot create namespaces fail the fault tests
 /// instead of skipping them.
@@ -39,6 +44,11 @@ pub struct Network {
     /// Per host: the process holding its namespace, and the namespace's path.
     hosts: BTreeMap<u64, (std::process::Child, String)>,
     cuts: BTreeSet<(u64, u64)>,
+    /// The delayed port and its delay, a proxy per destination host, and the (from, to) pairs
+    /// steered through it.
+    delay: Option<(u16, Duration)>,
+    proxies: BTreeMap<u64, DelayProxy>,
+    delayed: BTreeSet<(u64, u64)>,
 }
 
 /// Why this machine cannot run namespace tests, if it cannot.
@@ -157,6 +167,9 @@ impl Network {
             subnet,
             hosts: BTreeMap::new(),
             cuts: BTreeSet::new(),
+            delay: None,
+            proxies: BTreeMap::new(),
+            delayed: BTreeSet::new(),
         };
         let bridge = network.bridge();
         run("ip", &["link", "add", &bridge, "type", "bridge"])?;
@@ -251,14 +264,54 @@ impl Network {
             "add table inet faults
              add set inet faults cut { type ipv4_addr; }
              add chain inet faults input { type filter hook input priority 0; }
-             add chain inet faults output { type filter hook output priority 0; }
+             add chain inet faults output { type filter hook output priority -150; }
+             add chain inet faults delay { type nat hook output priority -100; }
              add chain inet faults loss
              add rule inet faults input ip saddr @cut drop
              add rule inet faults output ip daddr @cut drop
              add rule inet faults input jump loss
              add rule inet faults output jump loss",
         )?;
+        self.steer_delayed()?;
         Ok(ip)
+    }
+
+    /// From now on (for hosts added later too), every new connection between two hosts to
+    /// `port` carries each byte `delay` late, each way. Set it before the hosts' processes
+    /// connect: connections already open are not steered.
+    pub fn delay_port(&mut self, port: u16, delay: Duration) -> anyhow::Result<()> {
+        anyhow::ensure!(self.delay.is_none(), "one delayed port per network");
+        self.delay = Some((port, delay));
+        self.steer_delayed()
+    }
+
+    /// Gives every host a delay proxy and steers every pair not steered yet through it.
+    fn steer_delayed(&mut self) -> anyhow::Result<()> {
+        let Some((port, delay)) = self.delay else {
+            return Ok(());
+        };
+        let ids: Vec<u64> = self.hosts.keys().copied().collect();
+        for &to in &ids {
+            if !self.proxies.contains_key(&to) {
+                let target = std::net::SocketAddr::from((self.ip(to), port));
+                let proxy = DelayProxy::start(self.gateway(), target, delay)
+                    .context("cannot start a delay proxy")?;
+                self.proxies.insert(to, proxy);
+            }
+            for &from in ids.iter().filter(|from| **from != to) {
+                if self.delayed.insert((from, to)) {
+                    nft(
+                        self.namespace(from),
+                        &format!(
+                            "add rule inet faults delay ip daddr {} tcp dport {port} dnat ip to {}",
+                            self.ip(to),
+                            self.proxies[&to].address()
+                        ),
+                    )?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Drops every packet between `a` and `b`, both ways.
@@ -384,5 +437,54 @@ mod tests {
         assert!(!reaches(&network, 1, 2));
         network.loss(1, 0).unwrap();
         assert!(reaches(&network, 1, 2));
+    }
+
+    #[test]
+    fn a_delayed_port_adds_its_delay_each_way_and_cuts_still_hold() {
+        if !can_run("a_delayed_port_adds_its_delay_each_way_and_cuts_still_hold") {
+            return;
+        }
+        let mut network = Network::create().unwrap();
+        network.add_host(1).unwrap();
+        network
+            .delay_port(7999, Duration::from_millis(100))
+            .unwrap();
+        network.add_host(2).unwrap();
+        // An echo server on host 2; host 1 times one round trip through the proxy.
+        let mut server = Command::new("nsenter")
+            .args([&nsenter_net(network.namespace(2)), "python3", "-c"])
+            .arg(
+                "import socket;s=socket.socket();s.bind(('0.0.0.0',7999));s.listen()\n\
+                 while True:\n c,_=s.accept();c.sendall(c.recv(16));c.close()",
+            )
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let client = format!(
+            "import socket,time;c=socket.create_connection(('{}',7999),timeout=5)\n\
+             t=time.time();c.sendall(b'x');assert c.recv(16)==b'x';print(time.time()-t)",
+            network.ip(2)
+        );
+        let round_trip = |network: &Network| {
+            Command::new("nsenter")
+                .arg(nsenter_net(network.namespace(1)))
+                .args(["timeout", "3", "python3", "-c", &client])
+                .output()
+                .ok()
+                .and_then(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+        };
+        let seconds = round_trip(&network).expect("no echo through the delay");
+        assert!((0.2..1.0).contains(&seconds), "round trip {seconds} s");
+        network.cut(1, 2).unwrap();
+        assert_eq!(round_trip(&network), None, "a cut holds on a delayed port");
+        network.heal().unwrap();
+        assert!(round_trip(&network).is_some());
+        let _ = server.kill();
+        let _ = server.wait();
     }
 }

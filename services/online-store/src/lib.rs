@@ -76,9 +76,12 @@ pub async fn serve(
         },
         shutdown.clone(),
     );
+    // Streams a killed process was receiving are gone with it; so must their files be.
+    let incoming = config.data_dir.join("incoming");
+    raft::snapshot_file::remove_leftovers(&incoming)?;
     let raft_server = raft::server::RaftServer::new(
         node.raft.clone(),
-        config.data_dir.join("incoming"),
+        incoming,
         config.node_id,
         node.store_id.clone(),
         node.disk.clone(),

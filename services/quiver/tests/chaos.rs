@@ -3,7 +3,8 @@
 //! `kill -9`, while workloads run and record what was acknowledged. `make test` runs a short
 //! campaign; `make chaos` a long one (`QUIVER_CHAOS_ROUNDS`, `QUIVER_CHAOS_KILLS`, release).
 //!
-//! - **register**: direct writes of a `last` feature and STRONG reads from every node; the
+//! - **register**: direct writes of a `last` feature and STRONG reads from every node, with
+//!   every Raft message between the nodes delayed (`QUIVER_CHAOS_DELAY_MS`, 20 ms each way); the
 //!   history must be linearizable (`quiver_tests::linearizability`), and no STRONG read may be
 //!   answered by a node cut off from a majority.
 //! - **counter and set**: retrying producers whose clocks run at different speeds push through
@@ -28,7 +29,9 @@ use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
 use quiver_proto::online::WriteRequest;
 use quiver_proto::serving::Consistency;
 use quiver_proto::types::{value::Kind, FieldStatus};
-use quiver_tests::cluster::{channel, read_last_amount, stats_row, Cluster, DEFS};
+use quiver_tests::cluster::{
+    channel, read_last_amount, stats_row, Cluster, DEFS, NAMESPACED_PEER_PORT,
+};
 use quiver_tests::linearizability::{self, Call, Op};
 use quiver_tests::netns::{self, Network};
 use quiver_tests::offline_stack::{get_features_of, now_micros, wait_for_source_log};
@@ -226,8 +229,11 @@ async fn register_histories_under_partitions_loss_and_kills_are_linearizable() {
     }
     let rounds = setting("QUIVER_CHAOS_ROUNDS", 5);
     let seed = setting("QUIVER_CHAOS_SEED", 20261206);
-    eprintln!("register campaign: {rounds} rounds, seed {seed}");
-    let network = Network::create().unwrap();
+    // Every Raft message between the nodes travels this much later, each way.
+    let delay = Duration::from_millis(setting("QUIVER_CHAOS_DELAY_MS", 20));
+    eprintln!("register campaign: {rounds} rounds, seed {seed}, {delay:?} between nodes");
+    let mut network = Network::create().unwrap();
+    network.delay_port(NAMESPACED_PEER_PORT, delay).unwrap();
     let mut cluster =
         Cluster::start_in_namespaces(network, Path::new(BIN), DEFS, 3, |_| Vec::new()).await;
     let addresses: Vec<String> = (1..=3).map(|id| cluster.address(id)).collect();

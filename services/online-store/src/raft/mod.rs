@@ -10,7 +10,7 @@ pub mod network;
 mod positions;
 mod producers;
 pub mod server;
-mod snapshot_file;
+pub(crate) mod snapshot_file;
 pub mod source_clock;
 pub mod state_machine;
 pub mod views;

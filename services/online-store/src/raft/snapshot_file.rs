@@ -230,6 +230,22 @@ pub fn latest(dir: &Path) -> io::Result<Option<PathBuf>> {
     Ok(snapshots.pop())
 }
 
+/// Deletes the temp files a process killed while writing or receiving a snapshot left in `dir`
+/// (call it before anything writes there): a cut transfer must not hold its disk space forever.
+pub fn remove_leftovers(dir: &Path) -> io::Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "tmp") {
+            tracing::info!(file = %path.display(), "removing a snapshot file an earlier run left unfinished");
+            fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
 /// Deletes every snapshot (and leftover temp file) in `dir` except `keep`.
 pub fn remove_others(dir: &Path, keep: &Path) -> io::Result<()> {
     for entry in fs::read_dir(dir)? {

@@ -63,6 +63,7 @@ impl StateMachine {
             views_generation: Arc::default(),
             disk: None,
         };
+        snapshot_file::remove_leftovers(&sm.snapshot_dir)?;
         if let Some(name) = sm.get_meta::<String>(tag::INSTALLING)? {
             // The marker names the file inside the snapshot directory, so a node whose data
             // directory moved (or whose working directory changed) still finds it.

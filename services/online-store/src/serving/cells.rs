@@ -62,17 +62,22 @@ impl Serving {
                 .iter()
                 .map(|e| keys::running_key(&group.running_prefix, e))
                 .collect();
-            read.horizon = db
-                .get_cf(cf, &group.watermark_key)
-                .map_err(fail)?
-                .and_then(|v| v.as_slice().try_into().ok().map(keys::from_ordered_i64))
-                .map(|w| {
-                    tiling::retention_start(
-                        w,
-                        group.lateness_micros,
-                        group.aggregates.features.longest_micros,
-                    )
-                });
+            // Only windows reach back to the horizon: a view without any skips the read.
+            let windowed = !group.aggregates.features.families.is_empty();
+            read.horizon = if windowed {
+                db.get_cf(cf, &group.watermark_key)
+                    .map_err(fail)?
+                    .and_then(|v| v.as_slice().try_into().ok().map(keys::from_ordered_i64))
+                    .map(|w| {
+                        tiling::retention_start(
+                            w,
+                            group.lateness_micros,
+                            group.aggregates.features.longest_micros,
+                        )
+                    })
+            } else {
+                None
+            };
             let running = db.batched_multi_get_cf(cf, running_keys.iter(), false);
             let aggregates = &group.aggregates;
             let mut missing = Vec::new();
