@@ -231,6 +231,13 @@ async fn a_follower_catches_up_from_a_large_snapshot_even_after_a_cut_transfer()
         0,
         "the cut transfer's file is left behind"
     );
+    // An install streams: a whole-state buffer would show at 2 GiB (`make chaos`), where a
+    // count-bounded install batch once took the follower to 2.4 GiB.
+    let follower_peak = peak_mib(cluster.process(follower).pid());
+    assert!(
+        follower_peak < 1024,
+        "the follower peaked at {follower_peak} MiB installing a {state_mib} MiB snapshot"
+    );
     println!(
         "snapshot catch-up: {state_mib} MiB of rows ({users} x {} KiB) written in {:.1} s; \
          snapshot of {:.0} MiB built in {:.1} s; follower installed it in {:.1} s after a \
@@ -240,7 +247,7 @@ async fn a_follower_catches_up_from_a_large_snapshot_even_after_a_cut_transfer()
         snapshot_bytes as f64 / 1048576.0,
         built.as_secs_f64(),
         caught_up.as_secs_f64(),
-        peak_mib(cluster.process(follower).pid()),
+        follower_peak,
         peak_mib(cluster.process(leader).pid()),
     );
 }
