@@ -420,6 +420,7 @@ impl ClusterAdminService for Admin {
                 .exported_through,
             peer_address: self.node.config.peer_advertise.clone(),
             store_id: self.node.store_id.clone(),
+            admission_rules: crate::raft::source_clock::RULES,
         }))
     }
 

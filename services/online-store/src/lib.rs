@@ -6,6 +6,7 @@
 //! registry only through its gRPC client (the registry cache in `quiver-common`).
 
 pub mod admin;
+pub mod admission_rules;
 pub mod backfill;
 pub mod blocking;
 pub mod compact;

@@ -2,7 +2,7 @@
 //! request handlers validate and resolve against.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use anyhow::Context;
@@ -43,6 +43,8 @@ pub struct Node {
     leader_committed: AtomicU64,
     /// When that poll answered: milliseconds since `started`.
     leader_heard_at: AtomicU64,
+    /// The admission rules every member runs, as last asked ([`crate::admission_rules`]).
+    pub(crate) admission_rules: AtomicU32,
     started: std::time::Instant,
 }
 
@@ -101,9 +103,11 @@ impl Node {
             registry,
             leader_committed: AtomicU64::new(0),
             leader_heard_at: AtomicU64::new(0),
+            admission_rules: AtomicU32::new(crate::admission_rules::OLDEST),
             started: std::time::Instant::now(),
         });
         poll_leader_commit(Arc::downgrade(&node));
+        crate::admission_rules::spawn(Arc::downgrade(&node));
         crate::store_identity::learn_store_ids(Arc::downgrade(&node));
         // Low on disk: never campaign, and as leader stop heartbeats so a node with room takes
         // over (its heartbeats still reach this one, which steps down).

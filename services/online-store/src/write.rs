@@ -316,6 +316,10 @@ impl OnlineStoreService for Writer {
         let request_batches = request.batches.len();
         let command = command::command(Kind::Events(EventWrite {
             batches: request.batches,
+            admission_rules: self
+                .node
+                .admission_rules
+                .load(std::sync::atomic::Ordering::Relaxed),
         }));
         let batches = request_batches;
         let response = self

@@ -79,6 +79,7 @@ impl StateMachine {
         applied: &mut AppliedEvents,
         folds: &mut EntryFolds,
         staged: &mut StagedBatch,
+        admission_rules: u32,
     ) -> io::Result<EventOutcome> {
         let mut outcome = EventOutcome::default();
         // Until admitted, a batch counts for nothing offline either.
@@ -178,13 +179,15 @@ impl StateMachine {
             if reset {
                 source_clock::reset(&mut clock, &events.producer_id);
             }
-            // The tiles' retention of the versions folded sets how old a row may be.
+            // The tiles' retention of the versions folded sets how old a row may be (under
+            // the rules the entry was proposed with).
             let longest_window = view_aggregates
                 .iter()
                 .zip(&folded)
                 .filter_map(|(a, &folded)| a.as_ref().filter(|_| folded))
                 .map(|a| a.features.longest_micros.max(a.statistics.longest_micros))
                 .max()
+                .filter(|_| admission_rules >= source_clock::HORIZON_RULES)
                 .unwrap_or(0);
             let admission = source_clock::admit(
                 &mut clock,

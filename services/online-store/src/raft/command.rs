@@ -49,6 +49,8 @@ pub fn from_legacy(legacy: LegacyCommand) -> Kind {
     } else if !legacy.event_batches.is_empty() {
         Kind::Events(EventWrite {
             batches: legacy.event_batches,
+            // Written before the rules had numbers: the oldest.
+            admission_rules: 0,
         })
     } else if let Some(export) = legacy.export {
         Kind::Export(export)

@@ -22,6 +22,15 @@
 use quiver_core::tiling;
 use quiver_proto::online::{ProducerClock, SourceClock};
 
+/// The admission rules that bound a first batch by the horizon. Under the rules before them
+/// (an entry proposed by an older leader, or while some member runs an older binary), the
+/// horizon has no window: the source watermark minus the lateness. An entry carries the rules
+/// it was proposed under, so every replica that applies it decides the same.
+pub const HORIZON_RULES: u32 = 2;
+
+/// The newest admission rules this binary applies.
+pub const RULES: u32 = HORIZON_RULES;
+
 /// A producer that has not written for this many batches of its source stops holding the
 /// source watermark back.
 pub const IDLE_AFTER_BATCHES: u64 = 1_000;

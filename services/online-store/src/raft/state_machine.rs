@@ -292,6 +292,7 @@ impl StateMachine {
                 applied,
                 &mut folds,
                 &mut decided,
+                write.admission_rules,
             )?;
             row_base = row_base.saturating_add(events.rows.len() as u32);
             result.events.push(outcome);
@@ -860,6 +861,45 @@ mod tests {
         events.input_end = offsets[offsets.len() - 1] + 1;
         events.views.clear();
         write
+    }
+
+    #[test]
+    fn an_entrys_admission_rules_decide_how_far_behind_a_joining_producer_may_be() {
+        let t = 1_000 * 3_600_000_000i64;
+        let joined = |rules: u32| {
+            let dir = tempfile::tempdir().unwrap();
+            let db = open_db(dir.path(), 8 << 20).unwrap();
+            let sm = StateMachine::open(db, 1, dir.path().join("snapshots")).unwrap();
+            register_view(&sm);
+            apply_one(&sm, 1, producer_batch("live", 0, 1, t));
+            // Half an hour behind: past the 1-minute lateness, within the 1-hour window.
+            let joining = producer_batch("replay", 0, 1, t - 1_800_000_000);
+            let Kind::Events(mut write) = super::super::command::from_legacy(joining) else {
+                unreachable!("an events command");
+            };
+            write.admission_rules = rules;
+            let command = super::super::command::command(Kind::Events(write));
+            let mut batch = WriteBatch::default();
+            let result = sm
+                .apply_write(
+                    2,
+                    &command,
+                    &mut batch,
+                    &mut HashMap::new(),
+                    &mut AppliedEvents::default(),
+                )
+                .unwrap();
+            let outcome = &result.events[0];
+            (outcome.accepted, outcome.late)
+        };
+        // Proposed while some member runs the older rules: the floor is watermark - lateness.
+        assert_eq!(joined(0), (0, 1));
+        assert_eq!(
+            joined(super::super::source_clock::HORIZON_RULES - 1),
+            (0, 1)
+        );
+        // Under the horizon rules: kept, the tiles still hold its hour.
+        assert_eq!(joined(super::super::source_clock::HORIZON_RULES), (1, 0));
     }
 
     #[test]

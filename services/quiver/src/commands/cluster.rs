@@ -207,6 +207,7 @@ fn print_status(status: &StatusResponse, output: Output) -> anyhow::Result<()> {
                 "voters": members_json(&status.voters),
                 "learners": members_json(&status.learners),
                 "replication": status.replication,
+                "admission_rules": status.admission_rules,
             }))?
         );
         return Ok(());
@@ -225,6 +226,10 @@ fn print_status(status: &StatusResponse, output: Output) -> anyhow::Result<()> {
     );
     println!("  voters:   {}", show_members(&status.voters));
     println!("  learners: {}", show_members(&status.learners));
+    println!(
+        "  admission rules of its binary: {}",
+        status.admission_rules
+    );
     for (id, matched) in &status.replication {
         println!("  replication to {id}: matched {matched}");
     }
