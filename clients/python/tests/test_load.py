@@ -1,5 +1,5 @@
-"""load: history older than the source's watermark, late when pushed, counted when loaded (lifetime
-and windowed values as served); loading again adds nothing; `quiver load` of the same events
+"""load: history older than what the source keeps online, late when pushed; history counted when
+loaded (lifetime and windowed values as served); loading again adds nothing; `quiver load` of the same events
 after a Python load adds nothing, because both send the same requests byte for byte (checked
 against a recording ingest, for a list of dicts against a JSON-lines file and a table against a
 Parquet file); a load stopped by ingest dying finishes when run again, with every value exact.
@@ -272,22 +272,29 @@ def test_python_and_cli_loads_send_the_same_bytes(dev, recording, tmp_path):
         assert client.load("events", rows[:100]).load_id != unnamed.load_id
 
 
-def test_history_is_late_when_pushed_and_counted_when_loaded(client):
+def test_history_is_late_when_pushed_past_the_horizon_and_counted_when_loaded(client):
     user = 5001
     now = dt.datetime.now(UTC).replace(microsecond=0)
     assert client.push("events", [{"user_id": user, "ts": now, "qty": 1}], workers=1).accepted == 1
-    # 30 events 70-80 minutes before the producer's watermark: more than the lateness (1h).
-    times = [now - dt.timedelta(minutes=80) + dt.timedelta(seconds=20 * i) for i in range(30)]
-    history = pa.table({
-        "user_id": pa.array([user] * 30, pa.int64()),
-        "ts": pa.array(times, pa.timestamp("us", "UTC")),
-        "qty": pa.array(range(30), pa.int64()),
-    })
-    before = now - dt.timedelta(minutes=40)  # a 1h window at this time holds them all
 
-    pushed = client.push("events", history, workers=1)
+    def events(minutes_ago):
+        """30 events of `user`, from `minutes_ago` on, 20 s apart."""
+        times = [now - dt.timedelta(minutes=minutes_ago) + dt.timedelta(seconds=20 * i) for i in range(30)]
+        return pa.table({
+            "user_id": pa.array([user] * 30, pa.int64()),
+            "ts": pa.array(times, pa.timestamp("us", "UTC")),
+            "qty": pa.array(range(30), pa.int64()),
+        })
+
+    # 150-160 minutes before the watermark: older than anything the source keeps online (the
+    # watermark minus the lateness, 1h, and the longest window, 1h), so a push is late.
+    pushed = client.push("events", events(160), workers=1)
     assert (pushed.accepted, pushed.late) == (0, 30)
     assert served(client, [user]) == {user: (1, 1)}
+
+    # 70-80 minutes before: loaded (a push would admit these too: the tiles still hold them).
+    history = events(80)
+    before = now - dt.timedelta(minutes=40)  # a 1h window at this time holds them all
     assert served(client, [user], as_of=before, features=["kinds:count_1h"]) == {user: (0,)}
 
     loaded = client.load("events", history)

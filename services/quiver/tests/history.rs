@@ -1,7 +1,8 @@
-//! History loads through real processes: events older than the source's watermark are refused
-//! by `quiver push` (late, quarantined) and admitted by `quiver load`, online (they count in
-//! windowed and lifetime features within retention) and offline (snapshots at past times equal
-//! a brute-force count); re-running the load adds nothing and says so.
+//! History loads through real processes: events older than anything the source keeps online
+//! (its watermark minus the lateness and the longest window) are refused by `quiver push` (late,
+//! quarantined); history of any age is admitted by `quiver load`, online (it counts in windowed
+//! and lifetime features within retention) and offline (snapshots at past times equal a
+//! brute-force count); re-running the load adds nothing and says so.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -126,26 +127,35 @@ async fn history_older_than_the_watermark_is_loaded_once_online_and_offline() {
             event(rng.below(USERS as u64) as i64, at, (i % 7) as f64)
         })
         .collect();
+    // And 50 events of 30 to 27 hours ago: older than the source's horizon (the watermark minus
+    // the 10-minute lateness and the 24-hour window).
+    let ancient: Vec<Event> = (0..50)
+        .map(|i| event(i % USERS, now - 30 * HOUR + i * 216_000_000, 1.0))
+        .collect();
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("history.jsonl");
-    std::fs::write(
-        &file,
-        history
-            .iter()
-            .map(|e| {
-                let ts = humantime::format_rfc3339_micros(
-                    UNIX_EPOCH + Duration::from_micros(e.at as u64),
-                );
-                format!(
-                    "{{\"user_id\": {}, \"ts\": \"{ts}\", \"amount\": {}, \"merchant\": \"m\", \"note\": \"n\"}}\n",
-                    e.user, e.amount
-                )
-            })
-            .collect::<String>(),
-    )
-    .unwrap();
+    let write = |name: &str, events: &[Event]| {
+        let file = dir.path().join(name);
+        std::fs::write(
+            &file,
+            events
+                .iter()
+                .map(|e| {
+                    let ts = humantime::format_rfc3339_micros(
+                        UNIX_EPOCH + Duration::from_micros(e.at as u64),
+                    );
+                    format!(
+                        "{{\"user_id\": {}, \"ts\": \"{ts}\", \"amount\": {}, \"merchant\": \"m\", \"note\": \"n\"}}\n",
+                        e.user, e.amount
+                    )
+                })
+                .collect::<String>(),
+        )
+        .unwrap();
+        file
+    };
+    let (file, ancient_file) = (write("history.jsonl", &history), write("ancient.jsonl", &ancient));
     let registry = stack.cluster.registry.to_string();
-    let args = |command: &'static str| {
+    let args = |command: &'static str, file: &Path| {
         vec![
             command.to_string(),
             "--source".into(),
@@ -160,17 +170,18 @@ async fn history_older_than_the_watermark_is_loaded_once_online_and_offline() {
             "json".into(),
         ]
     };
-    let run = |command: &'static str| {
-        let args = args(command);
+    let run_on = |command: &'static str, file: &Path| {
+        let args = args(command, file);
         quiver(bin, &args.iter().map(String::as_str).collect::<Vec<_>>())
     };
+    let run = |command: &'static str| run_on(command, &file);
 
-    // Pushed, history is late: nothing of it counts.
+    // Pushed, history older than the horizon is late: nothing of it counts.
     let before = online(&online_address).await;
-    let pushed = run("push");
+    let pushed = run_on("push", &ancient_file);
     assert_eq!(
         (pushed["accepted"].as_u64(), pushed["late"].as_u64()),
-        (Some(0), Some(300))
+        (Some(0), Some(50))
     );
     assert_eq!(online(&online_address).await, before);
 
