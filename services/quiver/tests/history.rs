@@ -153,7 +153,10 @@ async fn history_older_than_the_watermark_is_loaded_once_online_and_offline() {
         .unwrap();
         file
     };
-    let (file, ancient_file) = (write("history.jsonl", &history), write("ancient.jsonl", &ancient));
+    let (file, ancient_file) = (
+        write("history.jsonl", &history),
+        write("ancient.jsonl", &ancient),
+    );
     let registry = stack.cluster.registry.to_string();
     let args = |command: &'static str, file: &Path| {
         vec![
