@@ -710,13 +710,19 @@ async fn a_full_disk_on_a_follower_and_on_the_leader_stops_no_process_and_heals_
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         eprintln!("disk of node {full} ({role}) full");
+        // Writes go on: a full follower is not needed, a full leader hands over (an election
+        // and the writer's retries; 20 s leaves room for a loaded CI machine).
         let before = batches.load(Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        // Writes go on: a full follower is not needed, a full leader hands over.
-        assert!(
-            batches.load(Ordering::Relaxed) > before,
-            "no write was acknowledged while the {role}'s disk was full"
-        );
+        let handed_over = Instant::now() + Duration::from_secs(20);
+        while batches.load(Ordering::Relaxed) <= before {
+            assert!(
+                Instant::now() < handed_over,
+                "no write was acknowledged while the {role}'s disk was full"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // And keep going for a while on the full disk.
+        tokio::time::sleep(Duration::from_secs(2)).await;
         assert_running(
             &mut *cluster.write().await,
             full,
