@@ -13,10 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-get}"
-target_dir="${CARGO_TARGET_DIR:-target}"
-bin="${QUIVER_BIN:-$target_dir/release/quiver}"
-bench_bin="${QUIVER_BENCH_BIN:-$target_dir/release/quiver-bench}"
-{ [ -x "$bin" ] && [ -x "$bench_bin" ]; } || cargo build --release -p quiver -p quiver-bench
+. scripts/bench-binaries.sh
 entities="${ENTITIES:-1000000}"
 duration="${DURATION:-10s}"
 if [ "$mode" = write ]; then voters="${VOTERS:-3}"; else voters="${VOTERS:-1}"; fi

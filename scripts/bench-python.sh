@@ -6,10 +6,7 @@
 # (default 3), each on a fresh dev, then prints the median of each figure. Environment: RUNS, QUIVER_BIN, QUIVER_BENCH_BIN, PORT_BASE, CALLS, PUSH_ROWS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target_dir="${CARGO_TARGET_DIR:-target}"
-bin="${QUIVER_BIN:-$target_dir/release/quiver}"
-bench_bin="${QUIVER_BENCH_BIN:-$target_dir/release/quiver-bench}"
-{ [ -x "$bin" ] && [ -x "$bench_bin" ]; } || cargo build --release -p quiver -p quiver-bench
+. scripts/bench-binaries.sh
 py="$(scripts/python-env.sh)"
 runs="${RUNS:-3}"
 base="${PORT_BASE:-29070}"

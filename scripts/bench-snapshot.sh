@@ -6,10 +6,7 @@
 # Environment: RUNS (default 3), FEATURE_ROWS, ENTITY_ROWS, QUIVER_BIN, QUIVER_BENCH_BIN, PORT_BASE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target_dir="${CARGO_TARGET_DIR:-target}"
-bin="${QUIVER_BIN:-$target_dir/release/quiver}"
-bench_bin="${QUIVER_BENCH_BIN:-$target_dir/release/quiver-bench}"
-{ [ -x "$bin" ] && [ -x "$bench_bin" ]; } || cargo build --release -p quiver -p quiver-bench
+. scripts/bench-binaries.sh
 runs="${RUNS:-3}"
 base="${PORT_BASE:-28170}"
 feature_rows="${FEATURE_ROWS:-10000000}"

@@ -13,8 +13,8 @@ use quiver_common::leader_hint::with_leader;
 use quiver_proto::online::cluster_admin_service_client::ClusterAdminServiceClient;
 use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
 use quiver_proto::online::{
-    FeatureRow, InitializeRequest, Member, StatusRequest, StatusResponse, ViewStatesRequest,
-    WriteRequest, WriteResponse,
+    CompactRequest, CompactResponse, FeatureRow, InitializeRequest, Member, StatusRequest,
+    StatusResponse, ViewStatesRequest, WriteRequest, WriteResponse,
 };
 use quiver_proto::registry::registry_service_client::RegistryServiceClient;
 use quiver_proto::registry::{ApplyRequest, DefinitionDocument, ListRequest, ObjectKind};
@@ -628,6 +628,16 @@ impl Cluster {
         Ok(client.status(StatusRequest {}).await?.into_inner())
     }
 
+    /// Makes node `id` snapshot its state and purge its log up to the snapshot.
+    pub async fn compact(&self, id: u64) -> CompactResponse {
+        self.admin(id)
+            .await
+            .compact(CompactRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     /// The leader every live node agrees on.
     pub async fn wait_for_leader(&self, timeout: Duration) -> u64 {
         let deadline = Instant::now() + timeout;
@@ -669,13 +679,24 @@ impl Cluster {
         sequence: u64,
         users: &[i64],
     ) -> Result<WriteResponse, Status> {
+        let rows = users
+            .iter()
+            .map(|u| stats_row(*u, (1_700_000_000 + *u) * 1_000_000, *u * 10))
+            .collect();
+        self.write_rows(producer, sequence, rows).await
+    }
+
+    /// Writes `rows` as batch `sequence` of `producer` through whichever live node leads.
+    pub async fn write_rows(
+        &self,
+        producer: &str,
+        sequence: u64,
+        rows: Vec<FeatureRow>,
+    ) -> Result<WriteResponse, Status> {
         let request = WriteRequest {
             producer_id: producer.into(),
             sequence,
-            rows: users
-                .iter()
-                .map(|u| stats_row(*u, (1_700_000_000 + *u) * 1_000_000, *u * 10))
-                .collect(),
+            rows,
         };
         let live: Vec<String> = self.live().iter().map(|id| self.address(*id)).collect();
         with_leader(&live.join(","), 30, |target| {

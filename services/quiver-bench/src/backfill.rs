@@ -35,9 +35,6 @@ use tokio::sync::Mutex;
 
 use crate::definitions::apply;
 
-/// The example definitions: the bench project is a copy of their `transactions` source and
-/// `user_txn` view.
-const EXAMPLES: &str = include_str!("../../../examples/fraud.yaml");
 /// The view the bench backfills.
 const VIEW: &str = "user_txn";
 /// History producers and batch size (as `quiver load` uses).
@@ -182,14 +179,7 @@ pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<()> {
 
 /// The bench project's documents: the example `transactions` source alone, then with `user_txn`.
 fn definitions(project: &str) -> anyhow::Result<(String, String)> {
-    let examples: serde_yaml::Value = serde_yaml::from_str(EXAMPLES)?;
-    let pick = |section: &str, name: &str| -> anyhow::Result<serde_yaml::Value> {
-        examples[section]
-            .as_sequence()
-            .and_then(|items| items.iter().find(|i| i["name"].as_str() == Some(name)))
-            .cloned()
-            .with_context(|| format!("examples/fraud.yaml has no {section} {name:?}"))
-    };
+    let pick = crate::definitions::example;
     let mut document = serde_yaml::Mapping::new();
     document.insert("project".into(), project.into());
     document.insert("entities".into(), vec![pick("entities", "user")?].into());

@@ -41,9 +41,6 @@ use rdkafka::ClientConfig;
 
 use crate::definitions::apply;
 
-/// The example definitions: the bench copies their `user` entity, `transactions` source and
-/// `user_txn` view.
-const EXAMPLES: &str = include_str!("../../../examples/fraud.yaml");
 /// How often the committed offsets are polled while measuring throughput.
 const THROUGHPUT_POLL: Duration = Duration::from_millis(50);
 /// How often they are polled while measuring freshness (bounds the added latency).
@@ -221,14 +218,7 @@ pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<()> {
 /// (the same, for the freshness phase), and with `with_txn` the example `transactions` source
 /// (renamed topic) with its `user_txn` view.
 fn definitions(names: &Names, bootstrap: &str, with_txn: bool) -> anyhow::Result<String> {
-    let examples: serde_yaml::Value = serde_yaml::from_str(EXAMPLES)?;
-    let pick = |section: &str, name: &str| -> anyhow::Result<serde_yaml::Value> {
-        examples[section]
-            .as_sequence()
-            .and_then(|items| items.iter().find(|i| i["name"].as_str() == Some(name)))
-            .cloned()
-            .with_context(|| format!("examples/fraud.yaml has no {section} {name:?}"))
-    };
+    let pick = crate::definitions::example;
     // librdkafka's mock broker holds a fetch that finds no data for the whole
     // `fetch.wait.max.ms` (500 ms by default) and does not answer early when messages arrive, as
     // a real broker does (at `fetch.min.bytes`, one byte); 10 ms makes it behave like a broker

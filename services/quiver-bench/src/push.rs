@@ -22,9 +22,6 @@ use tokio::sync::Mutex;
 
 use crate::definitions::apply;
 
-/// The definitions the bench pushes into (the README's example project).
-const EXAMPLES: &str = include_str!("../../../examples/fraud.yaml");
-
 /// What to push (the flags of `quiver-bench push`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Shape {
@@ -67,7 +64,12 @@ pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<f64> {
                 anyhow::bail!("--source {other:?}: expected transactions or merchant_transactions")
             }
         };
-    apply(addresses, "examples/fraud.yaml", EXAMPLES).await?;
+    apply(
+        addresses,
+        "examples/fraud.yaml",
+        crate::definitions::EXAMPLES,
+    )
+    .await?;
     let batch = batch.max(1);
     let producers = producers.max(1);
     // Open loop: each producer sends one batch every `interval`.

@@ -62,6 +62,23 @@ fn event(user: i64, at: i64, amount: f64) -> Event {
     }
 }
 
+/// Writes `events` as a JSON-lines file of source `tx` at `path`; returns the path.
+fn write_jsonl(path: &Path, events: &[Event]) -> std::path::PathBuf {
+    let lines: String = events
+        .iter()
+        .map(|e| {
+            let ts =
+                humantime::format_rfc3339_micros(UNIX_EPOCH + Duration::from_micros(e.at as u64));
+            format!(
+                "{{\"user_id\": {}, \"ts\": \"{ts}\", \"amount\": {}, \"merchant\": \"m\", \"note\": \"n\"}}\n",
+                e.user, e.amount
+            )
+        })
+        .collect();
+    std::fs::write(path, lines).unwrap();
+    path.to_path_buf()
+}
+
 fn quiver(bin: &Path, args: &[&str]) -> serde_json::Value {
     let output = Command::new(bin).args(args).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -133,29 +150,9 @@ async fn history_older_than_the_watermark_is_loaded_once_online_and_offline() {
         .map(|i| event(i % USERS, now - 30 * HOUR + i * 216_000_000, 1.0))
         .collect();
     let dir = tempfile::tempdir().unwrap();
-    let write = |name: &str, events: &[Event]| {
-        let file = dir.path().join(name);
-        std::fs::write(
-            &file,
-            events
-                .iter()
-                .map(|e| {
-                    let ts = humantime::format_rfc3339_micros(
-                        UNIX_EPOCH + Duration::from_micros(e.at as u64),
-                    );
-                    format!(
-                        "{{\"user_id\": {}, \"ts\": \"{ts}\", \"amount\": {}, \"merchant\": \"m\", \"note\": \"n\"}}\n",
-                        e.user, e.amount
-                    )
-                })
-                .collect::<String>(),
-        )
-        .unwrap();
-        file
-    };
     let (file, ancient_file) = (
-        write("history.jsonl", &history),
-        write("ancient.jsonl", &ancient),
+        write_jsonl(&dir.path().join("history.jsonl"), &history),
+        write_jsonl(&dir.path().join("ancient.jsonl"), &ancient),
     );
     let registry = stack.cluster.registry.to_string();
     let args = |command: &'static str, file: &Path| {
@@ -297,23 +294,7 @@ async fn the_source_log_keeps_what_its_retention_covers() {
         })
         .collect();
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("history.jsonl");
-    std::fs::write(
-        &file,
-        history
-            .iter()
-            .map(|e| {
-                let ts = humantime::format_rfc3339_micros(
-                    UNIX_EPOCH + Duration::from_micros(e.at as u64),
-                );
-                format!(
-                    "{{\"user_id\": {}, \"ts\": \"{ts}\", \"amount\": 1.0, \"merchant\": \"m\", \"note\": \"n\"}}\n",
-                    e.user
-                )
-            })
-            .collect::<String>(),
-    )
-    .unwrap();
+    let file = write_jsonl(&dir.path().join("history.jsonl"), &history);
     let loaded = quiver(
         bin,
         &[

@@ -12,8 +12,7 @@ use quiver_common::leader_hint::with_leader;
 use quiver_proto::online::cluster_admin_service_client::ClusterAdminServiceClient;
 use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
 use quiver_proto::online::{
-    AddLearnerRequest, CompactRequest, FeatureRow, Member, PromoteRequest, RemoveRequest,
-    WriteRequest,
+    AddLearnerRequest, FeatureRow, Member, PromoteRequest, RemoveRequest, WriteRequest,
 };
 use quiver_proto::serving::Consistency;
 use quiver_proto::types::{EntityKey, FieldStatus};
@@ -121,13 +120,7 @@ async fn a_stopped_follower_catches_up_by_log_and_by_snapshot() {
         acked.extend(users);
     }
     let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
-    let compacted = cluster
-        .admin(leader)
-        .await
-        .compact(CompactRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let compacted = cluster.compact(leader).await;
     assert!(compacted.snapshot_index > 0);
     let leader_status = cluster.status(leader).await.unwrap();
     assert!(

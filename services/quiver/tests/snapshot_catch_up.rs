@@ -9,12 +9,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use quiver_common::leader_hint::with_leader;
-use quiver_proto::online::online_store_service_client::OnlineStoreServiceClient;
-use quiver_proto::online::{CompactRequest, FeatureRow, WriteRequest};
+use quiver_proto::online::FeatureRow;
 use quiver_proto::types::value::Kind;
 use quiver_proto::types::Value;
-use quiver_tests::cluster::{channel, stats_row, Cluster};
+use quiver_tests::cluster::{stats_row, Cluster};
 use quiver_tests::offline_stack::get_features_of;
 
 const BIN: &str = env!("CARGO_BIN_EXE_quiver");
@@ -99,22 +97,7 @@ async fn write_blobs(cluster: &Cluster, sequence: u64, users: std::ops::Range<i6
             ..stats_row(user, (1_700_000_000 + user) * 1_000_000, 0)
         })
         .collect();
-    let request = WriteRequest {
-        producer_id: "blobs".into(),
-        sequence,
-        rows,
-    };
-    with_leader(&cluster.addresses(), 30, |target| {
-        let request = request.clone();
-        async move {
-            let mut client = OnlineStoreServiceClient::new(channel(&target).await?)
-                .max_decoding_message_size(64 << 20)
-                .max_encoding_message_size(64 << 20);
-            client.write(request).await.map(|r| r.into_inner())
-        }
-    })
-    .await
-    .unwrap();
+    cluster.write_rows("blobs", sequence, rows).await.unwrap();
 }
 
 /// Whether node `address` serves every blob of `users` exactly (EVENTUAL: its own copy).
@@ -168,13 +151,7 @@ async fn a_follower_catches_up_from_a_large_snapshot_even_after_a_cut_transfer()
     let wrote = started.elapsed();
     let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
     let started = Instant::now();
-    let compacted = cluster
-        .admin(leader)
-        .await
-        .compact(CompactRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let compacted = cluster.compact(leader).await;
     let built = started.elapsed();
     let snapshot_bytes = bytes_of(cluster.data_dir(leader), "snapshot-");
     assert!(
