@@ -186,9 +186,13 @@ impl StateMachine {
                 .zip(&folded)
                 .filter_map(|(a, &folded)| a.as_ref().filter(|_| folded))
                 .map(|a| a.features.longest_micros.max(a.statistics.longest_micros))
-                .max()
-                .filter(|_| admission_rules >= source_clock::HORIZON_RULES)
-                .unwrap_or(0);
+                .filter(|&window| window > 0)
+                .max();
+            let longest_window = match admission_rules {
+                r if r >= source_clock::TILELESS_RULES => longest_window,
+                r if r >= source_clock::HORIZON_RULES => Some(longest_window.unwrap_or(0)),
+                _ => Some(0),
+            };
             let admission = source_clock::admit(
                 &mut clock,
                 previous,

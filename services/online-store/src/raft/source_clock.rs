@@ -8,7 +8,8 @@
 //!   rows late; or
 //! - older than anything the source still keeps online: its **horizon**, the source watermark
 //!   minus the lateness minus the longest window of the views it feeds (the tiles' retention).
-//!   This is the only bound on a producer's first batch (one that has not written within the
+//!   A source whose views keep no tiles (no windows: running records keep every event) has no
+//!   horizon. This is the only bound on a producer's first batch (one that has not written within the
 //!   idleness bound), so a producer that joins hours behind the others — a backlog, a replay
 //!   after an outage — loses nothing the tiles still hold; history older than that goes through
 //!   `quiver load`.
@@ -28,8 +29,13 @@ use quiver_proto::online::{ProducerClock, SourceClock};
 /// it was proposed under, so every replica that applies it decides the same.
 pub const HORIZON_RULES: u32 = 2;
 
+/// The admission rules under which a batch whose views keep no tiles has no horizon: before
+/// them its horizon was the source watermark minus the lateness, so a Kafka partition the
+/// consumer reached seconds after the others lost its oldest events.
+pub const TILELESS_RULES: u32 = 3;
+
 /// The newest admission rules this binary applies.
-pub const RULES: u32 = HORIZON_RULES;
+pub const RULES: u32 = TILELESS_RULES;
 
 /// A producer that has not written for this many batches of its source stops holding the
 /// source watermark back.
@@ -52,20 +58,23 @@ pub struct Admission {
 
 /// Admits one (fresh, not duplicate) batch of `producer` with these event times against the
 /// source's `clock` and `watermark`, and advances both. `longest_window` is the longest window
-/// of the views the batch feeds (0 when none has one): with the lateness it sets the horizon.
+/// of the views the batch feeds, `None` when none keeps tiles: with the lateness it sets the
+/// horizon, and without tiles there is none.
 pub fn admit(
     clock: &mut SourceClock,
     watermark: Option<i64>,
     producer: &str,
     lateness: i64,
-    longest_window: i64,
+    longest_window: Option<i64>,
     event_micros: &[i64],
 ) -> Admission {
     let lateness = lateness.max(0);
     clock.batches += 1;
     let position = clock.active.iter().position(|p| p.producer_id == producer);
     let mut own = position.and_then(|i| clock.active[i].watermark);
-    let horizon = watermark.map(|w| tiling::retention_start(w, lateness, longest_window.max(0)));
+    let horizon = watermark
+        .zip(longest_window)
+        .map(|(w, window)| tiling::retention_start(w, lateness, window.max(0)));
     let mut admission = Admission {
         admitted: Vec::with_capacity(event_micros.len()),
         ..Admission::default()
@@ -97,10 +106,10 @@ pub fn admit(
                 rfc3339(floor.unwrap_or_default()),
                 rfc3339(watermark.unwrap_or_default()),
                 humanize(lateness),
-                if longest_window > 0 {
-                    format!(" and the longest window {}", humanize(longest_window))
-                } else {
-                    String::new()
+                match longest_window {
+                    Some(window) if window > 0 =>
+                        format!(" and the longest window {}", humanize(window)),
+                    _ => String::new(),
                 }
             ),
         };
@@ -182,7 +191,7 @@ mod tests {
     const MIN: i64 = 60_000_000;
 
     fn run(clock: &mut SourceClock, w: &mut Option<i64>, p: &str, times: &[i64]) -> Vec<bool> {
-        let a = admit(clock, *w, p, 10 * MIN, 0, times);
+        let a = admit(clock, *w, p, 10 * MIN, Some(0), times);
         *w = a.watermark;
         a.admitted
     }
@@ -194,7 +203,7 @@ mod tests {
         let admitted = run(&mut clock, &mut w, "a", &[0, 30 * MIN, 19 * MIN, 21 * MIN]);
         assert_eq!(admitted, [true, true, false, true]);
         assert_eq!(w, Some(30 * MIN));
-        let a = admit(&mut clock, w, "a", 10 * MIN, 0, &[5 * MIN]);
+        let a = admit(&mut clock, w, "a", 10 * MIN, Some(0), &[5 * MIN]);
         assert!(
             a.late[0].1.contains("behind producer \"a\"'s watermark"),
             "{:?}",
@@ -228,8 +237,8 @@ mod tests {
     fn a_new_producer_is_judged_against_what_the_source_keeps() {
         let (mut clock, mut w) = (SourceClock::default(), None);
         run(&mut clock, &mut w, "a", &[100 * MIN]);
-        // No windows: the source keeps nothing older than its watermark minus the lateness.
-        let a = admit(&mut clock, w, "b", 10 * MIN, 0, &[95 * MIN, 80 * MIN]);
+        // Tiles without a window: nothing older than the watermark minus the lateness is kept.
+        let a = admit(&mut clock, w, "b", 10 * MIN, Some(0), &[95 * MIN, 80 * MIN]);
         assert_eq!(a.admitted, [true, false]);
         assert!(
             a.late[0]
@@ -240,9 +249,20 @@ mod tests {
         );
         assert!(a.late[0].1.contains("quiver load"));
         // A producer whose rows were all late does not become active (nor hold the watermark).
-        let a = admit(&mut clock, w, "c", 10 * MIN, 0, &[0]);
+        let a = admit(&mut clock, w, "c", 10 * MIN, Some(0), &[0]);
         assert_eq!(a.admitted, [false]);
         assert!(!clock.active.iter().any(|p| p.producer_id == "c"));
+    }
+
+    #[test]
+    fn without_tiles_a_joining_producer_is_bounded_only_by_its_own_progress() {
+        let (mut clock, mut w) = (SourceClock::default(), None);
+        run(&mut clock, &mut w, "a", &[100 * MIN]);
+        // Running records keep every event: a partition reached late keeps its oldest rows.
+        let a = admit(&mut clock, w, "b", 10 * MIN, None, &[0, 30 * MIN, 15 * MIN]);
+        assert_eq!(a.admitted, [true, true, false], "{:?}", a.late);
+        assert!(a.late[0].1.contains("behind producer \"b\"'s watermark"));
+        assert_eq!(a.watermark, Some(100 * MIN), "never moved back");
     }
 
     #[test]
@@ -251,7 +271,7 @@ mod tests {
         const HOUR: i64 = 60 * MIN;
         let window = 24 * HOUR;
         let admit_at = |clock: &mut SourceClock, w: &mut Option<i64>, p: &str, times: &[i64]| {
-            let a = admit(clock, *w, p, 10 * MIN, window, times);
+            let a = admit(clock, *w, p, 10 * MIN, Some(window), times);
             *w = a.watermark;
             a
         };

@@ -866,15 +866,30 @@ mod tests {
     #[test]
     fn an_entrys_admission_rules_decide_how_far_behind_a_joining_producer_may_be() {
         let t = 1_000 * 3_600_000_000i64;
-        let joined = |rules: u32| {
+        // `behind` micros behind the live producer, into a view whose count is windowed (1 h)
+        // or kept for its lifetime (no tiles).
+        let joined = |rules: u32, behind: i64, lifetime: bool| {
             let dir = tempfile::tempdir().unwrap();
             let db = open_db(dir.path(), 8 << 20).unwrap();
             let sm = StateMachine::open(db, 1, dir.path().join("snapshots")).unwrap();
             register_view(&sm);
-            apply_one(&sm, 1, producer_batch("live", 0, 1, t));
-            // Half an hour behind: past the 1-minute lateness, within the 1-hour window.
-            let joining = producer_batch("replay", 0, 1, t - 1_800_000_000);
-            let Kind::Events(mut write) = super::super::command::from_legacy(joining) else {
+            let batch = |producer: &str, at: i64| {
+                let mut write = producer_batch(producer, 0, 1, at);
+                if lifetime {
+                    let mut spec = quiver_proto::convert::aggregate_spec_from_pb(
+                        &write.event_batches[0].views[0].aggregates[0],
+                    )
+                    .unwrap();
+                    spec.window = quiver_core::Window::Lifetime;
+                    write.event_batches[0].views[0].aggregates =
+                        vec![quiver_proto::convert::aggregate_spec_to_pb(&spec, "count")];
+                }
+                write
+            };
+            apply_one(&sm, 1, batch("live", t));
+            let Kind::Events(mut write) =
+                super::super::command::from_legacy(batch("replay", t - behind))
+            else {
                 unreachable!("an events command");
             };
             write.admission_rules = rules;
@@ -892,14 +907,21 @@ mod tests {
             let outcome = &result.events[0];
             (outcome.accepted, outcome.late)
         };
+        use super::super::source_clock::{HORIZON_RULES, TILELESS_RULES};
+        // Half an hour behind: past the 1-minute lateness, within the 1-hour window.
+        let half_hour = 1_800_000_000;
         // Proposed while some member runs the older rules: the floor is watermark - lateness.
-        assert_eq!(joined(0), (0, 1));
-        assert_eq!(
-            joined(super::super::source_clock::HORIZON_RULES - 1),
-            (0, 1)
-        );
+        assert_eq!(joined(0, half_hour, false), (0, 1));
+        assert_eq!(joined(HORIZON_RULES - 1, half_hour, false), (0, 1));
         // Under the horizon rules: kept, the tiles still hold its hour.
-        assert_eq!(joined(super::super::source_clock::HORIZON_RULES), (1, 0));
+        assert_eq!(joined(HORIZON_RULES, half_hour, false), (1, 0));
+        assert_eq!(joined(TILELESS_RULES, half_hour, false), (1, 0));
+        // Thirty hours behind: past the window, so late while there are tiles...
+        let thirty_hours = 60 * half_hour;
+        assert_eq!(joined(TILELESS_RULES, thirty_hours, false), (0, 1));
+        // ... and kept by a lifetime count once the rules know it keeps no tiles.
+        assert_eq!(joined(HORIZON_RULES, thirty_hours, true), (0, 1));
+        assert_eq!(joined(TILELESS_RULES, thirty_hours, true), (1, 0));
     }
 
     #[test]
