@@ -45,6 +45,9 @@ pub struct OnlineStoreConfig {
     pub max_append_bytes: usize,
     /// RocksDB block cache for served data, in MiB (uncompressed blocks; size it to the hot set).
     pub block_cache_mib: usize,
+    /// Windowed reads keep their windows' sealed tiles merged in memory, per (view version,
+    /// entity, tile size): at most this many entries (0 turns it off).
+    pub sealed_tile_cache_entries: usize,
     /// A follower or learner refuses EVENTUAL reads (UNAVAILABLE, with the leader's address)
     /// while it has applied fewer than the leader's committed index minus this many entries,
     /// as last polled (every `read_lag_poll_interval`), and before its first successful poll.
@@ -123,6 +126,7 @@ impl Default for OnlineStoreConfig {
             max_rows_per_write: 10_000,
             max_append_bytes: 8 << 20,
             block_cache_mib: 256,
+            sealed_tile_cache_entries: 200_000,
             max_read_lag_entries: 1_000,
             read_lag_poll_interval: Duration::from_millis(500),
             max_read_staleness: Duration::from_secs(5),

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod node;
 pub mod producer_progress;
 pub mod raft;
+pub mod sealed_tiles;
 pub mod serving;
 pub mod source_log_retention;
 pub mod storage;

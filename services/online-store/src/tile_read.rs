@@ -7,6 +7,7 @@ use rocksdb::{IteratorMode, ReadOptions, DB};
 
 use crate::error::OnlineStoreError;
 use crate::keys;
+use crate::sealed_tiles::{Entry, Sealing};
 
 /// One aggregate's value as read: the merged partial and the latest event time in it
 /// (`i64::MIN` when it covers no event).
@@ -22,27 +23,42 @@ fn internal(e: impl std::fmt::Display) -> OnlineStoreError {
     OnlineStoreError::Internal(format!("tile read failed: {e}"))
 }
 
-/// The aggregates `specs` (laid out as `layout`) of one entity at `as_of`: windowed ones from
-/// the tiles under `tiles_prefix` (a `Tiles` view prefix), lifetime ones from `running`.
+/// The aggregates of one view version (or of its statistics) a read merges.
+#[derive(Clone, Copy)]
+pub struct ViewTiles<'a> {
+    /// The version's `Tiles` prefix.
+    pub prefix: &'a [u8],
+    /// The aggregates.
+    pub specs: &'a [AggregateSpec],
+    /// How they are laid out in tiles and the running record.
+    pub layout: &'a Layout,
+}
+
+/// The aggregates of `view` for one entity at `as_of`: windowed ones from its tiles, lifetime
+/// ones from `running`. With
+/// `sealing`, a read near the present takes its windows' sealed tiles merged from the cache
+/// (and keeps them there), and reads only the tiles that can still change.
 pub fn read_entity(
     db: &DB,
-    tiles_prefix: &[u8],
-    specs: &[AggregateSpec],
-    layout: &Layout,
+    view: ViewTiles<'_>,
     entity: &[u8],
     as_of_micros: i64,
     running: Option<&TileRecord>,
+    sealing: Option<Sealing<'_>>,
 ) -> Result<Vec<ReadAggregate>, OnlineStoreError> {
     let cf = db
         .cf_handle(keys::CF_SM_DATA)
         .ok_or_else(|| internal("column family sm_data is missing"))?;
-    let mut out: Vec<ReadAggregate> = specs
-        .iter()
-        .map(|s| ReadAggregate {
-            partial: Partial::empty(s.aggregation, s.column.is_some(), Some(s.value_type)),
-            max_event_micros: i64::MIN,
-        })
-        .collect();
+    let ViewTiles {
+        prefix: tiles_prefix,
+        specs,
+        layout,
+    } = view;
+    let empty = |s: &AggregateSpec| ReadAggregate {
+        partial: Partial::empty(s.aggregation, s.column.is_some(), Some(s.value_type)),
+        max_event_micros: i64::MIN,
+    };
+    let mut out: Vec<ReadAggregate> = specs.iter().map(empty).collect();
     if let Some(running) = running {
         for (position, member) in layout.running.iter().enumerate() {
             if let (Some(slot), Some(partial)) =
@@ -61,13 +77,43 @@ pub fn read_entity(
             .collect();
         let lo = ranges.iter().map(|r| r.0).min().unwrap_or(0);
         let hi = ranges.iter().map(|r| r.1).max().unwrap_or(0);
-        for epoch in tiling::epoch(lo, family.epoch_tiles)..=tiling::epoch(hi, family.epoch_tiles) {
+        let empties =
+            || -> Vec<ReadAggregate> { family.members.iter().map(|m| empty(&specs[*m])).collect() };
+        // Per member: its sealed tiles merged (from the cache, or read now), and the rest.
+        let (mut sealed, mut recent) = (empties(), empties());
+        let mut start = lo;
+        // Buckets before `split` are sealed: merged into `sealed` and kept as a new entry.
+        let mut split = None;
+        let mut cached = None;
+        // Only a read whose newest tile is still open (one near the present) uses the cache: a
+        // read of the past would replace the entry the present's reads share.
+        if let Some(sealing) = sealing.filter(|s| {
+            let seal = s.seal_micros.div_euclid(family.tile_micros);
+            seal > lo && seal <= hi
+        }) {
+            let head = tiling::bucket(as_of_micros, family.tile_micros);
+            let key = cache_key(tiles_prefix, family.tile_micros, entity);
+            match sealing.cache.get(&key, sealing.generation, head) {
+                Some(entry) if entry.windows.len() == family.members.len() => {
+                    sealed = entry.windows;
+                    start = entry.sealed_until;
+                }
+                _ => {
+                    let seal = sealing.seal_micros.div_euclid(family.tile_micros);
+                    split = Some(seal);
+                    cached = Some((key, sealing, head, seal));
+                }
+            }
+        }
+        for epoch in
+            tiling::epoch(start, family.epoch_tiles)..=tiling::epoch(hi, family.epoch_tiles)
+        {
             let prefix = keys::tile_epoch_prefix(tiles_prefix, family.tile_micros, epoch);
             let mut options = ReadOptions::default();
             // Every key of the range shares the seek key's prefix (entity in this tile size
             // and epoch): the prefix bloom filter may skip files without it.
             options.set_prefix_same_as_start(true);
-            options.set_iterate_lower_bound(keys::tile_key(&prefix, entity, lo));
+            options.set_iterate_lower_bound(keys::tile_key(&prefix, entity, start));
             options.set_iterate_upper_bound(keys::tile_key(&prefix, entity, hi.saturating_add(1)));
             for item in db.iterator_cf_opt(cf, options, IteratorMode::Start) {
                 let (key, value) = item.map_err(internal)?;
@@ -84,21 +130,50 @@ pub fn read_entity(
                     tracing::error!("a stored tile does not decode; skipped");
                     continue;
                 };
-                for (position, (member, (from, to))) in
-                    family.members.iter().zip(&ranges).enumerate()
-                {
+                let into = if split.is_some_and(|seal| bucket < seal) {
+                    &mut sealed
+                } else {
+                    &mut recent
+                };
+                for (position, (slot, (from, to))) in into.iter_mut().zip(&ranges).enumerate() {
                     if bucket < *from || bucket > *to {
                         continue;
                     }
-                    if let (Some(slot), Some(partial)) =
-                        (out.get_mut(*member), record.partials.get(position))
-                    {
+                    if let Some(partial) = record.partials.get(position) {
                         slot.partial.merge(partial);
                         slot.max_event_micros = slot.max_event_micros.max(record.max_event_micros);
                     }
                 }
             }
         }
+        if let Some((key, sealing, head, seal)) = cached {
+            sealing.cache.put(
+                &key,
+                Entry {
+                    generation: sealing.generation,
+                    head,
+                    sealed_until: seal,
+                    windows: sealed.clone(),
+                },
+            );
+        }
+        for ((member, sealed), recent) in family.members.iter().zip(sealed).zip(recent) {
+            if let Some(slot) = out.get_mut(*member) {
+                slot.partial.merge(&sealed.partial);
+                slot.partial.merge(&recent.partial);
+                slot.max_event_micros = sealed.max_event_micros.max(recent.max_event_micros);
+            }
+        }
     }
     Ok(out)
+}
+
+/// The cache key of one entity's family of tiles in one view version.
+fn cache_key(tiles_prefix: &[u8], tile_micros: i64, entity: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4 + tiles_prefix.len() + 8 + entity.len());
+    key.extend_from_slice(&(tiles_prefix.len() as u32).to_be_bytes());
+    key.extend_from_slice(tiles_prefix);
+    key.extend_from_slice(&tile_micros.to_be_bytes());
+    key.extend_from_slice(entity);
+    key
 }

@@ -24,7 +24,7 @@ use crate::error::OnlineStoreError;
 use crate::keys::{self, Space};
 use crate::node::{Node, GROUP};
 use crate::raft::command;
-use crate::tile_read::read_entity;
+use crate::tile_read::{read_entity, ViewTiles};
 
 /// The write service of one node.
 #[derive(Clone)]
@@ -497,12 +497,15 @@ pub(crate) fn read_aggregates_record(
     );
     let read = read_entity(
         db,
-        &tiles,
-        specs,
-        layout,
+        ViewTiles {
+            prefix: &tiles,
+            specs,
+            layout,
+        },
         &entity,
         request.as_of_micros,
         running.as_ref(),
+        None,
     )?;
     Ok(TileRecord {
         max_event_micros: running.as_ref().map_or(i64::MIN, |r| r.max_event_micros),

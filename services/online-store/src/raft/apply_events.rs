@@ -39,6 +39,9 @@ pub struct AppliedEvents {
     watermarks: HashMap<(String, String), i64>,
     /// A view version's state changed (registration, backfill progress).
     pub views_changed: bool,
+    /// A row was folded behind its source's watermark minus the lateness, into a tile readers
+    /// may hold as sealed (`sealed_tiles.rs`).
+    pub sealed_tiles_written: bool,
 }
 
 impl AppliedEvents {
@@ -134,6 +137,7 @@ impl StateMachine {
             .read_through(overlay, &watermark_key)?
             .and_then(|v| v.as_slice().try_into().ok().map(keys::from_ordered_i64));
         let lateness = events.allowed_lateness_micros.max(0);
+        self.note_lateness(&watermark_key, lateness, applied);
         // Only versions the store knows and has not retired are folded (`views`).
         let mut folded = Vec::with_capacity(events.views.len());
         for view in &events.views {
@@ -210,9 +214,13 @@ impl StateMachine {
             staged.late_rows.push(row);
             staged.late_reasons.push(reason);
         }
+        let sealed_before = previous.map(|w| w.saturating_sub(lateness));
         for (row, &at) in events.event_micros.iter().enumerate() {
             if admitted[row] {
                 outcome.accepted += 1;
+                if sealed_before.is_some_and(|seal| at < seal) {
+                    applied.sealed_tiles_written = true;
+                }
                 // History is old by design: it would only distort freshness.
                 if !events.history && applied.event_micros.len() < FRESHNESS_SAMPLE {
                     applied.event_micros.push(at);

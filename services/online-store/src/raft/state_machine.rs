@@ -45,6 +45,14 @@ pub struct StateMachine {
     /// Moves whenever view-version states may have changed (after the change is durable), so
     /// readers that cache decisions made from them know to make them again.
     views_generation: Arc<std::sync::atomic::AtomicU64>,
+    /// Moves after a write that may have changed a sealed tile (`sealed_tiles.rs`): rows
+    /// admitted behind the source watermark minus the lateness, history, backfills, view
+    /// changes and snapshot installs.
+    tiles_generation: Arc<std::sync::atomic::AtomicU64>,
+    /// Per source (its watermark key), the largest allowed lateness of a batch applied since
+    /// this process started: readers seal tiles behind the watermark minus at least this, so
+    /// a lateness raised in the registry seals nothing a batch under it may still write.
+    lateness_applied: Arc<std::sync::RwLock<HashMap<Vec<u8>, i64>>>,
     /// Read before every apply, so a full disk releases its ballast before RocksDB needs it.
     disk: Option<Arc<crate::disk_guard::DiskGuard>>,
 }
@@ -64,6 +72,8 @@ impl StateMachine {
             snapshot_dir,
             publish: Arc::new(Mutex::new(())),
             views_generation: Arc::default(),
+            tiles_generation: Arc::default(),
+            lateness_applied: Arc::default(),
             disk: None,
         };
         snapshot_file::remove_leftovers(&sm.snapshot_dir)?;
@@ -98,6 +108,58 @@ impl StateMachine {
 
     fn views_changed(&self) {
         self.views_generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.sealed_tiles_changed();
+    }
+
+    /// See `tiles_generation`. A reader takes it before it reads what it caches.
+    pub fn tiles_generation(&self) -> u64 {
+        self.tiles_generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The largest allowed lateness applied to the source whose watermark is under
+    /// `watermark_key` (see `lateness_applied`).
+    pub fn lateness_applied(&self, watermark_key: &[u8]) -> Option<i64> {
+        self.lateness_applied
+            .read()
+            .ok()
+            .and_then(|m| m.get(watermark_key).copied())
+    }
+
+    /// Notes a batch's lateness; a larger one than any before unseals tiles readers hold.
+    pub(super) fn note_lateness(
+        &self,
+        watermark_key: &[u8],
+        lateness: i64,
+        applied: &mut AppliedEvents,
+    ) {
+        if self
+            .lateness_applied(watermark_key)
+            .is_some_and(|seen| seen >= lateness)
+        {
+            return;
+        }
+        if let Ok(mut m) = self.lateness_applied.write() {
+            let seen = m.entry(watermark_key.to_vec()).or_insert(lateness);
+            *seen = (*seen).max(lateness);
+        }
+        applied.sealed_tiles_written = true;
+    }
+
+    /// What follows an apply batch once it is written: its metrics, and the generations that
+    /// tell readers their cached decisions may be stale.
+    fn written(&self, applied: &AppliedEvents) {
+        applied.record_metrics();
+        if applied.views_changed {
+            self.views_changed();
+        } else if applied.sealed_tiles_written {
+            self.sealed_tiles_changed();
+        }
+    }
+
+    fn sealed_tiles_changed(&self) {
+        self.tiles_generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
@@ -498,10 +560,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // batch carries `LAST_APPLIED`, so both roll back together) and Raft applies them
         // again. Syncing here put an fsync on every write's path twice.
         blocking(|| self.db.write(batch)).map_err(io_err)?;
-        applied_events.record_metrics();
-        if applied_events.views_changed {
-            self.views_changed();
-        }
+        self.written(&applied_events);
         for (responder, result) in responses {
             if let Some(responder) = responder {
                 responder.send(result);
@@ -757,6 +816,7 @@ mod tests {
             .apply_write(index, &command, &mut batch, &mut overlay, &mut applied)
             .unwrap();
         sm.db.write(batch).unwrap();
+        sm.written(&applied);
         result
     }
 
@@ -922,6 +982,77 @@ mod tests {
         // ... and kept by a lifetime count once the rules know it keeps no tiles.
         assert_eq!(joined(HORIZON_RULES, thirty_hours, true), (0, 1));
         assert_eq!(joined(TILELESS_RULES, thirty_hours, true), (1, 0));
+    }
+
+    /// Whatever arrives — live rows, producers joining behind the watermark, history — a
+    /// windowed read through the sealed-tile cache equals a read of every tile, and the cache
+    /// is used.
+    #[test]
+    fn a_windowed_read_through_the_sealed_tile_cache_equals_a_read_of_every_tile() {
+        cached_reads_equal_reads_of_every_tile(true);
+        // One producer alone holds the watermark, with up to 50 s of disorder.
+        cached_reads_equal_reads_of_every_tile(false);
+    }
+
+    fn cached_reads_equal_reads_of_every_tile(joining: bool) {
+        use crate::sealed_tiles::{watermark_and_sealing, SealedTiles};
+        use crate::tile_read::{read_entity, ViewTiles};
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_db(dir.path(), 8 << 20).unwrap();
+        let sm = StateMachine::open(db, 1, dir.path().join("snapshots")).unwrap();
+        register_view(&sm);
+        let aggregate = &event_batch(1, 0).event_batches[0].views[0].aggregates[0];
+        let specs = [quiver_proto::convert::aggregate_spec_from_pb(aggregate).unwrap()];
+        let layout = quiver_core::tiling::layout(&specs);
+        let prefix = keys::tiles_prefix(sm.group(), "shop", "stats", 1, false);
+        let view = ViewTiles {
+            prefix: &prefix,
+            specs: &specs,
+            layout: &layout,
+        };
+        let watermark_key = keys::watermark_key(sm.group(), "shop", "events");
+        let cache = SealedTiles::new(100);
+        let (second, minute) = (1_000_000i64, 60_000_000i64);
+        let mut now = 1_000 * 3_600 * second;
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut random = |below: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % below) as i64
+        };
+        let mut sequences: HashMap<String, u64> = HashMap::new();
+        for index in 1..1_500u64 {
+            now += random(20) * second;
+            let (producer, at, history) = match random(20) {
+                // A producer joining behind the others, within the window: into sealed tiles.
+                0..=2 if joining => (format!("replay-{index}"), now - random(50) * minute, false),
+                // History, anywhere in the window and before it.
+                3 if joining => ("load".to_string(), now - random(120) * minute, true),
+                _ => ("live".to_string(), now - random(50) * second, false),
+            };
+            let sequence = sequences.entry(producer.clone()).or_insert(0);
+            *sequence += 1;
+            let mut write = producer_batch(&producer, 0, *sequence, at);
+            write.event_batches[0].history = history;
+            apply_one(&sm, index + 1, write);
+            for as_of in [now, now + random(90) * second] {
+                // The definition read says 30 s, the batches were applied with a minute (the
+                // registry changed it): tiles are sealed by the larger.
+                let (_, sealing) =
+                    watermark_and_sealing(&sm, &cache, &watermark_key, minute / 2).unwrap();
+                let read = |sealing| {
+                    read_entity(sm.db(), view, b"i-user-7", as_of, None, sealing)
+                        .unwrap()
+                        .into_iter()
+                        .map(|r| (r.partial.finish(), r.max_event_micros))
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(read(sealing), read(None), "entry {index}, as of {as_of}");
+            }
+        }
+        let (hits, misses) = cache.hits_and_misses();
+        assert!(hits > 500 && misses > 100, "{hits} hits, {misses} misses");
     }
 
     #[test]

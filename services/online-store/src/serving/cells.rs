@@ -16,7 +16,8 @@ use quiver_proto::types::{FieldStatus, Value};
 
 use crate::error::OnlineStoreError;
 use crate::keys::{self};
-use crate::tile_read::{read_entity, ReadAggregate};
+use crate::sealed_tiles::watermark_and_sealing;
+use crate::tile_read::{read_entity, ReadAggregate, ViewTiles};
 
 use super::plan::ReadPlan;
 use super::Serving;
@@ -64,20 +65,24 @@ impl Serving {
                 .collect();
             // Only windows reach back to the horizon: a view without any skips the read.
             let windowed = !group.aggregates.features.families.is_empty();
-            read.horizon = if windowed {
-                db.get_cf(cf, &group.watermark_key)
-                    .map_err(fail)?
-                    .and_then(|v| v.as_slice().try_into().ok().map(keys::from_ordered_i64))
-                    .map(|w| {
-                        tiling::retention_start(
-                            w,
-                            group.lateness_micros,
-                            group.aggregates.features.longest_micros,
-                        )
-                    })
+            let (watermark, sealing) = if windowed {
+                watermark_and_sealing(
+                    &self.node.state,
+                    &self.sealed,
+                    &group.watermark_key,
+                    group.lateness_micros,
+                )
+                .map_err(fail)?
             } else {
-                None
+                (None, None)
             };
+            read.horizon = watermark.map(|w| {
+                tiling::retention_start(
+                    w,
+                    group.lateness_micros,
+                    group.aggregates.features.longest_micros,
+                )
+            });
             let running = db.batched_multi_get_cf(cf, running_keys.iter(), false);
             let aggregates = &group.aggregates;
             let mut missing = Vec::new();
@@ -94,12 +99,15 @@ impl Serving {
                 };
                 let features = read_entity(
                     db,
-                    &group.tiles_prefix,
-                    aggregates.feature_specs(),
-                    &aggregates.features,
+                    ViewTiles {
+                        prefix: &group.tiles_prefix,
+                        specs: aggregates.feature_specs(),
+                        layout: &aggregates.features,
+                    },
                     &read.entities[row],
                     as_of_micros,
                     Some(&record),
+                    sealing,
                 )?;
                 read.streamed.push(Some(Streamed {
                     latest_micros: record.max_event_micros,

@@ -40,6 +40,7 @@ pub struct Serving {
     node: Arc<Node>,
     reported: Arc<Mutex<HashMap<(String, String), Instant>>>,
     plans: Arc<Mutex<PlanCache>>,
+    sealed: Arc<crate::sealed_tiles::SealedTiles>,
 }
 
 fn invalid(message: String) -> OnlineStoreError {
@@ -49,10 +50,12 @@ fn invalid(message: String) -> OnlineStoreError {
 impl Serving {
     /// Serves reads of `node`.
     pub fn new(node: Arc<Node>) -> Self {
+        let sealed = crate::sealed_tiles::SealedTiles::new(node.config.sealed_tile_cache_entries);
         Self {
             node,
             reported: Arc::default(),
             plans: Arc::default(),
+            sealed: Arc::new(sealed),
         }
     }
 
