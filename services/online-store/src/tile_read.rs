@@ -77,6 +77,10 @@ pub fn read_entity(
             .collect();
         let lo = ranges.iter().map(|r| r.0).min().unwrap_or(0);
         let hi = ranges.iter().map(|r| r.1).max().unwrap_or(0);
+        // The entity's latest event is older than every window: no tile it has is covered.
+        if running.is_some_and(|r| tiling::bucket(r.max_event_micros, family.tile_micros) < lo) {
+            continue;
+        }
         let empties =
             || -> Vec<ReadAggregate> { family.members.iter().map(|m| empty(&specs[*m])).collect() };
         // Per member: its sealed tiles merged (from the cache, or read now), and the rest.
