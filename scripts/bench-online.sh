@@ -8,6 +8,9 @@
 #                                   # (`quiver-bench peer-server`) on the same data: same-run
 #                                   # ratios, ROUNDS (default 3) alternating rounds each; then
 #                                   # WINDOWED_EVENTS into a windowed view: windowed vs last
+#   scripts/bench-online.sh windowed # 1 node (+ ingest, compute): only the windowed vs last
+#                                   # reads of `peers`; with PERF_OUT=file, `perf record` of the
+#                                   # node during a windowed-only read run
 # Environment: ENTITIES (default 1000000), VOTERS, DURATION (default 10s), ROUNDS,
 # WINDOWED_EVENTS (peers; default 3000000), QUIVER_BIN, QUIVER_BENCH_BIN, PORT_BASE.
 set -euo pipefail
@@ -43,7 +46,7 @@ done
 node_pid="${pids[1]}"
 ingest="127.0.0.1:$((base + 20))"
 peer="127.0.0.1:$((base + 30))"
-if [ "$mode" = peers ]; then
+if [ "$mode" = peers ] || [ "$mode" = windowed ]; then
   # Ingest and compute feed the windowed view; the peer answers from memory what `write` writes.
   QUIVER__GRPC__LISTEN="127.0.0.1:$((base + 21))" QUIVER__HTTP__LISTEN="127.0.0.1:$((base + 71))" \
     QUIVER__ENDPOINTS__REGISTRY="127.0.0.1:$base" QUIVER__ENDPOINTS__ONLINE_STORE="127.0.0.1:$((base + 1))" \
@@ -53,8 +56,10 @@ if [ "$mode" = peers ]; then
     QUIVER__ENDPOINTS__REGISTRY="127.0.0.1:$base" QUIVER__ENDPOINTS__COMPUTE="127.0.0.1:$((base + 21))" \
     "$bin" serve ingest >"$work/ingest.log" 2>&1 &
   pids+=($!)
-  "$bench_bin" peer-server --listen "$peer" --entities "$entities" --features 8 >"$work/peer.log" 2>&1 &
-  pids+=($!)
+  if [ "$mode" = peers ]; then
+    "$bench_bin" peer-server --listen "$peer" --entities "$entities" --features 8 >"$work/peer.log" 2>&1 &
+    pids+=($!)
+  fi
 fi
 # Client commands take the addresses after the subcommand.
 q() { "$bin" "$@" --registry "127.0.0.1:$base" --online "127.0.0.1:$((base + 1))"; }
@@ -73,6 +78,21 @@ echo "== node 1 RSS after loading $entities entities: $(rss_mib "$node_pid") MiB
 [ "$mode" = write ] && exit 0
 # Let RocksDB finish the compactions the load started, so they are not billed to reads.
 sleep "${SETTLE:-15}"
+
+if [ "$mode" = windowed ]; then
+  qb write --entities "$entities" --no-rows --windowed-events "${WINDOWED_EVENTS:-3000000}"
+  sleep "${SETTLE:-15}"
+  echo "== 1 entity x 8 windowed features vs 8 last features, closed loop, 64 in flight"
+  qb get --entities "$entities" --duration "$duration" --rounds "${ROUNDS:-3}" --batch 1 \
+    --concurrency 64 --versus-windowed
+  if [ -n "${PERF_OUT:-}" ]; then
+    perf record -F 999 -g -o "$PERF_OUT" -p "$node_pid" -- sleep 12 >/dev/null 2>&1 &
+    perf_pid=$!
+    qb get --entities "$entities" --duration "$duration" --batch 1 --concurrency 64 --windowed
+    wait "$perf_pid" || true
+  fi
+  exit 0
+fi
 
 if [ "$mode" = peers ]; then
   # What else ran on the machine: the 1-minute load average every 5 s, and the CPU seconds of

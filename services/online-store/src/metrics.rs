@@ -109,7 +109,7 @@ static FRESHNESS: LazyLock<Histogram> = LazyLock::new(|| {
 static WATERMARK: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     register_int_gauge_vec!(
         "quiver_online_source_watermark_seconds",
-        "Per source: the largest admitted event time (Unix seconds). Events older than this minus the source's allowed lateness are rejected.",
+        "Per source: its watermark (Unix seconds), the event-time progress of its slowest active producer. It decides tile retention and which tiles are sealed; see docs/streaming.md for which rows are late.",
         &["project", "source"]
     )
     .expect("metric registers once")
@@ -281,4 +281,23 @@ pub fn record_views(node: &crate::node::Node) {
             .with_label_values(&[labels[0], labels[1], labels[2], "total"])
             .set(count(state.backfill_total));
     }
+}
+
+#[allow(clippy::expect_used)]
+static SEALED_TILE_READS: LazyLock<[prometheus::IntCounter; 2]> = LazyLock::new(|| {
+    let reads = register_int_counter_vec!(
+        "quiver_online_sealed_tile_reads_total",
+        "Windowed reads of one entity's tile family near the present, by whether the merged sealed tiles came from memory (hit) or were read (miss).",
+        &["result"]
+    )
+    .expect("metric registers once");
+    [
+        reads.with_label_values(&["hit"]),
+        reads.with_label_values(&["miss"]),
+    ]
+});
+
+/// Counts one lookup of the sealed-tile cache.
+pub fn count_sealed_tile_read(hit: bool) {
+    SEALED_TILE_READS[usize::from(!hit)].inc();
 }

@@ -121,6 +121,7 @@ impl SealedTiles {
             &self.misses
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::count_sealed_tile_read(found.is_some());
         found
     }
 

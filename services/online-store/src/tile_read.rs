@@ -77,10 +77,6 @@ pub fn read_entity(
             .collect();
         let lo = ranges.iter().map(|r| r.0).min().unwrap_or(0);
         let hi = ranges.iter().map(|r| r.1).max().unwrap_or(0);
-        // The entity's latest event is older than every window: no tile it has is covered.
-        if running.is_some_and(|r| tiling::bucket(r.max_event_micros, family.tile_micros) < lo) {
-            continue;
-        }
         let empties =
             || -> Vec<ReadAggregate> { family.members.iter().map(|m| empty(&specs[*m])).collect() };
         // Per member: its sealed tiles merged (from the cache, or read now), and the rest.
@@ -109,16 +105,28 @@ pub fn read_entity(
                 }
             }
         }
-        for epoch in
-            tiling::epoch(start, family.epoch_tiles)..=tiling::epoch(hi, family.epoch_tiles)
-        {
+        // No tile after the entity's latest event (its running record's) holds anything: a
+        // read of an entity quiet since its windows' sealed tiles reads no tile at all.
+        let last = running.map_or(hi, |r| {
+            hi.min(tiling::bucket(r.max_event_micros, family.tile_micros))
+        });
+        let epochs = if start <= last {
+            tiling::epoch(start, family.epoch_tiles)..=tiling::epoch(last, family.epoch_tiles)
+        } else {
+            1..=0
+        };
+        for epoch in epochs {
             let prefix = keys::tile_epoch_prefix(tiles_prefix, family.tile_micros, epoch);
             let mut options = ReadOptions::default();
             // Every key of the range shares the seek key's prefix (entity in this tile size
             // and epoch): the prefix bloom filter may skip files without it.
             options.set_prefix_same_as_start(true);
             options.set_iterate_lower_bound(keys::tile_key(&prefix, entity, start));
-            options.set_iterate_upper_bound(keys::tile_key(&prefix, entity, hi.saturating_add(1)));
+            options.set_iterate_upper_bound(keys::tile_key(
+                &prefix,
+                entity,
+                last.saturating_add(1),
+            ));
             for item in db.iterator_cf_opt(cf, options, IteratorMode::Start) {
                 let (key, value) = item.map_err(internal)?;
                 let Some(bucket) = key

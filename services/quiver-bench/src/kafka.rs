@@ -20,8 +20,10 @@
 //!    store's leader (servable there), including the producer's linger, the broker, the
 //!    consumer's batching and up to one poll interval. The first second is warm-up. Its producer
 //!    lingers `--producer-linger-ms` (5): the mock broker returns one produced message set per
-//!    partition per fetch.
+//!    partition per fetch. The peer, in the same run: a bare consumer of the same topic
+//!    (`bare_consumer.rs`), event -> read, the floor this broker and machine allow.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,6 +49,10 @@ const THROUGHPUT_POLL: Duration = Duration::from_millis(50);
 const FRESHNESS_POLL: Duration = Duration::from_millis(2);
 /// Freshness samples of the first second are left out (the consumer's first fetches).
 const WARM_UP: Duration = Duration::from_secs(1);
+/// The consumers' `fetch.wait.max.ms` (Quiver's sources and the bare peer): librdkafka's mock
+/// broker holds a fetch that finds no data for the whole wait (500 ms by default) and does not
+/// answer early when messages arrive, as a real broker does (at `fetch.min.bytes`, one byte).
+const FETCH_WAIT_MS: u32 = 10;
 /// How long a throughput phase may take before the bench gives up.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -219,13 +225,11 @@ pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<()> {
 /// (renamed topic) with its `user_txn` view.
 fn definitions(names: &Names, bootstrap: &str, with_txn: bool) -> anyhow::Result<String> {
     let pick = crate::definitions::example;
-    // librdkafka's mock broker holds a fetch that finds no data for the whole
-    // `fetch.wait.max.ms` (500 ms by default) and does not answer early when messages arrive, as
-    // a real broker does (at `fetch.min.bytes`, one byte); 10 ms makes it behave like a broker
-    // for the freshness phase (backlogs never wait).
+    // `FETCH_WAIT_MS` makes the mock broker behave like a real one for the freshness phase
+    // (backlogs never wait).
     let kafka = |topic: &str| -> anyhow::Result<serde_yaml::Value> {
         Ok(serde_yaml::from_str(&format!(
-            "{{bootstrap_servers: \"{bootstrap}\", topic: \"{topic}\", format: json, start: earliest, properties: {{fetch.wait.max.ms: \"10\"}}}}"
+            "{{bootstrap_servers: \"{bootstrap}\", topic: \"{topic}\", format: json, start: earliest, properties: {{fetch.wait.max.ms: \"{FETCH_WAIT_MS}\"}}}}"
         ))?)
     };
     let transactions = pick("sources", "transactions")?;
@@ -442,8 +446,22 @@ async fn freshness(
     // can read at all: each set must carry what arrives during a fetch round trip. The linger
     // is counted in the latency.
     let producer = producer(bootstrap, shape.producer_linger_ms)?;
+    let produced = Arc::new(AtomicBool::new(false));
+    let measure_from = now_micros() + WARM_UP.as_micros() as i64;
+    let deadline = Instant::now() + shape.duration + Duration::from_secs(60);
+    let peer = crate::bare_consumer::spawn(crate::bare_consumer::Reading {
+        bootstrap: bootstrap.to_string(),
+        topic: names.fresh_topic.clone(),
+        partitions,
+        stamps: stamps.clone(),
+        measure_from,
+        produced: produced.clone(),
+        deadline,
+        fetch_wait_ms: FETCH_WAIT_MS,
+    })?;
     let writer = {
         let stamps = stamps.clone();
+        let produced = produced.clone();
         let topic = names.fresh_topic.clone();
         std::thread::spawn(move || -> anyhow::Result<u64> {
             let mut generator = Generator::new(users, 11).clean();
@@ -467,13 +485,12 @@ async fn freshness(
                 producer.poll(Duration::from_micros(200));
             }
             producer.flush(Duration::from_secs(30))?;
+            produced.store(true, std::sync::atomic::Ordering::Release);
             Ok(n)
         })
     };
     let mut h = Histogram::<u64>::new(3)?;
     let mut seen = vec![0usize; count];
-    let measure_from = now_micros() + WARM_UP.as_micros() as i64;
-    let deadline = Instant::now() + duration + Duration::from_secs(60);
     loop {
         let stored = committed(
             online,
@@ -518,6 +535,18 @@ async fn freshness(
         ms(h.value_at_quantile(0.99)),
         ms(h.max()),
         h.len()
+    );
+    let bare = peer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the bare consumer panicked"))??;
+    println!(
+        "  peer, same run: a bare librdkafka consumer of the same topic (event -> read), ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}  ({} events); Quiver's p99 is {:.2}x the peer's",
+        ms(bare.value_at_quantile(0.50)),
+        ms(bare.value_at_quantile(0.90)),
+        ms(bare.value_at_quantile(0.99)),
+        ms(bare.max()),
+        bare.len(),
+        h.value_at_quantile(0.99) as f64 / bare.value_at_quantile(0.99).max(1) as f64
     );
     Ok(())
 }

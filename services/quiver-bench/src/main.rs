@@ -4,6 +4,7 @@
 //! it shares through the `quiver` library; the product binary ships none of this.
 
 mod backfill;
+mod bare_consumer;
 mod cli;
 mod definitions;
 mod kafka;

@@ -305,24 +305,25 @@ async fn load_windowed(addresses: &Addresses, entities: u64, events: usize) -> a
     const PRODUCERS: usize = 4;
     let end = quiver_common::clock::now_micros();
     let step = WINDOWED_SPAN_MICROS / events.max(1) as i64;
+    let row = |user: u64, at: i64, amount: f64| Row {
+        values: vec![
+            int(user as i64),
+            Value {
+                kind: Some(Kind::TimestampValue(
+                    quiver_proto::convert::micros_to_timestamp(at),
+                )),
+            },
+            Value {
+                kind: Some(Kind::Float64Value(amount)),
+            },
+        ],
+    };
     let mut shares: Vec<Vec<Row>> = vec![Vec::new(); PRODUCERS];
     for i in 0..events {
         let user = i as u64 % entities.max(1);
         let at = end - WINDOWED_SPAN_MICROS + i as i64 * step;
         let amount = ((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 48) as f64 / 100.0;
-        shares[(user % PRODUCERS as u64) as usize].push(Row {
-            values: vec![
-                int(user as i64),
-                Value {
-                    kind: Some(Kind::TimestampValue(
-                        quiver_proto::convert::micros_to_timestamp(at),
-                    )),
-                },
-                Value {
-                    kind: Some(Kind::Float64Value(amount)),
-                },
-            ],
-        });
+        shares[(user % PRODUCERS as u64) as usize].push(row(user, at, amount));
     }
     let run = std::process::id();
     let shares = shares
@@ -340,17 +341,28 @@ async fn load_windowed(addresses: &Addresses, entities: u64, events: usize) -> a
         progress: false,
         what: "load",
     };
-    let (totals, failure, elapsed) = send(&plan, shares, |rows| PushRequest {
-        project: PROJECT.into(),
-        source: "bench_stream".into(),
-        columns: vec!["user_id".into(), "ts".into(), "amount".into()],
-        rows,
-        history: true,
-        ..PushRequest::default()
-    })
-    .await?;
+    let request = |history: bool| {
+        move |rows| PushRequest {
+            project: PROJECT.into(),
+            source: "bench_stream".into(),
+            columns: vec!["user_id".into(), "ts".into(), "amount".into()],
+            rows,
+            history,
+            ..PushRequest::default()
+        }
+    };
+    let (totals, failure, elapsed) = send(&plan, shares, request(true)).await?;
     if let Some(e) = failure {
         return Err(e.context("loading the windowed view's events"));
+    }
+    // A live stream has a watermark, which a history load does not move: one live event, of
+    // an entity the reads never ask for, gives the source the watermark the history ends at.
+    let live = vec![Share {
+        producer_id: format!("bench-windowed-{run}-live"),
+        rows: vec![row(entities, end, 1.0)],
+    }];
+    if let (_, Some(e), _) = send(&plan, live, request(false)).await? {
+        return Err(e.context("pushing the windowed view's live event"));
     }
     println!(
         "loaded {} events over 7 days into {WINDOWED_VIEW} ({} accepted) in {:.1}s ({:.0} events/s)",
