@@ -110,12 +110,9 @@ pub fn read_entity(
         let last = running.map_or(hi, |r| {
             hi.min(tiling::bucket(r.max_event_micros, family.tile_micros))
         });
-        let epochs = if start <= last {
-            tiling::epoch(start, family.epoch_tiles)..=tiling::epoch(last, family.epoch_tiles)
-        } else {
-            1..=0
-        };
-        for epoch in epochs {
+        let epochs =
+            tiling::epoch(start, family.epoch_tiles)..=tiling::epoch(last, family.epoch_tiles);
+        for epoch in epochs.filter(|_| start <= last) {
             let prefix = keys::tile_epoch_prefix(tiles_prefix, family.tile_micros, epoch);
             let mut options = ReadOptions::default();
             // Every key of the range shares the seek key's prefix (entity in this tile size
