@@ -2,7 +2,8 @@
 # Kafka source benchmarks from the release binary: starts `quiver dev` (single voter, synced Raft
 # log, no demo stream) in a temp dir and runs `quiver-bench kafka` against it RUNS times (the
 # bench starts its own librdkafka mock cluster in the client process).
-# Environment: RUNS (default 3), QUIVER_BIN, QUIVER_BENCH_BIN, PORT_BASE, and extra bench flags in BENCH_ARGS.
+# Environment: RUNS (default 3), QUIVER_BIN, QUIVER_BENCH_BIN, PORT_BASE, extra bench flags in
+# BENCH_ARGS, LOG_LEVEL (the server's, default warn) and DEV_LOG (a file to keep its log in).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-binaries.sh
@@ -10,10 +11,14 @@ runs="${RUNS:-3}"
 base="${PORT_BASE:-28170}"
 work="$(mktemp -d -t quiver-bench-kafka.XXXXXX)"
 pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true
+  [ -n "${DEV_LOG:-}" ] && cp "$work/dev.log" "$DEV_LOG"
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
-QUIVER__LOG__LEVEL=warn "$bin" dev --data-dir "$work/data" --port-base "$base" --demo-rate 0 \
+QUIVER__LOG__LEVEL="${LOG_LEVEL:-warn}" "$bin" dev --data-dir "$work/data" --port-base "$base" --demo-rate 0 \
   >"$work/dev.log" 2>&1 &
 pid=$!
 q() { "$bin" "$@" --registry "127.0.0.1:$base" --ingest "127.0.0.1:$((base + 1))" --online "127.0.0.1:$((base + 3))"; }

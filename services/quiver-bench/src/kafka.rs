@@ -20,7 +20,9 @@
 //!    store's leader (servable there), including the producer's linger, the broker, the
 //!    consumer's batching and up to one poll interval. The first second is warm-up. Its producer
 //!    lingers `--producer-linger-ms` (5): the mock broker returns one produced message set per
-//!    partition per fetch. The peer, in the same run: a bare consumer of the same topic
+//!    partition per fetch. It starts once Quiver's consumer has committed one message per
+//!    partition (joining the group takes seconds; what was produced before is a backlog, not
+//!    freshness). The peer, in the same run: a bare consumer of the same topic
 //!    (`bare_consumer.rs`), event -> read, the floor this broker and machine allow.
 
 use std::sync::atomic::AtomicBool;
@@ -446,6 +448,7 @@ async fn freshness(
     // can read at all: each set must carry what arrives during a fetch round trip. The linger
     // is counted in the latency.
     let producer = producer(bootstrap, shape.producer_linger_ms)?;
+    prime(&producer, online, names, partitions, users, &stamps).await?;
     let produced = Arc::new(AtomicBool::new(false));
     let measure_from = now_micros() + WARM_UP.as_micros() as i64;
     let deadline = Instant::now() + shape.duration + Duration::from_secs(60);
@@ -549,6 +552,53 @@ async fn freshness(
         h.value_at_quantile(0.99) as f64 / bare.value_at_quantile(0.99).max(1) as f64
     );
     Ok(())
+}
+
+/// Quiver's consumer joins its group and gets its partitions seconds after the source is
+/// applied, and events produced before then are a backlog to catch up (at one message set per
+/// partition per fetch, this broker's limit), not freshness. So one message goes to each
+/// partition first, and the measurement starts once Quiver has committed them all.
+async fn prime(
+    producer: &BaseProducer,
+    online: &OnlineStoreServiceClient<AuthChannel>,
+    names: &Names,
+    partitions: i32,
+    users: u64,
+    stamps: &Mutex<Vec<Vec<i64>>>,
+) -> anyhow::Result<()> {
+    let mut generator = Generator::new(users, 12).clean();
+    for partition in 0..partitions {
+        let at = now_micros();
+        stamps
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the stamps lock is poisoned"))?[partition as usize]
+            .push(at);
+        send(
+            producer,
+            &names.fresh_topic,
+            partition,
+            &json(&generator.transaction(at))?,
+        );
+    }
+    producer.flush(Duration::from_secs(30))?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let stored = committed(
+            online,
+            &names.project,
+            "fresh_events",
+            &names.fresh_topic,
+            partitions as usize,
+        )
+        .await?;
+        if stored.iter().all(|&offset| offset >= 1) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("freshness: Quiver did not consume the first messages within 120s");
+        }
+        tokio::time::sleep(THROUGHPUT_POLL).await;
+    }
 }
 
 /// A producer to the mock cluster with `linger_ms`, a deep local queue for the backlogs.
