@@ -530,28 +530,32 @@ async fn freshness(
     let n = writer
         .join()
         .map_err(|_| anyhow::anyhow!("the freshness producer panicked"))??;
-    let ms = |v: u64| v as f64 / 1000.0;
     println!(
-        "freshness at {rate} events/s offered ({n} events in {duration:.0?}, lean view, {partitions} partitions): event -> offset committed and applied on the leader, ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}  ({} events after a {WARM_UP:?} warm-up)",
-        ms(h.value_at_quantile(0.50)),
-        ms(h.value_at_quantile(0.90)),
-        ms(h.value_at_quantile(0.99)),
-        ms(h.max()),
-        h.len()
+        "freshness at {rate} events/s offered ({n} events in {duration:.0?}, lean view, {partitions} partitions): event -> offset committed and applied on the leader, after a {WARM_UP:?} warm-up, ms: {}",
+        quantiles(&h)
     );
     let bare = peer
         .join()
         .map_err(|_| anyhow::anyhow!("the bare consumer panicked"))??;
     println!(
-        "  peer, same run: a bare librdkafka consumer of the same topic (event -> read), ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}  ({} events); Quiver's p99 is {:.2}x the peer's",
-        ms(bare.value_at_quantile(0.50)),
-        ms(bare.value_at_quantile(0.90)),
-        ms(bare.value_at_quantile(0.99)),
-        ms(bare.max()),
-        bare.len(),
+        "  peer, same run: a bare librdkafka consumer of the same topic (event -> read), ms: {}; Quiver's p99 is {:.2}x the peer's",
+        quantiles(&bare),
         h.value_at_quantile(0.99) as f64 / bare.value_at_quantile(0.99).max(1) as f64
     );
     Ok(())
+}
+
+/// p50, p90, p99 and max of latencies in microseconds, as milliseconds, and the count.
+fn quantiles(h: &Histogram<u64>) -> String {
+    let ms = |v: u64| v as f64 / 1000.0;
+    format!(
+        "p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}  ({} events)",
+        ms(h.value_at_quantile(0.50)),
+        ms(h.value_at_quantile(0.90)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.max()),
+        h.len()
+    )
 }
 
 /// Quiver's consumer joins its group and gets its partitions seconds after the source is
