@@ -35,9 +35,8 @@ pub struct ViewTiles<'a> {
 }
 
 /// The aggregates of `view` for one entity at `as_of`: windowed ones from its tiles, lifetime
-/// ones from `running`. With
-/// `sealing`, a read near the present takes its windows' sealed tiles merged from the cache
-/// (and keeps them there), and reads only the tiles that can still change.
+/// ones from `running`. With `sealing`, a read near the present takes its windows' sealed tiles
+/// merged from the cache (and keeps them there), and reads only the tiles that can still change.
 pub fn read_entity(
     db: &DB,
     view: ViewTiles<'_>,
