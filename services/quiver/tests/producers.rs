@@ -84,7 +84,7 @@ fn rfc3339(micros: i64) -> String {
     humantime::format_rfc3339_micros(UNIX_EPOCH + Duration::from_micros(micros as u64)).to_string()
 }
 
-/// The pushed summary's counts: (accepted, late).
+/// The pushed summary's counts: (accepted, late, already pushed).
 fn push_file(
     bin: &Path,
     cluster: &Cluster,
@@ -92,7 +92,7 @@ fn push_file(
     source: &str,
     file: &Path,
     extra: &[&str],
-) -> (u64, u64) {
+) -> (u64, u64, u64) {
     let registry = cluster.registry.to_string();
     let mut args = vec![
         "push",
@@ -119,6 +119,7 @@ fn push_file(
     (
         summary["accepted"].as_u64().unwrap(),
         summary["late"].as_u64().unwrap(),
+        summary["already_pushed"].as_u64().unwrap(),
     )
 }
 
@@ -159,14 +160,18 @@ async fn a_time_ordered_file_pushed_in_parallel_quarantines_only_its_late_rows()
     std::fs::write(&file, lines).unwrap();
 
     // The CLI's defaults: four producers at once.
-    let (accepted, quarantined) = push_file(bin, &cluster, &ingest, "orders", &file, &[]);
+    let pushed = push_file(bin, &cluster, &ingest, "orders", &file, &[]);
     assert_eq!(
-        (accepted, quarantined),
-        (rows - late, late),
+        pushed,
+        (rows - late, late, 0),
         "{late} rows are 3 hours late"
     );
+    // The same file pushed the same way again adds nothing: the rows decide the producers and
+    // their sequences, so every batch is a duplicate.
+    let again = push_file(bin, &cluster, &ingest, "orders", &file, &[]);
+    assert_eq!(again, (0, 0, rows));
     // One producer and another batch size decide the same rows.
-    let (accepted, quarantined) = push_file(
+    let pushed = push_file(
         bin,
         &cluster,
         &ingest,
@@ -174,13 +179,14 @@ async fn a_time_ordered_file_pushed_in_parallel_quarantines_only_its_late_rows()
         &file,
         &["--workers", "1", "--batch-size", "777"],
     );
-    assert_eq!((accepted, quarantined), (rows - late, late));
-    // Pushed again by a new producer, 30 hours behind the source's watermark: no view of
-    // `orders` keeps tiles, so nothing but the producer's own progress bounds its rows, and
-    // again only the genuinely late ones are quarantined (a source with windowed views bounds
-    // a joining producer by its horizon: `a_producer_joining_hours_behind_...` below).
-    let again = push_file(bin, &cluster, &ingest, "orders", &file, &["--workers", "1"]);
-    assert_eq!(again, (rows - late, late));
+    assert_eq!(pushed, (rows - late, late, 0));
+    // Pushed again split another way, so by new producers 30 hours behind the source's
+    // watermark: no view of `orders` keeps tiles, so nothing but each producer's own progress
+    // bounds its rows, and again only the genuinely late ones are quarantined (a source with
+    // windowed views bounds a joining producer by its horizon:
+    // `a_producer_joining_hours_behind_...` below).
+    let split_otherwise = push_file(bin, &cluster, &ingest, "orders", &file, &["--workers", "1"]);
+    assert_eq!(split_otherwise, (rows - late, late, 0));
 }
 
 #[tokio::test]

@@ -5,14 +5,13 @@
 //! that was added before: ingest answers those batches as duplicates.
 
 use anyhow::Context;
-use prost::Message;
 use quiver::send::{send, Plan as SendPlan, Share};
 use quiver_core::Source;
 use quiver_lake::{Lake, Path as LakePath};
 use quiver_proto::ingest::{PushRequest, Row};
 
 use super::event_files::read_parquet_from;
-use super::push::{fetch_source, join_key_columns, partition_by_key, read_events};
+use super::push::{fetch_source, join_key_columns, partition_by_key, read_events, rows_identity};
 use crate::cli::{LoadArgs, Output, PushFormat};
 
 /// Producers of one load (fixed, so the same rows always make the same batches).
@@ -34,7 +33,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         read_events(&args.file, args.format, &source)?
     };
     let total = rows.len() as u64;
-    let identity = load_identity(&args.project, &args.source, &columns, &rows);
+    let identity = rows_identity(&args.project, &args.source, &columns, &rows);
     let key_columns = join_key_columns(&args.addresses, &args.project, &source, &columns).await?;
     // Every split is kept, even an empty one, so the part numbers stay the same for the rows.
     let shares = partition_by_key(rows, &key_columns, PARTS)
@@ -146,27 +145,4 @@ async fn read_prefix(url: &str, source: &Source) -> anyhow::Result<(Vec<String>,
         rows.append(&mut part);
     }
     Ok((columns.unwrap_or_default(), rows))
-}
-
-/// The identity of a load: a 128-bit FNV-1a hash of the project (as given), source, columns and
-/// encoded rows as read (the same file, wherever it is, is the same load; the Python client's
-/// `load()` computes the same for the same rows).
-fn load_identity(project: &str, source: &str, columns: &[String], rows: &[Row]) -> u128 {
-    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013B;
-    let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    let mut feed = |bytes: &[u8]| {
-        // The length first, so fields cannot run into each other.
-        for byte in (bytes.len() as u64).to_le_bytes().iter().chain(bytes) {
-            hash = (hash ^ u128::from(*byte)).wrapping_mul(PRIME);
-        }
-    };
-    feed(project.as_bytes());
-    feed(source.as_bytes());
-    for column in columns {
-        feed(column.as_bytes());
-    }
-    for row in rows {
-        feed(&row.encode_to_vec());
-    }
-    hash
 }

@@ -18,15 +18,14 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
     let source = fetch_source(&args.addresses, &args.project, &args.source).await?;
     let (columns, rows) = read_events(&args.file, args.format, &source)?;
     let total = rows.len() as u64;
+    // The rows and the split decide the producer ids and sequences, so pushing the same file
+    // the same way again (whole, or to finish an interrupted push) adds nothing it added
+    // before: ingest answers those batches as duplicates.
+    let identity = rows_identity(&args.project, &args.source, &columns, &rows);
     let key_columns = join_key_columns(&args.addresses, &args.project, &source, &columns).await?;
-    let parts = partition_by_key(rows, &key_columns, args.workers.max(1));
-    let run = format!(
-        "push-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    );
+    let workers = args.workers.max(1);
+    let parts = partition_by_key(rows, &key_columns, workers);
+    let run = format!("push-{identity:032x}-{workers}x{}", args.batch_size);
     let shares = parts
         .into_iter()
         .enumerate()
@@ -68,6 +67,7 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
                 "rows": total,
                 "pushed": sent,
                 "accepted": s.accepted,
+                "already_pushed": s.duplicate,
                 "late": s.late,
                 "anomalous": s.anomalous,
                 "rejected": total - sent,
@@ -78,17 +78,20 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
         );
     } else {
         println!(
-            "pushed {sent} of {total} rows to {} in {secs:.1}s ({:.0} rows/s): {} accepted, {} late (quarantined), {} anomalous (row-view exclusions, quarantined), {} rejected",
+            "pushed {sent} of {total} rows to {} in {secs:.1}s ({:.0} rows/s): {} accepted, {} already pushed (nothing added for them), {} late (quarantined), {} anomalous (row-view exclusions, quarantined), {} rejected",
             args.source,
             sent as f64 / secs,
             s.accepted,
+            s.duplicate,
             s.late,
             s.anomalous,
             total - sent
         );
     }
     match failure {
-        Some(e) => Err(e),
+        Some(e) => Err(e.context(
+            "the push stopped; run it again the same way to finish it (what was pushed is not pushed twice)",
+        )),
         None => Ok(()),
     }
 }
@@ -188,4 +191,27 @@ pub async fn fetch_source(
         Some(Spec::Source(source)) => Ok(Source::try_from(&source)?),
         _ => bail!("the registry returned no source {name:?}"),
     }
+}
+
+/// The identity of a push or a load: a 128-bit FNV-1a hash of the project (as given), source,
+/// columns and encoded rows as read (the same file, wherever it is, is the same push or load;
+/// the Python client's `load()` computes the same for the same rows).
+pub fn rows_identity(project: &str, source: &str, columns: &[String], rows: &[Row]) -> u128 {
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013B;
+    let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    let mut feed = |bytes: &[u8]| {
+        // The length first, so fields cannot run into each other.
+        for byte in (bytes.len() as u64).to_le_bytes().iter().chain(bytes) {
+            hash = (hash ^ u128::from(*byte)).wrapping_mul(PRIME);
+        }
+    };
+    feed(project.as_bytes());
+    feed(source.as_bytes());
+    for column in columns {
+        feed(column.as_bytes());
+    }
+    for row in rows {
+        feed(&prost::Message::encode_to_vec(row));
+    }
+    hash
 }
