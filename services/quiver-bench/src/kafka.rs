@@ -368,6 +368,22 @@ async fn committed(
     Ok(out)
 }
 
+/// [`committed`] of the freshness phase's topic.
+async fn fresh_committed(
+    online: &OnlineStoreServiceClient<AuthChannel>,
+    names: &Names,
+    partitions: usize,
+) -> anyhow::Result<Vec<u64>> {
+    committed(
+        online,
+        &names.project,
+        "fresh_events",
+        &names.fresh_topic,
+        partitions,
+    )
+    .await
+}
+
 /// A throughput phase's outcome.
 struct Drained {
     total: u64,
@@ -495,14 +511,7 @@ async fn freshness(
     let mut h = Histogram::<u64>::new(3)?;
     let mut seen = vec![0usize; count];
     loop {
-        let stored = committed(
-            online,
-            &names.project,
-            "fresh_events",
-            &names.fresh_topic,
-            count,
-        )
-        .await?;
+        let stored = fresh_committed(online, names, count).await?;
         let now = now_micros();
         let all_sent: usize = {
             let s = stamps
@@ -587,14 +596,7 @@ async fn prime(
     producer.flush(Duration::from_secs(30))?;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let stored = committed(
-            online,
-            &names.project,
-            "fresh_events",
-            &names.fresh_topic,
-            partitions as usize,
-        )
-        .await?;
+        let stored = fresh_committed(online, names, partitions as usize).await?;
         if stored.iter().all(|&offset| offset >= 1) {
             return Ok(());
         }
