@@ -86,7 +86,8 @@ if [ "$mode" = windowed ]; then
   qb get --entities "$entities" --duration "$duration" --rounds "${ROUNDS:-3}" --batch 1 \
     --concurrency 64 --versus-windowed
   if [ -n "${PERF_OUT:-}" ]; then
-    perf record -F 999 -g -o "$PERF_OUT" -p "$node_pid" -- sleep 12 >/dev/null 2>&1 &
+    # The read run's 2 s warm-up and its measured span, nothing after it.
+    perf record -F 999 -g -o "$PERF_OUT" -p "$node_pid" -- sleep "$(( ${duration%s} + 2 ))" >/dev/null 2>&1 &
     perf_pid=$!
     qb get --entities "$entities" --duration "$duration" --batch 1 --concurrency 64 --windowed
     wait "$perf_pid" || true

@@ -58,7 +58,7 @@ pub fn watermark_and_sealing<'a>(
         .lateness_applied(watermark_key)
         .unwrap_or(0)
         .max(lateness);
-    let sealing = watermark.map(|w| Sealing {
+    let sealing = watermark.filter(|_| cache.is_on()).map(|w| Sealing {
         cache,
         generation,
         seal_micros: w.saturating_sub(lateness),
@@ -101,8 +101,14 @@ impl SealedTiles {
         }
     }
 
+    /// Whether it keeps anything (a read through a cache that is off would only split its
+    /// tiles for nothing).
+    pub fn is_on(&self) -> bool {
+        self.per_shard > 0
+    }
+
     fn shard(&self, key: &[u8]) -> Option<&Mutex<HashMap<Vec<u8>, Entry>>> {
-        if self.per_shard == 0 {
+        if !self.is_on() {
             return None;
         }
         self.shards.get(self.hasher.hash_one(key) as usize % SHARDS)

@@ -86,10 +86,10 @@ pub fn read_entity(
         let mut cached = None;
         // Only a read whose newest tile is still open (one near the present) uses the cache: a
         // read of the past would replace the entry the present's reads share.
-        if let Some(sealing) = sealing.filter(|s| {
-            let seal = s.seal_micros.div_euclid(family.tile_micros);
-            seal > lo && seal <= hi
-        }) {
+        let sealing = sealing
+            .map(|s| (s, s.seal_micros.div_euclid(family.tile_micros)))
+            .filter(|(_, seal)| *seal > lo && *seal <= hi);
+        if let Some((sealing, seal)) = sealing {
             let head = tiling::bucket(as_of_micros, family.tile_micros);
             let key = cache_key(tiles_prefix, family.tile_micros, entity);
             match sealing.cache.get(&key, sealing.generation, head) {
@@ -98,7 +98,6 @@ pub fn read_entity(
                     start = entry.sealed_until;
                 }
                 _ => {
-                    let seal = sealing.seal_micros.div_euclid(family.tile_micros);
                     split = Some(seal);
                     cached = Some((key, sealing, head, seal));
                 }

@@ -1021,6 +1021,10 @@ mod tests {
             state ^= state << 17;
             (state % below) as i64
         };
+        let running_key = keys::running_key(
+            &keys::view_prefix(sm.group(), keys::Space::Running, "shop", "stats", 1),
+            b"i-user-7",
+        );
         let mut sequences: HashMap<String, u64> = HashMap::new();
         for index in 1..1_500u64 {
             now += random(20) * second;
@@ -1036,13 +1040,9 @@ mod tests {
             let mut write = producer_batch(&producer, 0, *sequence, at);
             write.event_batches[0].history = history;
             apply_one(&sm, index + 1, write);
-            let running_key = keys::running_key(
-                &keys::view_prefix(sm.group(), keys::Space::Running, "shop", "stats", 1),
-                b"i-user-7",
-            );
             let running = sm
                 .db()
-                .get_cf(sm.cf(keys::CF_SM_DATA).unwrap(), running_key)
+                .get_cf(sm.cf(keys::CF_SM_DATA).unwrap(), &running_key)
                 .unwrap()
                 .and_then(|v| quiver_core::aggregate::TileRecord::decode(&v).ok());
             assert!(running.is_some());
