@@ -65,6 +65,19 @@ impl Tokens {
         Ok(records)
     }
 
+    /// Hands the table to this process's token cache at once, so the registry itself refuses a
+    /// token the moment its revocation is acknowledged (other processes learn it at their next
+    /// poll).
+    fn publish(&self) {
+        let Some(auth) = quiver_common::auth::installed() else {
+            return;
+        };
+        match self.records() {
+            Ok(records) => auth.tokens().replace(records),
+            Err(error) => tracing::warn!(%error, "cannot reload this process's token cache"),
+        }
+    }
+
     /// Makes and stores a token; returns the whole token (shown once) and what was stored.
     pub async fn create(
         &self,
@@ -99,6 +112,7 @@ impl Tokens {
         self.tree
             .insert(token.id.as_bytes(), token.encode_to_vec())?;
         self.db.flush_async().await?;
+        self.publish();
         tracing::info!(id = %token.id, role = %token.role, projects = ?token.projects, "token created");
         Ok((made.token, token))
     }
@@ -116,6 +130,7 @@ impl Tokens {
         self.tree
             .insert(token.id.as_bytes(), token.encode_to_vec())?;
         self.db.flush_async().await?;
+        self.publish();
         tracing::info!(id = %token.id, "token revoked");
         Ok(token)
     }
