@@ -122,12 +122,6 @@ pub async fn push_all(ingest: &str, events: &[Event], batch: usize) {
     }
 }
 
-/// Waits until the offline store holds `rows` rows of view `view`; returns their batches.
-pub async fn wait_for_export(store: &str, view: &str, rows: usize) -> Vec<RecordBatch> {
-    let prefix = format!("events/project=stream/source=tx/view={view}/");
-    wait_for_rows(store, &prefix, rows, &format!("rows of view {view}")).await
-}
-
 /// Waits until the source log of source `tx` holds `rows` events; returns their batches.
 pub async fn wait_for_source_log(store: &str, rows: usize) -> Vec<RecordBatch> {
     let prefix = "sources/project=stream/source=tx/";

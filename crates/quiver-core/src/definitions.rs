@@ -94,6 +94,19 @@ impl FeatureView {
     pub fn transform(&self, name: &str) -> Option<&Transform> {
         self.transforms.iter().find(|t| t.name == name)
     }
+
+    /// Whether the rows this view aggregates follow from its source's log alone: its
+    /// transforms are stateless, or running statistics over the whole log. A statistic over a
+    /// `window` is read online as of the moment a batch was computed, which the log does not
+    /// record, so such a view's rows must be kept as it aggregated them.
+    pub fn rows_follow_from_source_log(&self) -> bool {
+        self.transforms.iter().all(|t| match t.op {
+            TransformOp::TokenCount | TransformOp::NgramHash { .. } => true,
+            TransformOp::Standardize { window } | TransformOp::ZScore { window, .. } => {
+                window.is_none()
+            }
+        })
+    }
 }
 
 /// A row transform producing column `name` from column `input`.

@@ -21,7 +21,6 @@ use crate::dataset::ViewData;
 use crate::error::SnapshotError;
 use crate::point_in_time::ViewKernel;
 use crate::sampling::{class_of, Sampler};
-use crate::source_rows;
 
 /// The entity table's timestamp column unless the request names another.
 pub const DEFAULT_TIMESTAMP_COLUMN: &str = "event_timestamp";
@@ -174,7 +173,7 @@ pub async fn plan(
         .map(|(definition, version, join_keys, requested)| PlannedView {
             // From the source log whenever the log alone decides the version's rows: then a
             // version defined after its events has them at once.
-            partition: if source_rows::computable(&definition.transforms) {
+            partition: if definition.rows_follow_from_source_log() {
                 Partition::Source {
                     project: project.clone(),
                     source: definition.source.clone(),
@@ -187,7 +186,8 @@ pub async fn plan(
                     version,
                 }
             },
-            transforms: source_rows::computable(&definition.transforms)
+            transforms: definition
+                .rows_follow_from_source_log()
                 .then(|| definition.transforms.clone()),
             join_keys,
             kernel: ViewKernel::new(

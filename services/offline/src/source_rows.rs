@@ -3,10 +3,11 @@
 //! compute and backfills run), the rows a `zscore` excludes dropped. So any version has
 //! training data as soon as its source's events are exported, whenever it was defined.
 //!
-//! Only versions whose transforms follow from the log alone are computed this way: stateless
-//! ones, and running statistics over the whole log (no `window`). A windowed statistic is read
-//! online as of the moment a batch was computed, which the log does not record, so such a
-//! version's snapshots read the rows it aggregated online (`events/` in the offline store).
+//! Only versions whose rows follow from the log alone are computed this way
+//! (`FeatureView::rows_follow_from_source_log`): stateless transforms, and running statistics
+//! over the whole log (no `window`). A windowed statistic is read online as of the moment a
+//! batch was computed, which the log does not record, so such a version's snapshots read the
+//! rows it aggregated online (`events/` in the offline store, written for those versions only).
 
 use std::sync::Arc;
 
@@ -14,19 +15,9 @@ use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{Field, Schema};
 use quiver_common::view_feed::{derive, output_type, Derived, FeedRows, Statistics};
-use quiver_core::{Scalar, Transform, TransformOp};
+use quiver_core::{Scalar, Transform};
 use quiver_lake::columns::{array_of, scalar_at, value_type};
 use quiver_lake::event_file::{ENTITY, EVENT_TIME, LOG_INDEX, ROW};
-
-/// Whether a version with `transforms` can be computed from its source's log.
-pub fn computable(transforms: &[Transform]) -> bool {
-    transforms.iter().all(|t| match t.op {
-        TransformOp::TokenCount | TransformOp::NgramHash { .. } => true,
-        TransformOp::Standardize { window } | TransformOp::ZScore { window, .. } => {
-            window.is_none()
-        }
-    })
-}
 
 /// The source columns `transforms` and a view's value `columns` read (names that are not
 /// transform outputs).
@@ -209,7 +200,7 @@ mod tests {
 
     use arrow_array::types::{UInt32Type, UInt64Type};
     use quiver_common::view_feed::{feed, PlannedView};
-    use quiver_core::{Aggregation, Feature, FeatureView, ValueType, Window};
+    use quiver_core::{Aggregation, Feature, FeatureView, TransformOp, ValueType, Window};
     use quiver_lake::event_file::{Column, EventRows};
     use quiver_proto::convert::{scalar_to_value, value_to_scalar};
     use quiver_proto::ingest::Row;
@@ -377,13 +368,13 @@ mod tests {
 
     #[test]
     fn only_versions_the_log_decides_are_computed_from_it() {
-        let mut transforms = view().transforms;
-        assert!(computable(&transforms));
-        transforms[0].op = TransformOp::ZScore {
+        let mut windowed = view();
+        assert!(windowed.rows_follow_from_source_log());
+        windowed.transforms[0].op = TransformOp::ZScore {
             window: Some(std::time::Duration::from_secs(3600)),
             exclude_above: None,
         };
-        assert!(!computable(&transforms));
+        assert!(!windowed.rows_follow_from_source_log());
         assert_eq!(
             source_columns(&view().transforms, &["tokens".into(), "amount".into()]),
             ["amount", "note"]

@@ -134,14 +134,7 @@ pub async fn export_round(node: &Node, lake: &Lake) -> Result<Option<FileRange>,
         .iter()
         .map(|(_, entry)| prost::Message::encoded_len(entry) as u64)
         .sum();
-    let catalog = node.registry.catalog();
-    let column_type = |project: &str, source: &str, column: &str| {
-        catalog
-            .source(project, source)
-            .and_then(|s| s.column(column))
-            .map(|c| c.value_type)
-    };
-    let files = ExportFiles::collect(&entries, &column_type);
+    let files = ExportFiles::collect(&entries, &*node.registry.catalog());
     drop(entries);
     let failed = |path: &quiver_lake::Path, reason: String| {
         OnlineStoreError::Internal(format!("export file {path}: {reason}"))

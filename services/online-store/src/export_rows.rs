@@ -1,11 +1,13 @@
 //! What the offline export writes for a range of staged entries: per source and date, every
-//! admitted row (the source log); per view version and date, the rows the view aggregated; per
-//! source and date, the rows kept out (late, or excluded
-//! from a view as anomalous) with the reason. It re-reads apply's decisions from the staged
-//! entries, so offline sees exactly what online admitted.
+//! admitted row (the source log); per view version and date, the rows the view aggregated, for
+//! the versions whose rows do not follow from the source log (a windowed statistic); per source
+//! and date, the rows kept out (late, or excluded from a view as anomalous) with the reason. It
+//! re-reads apply's decisions from the staged entries, so offline sees exactly what online
+//! admitted.
 
 use std::collections::{BTreeMap, HashMap};
 
+use quiver_common::registry_cache::Catalog;
 use quiver_core::{Scalar, ValueType};
 use quiver_lake::columns::value_type;
 use quiver_lake::event_file::{Column, EventRows};
@@ -17,6 +19,29 @@ use quiver_proto::online::log_command::Kind;
 use quiver_proto::online::{EventBatch, StagedEntry};
 
 use crate::raft::command;
+
+/// What the export asks of the definitions.
+pub trait Definitions {
+    /// A source column's declared type (used when a column holds only nulls in a range).
+    fn column_type(&self, project: &str, source: &str, column: &str) -> Option<ValueType>;
+    /// Whether a view version's aggregated rows are written: only when they do not follow from
+    /// the source log (snapshots compute every other version from the log). A version these
+    /// definitions do not hold is written, to be safe.
+    fn keeps_rows(&self, project: &str, view: &str, version: u32) -> bool;
+}
+
+impl Definitions for Catalog {
+    fn column_type(&self, project: &str, source: &str, column: &str) -> Option<ValueType> {
+        self.source(project, source)
+            .and_then(|s| s.column(column))
+            .map(|c| c.value_type)
+    }
+
+    fn keeps_rows(&self, project: &str, view: &str, version: u32) -> bool {
+        self.view_version(project, view, version)
+            .is_none_or(|d| !d.rows_follow_from_source_log())
+    }
+}
 
 /// The files of one export range, by (partition, date).
 #[derive(Default)]
@@ -30,12 +55,8 @@ pub struct ExportFiles {
 }
 
 impl ExportFiles {
-    /// Sorts the staged entries of a range into files. `column_type` gives a source column's
-    /// declared type (used when a column holds only nulls in this range).
-    pub fn collect(
-        entries: &[(u64, StagedEntry)],
-        column_type: &dyn Fn(&str, &str, &str) -> Option<ValueType>,
-    ) -> Self {
+    /// Sorts the staged entries of a range into files.
+    pub fn collect(entries: &[(u64, StagedEntry)], definitions: &dyn Definitions) -> Self {
         let mut files = Self::default();
         for (log_index, entry) in entries {
             // A backfill chunk's events are in the source log already: only the rows of the
@@ -70,7 +91,7 @@ impl ExportFiles {
                         folded: &folded,
                         source_log,
                     };
-                    files.add_batch(&batch, column_type);
+                    files.add_batch(&batch, definitions);
                     files.add_rejected(*log_index, row_base, events);
                 }
                 row_base = row_base.saturating_add(events.rows.len() as u32);
@@ -79,11 +100,7 @@ impl ExportFiles {
         files
     }
 
-    fn add_batch(
-        &mut self,
-        batch: &Batch<'_>,
-        column_type: &dyn Fn(&str, &str, &str) -> Option<ValueType>,
-    ) {
+    fn add_batch(&mut self, batch: &Batch<'_>, definitions: &dyn Definitions) {
         let Batch {
             log_index,
             row_base,
@@ -95,7 +112,12 @@ impl ExportFiles {
         let source_types: Vec<Option<ValueType>> = events
             .columns
             .iter()
-            .map(|c| column_type(&events.project, &events.source, c))
+            .map(|c| definitions.column_type(&events.project, &events.source, c))
+            .collect();
+        let keeps_rows: Vec<bool> = events
+            .views
+            .iter()
+            .map(|v| definitions.keeps_rows(&events.project, &v.view, v.version))
             .collect();
         let excluded: Vec<HashMap<u32, &str>> = events
             .views
@@ -161,6 +183,9 @@ impl ExportFiles {
                 if let Some(reason) = excluded.get(&(row as u32)) {
                     let q = quarantine(&view.view, reason);
                     self.quarantine_row(quarantine_partition.clone(), date.clone(), &meta, q);
+                    continue;
+                }
+                if !keeps_rows[index] {
                     continue;
                 }
                 let partition = Partition::Events {
@@ -319,5 +344,85 @@ impl RowsBuilder {
     /// The rows.
     pub fn rows(&self) -> &EventRows {
         &self.rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quiver_proto::ingest::Row;
+    use quiver_proto::online::{EventWrite, Exclusion, StagedBatch, ViewEvents};
+
+    use super::*;
+
+    /// Views `stateless` (rows follow from the log) and `windowed` (a windowed statistic).
+    struct TwoViews;
+
+    impl Definitions for TwoViews {
+        fn column_type(&self, _: &str, _: &str, _: &str) -> Option<ValueType> {
+            Some(ValueType::Int64)
+        }
+
+        fn keeps_rows(&self, _: &str, view: &str, _: u32) -> bool {
+            view != "stateless"
+        }
+    }
+
+    #[test]
+    fn only_versions_whose_rows_do_not_follow_from_the_log_write_rows_of_their_own() {
+        let view = |name: &str| ViewEvents {
+            view: name.into(),
+            version: 1,
+            excluded: vec![Exclusion {
+                row: 2,
+                reason: "anomalous".into(),
+            }],
+            ..ViewEvents::default()
+        };
+        let batch = EventBatch {
+            project: "p".into(),
+            source: "s".into(),
+            columns: vec!["x".into()],
+            rows: (0..4)
+                .map(|x| Row {
+                    values: vec![quiver_proto::convert::scalar_to_value(Some(Scalar::Int64(x)))],
+                })
+                .collect(),
+            event_micros: vec![0; 4],
+            entity_keys: vec![b"e".to_vec(); 4],
+            views: vec![view("stateless"), view("windowed")],
+            ..EventBatch::default()
+        };
+        let entry = StagedEntry {
+            command: command::encode(Kind::Events(EventWrite {
+                batches: vec![batch],
+                admission_rules: 3,
+            })),
+            batches: vec![StagedBatch {
+                late_rows: vec![3],
+                late_reasons: vec!["late: behind".into()],
+                ..StagedBatch::default()
+            }],
+        };
+        let files = ExportFiles::collect(&[(7, entry)], &TwoViews);
+
+        let rows = |files: &BTreeMap<(Partition, String), RowsBuilder>| -> Vec<String> {
+            files
+                .iter()
+                .map(|((p, _), b)| format!("{p:?}: {}", b.rows().len()))
+                .collect()
+        };
+        // The source log: every admitted event (row 3 is late); the windowed view's rows without
+        // the one it excluded; nothing of the stateless view.
+        assert_eq!(
+            rows(&files.sources),
+            [r#"Source { project: "p", source: "s" }: 3"#]
+        );
+        assert_eq!(
+            rows(&files.events),
+            [r#"Events { project: "p", source: "s", view: "windowed", version: 1 }: 2"#]
+        );
+        // Both views' exclusions and the late row are quarantined all the same.
+        let quarantined: usize = files.quarantine.values().map(|q| q.rows.len()).sum();
+        assert_eq!(quarantined, 3);
     }
 }

@@ -16,7 +16,7 @@ use arrow_array::{Array, RecordBatch};
 use quiver_proto::types::value::Kind;
 use quiver_tests::flight::{positions, read_exported, snapshot};
 use quiver_tests::offline_stack::{
-    entity_table, get_features_of, now_micros, start, wait_for_export,
+    entity_table, get_features_of, now_micros, start, wait_for_source_log,
 };
 use quiver_tests::stream::{push, request, Event, Rng};
 
@@ -216,9 +216,8 @@ async fn history_older_than_the_watermark_is_loaded_once_online_and_offline() {
     assert_eq!(online(&online_address).await, want);
 
     // Offline: every row once, and snapshots at past times count exactly the history before.
-    wait_for_export(&stack.store, "h", live.len() + history.len()).await;
     // The source log holds every admitted event of the source once (the late push is not in it).
-    let source_log = read_exported(&stack.store, "sources/project=stream/source=tx/").await;
+    let source_log = wait_for_source_log(&stack.store, live.len() + history.len()).await;
     let logged: Vec<(u64, u32)> = positions(&source_log);
     let unique: std::collections::HashSet<&(u64, u32)> = logged.iter().collect();
     assert_eq!(

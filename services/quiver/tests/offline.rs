@@ -18,7 +18,7 @@ use quiver_proto::convert::value_to_scalar;
 use quiver_proto::types::FieldStatus;
 use quiver_tests::flight::{positions, read_exported, snapshot};
 use quiver_tests::offline_stack::{
-    entity_table, get_features, now_micros, push_all, python_env, start, wait_for_export,
+    entity_table, get_features, now_micros, push_all, python_env, start, wait_for_source_log,
 };
 use quiver_tests::stream::{
     admission, anomalous, generate, Event, Rng, DEFS, F_FEATURES, HOUR, MINUTE, USERS,
@@ -75,12 +75,19 @@ async fn snapshots_equal_get_features_at_the_same_time() {
         "{late} late, {excluded} anomalous"
     );
 
-    // Exactly the rows online aggregated are exported, each once; the rest are quarantined.
-    let included_f = events.len() - late - excluded;
-    let exported = wait_for_export(&stack.store, "f", included_f).await;
+    // Exactly the admitted events are exported to the source log, each once; the rest are
+    // quarantined, with the rows `f` excluded as anomalous. Both views' rows follow from the
+    // source log, so neither writes rows of its own.
+    let admitted = events.len() - late;
+    let exported = wait_for_source_log(&stack.store, admitted).await;
     let unique: HashSet<(u64, u32)> = positions(&exported).into_iter().collect();
-    assert_eq!(unique.len(), included_f, "every exported row is there once");
-    wait_for_export(&stack.store, "recent", events.len() - late).await;
+    assert_eq!(unique.len(), admitted, "every exported event is there once");
+    let view_rows = quiver_lake::Lake::open(&stack.store)
+        .unwrap()
+        .list(&quiver_lake::Path::from("events"))
+        .await
+        .unwrap();
+    assert!(view_rows.is_empty(), "per-version rows written: {view_rows:?}");
     let quarantined = read_exported(&stack.store, "quarantine/project=stream/source=tx/").await;
     let reasons: Vec<String> = quarantined
         .iter()
@@ -403,17 +410,12 @@ async fn an_export_interrupted_after_writing_its_files_is_finished_exactly_once(
     // The node restarts without the fault; producers retry until their batches commit.
     stack.cluster.restart_with(1, &[(CRASH, "0".into())]).await;
     pushing.await.unwrap();
-    let admit = admission(&events);
-    let included = events
-        .iter()
-        .zip(&admit)
-        .filter(|(e, a)| **a && !anomalous(e))
-        .count();
-    let exported = wait_for_export(&stack.store, "f", included).await;
+    let admitted = admission(&events).into_iter().filter(|a| *a).count();
+    let exported = wait_for_source_log(&stack.store, admitted).await;
     let all = positions(&exported);
     let unique: HashSet<(u64, u32)> = all.iter().copied().collect();
     assert_eq!(unique.len(), all.len(), "no row twice");
-    assert_eq!(all.len(), included, "no row lost");
+    assert_eq!(all.len(), admitted, "no row lost");
     let after = read_listing(&stack.store).await;
     for name in &before {
         assert!(
@@ -423,13 +425,13 @@ async fn an_export_interrupted_after_writing_its_files_is_finished_exactly_once(
     }
 }
 
-/// The names of every export file under the store's events.
+/// The names of every export file of the store's source logs.
 async fn read_listing(store: &str) -> Vec<String> {
     let lake = quiver_lake::Lake::open(store).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let names: Vec<String> = lake
-            .list(&quiver_lake::Path::from("events"))
+            .list(&quiver_lake::Path::from("sources"))
             .await
             .unwrap()
             .into_iter()

@@ -15,11 +15,11 @@ use quiver_proto::convert::value_to_scalar;
 use quiver_tests::flight::snapshot;
 use quiver_tests::free_address;
 use quiver_tests::offline_stack::{
-    entity_table, get_features, now_micros, python_env, start, wait_for_export,
+    entity_table, get_features, now_micros, python_env, start, wait_for_source_log,
 };
 use quiver_tests::s3::{http, start_s3};
 use quiver_tests::stream::{
-    admission, anomalous, generate, push, request, DEFS, HOUR, MINUTE, USERS,
+    admission, generate, push, request, DEFS, HOUR, MINUTE, USERS,
 };
 
 #[tokio::test]
@@ -60,18 +60,13 @@ async fn the_offline_store_works_on_s3_compatible_storage() {
         push(&stack.ingest, request(part, "s3-producer", i as u64 + 1)).await;
         tokio::time::sleep(Duration::from_millis(600)).await;
     }
-    let admit = admission(&events);
-    let included = events
-        .iter()
-        .zip(&admit)
-        .filter(|(e, a)| **a && !anomalous(e))
-        .count();
-    wait_for_export(&store, "f", included).await;
+    let admitted = admission(&events).into_iter().filter(|a| *a).count();
+    wait_for_source_log(&store, admitted).await;
 
     let lake = Lake::open(&store).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let listed = lake.list(&LakePath::from("events")).await.unwrap();
+        let listed = lake.list(&LakePath::from("sources")).await.unwrap();
         let current = current_files(listed.clone());
         let spans_several = current.iter().any(|f| f.range.last - f.range.first >= 3);
         if spans_several && current.len() == listed.len() {
@@ -87,7 +82,7 @@ async fn the_offline_store_works_on_s3_compatible_storage() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    wait_for_export(&store, "f", included).await;
+    wait_for_source_log(&store, admitted).await;
 
     // Snapshots read S3 and agree with serving.
     let t = now_micros() + MINUTE;
