@@ -384,7 +384,9 @@ mod tests {
             columns: vec!["x".into()],
             rows: (0..4)
                 .map(|x| Row {
-                    values: vec![quiver_proto::convert::scalar_to_value(Some(Scalar::Int64(x)))],
+                    values: vec![quiver_proto::convert::scalar_to_value(Some(Scalar::Int64(
+                        x,
+                    )))],
                 })
                 .collect(),
             event_micros: vec![0; 4],

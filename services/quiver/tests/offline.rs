@@ -87,7 +87,10 @@ async fn snapshots_equal_get_features_at_the_same_time() {
         .list(&quiver_lake::Path::from("events"))
         .await
         .unwrap();
-    assert!(view_rows.is_empty(), "per-version rows written: {view_rows:?}");
+    assert!(
+        view_rows.is_empty(),
+        "per-version rows written: {view_rows:?}"
+    );
     let quarantined = read_exported(&stack.store, "quarantine/project=stream/source=tx/").await;
     let reasons: Vec<String> = quarantined
         .iter()

@@ -18,9 +18,7 @@ use quiver_tests::offline_stack::{
     entity_table, get_features, now_micros, python_env, start, wait_for_source_log,
 };
 use quiver_tests::s3::{http, start_s3};
-use quiver_tests::stream::{
-    admission, generate, push, request, DEFS, HOUR, MINUTE, USERS,
-};
+use quiver_tests::stream::{admission, generate, push, request, DEFS, HOUR, MINUTE, USERS};
 
 #[tokio::test]
 async fn the_offline_store_works_on_s3_compatible_storage() {

@@ -280,6 +280,58 @@ async fn statuses_ttl_order_and_latest_value() {
         .await
         .unwrap();
     assert_eq!(response.results[1].values[0], float(7.0));
+
+    // The view's first streamed event: reads have so far skipped running records (the view had
+    // none), and from now on find them; the written rows still answer.
+    let streaming = store.cluster.spawn_streaming().await;
+    let event = quiver_proto::ingest::Row {
+        values: vec![
+            int(4),
+            Value {
+                kind: Some(Kind::TimestampValue(ts(now - 1))),
+            },
+            float(4.5),
+            string("streamed"),
+        ],
+    };
+    quiver_tests::stream::push(
+        &streaming.ingest.to_string(),
+        quiver_proto::ingest::PushRequest {
+            project: "shop".into(),
+            source: "events".into(),
+            columns: ["user_id", "ts", "score", "label"]
+                .map(String::from)
+                .to_vec(),
+            rows: vec![event],
+            producer_id: "serving-test".into(),
+            sequence: 1,
+            ..Default::default()
+        },
+    )
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = store
+            .get(request(
+                &["profile:label"],
+                vec![("user_id", vec![int(1), int(4)])],
+            ))
+            .await
+            .unwrap();
+        if statuses(&response, 1) == [Present, Present] {
+            assert_eq!(
+                response.results[1].values,
+                [string("newer"), string("streamed")]
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the streamed event is never served: {:?}",
+            statuses(&response, 1)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -438,6 +438,8 @@ impl StateMachine {
                         operands.push((keys::tile_key(&prefix, &entity, bucket), encode(&record)));
                     }
                     if let Some(record) = touched.running {
+                        // Before the batch commits: readers must look for it from then on.
+                        self.streamed_views().mark(&running_prefix);
                         operands
                             .push((keys::running_key(&running_prefix, &entity), encode(&record)));
                     }

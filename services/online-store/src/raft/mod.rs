@@ -13,6 +13,7 @@ pub mod server;
 pub(crate) mod snapshot_file;
 pub mod source_clock;
 pub mod state_machine;
+pub mod streamed_views;
 pub mod views;
 
 use std::fmt;

@@ -53,6 +53,8 @@ pub struct StateMachine {
     /// this process started: readers seal tiles behind the watermark minus at least this, so
     /// a lateness raised in the registry seals nothing a batch under it may still write.
     lateness_applied: Arc<std::sync::RwLock<HashMap<Vec<u8>, i64>>>,
+    /// Which view versions hold running records (`streamed_views.rs`).
+    streamed: Arc<super::streamed_views::StreamedViews>,
     /// Read before every apply, so a full disk releases its ballast before RocksDB needs it.
     disk: Option<Arc<crate::disk_guard::DiskGuard>>,
 }
@@ -74,6 +76,7 @@ impl StateMachine {
             views_generation: Arc::default(),
             tiles_generation: Arc::default(),
             lateness_applied: Arc::default(),
+            streamed: Arc::default(),
             disk: None,
         };
         snapshot_file::remove_leftovers(&sm.snapshot_dir)?;
@@ -110,6 +113,11 @@ impl StateMachine {
         self.views_generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.sealed_tiles_changed();
+    }
+
+    /// Which view versions hold running records.
+    pub fn streamed_views(&self) -> &super::streamed_views::StreamedViews {
+        &self.streamed
     }
 
     /// See `tiles_generation`. A reader takes it before it reads what it caches.
@@ -485,6 +493,7 @@ impl StateMachine {
         );
         batch.delete_cf(sm_meta, keys::meta_key(self.group, tag::INSTALLING));
         self.db.write_opt(batch, &Self::synced()).map_err(io_err)?;
+        self.streamed.forget();
         self.views_changed();
         snapshot_file::remove_others(&self.snapshot_dir, &path)
     }

@@ -58,11 +58,6 @@ impl Serving {
             .ok_or_else(|| OnlineStoreError::Internal("column family sm_data is missing".into()))?;
         let fail = |e: rocksdb::Error| OnlineStoreError::Internal(format!("read failed: {e}"));
         for (group, read) in plan.groups.iter().zip(reads.iter_mut()) {
-            let running_keys: Vec<Vec<u8>> = read
-                .entities
-                .iter()
-                .map(|e| keys::running_key(&group.running_prefix, e))
-                .collect();
             // Only windows reach back to the horizon: a view without any skips the read.
             let windowed = !group.aggregates.features.families.is_empty();
             let (watermark, sealing) = if windowed {
@@ -83,7 +78,24 @@ impl Serving {
                     group.aggregates.features.longest_micros,
                 )
             });
-            let running = db.batched_multi_get_cf(cf, running_keys.iter(), false);
+            // A view whose rows were only ever written directly has no running records: its
+            // reads skip a lookup that would miss for every entity.
+            let running =
+                if self
+                    .node
+                    .state
+                    .streamed_views()
+                    .has_records(db, cf, &group.running_prefix)
+                {
+                    let running_keys: Vec<Vec<u8>> = read
+                        .entities
+                        .iter()
+                        .map(|e| keys::running_key(&group.running_prefix, e))
+                        .collect();
+                    db.batched_multi_get_cf(cf, running_keys.iter(), false)
+                } else {
+                    read.entities.iter().map(|_| Ok(None)).collect()
+                };
             let aggregates = &group.aggregates;
             let mut missing = Vec::new();
             read.streamed = Vec::with_capacity(read.entities.len());
