@@ -15,9 +15,12 @@
 
 use std::ops::Range;
 
+use arrow_array::{new_null_array, ArrayRef, UInt32Array};
+use arrow_select::take::take;
 use quiver_core::aggregate::{Partial, Stamp, TileRecord};
 use quiver_core::tiling::{self, AggregateSpec, Layout};
-use quiver_core::{Aggregation, Scalar, Window};
+use quiver_core::{Aggregation, Scalar, ValueType, Window};
+use quiver_lake::columns::{array_of, data_type, scalar_at};
 
 use crate::dataset::{ColumnRef, ViewData};
 use crate::snapshot::EntityKeys;
@@ -60,22 +63,21 @@ impl ViewKernel {
     }
 
     /// The requested features' values for each row (`entities.get(i)` at `times[i]`), one
-    /// vector per requested feature. A row without a key (a null join key) finds nothing.
-    pub fn compute(
-        &self,
-        data: &ViewData,
-        entities: &EntityKeys,
-        times: &[i64],
-    ) -> Vec<Vec<Option<Scalar>>> {
+    /// array per requested feature, typed as the feature. A row without a key (a null join key)
+    /// finds nothing.
+    pub fn compute(&self, data: &ViewData, entities: &EntityKeys, times: &[i64]) -> Vec<ArrayRef> {
         let inputs: Vec<Option<ColumnRef>> = self
             .specs
             .iter()
             .map(|s| s.column.as_deref().map(|c| data.column(c)))
             .collect();
-        let mut out: Vec<Vec<Option<Scalar>>> = self
+        let mut cells: Vec<Cells> = self
             .requested
             .iter()
-            .map(|_| Vec::with_capacity(times.len()))
+            .map(|&feature| match self.picks(feature) {
+                true => Cells::Picks(Vec::with_capacity(times.len())),
+                false => Cells::Values(Vec::with_capacity(times.len())),
+            })
             .collect();
         let mut scratch = Scratch::default();
         for (row, &t) in times.iter().enumerate() {
@@ -88,19 +90,57 @@ impl ViewKernel {
                 })
                 .filter(|r| !r.is_empty());
             let Some(rows) = rows else {
-                out.iter_mut().for_each(|column| column.push(None));
+                cells.iter_mut().for_each(Cells::push_none);
                 continue;
             };
             scratch.reset();
             for (slot, &feature) in self.requested.iter().enumerate() {
-                let value = self.feature(data, &inputs, feature, rows.clone(), t, &mut scratch);
-                out[slot].push(value);
+                match &mut cells[slot] {
+                    Cells::Picks(picks) => picks.push(self.pick(data, feature, rows.clone(), t)),
+                    Cells::Values(values) => {
+                        let value =
+                            self.feature(data, &inputs, feature, rows.clone(), t, &mut scratch);
+                        values.push(value);
+                    }
+                }
             }
         }
-        out
+        cells
+            .into_iter()
+            .zip(&self.requested)
+            .map(|(cells, &feature)| {
+                cells.into_array(inputs[feature].as_ref(), self.specs[feature].value_type)
+            })
+            .collect()
     }
 
-    /// One feature at `t`, given the entity's rows up to `t` (non-empty).
+    /// Whether a feature's cell is one stored row's value (`first`/`last` over all of history),
+    /// gathered by position rather than computed.
+    fn picks(&self, feature: usize) -> bool {
+        let spec = &self.specs[feature];
+        spec.window == Window::Lifetime
+            && matches!(spec.aggregation, Aggregation::Last | Aggregation::First)
+    }
+
+    /// The row a `first`/`last` feature takes its value from at `t`, given the entity's rows up
+    /// to `t` (non-empty): the latest (or earliest) by event time, then ingest order, which is
+    /// the rows' sort order; none once the latest is older than the view's TTL.
+    fn pick(&self, data: &ViewData, feature: usize, rows: Range<usize>, t: i64) -> Option<u32> {
+        let latest = data.event_micros(rows.end - 1);
+        if self
+            .ttl_micros
+            .is_some_and(|ttl| t.saturating_sub(latest) > ttl)
+        {
+            return None;
+        }
+        let position = match self.specs[feature].aggregation {
+            Aggregation::First => rows.start,
+            _ => rows.end - 1,
+        };
+        u32::try_from(position).ok()
+    }
+
+    /// One feature at `t` that is not a pick, given the entity's rows up to `t` (non-empty).
     fn feature(
         &self,
         data: &ViewData,
@@ -119,35 +159,22 @@ impl ViewKernel {
             {
                 return None;
             }
-            // `last`/`first` are one row: the latest (or earliest) by event time, then ingest
-            // order, which is the rows' sort order.
-            let value_at = |position: usize| {
-                inputs[feature]
-                    .as_ref()
-                    .and_then(|c| data.value(c, position))
-            };
-            return match spec.aggregation {
-                Aggregation::Last => value_at(rows.end - 1),
-                Aggregation::First => value_at(rows.start),
-                _ => {
-                    if scratch.running.is_none() {
-                        let positions: Vec<usize> = rows.collect();
-                        scratch.running = Some(fold_by_entry(
-                            data,
-                            &self.specs,
-                            inputs,
-                            &self.layout.running,
-                            positions,
-                        ));
-                    }
-                    let running = scratch.running.as_ref()?;
-                    let position = self.layout.running.iter().position(|m| *m == feature)?;
-                    // A read merges the running partial into an empty one (as online).
-                    let mut merged = empty_partial(spec);
-                    merged.merge(running.partials.get(position)?);
-                    merged.finish()
-                }
-            };
+            if scratch.running.is_none() {
+                let positions: Vec<usize> = rows.collect();
+                scratch.running = Some(fold_by_entry(
+                    data,
+                    &self.specs,
+                    inputs,
+                    &self.layout.running,
+                    positions,
+                ));
+            }
+            let running = scratch.running.as_ref()?;
+            let position = self.layout.running.iter().position(|m| *m == feature)?;
+            // A read merges the running partial into an empty one (as online).
+            let mut merged = empty_partial(spec);
+            merged.merge(running.partials.get(position)?);
+            return merged.finish();
         }
         let (family_index, family) = self
             .layout
@@ -204,6 +231,54 @@ impl ViewKernel {
             }
         }
         merged.finish()
+    }
+}
+
+/// One requested feature's cells for a run of entity rows.
+enum Cells {
+    /// Computed cell by cell.
+    Values(Vec<Option<Scalar>>),
+    /// The sorted row each cell takes its value from (`None`: no value), gathered from the
+    /// stored column in one typed pass (`take`) instead of a `Scalar` per cell.
+    Picks(Vec<Option<u32>>),
+}
+
+impl Cells {
+    fn push_none(&mut self) {
+        match self {
+            Cells::Values(values) => values.push(None),
+            Cells::Picks(picks) => picks.push(None),
+        }
+    }
+
+    /// The cells as an array of `value_type`; picks gather from `column`.
+    fn into_array(self, column: Option<&ColumnRef>, value_type: ValueType) -> ArrayRef {
+        let picks = match self {
+            Cells::Values(values) => return array_of(&values, value_type),
+            Cells::Picks(picks) => picks,
+        };
+        let len = picks.len();
+        let Some(stored) = column.and_then(ColumnRef::array) else {
+            return new_null_array(&data_type(value_type), len);
+        };
+        let indices = UInt32Array::from(picks);
+        match take(stored.as_ref(), &indices, None) {
+            Ok(taken) if taken.data_type() == &data_type(value_type) => taken,
+            // Stored under another type (a fallback typed an all-null range): value by value,
+            // as the cell-by-cell path converts.
+            Ok(taken) => {
+                let values: Vec<Option<Scalar>> =
+                    (0..len).map(|row| scalar_at(taken.as_ref(), row)).collect();
+                array_of(&values, value_type)
+            }
+            Err(_) => {
+                let values: Vec<Option<Scalar>> = indices
+                    .iter()
+                    .map(|i| i.and_then(|i| scalar_at(stored.as_ref(), i as usize)))
+                    .collect();
+                array_of(&values, value_type)
+            }
+        }
     }
 }
 

@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Float64Array, RecordBatch};
+use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use arrow_select::filter::filter_record_batch;
 use quiver_common::feature_selection::{resolve_features, FeatureSelection};
 use quiver_common::registry_cache::RegistryCache;
 use quiver_core::tiling::{self, AggregateSpec};
 use quiver_core::{FeatureView, JoinKey, Scalar, Transform, ValueType};
-use quiver_lake::columns::{array_of, data_type, scalar_at, timestamp_micros};
+use quiver_lake::columns::{data_type, scalar_at, timestamp_micros};
 use quiver_lake::Partition;
 use quiver_proto::convert::KeyPart;
 use quiver_proto::offline::snapshot_command::Features;
@@ -350,7 +350,7 @@ impl SnapshotPlan {
         // Rows are independent: big batches are split across the cores.
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let chunk = rows.div_ceil(threads).max(PARALLEL_MIN_ROWS);
-        let compute_rows = |range: std::ops::Range<usize>| -> Vec<Vec<Vec<Option<Scalar>>>> {
+        let compute_rows = |range: std::ops::Range<usize>| -> Vec<Vec<ArrayRef>> {
             self.views
                 .iter()
                 .zip(data)
@@ -360,7 +360,8 @@ impl SnapshotPlan {
                 })
                 .collect()
         };
-        let parts: Vec<Vec<Vec<Vec<Option<Scalar>>>>> = if rows <= chunk {
+        // Per part (a run of rows), per view, per requested feature: its column.
+        let parts: Vec<Vec<Vec<ArrayRef>>> = if rows <= chunk {
             vec![compute_rows(0..rows)]
         } else {
             std::thread::scope(|scope| {
@@ -378,30 +379,21 @@ impl SnapshotPlan {
                     .collect()
             })
         };
-        // Per view, per requested feature: the parts' values in row order.
-        let mut computed: Vec<Vec<Vec<Option<Scalar>>>> = Vec::with_capacity(self.views.len());
-        for (v, view) in self.views.iter().enumerate() {
-            let features = view.kernel.requested_len();
-            computed.push(
-                (0..features)
-                    .map(|f| {
-                        let mut values = Vec::with_capacity(rows);
-                        for part in &parts {
-                            if let Some(part) = part.get(v).and_then(|p| p.get(f)) {
-                                values.extend(part.iter().cloned());
-                            }
-                        }
-                        values
-                    })
-                    .collect(),
-            );
-        }
-        if computed.iter().flatten().any(|values| values.len() != rows) {
-            return Err(SnapshotError::Internal("a computing thread failed".into()));
-        }
         for output in &self.outputs {
-            let values = &computed[output.view][output.slot];
-            columns.push(array_of(values, output.value_type));
+            let pieces: Vec<&dyn Array> = parts
+                .iter()
+                .filter_map(|part| part.get(output.view)?.get(output.slot))
+                .map(|a| a.as_ref())
+                .collect();
+            let column = match pieces.as_slice() {
+                [_] => Arc::clone(&parts[0][output.view][output.slot]),
+                _ => arrow_select::concat::concat(&pieces)
+                    .map_err(|e| SnapshotError::Internal(e.to_string()))?,
+            };
+            if column.len() != rows {
+                return Err(SnapshotError::Internal("a computing thread failed".into()));
+            }
+            columns.push(column);
         }
         let Some(weights) = weights else {
             return RecordBatch::try_new(schema.clone(), columns)

@@ -79,6 +79,13 @@ impl EntityIds {
 /// A value column of the view's rows (`None`: no file has it, every value null).
 pub struct ColumnRef(Option<ArrayRef>);
 
+impl ColumnRef {
+    /// The column in sorted row order, if any file has it.
+    pub fn array(&self) -> Option<&ArrayRef> {
+        self.0.as_ref()
+    }
+}
+
 impl ViewData {
     /// Indexes the rows of `chunks` (record batches of exported event files).
     pub fn index(chunks: Vec<RecordBatch>) -> Result<Self, String> {
