@@ -106,16 +106,35 @@ pub fn metadata_fields() -> Vec<Field> {
 
 /// `batch` as a Parquet file (snappy, statistics on, one row group per million rows).
 pub fn write_parquet(batch: &RecordBatch) -> Result<Vec<u8>, String> {
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(1 << 20))
-        .build();
+    let properties = parquet_properties(&batch.schema());
     let mut out = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(properties))
         .map_err(|e| e.to_string())?;
     writer.write(batch).map_err(|e| e.to_string())?;
     writer.close().map_err(|e| e.to_string())?;
     Ok(out)
+}
+
+/// How Quiver writes Parquet (event files, training sets): Snappy, row groups of up to 1M rows,
+/// and no dictionary for floating-point and timestamp columns. Those are close to unique in
+/// events and features, so a dictionary only grows until the writer gives up on it: interning
+/// every value was 57% of `quiver snapshot`'s CPU writing 500,000 rows x 8 float features.
+pub fn parquet_properties(schema: &Schema) -> WriterProperties {
+    let mut properties = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(1 << 20));
+    for field in schema.fields() {
+        if matches!(
+            field.data_type(),
+            DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Timestamp(..)
+        ) {
+            properties = properties.set_column_dictionary_enabled(
+                parquet::schema::types::ColumnPath::from(field.name().as_str()),
+                false,
+            );
+        }
+    }
+    properties.build()
 }
 
 /// The record batches of a Parquet file, only the columns named in `columns` (all when

@@ -14,6 +14,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use quiver::progress::progress_line;
 use quiver::snapshot_exchange::{exchange, flight_error};
+use quiver_lake::event_file::parquet_properties;
 use quiver_proto::offline::snapshot_command::Features;
 use quiver_proto::offline::{
     sampling, BalancedSampling, FeatureRefs, InverseFrequencySampling, Sampling, SnapshotCommand,
@@ -78,7 +79,11 @@ pub async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
             if to_store {
                 let writer = match out.as_mut() {
                     Some(w) => w,
-                    None => out.insert(ArrowWriter::try_new(Vec::new(), batch.schema(), None)?),
+                    None => out.insert(ArrowWriter::try_new(
+                        Vec::new(),
+                        batch.schema(),
+                        Some(parquet_properties(&batch.schema())),
+                    )?),
                 };
                 writer.write(&batch)?;
             } else {
@@ -88,7 +93,11 @@ pub async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
                         let path = args.out.strip_prefix("file://").unwrap_or(&args.out);
                         let file = std::fs::File::create(path)
                             .with_context(|| format!("cannot create {path}"))?;
-                        local.insert(ArrowWriter::try_new(file, batch.schema(), None)?)
+                        local.insert(ArrowWriter::try_new(
+                            file,
+                            batch.schema(),
+                            Some(parquet_properties(&batch.schema())),
+                        )?)
                     }
                 };
                 writer.write(&batch)?;
