@@ -71,73 +71,89 @@ impl ViewKernel {
             .iter()
             .map(|s| s.column.as_deref().map(|c| data.column(c)))
             .collect();
-        let mut cells: Vec<Cells> = self
+        let rows = times.len();
+        // Per requested feature: its values computed cell by cell, or `None` for a pick.
+        let mut values: Vec<Option<Vec<Option<Scalar>>>> = self
             .requested
             .iter()
-            .map(|&feature| match self.picks(feature) {
-                true => Cells::Picks(Vec::with_capacity(times.len())),
-                false => Cells::Values(Vec::with_capacity(times.len())),
-            })
+            .map(|&feature| self.pick(feature).is_none().then(|| vec![None; rows]))
             .collect();
+        let computes = values.iter().any(Option::is_some);
+        // The rows every `last` (and every `first`) takes its value from: one per entity row,
+        // shared by all of them.
+        let picked = |aggregation| {
+            let any = self
+                .requested
+                .iter()
+                .any(|&f| self.pick(f) == Some(aggregation));
+            if any {
+                vec![None; rows]
+            } else {
+                Vec::new()
+            }
+        };
+        let (mut latest, mut earliest) = (picked(Aggregation::Last), picked(Aggregation::First));
         let mut scratch = Scratch::default();
-        for (row, &t) in times.iter().enumerate() {
-            let rows = entities
-                .get(row)
-                .and_then(|e| data.entity(e))
-                .map(|r| {
-                    let until = r.start + data.event_times(r.clone()).partition_point(|&e| e <= t);
-                    r.start..until
-                })
-                .filter(|r| !r.is_empty());
-            let Some(rows) = rows else {
-                cells.iter_mut().for_each(Cells::push_none);
+        // Entity rows in the order their entities' data lies in memory; a row whose entity has
+        // nothing (or no key) keeps its null cells.
+        for (row, all) in data.locate(entities.keyed()) {
+            let t = times[row];
+            let until = all.start + data.event_times(all.clone()).partition_point(|&e| e <= t);
+            let rows = all.start..until;
+            if rows.is_empty() {
                 continue;
-            };
-            scratch.reset();
-            for (slot, &feature) in self.requested.iter().enumerate() {
-                match &mut cells[slot] {
-                    Cells::Picks(picks) => picks.push(self.pick(data, feature, rows.clone(), t)),
-                    Cells::Values(values) => {
-                        let value =
+            }
+            // The latest (or earliest) by event time, then ingest order: the rows' sort order.
+            if (!latest.is_empty() || !earliest.is_empty()) && self.live(data, &rows, t) {
+                if let Some(cell) = latest.get_mut(row) {
+                    *cell = u32::try_from(rows.end - 1).ok();
+                }
+                if let Some(cell) = earliest.get_mut(row) {
+                    *cell = u32::try_from(rows.start).ok();
+                }
+            }
+            if computes {
+                scratch.reset();
+                for (slot, &feature) in self.requested.iter().enumerate() {
+                    if let Some(values) = &mut values[slot] {
+                        values[row] =
                             self.feature(data, &inputs, feature, rows.clone(), t, &mut scratch);
-                        values.push(value);
                     }
                 }
             }
         }
-        cells
+        let (latest, earliest) = (UInt32Array::from(latest), UInt32Array::from(earliest));
+        values
             .into_iter()
             .zip(&self.requested)
-            .map(|(cells, &feature)| {
-                cells.into_array(inputs[feature].as_ref(), self.specs[feature].value_type)
+            .map(|(values, &feature)| {
+                let value_type = self.specs[feature].value_type;
+                match (values, self.pick(feature)) {
+                    (Some(values), _) => array_of(&values, value_type),
+                    (None, Some(Aggregation::First)) => {
+                        gather(inputs[feature].as_ref(), &earliest, value_type)
+                    }
+                    (None, _) => gather(inputs[feature].as_ref(), &latest, value_type),
+                }
             })
             .collect()
     }
 
-    /// Whether a feature's cell is one stored row's value (`first`/`last` over all of history),
-    /// gathered by position rather than computed.
-    fn picks(&self, feature: usize) -> bool {
+    /// `first` or `last` for a feature whose cell is one stored row's value (over all of
+    /// history), gathered by position rather than computed.
+    fn pick(&self, feature: usize) -> Option<Aggregation> {
         let spec = &self.specs[feature];
-        spec.window == Window::Lifetime
-            && matches!(spec.aggregation, Aggregation::Last | Aggregation::First)
+        (spec.window == Window::Lifetime
+            && matches!(spec.aggregation, Aggregation::Last | Aggregation::First))
+        .then_some(spec.aggregation)
     }
 
-    /// The row a `first`/`last` feature takes its value from at `t`, given the entity's rows up
-    /// to `t` (non-empty): the latest (or earliest) by event time, then ingest order, which is
-    /// the rows' sort order; none once the latest is older than the view's TTL.
-    fn pick(&self, data: &ViewData, feature: usize, rows: Range<usize>, t: i64) -> Option<u32> {
+    /// Whether lifetime features answer at `t`, given the entity's rows up to `t`: not once
+    /// the latest is older than the view's TTL.
+    fn live(&self, data: &ViewData, rows: &Range<usize>, t: i64) -> bool {
         let latest = data.event_micros(rows.end - 1);
-        if self
-            .ttl_micros
-            .is_some_and(|ttl| t.saturating_sub(latest) > ttl)
-        {
-            return None;
-        }
-        let position = match self.specs[feature].aggregation {
-            Aggregation::First => rows.start,
-            _ => rows.end - 1,
-        };
-        u32::try_from(position).ok()
+        self.ttl_micros
+            .is_none_or(|ttl| t.saturating_sub(latest) <= ttl)
     }
 
     /// One feature at `t` that is not a pick, given the entity's rows up to `t` (non-empty).
@@ -152,11 +168,7 @@ impl ViewKernel {
     ) -> Option<Scalar> {
         let spec = &self.specs[feature];
         if spec.window == Window::Lifetime {
-            let latest = data.event_micros(rows.end - 1);
-            if self
-                .ttl_micros
-                .is_some_and(|ttl| t.saturating_sub(latest) > ttl)
-            {
+            if !self.live(data, &rows, t) {
                 return None;
             }
             if scratch.running.is_none() {
@@ -234,50 +246,28 @@ impl ViewKernel {
     }
 }
 
-/// One requested feature's cells for a run of entity rows.
-enum Cells {
-    /// Computed cell by cell.
-    Values(Vec<Option<Scalar>>),
-    /// The sorted row each cell takes its value from (`None`: no value), gathered from the
-    /// stored column in one typed pass (`take`) instead of a `Scalar` per cell.
-    Picks(Vec<Option<u32>>),
-}
-
-impl Cells {
-    fn push_none(&mut self) {
-        match self {
-            Cells::Values(values) => values.push(None),
-            Cells::Picks(picks) => picks.push(None),
+/// The values of `column` at `positions` (null where none) as an array of `value_type`, in one
+/// typed pass (`take`) instead of a `Scalar` per cell.
+fn gather(column: Option<&ColumnRef>, positions: &UInt32Array, value_type: ValueType) -> ArrayRef {
+    let Some(stored) = column.and_then(ColumnRef::array) else {
+        return new_null_array(&data_type(value_type), positions.len());
+    };
+    match take(stored.as_ref(), positions, None) {
+        Ok(taken) if taken.data_type() == &data_type(value_type) => taken,
+        // Stored under another type (a fallback typed an all-null range): value by value, as
+        // the cell-by-cell path converts.
+        Ok(taken) => {
+            let values: Vec<Option<Scalar>> = (0..taken.len())
+                .map(|row| scalar_at(taken.as_ref(), row))
+                .collect();
+            array_of(&values, value_type)
         }
-    }
-
-    /// The cells as an array of `value_type`; picks gather from `column`.
-    fn into_array(self, column: Option<&ColumnRef>, value_type: ValueType) -> ArrayRef {
-        let picks = match self {
-            Cells::Values(values) => return array_of(&values, value_type),
-            Cells::Picks(picks) => picks,
-        };
-        let len = picks.len();
-        let Some(stored) = column.and_then(ColumnRef::array) else {
-            return new_null_array(&data_type(value_type), len);
-        };
-        let indices = UInt32Array::from(picks);
-        match take(stored.as_ref(), &indices, None) {
-            Ok(taken) if taken.data_type() == &data_type(value_type) => taken,
-            // Stored under another type (a fallback typed an all-null range): value by value,
-            // as the cell-by-cell path converts.
-            Ok(taken) => {
-                let values: Vec<Option<Scalar>> =
-                    (0..len).map(|row| scalar_at(taken.as_ref(), row)).collect();
-                array_of(&values, value_type)
-            }
-            Err(_) => {
-                let values: Vec<Option<Scalar>> = indices
-                    .iter()
-                    .map(|i| i.and_then(|i| scalar_at(stored.as_ref(), i as usize)))
-                    .collect();
-                array_of(&values, value_type)
-            }
+        Err(_) => {
+            let values: Vec<Option<Scalar>> = positions
+                .iter()
+                .map(|i| i.and_then(|i| scalar_at(stored.as_ref(), i as usize)))
+                .collect();
+            array_of(&values, value_type)
         }
     }
 }

@@ -462,6 +462,14 @@ impl EntityKeys {
         let (start, end) = self.ranges.get(row).copied().flatten()?;
         self.bytes.get(start as usize..end as usize)
     }
+
+    /// Every row that has a key, with it.
+    pub fn keyed(&self) -> impl Iterator<Item = (u32, &[u8])> + '_ {
+        self.ranges.iter().enumerate().filter_map(|(row, range)| {
+            let (start, end) = (*range)?;
+            Some((row as u32, self.bytes.get(start as usize..end as usize)?))
+        })
+    }
 }
 
 /// A join-key cell as a key part, read straight from its column (`None`: null).

@@ -21,6 +21,7 @@ impl ViewData {
             offset += chunk.num_rows() as u64;
         }
         added.sort_unstable();
+        ids.seal();
 
         let total = self.len() + added.len();
         let mut ranges = Vec::with_capacity(ids.len());
@@ -98,6 +99,8 @@ impl ViewData {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use std::ops::Range;
+
     use quiver_core::{Scalar, ValueType};
     use quiver_lake::event_file::{Column, EventRows};
 
@@ -172,6 +175,60 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_batch_lookup_finds_what_one_lookup_per_key_finds() {
+        let old = vec![chunk(1, 300, 1, true)];
+        let extended = ViewData::index(old.clone())
+            .unwrap()
+            .extend(&[chunk(200, 120, 3, false)])
+            .unwrap()
+            .unwrap();
+        for data in [ViewData::index(old).unwrap(), extended] {
+            // Every key several times, a missing short and a missing long key, in any order.
+            let mut keys: Vec<Vec<u8>> = vec![vec![9], vec![7; 20]];
+            for round in 0..3u8 {
+                keys.extend((0..6u8).map(|k| vec![(k + round) % 6]));
+                keys.push(vec![6; 20]);
+            }
+            let located: Vec<(usize, Range<usize>)> = data
+                .locate(
+                    keys.iter()
+                        .enumerate()
+                        .map(|(row, k)| (row as u32, k.as_slice())),
+                )
+                .collect();
+            let mut expected: Vec<(usize, Range<usize>)> = keys
+                .iter()
+                .enumerate()
+                .filter_map(|(row, k)| Some((row, data.entity(k)?)))
+                .collect();
+            assert_eq!(located.len(), expected.len());
+            // In memory order: by where each entity's rows start, then by entity row.
+            expected.sort_by_key(|(row, range)| (range.start, *row));
+            assert_eq!(located, expected);
+        }
+    }
+
+    #[test]
+    fn a_few_keys_among_many_entities_are_searched_for() {
+        let mut ids = crate::dataset::EntityIds::default();
+        for k in 0..1000u32 {
+            ids.id_or_insert(&(k * 2).to_be_bytes());
+        }
+        ids.seal();
+        // 3 keys against 1,000 entities: binary searches, not a walk.
+        let keys: Vec<[u8; 4]> = [1998u32, 7, 0].map(u32::to_be_bytes).to_vec();
+        let found = ids.locate(keys.iter().enumerate().map(|(row, k)| (row as u32, &k[..])));
+        let mut expected: Vec<u64> = keys
+            .iter()
+            .enumerate()
+            .filter_map(|(row, k)| Some(u64::from(ids.get(k)?) << 32 | row as u64))
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(found, expected);
+        assert_eq!(found.len(), 2, "7 is odd: not an entity");
     }
 
     #[test]

@@ -36,10 +36,16 @@ pub struct ViewData {
 /// Entity keys to dense ids. Keys of up to 15 bytes (one int64 is 9, a short string key
 /// fits too) are packed into a `u128` with their length: no allocation per key and no pointer
 /// to chase on a lookup (a `Vec<u8>` map spent most of a snapshot's lookups on cache misses).
+///
+/// The short keys are also kept sorted, with their ids (`sorted`, rebuilt by `seal` after
+/// ids are added): a snapshot looks up a whole batch of entity rows by sorting their keys and
+/// walking both lists once, instead of one random probe of a table bigger than the CPU's
+/// caches per row (which was a third of a warm snapshot's CPU).
 #[derive(Default, Clone)]
 struct EntityIds {
     short: HashMap<u128, u32, FxBuildHasher>,
     long: HashMap<Vec<u8>, u32, FxBuildHasher>,
+    sorted: Vec<(u128, u32)>,
 }
 
 impl EntityIds {
@@ -61,6 +67,50 @@ impl EntityIds {
             Some(packed) => self.short.get(&packed).copied(),
             None => self.long.get(key).copied(),
         }
+    }
+
+    /// Rebuilds `sorted` (after ids were added).
+    fn seal(&mut self) {
+        self.sorted = self.short.iter().map(|(k, id)| (*k, *id)).collect();
+        self.sorted.sort_unstable_by_key(|(k, _)| *k);
+    }
+
+    /// The ids of `keys` (rows without a key, or with one not indexed, left out), as
+    /// `id << 32 | row`, sorted: rows in the order their entities' data lies in memory.
+    fn locate<'k>(&self, keys: impl Iterator<Item = (u32, &'k [u8])>) -> Vec<u64> {
+        let mut found = Vec::new();
+        let mut packed: Vec<(u128, u32)> = Vec::new();
+        for (row, key) in keys {
+            match Self::pack(key) {
+                Some(p) => packed.push((p, row)),
+                None => {
+                    if let Some(id) = self.long.get(key) {
+                        found.push(u64::from(*id) << 32 | u64::from(row));
+                    }
+                }
+            }
+        }
+        packed.sort_unstable_by_key(|(k, _)| *k);
+        // A few keys against many entities: a binary search each; otherwise one merge walk.
+        let search = packed.len().saturating_mul(16) < self.sorted.len();
+        let mut at = 0;
+        for (key, row) in packed {
+            at += if search {
+                self.sorted[at..].partition_point(|(k, _)| *k < key)
+            } else {
+                self.sorted[at..]
+                    .iter()
+                    .take_while(|(k, _)| *k < key)
+                    .count()
+            };
+            match self.sorted.get(at) {
+                Some((k, id)) if *k == key => found.push(u64::from(*id) << 32 | u64::from(row)),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        found.sort_unstable();
+        found
     }
 
     fn id_or_insert(&mut self, key: &[u8]) -> u32 {
@@ -99,6 +149,7 @@ impl ViewData {
             offset += chunk.num_rows() as u64;
         }
         rows.sort_unstable();
+        ids.seal();
         let mut ranges = vec![(0u32, 0u32); ids.len()];
         let mut start = 0;
         while start < rows.len() {
@@ -130,6 +181,18 @@ impl ViewData {
     pub fn entity(&self, entity: &[u8]) -> Option<Range<usize>> {
         let (start, end) = self.ranges.get(self.ids.get(entity)? as usize)?;
         Some(*start as usize..*end as usize)
+    }
+
+    /// The rows of each entity of `keys` (`keys[i]` is entity row `i`) that has any, as
+    /// (entity row, its rows' positions), in the order the entities' rows lie in memory.
+    pub fn locate<'k>(
+        &self,
+        keys: impl Iterator<Item = (u32, &'k [u8])>,
+    ) -> impl Iterator<Item = (usize, Range<usize>)> + '_ {
+        self.ids.locate(keys).into_iter().filter_map(|found| {
+            let (start, end) = *self.ranges.get((found >> 32) as usize)?;
+            Some((found as u32 as usize, start as usize..end as usize))
+        })
     }
 
     /// The event time of sorted row `position`.
