@@ -8,6 +8,7 @@ mod kafka_progress;
 mod lineage;
 mod load;
 mod objects;
+mod parquet_sink;
 pub mod push;
 pub mod snapshot;
 mod token;

@@ -11,15 +11,14 @@ use anyhow::Context;
 use arrow_flight::error::FlightError;
 use futures::StreamExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
 use quiver::progress::progress_line;
 use quiver::snapshot_exchange::{exchange, flight_error};
-use quiver_lake::event_file::parquet_properties;
 use quiver_proto::offline::snapshot_command::Features;
 use quiver_proto::offline::{
     sampling, BalancedSampling, FeatureRefs, InverseFrequencySampling, Sampling, SnapshotCommand,
 };
 
+use super::parquet_sink::{Destination, ParquetSink};
 use crate::cli::{Output, SampleStrategy, SnapshotArgs};
 
 /// Entity rows per batch sent.
@@ -60,11 +59,15 @@ pub async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
         })
     });
     let mut answer = exchange(&args.addresses.offline, command, table).await?;
-    let mut out: Option<ArrowWriter<Vec<u8>>> = None;
-    let mut local: Option<ArrowWriter<std::fs::File>> = None;
     let to_store = args.out.contains("://") && !args.out.starts_with("file://");
+    let path = args.out.strip_prefix("file://").unwrap_or(&args.out);
+    let sink = ParquetSink::start(if to_store {
+        Destination::Memory
+    } else {
+        Destination::File(path.into())
+    });
     let mut columns: Vec<String> = Vec::new();
-    let result: anyhow::Result<()> = async {
+    let received: anyhow::Result<()> = async {
         while let Some(batch) = answer.next().await {
             let batch = batch.map_err(flight_error)?;
             done.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
@@ -76,40 +79,26 @@ pub async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
                     .map(|f| f.name().clone())
                     .collect();
             }
-            if to_store {
-                let writer = match out.as_mut() {
-                    Some(w) => w,
-                    None => out.insert(ArrowWriter::try_new(
-                        Vec::new(),
-                        batch.schema(),
-                        Some(parquet_properties(&batch.schema())),
-                    )?),
-                };
-                writer.write(&batch)?;
-            } else {
-                let writer = match local.as_mut() {
-                    Some(w) => w,
-                    None => {
-                        let path = args.out.strip_prefix("file://").unwrap_or(&args.out);
-                        let file = std::fs::File::create(path)
-                            .with_context(|| format!("cannot create {path}"))?;
-                        local.insert(ArrowWriter::try_new(
-                            file,
-                            batch.schema(),
-                            Some(parquet_properties(&batch.schema())),
-                        )?)
-                    }
-                };
-                writer.write(&batch)?;
-            }
+            sink.write(batch).await?;
         }
         Ok(())
     }
     .await;
+    let written = sink.finish();
     if let Some(progress) = &progress {
         progress.abort();
     }
-    result?;
+    let bytes = match (received, written) {
+        (Ok(()), Ok(bytes)) => bytes,
+        // The writer's own error first: the receiving side then only saw it stop.
+        (_, Err(error)) | (Err(error), _) => {
+            // A training set cut short is not left behind looking whole.
+            if !to_store {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(error);
+        }
+    };
     let rows = done.load(Ordering::Relaxed);
     if progress.is_some() {
         eprintln!(
@@ -117,12 +106,8 @@ pub async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
             progress_line(rows, total, "entity rows", started.elapsed())
         );
     }
-    if let Some(writer) = local {
-        writer.close()?;
-    }
-    if let Some(writer) = out {
+    if let Some(bytes) = bytes {
         // An object-store URL: the directory part opens the store, the last part names the file.
-        let bytes = writer.into_inner()?;
         let (base, name) = args
             .out
             .rsplit_once('/')

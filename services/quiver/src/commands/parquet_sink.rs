@@ -1,0 +1,81 @@
+//! Record batches written as one Parquet file on a thread of its own, so encoding a batch
+//! overlaps receiving the next (`quiver snapshot`: encoding was most of the client's CPU).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use arrow_array::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use quiver_lake::event_file::parquet_properties;
+use tokio::sync::mpsc;
+
+/// Batches waiting to be encoded, at most (each is one answer batch of the snapshot service).
+const QUEUED: usize = 4;
+
+/// Where the file goes.
+pub enum Destination {
+    /// A local file, created with the first batch.
+    File(PathBuf),
+    /// Memory, for the caller to upload.
+    Memory,
+}
+
+/// A Parquet file being written.
+pub struct ParquetSink {
+    batches: mpsc::Sender<RecordBatch>,
+    writer: std::thread::JoinHandle<anyhow::Result<Option<Vec<u8>>>>,
+}
+
+impl ParquetSink {
+    /// Starts the writer thread.
+    pub fn start(destination: Destination) -> Self {
+        let (batches, mut receiver) = mpsc::channel::<RecordBatch>(QUEUED);
+        let writer = std::thread::spawn(move || -> anyhow::Result<Option<Vec<u8>>> {
+            let Some(first) = receiver.blocking_recv() else {
+                return Ok(None);
+            };
+            let schema = first.schema();
+            let properties = Some(parquet_properties(&schema));
+            match destination {
+                Destination::File(path) => {
+                    let file = std::fs::File::create(&path)
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    let mut writer = ArrowWriter::try_new(file, schema, properties)?;
+                    writer.write(&first)?;
+                    while let Some(batch) = receiver.blocking_recv() {
+                        writer.write(&batch)?;
+                    }
+                    writer.close()?;
+                    Ok(None)
+                }
+                Destination::Memory => {
+                    let mut writer = ArrowWriter::try_new(Vec::new(), schema, properties)?;
+                    writer.write(&first)?;
+                    while let Some(batch) = receiver.blocking_recv() {
+                        writer.write(&batch)?;
+                    }
+                    Ok(Some(writer.into_inner()?))
+                }
+            }
+        });
+        Self { batches, writer }
+    }
+
+    /// Queues `batch`; waits while the writer is `QUEUED` batches behind.
+    pub async fn write(&self, batch: RecordBatch) -> anyhow::Result<()> {
+        if self.batches.send(batch).await.is_err() {
+            // The writer stopped on an error, which `finish` reports.
+            anyhow::bail!("the Parquet writer stopped");
+        }
+        Ok(())
+    }
+
+    /// Waits for every queued batch to be written and the file closed; the file's bytes for
+    /// [`Destination::Memory`] (`None` when no batch came).
+    pub fn finish(self) -> anyhow::Result<Option<Vec<u8>>> {
+        drop(self.batches);
+        self.writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the Parquet writer panicked"))?
+    }
+}
