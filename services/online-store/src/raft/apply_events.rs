@@ -414,6 +414,7 @@ impl StateMachine {
                 &fold.view,
                 fold.version,
             );
+            let mut any_running = false;
             for (aggregator, is_statistics) in [(fold.features, false), (fold.statistics, true)] {
                 let tiles_prefix = keys::tiles_prefix(
                     self.group(),
@@ -438,12 +439,15 @@ impl StateMachine {
                         operands.push((keys::tile_key(&prefix, &entity, bucket), encode(&record)));
                     }
                     if let Some(record) = touched.running {
-                        // Before the batch commits: readers must look for it from then on.
-                        self.streamed_views().mark(&running_prefix);
+                        any_running = true;
                         operands
                             .push((keys::running_key(&running_prefix, &entity), encode(&record)));
                     }
                 }
+            }
+            if any_running {
+                // Before the batch commits: readers must look for its records from then on.
+                self.streamed_views().mark(&running_prefix);
             }
         }
         operands.sort_unstable_by(|a, b| a.0.cmp(&b.0));

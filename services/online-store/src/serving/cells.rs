@@ -80,22 +80,21 @@ impl Serving {
             });
             // A view whose rows were only ever written directly has no running records: its
             // reads skip a lookup that would miss for every entity.
-            let running =
-                if self
-                    .node
+            let streams =
+                self.node
                     .state
                     .streamed_views()
-                    .has_records(db, cf, &group.running_prefix)
-                {
-                    let running_keys: Vec<Vec<u8>> = read
-                        .entities
-                        .iter()
-                        .map(|e| keys::running_key(&group.running_prefix, e))
-                        .collect();
-                    db.batched_multi_get_cf(cf, running_keys.iter(), false)
-                } else {
-                    read.entities.iter().map(|_| Ok(None)).collect()
-                };
+                    .has_records(db, cf, &group.running_prefix);
+            let running = if streams {
+                let running_keys: Vec<Vec<u8>> = read
+                    .entities
+                    .iter()
+                    .map(|e| keys::running_key(&group.running_prefix, e))
+                    .collect();
+                db.batched_multi_get_cf(cf, running_keys.iter(), false)
+            } else {
+                read.entities.iter().map(|_| Ok(None)).collect()
+            };
             let aggregates = &group.aggregates;
             let mut missing = Vec::new();
             read.streamed = Vec::with_capacity(read.entities.len());
