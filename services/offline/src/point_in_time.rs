@@ -57,11 +57,6 @@ impl ViewKernel {
         columns
     }
 
-    /// How many features it computes.
-    pub fn requested_len(&self) -> usize {
-        self.requested.len()
-    }
-
     /// The requested features' values for each row (`entities.get(i)` at `times[i]`), one
     /// array per requested feature, typed as the feature. A row without a key (a null join key)
     /// finds nothing.

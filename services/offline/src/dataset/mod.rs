@@ -177,7 +177,8 @@ impl ViewData {
         self.event_micros.is_empty()
     }
 
-    /// The rows of `entity` (positions in sorted order).
+    /// The rows of `entity` (positions in sorted order); snapshots use [`ViewData::locate`].
+    #[cfg(test)]
     pub fn entity(&self, entity: &[u8]) -> Option<Range<usize>> {
         let (start, end) = self.ranges.get(self.ids.get(entity)? as usize)?;
         Some(*start as usize..*end as usize)
