@@ -34,28 +34,14 @@ impl ParquetSink {
             let Some(first) = receiver.blocking_recv() else {
                 return Ok(None);
             };
-            let schema = first.schema();
-            let properties = Some(parquet_properties(&schema));
             match destination {
                 Destination::File(path) => {
                     let file = std::fs::File::create(&path)
                         .with_context(|| format!("cannot create {}", path.display()))?;
-                    let mut writer = ArrowWriter::try_new(file, schema, properties)?;
-                    writer.write(&first)?;
-                    while let Some(batch) = receiver.blocking_recv() {
-                        writer.write(&batch)?;
-                    }
-                    writer.close()?;
+                    encode(file, first, &mut receiver)?;
                     Ok(None)
                 }
-                Destination::Memory => {
-                    let mut writer = ArrowWriter::try_new(Vec::new(), schema, properties)?;
-                    writer.write(&first)?;
-                    while let Some(batch) = receiver.blocking_recv() {
-                        writer.write(&batch)?;
-                    }
-                    Ok(Some(writer.into_inner()?))
-                }
+                Destination::Memory => Ok(Some(encode(Vec::new(), first, &mut receiver)?)),
             }
         });
         Self { batches, writer }
@@ -78,4 +64,20 @@ impl ParquetSink {
             .join()
             .map_err(|_| anyhow::anyhow!("the Parquet writer panicked"))?
     }
+}
+
+/// Writes `first` and every batch after it to `out` as one Parquet file; returns `out`.
+fn encode<W: std::io::Write + Send>(
+    out: W,
+    first: RecordBatch,
+    rest: &mut mpsc::Receiver<RecordBatch>,
+) -> anyhow::Result<W> {
+    let schema = first.schema();
+    let properties = parquet_properties(&schema);
+    let mut writer = ArrowWriter::try_new(out, schema, Some(properties))?;
+    writer.write(&first)?;
+    while let Some(batch) = rest.blocking_recv() {
+        writer.write(&batch)?;
+    }
+    Ok(writer.into_inner()?)
 }
