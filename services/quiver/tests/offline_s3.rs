@@ -104,4 +104,60 @@ async fn the_offline_store_works_on_s3_compatible_storage() {
         }
     }
     assert!(present > 60, "{present} values compared");
+
+    // `quiver snapshot` writes its training set to an object-store URL: the same answer.
+    let entities = stack.cluster.dir().join("entities.parquet");
+    let table = entity_table(&pairs);
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&entities).unwrap(),
+        table.schema(),
+        None,
+    )
+    .unwrap();
+    writer.write(&table).unwrap();
+    writer.close().unwrap();
+    let output = std::process::Command::new(bin)
+        .args([
+            "snapshot",
+            "--project",
+            "stream",
+            "--features",
+            &refs.join(","),
+        ])
+        .arg("--entities")
+        .arg(&entities)
+        .args([
+            "--out",
+            "s3://quiver-offline/training/train.parquet",
+            "--output",
+            "json",
+        ])
+        .args(["--offline", &stack.offline])
+        .args(["--registry", &stack.cluster.registry.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written = Lake::open("s3://quiver-offline/training")
+        .unwrap()
+        .get(&LakePath::from("train.parquet"))
+        .await
+        .unwrap();
+    let written = quiver_lake::event_file::read_parquet(written, None).unwrap();
+    for name in &refs {
+        let column = written[0].column_by_name(name).unwrap();
+        let expected = batch.column_by_name(name).unwrap();
+        let rows = (0..users.len()).map(|row| {
+            (
+                scalar_at(column.as_ref(), row),
+                scalar_at(expected.as_ref(), row),
+            )
+        });
+        for (got, want) in rows {
+            assert_eq!(got, want, "{name} in the training set written to S3");
+        }
+    }
 }
