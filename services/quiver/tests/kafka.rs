@@ -223,10 +223,21 @@ async fn a_keyed_stream_over_several_partitions_equals_brute_force() {
     let want = expected(&all);
     let customers: Vec<i64> = want.keys().copied().collect();
     assert_eq!(served(&online, &customers).await, want);
-    // A watermark per partition, the source's at the slowest active one.
-    let slowest = stored.values().filter_map(|p| p.watermark).min();
-    assert!(slowest.is_some());
-    assert_eq!(response.source_watermark, slowest);
+    // A watermark per partition. The source's follows the slowest active partition but never
+    // moves back, so a partition the consumer reached after the others had moved it on sits
+    // behind it (its events still count: the sums above): the source's lies between the
+    // slowest and the fastest. (`source_clock.rs`'s unit tests pin the rule itself.)
+    let watermarks: Vec<i64> = stored
+        .values()
+        .filter(|p| p.active)
+        .filter_map(|p| p.watermark)
+        .collect();
+    let (slowest, fastest) = (watermarks.iter().min(), watermarks.iter().max());
+    let source = response.source_watermark;
+    assert!(
+        slowest.is_some() && source.as_ref() >= slowest && source.as_ref() <= fastest,
+        "source watermark {source:?}, partitions {stored:#?}"
+    );
 }
 
 #[tokio::test]
