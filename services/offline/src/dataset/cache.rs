@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
+use futures::{StreamExt, TryStreamExt};
 use quiver_common::view_feed::Statistics;
 use quiver_core::Transform;
 use quiver_lake::event_file::{read_parquet, ENTITY, EVENT_TIME, LOG_INDEX, ROW};
@@ -160,22 +161,33 @@ impl DataCache {
             Some(transforms) => wanted.extend(source_columns(transforms, request.columns)),
             None => wanted.extend(request.columns.iter().cloned()),
         }
-        let mut chunks = Vec::new();
-        for file in files {
-            let bytes = self.lake.get(&file.path).await?;
-            let path = file.path.to_string();
-            let wanted = wanted.clone();
-            let batches = tokio::task::spawn_blocking(move || {
+        // Files decode on blocking threads, as many at once as the machine has cores (a cold
+        // load is mostly Parquet decoding), and their batches are kept in file order.
+        let wanted = Arc::new(wanted);
+        // Each read owns what it needs (a future borrowing `files` is not `Send` for every
+        // lifetime the service's stream needs).
+        let reads: Vec<_> = files
+            .iter()
+            .map(|file| (self.lake.clone(), file.path.clone(), wanted.clone()))
+            .collect();
+        let reads = reads.into_iter().map(|(lake, file, wanted)| async move {
+            let bytes = lake.get(&file).await?;
+            let path = file.to_string();
+            tokio::task::spawn_blocking(move || {
                 let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
                 read_parquet(bytes, Some(&names))
             })
             .await
             .map_err(|e| e.to_string())
             .and_then(|r| r)
-            .map_err(|reason| LakeError::File { path, reason })?;
-            chunks.extend(batches);
-        }
-        Ok(chunks)
+            .map_err(|reason| LakeError::File { path, reason })
+        });
+        let parallel = std::thread::available_parallelism().map_or(2, usize::from);
+        let read: Vec<Vec<RecordBatch>> = futures::stream::iter(reads)
+            .buffered(parallel)
+            .try_collect()
+            .await?;
+        Ok(read.into_iter().flatten().collect())
     }
 }
 

@@ -4,7 +4,7 @@
 
 use arrow_array::{Array, ArrayRef, RecordBatch};
 
-use super::{sort_keys, sorted_columns, SortKey, ViewData};
+use super::{sorted_columns, Ordered, ViewData};
 
 /// Where a merged row comes from: 0 the existing index, 1 the new rows (`interleave`'s array).
 type Origin = (usize, usize);
@@ -14,52 +14,44 @@ impl ViewData {
     /// `None` when a value column's type differs between the two (the caller indexes again).
     pub fn extend(&self, chunks: &[RecordBatch]) -> Result<Option<Self>, String> {
         let mut ids = self.ids.clone();
-        let mut added: Vec<SortKey> = Vec::new();
-        let mut offset = 0u64;
-        for chunk in chunks {
-            sort_keys(chunk, &mut ids, offset, &mut added)?;
-            offset += chunk.num_rows() as u64;
-        }
-        added.sort_unstable();
+        let added = Ordered::of(chunks, &mut ids)?;
         ids.seal();
 
-        let total = self.len() + added.len();
+        let total = self.len() + added.rows.len();
         let mut ranges = Vec::with_capacity(ids.len());
         let mut event_micros = Vec::with_capacity(total);
         let mut sequence = Vec::with_capacity(total);
         let mut origins: Vec<Origin> = Vec::with_capacity(total);
-        let mut next_added = 0;
-        for id in 0..ids.len() as u32 {
+        for id in 0..ids.len() {
             let start = event_micros.len() as u32;
             let (mut old, old_end) = self
                 .ranges
-                .get(id as usize)
+                .get(id)
                 .map_or((0, 0), |&(s, e)| (s as usize, e as usize));
-            let new_end = next_added + added[next_added..].partition_point(|r| r.0 == id);
+            let (mut new, new_end) = (added.entity(id).start, added.entity(id).end);
             // Both runs are sorted by (event time, sequence): merge them.
-            while old < old_end || next_added < new_end {
-                let take_old = next_added == new_end
+            while old < old_end || new < new_end {
+                let take_old = new == new_end
                     || (old < old_end
                         && (self.event_micros[old], self.sequence[old])
-                            <= (added[next_added].1, added[next_added].2));
+                            <= (added.event_micros[new], added.sequence[new]));
                 if take_old {
                     event_micros.push(self.event_micros[old]);
                     sequence.push(self.sequence[old]);
                     origins.push((0, old));
                     old += 1;
                 } else {
-                    let row = &added[next_added];
-                    event_micros.push(row.1);
-                    sequence.push(row.2);
-                    origins.push((1, row.3 as usize));
-                    next_added += 1;
+                    event_micros.push(added.event_micros[new]);
+                    sequence.push(added.sequence[new]);
+                    origins.push((1, added.rows[new] as usize));
+                    new += 1;
                 }
             }
             ranges.push((start, event_micros.len() as u32));
         }
 
         // The new rows' columns in arrival order, then every column merged.
-        let arrival: Vec<u64> = (0..offset).collect();
+        let arrival: Vec<u32> = (0..added.rows.len() as u32).collect();
         let mut fresh = sorted_columns(chunks, &arrival)?;
         let mut columns = std::collections::HashMap::new();
         let names: Vec<String> = self
@@ -79,7 +71,8 @@ impl ViewData {
                 (None, None) => continue,
             };
             let old = old.unwrap_or_else(|| arrow_array::new_null_array(&data_type, self.len()));
-            let new = new.unwrap_or_else(|| arrow_array::new_null_array(&data_type, added.len()));
+            let new =
+                new.unwrap_or_else(|| arrow_array::new_null_array(&data_type, added.rows.len()));
             let merged: ArrayRef =
                 arrow_select::interleave::interleave(&[old.as_ref(), new.as_ref()], &origins)
                     .map_err(|e| format!("column {name:?}: {e}"))?;
@@ -96,7 +89,7 @@ impl ViewData {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     #![allow(clippy::unwrap_used)]
 
     use std::ops::Range;
@@ -107,7 +100,12 @@ mod tests {
     use super::*;
 
     /// Rows of `entities` entities (keys of one and of twenty bytes), times out of order.
-    fn chunk(first_index: u64, rows: usize, seed: u64, with_note: bool) -> RecordBatch {
+    pub(in crate::dataset) fn chunk(
+        first_index: u64,
+        rows: usize,
+        seed: u64,
+        with_note: bool,
+    ) -> RecordBatch {
         let mut state = seed;
         let mut next = move || {
             state = state

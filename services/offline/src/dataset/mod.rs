@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{TimestampMicrosecondType, UInt32Type, UInt64Type};
+use arrow_array::types::{UInt32Type, UInt64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use quiver_core::aggregate::FxBuildHasher;
 use quiver_core::Scalar;
@@ -15,8 +15,10 @@ use quiver_lake::event_file::{ENTITY, EVENT_TIME, LOG_INDEX, ROW};
 
 mod cache;
 mod extend;
+mod order;
 
 pub use cache::DataCache;
+use order::Ordered;
 
 /// A view version's rows, indexed.
 pub struct ViewData {
@@ -114,15 +116,18 @@ impl EntityIds {
     }
 
     fn id_or_insert(&mut self, key: &[u8]) -> u32 {
-        if let Some(id) = self.get(key) {
-            return id;
-        }
-        let id = self.len() as u32;
+        let next = self.len() as u32;
         match Self::pack(key) {
-            Some(packed) => self.short.insert(packed, id),
-            None => self.long.insert(key.to_vec(), id),
-        };
-        id
+            // One probe per row: the index build looks up every row's key.
+            Some(packed) => *self.short.entry(packed).or_insert(next),
+            None => match self.long.get(key) {
+                Some(id) => *id,
+                None => {
+                    self.long.insert(key.to_vec(), next);
+                    next
+                }
+            },
+        }
     }
 }
 
@@ -139,31 +144,16 @@ impl ColumnRef {
 impl ViewData {
     /// Indexes the rows of `chunks` (record batches of exported event files).
     pub fn index(chunks: Vec<RecordBatch>) -> Result<Self, String> {
-        let total: usize = chunks.iter().map(RecordBatch::num_rows).sum();
         let mut ids = EntityIds::default();
-        // (entity id, event time, sequence, row across chunks), sorted below.
-        let mut rows: Vec<SortKey> = Vec::with_capacity(total);
-        let mut offset = 0u64;
-        for chunk in &chunks {
-            sort_keys(chunk, &mut ids, offset, &mut rows)?;
-            offset += chunk.num_rows() as u64;
-        }
-        rows.sort_unstable();
+        let ordered = Ordered::of(&chunks, &mut ids)?;
         ids.seal();
-        let mut ranges = vec![(0u32, 0u32); ids.len()];
-        let mut start = 0;
-        while start < rows.len() {
-            let id = rows[start].0;
-            let end = start + rows[start..].partition_point(|r| r.0 == id);
-            ranges[id as usize] = (start as u32, end as u32);
-            start = end;
-        }
+        let columns = sorted_columns(&chunks, &ordered.rows)?;
         Ok(Self {
             ids,
-            ranges,
-            event_micros: rows.iter().map(|r| r.1).collect(),
-            sequence: rows.iter().map(|r| r.2).collect(),
-            columns: sorted_columns(&chunks, &rows.iter().map(|r| r.3).collect::<Vec<_>>())?,
+            ranges: ordered.starts.windows(2).map(|w| (w[0], w[1])).collect(),
+            event_micros: ordered.event_micros,
+            sequence: ordered.sequence,
+            columns,
         })
     }
 
@@ -222,34 +212,6 @@ impl ViewData {
     }
 }
 
-/// A row's place in the index: (entity id, event time, sequence, row across the chunks).
-type SortKey = (u32, i64, u64, u64);
-
-/// Appends the sort keys of `chunk`'s rows (numbered from `offset`), giving new entities ids.
-fn sort_keys(
-    chunk: &RecordBatch,
-    ids: &mut EntityIds,
-    offset: u64,
-    rows: &mut Vec<SortKey>,
-) -> Result<(), String> {
-    let column = |name: &str| {
-        chunk
-            .column_by_name(name)
-            .ok_or_else(|| format!("an export file has no {name} column"))
-    };
-    let entity = column(ENTITY)?
-        .as_binary_opt::<i32>()
-        .ok_or("bad _entity type")?;
-    let event = column(EVENT_TIME)?
-        .as_primitive_opt::<TimestampMicrosecondType>()
-        .ok_or("bad _event_time type")?;
-    for (i, sequence) in sequences(chunk)?.into_iter().enumerate() {
-        let id = ids.id_or_insert(entity.value(i));
-        rows.push((id, event.value(i), sequence, offset + i as u64));
-    }
-    Ok(())
-}
-
 /// Each row's ingest order in `chunk`: `log index << 32 | row in entry`.
 pub(crate) fn sequences(chunk: &RecordBatch) -> Result<Vec<u64>, String> {
     let column = |name: &str| {
@@ -272,7 +234,7 @@ pub(crate) fn sequences(chunk: &RecordBatch) -> Result<Vec<u64>, String> {
 /// numbers across the chunks). Files of one view version share their columns' types.
 fn sorted_columns(
     chunks: &[RecordBatch],
-    order: &[u64],
+    order: &[u32],
 ) -> Result<HashMap<String, ArrayRef>, String> {
     let metadata = [ENTITY, EVENT_TIME, LOG_INDEX, ROW];
     let mut names: Vec<(String, arrow_schema::DataType)> = Vec::new();
@@ -285,38 +247,72 @@ fn sorted_columns(
             }
         }
     }
-    let indices = arrow_array::UInt64Array::from_iter_values(order.iter().copied());
-    let mut columns = HashMap::new();
-    for (name, data_type) in names {
-        let parts: Vec<ArrayRef> = chunks
-            .iter()
-            .map(|c| {
-                c.column_by_name(&name)
-                    .cloned()
-                    .unwrap_or_else(|| arrow_array::new_null_array(&data_type, c.num_rows()))
+    let indices = arrow_array::UInt32Array::from_iter_values(order.iter().copied());
+    // Columns are independent: reordered on as many threads as the machine has cores.
+    let parallel = std::thread::available_parallelism().map_or(2, usize::from);
+    let per_thread = names.len().div_ceil(parallel).max(1);
+    let sorted: Vec<Result<(String, ArrayRef), String>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = names
+            .chunks(per_thread)
+            .map(|group| {
+                let indices = &indices;
+                scope.spawn(move || {
+                    group
+                        .iter()
+                        .map(|(name, data_type)| {
+                            let column = sorted_column(chunks, name, data_type, indices)?;
+                            Ok((name.clone(), column))
+                        })
+                        .collect::<Vec<_>>()
+                })
             })
             .collect();
-        let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
-        let all = match arrow_select::concat::concat(&refs) {
-            Ok(all) => all,
-            // A column that held only nulls in some export range was typed by a fallback
-            // there: rebuild it from its values, typed by the first value.
-            Err(_) => {
-                let values: Vec<Option<Scalar>> = refs
-                    .iter()
-                    .flat_map(|a| (0..a.len()).map(|row| scalar_at(*a, row)))
-                    .collect();
-                let value_type = values
-                    .iter()
-                    .flatten()
-                    .next()
-                    .map_or(quiver_core::ValueType::Float64, value_type);
-                array_of(&values, value_type)
-            }
-        };
-        let sorted = arrow_select::take::take(all.as_ref(), &indices, None)
-            .map_err(|e| format!("column {name:?}: {e}"))?;
-        columns.insert(name, sorted);
-    }
-    Ok(columns)
+        threads
+            .into_iter()
+            .flat_map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|_| vec![Err("reordering a column panicked".to_string())])
+            })
+            .collect()
+    });
+    sorted.into_iter().collect()
+}
+
+/// Column `name` of `chunks` (typed `data_type`; null in chunks without it), rows reordered
+/// as `indices`.
+fn sorted_column(
+    chunks: &[RecordBatch],
+    name: &str,
+    data_type: &arrow_schema::DataType,
+    indices: &arrow_array::UInt32Array,
+) -> Result<ArrayRef, String> {
+    let parts: Vec<ArrayRef> = chunks
+        .iter()
+        .map(|c| {
+            c.column_by_name(name)
+                .cloned()
+                .unwrap_or_else(|| arrow_array::new_null_array(data_type, c.num_rows()))
+        })
+        .collect();
+    let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+    let all = match arrow_select::concat::concat(&refs) {
+        Ok(all) => all,
+        // A column that held only nulls in some export range was typed by a fallback
+        // there: rebuild it from its values, typed by the first value.
+        Err(_) => {
+            let values: Vec<Option<Scalar>> = refs
+                .iter()
+                .flat_map(|a| (0..a.len()).map(|row| scalar_at(*a, row)))
+                .collect();
+            let value_type = values
+                .iter()
+                .flatten()
+                .next()
+                .map_or(quiver_core::ValueType::Float64, value_type);
+            array_of(&values, value_type)
+        }
+    };
+    arrow_select::take::take(all.as_ref(), indices, None)
+        .map_err(|e| format!("column {name:?}: {e}"))
 }
