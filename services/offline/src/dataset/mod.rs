@@ -64,6 +64,7 @@ impl EntityIds {
         self.short.len() + self.long.len()
     }
 
+    #[cfg(test)]
     fn get(&self, key: &[u8]) -> Option<u32> {
         match Self::pack(key) {
             Some(packed) => self.short.get(&packed).copied(),
