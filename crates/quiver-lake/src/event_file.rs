@@ -106,7 +106,7 @@ pub fn metadata_fields() -> Vec<Field> {
 
 /// `batch` as a Parquet file (snappy, statistics on, one row group per million rows).
 pub fn write_parquet(batch: &RecordBatch) -> Result<Vec<u8>, String> {
-    let properties = parquet_properties(&batch.schema());
+    let properties = parquet_properties(&batch.schema(), EVENT_FILE_ROW_GROUP_ROWS);
     let mut out = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(properties))
         .map_err(|e| e.to_string())?;
@@ -115,16 +115,26 @@ pub fn write_parquet(batch: &RecordBatch) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// How Quiver writes Parquet (event files, training sets): Snappy, row groups of up to 1M rows;
-/// floating-point columns with neither a dictionary nor compression, timestamp columns without
+/// Rows per row group of an event file: a file is read whole, so bigger groups only save
+/// metadata.
+pub const EVENT_FILE_ROW_GROUP_ROWS: usize = 1 << 20;
+
+/// Rows per row group of a training set: a writer holds a whole group encoded until it is
+/// complete, so this bounds what `quiver snapshot` buffers (a million-row group was most of
+/// its memory), and readers can stream a training set group by group. DuckDB writes groups
+/// of 122,880 rows.
+pub const TRAINING_SET_ROW_GROUP_ROWS: usize = 1 << 17;
+
+/// How Quiver writes Parquet (event files, training sets): Snappy, row groups of up to
+/// `row_group_rows`; floating-point columns with neither a dictionary nor compression, timestamp columns without
 /// a dictionary. Measured values and features are close to unique, so a dictionary only grows
 /// until the writer gives up on it (interning every value was 57% of `quiver snapshot`'s CPU
 /// writing 500,000 rows x 8 float features), and their mantissas are noise to an LZ-style
 /// compressor (Snappy was then 31% of it, for little).
-pub fn parquet_properties(schema: &Schema) -> WriterProperties {
+pub fn parquet_properties(schema: &Schema, row_group_rows: usize) -> WriterProperties {
     let mut properties = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(1 << 20));
+        .set_max_row_group_row_count(Some(row_group_rows));
     for field in schema.fields() {
         let column = || parquet::schema::types::ColumnPath::from(field.name().as_str());
         match field.data_type() {

@@ -148,7 +148,7 @@ impl ViewData {
         let mut ids = EntityIds::default();
         let ordered = Ordered::of(&chunks, &mut ids)?;
         ids.seal();
-        let columns = sorted_columns(&chunks, &ordered.rows)?;
+        let columns = sorted_columns(chunks, &ordered.rows)?;
         Ok(Self {
             ids,
             ranges: ordered.starts.windows(2).map(|w| (w[0], w[1])).collect(),
@@ -233,13 +233,16 @@ pub(crate) fn sequences(chunk: &RecordBatch) -> Result<Vec<u64>, String> {
 
 /// Every value column of `chunks` (all but the metadata), rows reordered as `order` (row
 /// numbers across the chunks). Files of one view version share their columns' types.
+///
+/// The batches are taken apart: a column read is freed as soon as it is reordered, not held
+/// until every column is.
 fn sorted_columns(
-    chunks: &[RecordBatch],
+    chunks: Vec<RecordBatch>,
     order: &[u32],
 ) -> Result<HashMap<String, ArrayRef>, String> {
     let metadata = [ENTITY, EVENT_TIME, LOG_INDEX, ROW];
     let mut names: Vec<(String, arrow_schema::DataType)> = Vec::new();
-    for chunk in chunks {
+    for chunk in &chunks {
         for field in chunk.schema().fields() {
             if !metadata.contains(&field.name().as_str())
                 && !names.iter().any(|(n, _)| n == field.name())
@@ -248,21 +251,36 @@ fn sorted_columns(
             }
         }
     }
-    let indices = arrow_array::UInt32Array::from_iter_values(order.iter().copied());
-    // Columns are independent: reordered on as many threads as the machine has cores.
+    // Columns are independent: reordered on as many threads as the machine has cores, each
+    // thread owning the parts of its columns.
     let parallel = std::thread::available_parallelism().map_or(2, usize::from);
-    let per_thread = names.len().div_ceil(parallel).max(1);
+    let mut groups: Vec<Vec<ColumnParts>> =
+        (0..parallel.min(names.len())).map(|_| Vec::new()).collect();
+    for (i, (name, data_type)) in names.into_iter().enumerate() {
+        let parts = chunks
+            .iter()
+            .map(|c| {
+                c.column_by_name(&name)
+                    .cloned()
+                    .unwrap_or_else(|| arrow_array::new_null_array(&data_type, c.num_rows()))
+            })
+            .collect();
+        let group = i % groups.len();
+        groups[group].push(ColumnParts { name, parts });
+    }
+    drop(chunks);
+    let indices = arrow_array::UInt32Array::from_iter_values(order.iter().copied());
     let sorted: Vec<Result<(String, ArrayRef), String>> = std::thread::scope(|scope| {
-        let threads: Vec<_> = names
-            .chunks(per_thread)
+        let threads: Vec<_> = groups
+            .into_iter()
             .map(|group| {
                 let indices = &indices;
                 scope.spawn(move || {
                     group
-                        .iter()
-                        .map(|(name, data_type)| {
-                            let column = sorted_column(chunks, name, data_type, indices)?;
-                            Ok((name.clone(), column))
+                        .into_iter()
+                        .map(|column| {
+                            let name = column.name.clone();
+                            Ok((name, column.sorted(indices)?))
                         })
                         .collect::<Vec<_>>()
                 })
@@ -280,40 +298,37 @@ fn sorted_columns(
     sorted.into_iter().collect()
 }
 
-/// Column `name` of `chunks` (typed `data_type`; null in chunks without it), rows reordered
-/// as `indices`.
-fn sorted_column(
-    chunks: &[RecordBatch],
-    name: &str,
-    data_type: &arrow_schema::DataType,
-    indices: &arrow_array::UInt32Array,
-) -> Result<ArrayRef, String> {
-    let parts: Vec<ArrayRef> = chunks
-        .iter()
-        .map(|c| {
-            c.column_by_name(name)
-                .cloned()
-                .unwrap_or_else(|| arrow_array::new_null_array(data_type, c.num_rows()))
-        })
-        .collect();
-    let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
-    let all = match arrow_select::concat::concat(&refs) {
-        Ok(all) => all,
-        // A column that held only nulls in some export range was typed by a fallback
-        // there: rebuild it from its values, typed by the first value.
-        Err(_) => {
-            let values: Vec<Option<Scalar>> = refs
-                .iter()
-                .flat_map(|a| (0..a.len()).map(|row| scalar_at(*a, row)))
-                .collect();
-            let value_type = values
-                .iter()
-                .flatten()
-                .next()
-                .map_or(quiver_core::ValueType::Float64, value_type);
-            array_of(&values, value_type)
-        }
-    };
-    arrow_select::take::take(all.as_ref(), indices, None)
-        .map_err(|e| format!("column {name:?}: {e}"))
+/// One value column, as the read batches hold it.
+struct ColumnParts {
+    name: String,
+    /// One array per batch (all null where a batch has no such column).
+    parts: Vec<ArrayRef>,
+}
+
+impl ColumnParts {
+    /// The column whole, rows reordered as `indices`; the parts are freed on the way.
+    fn sorted(self, indices: &arrow_array::UInt32Array) -> Result<ArrayRef, String> {
+        let refs: Vec<&dyn Array> = self.parts.iter().map(|a| a.as_ref()).collect();
+        let all = match arrow_select::concat::concat(&refs) {
+            Ok(all) => all,
+            // A column that held only nulls in some export range was typed by a fallback
+            // there: rebuild it from its values, typed by the first value.
+            Err(_) => {
+                let values: Vec<Option<Scalar>> = refs
+                    .iter()
+                    .flat_map(|a| (0..a.len()).map(|row| scalar_at(*a, row)))
+                    .collect();
+                let value_type = values
+                    .iter()
+                    .flatten()
+                    .next()
+                    .map_or(quiver_core::ValueType::Float64, value_type);
+                array_of(&values, value_type)
+            }
+        };
+        drop(refs);
+        drop(self.parts);
+        arrow_select::take::take(all.as_ref(), indices, None)
+            .map_err(|e| format!("column {:?}: {e}", self.name))
+    }
 }

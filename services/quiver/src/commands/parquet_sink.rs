@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use arrow_array::RecordBatch;
 use parquet::arrow::ArrowWriter;
-use quiver_lake::event_file::parquet_properties;
+use quiver_lake::event_file::{parquet_properties, TRAINING_SET_ROW_GROUP_ROWS};
 use tokio::sync::mpsc;
 
 /// Batches waiting to be encoded, at most (each is one answer batch of the snapshot service).
@@ -73,7 +73,7 @@ fn encode<W: std::io::Write + Send>(
     rest: &mut mpsc::Receiver<RecordBatch>,
 ) -> anyhow::Result<W> {
     let schema = first.schema();
-    let properties = parquet_properties(&schema);
+    let properties = parquet_properties(&schema, TRAINING_SET_ROW_GROUP_ROWS);
     let mut writer = ArrowWriter::try_new(out, schema, Some(properties))?;
     writer.write(&first)?;
     while let Some(batch) = rest.blocking_recv() {
