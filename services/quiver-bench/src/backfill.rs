@@ -289,7 +289,7 @@ async fn live_producer(
         let rows = (0..per_batch)
             .map(|_| transaction_row(&generator.transaction(now)))
             .collect();
-        producer
+        let pushed = producer
             .push(PushRequest {
                 project: project.clone(),
                 source: "transactions".into(),
@@ -297,8 +297,19 @@ async fn live_producer(
                 rows,
                 ..PushRequest::default()
             })
-            .await
-            .map_err(|s| rpc_error("live push", s))?;
+            .await;
+        match pushed {
+            // The project was applied a moment ago: ingest knows it from its next registry
+            // refresh on. Before anything is measured, wait for that.
+            Err(status)
+                if measuring == UNMEASURED && status.code() == tonic::Code::InvalidArgument =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                next = Instant::now();
+                continue;
+            }
+            pushed => pushed.map_err(|s| rpc_error("live push", s))?,
+        };
         if let Some(i) = match measuring {
             MEASURING_IDLE => Some(0),
             MEASURING_BACKFILL => Some(1),
