@@ -126,8 +126,8 @@ pub const EVENT_FILE_ROW_GROUP_ROWS: usize = 1 << 20;
 pub const TRAINING_SET_ROW_GROUP_ROWS: usize = 1 << 17;
 
 /// How Quiver writes Parquet (event files, training sets): Snappy, row groups of up to
-/// `row_group_rows`; floating-point columns with neither a dictionary nor compression, timestamp columns without
-/// a dictionary. Measured values and features are close to unique, so a dictionary only grows
+/// `row_group_rows`; floating-point columns with neither a dictionary nor compression,
+/// timestamp columns without a dictionary. Measured values and features are close to unique, so a dictionary only grows
 /// until the writer gives up on it (interning every value was 57% of `quiver snapshot`'s CPU
 /// writing 500,000 rows x 8 float features), and their mantissas are noise to an LZ-style
 /// compressor (Snappy was then 31% of it, for little).

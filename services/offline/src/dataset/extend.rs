@@ -28,7 +28,10 @@ impl ViewData {
                 .ranges
                 .get(id)
                 .map_or((0, 0), |&(s, e)| (s as usize, e as usize));
-            let (mut new, new_end) = (added.entity(id).start, added.entity(id).end);
+            let std::ops::Range {
+                start: mut new,
+                end: new_end,
+            } = added.entity(id);
             // Both runs are sorted by (event time, sequence): merge them.
             while old < old_end || new < new_end {
                 let take_old = new == new_end

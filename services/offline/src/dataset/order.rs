@@ -2,8 +2,8 @@
 //!
 //! Entity ids are dense, so rows are placed by a counting sort on the id, and each entity's
 //! rows, which arrive in ingest order and so mostly in event-time order already, are sorted
-//! only where they are not. Comparison-sorting a million (id, time, sequence, row) keys, and
-//! the copies of them, were a third of a cold snapshot.
+//! only where they are not. Comparison-sorting a million (id, time, sequence, row) keys was
+//! about a quarter of a cold snapshot's CPU (perf).
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMicrosecondType;
@@ -79,7 +79,7 @@ impl Ordered {
             starts,
         };
         for id in 0..entities {
-            ordered.sort_entity(ordered.starts[id] as usize..ordered.starts[id + 1] as usize);
+            ordered.sort_entity(ordered.entity(id));
         }
         Ok(ordered)
     }
