@@ -34,11 +34,58 @@ pub fn free_address() -> SocketAddr {
 
 /// A free port on a local address `ip` (see [`free_address`]).
 pub fn free_address_on(ip: std::net::Ipv4Addr) -> SocketAddr {
-    // Binding port 0 on a local address only fails if the machine has no free ports at all.
-    #[allow(clippy::expect_used)]
-    let listener = TcpListener::bind((ip, 0)).expect("a free local port");
-    #[allow(clippy::expect_used)]
-    listener.local_addr().expect("a bound address")
+    SocketAddr::from((ip, free_ports(ip, 1)))
+}
+
+/// The first of `count` consecutive free loopback ports (released before returning, like
+/// [`free_address`]'s).
+pub fn free_port_block(count: u16) -> u16 {
+    free_ports(std::net::Ipv4Addr::LOCALHOST, count)
+}
+
+/// Where test ports come from: below the kernel's ephemeral range (32768-60999 by default).
+/// A port bound as port 0 lies in that range, and once released, any outgoing connection on
+/// the machine may be given it as its local port before the server the test starts binds it;
+/// a role then failed to start and its test timed out waiting.
+const TEST_PORTS: std::ops::Range<u16> = 10_000..30_000;
+
+/// The first of `count` consecutive ports of [`TEST_PORTS`] free on `ip`. Ports are handed out
+/// in turn from a start that differs per process, so parallel tests of one binary never get
+/// the same port and binaries run one after another rarely meet.
+fn free_ports(ip: std::net::Ipv4Addr, count: u16) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::OnceLock;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    static START: OnceLock<u32> = OnceLock::new();
+    let span = u32::from(TEST_PORTS.end - TEST_PORTS.start);
+    let start = *START.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        (nanos ^ std::process::id().wrapping_mul(7_919)) % span
+    });
+    let count = count.max(1);
+    for _ in 0..span / u32::from(count) {
+        let offset = (start + NEXT.fetch_add(u32::from(count), Ordering::Relaxed)) % span;
+        let Some(first) = u16::try_from(offset)
+            .ok()
+            .map(|o| TEST_PORTS.start + o)
+            .filter(|first| {
+                first
+                    .checked_add(count)
+                    .is_some_and(|end| end <= TEST_PORTS.end)
+            })
+        else {
+            continue;
+        };
+        let bound: Vec<TcpListener> = (0..count)
+            .map_while(|i| TcpListener::bind((ip, first + i)).ok())
+            .collect();
+        if bound.len() == usize::from(count) {
+            return first;
+        }
+    }
+    panic!("no {count} consecutive free ports in {TEST_PORTS:?} on {ip}")
 }
 
 /// A running `quiver` process, killed when dropped.
@@ -212,4 +259,27 @@ pub fn http_get(address: SocketAddr, path: &str) -> anyhow::Result<(u16, String)
         .and_then(|s| s.parse().ok())
         .context("no HTTP status")?;
     Ok((status, body.to_string()))
+}
+
+#[cfg(test)]
+mod port_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn test_ports_lie_below_the_ephemeral_range_and_are_never_handed_out_twice() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let port = free_address().port();
+            assert!(TEST_PORTS.contains(&port), "{port}");
+            assert!(seen.insert(port), "{port} handed out twice");
+        }
+        let first = free_port_block(7);
+        let held: Vec<TcpListener> = (0..7)
+            .map(|i| TcpListener::bind(("127.0.0.1", first + i)).unwrap())
+            .collect();
+        assert_eq!(held.len(), 7);
+        assert!((0..7).all(|i| !seen.contains(&(first + i))));
+    }
 }

@@ -17,6 +17,7 @@ use quiver_lake::columns::scalar_at;
 use quiver_proto::convert::value_to_scalar;
 use quiver_proto::types::FieldStatus;
 use quiver_tests::flight::{positions, read_exported, snapshot};
+use quiver_tests::free_port_block;
 use quiver_tests::offline_stack::{
     entity_table, get_features, now_micros, push_all, python_env, start, wait_for_source_log,
 };
@@ -445,25 +446,6 @@ async fn read_listing(store: &str) -> Vec<String> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// `ports` consecutive free loopback ports (released before returning, like `free_address`).
-fn free_port_block(ports: u16) -> u16 {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-        ^ std::process::id();
-    for attempt in 0..200u32 {
-        let base = 20_000 + ((seed.wrapping_add(attempt * 7_919)) % 30_000) as u16;
-        let bound: Vec<_> = (0..ports)
-            .map_while(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).ok())
-            .collect();
-        if bound.len() == usize::from(ports) {
-            return base;
-        }
-    }
-    panic!("no {ports} consecutive free ports")
 }
 
 /// The first fenced block of `language` in a Markdown file.

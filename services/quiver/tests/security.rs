@@ -44,7 +44,7 @@ use quiver_proto::types::value::Kind;
 use quiver_proto::types::{EntityColumn, EntityKey, FieldStatus, RepeatedValue, Value};
 use quiver_tests::cluster::{channel, int, DEFS, PEER_SERVICE};
 use quiver_tests::offline_stack::entity_table;
-use quiver_tests::{free_address, QuiverProcess, ServingStatus};
+use quiver_tests::{free_address, free_port_block, QuiverProcess, ServingStatus};
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -1044,21 +1044,4 @@ async fn dev_secure_hands_out_an_admin_token_that_the_cli_uses() {
             .await
             .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
-}
-
-/// `ports` consecutive free loopback ports (released before returning, like `free_address`).
-fn free_port_block(ports: u16) -> u16 {
-    for _ in 0..200 {
-        let base = free_address().port();
-        if base.checked_add(ports).is_none() {
-            continue;
-        }
-        let bound: Vec<_> = (0..ports)
-            .map_while(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).ok())
-            .collect();
-        if bound.len() == usize::from(ports) {
-            return base;
-        }
-    }
-    panic!("no {ports} consecutive free ports")
 }
