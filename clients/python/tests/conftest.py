@@ -35,18 +35,26 @@ def quiver_bin() -> pathlib.Path:
     return pathlib.Path(target) / "debug" / "quiver"
 
 
+# Test ports come from below the kernel's ephemeral range (32768-60999 by default), as the Rust
+# tests' do (tests/src/lib.rs): a port bound as port 0 and released lies in that range, and any
+# outgoing connection may be given it before the server under test binds it.
+TEST_PORTS = range(10_000, 30_000)
+_next_port = [(time.time_ns() ^ (os.getpid() * 7_919)) % len(TEST_PORTS)]
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port_base(1)
 
 
 def free_port_base(span: int = 7) -> int:
-    """The first of `span` consecutive free loopback ports (released again: a small race with
-    other processes, which the tests accept, as the Rust tests do)."""
-    for _ in range(200):
-        base = free_port()
-        if base + span >= 65536:
+    """The first of `span` consecutive free loopback ports of TEST_PORTS, handed out in turn
+    (released again: a small race with other processes, which the tests accept, as the Rust
+    tests do)."""
+    for _ in range(len(TEST_PORTS) // span):
+        offset = _next_port[0] % len(TEST_PORTS)
+        _next_port[0] += span
+        base = TEST_PORTS.start + offset
+        if base + span > TEST_PORTS.stop:
             continue
         sockets = []
         try:
