@@ -39,15 +39,20 @@ pub struct ViewData {
 /// fits too) are packed into a `u128` with their length: no allocation per key and no pointer
 /// to chase on a lookup (a `Vec<u8>` map spent most of a snapshot's lookups on cache misses).
 ///
-/// The short keys are also kept sorted, with their ids (`sorted`, rebuilt by `seal` after
-/// ids are added): a snapshot looks up a whole batch of entity rows by sorting their keys and
-/// walking both lists once, instead of one random probe of a table bigger than the CPU's
-/// caches per row (which was a third of a warm snapshot's CPU).
+/// The short keys are kept sorted, with their ids (`sorted`, rebuilt by `seal` after ids are
+/// added): a snapshot looks up a whole batch of entity rows by sorting their keys and walking
+/// both lists once, instead of one random probe of a table bigger than the CPU's caches per
+/// row (which was a third of a warm snapshot's CPU). The hash map that gives ids while rows
+/// are indexed is dropped once sealed (it held every short key a second time) and rebuilt
+/// from `sorted` when rows are added again.
 #[derive(Default, Clone)]
 struct EntityIds {
+    /// Short keys to ids while ids are given; empty once sealed.
     short: HashMap<u128, u32, FxBuildHasher>,
     long: HashMap<Vec<u8>, u32, FxBuildHasher>,
     sorted: Vec<(u128, u32)>,
+    /// How many ids were given.
+    count: u32,
 }
 
 impl EntityIds {
@@ -61,20 +66,26 @@ impl EntityIds {
     }
 
     fn len(&self) -> usize {
-        self.short.len() + self.long.len()
+        self.count as usize
     }
 
     #[cfg(test)]
     fn get(&self, key: &[u8]) -> Option<u32> {
         match Self::pack(key) {
-            Some(packed) => self.short.get(&packed).copied(),
+            Some(packed) => self.short.get(&packed).copied().or_else(|| {
+                let at = self.sorted.partition_point(|(k, _)| *k < packed);
+                self.sorted
+                    .get(at)
+                    .filter(|(k, _)| *k == packed)
+                    .map(|(_, id)| *id)
+            }),
             None => self.long.get(key).copied(),
         }
     }
 
-    /// Rebuilds `sorted` (after ids were added).
+    /// Rebuilds `sorted` (after ids were added) and drops the map that gave them.
     fn seal(&mut self) {
-        self.sorted = self.short.iter().map(|(k, id)| (*k, *id)).collect();
+        self.sorted = std::mem::take(&mut self.short).into_iter().collect();
         self.sorted.sort_unstable_by_key(|(k, _)| *k);
     }
 
@@ -117,18 +128,26 @@ impl EntityIds {
     }
 
     fn id_or_insert(&mut self, key: &[u8]) -> u32 {
-        let next = self.len() as u32;
-        match Self::pack(key) {
-            // One probe per row: the index build looks up every row's key.
-            Some(packed) => *self.short.entry(packed).or_insert(next),
+        let next = self.count;
+        let id = match Self::pack(key) {
+            Some(packed) => {
+                if self.short.is_empty() && !self.sorted.is_empty() {
+                    // Sealed before: ids are given again (rows added to an index).
+                    self.short = self.sorted.iter().copied().collect();
+                }
+                // One probe per row: the index build looks up every row's key.
+                *self.short.entry(packed).or_insert(next)
+            }
+            // A long key is copied only when it is new.
             None => match self.long.get(key) {
                 Some(id) => *id,
-                None => {
-                    self.long.insert(key.to_vec(), next);
-                    next
-                }
+                None => *self.long.entry(key.to_vec()).or_insert(next),
             },
+        };
+        if id == next {
+            self.count += 1;
         }
+        id
     }
 }
 
