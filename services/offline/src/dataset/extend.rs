@@ -213,6 +213,47 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn an_index_extended_without_new_short_keys_still_finds_every_entity() {
+        let old = vec![chunk(1, 300, 1, true)];
+        let fresh = ViewData::index(old).unwrap();
+        // Keys 0-5 (short) and [6; 20] (long) all occur in 300 rows.
+        let keys: Vec<Vec<u8>> = (0..6u8).map(|k| vec![k]).chain([vec![6; 20]]).collect();
+        let found = |data: &ViewData| {
+            data.locate(
+                keys.iter()
+                    .enumerate()
+                    .map(|(row, k)| (row as u32, k.as_slice())),
+            )
+            .count()
+        };
+        assert_eq!(found(&fresh), keys.len());
+        // No rows at all, then rows of the long key only: the sorted short keys must survive.
+        let empty = fresh.extend(&[]).unwrap().unwrap();
+        assert_eq!(found(&empty), keys.len());
+        let long_only = chunk(400, 300, 1, true);
+        let long_rows: Vec<u32> = (0..long_only.num_rows() as u32)
+            .filter(|&i| {
+                long_only
+                    .column_by_name(quiver_lake::event_file::ENTITY)
+                    .unwrap()
+                    .as_any()
+                    .downcast_ref::<arrow_array::BinaryArray>()
+                    .unwrap()
+                    .value(i as usize)
+                    .len()
+                    == 20
+            })
+            .collect();
+        let long_only = arrow_select::take::take_record_batch(
+            &long_only,
+            &arrow_array::UInt32Array::from(long_rows),
+        )
+        .unwrap();
+        let extended = empty.extend(&[long_only]).unwrap().unwrap();
+        assert_eq!(found(&extended), keys.len());
+    }
+
+    #[test]
     fn a_few_keys_among_many_entities_are_searched_for() {
         let mut ids = crate::dataset::EntityIds::default();
         for k in 0..1000u32 {

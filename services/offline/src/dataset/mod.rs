@@ -83,8 +83,12 @@ impl EntityIds {
         }
     }
 
-    /// Rebuilds `sorted` (after ids were added) and drops the map that gave them.
+    /// Rebuilds `sorted` (after ids were added) and drops the map that gave them. Without a
+    /// map (no short key was looked up since the last seal) `sorted` is already whole.
     fn seal(&mut self) {
+        if self.short.is_empty() {
+            return;
+        }
         self.sorted = std::mem::take(&mut self.short).into_iter().collect();
         self.sorted.sort_unstable_by_key(|(k, _)| *k);
     }
