@@ -54,8 +54,7 @@ impl ViewData {
         }
 
         // The new rows' columns in arrival order, then every column merged.
-        let arrival: Vec<u32> = (0..added.rows.len() as u32).collect();
-        let mut fresh = sorted_columns(chunks.to_vec(), &arrival)?;
+        let mut fresh = sorted_columns(chunks.to_vec(), None)?;
         let mut columns = std::collections::HashMap::new();
         let names: Vec<String> = self
             .columns

@@ -171,7 +171,7 @@ impl ViewData {
         let mut ids = EntityIds::default();
         let ordered = Ordered::of(&chunks, &mut ids)?;
         ids.seal();
-        let columns = sorted_columns(chunks, &ordered.rows)?;
+        let columns = sorted_columns(chunks, Some(&ordered.rows))?;
         Ok(Self {
             ids,
             ranges: ordered.starts.windows(2).map(|w| (w[0], w[1])).collect(),
@@ -236,17 +236,19 @@ impl ViewData {
     }
 }
 
+/// Metadata column `name` of an exported batch.
+fn column<'c>(chunk: &'c RecordBatch, name: &str) -> Result<&'c ArrayRef, String> {
+    chunk
+        .column_by_name(name)
+        .ok_or_else(|| format!("an export file has no {name} column"))
+}
+
 /// Each row's ingest order in `chunk`: `log index << 32 | row in entry`.
 pub(crate) fn sequences(chunk: &RecordBatch) -> Result<Vec<u64>, String> {
-    let column = |name: &str| {
-        chunk
-            .column_by_name(name)
-            .ok_or_else(|| format!("an export file has no {name} column"))
-    };
-    let log_index = column(LOG_INDEX)?
+    let log_index = column(chunk, LOG_INDEX)?
         .as_primitive_opt::<UInt64Type>()
         .ok_or("bad _log_index type")?;
-    let row = column(ROW)?
+    let row = column(chunk, ROW)?
         .as_primitive_opt::<UInt32Type>()
         .ok_or("bad _row type")?;
     Ok((0..chunk.num_rows())
@@ -255,13 +257,14 @@ pub(crate) fn sequences(chunk: &RecordBatch) -> Result<Vec<u64>, String> {
 }
 
 /// Every value column of `chunks` (all but the metadata), rows reordered as `order` (row
-/// numbers across the chunks). Files of one view version share their columns' types.
+/// numbers across the chunks; `None`: in arrival order). Files of one view version share their
+/// columns' types.
 ///
 /// The batches are taken apart: a column read is freed as soon as it is reordered, not held
 /// until every column is.
 fn sorted_columns(
     chunks: Vec<RecordBatch>,
-    order: &[u32],
+    order: Option<&[u32]>,
 ) -> Result<HashMap<String, ArrayRef>, String> {
     let metadata = [ENTITY, EVENT_TIME, LOG_INDEX, ROW];
     let mut names: Vec<(String, arrow_schema::DataType)> = Vec::new();
@@ -292,12 +295,13 @@ fn sorted_columns(
         groups[group].push(ColumnParts { name, parts });
     }
     drop(chunks);
-    let indices = arrow_array::UInt32Array::from_iter_values(order.iter().copied());
+    let indices =
+        order.map(|order| arrow_array::UInt32Array::from_iter_values(order.iter().copied()));
     let sorted: Vec<Result<(String, ArrayRef), String>> = std::thread::scope(|scope| {
         let threads: Vec<_> = groups
             .into_iter()
             .map(|group| {
-                let indices = &indices;
+                let indices = indices.as_ref();
                 scope.spawn(move || {
                     group
                         .into_iter()
@@ -329,8 +333,9 @@ struct ColumnParts {
 }
 
 impl ColumnParts {
-    /// The column whole, rows reordered as `indices`; the parts are freed on the way.
-    fn sorted(self, indices: &arrow_array::UInt32Array) -> Result<ArrayRef, String> {
+    /// The column whole, rows reordered as `indices` (if given); the parts are freed on the
+    /// way.
+    fn sorted(self, indices: Option<&arrow_array::UInt32Array>) -> Result<ArrayRef, String> {
         let refs: Vec<&dyn Array> = self.parts.iter().map(|a| a.as_ref()).collect();
         let all = match arrow_select::concat::concat(&refs) {
             Ok(all) => all,
@@ -351,6 +356,9 @@ impl ColumnParts {
         };
         drop(refs);
         drop(self.parts);
+        let Some(indices) = indices else {
+            return Ok(all);
+        };
         arrow_select::take::take(all.as_ref(), indices, None)
             .map_err(|e| format!("column {:?}: {e}", self.name))
     }

@@ -10,7 +10,7 @@ use arrow_array::types::TimestampMicrosecondType;
 use arrow_array::RecordBatch;
 use quiver_lake::event_file::{ENTITY, EVENT_TIME};
 
-use super::{sequences, EntityIds};
+use super::{column, sequences, EntityIds};
 
 /// Rows of some record batches in index order.
 pub(super) struct Ordered {
@@ -35,15 +35,10 @@ impl Ordered {
         let mut times = Vec::with_capacity(total);
         let mut sequence = Vec::with_capacity(total);
         for chunk in chunks {
-            let column = |name: &str| {
-                chunk
-                    .column_by_name(name)
-                    .ok_or_else(|| format!("an export file has no {name} column"))
-            };
-            let entity = column(ENTITY)?
+            let entity = column(chunk, ENTITY)?
                 .as_binary_opt::<i32>()
                 .ok_or("bad _entity type")?;
-            let event = column(EVENT_TIME)?
+            let event = column(chunk, EVENT_TIME)?
                 .as_primitive_opt::<TimestampMicrosecondType>()
                 .ok_or("bad _event_time type")?;
             entity_of.extend(
