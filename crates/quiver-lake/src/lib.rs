@@ -4,6 +4,7 @@
 //! they are named from the log range they hold ([`layout`]), and the Parquet form of an exported
 //! row ([`event_file`], [`quarantine_file`], over the value conversions in [`columns`]).
 
+pub mod column_read;
 pub mod columns;
 pub mod event_file;
 pub mod layout;

@@ -3,6 +3,7 @@
 //! `AWS_*` environment variables, e.g. `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`,
 //! `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP`).
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -115,6 +116,20 @@ impl Lake {
     /// Reads the whole file at `path`.
     pub async fn get(&self, path: &Path) -> Result<Bytes, LakeError> {
         Ok(self.store.get(path).await?.bytes().await?)
+    }
+
+    /// Reads bytes `range` of the file at `path`.
+    pub async fn get_range(&self, path: &Path, range: Range<u64>) -> Result<Bytes, LakeError> {
+        Ok(self.store.get_range(path, range).await?)
+    }
+
+    /// Reads several byte ranges of the file at `path` (nearby ones in one request).
+    pub async fn get_ranges(
+        &self,
+        path: &Path,
+        ranges: &[Range<u64>],
+    ) -> Result<Vec<Bytes>, LakeError> {
+        Ok(self.store.get_ranges(path, ranges).await?)
     }
 
     /// Deletes `path` (a missing file is not an error: deletes are retried).

@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod config;
+mod pages;
 mod roles;
 
 use clap::Parser;

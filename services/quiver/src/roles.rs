@@ -76,6 +76,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
         }
         Role::Offline => {
+            crate::pages::prefer_small_pages();
             quiver_offline::serve(
                 &config.offline,
                 &config.grpc,

@@ -10,7 +10,8 @@ use arrow_array::RecordBatch;
 use futures::{StreamExt, TryStreamExt};
 use quiver_common::view_feed::Statistics;
 use quiver_core::Transform;
-use quiver_lake::event_file::{read_parquet, ENTITY, EVENT_TIME, LOG_INDEX, ROW};
+use quiver_lake::column_read::read_columns;
+use quiver_lake::event_file::{ENTITY, EVENT_TIME, LOG_INDEX, ROW};
 use quiver_lake::layout::{current_files, FileRange, ListedFile};
 use quiver_lake::{Lake, LakeError, Partition};
 
@@ -161,28 +162,29 @@ impl DataCache {
             Some(transforms) => wanted.extend(source_columns(transforms, request.columns)),
             None => wanted.extend(request.columns.iter().cloned()),
         }
-        // Files decode on blocking threads, as many at once as the machine has cores (a cold
-        // load is mostly Parquet decoding), and their batches are kept in file order.
+        // Files are read a column at a time (never a whole file in memory beside what it
+        // decodes to), each with as many columns at once as the machine has cores, and as many
+        // files at once: a cold load is mostly Parquet decoding. Batches stay in file order.
+        let parallel = std::thread::available_parallelism().map_or(2, usize::from);
         let wanted = Arc::new(wanted);
         // Each read owns what it needs (a future borrowing `files` is not `Send` for every
         // lifetime the service's stream needs).
         let reads: Vec<_> = files
             .iter()
-            .map(|file| (self.lake.clone(), file.path.clone(), wanted.clone()))
-            .collect();
-        let reads = reads.into_iter().map(|(lake, file, wanted)| async move {
-            let bytes = lake.get(&file).await?;
-            let path = file.to_string();
-            tokio::task::spawn_blocking(move || {
-                let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
-                read_parquet(bytes, Some(&names))
+            .map(|file| {
+                (
+                    self.lake.clone(),
+                    file.path.clone(),
+                    file.size,
+                    wanted.clone(),
+                )
             })
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r)
-            .map_err(|reason| LakeError::File { path, reason })
-        });
-        let parallel = std::thread::available_parallelism().map_or(2, usize::from);
+            .collect();
+        let reads = reads
+            .into_iter()
+            .map(|(lake, path, size, wanted)| async move {
+                read_columns(&lake, &path, size, Some(&wanted), parallel).await
+            });
         let read: Vec<Vec<RecordBatch>> = futures::stream::iter(reads)
             .buffered(parallel)
             .try_collect()
