@@ -79,18 +79,7 @@ pub async fn read_columns(
     let reads = roots.into_iter().map(|root| {
         let (metadata, tail) = (metadata.clone(), tail.clone());
         async move {
-            // The root's leaves' chunks in every row group.
-            let ranges: Vec<Range<u64>> = metadata
-                .metadata()
-                .row_groups()
-                .iter()
-                .flat_map(|group| group.columns().iter().enumerate())
-                .filter(|(leaf, _)| metadata.parquet_schema().get_column_root_idx(*leaf) == root)
-                .map(|(_, chunk)| {
-                    let (start, length) = chunk.byte_range();
-                    start..start.saturating_add(length)
-                })
-                .collect();
+            let ranges = chunk_ranges(&metadata, root, size).map_err(&malformed)?;
             let fetched = lake.get_ranges(path, &ranges).await?;
             let decoded = tokio::task::spawn_blocking(move || {
                 let mut file = tail;
@@ -111,6 +100,42 @@ pub async fn read_columns(
         .try_collect()
         .await?;
     assemble(decoded).map_err(malformed)
+}
+
+/// The byte ranges of root column `root`'s chunks (its leaves' in every row group), checked
+/// against the file's `size`: a footer is input, and a range outside the file is refused before
+/// anything is fetched (the parquet crate's own accessor panics on a negative offset).
+fn chunk_ranges(
+    metadata: &ArrowReaderMetadata,
+    root: usize,
+    size: u64,
+) -> Result<Vec<Range<u64>>, String> {
+    let schema = metadata.parquet_schema();
+    let mut ranges = Vec::new();
+    for group in metadata.metadata().row_groups() {
+        for (leaf, chunk) in group.columns().iter().enumerate() {
+            if leaf >= schema.num_columns() || schema.get_column_root_idx(leaf) != root {
+                continue;
+            }
+            let start = chunk
+                .dictionary_page_offset()
+                .unwrap_or_else(|| chunk.data_page_offset());
+            let range = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(chunk.compressed_size()).ok())
+                .and_then(|(start, length)| Some(start..start.checked_add(length)?))
+                .filter(|range| range.end <= size)
+                .ok_or_else(|| {
+                    format!(
+                        "column {:?} has a chunk at {start} of {} bytes, outside the file's {size}",
+                        chunk.column_path().string(),
+                        chunk.compressed_size()
+                    )
+                })?;
+            ranges.push(range);
+        }
+    }
+    Ok(ranges)
 }
 
 /// The length of the file's footer, from its trailer (the last 8 bytes).
@@ -270,7 +295,7 @@ mod tests {
         ])
         .unwrap();
         let properties = WriterProperties::builder()
-            .set_max_row_group_size(group_rows)
+            .set_max_row_group_row_count(Some(group_rows))
             .build();
         let mut writer =
             ArrowWriter::try_new(Vec::new(), batch.schema(), Some(properties)).unwrap();

@@ -21,8 +21,9 @@ use arrow_array::{Array, RecordBatch};
 use quiver_common::view_feed::{feed, PlannedView, Statistics};
 use quiver_common::Shutdown;
 use quiver_core::{FeatureView, Source};
+use quiver_lake::column_read::read_columns;
 use quiver_lake::columns::scalar_at;
-use quiver_lake::event_file::{read_parquet, ENTITY, EVENT_TIME, LOG_INDEX, ROW};
+use quiver_lake::event_file::{ENTITY, EVENT_TIME, LOG_INDEX, ROW};
 use quiver_lake::layout::current_files;
 use quiver_lake::{Lake, Partition};
 use quiver_proto::convert::scalar_to_value;
@@ -347,13 +348,14 @@ impl SourceLogFiles {
             return Ok(());
         }
         *self = Self::default();
+        // A column at a time: a compacted file is never in memory twice (bytes and decoded).
+        let parallel = std::thread::available_parallelism().map_or(2, usize::from);
         for file in &window {
-            let bytes = lake
-                .get(&file.path)
-                .await
-                .map_err(|e| failed(e.to_string()))?;
-            self.batches
-                .extend(blocking(|| read_parquet(bytes, None)).map_err(failed)?);
+            self.batches.extend(
+                read_columns(lake, &file.path, file.size, None, parallel)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?,
+            );
         }
         for (b, batch) in self.batches.iter().enumerate() {
             let (Some(index), Some(row)) = (

@@ -6,14 +6,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use arrow_array::RecordBatch;
+use arrow_array::{ArrayRef, RecordBatch};
 use futures::{StreamExt, TryStreamExt};
 use quiver_common::view_feed::Statistics;
 use quiver_core::Transform;
 use quiver_lake::column_read::read_columns;
 use quiver_lake::event_file::{ENTITY, EVENT_TIME, LOG_INDEX, ROW};
 use quiver_lake::layout::{current_files, FileRange, ListedFile};
-use quiver_lake::{Lake, LakeError, Partition};
+use quiver_lake::{Lake, LakeError, Partition, Path};
 
 use super::ViewData;
 use crate::source_rows::{source_columns, view_rows};
@@ -112,10 +112,16 @@ impl DataCache {
             None => {
                 crate::metrics::count_load("full");
                 let all: Vec<&ListedFile> = files.iter().collect();
-                let chunks = self.read(request, &all).await?;
                 let mut statistics = Statistics::new();
-                let chunks = version_rows(request, chunks, &mut statistics)?;
-                let data = blocking(request, move || ViewData::index(chunks)).await?;
+                let data = match request.transforms {
+                    // Transforms make a version's rows from all their inputs at once.
+                    Some(transforms) if !transforms.is_empty() => {
+                        let chunks = self.read(request, &all).await?;
+                        let chunks = version_rows(request, chunks, &mut statistics)?;
+                        blocking(request, move || ViewData::index(chunks)).await?
+                    }
+                    _ => self.index_by_column(request, &all).await?,
+                };
                 Loaded {
                     files: files.clone(),
                     data: Arc::new(data),
@@ -149,49 +155,110 @@ impl DataCache {
         }))
     }
 
+    /// Indexes the rows of `files` a column at a time: the metadata columns first (they give
+    /// the order), then each value column read, reordered and kept before the next is read,
+    /// as many at once as the machine has cores. A cold load of every column at once held the
+    /// whole view twice (read and reordered) at its peak.
+    async fn index_by_column(
+        &self,
+        request: &Request<'_>,
+        files: &[&ListedFile],
+    ) -> Result<ViewData, LakeError> {
+        // Every future here owns what it uses (one borrowing `files` or `self` is not `Send`
+        // for every lifetime the service's stream needs).
+        let files: Arc<Vec<(Path, u64)>> =
+            Arc::new(files.iter().map(|f| (f.path.clone(), f.size)).collect());
+        let metadata = read_files(
+            self.lake.clone(),
+            files.clone(),
+            &METADATA.map(String::from),
+        )
+        .await?;
+        // Each file's batches' rows: a file without a value column reads as nulls there.
+        let rows: Arc<Vec<Vec<usize>>> = Arc::new(
+            metadata
+                .iter()
+                .map(|batches| batches.iter().map(RecordBatch::num_rows).collect())
+                .collect(),
+        );
+        let chunks: Vec<RecordBatch> = metadata.into_iter().flatten().collect();
+        let (mut data, order) = blocking(request, move || ViewData::index_rows(&chunks)).await?;
+        let order = Arc::new(order);
+        let (lake, dir) = (self.lake.clone(), request.partition.dir().to_string());
+        // Owned names: a stream over an iterator borrowing the request is not `Send` either.
+        let names: Vec<String> = request.columns.to_vec();
+        let columns = names.into_iter().map(move |name| {
+            let (lake, files, rows, order) =
+                (lake.clone(), files.clone(), rows.clone(), order.clone());
+            let dir = dir.clone();
+            async move {
+                let read = read_files(lake, files, std::slice::from_ref(&name)).await?;
+                tokio::task::spawn_blocking(move || {
+                    ViewData::sorted_column(&name, read, &rows, &order)
+                        .map(|column| column.map(|c| (name, c)))
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r)
+                .map_err(|reason| LakeError::File { path: dir, reason })
+            }
+        });
+        let parallel = std::thread::available_parallelism().map_or(2, usize::from);
+        let sorted: Vec<Option<(String, ArrayRef)>> = futures::stream::iter(columns)
+            .buffered(parallel)
+            .try_collect()
+            .await?;
+        for (name, column) in sorted.into_iter().flatten() {
+            data.add_column(name, column);
+        }
+        Ok(data)
+    }
+
     /// The record batches of `files`, projected to what the request reads.
     async fn read(
         &self,
         request: &Request<'_>,
         files: &[&ListedFile],
     ) -> Result<Vec<RecordBatch>, LakeError> {
-        let mut wanted: Vec<String> = [ENTITY, EVENT_TIME, LOG_INDEX, ROW]
-            .map(String::from)
-            .to_vec();
+        let mut wanted: Vec<String> = METADATA.map(String::from).to_vec();
         match request.transforms {
             Some(transforms) => wanted.extend(source_columns(transforms, request.columns)),
             None => wanted.extend(request.columns.iter().cloned()),
         }
-        // Files are read a column at a time (never a whole file in memory beside what it
-        // decodes to), each with as many columns at once as the machine has cores, and as many
-        // files at once: a cold load is mostly Parquet decoding. Batches stay in file order.
-        let parallel = std::thread::available_parallelism().map_or(2, usize::from);
-        let wanted = Arc::new(wanted);
-        // Each read owns what it needs (a future borrowing `files` is not `Send` for every
-        // lifetime the service's stream needs).
-        let reads: Vec<_> = files
-            .iter()
-            .map(|file| {
-                (
-                    self.lake.clone(),
-                    file.path.clone(),
-                    file.size,
-                    wanted.clone(),
-                )
-            })
-            .collect();
-        let reads = reads
+        let files = Arc::new(files.iter().map(|f| (f.path.clone(), f.size)).collect());
+        Ok(read_files(self.lake.clone(), files, &wanted)
+            .await?
             .into_iter()
-            .map(|(lake, path, size, wanted)| async move {
-                read_columns(&lake, &path, size, Some(&wanted), parallel).await
-            });
-        let read: Vec<Vec<RecordBatch>> = futures::stream::iter(reads)
-            .buffered(parallel)
-            .try_collect()
-            .await?;
-        Ok(read.into_iter().flatten().collect())
+            .flatten()
+            .collect())
     }
 }
+
+/// The columns `wanted` of each of `files` (path, size), in file order. Files are read a column
+/// at a time (never a whole file in memory beside what it decodes to), each with as many columns
+/// at once as the machine has cores, and as many files at once.
+async fn read_files(
+    lake: Lake,
+    files: Arc<Vec<(Path, u64)>>,
+    wanted: &[String],
+) -> Result<Vec<Vec<RecordBatch>>, LakeError> {
+    let parallel = std::thread::available_parallelism().map_or(2, usize::from);
+    let wanted = Arc::new(wanted.to_vec());
+    let reads = (0..files.len()).map(|i| {
+        let (lake, files, wanted) = (lake.clone(), files.clone(), wanted.clone());
+        async move {
+            let (path, size) = &files[i];
+            read_columns(&lake, path, *size, Some(&wanted), parallel).await
+        }
+    });
+    futures::stream::iter(reads)
+        .buffered(parallel)
+        .try_collect()
+        .await
+}
+
+/// The metadata columns every exported row has.
+const METADATA: [&str; 4] = [ENTITY, EVENT_TIME, LOG_INDEX, ROW];
 
 /// The version's rows of `chunks` read for `request`: the source log's rows through the
 /// version's transforms, continuing from `statistics`, or the rows as they are.

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{UInt32Type, UInt64Type};
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use quiver_core::aggregate::FxBuildHasher;
 use quiver_core::Scalar;
 use quiver_lake::columns::{array_of, scalar_at, value_type};
@@ -168,17 +168,72 @@ impl ColumnRef {
 impl ViewData {
     /// Indexes the rows of `chunks` (record batches of exported event files).
     pub fn index(chunks: Vec<RecordBatch>) -> Result<Self, String> {
+        let (mut data, order) = Self::index_rows(&chunks)?;
+        data.columns = sorted_columns(chunks, Some(&order))?;
+        Ok(data)
+    }
+
+    /// The index of the rows of `chunks` (only their metadata columns are read) without any
+    /// value column, and the order value columns go in ([`ViewData::sorted_column`]).
+    pub fn index_rows(chunks: &[RecordBatch]) -> Result<(Self, UInt32Array), String> {
         let mut ids = EntityIds::default();
-        let ordered = Ordered::of(&chunks, &mut ids)?;
+        let ordered = Ordered::of(chunks, &mut ids)?;
         ids.seal();
-        let columns = sorted_columns(chunks, Some(&ordered.rows))?;
-        Ok(Self {
+        let data = Self {
             ids,
             ranges: ordered.starts.windows(2).map(|w| (w[0], w[1])).collect(),
             event_micros: ordered.event_micros,
             sequence: ordered.sequence,
-            columns,
-        })
+            columns: HashMap::new(),
+        };
+        Ok((data, UInt32Array::from(ordered.rows)))
+    }
+
+    /// Value column `name` from its record batches per file (`read[f]` one single-column batch
+    /// per batch of file `f`'s rows, or none where the file lacks the column: nulls there),
+    /// `rows[f]` the row counts of file `f`'s batches as [`ViewData::index_rows`] read them,
+    /// reordered by `order`. `None` when no file has the column.
+    pub fn sorted_column(
+        name: &str,
+        read: Vec<Vec<RecordBatch>>,
+        rows: &[Vec<usize>],
+        order: &UInt32Array,
+    ) -> Result<Option<ArrayRef>, String> {
+        let Some(data_type) = read
+            .iter()
+            .flatten()
+            .find_map(|b| b.columns().first().map(|c| c.data_type().clone()))
+        else {
+            return Ok(None);
+        };
+        let mut parts = Vec::new();
+        for (batches, rows) in read.into_iter().zip(rows) {
+            if batches.is_empty() {
+                parts.extend(
+                    rows.iter()
+                        .map(|&n| arrow_array::new_null_array(&data_type, n)),
+                );
+                continue;
+            }
+            if batches.len() != rows.len() {
+                return Err(format!(
+                    "column {name:?} was read in {} batches where its file has {}",
+                    batches.len(),
+                    rows.len()
+                ));
+            }
+            parts.extend(batches.iter().filter_map(|b| b.columns().first().cloned()));
+        }
+        let column = ColumnParts {
+            name: name.to_string(),
+            parts,
+        };
+        column.sorted(Some(order)).map(Some)
+    }
+
+    /// Adds value column `name` (in sorted row order).
+    pub fn add_column(&mut self, name: String, array: ArrayRef) {
+        self.columns.insert(name, array);
     }
 
     /// How many rows.
@@ -264,7 +319,7 @@ pub(crate) fn sequences(chunk: &RecordBatch) -> Result<Vec<u64>, String> {
 /// until every column is.
 fn sorted_columns(
     chunks: Vec<RecordBatch>,
-    order: Option<&[u32]>,
+    order: Option<&UInt32Array>,
 ) -> Result<HashMap<String, ArrayRef>, String> {
     let metadata = [ENTITY, EVENT_TIME, LOG_INDEX, ROW];
     let mut names: Vec<(String, arrow_schema::DataType)> = Vec::new();
@@ -295,19 +350,16 @@ fn sorted_columns(
         groups[group].push(ColumnParts { name, parts });
     }
     drop(chunks);
-    let indices =
-        order.map(|order| arrow_array::UInt32Array::from_iter_values(order.iter().copied()));
     let sorted: Vec<Result<(String, ArrayRef), String>> = std::thread::scope(|scope| {
         let threads: Vec<_> = groups
             .into_iter()
             .map(|group| {
-                let indices = indices.as_ref();
                 scope.spawn(move || {
                     group
                         .into_iter()
                         .map(|column| {
                             let name = column.name.clone();
-                            Ok((name, column.sorted(indices)?))
+                            Ok((name, column.sorted(order)?))
                         })
                         .collect::<Vec<_>>()
                 })
@@ -335,7 +387,7 @@ struct ColumnParts {
 impl ColumnParts {
     /// The column whole, rows reordered as `indices` (if given); the parts are freed on the
     /// way.
-    fn sorted(self, indices: Option<&arrow_array::UInt32Array>) -> Result<ArrayRef, String> {
+    fn sorted(self, indices: Option<&UInt32Array>) -> Result<ArrayRef, String> {
         let refs: Vec<&dyn Array> = self.parts.iter().map(|a| a.as_ref()).collect();
         let all = match arrow_select::concat::concat(&refs) {
             Ok(all) => all,
