@@ -43,10 +43,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cluster(args) => cluster::run(args).await?,
         Command::Push(args) => push::run(args).await?,
         Command::Load(args) => load::run(args).await?,
-        Command::Snapshot(args) => {
-            crate::pages::prefer_small_pages();
-            snapshot::run(args).await?
-        }
+        Command::Snapshot(args) => snapshot::run(args).await?,
         Command::Token(args) => token::run(args).await?,
     }
     Ok(ExitCode::SUCCESS)
