@@ -40,66 +40,108 @@ pub async fn read_columns(
     columns: Option<&[String]>,
     parallel: usize,
 ) -> Result<Vec<RecordBatch>, LakeError> {
-    let malformed = |reason: String| LakeError::File {
+    ParquetFile::open(lake, path, size)
+        .await?
+        .read(lake, columns, parallel)
+        .await
+}
+
+/// A Parquet file whose footer was read: its columns can be read one by one without reading
+/// the footer again (a reader of one column at a time across many files).
+#[derive(Clone)]
+pub struct ParquetFile {
+    path: Path,
+    metadata: ArrowReaderMetadata,
+    /// The end of the file as read for the footer (a file smaller than that, whole).
+    tail: Ranges,
+}
+
+impl ParquetFile {
+    /// Reads the footer of the Parquet file at `path`, `size` bytes long.
+    pub async fn open(lake: &Lake, path: &Path, size: u64) -> Result<Self, LakeError> {
+        let malformed = |reason: String| malformed(path, reason);
+        if size < 12 {
+            return Err(malformed(format!(
+                "{size} bytes is too short for a Parquet file"
+            )));
+        }
+        let tail_start = size.saturating_sub(FOOTER_GUESS);
+        let mut tail = Ranges::new(size);
+        tail.add(tail_start, lake.get_range(path, tail_start..size).await?);
+        let footer_length = footer_length(&tail, size).map_err(&malformed)?;
+        let footer_start = size
+            .checked_sub(8 + footer_length)
+            .ok_or_else(|| malformed(format!("a footer of {footer_length} bytes in {size}")))?;
+        if footer_start < tail_start {
+            tail = Ranges::new(size);
+            tail.add(
+                footer_start,
+                lake.get_range(path, footer_start..size).await?,
+            );
+        }
+        let metadata = contain_panics(|| {
+            ArrowReaderMetadata::load(&tail, ArrowReaderOptions::new()).map_err(|e| e.to_string())
+        })
+        .map_err(&malformed)?;
+        Ok(Self {
+            path: path.clone(),
+            metadata,
+            tail,
+        })
+    }
+
+    /// Reads the columns named in `columns` (see [`read_columns`]).
+    pub async fn read(
+        &self,
+        lake: &Lake,
+        columns: Option<&[String]>,
+        parallel: usize,
+    ) -> Result<Vec<RecordBatch>, LakeError> {
+        let path = &self.path;
+        let roots: Vec<usize> = self
+            .metadata
+            .parquet_schema()
+            .root_schema()
+            .get_fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| columns.is_none_or(|names| names.iter().any(|n| n == f.name())))
+            .map(|(root, _)| root)
+            .collect();
+        let reads = roots.into_iter().map(|root| {
+            let (metadata, mut file) = (self.metadata.clone(), self.tail.clone());
+            async move {
+                let ranges = chunk_ranges(&metadata, root, file.size)
+                    .map_err(|reason| malformed(path, reason))?;
+                // A small file was read whole with its footer.
+                let missing: Vec<Range<u64>> =
+                    ranges.into_iter().filter(|r| !file.holds(r)).collect();
+                if !missing.is_empty() {
+                    let fetched = lake.get_ranges(path, &missing).await?;
+                    for (range, bytes) in missing.iter().zip(fetched) {
+                        file.add(range.start, bytes);
+                    }
+                }
+                tokio::task::spawn_blocking(move || decode_root(file, metadata, root))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|decoded| decoded)
+                    .map_err(|reason| malformed(path, reason))
+            }
+        });
+        let decoded: Vec<(Arc<Field>, Vec<ArrayRef>)> = futures::stream::iter(reads)
+            .buffered(parallel.max(1))
+            .try_collect()
+            .await?;
+        assemble(decoded).map_err(|reason| malformed(path, reason))
+    }
+}
+
+fn malformed(path: &Path, reason: String) -> LakeError {
+    LakeError::File {
         path: path.to_string(),
         reason: format!("malformed Parquet: {reason}"),
-    };
-    if size < 12 {
-        return Err(malformed(format!(
-            "{size} bytes is too short for a Parquet file"
-        )));
     }
-    let tail_start = size.saturating_sub(FOOTER_GUESS);
-    let mut tail = Ranges::new(size);
-    tail.add(tail_start, lake.get_range(path, tail_start..size).await?);
-    let footer_length = footer_length(&tail, size).map_err(&malformed)?;
-    let footer_start = size
-        .checked_sub(8 + footer_length)
-        .ok_or_else(|| malformed(format!("a footer of {footer_length} bytes in {size}")))?;
-    if footer_start < tail_start {
-        tail = Ranges::new(size);
-        tail.add(
-            footer_start,
-            lake.get_range(path, footer_start..size).await?,
-        );
-    }
-    let metadata = contain_panics(|| {
-        ArrowReaderMetadata::load(&tail, ArrowReaderOptions::new()).map_err(|e| e.to_string())
-    })
-    .map_err(&malformed)?;
-    let schema = metadata.parquet_schema();
-    let roots: Vec<usize> = schema
-        .root_schema()
-        .get_fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| columns.is_none_or(|names| names.iter().any(|n| n == f.name())))
-        .map(|(root, _)| root)
-        .collect();
-    let reads = roots.into_iter().map(|root| {
-        let (metadata, tail) = (metadata.clone(), tail.clone());
-        async move {
-            let ranges = chunk_ranges(&metadata, root, size).map_err(&malformed)?;
-            let fetched = lake.get_ranges(path, &ranges).await?;
-            let decoded = tokio::task::spawn_blocking(move || {
-                let mut file = tail;
-                for (range, bytes) in ranges.iter().zip(fetched) {
-                    file.add(range.start, bytes);
-                }
-                decode_root(file, metadata, root)
-            })
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|decoded| decoded)
-            .map_err(&malformed)?;
-            Ok::<_, LakeError>(decoded)
-        }
-    });
-    let decoded: Vec<(Arc<Field>, Vec<ArrayRef>)> = futures::stream::iter(reads)
-        .buffered(parallel.max(1))
-        .try_collect()
-        .await?;
-    assemble(decoded).map_err(malformed)
 }
 
 /// The byte ranges of root column `root`'s chunks (its leaves' in every row group), checked
@@ -226,6 +268,13 @@ impl Ranges {
 
     fn add(&mut self, start: u64, bytes: Bytes) {
         self.parts.push((start, bytes));
+    }
+
+    /// Whether `range` lies inside one part.
+    fn holds(&self, range: &Range<u64>) -> bool {
+        self.parts
+            .iter()
+            .any(|(at, bytes)| *at <= range.start && range.end <= at + bytes.len() as u64)
     }
 
     /// The bytes from `start` to the end of the part holding it.

@@ -10,10 +10,10 @@ use arrow_array::{ArrayRef, RecordBatch};
 use futures::{StreamExt, TryStreamExt};
 use quiver_common::view_feed::Statistics;
 use quiver_core::Transform;
-use quiver_lake::column_read::read_columns;
+use quiver_lake::column_read::ParquetFile;
 use quiver_lake::event_file::{ENTITY, EVENT_TIME, LOG_INDEX, ROW};
 use quiver_lake::layout::{current_files, FileRange, ListedFile};
-use quiver_lake::{Lake, LakeError, Partition, Path};
+use quiver_lake::{Lake, LakeError, Partition};
 
 use super::ViewData;
 use crate::source_rows::{source_columns, view_rows};
@@ -165,9 +165,8 @@ impl DataCache {
         files: &[&ListedFile],
     ) -> Result<ViewData, LakeError> {
         // Every future here owns what it uses (one borrowing `files` or `self` is not `Send`
-        // for every lifetime the service's stream needs).
-        let files: Arc<Vec<(Path, u64)>> =
-            Arc::new(files.iter().map(|f| (f.path.clone(), f.size)).collect());
+        // for every lifetime the service's stream needs). Footers are read once.
+        let files = open_files(&self.lake, files).await?;
         let metadata = read_files(
             self.lake.clone(),
             files.clone(),
@@ -225,7 +224,7 @@ impl DataCache {
             Some(transforms) => wanted.extend(source_columns(transforms, request.columns)),
             None => wanted.extend(request.columns.iter().cloned()),
         }
-        let files = Arc::new(files.iter().map(|f| (f.path.clone(), f.size)).collect());
+        let files = open_files(&self.lake, files).await?;
         Ok(read_files(self.lake.clone(), files, &wanted)
             .await?
             .into_iter()
@@ -234,22 +233,39 @@ impl DataCache {
     }
 }
 
-/// The columns `wanted` of each of `files` (path, size), in file order. Files are read a column
-/// at a time (never a whole file in memory beside what it decodes to), each with as many columns
-/// at once as the machine has cores, and as many files at once.
+/// Reads the footers of `files`, as many at once as the machine has cores.
+async fn open_files(
+    lake: &Lake,
+    files: &[&ListedFile],
+) -> Result<Arc<Vec<ParquetFile>>, LakeError> {
+    let parallel = std::thread::available_parallelism().map_or(2, usize::from);
+    let opens: Vec<_> = files
+        .iter()
+        .map(|f| (lake.clone(), f.path.clone(), f.size))
+        .collect();
+    let opens = opens
+        .into_iter()
+        .map(|(lake, path, size)| async move { ParquetFile::open(&lake, &path, size).await });
+    let opened = futures::stream::iter(opens)
+        .buffered(parallel)
+        .try_collect()
+        .await?;
+    Ok(Arc::new(opened))
+}
+
+/// The columns `wanted` of each of `files`, in file order. Files are read a column at a time
+/// (never a whole file in memory beside what it decodes to), each with as many columns at once
+/// as the machine has cores, and as many files at once.
 async fn read_files(
     lake: Lake,
-    files: Arc<Vec<(Path, u64)>>,
+    files: Arc<Vec<ParquetFile>>,
     wanted: &[String],
 ) -> Result<Vec<Vec<RecordBatch>>, LakeError> {
     let parallel = std::thread::available_parallelism().map_or(2, usize::from);
     let wanted = Arc::new(wanted.to_vec());
     let reads = (0..files.len()).map(|i| {
         let (lake, files, wanted) = (lake.clone(), files.clone(), wanted.clone());
-        async move {
-            let (path, size) = &files[i];
-            read_columns(&lake, path, *size, Some(&wanted), parallel).await
-        }
+        async move { files[i].read(&lake, Some(&wanted), parallel).await }
     });
     futures::stream::iter(reads)
         .buffered(parallel)
