@@ -399,14 +399,25 @@ mod tests {
     fn reaches(network: &Network, from: u64, to: u64) -> bool {
         let mut server = Command::new("nsenter")
             .args([&nsenter_net(network.namespace(to)), "python3", "-c"])
-            .arg("import socket,time;s=socket.socket();s.bind(('0.0.0.0',7999));s.listen();time.sleep(5)")
+            .arg("import socket,time;s=socket.socket();s.bind(('0.0.0.0',7999));s.listen();print('listening',flush=True);time.sleep(5)")
+            .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        // Connect once it listens: a fixed pause lost the race on a loaded machine (python's
+        // start took longer, and the check read as a cut).
+        let mut line = String::new();
+        if let Some(out) = server.stdout.take() {
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line);
+        }
+        assert_eq!(
+            line.trim(),
+            "listening",
+            "the listener in host {to} did not start"
+        );
         let connect = format!("exec 3<>/dev/tcp/{}/7999 && echo connected", network.ip(to));
         let connected = Command::new("nsenter")
             .arg(nsenter_net(network.namespace(from)))
-            .args(["timeout", "1", "bash", "-c", &connect])
+            .args(["timeout", "2", "bash", "-c", &connect])
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).contains("connected"))
             .unwrap_or(false);
