@@ -2,7 +2,9 @@
 # Benchmarks the online store from the release binaries on loopback: starts a registry and
 # VOTERS online-store nodes in a temp dir, runs `quiver-bench`, reports the nodes' RSS and CPU,
 # and stops everything. Usage:
-#   scripts/bench-online.sh get     # 1 node: load ENTITIES rows, then read benchmarks
+#   scripts/bench-online.sh get     # 1 node: load ENTITIES rows, then read benchmarks; with
+#                                   # PERF_OUT=file, `perf record` of the node during the first
+#                                   # (1 x 8, closed loop) read run
 #   scripts/bench-online.sh write   # VOTERS (default 3) nodes: durable replicated write rate
 #   scripts/bench-online.sh peers   # 1 node (+ ingest, compute) and a bare tonic lookup server
 #                                   # (`quiver-bench peer-server`) on the same data: same-run
@@ -149,7 +151,13 @@ run_get() {
     'BEGIN { if (r > 0) printf "server CPU: %.1f us per request (%.2f cores); load generator: %.2f cores (incl. warm-up)\n", (a - b) * 1e6 / (r * s), (a - b) / s, (ca - cb) / s }'
 }
 echo "== 1 entity x 8 features, closed loop, 64 in flight"
+if [ -n "${PERF_OUT:-}" ]; then
+  # The read run's 2 s warm-up and its measured span, nothing after it.
+  perf record -F 999 -g -o "$PERF_OUT" -p "$node_pid" -- sleep "$(( ${duration%s} + 2 ))" >/dev/null 2>&1 &
+  perf_pid=$!
+fi
 run_get --batch 1 --concurrency 64
+[ -n "${PERF_OUT:-}" ] && { wait "$perf_pid" || true; }
 echo "== 1 entity x 8 features, open loop at 10000 req/s"
 run_get --batch 1 --concurrency 64 --rate 10000
 echo "== 100 entities x 8 features, open loop at 500 req/s"

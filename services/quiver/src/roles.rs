@@ -26,6 +26,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map(|v| v.get_name().to_string())
         .unwrap_or_else(|| "quiver".into());
     let telemetry = telemetry::init(&config.log, &format!("quiver-{role_name}"));
+    crate::pages::prefer_small_pages();
     quiver_common::tls::install(&config.tls)?;
     let shutdown = Shutdown::new().on_signals();
     let grpc = bind(config.grpc.listen, "grpc").await?;
@@ -76,7 +77,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
         }
         Role::Offline => {
-            crate::pages::prefer_small_pages();
             quiver_offline::serve(
                 &config.offline,
                 &config.grpc,
@@ -190,6 +190,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     // Defaults, tunable with `QUIVER__…` variables; addresses and directories are set below.
     let mut config: QuiverConfig = load_config(None)?;
     let telemetry = telemetry::init(&config.log, "quiver-dev");
+    crate::pages::prefer_small_pages();
     let port = |offset: u16| -> anyhow::Result<SocketAddr> {
         let port = args
             .port_base
