@@ -26,6 +26,7 @@ pub mod serving;
 pub mod source_log_retention;
 pub mod storage;
 pub mod store_identity;
+pub mod store_reader;
 pub mod tile_read;
 pub mod write;
 

@@ -18,8 +18,9 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::keys;
+use crate::error::OnlineStoreError;
 use crate::raft::state_machine::StateMachine;
+use crate::store_reader::StoreReader;
 use crate::tile_read::ReadAggregate;
 
 /// Shards, so readers on different cores rarely wait for one another.
@@ -42,18 +43,13 @@ pub struct Sealing<'a> {
 /// definition's, if larger).
 pub fn watermark_and_sealing<'a>(
     state: &StateMachine,
+    store: &StoreReader<'_>,
     cache: &'a SealedTiles,
     watermark_key: &[u8],
     lateness: i64,
-) -> Result<(Option<i64>, Option<Sealing<'a>>), rocksdb::Error> {
+) -> Result<(Option<i64>, Option<Sealing<'a>>), OnlineStoreError> {
     let generation = state.tiles_generation();
-    let db = state.db();
-    let Some(cf) = db.cf_handle(keys::CF_SM_DATA) else {
-        return Ok((None, None));
-    };
-    let watermark = db
-        .get_cf(cf, watermark_key)?
-        .and_then(|v| v.as_slice().try_into().ok().map(keys::from_ordered_i64));
+    let watermark = store.watermark(watermark_key)?;
     let lateness = state
         .lateness_applied(watermark_key)
         .unwrap_or(0)

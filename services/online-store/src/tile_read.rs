@@ -3,11 +3,11 @@
 
 use quiver_core::aggregate::{Partial, TileRecord};
 use quiver_core::tiling::{self, AggregateSpec, Layout};
-use rocksdb::{IteratorMode, ReadOptions, DB};
 
 use crate::error::OnlineStoreError;
 use crate::keys;
 use crate::sealed_tiles::{Entry, Sealing};
+use crate::store_reader::StoreReader;
 
 /// One aggregate's value as read: the merged partial and the latest event time in it
 /// (`i64::MIN` when it covers no event).
@@ -17,10 +17,6 @@ pub struct ReadAggregate {
     pub partial: Partial,
     /// The latest event time merged in.
     pub max_event_micros: i64,
-}
-
-fn internal(e: impl std::fmt::Display) -> OnlineStoreError {
-    OnlineStoreError::Internal(format!("tile read failed: {e}"))
 }
 
 /// The aggregates of one view version (or of its statistics) a read merges.
@@ -38,16 +34,13 @@ pub struct ViewTiles<'a> {
 /// ones from `running`. With `sealing`, a read near the present takes its windows' sealed tiles
 /// merged from the cache (and keeps them there), and reads only the tiles that can still change.
 pub fn read_entity(
-    db: &DB,
+    store: &StoreReader<'_>,
     view: ViewTiles<'_>,
     entity: &[u8],
     as_of_micros: i64,
     running: Option<&TileRecord>,
     sealing: Option<Sealing<'_>>,
 ) -> Result<Vec<ReadAggregate>, OnlineStoreError> {
-    let cf = db
-        .cf_handle(keys::CF_SM_DATA)
-        .ok_or_else(|| internal("column family sm_data is missing"))?;
     let ViewTiles {
         prefix: tiles_prefix,
         specs,
@@ -112,31 +105,7 @@ pub fn read_entity(
             tiling::epoch(start, family.epoch_tiles)..=tiling::epoch(last, family.epoch_tiles);
         for epoch in epochs.filter(|_| start <= last) {
             let prefix = keys::tile_epoch_prefix(tiles_prefix, family.tile_micros, epoch);
-            let mut options = ReadOptions::default();
-            // Every key of the range shares the seek key's prefix (entity in this tile size
-            // and epoch): the prefix bloom filter may skip files without it.
-            options.set_prefix_same_as_start(true);
-            options.set_iterate_lower_bound(keys::tile_key(&prefix, entity, start));
-            options.set_iterate_upper_bound(keys::tile_key(
-                &prefix,
-                entity,
-                last.saturating_add(1),
-            ));
-            for item in db.iterator_cf_opt(cf, options, IteratorMode::Start) {
-                let (key, value) = item.map_err(internal)?;
-                let Some(bucket) = key
-                    .len()
-                    .checked_sub(8)
-                    .and_then(|at| key[at..].try_into().ok())
-                    .map(keys::from_ordered_i64)
-                else {
-                    continue;
-                };
-                // A record that does not decode is skipped (it would be on every replica).
-                let Ok(record) = TileRecord::decode(&value) else {
-                    tracing::error!("a stored tile does not decode; skipped");
-                    continue;
-                };
+            store.for_each_tile(&prefix, entity, (start, last), |bucket, record| {
                 let into = if split.is_some_and(|seal| bucket < seal) {
                     &mut sealed
                 } else {
@@ -151,7 +120,7 @@ pub fn read_entity(
                         slot.max_event_micros = slot.max_event_micros.max(record.max_event_micros);
                     }
                 }
-            }
+            })?;
         }
         if let Some((key, sealing, head, seal)) = cached {
             sealing.cache.put(

@@ -24,6 +24,7 @@ use crate::error::OnlineStoreError;
 use crate::keys::{self, Space};
 use crate::node::{Node, GROUP};
 use crate::raft::command;
+use crate::store_reader::StoreReader;
 use crate::tile_read::{read_entity, ViewTiles};
 
 /// The write service of one node.
@@ -479,15 +480,15 @@ pub(crate) fn read_aggregates_record(
     } else {
         request.entity_key.clone()
     };
-    let db = node.state.db();
-    let space = |s| keys::view_prefix(GROUP, s, &request.project, &request.view, request.version);
-    let cf = db
-        .cf_handle(keys::CF_SM_DATA)
-        .ok_or_else(|| OnlineStoreError::Internal("column family sm_data is missing".into()))?;
-    let running = db
-        .get_cf(cf, keys::running_key(&space(Space::Running), &entity))
-        .map_err(|e| OnlineStoreError::Internal(format!("read failed: {e}")))?
-        .and_then(|b| TileRecord::decode(&b).ok());
+    let store = StoreReader::new(node.state.db())?;
+    let running_prefix = keys::view_prefix(
+        GROUP,
+        Space::Running,
+        &request.project,
+        &request.view,
+        request.version,
+    );
+    let running = store.running_record(&running_prefix, &entity)?;
     let tiles = keys::tiles_prefix(
         GROUP,
         &request.project,
@@ -496,7 +497,7 @@ pub(crate) fn read_aggregates_record(
         statistics,
     );
     let read = read_entity(
-        db,
+        &store,
         ViewTiles {
             prefix: &tiles,
             specs,

@@ -1030,10 +1030,9 @@ mod tests {
             state ^= state << 17;
             (state % below) as i64
         };
-        let running_key = keys::running_key(
-            &keys::view_prefix(sm.group(), keys::Space::Running, "shop", "stats", 1),
-            b"i-user-7",
-        );
+        let store = crate::store_reader::StoreReader::new(sm.db()).unwrap();
+        let running_prefix =
+            keys::view_prefix(sm.group(), keys::Space::Running, "shop", "stats", 1);
         let mut sequences: HashMap<String, u64> = HashMap::new();
         for index in 1..1_500u64 {
             now += random(20) * second;
@@ -1049,21 +1048,17 @@ mod tests {
             let mut write = producer_batch(&producer, 0, *sequence, at);
             write.event_batches[0].history = history;
             apply_one(&sm, index + 1, write);
-            let running = sm
-                .db()
-                .get_cf(sm.cf(keys::CF_SM_DATA).unwrap(), &running_key)
-                .unwrap()
-                .and_then(|v| quiver_core::aggregate::TileRecord::decode(&v).ok());
+            let running = store.running_record(&running_prefix, b"i-user-7").unwrap();
             assert!(running.is_some());
             // Now, a minute or two on, and two hours on (past every window of the entity).
             for as_of in [now, now + random(90) * second, now + 2 * 60 * minute] {
                 // The definition read says 30 s, the batches were applied with a minute (the
                 // registry changed it): tiles are sealed by the larger.
                 let (_, sealing) =
-                    watermark_and_sealing(&sm, &cache, &watermark_key, minute / 2).unwrap();
+                    watermark_and_sealing(&sm, &store, &cache, &watermark_key, minute / 2).unwrap();
                 // The view has windows only: the running record just lets a read skip them.
                 let read = |running, sealing| {
-                    read_entity(sm.db(), view, b"i-user-7", as_of, running, sealing)
+                    read_entity(&store, view, b"i-user-7", as_of, running, sealing)
                         .unwrap()
                         .into_iter()
                         .map(|r| (r.partial.finish(), r.max_event_micros))

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
-use rocksdb::{ColumnFamily, DB};
+use crate::store_reader::StoreReader;
 
 /// Per running-record prefix (one view version), whether any record exists under it.
 #[derive(Debug, Default)]
@@ -25,16 +25,13 @@ pub struct StreamedViews {
 
 impl StreamedViews {
     /// Whether any running record exists under `prefix`: from memory, or one seek the first time.
-    pub fn has_records(&self, db: &DB, cf: &ColumnFamily, prefix: &[u8]) -> bool {
+    pub fn has_records(&self, store: &StoreReader<'_>, prefix: &[u8]) -> bool {
         if let Some(known) = self.known.read().ok().and_then(|m| m.get(prefix).copied()) {
             return known;
         }
         let installs = self.installs.load(Ordering::Acquire);
-        let mut iter = db.raw_iterator_cf(cf);
-        iter.seek(prefix);
-        let found = iter.key().is_some_and(|k| k.starts_with(prefix));
         // An iterator error reads as "yes": the read then looks, as it always did.
-        let found = found || iter.status().is_err();
+        let found = store.any_under(prefix);
         if let Ok(mut known) = self.known.write() {
             if self.installs.load(Ordering::Acquire) == installs {
                 // A version apply marked meanwhile stays marked.
@@ -76,28 +73,26 @@ mod tests {
     #[test]
     fn a_version_is_streamed_once_a_record_is_marked_or_found_and_only_then() {
         let dir = tempfile::tempdir().unwrap();
-        let mut options = rocksdb::Options::default();
-        options.create_if_missing(true);
-        options.create_missing_column_families(true);
-        let db = DB::open_cf(&options, dir.path(), ["data"]).unwrap();
-        let cf = db.cf_handle("data").unwrap();
+        let db = crate::storage::open_db(dir.path(), 1 << 20).unwrap();
+        let cf = db.cf_handle(crate::keys::CF_SM_DATA).unwrap();
+        let store = StoreReader::new(&db).unwrap();
         let views = StreamedViews::default();
 
-        assert!(!views.has_records(&db, cf, b"r/a"));
+        assert!(!views.has_records(&store, b"r/a"));
         // Marked by apply before its batch commits: a reader that cached "no" learns it.
         views.mark(b"r/a");
-        assert!(views.has_records(&db, cf, b"r/a"));
+        assert!(views.has_records(&store, b"r/a"));
         // Found on disk (a restart, or records another way): one seek, then from memory.
         db.put_cf(cf, b"r/b\x00entity", b"record").unwrap();
-        assert!(views.has_records(&db, cf, b"r/b"));
+        assert!(views.has_records(&store, b"r/b"));
         assert!(
-            !views.has_records(&db, cf, b"r/c"),
+            !views.has_records(&store, b"r/c"),
             "a neighbouring prefix is not a match"
         );
         // An install replaces everything: answers are looked up again.
         db.put_cf(cf, b"r/c\x00entity", b"record").unwrap();
-        assert!(!views.has_records(&db, cf, b"r/c"), "remembered");
+        assert!(!views.has_records(&store, b"r/c"), "remembered");
         views.forget();
-        assert!(views.has_records(&db, cf, b"r/c"));
+        assert!(views.has_records(&store, b"r/c"));
     }
 }

@@ -6,8 +6,6 @@
 //! the latest row per entity, so a row newer than `as_of` cannot say what was true at `as_of`:
 //! that cell is `INVALID` (point-in-time history is the offline store's job).
 
-use prost::Message;
-use quiver_core::aggregate::TileRecord;
 use quiver_core::tiling::{self};
 use quiver_core::Window;
 use quiver_proto::convert::{micros_to_timestamp, scalar_to_value};
@@ -15,8 +13,8 @@ use quiver_proto::online::StoredRow;
 use quiver_proto::types::{FieldStatus, Value};
 
 use crate::error::OnlineStoreError;
-use crate::keys::{self};
 use crate::sealed_tiles::watermark_and_sealing;
+use crate::store_reader::StoreReader;
 use crate::tile_read::{read_entity, ReadAggregate, ViewTiles};
 
 use super::plan::ReadPlan;
@@ -52,22 +50,18 @@ impl Serving {
         reads: &mut [ViewRows],
         as_of_micros: i64,
     ) -> Result<(), OnlineStoreError> {
-        let db = self.node.state.db();
-        let cf = db
-            .cf_handle(keys::CF_SM_DATA)
-            .ok_or_else(|| OnlineStoreError::Internal("column family sm_data is missing".into()))?;
-        let fail = |e: rocksdb::Error| OnlineStoreError::Internal(format!("read failed: {e}"));
+        let store = StoreReader::new(self.node.state.db())?;
         for (group, read) in plan.groups.iter().zip(reads.iter_mut()) {
             // Only windows reach back to the horizon: a view without any skips the read.
             let windowed = !group.aggregates.features.families.is_empty();
             let (watermark, sealing) = if windowed {
                 watermark_and_sealing(
                     &self.node.state,
+                    &store,
                     &self.sealed,
                     &group.watermark_key,
                     group.lateness_micros,
-                )
-                .map_err(fail)?
+                )?
             } else {
                 (None, None)
             };
@@ -80,36 +74,27 @@ impl Serving {
             });
             // A view whose rows were only ever written directly has no running records: its
             // reads skip a lookup that would miss for every entity.
-            let streams =
-                self.node
-                    .state
-                    .streamed_views()
-                    .has_records(db, cf, &group.running_prefix);
+            let streams = self
+                .node
+                .state
+                .streamed_views()
+                .has_records(&store, &group.running_prefix);
             let running = if streams {
-                let running_keys: Vec<Vec<u8>> = read
-                    .entities
-                    .iter()
-                    .map(|e| keys::running_key(&group.running_prefix, e))
-                    .collect();
-                db.batched_multi_get_cf(cf, running_keys.iter(), false)
+                store.running_records(&group.running_prefix, &read.entities)?
             } else {
-                read.entities.iter().map(|_| Ok(None)).collect()
+                vec![None; read.entities.len()]
             };
             let aggregates = &group.aggregates;
             let mut missing = Vec::new();
             read.streamed = Vec::with_capacity(read.entities.len());
-            for (row, result) in running.into_iter().enumerate() {
-                let record = match result.map_err(fail)? {
-                    Some(bytes) => TileRecord::decode(bytes.as_ref()).ok(),
-                    None => None,
-                };
+            for (row, record) in running.into_iter().enumerate() {
                 let Some(record) = record else {
                     missing.push(row);
                     read.streamed.push(None);
                     continue;
                 };
                 let features = read_entity(
-                    db,
+                    &store,
                     ViewTiles {
                         prefix: &group.tiles_prefix,
                         specs: aggregates.feature_specs(),
@@ -125,16 +110,13 @@ impl Serving {
                     features,
                 }));
             }
-            read.rows = (0..read.entities.len()).map(|_| None).collect();
+            read.rows = vec![None; read.entities.len()];
             if missing.is_empty() {
                 continue;
             }
-            let values = db.batched_multi_get_cf(cf, missing.iter().map(|r| &read.keys[*r]), false);
-            for (row, value) in missing.into_iter().zip(values) {
-                read.rows[row] = match value.map_err(fail)? {
-                    Some(bytes) => StoredRow::decode(bytes.as_ref()).ok(),
-                    None => None,
-                };
+            let rows = store.rows(missing.iter().map(|r| &read.keys[*r]))?;
+            for (row, stored) in missing.into_iter().zip(rows) {
+                read.rows[row] = stored;
             }
         }
         Ok(())
