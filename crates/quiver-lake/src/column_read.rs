@@ -381,6 +381,30 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_chunk_the_footer_places_outside_the_file_is_refused() {
+        let bytes = Bytes::from(file(200_000, 70_000));
+        let metadata = ArrowReaderMetadata::load(&bytes, Default::default()).unwrap();
+        let size = bytes.len() as u64;
+        for root in 0..3 {
+            let ranges = chunk_ranges(&metadata, root, size).unwrap();
+            assert_eq!(ranges.len(), 3, "a chunk per row group");
+            assert!(ranges.iter().all(|r| r.start < r.end && r.end <= size));
+        }
+        // A footer that places a chunk past the end (a file cut short, or a footer that lies):
+        // that column is refused, by name, before anything is fetched.
+        let x = chunk_ranges(&metadata, 2, size).unwrap();
+        let error = chunk_ranges(&metadata, 2, x[2].end - 1).unwrap_err();
+        assert!(
+            error.contains("column \"x\"") && error.contains("outside the file"),
+            "{error}"
+        );
+        assert!(
+            chunk_ranges(&metadata, 2, x[2].end).is_ok(),
+            "a chunk may end the file"
+        );
+    }
+
     #[tokio::test]
     async fn a_file_that_is_not_parquet_is_an_error_naming_it() {
         for bytes in [b"not parquet at all".to_vec(), b"PAR1".to_vec(), Vec::new()] {

@@ -7,7 +7,7 @@ use anyhow::Context;
 use arrow_array::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use quiver_lake::event_file::{parquet_properties, TRAINING_SET_ROW_GROUP_ROWS};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Batches waiting to be encoded, at most (each is one answer batch of the snapshot service).
 const QUEUED: usize = 4;
@@ -23,28 +23,34 @@ pub enum Destination {
 /// A Parquet file being written.
 pub struct ParquetSink {
     batches: mpsc::Sender<RecordBatch>,
-    writer: std::thread::JoinHandle<anyhow::Result<Option<Vec<u8>>>>,
+    /// The writer thread's outcome; closed without one if the thread panicked.
+    written: oneshot::Receiver<anyhow::Result<Option<Vec<u8>>>>,
 }
 
 impl ParquetSink {
     /// Starts the writer thread.
     pub fn start(destination: Destination) -> Self {
         let (batches, mut receiver) = mpsc::channel::<RecordBatch>(QUEUED);
-        let writer = std::thread::spawn(move || -> anyhow::Result<Option<Vec<u8>>> {
-            let Some(first) = receiver.blocking_recv() else {
-                return Ok(None);
-            };
-            match destination {
-                Destination::File(path) => {
-                    let file = std::fs::File::create(&path)
-                        .with_context(|| format!("cannot create {}", path.display()))?;
-                    encode(file, first, &mut receiver)?;
-                    Ok(None)
+        let (done, written) = oneshot::channel();
+        std::thread::spawn(move || {
+            let outcome = (|| -> anyhow::Result<Option<Vec<u8>>> {
+                let Some(first) = receiver.blocking_recv() else {
+                    return Ok(None);
+                };
+                match destination {
+                    Destination::File(path) => {
+                        let file = std::fs::File::create(&path)
+                            .with_context(|| format!("cannot create {}", path.display()))?;
+                        encode(file, first, &mut receiver)?;
+                        Ok(None)
+                    }
+                    Destination::Memory => Ok(Some(encode(Vec::new(), first, &mut receiver)?)),
                 }
-                Destination::Memory => Ok(Some(encode(Vec::new(), first, &mut receiver)?)),
-            }
+            })();
+            // The caller may have gone (an error of its own); nothing is left to tell.
+            let _ = done.send(outcome);
         });
-        Self { batches, writer }
+        Self { batches, written }
     }
 
     /// Queues `batch`; waits while the writer is `QUEUED` batches behind.
@@ -56,12 +62,13 @@ impl ParquetSink {
         Ok(())
     }
 
-    /// Waits for every queued batch to be written and the file closed; the file's bytes for
-    /// [`Destination::Memory`] (`None` when no batch came).
-    pub fn finish(self) -> anyhow::Result<Option<Vec<u8>>> {
+    /// Waits, without holding up the async runtime, for every queued batch to be written and
+    /// the file closed; the file's bytes for [`Destination::Memory`] (`None` when no batch
+    /// came).
+    pub async fn finish(self) -> anyhow::Result<Option<Vec<u8>>> {
         drop(self.batches);
-        self.writer
-            .join()
+        self.written
+            .await
             .map_err(|_| anyhow::anyhow!("the Parquet writer panicked"))?
     }
 }

@@ -84,7 +84,7 @@ pub async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
         Ok(())
     }
     .await;
-    let written = sink.finish();
+    let written = sink.finish().await;
     if let Some(progress) = &progress {
         progress.abort();
     }
