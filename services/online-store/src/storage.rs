@@ -75,6 +75,15 @@ pub fn open_db(path: &Path, block_cache_bytes: usize) -> Result<Arc<DB>, rocksdb
     )?))
 }
 
+/// Turns RocksDB's performance counters off for the calling thread (call it on every thread
+/// that reads or writes the store). They are on by default, per thread, and each count costs
+/// thread-local lookups through the shared library (`__tls_get_addr` and the counters' TLS init
+/// function): every key comparison of a memtable insert counts one, which was about 6% of
+/// `quiver dev`'s CPU under `user_txn` ingest (perf, `docs/benchmarks.md`). Nothing reads them.
+pub fn without_perf_counters() {
+    rocksdb::perf::set_perf_stats(rocksdb::perf::PerfStatsLevel::Disable);
+}
+
 /// RocksDB's full merge for `sm_data`: only tile and running records are ever merged.
 fn merge_tile_records(
     _key: &[u8],

@@ -17,7 +17,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> std::process::ExitCode {
     exit_quietly_on_closed_stdout();
     let cli = cli::Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Every thread of the runtime may read or write the online store.
+    quiver_online_store::storage::without_perf_counters();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(quiver_online_store::storage::without_perf_counters)
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
