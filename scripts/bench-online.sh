@@ -4,7 +4,8 @@
 # and stops everything. Usage:
 #   scripts/bench-online.sh get     # 1 node: load ENTITIES rows, then read benchmarks; with
 #                                   # PERF_OUT=file, `perf record` of the node during the first
-#                                   # (1 x 8, closed loop) read run
+#                                   # (closed loop) read run, of PERF_BATCH (default 1) entities
+#                                   # per request
 #   scripts/bench-online.sh write   # VOTERS (default 3) nodes: durable replicated write rate
 #   scripts/bench-online.sh peers   # 1 node (+ ingest, compute) and a bare tonic lookup server
 #                                   # (`quiver-bench peer-server`) on the same data: same-run
@@ -150,13 +151,13 @@ run_get() {
   awk -v b="$before" -v a="$after" -v r="$requests" -v s="$secs" -v cb="$client_before" -v ca="$client_after" \
     'BEGIN { if (r > 0) printf "server CPU: %.1f us per request (%.2f cores); load generator: %.2f cores (incl. warm-up)\n", (a - b) * 1e6 / (r * s), (a - b) / s, (ca - cb) / s }'
 }
-echo "== 1 entity x 8 features, closed loop, 64 in flight"
+echo "== ${PERF_BATCH:-1} entity(ies) x 8 features, closed loop, 64 in flight"
 if [ -n "${PERF_OUT:-}" ]; then
   # The read run's 2 s warm-up and its measured span, nothing after it.
   perf record -F 999 -g -o "$PERF_OUT" -p "$node_pid" -- sleep "$(( ${duration%s} + 2 ))" >/dev/null 2>&1 &
   perf_pid=$!
 fi
-run_get --batch 1 --concurrency 64
+run_get --batch "${PERF_BATCH:-1}" --concurrency 64
 [ -n "${PERF_OUT:-}" ] && { wait "$perf_pid" || true; }
 echo "== 1 entity x 8 features, open loop at 10000 req/s"
 run_get --batch 1 --concurrency 64 --rate 10000
