@@ -28,6 +28,12 @@ use crate::{Lake, LakeError};
 /// The bytes read of the footer first: the footer and its 8-byte trailer of most files.
 const FOOTER_GUESS: u64 = 64 << 10;
 
+/// How many reads (files, or columns of one file) to run at once: the machine's cores, 2 when
+/// they cannot be counted. Decoding Parquet is most of a read's time.
+pub fn parallel_reads() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
 /// Reads the columns named in `columns` (every column when `None`; names the file lacks are
 /// skipped) of the Parquet file at `path`, `size` bytes long, as record batches of
 /// [`READ_BATCH_ROWS`] rows with the columns in file order (what

@@ -21,7 +21,7 @@ use arrow_array::{Array, RecordBatch};
 use quiver_common::view_feed::{feed, PlannedView, Statistics};
 use quiver_common::Shutdown;
 use quiver_core::{FeatureView, Source};
-use quiver_lake::column_read::read_columns;
+use quiver_lake::column_read::{parallel_reads, read_columns};
 use quiver_lake::columns::scalar_at;
 use quiver_lake::event_file::{ENTITY, EVENT_TIME, LOG_INDEX, ROW};
 use quiver_lake::layout::current_files;
@@ -349,10 +349,9 @@ impl SourceLogFiles {
         }
         *self = Self::default();
         // A column at a time: a compacted file is never in memory twice (bytes and decoded).
-        let parallel = std::thread::available_parallelism().map_or(2, usize::from);
         for file in &window {
             self.batches.extend(
-                read_columns(lake, &file.path, file.size, None, parallel)
+                read_columns(lake, &file.path, file.size, None, parallel_reads())
                     .await
                     .map_err(|e| failed(e.to_string()))?,
             );

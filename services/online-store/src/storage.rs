@@ -78,8 +78,9 @@ pub fn open_db(path: &Path, block_cache_bytes: usize) -> Result<Arc<DB>, rocksdb
 /// Turns RocksDB's performance counters off for the calling thread (call it on every thread
 /// that reads or writes the store). They are on by default, per thread, and each count costs
 /// thread-local lookups through the shared library (`__tls_get_addr` and the counters' TLS init
-/// function): every key comparison of a memtable insert counts one, which was about 6% of
-/// `quiver dev`'s CPU under `user_txn` ingest (perf, `docs/benchmarks.md`). Nothing reads them.
+/// function): every key comparison of a memtable insert counts one, which was 5.2% of
+/// `quiver dev`'s CPU under `user_txn` ingest, 1.8% after (perf, `docs/benchmarks.md`).
+/// Nothing reads them.
 pub fn without_perf_counters() {
     rocksdb::perf::set_perf_stats(rocksdb::perf::PerfStatsLevel::Disable);
 }

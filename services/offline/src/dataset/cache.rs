@@ -10,7 +10,7 @@ use arrow_array::{ArrayRef, RecordBatch};
 use futures::{StreamExt, TryStreamExt};
 use quiver_common::view_feed::Statistics;
 use quiver_core::Transform;
-use quiver_lake::column_read::ParquetFile;
+use quiver_lake::column_read::{parallel_reads, ParquetFile};
 use quiver_lake::event_file::{ENTITY, EVENT_TIME, LOG_INDEX, ROW};
 use quiver_lake::layout::{current_files, FileRange, ListedFile};
 use quiver_lake::{Lake, LakeError, Partition};
@@ -156,9 +156,9 @@ impl DataCache {
     }
 
     /// Indexes the rows of `files` a column at a time: the metadata columns first (they give
-    /// the order), then each value column read, reordered and kept before the next is read,
-    /// as many at once as the machine has cores. A cold load of every column at once held the
-    /// whole view twice (read and reordered) at its peak.
+    /// the order), then each value column read, reordered and kept, as many at a time as the
+    /// machine has cores. A cold load of every column at once held the whole view twice (read
+    /// and reordered) at its peak.
     async fn index_by_column(
         &self,
         request: &Request<'_>,
@@ -202,7 +202,7 @@ impl DataCache {
                 .map_err(|reason| LakeError::File { path: dir, reason })
             }
         });
-        let parallel = std::thread::available_parallelism().map_or(2, usize::from);
+        let parallel = parallel_reads();
         let sorted: Vec<Option<(String, ArrayRef)>> = futures::stream::iter(columns)
             .buffered(parallel)
             .try_collect()
@@ -238,7 +238,7 @@ async fn open_files(
     lake: &Lake,
     files: &[&ListedFile],
 ) -> Result<Arc<Vec<ParquetFile>>, LakeError> {
-    let parallel = std::thread::available_parallelism().map_or(2, usize::from);
+    let parallel = parallel_reads();
     let opens: Vec<_> = files
         .iter()
         .map(|f| (lake.clone(), f.path.clone(), f.size))
@@ -261,7 +261,7 @@ async fn read_files(
     files: Arc<Vec<ParquetFile>>,
     wanted: &[String],
 ) -> Result<Vec<Vec<RecordBatch>>, LakeError> {
-    let parallel = std::thread::available_parallelism().map_or(2, usize::from);
+    let parallel = parallel_reads();
     let wanted = Arc::new(wanted.to_vec());
     let reads = (0..files.len()).map(|i| {
         let (lake, files, wanted) = (lake.clone(), files.clone(), wanted.clone());
