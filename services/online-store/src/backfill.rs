@@ -297,8 +297,9 @@ struct SourceRow {
 pub struct SourceLogFiles {
     /// The project, source and file paths decoded.
     loaded: Option<(String, String, Vec<String>)>,
-    /// The last log index the decoded files cover (together, with every file reaching past
-    /// the window's start).
+    /// The log indexes the decoded files cover whole (together: every file reaching into the
+    /// range was read).
+    from: u64,
     through: u64,
     batches: Vec<RecordBatch>,
     /// Every decoded row as (log index, row, batch, row in batch), in log order.
@@ -316,6 +317,15 @@ impl SourceLogFiles {
         from: u64,
         to: u64,
     ) -> Result<(), OnlineStoreError> {
+        // Still inside the decoded window: nothing to list. Exported files never change what
+        // they hold (a compaction rewrites the same events), so the window stays whole even if
+        // its files were compacted meanwhile. (Listing a source's files on every chunk was 12%
+        // of a node's CPU during a backfill.)
+        if self.loaded.as_ref().is_some_and(|(p, s, _)| p == project && *s == source.name)
+            && (self.from..=self.through).contains(&from)
+        {
+            return Ok(());
+        }
         let failed = |e: String| OnlineStoreError::Unavailable(format!("offline store: {e}"));
         let dir = Partition::Source {
             project: project.to_string(),
@@ -344,6 +354,7 @@ impl SourceLogFiles {
                 .collect::<Vec<_>>(),
         );
         if self.loaded.as_ref() == Some(&key) {
+            self.from = self.from.min(from);
             self.through = through;
             return Ok(());
         }
@@ -374,6 +385,7 @@ impl SourceLogFiles {
         // Within a file rows are in log order; across dates they interleave.
         blocking(|| self.order.sort_unstable());
         self.loaded = Some(key);
+        self.from = from;
         self.through = through;
         Ok(())
     }
