@@ -6,7 +6,8 @@
 # backfill with a live producer measuring freshness), and prints each run's figures, then the
 # medians per chunk time.
 # Environment: RUNS (default 3), EVENTS (default 300000), CHUNK_TIMES (default "10ms 25ms"),
-# QUIVER_BIN, QUIVER_BENCH_BIN, PORT_BASE.
+# BENCH_ARGS (more `quiver-bench backfill` flags, e.g. --lifetime-zscore), QUIVER_BIN,
+# QUIVER_BENCH_BIN, PORT_BASE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-binaries.sh
@@ -28,7 +29,8 @@ for run in $(seq 1 "$runs"); do
     pid=$!
     for _ in $(seq 1 150); do q cluster status 2>/dev/null | grep -q "is Leader" && break; sleep 0.2; done
     echo "== run $run, backfill_chunk_time $chunk"
-    "$bench_bin" backfill --events "$events" --server-pid "$pid" \
+    # shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
+    "$bench_bin" backfill --events "$events" --server-pid "$pid" ${BENCH_ARGS:-} \
       --registry "127.0.0.1:$base" --ingest "127.0.0.1:$((base + 1))" \
       --online "127.0.0.1:$((base + 3))" --offline "127.0.0.1:$((base + 4))" | tee "$work/out.txt"
     # One line per run for the medians: chunk, events/s, per CPU-second, p99 during, idle p99

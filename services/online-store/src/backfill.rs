@@ -233,6 +233,7 @@ async fn backfill_chunk(
             batches,
             from_row: state.resume_row,
             next_row,
+            rows_from_source_log: plan.view.rows_follow_from_source_log(),
         }),
     )
     .await?;

@@ -66,6 +66,11 @@ pub struct Shape {
     /// The server's process id, to report events per CPU-second (one-process `quiver dev`).
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Drop the `window` of `user_txn`'s zscore (statistics over the whole stream instead of
+    /// the last day): the view's rows then follow from the source log, so the backfill exports
+    /// none of them, as for any view without a windowed statistic.
+    #[arg(long)]
+    pub lifetime_zscore: bool,
 }
 
 /// Which latency histogram a live acknowledgement goes to.
@@ -78,7 +83,7 @@ const STOP: u8 = 4;
 /// Runs the bench.
 pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<()> {
     let project = format!("backfill_bench_{}", now_micros() / 1_000_000);
-    let (source_only, with_view) = definitions(&project)?;
+    let (source_only, with_view) = definitions(&project, shape.lifetime_zscore)?;
     apply(addresses, &format!("{project}.yaml"), &source_only).await?;
 
     let phase = Arc::new(AtomicU8::new(UNMEASURED));
@@ -202,8 +207,9 @@ pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The bench project's documents: the example `transactions` source alone, then with `user_txn`.
-fn definitions(project: &str) -> anyhow::Result<(String, String)> {
+/// The bench project's documents: the example `transactions` source alone, then with `user_txn`
+/// (its zscore over the whole stream if `lifetime_zscore`).
+fn definitions(project: &str, lifetime_zscore: bool) -> anyhow::Result<(String, String)> {
     let pick = crate::definitions::example;
     let mut document = serde_yaml::Mapping::new();
     document.insert("project".into(), project.into());
@@ -213,10 +219,19 @@ fn definitions(project: &str) -> anyhow::Result<(String, String)> {
         vec![pick("sources", "transactions")?].into(),
     );
     let source_only = serde_yaml::to_string(&document)?;
-    document.insert(
-        "feature_views".into(),
-        vec![pick("feature_views", VIEW)?].into(),
-    );
+    let mut view = pick("feature_views", VIEW)?;
+    if lifetime_zscore {
+        let transforms = view
+            .get_mut("transforms")
+            .and_then(|t| t.as_sequence_mut())
+            .context("the example view has no transforms")?;
+        for transform in transforms.iter_mut().filter_map(|t| t.as_mapping_mut()) {
+            if transform.get("op").and_then(|op| op.as_str()) == Some("zscore") {
+                transform.remove("window");
+            }
+        }
+    }
+    document.insert("feature_views".into(), vec![view].into());
     Ok((source_only, serde_yaml::to_string(&document)?))
 }
 

@@ -292,8 +292,16 @@ impl StateMachine {
             Kind::Backfill(chunk) => {
                 applied.views_changed = true;
                 let staged = self.apply_backfill(log_index, &chunk, batch, overlay)?;
-                // Exported as the version's rows (the events are in the source log already).
-                self.stage(log_index, command.write.clone(), staged, batch, overlay)?;
+                // Exported as the version's rows (the events are in the source log already)
+                // and its exclusions. A version whose rows follow from the source log has
+                // nothing to export but exclusions: without them, no copy is kept.
+                let excluded = chunk
+                    .batches
+                    .iter()
+                    .any(|b| b.views.iter().any(|v| !v.excluded.is_empty()));
+                if !chunk.rows_from_source_log || excluded {
+                    self.stage(log_index, command.write.clone(), staged, batch, overlay)?;
+                }
             }
             Kind::Events(events) => {
                 return self.apply_events(log_index, command, events, batch, overlay, applied)
@@ -1187,6 +1195,66 @@ mod tests {
             (phase(2), phase(3)),
             (ViewPhase::Retired as i32, ViewPhase::Serving as i32)
         );
+    }
+
+    #[test]
+    fn a_backfill_chunk_is_kept_for_the_export_only_with_something_to_export() {
+        use quiver_proto::online::{BackfillChunk, Exclusion, ViewBegin};
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_db(dir.path(), 8 << 20).unwrap();
+        let sm = StateMachine::open(db.clone(), 1, dir.path().join("snapshots")).unwrap();
+        let t = 1_000 * 3_600_000_000i64;
+        let staged = |index: u64| {
+            db.get_cf(db.cf_handle(keys::CF_SM_DATA).unwrap(), keys::staged_key(1, index))
+                .unwrap()
+                .is_some()
+        };
+        apply_one(&sm, 1, event_batch(1, t));
+        let begin = |version: u32| LegacyCommand {
+            view_begin: Some(ViewBegin {
+                project: "shop".into(),
+                view: "stats".into(),
+                version,
+                source: "events".into(),
+            }),
+            ..LegacyCommand::default()
+        };
+        let chunk = |version: u32, through: u64, from_source_log: bool, excluded: bool| {
+            let mut events = event_batch(0, t).event_batches.remove(0);
+            events.producer_id.clear();
+            events.views[0].version = version;
+            if excluded {
+                events.views[0].excluded.push(Exclusion {
+                    row: 0,
+                    reason: "zscore 9.0 of amount is above 4".into(),
+                });
+            }
+            LegacyCommand {
+                backfill: Some(BackfillChunk {
+                    project: "shop".into(),
+                    view: "stats".into(),
+                    version,
+                    from: 1,
+                    through,
+                    batches: vec![events],
+                    rows_from_source_log: from_source_log,
+                    ..BackfillChunk::default()
+                }),
+                ..LegacyCommand::default()
+            }
+        };
+        // Rows that follow from the source log and nothing excluded: nothing to export.
+        apply_one(&sm, 2, begin(1));
+        apply_one(&sm, 3, chunk(1, 1, true, false));
+        assert!(!staged(3));
+        // An exclusion is quarantined by the export: kept.
+        apply_one(&sm, 4, begin(2));
+        apply_one(&sm, 5, chunk(2, 3, true, true));
+        assert!(staged(5));
+        // A version whose rows are exported (or a chunk from an older leader): kept.
+        apply_one(&sm, 6, begin(3));
+        apply_one(&sm, 7, chunk(3, 5, false, false));
+        assert!(staged(7));
     }
 
     #[test]
