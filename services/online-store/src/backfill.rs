@@ -183,7 +183,7 @@ async fn backfill_chunk(
         Some(lake) if from <= exported.min(last) => {
             let to = exported.min(last);
             files.load(lake, project, source, from, to).await?;
-            blocking(|| files.rows(source, start, limit))
+            blocking(|| files.rows(source, start, limit, to))
         }
         _ => {
             let cut = blocking(|| read_staged(node, source, project, start, last, limit))?;
@@ -320,9 +320,12 @@ impl SourceLogFiles {
     ) -> Result<(), OnlineStoreError> {
         // Still inside the decoded window: nothing to list. Exported files never change what
         // they hold (a compaction rewrites the same events), so the window stays whole even if
-        // its files were compacted meanwhile. (Listing a source's files on every chunk was 12%
-        // of a node's CPU during a backfill.)
-        if self.loaded.as_ref().is_some_and(|(p, s, _)| p == project && *s == source.name)
+        // its files were compacted meanwhile; `rows` cuts it at the version's own end. (Listing
+        // a source's files on every chunk was 12% of a node's CPU during a backfill.)
+        if self
+            .loaded
+            .as_ref()
+            .is_some_and(|(p, s, _)| p == project && *s == source.name)
             && (self.from..=self.through).contains(&from)
         {
             return Ok(());
@@ -391,13 +394,21 @@ impl SourceLogFiles {
         Ok(())
     }
 
-    /// At most `limit` events from position `from` (entry, row) on, in log order; and where
-    /// they end (see [`take`]).
-    fn rows(&self, source: &Source, from: (u64, u32), limit: usize) -> (Vec<SourceRow>, End) {
+    /// At most `limit` events from position `from` (entry, row) on, in log order, none past
+    /// entry `to` (the window may reach further: another version of the source loaded it); and
+    /// where they end (see [`take`]).
+    fn rows(
+        &self,
+        source: &Source,
+        from: (u64, u32),
+        limit: usize,
+        to: u64,
+    ) -> (Vec<SourceRow>, End) {
+        let through = self.through.min(to);
         let start = self.order.partition_point(|r| (r.0, r.1) < from);
-        let end = self.order.partition_point(|r| r.0 <= self.through);
+        let end = self.order.partition_point(|r| r.0 <= through);
         let window = &self.order[start..end.max(start)];
-        let (window, end) = take(window, limit, |r| (r.0, r.1), self.through);
+        let (window, end) = take(window, limit, |r| (r.0, r.1), through);
         let columns: Vec<Vec<Option<&dyn Array>>> = self
             .batches
             .iter()
@@ -567,7 +578,68 @@ async fn propose(node: &Node, kind: Kind) -> Result<(), OnlineStoreError> {
 
 #[cfg(test)]
 mod tests {
-    use super::take;
+    use std::sync::Arc;
+
+    use arrow_array::{
+        BinaryArray, Float64Array, RecordBatch, TimestampMicrosecondArray, UInt32Array, UInt64Array,
+    };
+    use quiver_core::{Column, Source, ValueType};
+    use quiver_lake::event_file::{ENTITY, EVENT_TIME, LOG_INDEX, ROW};
+
+    use super::{take, SourceLogFiles};
+
+    /// A decoded window of entries 1..=4 (one event each) loaded for one version is cut at
+    /// another version's end when that version reads it: events after a version's `ViewBegin`
+    /// are folded live, never backfilled.
+    #[test]
+    fn a_decoded_window_is_cut_at_the_reading_versions_end() {
+        let batch = RecordBatch::try_from_iter([
+            (
+                LOG_INDEX,
+                Arc::new(UInt64Array::from(vec![1, 2, 3, 4])) as _,
+            ),
+            (ROW, Arc::new(UInt32Array::from(vec![0, 0, 0, 0])) as _),
+            (
+                EVENT_TIME,
+                Arc::new(TimestampMicrosecondArray::from(vec![10, 20, 30, 40])) as _,
+            ),
+            (
+                ENTITY,
+                Arc::new(BinaryArray::from_vec(vec![b"a", b"b", b"c", b"d"])) as _,
+            ),
+            (
+                "amount",
+                Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0, 4.0])) as _,
+            ),
+        ])
+        .unwrap();
+        let files = SourceLogFiles {
+            loaded: Some(("p".into(), "s".into(), vec!["f".into()])),
+            from: 1,
+            through: 4,
+            order: (0..4).map(|i| (i + 1, 0, 0, i as u32)).collect(),
+            batches: vec![batch],
+        };
+        let source = Source {
+            name: "s".into(),
+            entity: "e".into(),
+            timestamp_field: "t".into(),
+            allowed_lateness: std::time::Duration::ZERO,
+            schema: vec![Column {
+                name: "amount".into(),
+                value_type: ValueType::Float64,
+            }],
+            description: String::new(),
+            kafka: None,
+            log_retention: None,
+        };
+        let (rows, end) = files.rows(&source, (1, 0), 10, 2);
+        let entries: Vec<u64> = rows.iter().map(|r| r.log_index).collect();
+        assert_eq!((entries, end), (vec![1, 2], (2, 0)));
+        let (rows, end) = files.rows(&source, (2, 0), 10, 4);
+        let entries: Vec<u64> = rows.iter().map(|r| r.log_index).collect();
+        assert_eq!((entries, end), (vec![2, 3, 4], (4, 0)));
+    }
 
     #[test]
     fn a_chunk_ends_at_the_next_event_even_inside_an_entry() {
