@@ -1205,9 +1205,12 @@ mod tests {
         let sm = StateMachine::open(db.clone(), 1, dir.path().join("snapshots")).unwrap();
         let t = 1_000 * 3_600_000_000i64;
         let staged = |index: u64| {
-            db.get_cf(db.cf_handle(keys::CF_SM_DATA).unwrap(), keys::staged_key(1, index))
-                .unwrap()
-                .is_some()
+            db.get_cf(
+                db.cf_handle(keys::CF_SM_DATA).unwrap(),
+                keys::staged_key(1, index),
+            )
+            .unwrap()
+            .is_some()
         };
         apply_one(&sm, 1, event_batch(1, t));
         let begin = |version: u32| LegacyCommand {
