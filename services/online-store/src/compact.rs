@@ -10,6 +10,8 @@ use quiver_lake::event_file::{read_parquet, write_parquet};
 use quiver_lake::layout::{current_files, superseded_files, FileRange, ListedFile};
 use quiver_lake::{Lake, LakeError, Path};
 
+use crate::blocking::blocking;
+
 /// Files at least this big are left alone.
 const BIG_FILE_BYTES: u64 = 64 << 20;
 
@@ -50,12 +52,17 @@ pub async fn compact(lake: &Lake, min_files: usize) -> Result<usize, LakeError> 
             first: run[0].range.first,
             last: run[run.len() - 1].range.last,
         };
+        // Decoding and encoding run where they do not hold up the runtime (`blocking`): a
+        // directory's files take tens of milliseconds of CPU, which every RPC on the worker
+        // would wait out.
         let mut batches = Vec::new();
         for file in &run {
             let bytes = lake.get(&file.path).await?;
-            batches.extend(read_parquet(bytes, None).map_err(|reason| LakeError::File {
-                path: file.path.to_string(),
-                reason,
+            batches.extend(blocking(|| read_parquet(bytes, None)).map_err(|reason| {
+                LakeError::File {
+                    path: file.path.to_string(),
+                    reason,
+                }
             })?);
         }
         let Some(schema) = batches.first().map(|b| b.schema()) else {
@@ -67,14 +74,14 @@ pub async fn compact(lake: &Lake, min_files: usize) -> Result<usize, LakeError> 
         ));
         // Files of one directory share a schema unless a column's type was inferred
         // differently (an all-null column); such a directory is left as it is.
-        let merged = match concat_batches(&schema, &batches) {
+        let merged = match blocking(|| concat_batches(&schema, &batches)) {
             Ok(merged) => merged,
             Err(e) => {
                 tracing::warn!(%dir, error = %e, "export files differ in schema; not compacted");
                 continue;
             }
         };
-        let bytes = write_parquet(&merged).map_err(|reason| LakeError::File {
+        let bytes = blocking(|| write_parquet(&merged)).map_err(|reason| LakeError::File {
             path: target.to_string(),
             reason,
         })?;
