@@ -5,7 +5,7 @@
 # `quiver-bench backfill --events EVENTS` against it (history load, then the `user_txn` view's
 # backfill with a live producer measuring freshness), and prints each run's figures, then the
 # medians per chunk time.
-# Environment: RUNS (default 3), EVENTS (default 300000), CHUNK_TIMES (default "10ms 25ms"),
+# Environment: RUNS (default 3), EVENTS (default 300000), CHUNK_TIMES (default "5ms 10ms"),
 # BENCH_ARGS (more `quiver-bench backfill` flags, e.g. --lifetime-zscore), QUIVER_BIN,
 # QUIVER_BENCH_BIN, PORT_BASE.
 set -euo pipefail
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 . scripts/bench-binaries.sh
 runs="${RUNS:-3}"
 events="${EVENTS:-300000}"
-chunk_times="${CHUNK_TIMES:-10ms 25ms}"
+chunk_times="${CHUNK_TIMES:-5ms 10ms}"
 base="${PORT_BASE:-28470}"
 work="$(mktemp -d -t quiver-bench-backfill.XXXXXX)"
 pid=""

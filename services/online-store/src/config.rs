@@ -140,7 +140,7 @@ impl Default for OnlineStoreConfig {
             disk_ballast_bytes: 64 << 20,
             compact_min_files: 8,
             backfill_chunk_rows: 20_000,
-            backfill_chunk_time: Duration::from_millis(10),
+            backfill_chunk_time: Duration::from_millis(5),
         }
     }
 }
