@@ -81,7 +81,9 @@ pub fn spawn(node: Arc<Node>, lake: Lake, shutdown: Shutdown) -> tokio::task::Jo
                     Err(e) => tracing::warn!(error = %e, "source-log retention failed; will retry"),
                 }
             }
-            if let Err(e) = update_lag(&node) {
+            // It decodes the oldest staged entry (up to `max_batch_rows` events): off the
+            // runtime like the round.
+            if let Err(e) = blocking(|| update_lag(&node)) {
                 tracing::warn!(error = %e, "cannot read the export lag");
             }
         }
