@@ -881,20 +881,50 @@ mod tests {
     /// Registers the view [`event_batch`] feeds (entry 0; its source has no events yet, so it
     /// serves at once): the store folds only versions it knows.
     fn register_view(sm: &StateMachine) {
-        use quiver_proto::online::ViewBegin;
-        apply_one(
-            sm,
-            0,
-            LegacyCommand {
-                view_begin: Some(ViewBegin {
-                    project: "shop".into(),
-                    view: "stats".into(),
-                    version: 1,
-                    source: "events".into(),
-                }),
-                ..LegacyCommand::default()
-            },
-        );
+        apply_one(sm, 0, view_begin(1, "events"));
+    }
+
+    /// The `ViewBegin` of `version` of the view [`event_batch`] feeds, reading `source`.
+    fn view_begin(version: u32, source: &str) -> LegacyCommand {
+        LegacyCommand {
+            view_begin: Some(quiver_proto::online::ViewBegin {
+                project: "shop".into(),
+                view: "stats".into(),
+                version,
+                source: source.into(),
+            }),
+            ..LegacyCommand::default()
+        }
+    }
+
+    /// A backfill chunk of `version` covering entries `from..=through`: [`event_batch`]'s event
+    /// at `at`, without a producer (a chunk's events come from the source log).
+    fn backfill_chunk(
+        version: u32,
+        from: u64,
+        through: u64,
+        at: i64,
+    ) -> quiver_proto::online::BackfillChunk {
+        let mut events = event_batch(0, at).event_batches.remove(0);
+        events.producer_id.clear();
+        events.views[0].version = version;
+        quiver_proto::online::BackfillChunk {
+            project: "shop".into(),
+            view: "stats".into(),
+            version,
+            from,
+            through,
+            batches: vec![events],
+            ..quiver_proto::online::BackfillChunk::default()
+        }
+    }
+
+    /// `chunk` as a log command.
+    fn backfill(chunk: quiver_proto::online::BackfillChunk) -> LegacyCommand {
+        LegacyCommand {
+            backfill: Some(chunk),
+            ..LegacyCommand::default()
+        }
     }
 
     /// [`event_batch`] of `producer` in `epoch`.
@@ -1125,20 +1155,11 @@ mod tests {
 
     #[test]
     fn a_version_reading_another_source_retires_the_old_one_when_it_serves() {
-        use quiver_proto::online::{BackfillChunk, ViewBegin, ViewPhase};
+        use quiver_proto::online::ViewPhase;
         let dir = tempfile::tempdir().unwrap();
         let db = open_db(dir.path(), 8 << 20).unwrap();
         let sm = StateMachine::open(db.clone(), 1, dir.path().join("snapshots")).unwrap();
         let t = 1_000 * 3_600_000_000i64;
-        let begin = |version: u32, source: &str| LegacyCommand {
-            view_begin: Some(ViewBegin {
-                project: "shop".into(),
-                view: "stats".into(),
-                version,
-                source: source.into(),
-            }),
-            ..LegacyCommand::default()
-        };
         let phase = |version: u32| {
             sm.view_state("shop", "stats", version)
                 .unwrap()
@@ -1157,7 +1178,7 @@ mod tests {
         assert_eq!(tiles(1), 1);
         // Version 2 reads `other`, which has no events: it serves at once, and version 1 (of
         // `events`) retires, so batches of `events` stop requiring it and its tiles are gone.
-        apply_one(&sm, 2, begin(2, "other"));
+        apply_one(&sm, 2, view_begin(2, "other"));
         assert_eq!(
             (phase(1), phase(2)),
             (ViewPhase::Retired as i32, ViewPhase::Serving as i32)
@@ -1169,28 +1190,10 @@ mod tests {
 
         // Version 3 reads `events` again, which has events: it backfills, and when it serves,
         // version 2 (of `other`) retires too.
-        apply_one(&sm, 4, begin(3, "events"));
+        apply_one(&sm, 4, view_begin(3, "events"));
         assert_eq!(phase(3), ViewPhase::Backfilling as i32);
         assert_eq!(phase(2), ViewPhase::Serving as i32, "until 3 serves");
-        let mut chunk_batch = event_batch(0, t).event_batches.remove(0);
-        chunk_batch.producer_id.clear();
-        chunk_batch.views[0].version = 3;
-        apply_one(
-            &sm,
-            5,
-            LegacyCommand {
-                backfill: Some(BackfillChunk {
-                    project: "shop".into(),
-                    view: "stats".into(),
-                    version: 3,
-                    from: 1,
-                    through: 3,
-                    batches: vec![chunk_batch],
-                    ..BackfillChunk::default()
-                }),
-                ..LegacyCommand::default()
-            },
-        );
+        apply_one(&sm, 5, backfill(backfill_chunk(3, 1, 3, t)));
         assert_eq!(
             (phase(2), phase(3)),
             (ViewPhase::Retired as i32, ViewPhase::Serving as i32)
@@ -1199,7 +1202,7 @@ mod tests {
 
     #[test]
     fn a_backfill_chunk_is_kept_for_the_export_only_with_something_to_export() {
-        use quiver_proto::online::{BackfillChunk, Exclusion, ViewBegin};
+        use quiver_proto::online::Exclusion;
         let dir = tempfile::tempdir().unwrap();
         let db = open_db(dir.path(), 8 << 20).unwrap();
         let sm = StateMachine::open(db.clone(), 1, dir.path().join("snapshots")).unwrap();
@@ -1213,38 +1216,17 @@ mod tests {
             .is_some()
         };
         apply_one(&sm, 1, event_batch(1, t));
-        let begin = |version: u32| LegacyCommand {
-            view_begin: Some(ViewBegin {
-                project: "shop".into(),
-                view: "stats".into(),
-                version,
-                source: "events".into(),
-            }),
-            ..LegacyCommand::default()
-        };
+        let begin = |version: u32| view_begin(version, "events");
         let chunk = |version: u32, through: u64, from_source_log: bool, excluded: bool| {
-            let mut events = event_batch(0, t).event_batches.remove(0);
-            events.producer_id.clear();
-            events.views[0].version = version;
+            let mut chunk = backfill_chunk(version, 1, through, t);
+            chunk.rows_from_source_log = from_source_log;
             if excluded {
-                events.views[0].excluded.push(Exclusion {
+                chunk.batches[0].views[0].excluded.push(Exclusion {
                     row: 0,
                     reason: "zscore 9.0 of amount is above 4".into(),
                 });
             }
-            LegacyCommand {
-                backfill: Some(BackfillChunk {
-                    project: "shop".into(),
-                    view: "stats".into(),
-                    version,
-                    from: 1,
-                    through,
-                    batches: vec![events],
-                    rows_from_source_log: from_source_log,
-                    ..BackfillChunk::default()
-                }),
-                ..LegacyCommand::default()
-            }
+            backfill(chunk)
         };
         // Rows that follow from the source log and nothing excluded: nothing to export.
         apply_one(&sm, 2, begin(1));
@@ -1262,7 +1244,7 @@ mod tests {
 
     #[test]
     fn view_versions_are_required_folded_backfilled_once_and_retired() {
-        use quiver_proto::online::{BackfillChunk, ViewBegin, ViewPhase};
+        use quiver_proto::online::ViewPhase;
         let dir = tempfile::tempdir().unwrap();
         let db = open_db(dir.path(), 8 << 20).unwrap();
         let sm = StateMachine::open(db.clone(), 1, dir.path().join("snapshots")).unwrap();
@@ -1274,15 +1256,7 @@ mod tests {
                 .filter(|(k, _)| k.starts_with(&prefix))
                 .count()
         };
-        let begin = |version: u32| LegacyCommand {
-            view_begin: Some(ViewBegin {
-                project: "shop".into(),
-                view: "stats".into(),
-                version,
-                source: "events".into(),
-            }),
-            ..LegacyCommand::default()
-        };
+        let begin = |version: u32| view_begin(version, "events");
         // Before any registration, a batch's events for the version are not folded.
         assert_eq!(apply_one(&sm, 1, event_batch(1, t)).events[0].accepted, 1);
         assert_eq!(tiles(1), 0);
@@ -1305,20 +1279,7 @@ mod tests {
         );
         assert_eq!(tiles(1), 1);
         // The backfill of entry 1: a chunk that does not continue the progress changes nothing.
-        let mut chunk_batch = event_batch(0, t).event_batches.remove(0);
-        chunk_batch.producer_id.clear();
-        let chunk = |from: u64| LegacyCommand {
-            backfill: Some(BackfillChunk {
-                project: "shop".into(),
-                view: "stats".into(),
-                version: 1,
-                from,
-                through: 1,
-                batches: vec![chunk_batch.clone()],
-                ..BackfillChunk::default()
-            }),
-            ..LegacyCommand::default()
-        };
+        let chunk = |from: u64| backfill(backfill_chunk(1, from, 1, t));
         apply_one(&sm, 5, chunk(2));
         assert_eq!(
             sm.view_state("shop", "stats", 1)
@@ -1353,24 +1314,7 @@ mod tests {
         assert_eq!(refused.events[0].missing_views, vec!["stats@2".to_string()]);
         // Its backfill (everything before entry 8) done in one chunk: it serves, 1 is retired
         // and its tiles are gone.
-        let mut v2 = chunk_batch.clone();
-        v2.views[0].version = 2;
-        apply_one(
-            &sm,
-            10,
-            LegacyCommand {
-                backfill: Some(BackfillChunk {
-                    project: "shop".into(),
-                    view: "stats".into(),
-                    version: 2,
-                    from: 1,
-                    through: 7,
-                    batches: vec![v2],
-                    ..BackfillChunk::default()
-                }),
-                ..LegacyCommand::default()
-            },
-        );
+        apply_one(&sm, 10, backfill(backfill_chunk(2, 1, 7, t)));
         assert_eq!(
             sm.view_state("shop", "stats", 2).unwrap().unwrap().phase,
             ViewPhase::Serving as i32
@@ -1585,39 +1529,16 @@ mod tests {
             /// One command of each kind, as the tests above build them.
             fn seed_commands(t: i64) -> Vec<LegacyCommand> {
                 use quiver_proto::online::{
-                    export_step, BackfillChunk, ExportBegin, ExportStep, FeatureRow, ViewBegin,
-                    ViewEnd,
+                    export_step, ExportBegin, ExportStep, FeatureRow, ViewEnd,
                 };
-                let begin = |version: u32| LegacyCommand {
-                    view_begin: Some(ViewBegin {
-                        project: "shop".into(),
-                        view: "stats".into(),
-                        version,
-                        source: "events".into(),
-                    }),
-                    ..LegacyCommand::default()
-                };
-                let mut chunk_batch = event_batch(0, t).event_batches.remove(0);
-                chunk_batch.producer_id.clear();
                 vec![
-                    begin(1),
-                    begin(2),
+                    view_begin(1, "events"),
+                    view_begin(2, "events"),
                     event_batch(1, t),
                     event_batch(2, t + 1_000_000),
                     producer_batch("q", 3, 1, t - 3_600_000_000),
                     positioned(&[5, 6, 7], t),
-                    LegacyCommand {
-                        backfill: Some(BackfillChunk {
-                            project: "shop".into(),
-                            view: "stats".into(),
-                            version: 2,
-                            from: 1,
-                            through: 3,
-                            batches: vec![chunk_batch],
-                            ..BackfillChunk::default()
-                        }),
-                        ..LegacyCommand::default()
-                    },
+                    backfill(backfill_chunk(2, 1, 3, t)),
                     LegacyCommand {
                         view_end: Some(ViewEnd {
                             project: "shop".into(),
