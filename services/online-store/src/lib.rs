@@ -12,6 +12,7 @@ pub mod blocking;
 pub mod compact;
 pub mod config;
 pub mod disk_guard;
+pub mod entity_stamps;
 pub mod error;
 pub mod export;
 pub mod export_rows;

@@ -12,6 +12,12 @@
 //! An entry holds, per window of the family, the merge of its sealed tiles for one read-time
 //! tile (`head`): when the head moves the windows slide, and the entry is made again from the
 //! tiles (partials cannot be un-merged).
+//!
+//! It also holds the merge of the tiles after the sealed ones, the ones live rows still change,
+//! under the entity's write counter (`entity_stamps.rs`) taken before they were read: while no
+//! batch has folded into the entity since, a read of it reads no tile at all. An entity read
+//! more often than it is written (a model server asking for a user between the user's events)
+//! is then one lookup of its running record.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -35,6 +41,10 @@ pub struct Sealing<'a> {
     pub generation: u64,
     /// The source watermark minus the allowed lateness: tiles ending by then are sealed.
     pub seal_micros: i64,
+    /// The read entity's write counter (`entity_stamps.rs`), taken before its running record
+    /// and tiles are read; [`watermark_and_sealing`] leaves it 0 for the caller to set per
+    /// entity.
+    pub entity_stamp: u64,
 }
 
 /// The watermark of the source under `watermark_key` (whose definition allows `lateness`),
@@ -49,7 +59,7 @@ pub fn watermark_and_sealing<'a>(
     lateness: i64,
 ) -> Result<(Option<i64>, Option<Sealing<'a>>), OnlineStoreError> {
     let generation = state.tiles_generation();
-    let watermark = store.watermark(watermark_key)?;
+    let watermark = state.watermark(store, watermark_key)?;
     let lateness = state
         .lateness_applied(watermark_key)
         .unwrap_or(0)
@@ -58,6 +68,7 @@ pub fn watermark_and_sealing<'a>(
         cache,
         generation,
         seal_micros: w.saturating_sub(lateness),
+        entity_stamp: 0,
     });
     Ok((watermark, sealing))
 }
@@ -72,6 +83,17 @@ pub struct Entry {
     /// Buckets before this one are merged in `windows`.
     pub sealed_until: i64,
     /// Per member of the family (in family order), its window's sealed tiles merged.
+    pub windows: Vec<ReadAggregate>,
+    /// The tiles from `sealed_until` on, merged the same way, if they were read.
+    pub recent: Option<Recent>,
+}
+
+/// The merge of one entity's tiles after its sealed ones, as of a write counter.
+#[derive(Clone)]
+pub struct Recent {
+    /// The entity's write counter taken before these tiles were read.
+    pub entity_stamp: u64,
+    /// Per member of the family, its window's tiles from `sealed_until` on, merged.
     pub windows: Vec<ReadAggregate>,
 }
 
@@ -178,6 +200,7 @@ mod tests {
                 partial: Partial::empty(Aggregation::Count, false, None),
                 max_event_micros: 7,
             }],
+            recent: None,
         }
     }
 

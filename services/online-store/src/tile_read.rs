@@ -6,7 +6,7 @@ use quiver_core::tiling::{self, AggregateSpec, Layout};
 
 use crate::error::OnlineStoreError;
 use crate::keys;
-use crate::sealed_tiles::{Entry, Sealing};
+use crate::sealed_tiles::{Entry, Recent, Sealing};
 use crate::store_reader::StoreReader;
 
 /// One aggregate's value as read: the merged partial and the latest event time in it
@@ -76,7 +76,10 @@ pub fn read_entity(
         let mut start = lo;
         // Buckets before `split` are sealed: merged into `sealed` and kept as a new entry.
         let mut split = None;
-        let mut cached = None;
+        // Where what is read now is kept: (key, sealing, head, sealed until).
+        let mut keep = None;
+        // Whether the tiles after the sealed ones came from the cache too.
+        let mut recent_cached = false;
         // Only a read whose newest tile is still open (one near the present) uses the cache: a
         // read of the past would replace the entry the present's reads share.
         let sealing = sealing
@@ -87,12 +90,24 @@ pub fn read_entity(
             let key = cache_key(tiles_prefix, family.tile_micros, entity);
             match sealing.cache.get(&key, sealing.generation, head) {
                 Some(entry) if entry.windows.len() == family.members.len() => {
-                    sealed = entry.windows;
                     start = entry.sealed_until;
+                    sealed = entry.windows;
+                    // Nothing folded into the entity since the entry's recent tiles were read
+                    // (its running record, and so `last` below, is unchanged too).
+                    match entry.recent.filter(|r| {
+                        r.entity_stamp == sealing.entity_stamp
+                            && r.windows.len() == family.members.len()
+                    }) {
+                        Some(cached) => {
+                            recent = cached.windows;
+                            recent_cached = true;
+                        }
+                        None => keep = Some((key, sealing, head, start)),
+                    }
                 }
                 _ => {
                     split = Some(seal);
-                    cached = Some((key, sealing, head, seal));
+                    keep = Some((key, sealing, head, seal));
                 }
             }
         }
@@ -103,7 +118,7 @@ pub fn read_entity(
         });
         let epochs =
             tiling::epoch(start, family.epoch_tiles)..=tiling::epoch(last, family.epoch_tiles);
-        for epoch in epochs.filter(|_| start <= last) {
+        for epoch in epochs.filter(|_| start <= last && !recent_cached) {
             let prefix = keys::tile_epoch_prefix(tiles_prefix, family.tile_micros, epoch);
             store.for_each_tile(&prefix, entity, (start, last), |bucket, record| {
                 let into = if split.is_some_and(|seal| bucket < seal) {
@@ -122,14 +137,18 @@ pub fn read_entity(
                 }
             })?;
         }
-        if let Some((key, sealing, head, seal)) = cached {
+        if let Some((key, sealing, head, sealed_until)) = keep {
             sealing.cache.put(
                 &key,
                 Entry {
                     generation: sealing.generation,
                     head,
-                    sealed_until: seal,
+                    sealed_until,
                     windows: sealed.clone(),
+                    recent: Some(Recent {
+                        entity_stamp: sealing.entity_stamp,
+                        windows: recent.clone(),
+                    }),
                 },
             );
         }

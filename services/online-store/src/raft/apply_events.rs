@@ -24,6 +24,7 @@ use rocksdb::WriteBatch;
 use super::producers::Sequencing;
 use super::source_clock;
 use super::{EventOutcome, StateMachine};
+use crate::entity_stamps::Slot;
 use crate::keys::{self, Space};
 
 /// How many event times per apply feed the freshness histogram (a sample bounds the cost).
@@ -36,12 +37,15 @@ pub struct AppliedEvents {
     accepted: u64,
     late: u64,
     anomalous: u64,
-    watermarks: HashMap<(String, String), i64>,
+    /// Per (project, source), its watermark after the batch.
+    pub watermarks: HashMap<(String, String), i64>,
     /// A view version's state changed (registration, backfill progress).
     pub views_changed: bool,
     /// A row was folded behind its source's watermark minus the lateness, into a tile readers
     /// may hold as sealed (`sealed_tiles.rs`).
     pub sealed_tiles_written: bool,
+    /// The entities whose tiles or running records were folded into.
+    pub folded: Vec<Slot>,
 }
 
 impl AppliedEvents {
@@ -361,6 +365,7 @@ impl StateMachine {
         chunk: &BackfillChunk,
         batch: &mut WriteBatch,
         overlay: &mut HashMap<Vec<u8>, Vec<u8>>,
+        applied: &mut AppliedEvents,
     ) -> io::Result<Vec<StagedBatch>> {
         let Some(state) = self.backfill_applies(overlay, chunk)? else {
             return Ok(Vec::new());
@@ -387,13 +392,19 @@ impl StateMachine {
             row_base = row_base.saturating_add(events.rows.len() as u32);
             staged.push(decided);
         }
-        self.write_folds(folds, batch)?;
+        self.write_folds(folds, batch, applied)?;
         self.finish_backfill_chunk(chunk, state, batch, overlay)?;
         Ok(staged)
     }
 
-    /// Writes what an entry's batches folded, one merge operand per touched record.
-    pub(super) fn write_folds(&self, folds: EntryFolds, batch: &mut WriteBatch) -> io::Result<()> {
+    /// Writes what an entry's batches folded, one merge operand per touched record, and notes
+    /// the entities folded into in `applied`.
+    pub(super) fn write_folds(
+        &self,
+        folds: EntryFolds,
+        batch: &mut WriteBatch,
+        applied: &mut AppliedEvents,
+    ) -> io::Result<()> {
         let data = self.cf(keys::CF_SM_DATA)?;
         // Written in key order: RocksDB's memtable reuses the previous insert's position in its
         // skip list, so sorted inserts cost a fraction of random ones (perf: random-order
@@ -426,6 +437,7 @@ impl StateMachine {
                 let layout = aggregator.layout().clone();
                 let kept = fold.retention.kept_from(&layout);
                 for (entity, touched) in aggregator.finish() {
+                    applied.folded.push(Slot::of(&entity));
                     for (family_index, bucket, record) in touched.tiles {
                         let family = &layout.families[family_index];
                         let epoch = tiling::epoch(bucket, family.epoch_tiles);

@@ -13,7 +13,8 @@ use quiver_proto::online::StoredRow;
 use quiver_proto::types::{FieldStatus, Value};
 
 use crate::error::OnlineStoreError;
-use crate::sealed_tiles::watermark_and_sealing;
+use crate::entity_stamps::Slot;
+use crate::sealed_tiles::{watermark_and_sealing, Sealing};
 use crate::store_reader::StoreReader;
 use crate::tile_read::{read_entity, ReadAggregate, ViewTiles};
 
@@ -79,6 +80,16 @@ impl Serving {
                 .state
                 .streamed_views()
                 .has_records(&store, &group.running_prefix);
+            // Each entity's write counter, before its running record and tiles are read.
+            let stamps = self.node.state.entity_stamps();
+            let entity_stamps: Vec<u64> = match sealing {
+                Some(_) if streams => read
+                    .entities
+                    .iter()
+                    .map(|entity| stamps.get(Slot::of(entity)))
+                    .collect(),
+                _ => Vec::new(),
+            };
             let running = if streams {
                 store.running_records(&group.running_prefix, &read.entities)?
             } else {
@@ -103,7 +114,9 @@ impl Serving {
                     &read.entities[row],
                     as_of_micros,
                     Some(&record),
-                    sealing,
+                    sealing
+                        .zip(entity_stamps.get(row))
+                        .map(|(s, &entity_stamp)| Sealing { entity_stamp, ..s }),
                 )?;
                 read.streamed.push(Some(Streamed {
                     latest_micros: record.max_event_micros,
