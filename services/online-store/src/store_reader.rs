@@ -45,8 +45,7 @@ impl<'a> StoreReader<'a> {
             .iter()
             .map(|entity| keys::running_key(prefix, entity))
             .collect();
-        self.db
-            .batched_multi_get_cf(self.cf, keys.iter(), false)
+        self.get_many(&keys)
             .into_iter()
             .map(|found| {
                 Ok(found
@@ -54,6 +53,18 @@ impl<'a> StoreReader<'a> {
                     .and_then(|bytes| TileRecord::decode(bytes.as_ref()).ok()))
             })
             .collect()
+    }
+
+    /// The values under `keys`, in their order: one key is a plain lookup, which skips the
+    /// batching a multi-get sets up (sorting, per-file key ranges) for nothing.
+    fn get_many<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+    ) -> Vec<Result<Option<rocksdb::DBPinnableSlice<'a>>, rocksdb::Error>> {
+        match keys {
+            [key] => vec![self.db.get_pinned_cf(self.cf, key)],
+            _ => self.db.batched_multi_get_cf(self.cf, keys, false),
+        }
     }
 
     /// One entity's running record (see [`Self::running_records`]).
@@ -75,8 +86,8 @@ impl<'a> StoreReader<'a> {
         &self,
         row_keys: impl IntoIterator<Item = K>,
     ) -> Result<Vec<Option<StoredRow>>, OnlineStoreError> {
-        self.db
-            .batched_multi_get_cf(self.cf, row_keys, false)
+        let row_keys: Vec<K> = row_keys.into_iter().collect();
+        self.get_many(&row_keys)
             .into_iter()
             .map(|found| {
                 Ok(found
