@@ -42,9 +42,9 @@ pub struct Sealing<'a> {
     /// The source watermark minus the allowed lateness: tiles ending by then are sealed.
     pub seal_micros: i64,
     /// The read entity's write counter (`entity_stamps.rs`), taken before its running record
-    /// and tiles are read; [`watermark_and_sealing`] leaves it 0 for the caller to set per
-    /// entity.
-    pub entity_stamp: u64,
+    /// and tiles are read: only then are its open tiles cached too. [`watermark_and_sealing`]
+    /// leaves it for the caller to set per entity.
+    pub entity_stamp: Option<u64>,
 }
 
 /// The watermark of the source under `watermark_key` (whose definition allows `lateness`),
@@ -68,7 +68,7 @@ pub fn watermark_and_sealing<'a>(
         cache,
         generation,
         seal_micros: w.saturating_sub(lateness),
-        entity_stamp: 0,
+        entity_stamp: None,
     });
     Ok((watermark, sealing))
 }

@@ -95,7 +95,7 @@ pub fn read_entity(
                     // Nothing folded into the entity since the entry's recent tiles were read
                     // (its running record, and so `last` below, is unchanged too).
                     match entry.recent.filter(|r| {
-                        r.entity_stamp == sealing.entity_stamp
+                        Some(r.entity_stamp) == sealing.entity_stamp
                             && r.windows.len() == family.members.len()
                     }) {
                         Some(cached) => {
@@ -145,8 +145,8 @@ pub fn read_entity(
                     head,
                     sealed_until,
                     windows: sealed.clone(),
-                    recent: Some(Recent {
-                        entity_stamp: sealing.entity_stamp,
+                    recent: sealing.entity_stamp.map(|entity_stamp| Recent {
+                        entity_stamp,
                         windows: recent.clone(),
                     }),
                 },

@@ -27,8 +27,8 @@ use super::types::{LogId, Snapshot, SnapshotMeta, StoredMembership};
 use super::{Command, CommandResult, TypeConfig};
 use crate::blocking::blocking;
 use crate::entity_stamps::EntityStamps;
-use crate::store_reader::StoreReader;
 use crate::keys::{self, tag};
+use crate::store_reader::StoreReader;
 
 /// How many records, and at most how many bytes, an install writes per (unsynced) batch before
 /// the final synced one: a batch is held whole in memory, twice (the batch and the memtable),
@@ -1087,7 +1087,7 @@ mod tests {
 
     fn cached_reads_equal_reads_of_every_tile(joining: bool) {
         use crate::entity_stamps::Slot;
-        use crate::sealed_tiles::{watermark_and_sealing, Sealing, SealedTiles};
+        use crate::sealed_tiles::{watermark_and_sealing, SealedTiles, Sealing};
         use crate::tile_read::{read_entity, ViewTiles};
         let dir = tempfile::tempdir().unwrap();
         let db = open_db(dir.path(), 8 << 20).unwrap();
@@ -1139,7 +1139,7 @@ mod tests {
                 // registry changed it): tiles are sealed by the larger.
                 let (_, sealing) =
                     watermark_and_sealing(&sm, &store, &cache, &watermark_key, minute / 2).unwrap();
-                let entity_stamp = sm.entity_stamps().get(Slot::of(b"i-user-7"));
+                let entity_stamp = Some(sm.entity_stamps().get(Slot::of(b"i-user-7")));
                 let sealing = sealing.map(|s| Sealing { entity_stamp, ..s });
                 // The view has windows only: the running record just lets a read skip them.
                 let read = |running, sealing| {

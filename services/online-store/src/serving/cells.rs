@@ -12,8 +12,8 @@ use quiver_proto::convert::{micros_to_timestamp, scalar_to_value};
 use quiver_proto::online::StoredRow;
 use quiver_proto::types::{FieldStatus, Value};
 
-use crate::error::OnlineStoreError;
 use crate::entity_stamps::Slot;
+use crate::error::OnlineStoreError;
 use crate::sealed_tiles::{watermark_and_sealing, Sealing};
 use crate::store_reader::StoreReader;
 use crate::tile_read::{read_entity, ReadAggregate, ViewTiles};
@@ -116,7 +116,10 @@ impl Serving {
                     Some(&record),
                     sealing
                         .zip(entity_stamps.get(row))
-                        .map(|(s, &entity_stamp)| Sealing { entity_stamp, ..s }),
+                        .map(|(s, &stamp)| Sealing {
+                            entity_stamp: Some(stamp),
+                            ..s
+                        }),
                 )?;
                 read.streamed.push(Some(Streamed {
                     latest_micros: record.max_event_micros,
