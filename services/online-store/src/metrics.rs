@@ -301,3 +301,22 @@ static SEALED_TILE_READS: LazyLock<[prometheus::IntCounter; 2]> = LazyLock::new(
 pub fn count_sealed_tile_read(hit: bool) {
     SEALED_TILE_READS[usize::from(!hit)].inc();
 }
+
+#[allow(clippy::expect_used)]
+static OPEN_TILE_READS: LazyLock<[prometheus::IntCounter; 2]> = LazyLock::new(|| {
+    let reads = register_int_counter_vec!(
+        "quiver_online_open_tile_reads_total",
+        "Windowed reads whose sealed tiles came from memory, by whether the tiles after them came from memory too (hit: nothing was folded into the entity since they were read) or were read (miss).",
+        &["result"]
+    )
+    .expect("metric registers once");
+    [
+        reads.with_label_values(&["hit"]),
+        reads.with_label_values(&["miss"]),
+    ]
+});
+
+/// Counts one read whose sealed tiles came from the cache: whether its open tiles did too.
+pub fn count_open_tile_read(hit: bool) {
+    OPEN_TILE_READS[usize::from(!hit)].inc();
+}

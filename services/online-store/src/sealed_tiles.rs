@@ -105,6 +105,9 @@ pub struct SealedTiles {
     hasher: std::collections::hash_map::RandomState,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Of the hits, those whose open tiles came from the entry too, and those that read them.
+    open_hits: AtomicU64,
+    open_misses: AtomicU64,
 }
 
 impl SealedTiles {
@@ -116,6 +119,8 @@ impl SealedTiles {
             hasher: std::collections::hash_map::RandomState::new(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            open_hits: AtomicU64::new(0),
+            open_misses: AtomicU64::new(0),
         }
     }
 
@@ -154,6 +159,25 @@ impl SealedTiles {
         (
             self.hits.load(Ordering::Relaxed),
             self.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Counts a hit whose open tiles came from the entry too (`open_hit`) or were read.
+    pub fn count_open(&self, open_hit: bool) {
+        let counter = if open_hit {
+            &self.open_hits
+        } else {
+            &self.open_misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::count_open_tile_read(open_hit);
+    }
+
+    /// Hits whose open tiles came from the entry too, and hits that read them, so far.
+    pub fn open_hits_and_misses(&self) -> (u64, u64) {
+        (
+            self.open_hits.load(Ordering::Relaxed),
+            self.open_misses.load(Ordering::Relaxed),
         )
     }
 

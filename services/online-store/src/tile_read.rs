@@ -104,6 +104,7 @@ pub fn read_entity(
                         }
                         None => keep = Some((key, sealing, head, start)),
                     }
+                    sealing.cache.count_open(recent_cached);
                 }
                 _ => {
                     split = Some(seal);

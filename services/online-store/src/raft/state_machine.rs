@@ -1162,6 +1162,12 @@ mod tests {
         }
         let (hits, misses) = cache.hits_and_misses();
         assert!(hits > 500 && misses > 100, "{hits} hits, {misses} misses");
+        // Every second read found nothing folded since the first: its open tiles were cached.
+        let (open_hits, open_misses) = cache.open_hits_and_misses();
+        assert!(
+            open_hits > 500 && open_misses > 100,
+            "{open_hits} open-tile hits, {open_misses} misses"
+        );
     }
 
     #[test]
