@@ -1075,6 +1075,37 @@ mod tests {
         assert_eq!(joined(TILELESS_RULES, thirty_hours, true), (1, 0));
     }
 
+    /// Reads take the watermark apply published: after every apply it is the stored one, as
+    /// a producer behind the others, a disordered one and history move it or not.
+    #[test]
+    fn the_published_watermark_is_the_stored_one_after_every_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_db(dir.path(), 8 << 20).unwrap();
+        let sm = StateMachine::open(db, 1, dir.path().join("snapshots")).unwrap();
+        register_view(&sm);
+        let store = crate::store_reader::StoreReader::new(sm.db()).unwrap();
+        let key = keys::watermark_key(sm.group(), "shop", "events");
+        assert_eq!(sm.watermark(&store, &key).unwrap(), None);
+        let (second, mut now) = (1_000_000i64, 1_000 * 3_600 * 1_000_000i64);
+        let mut seen = std::collections::BTreeSet::new();
+        for index in 1..200u64 {
+            now += (index % 7) as i64 * second;
+            let (producer, at) = match index % 5 {
+                0 => ("behind", now - 600 * second),
+                1 => ("disordered", now - (index % 11) as i64 * second),
+                _ => ("live", now),
+            };
+            let mut write = producer_batch(producer, 0, index, at);
+            write.event_batches[0].history = index % 13 == 0;
+            apply_one(&sm, index + 1, write);
+            let stored = store.watermark(&key).unwrap();
+            assert!(stored.is_some());
+            assert_eq!(sm.watermark(&store, &key).unwrap(), stored, "entry {index}");
+            seen.insert(stored);
+        }
+        assert!(seen.len() > 20, "the watermark moved {} times", seen.len());
+    }
+
     /// Whatever arrives — live rows, producers joining behind the watermark, history — a
     /// windowed read through the sealed-tile cache equals a read of every tile, and the cache
     /// is used.
