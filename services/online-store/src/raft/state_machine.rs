@@ -1106,6 +1106,41 @@ mod tests {
         assert!(seen.len() > 20, "the watermark moved {} times", seen.len());
     }
 
+    /// A snapshot install replaces the stored watermark, and reads see the installed one, not
+    /// the one apply published before.
+    #[tokio::test]
+    async fn after_an_install_reads_take_the_installed_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = 3_600 * 1_000_000i64;
+        let open = |name: &str| {
+            let db = open_db(&dir.path().join(name), 8 << 20).unwrap();
+            let sm =
+                StateMachine::open(db, 1, dir.path().join(format!("{name}-snapshots"))).unwrap();
+            register_view(&sm);
+            sm
+        };
+        let mut leader = open("leader");
+        apply_one(&leader, 1, producer_batch("live", 0, 1, 1_000 * hour));
+        let snapshot = leader.build_snapshot().await.unwrap();
+        let mut follower = open("follower");
+        apply_one(&follower, 1, producer_batch("live", 0, 1, 2_000 * hour));
+        let key = keys::watermark_key(1, "shop", "events");
+        let db = follower.db().clone();
+        let store = crate::store_reader::StoreReader::new(&db).unwrap();
+        let before = follower.watermark(&store, &key).unwrap();
+        let mut file = snapshot.snapshot;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0)).unwrap();
+        let received = dir.path().join("received");
+        std::io::copy(&mut file, &mut std::fs::File::create(&received).unwrap()).unwrap();
+        follower
+            .install_snapshot(&snapshot.meta, std::fs::File::open(&received).unwrap())
+            .await
+            .unwrap();
+        let installed = store.watermark(&key).unwrap();
+        assert_ne!(installed, before);
+        assert_eq!(follower.watermark(&store, &key).unwrap(), installed);
+    }
+
     /// Whatever arrives — live rows, producers joining behind the watermark, history — a
     /// windowed read through the sealed-tile cache equals a read of every tile, and the cache
     /// is used.
