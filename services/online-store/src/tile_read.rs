@@ -32,7 +32,9 @@ pub struct ViewTiles<'a> {
 
 /// The aggregates of `view` for one entity at `as_of`: windowed ones from its tiles, lifetime
 /// ones from `running`. With `sealing`, a read near the present takes its windows' sealed tiles
-/// merged from the cache (and keeps them there), and reads only the tiles that can still change.
+/// merged from the cache (and keeps them there), and reads only the tiles that can still change,
+/// or none when the entity's write counter says nothing was folded into it since they were
+/// cached too.
 pub fn read_entity(
     store: &StoreReader<'_>,
     view: ViewTiles<'_>,
@@ -102,7 +104,8 @@ pub fn read_entity(
                             recent = cached.windows;
                             recent_cached = true;
                         }
-                        None => keep = Some((key, sealing, head, start)),
+                        // Read now, and kept for the next read if this one took a counter.
+                        None => keep = sealing.entity_stamp.map(|_| (key, sealing, head, start)),
                     }
                     sealing.cache.count_open(recent_cached);
                 }
