@@ -283,18 +283,21 @@ pub fn record_views(node: &crate::node::Node) {
     }
 }
 
+/// A cache's lookups by `result`: the `hit` counter, then the `miss` one.
 #[allow(clippy::expect_used)]
-static SEALED_TILE_READS: LazyLock<[prometheus::IntCounter; 2]> = LazyLock::new(|| {
-    let reads = register_int_counter_vec!(
-        "quiver_online_sealed_tile_reads_total",
-        "Windowed reads of one entity's tile family near the present, by whether the merged sealed tiles came from memory (hit) or were read (miss).",
-        &["result"]
-    )
-    .expect("metric registers once");
+fn hits_and_misses(name: &str, help: &str) -> [prometheus::IntCounter; 2] {
+    let reads = register_int_counter_vec!(name, help, &["result"]).expect("metric registers once");
     [
         reads.with_label_values(&["hit"]),
         reads.with_label_values(&["miss"]),
     ]
+}
+
+static SEALED_TILE_READS: LazyLock<[prometheus::IntCounter; 2]> = LazyLock::new(|| {
+    hits_and_misses(
+        "quiver_online_sealed_tile_reads_total",
+        "Windowed reads of one entity's tile family near the present, by whether the merged sealed tiles came from memory (hit) or were read (miss).",
+    )
 });
 
 /// Counts one lookup of the sealed-tile cache.
@@ -302,18 +305,11 @@ pub fn count_sealed_tile_read(hit: bool) {
     SEALED_TILE_READS[usize::from(!hit)].inc();
 }
 
-#[allow(clippy::expect_used)]
 static OPEN_TILE_READS: LazyLock<[prometheus::IntCounter; 2]> = LazyLock::new(|| {
-    let reads = register_int_counter_vec!(
+    hits_and_misses(
         "quiver_online_open_tile_reads_total",
         "Windowed reads whose sealed tiles came from memory, by whether the tiles after them came from memory too (hit: nothing was folded into the entity since they were read) or were read (miss).",
-        &["result"]
     )
-    .expect("metric registers once");
-    [
-        reads.with_label_values(&["hit"]),
-        reads.with_label_values(&["miss"]),
-    ]
 });
 
 /// Counts one read whose sealed tiles came from the cache: whether its open tiles did too.

@@ -865,6 +865,12 @@ mod tests {
         assert_eq!(rows(&follower_db, 1), rows(&leader_db, 1));
     }
 
+    /// A state machine of group 1 in a new database under `dir` (snapshots in `dir/snapshots`).
+    fn state_machine_in(dir: &std::path::Path) -> StateMachine {
+        let db = open_db(dir, 8 << 20).unwrap();
+        StateMachine::open(db, 1, dir.join("snapshots")).unwrap()
+    }
+
     /// Applies `write` as entry `index` the way `apply` does (one synced batch).
     fn apply_one(sm: &StateMachine, index: u64, write: LegacyCommand) -> CommandResult {
         let mut batch = WriteBatch::default();
@@ -1021,8 +1027,7 @@ mod tests {
         // or kept for its lifetime (no tiles).
         let joined = |rules: u32, behind: i64, lifetime: bool| {
             let dir = tempfile::tempdir().unwrap();
-            let db = open_db(dir.path(), 8 << 20).unwrap();
-            let sm = StateMachine::open(db, 1, dir.path().join("snapshots")).unwrap();
+            let sm = state_machine_in(dir.path());
             register_view(&sm);
             let batch = |producer: &str, at: i64| {
                 let mut write = producer_batch(producer, 0, 1, at);
@@ -1080,8 +1085,7 @@ mod tests {
     #[test]
     fn the_published_watermark_is_the_stored_one_after_every_apply() {
         let dir = tempfile::tempdir().unwrap();
-        let db = open_db(dir.path(), 8 << 20).unwrap();
-        let sm = StateMachine::open(db, 1, dir.path().join("snapshots")).unwrap();
+        let sm = state_machine_in(dir.path());
         register_view(&sm);
         let store = crate::store_reader::StoreReader::new(sm.db()).unwrap();
         let key = keys::watermark_key(sm.group(), "shop", "events");
@@ -1113,9 +1117,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let hour = 3_600 * 1_000_000i64;
         let open = |name: &str| {
-            let db = open_db(&dir.path().join(name), 8 << 20).unwrap();
-            let sm =
-                StateMachine::open(db, 1, dir.path().join(format!("{name}-snapshots"))).unwrap();
+            let sm = state_machine_in(&dir.path().join(name));
             register_view(&sm);
             sm
         };
@@ -1156,8 +1158,7 @@ mod tests {
         use crate::sealed_tiles::{watermark_and_sealing, SealedTiles, Sealing};
         use crate::tile_read::{read_entity, ViewTiles};
         let dir = tempfile::tempdir().unwrap();
-        let db = open_db(dir.path(), 8 << 20).unwrap();
-        let sm = StateMachine::open(db, 1, dir.path().join("snapshots")).unwrap();
+        let sm = state_machine_in(dir.path());
         register_view(&sm);
         let aggregate = &event_batch(1, 0).event_batches[0].views[0].aggregates[0];
         let specs = [quiver_proto::convert::aggregate_spec_from_pb(aggregate).unwrap()];
@@ -1239,8 +1240,7 @@ mod tests {
     #[test]
     fn a_batch_straddling_the_stored_offset_applies_only_what_is_new() {
         let dir = tempfile::tempdir().unwrap();
-        let db = open_db(dir.path(), 8 << 20).unwrap();
-        let sm = StateMachine::open(db, 1, dir.path().join("snapshots")).unwrap();
+        let sm = state_machine_in(dir.path());
         let t = 1_000 * 3_600_000_000i64;
         // One consumer commits offsets 0..=4; another, cut differently, sends 3..=7.
         assert_eq!(
@@ -1280,8 +1280,8 @@ mod tests {
     fn a_version_reading_another_source_retires_the_old_one_when_it_serves() {
         use quiver_proto::online::ViewPhase;
         let dir = tempfile::tempdir().unwrap();
-        let db = open_db(dir.path(), 8 << 20).unwrap();
-        let sm = StateMachine::open(db.clone(), 1, dir.path().join("snapshots")).unwrap();
+        let sm = state_machine_in(dir.path());
+        let db = sm.db().clone();
         let t = 1_000 * 3_600_000_000i64;
         let phase = |version: u32| {
             sm.view_state("shop", "stats", version)
@@ -1327,8 +1327,8 @@ mod tests {
     fn a_backfill_chunk_is_kept_for_the_export_only_with_something_to_export() {
         use quiver_proto::online::Exclusion;
         let dir = tempfile::tempdir().unwrap();
-        let db = open_db(dir.path(), 8 << 20).unwrap();
-        let sm = StateMachine::open(db.clone(), 1, dir.path().join("snapshots")).unwrap();
+        let sm = state_machine_in(dir.path());
+        let db = sm.db().clone();
         let t = 1_000 * 3_600_000_000i64;
         let staged = |index: u64| {
             db.get_cf(
@@ -1369,8 +1369,8 @@ mod tests {
     fn view_versions_are_required_folded_backfilled_once_and_retired() {
         use quiver_proto::online::ViewPhase;
         let dir = tempfile::tempdir().unwrap();
-        let db = open_db(dir.path(), 8 << 20).unwrap();
-        let sm = StateMachine::open(db.clone(), 1, dir.path().join("snapshots")).unwrap();
+        let sm = state_machine_in(dir.path());
+        let db = sm.db().clone();
         let t = 1_000 * 3_600_000_000i64;
         let tiles = |version: u32| {
             let prefix = keys::view_prefix(1, keys::Space::Tiles, "shop", "stats", version);
@@ -1486,8 +1486,7 @@ mod tests {
     #[test]
     fn epochs_reset_or_fence_a_producer() {
         let dir = tempfile::tempdir().unwrap();
-        let db = open_db(dir.path(), 8 << 20).unwrap();
-        let sm = StateMachine::open(db, 1, dir.path().join("snapshots")).unwrap();
+        let sm = state_machine_in(dir.path());
         let t = 1_000 * 3_600_000_000i64;
         let outcome = |r: CommandResult| r.events[0].clone();
         let first = outcome(apply_one(&sm, 1, producer_batch("p", 0, 7, t)));
@@ -1570,8 +1569,8 @@ mod tests {
     #[test]
     fn watermark_moves_collect_expired_tiles_and_reject_late_events() {
         let dir = tempfile::tempdir().unwrap();
-        let db = open_db(dir.path(), 8 << 20).unwrap();
-        let sm = StateMachine::open(db.clone(), 1, dir.path().join("snapshots")).unwrap();
+        let sm = state_machine_in(dir.path());
+        let db = sm.db().clone();
         let tiles = |db: &DB| {
             rows(db, 1)
                 .into_iter()
