@@ -109,20 +109,18 @@ pub async fn run(addresses: &Addresses, shape: Shape) -> anyhow::Result<()> {
     let shares = rows
         .chunks(total.div_ceil(PARTS).max(1))
         .enumerate()
-        .map(|(part, rows)| Share {
-            producer_id: format!("{project}-history-{part}"),
-            rows: rows.to_vec(),
+        .map(|(part, rows)| {
+            Share::of_rows(format!("{project}-history-{part}"), rows.to_vec(), BATCH)
         })
         .collect();
     let plan = Plan {
         ingest: addresses.ingest.clone(),
-        batch_size: BATCH,
         register: false,
         progress: true,
         what: "load",
     };
     let request_project = project.clone();
-    let (totals, failure, load_took) = send(&plan, shares, move |rows| PushRequest {
+    let (totals, failure, load_took) = send(&plan, shares, total as u64, move |rows| PushRequest {
         project: request_project.clone(),
         source: "transactions".into(),
         columns: TRANSACTION_COLUMNS.iter().map(|c| c.to_string()).collect(),

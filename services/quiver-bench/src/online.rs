@@ -65,6 +65,8 @@ const WINDOWED_FEATURES: [(&str, &str); 8] = [
 ];
 /// How far back the windowed view's events go.
 const WINDOWED_SPAN_MICROS: i64 = 7 * 86_400_000_000;
+/// Rows per batch of the windowed view's load.
+const BATCH: usize = 5_000;
 
 /// The flags of `quiver-bench write`.
 #[derive(Debug, Clone, clap::Args)]
@@ -329,14 +331,10 @@ async fn load_windowed(addresses: &Addresses, entities: u64, events: usize) -> a
     let shares = shares
         .into_iter()
         .enumerate()
-        .map(|(p, rows)| Share {
-            producer_id: format!("bench-windowed-{run}-{p}"),
-            rows,
-        })
+        .map(|(p, rows)| Share::of_rows(format!("bench-windowed-{run}-{p}"), rows, BATCH))
         .collect();
     let plan = Plan {
         ingest: addresses.ingest.clone(),
-        batch_size: 5_000,
         register: false,
         progress: false,
         what: "load",
@@ -351,17 +349,18 @@ async fn load_windowed(addresses: &Addresses, entities: u64, events: usize) -> a
             ..PushRequest::default()
         }
     };
-    let (totals, failure, elapsed) = send(&plan, shares, request(true)).await?;
+    let (totals, failure, elapsed) = send(&plan, shares, events as u64, request(true)).await?;
     if let Some(e) = failure {
         return Err(e.context("loading the windowed view's events"));
     }
     // A live stream has a watermark, which a history load does not move: one live event, of
     // an entity the reads never ask for, gives the source the watermark the history ends at.
-    let live = vec![Share {
-        producer_id: format!("bench-windowed-{run}-live"),
-        rows: vec![row(entities, end, 1.0)],
-    }];
-    if let (_, Some(e), _) = send(&plan, live, request(false)).await? {
+    let live = vec![Share::of_rows(
+        format!("bench-windowed-{run}-live"),
+        vec![row(entities, end, 1.0)],
+        BATCH,
+    )];
+    if let (_, Some(e), _) = send(&plan, live, 1, request(false)).await? {
         return Err(e.context("pushing the windowed view's live event"));
     }
     println!(

@@ -1,6 +1,6 @@
-//! Sending a file's rows through several producers at once — what `quiver push`,
-//! `quiver load` and `quiver-bench backfill` share: one task per producer sending its share in batches (one in flight), a
-//! progress line on stderr, outcome totals, and the first failure.
+//! Sending rows through several producers at once — what `quiver push`, `quiver load` and
+//! `quiver-bench` share: one task per producer sending its share's batches as they come (one
+//! in flight), a progress line on stderr, outcome totals, and the first failure.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,16 +18,33 @@ use crate::rpc_error;
 pub struct Share {
     /// The producer id.
     pub producer_id: String,
-    /// Its rows, in the order they are sent.
-    pub rows: Vec<Row>,
+    /// Its batches, in the order they are sent (a reader feeds them as the producer goes).
+    pub batches: tokio::sync::mpsc::Receiver<Vec<Row>>,
+}
+
+impl Share {
+    /// A share of rows already in memory, in batches of `batch_size`.
+    pub fn of_rows(producer_id: String, rows: Vec<Row>, batch_size: usize) -> Self {
+        let batch_size = batch_size.max(1);
+        let batches = rows.len().div_ceil(batch_size);
+        let (sender, receiver) = tokio::sync::mpsc::channel(batches.max(1));
+        let mut rows = rows.into_iter();
+        for _ in 0..batches {
+            let batch: Vec<Row> = rows.by_ref().take(batch_size).collect();
+            // The channel holds every batch, and its receiver is here.
+            let _ = sender.try_send(batch);
+        }
+        Share {
+            producer_id,
+            batches: receiver,
+        }
+    }
 }
 
 /// How to send.
 pub struct Plan {
     /// Ingest's address.
     pub ingest: String,
-    /// Rows per batch.
-    pub batch_size: usize,
     /// Register every producer (an empty batch) before any sends rows.
     pub register: bool,
     /// Show a progress line on stderr.
@@ -51,21 +68,20 @@ pub struct Totals {
     pub duplicate: u64,
 }
 
-/// Sends every share, `request` making a batch's request from its rows; the totals and the first
-/// failure (the batches before it stay committed).
+/// Sends every share (`total` rows together), `request` making a batch's request from its rows;
+/// the totals and the first failure (the batches before it stay committed).
 pub async fn send(
     plan: &Plan,
     shares: Vec<Share>,
+    total: u64,
     request: impl Fn(Vec<Row>) -> PushRequest + Clone + Send + 'static,
 ) -> anyhow::Result<(Totals, Option<anyhow::Error>, Duration)> {
-    let total: u64 = shares.iter().map(|s| s.rows.len() as u64).sum();
     let totals = Arc::new(Mutex::new(Totals::default()));
     let sent = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let registered = Arc::new(tokio::sync::Barrier::new(shares.len().max(1)));
-    let batch_size = plan.batch_size.max(1);
     let mut workers = Vec::with_capacity(shares.len());
-    for share in shares {
+    for mut share in shares {
         let mut producer = Producer::connect(&plan.ingest, share.producer_id).await?;
         let (totals, sent, registered, request) = (
             totals.clone(),
@@ -80,12 +96,12 @@ pub async fn send(
                 registered.wait().await;
                 registration.map_err(|s| rpc_error("registering a producer with the source", s))?;
             }
-            for rows in share.rows.chunks(batch_size) {
+            while let Some(rows) = share.batches.recv().await {
+                let n = rows.len() as u64;
                 let response = producer
-                    .push(request(rows.to_vec()))
+                    .push(request(rows))
                     .await
                     .map_err(|s| rpc_error(what, s))?;
-                let n = rows.len() as u64;
                 if let Ok(mut t) = totals.lock() {
                     t.sent += n;
                     if response.duplicate {

@@ -1,6 +1,7 @@
-//! Event files `quiver push` reads: JSON lines, CSV with a header row, and Parquet. Every reader
-//! returns the column names and rows of values typed by the source schema; a value that does not
-//! fit its column is an error naming the file, row and column.
+//! Event files `quiver push` and `quiver load` read: JSON lines, CSV with a header row, and
+//! Parquet. Every reader gives the column names, then rows of values typed by the source schema
+//! a chunk at a time; a value that does not fit its column is an error naming the file, row and
+//! column.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -14,7 +15,7 @@ use arrow_array::types::{
 };
 use arrow_array::{Array, ArrayRef, RecordBatchReader};
 use arrow_schema::{DataType, TimeUnit};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use quiver_common::json_event::json_value;
 use quiver_core::{Source, ValueType};
 use quiver_proto::convert::micros_to_timestamp;
@@ -22,45 +23,91 @@ use quiver_proto::ingest::Row;
 use quiver_proto::types::value::Kind;
 use quiver_proto::types::{Float32List, Value};
 
-/// Reads a JSON-lines file: one object per line, keys are column names.
-pub fn read_jsonl(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let columns: Vec<String> = source.schema.iter().map(|c| c.name.clone()).collect();
-    let mut rows = Vec::new();
-    for (n, line) in BufReader::new(file).lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = || format!("{}:{}", path.display(), n + 1);
-        let object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&line).with_context(|| format!("{}: not a JSON object", at()))?;
-        if let Some(unknown) = object.keys().find(|k| source.column(k).is_none()) {
-            bail!(
-                "{}: {unknown:?} is not a column of source {:?}",
-                at(),
-                source.name
-            );
-        }
-        let values = source
-            .schema
-            .iter()
-            .map(|c| {
-                json_value(object.get(&c.name), c.value_type)
-                    .map_err(|e| anyhow::anyhow!("{}: column {:?}: {e}", at(), c.name))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        rows.push(Row { values });
-    }
-    Ok((columns, rows))
+/// Rows a reader hands over at a time (a Parquet reader: one record batch).
+const CHUNK_ROWS: usize = 4_096;
+
+/// One file's (or object's) events: its columns, then its rows in order, a chunk at a time, so
+/// no file is ever held whole.
+pub trait EventReader {
+    /// The columns every row has, in order.
+    fn columns(&self) -> &[String];
+    /// The next rows (at most a few thousand); none once the file is read.
+    fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<Row>>>;
 }
 
-/// Reads a CSV file with a header row naming the columns; an empty cell is null.
-pub fn read_csv(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
+/// A JSON-lines file: one object per line, keys are column names.
+pub fn open_jsonl(path: &Path, source: &Source) -> anyhow::Result<Box<dyn EventReader>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(Box::new(JsonLines {
+        lines: BufReader::new(file).lines(),
+        line: 0,
+        path: path.display().to_string(),
+        columns: source.schema.iter().map(|c| c.name.clone()).collect(),
+        source: source.clone(),
+    }))
+}
+
+struct JsonLines {
+    lines: std::io::Lines<BufReader<std::fs::File>>,
+    /// Lines read so far.
+    line: usize,
+    path: String,
+    columns: Vec<String>,
+    source: Source,
+}
+
+impl EventReader for JsonLines {
+    fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<Row>>> {
+        let mut rows = Vec::new();
+        while rows.len() < CHUNK_ROWS {
+            let Some(line) = self.lines.next() else {
+                break;
+            };
+            self.line += 1;
+            let at = || format!("{}:{}", self.path, self.line);
+            let line = line.with_context(at)?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&line)
+                .with_context(|| format!("{}: not a JSON object", at()))?;
+            if let Some(unknown) = object.keys().find(|k| self.source.column(k).is_none()) {
+                bail!(
+                    "{}: {unknown:?} is not a column of source {:?}",
+                    at(),
+                    self.source.name
+                );
+            }
+            let values = self
+                .source
+                .schema
+                .iter()
+                .map(|c| {
+                    json_value(object.get(&c.name), c.value_type)
+                        .map_err(|e| anyhow::anyhow!("{}: column {:?}: {e}", at(), c.name))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            rows.push(Row { values });
+        }
+        Ok((!rows.is_empty()).then_some(rows))
+    }
+}
+
+/// A CSV file with a header row naming the columns; an empty cell is null.
+pub fn open_csv(path: &Path, source: &Source) -> anyhow::Result<Box<dyn EventReader>> {
     let mut reader =
         csv::Reader::from_path(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let header: Vec<String> = reader.headers()?.iter().map(str::to_string).collect();
+    let header: Vec<String> = reader
+        .headers()
+        .with_context(|| format!("{}: unreadable header", path.display()))?
+        .iter()
+        .map(str::to_string)
+        .collect();
     let types = header
         .iter()
         .map(|h| {
@@ -73,21 +120,52 @@ pub fn read_csv(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>, Ve
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut rows = Vec::new();
-    for (n, record) in reader.records().enumerate() {
-        let record = record?;
-        let values = record
-            .iter()
-            .zip(&types)
-            .zip(&header)
-            .map(|((cell, t), h)| {
-                text_value(cell, *t)
-                    .with_context(|| format!("{}:{}: column {h:?}", path.display(), n + 2))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        rows.push(Row { values });
+    Ok(Box::new(Csv {
+        records: reader.into_records(),
+        record: 0,
+        path: path.display().to_string(),
+        header,
+        types,
+    }))
+}
+
+struct Csv {
+    records: csv::StringRecordsIntoIter<std::fs::File>,
+    /// Records read so far.
+    record: usize,
+    path: String,
+    header: Vec<String>,
+    types: Vec<ValueType>,
+}
+
+impl EventReader for Csv {
+    fn columns(&self) -> &[String] {
+        &self.header
     }
-    Ok((header, rows))
+
+    fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<Row>>> {
+        let mut rows = Vec::new();
+        while rows.len() < CHUNK_ROWS {
+            let Some(record) = self.records.next() else {
+                break;
+            };
+            self.record += 1;
+            // The header is line 1.
+            let line = self.record + 1;
+            let record = record.with_context(|| format!("{}:{line}", self.path))?;
+            let values = record
+                .iter()
+                .zip(&self.types)
+                .zip(&self.header)
+                .map(|((cell, t), h)| {
+                    text_value(cell, *t)
+                        .with_context(|| format!("{}:{line}: column {h:?}", self.path))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            rows.push(Row { values });
+        }
+        Ok((!rows.is_empty()).then_some(rows))
+    }
 }
 
 fn value(kind: Kind) -> Value {
@@ -121,36 +199,31 @@ fn text_value(cell: &str, t: ValueType) -> anyhow::Result<Value> {
     })
 }
 
-/// Reads a Parquet file: columns named like the source's (any subset that ingest accepts).
-pub fn read_parquet(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
+/// A Parquet file: columns named like the source's (any subset that ingest accepts).
+pub fn open_parquet(path: &Path, source: &Source) -> anyhow::Result<Box<dyn EventReader>> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    read_parquet_from(file, &path.display().to_string(), source)
+    Ok(Box::new(open_parquet_from(
+        file,
+        &path.display().to_string(),
+        source,
+    )?))
 }
 
-/// Reads Parquet from `input` (a file, or an object's bytes), named `name` in errors. A
-/// malformed file the `parquet` crate panics on is an error too.
-pub fn read_parquet_from(
+/// Parquet from `input` (a file, or an object's bytes), named `name` in errors. A malformed
+/// file the `parquet` crate panics on is an error too.
+pub fn open_parquet_from(
     input: impl parquet::file::reader::ChunkReader + 'static,
     name: &str,
     source: &Source,
-) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
-    match quiver_lake::event_file::contain_panics(|| {
-        Ok(read_parquet_unguarded(input, name, source))
-    }) {
-        Ok(read) => read,
-        Err(panicked) => Err(anyhow::anyhow!("{name}: {panicked}")),
-    }
-}
-
-fn read_parquet_unguarded(
-    input: impl parquet::file::reader::ChunkReader + 'static,
-    name: &str,
-    source: &Source,
-) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(input)
-        .with_context(|| format!("{}: not a Parquet file", name))?
-        .build()?;
+) -> anyhow::Result<ParquetEvents> {
+    let reader = guarded(name, || {
+        ParquetRecordBatchReaderBuilder::try_new(input)
+            .with_context(|| format!("{name}: not a Parquet file"))?
+            .with_batch_size(CHUNK_ROWS)
+            .build()
+            .with_context(|| format!("{name}: not a Parquet file"))
+    })?;
     let schema = reader.schema();
     let mut types = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
@@ -164,24 +237,66 @@ fn read_parquet_unguarded(
         })?;
         types.push(column.value_type);
     }
-    let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch.with_context(|| format!("{}: unreadable row group", name))?;
-        let first = rows.len();
-        rows.extend((0..batch.num_rows()).map(|_| Row {
-            values: Vec::with_capacity(columns.len()),
-        }));
-        for (c, (array, t)) in batch.columns().iter().zip(&types).enumerate() {
-            for (r, row) in rows[first..].iter_mut().enumerate() {
+    Ok(ParquetEvents {
+        columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
+        reader,
+        types,
+        name: name.to_string(),
+        rows_read: 0,
+    })
+}
+
+/// A Parquet file's events, a record batch at a time.
+pub struct ParquetEvents {
+    reader: ParquetRecordBatchReader,
+    columns: Vec<String>,
+    types: Vec<ValueType>,
+    name: String,
+    /// Rows of the batches read so far (for errors).
+    rows_read: usize,
+}
+
+impl EventReader for ParquetEvents {
+    fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<Row>>> {
+        let name = self.name.clone();
+        let Some(batch) = guarded(&name, || self.reader.next().transpose())
+            .with_context(|| format!("{name}: unreadable row group"))?
+        else {
+            return Ok(None);
+        };
+        let first = self.rows_read;
+        self.rows_read += batch.num_rows();
+        let mut rows: Vec<Row> = (0..batch.num_rows())
+            .map(|_| Row {
+                values: Vec::with_capacity(self.columns.len()),
+            })
+            .collect();
+        for (c, (array, t)) in batch.columns().iter().zip(&self.types).enumerate() {
+            for (r, row) in rows.iter_mut().enumerate() {
                 let value = arrow_value(array, r, *t).with_context(|| {
-                    format!("{}: row {}, column {:?}", name, first + r, columns[c])
+                    format!("{}: row {}, column {:?}", name, first + r, self.columns[c])
                 })?;
                 row.values.push(value);
             }
         }
+        Ok(Some(rows))
     }
-    Ok((columns, rows))
+}
+
+/// Runs a step of the `parquet` crate, which asserts on some malformed files: a panic becomes
+/// an error naming `name`.
+fn guarded<T, E: Into<anyhow::Error>>(
+    name: &str,
+    step: impl FnOnce() -> Result<T, E>,
+) -> anyhow::Result<T> {
+    match quiver_lake::event_file::contain_panics(|| Ok(step().map_err(Into::into))) {
+        Ok(result) => result,
+        Err(panicked) => Err(anyhow::anyhow!("{name}: {panicked}")),
+    }
 }
 
 /// Element `i` of `array` as a value of a `t` column.
@@ -279,6 +394,30 @@ mod tests {
     use quiver_core::Column;
 
     use super::*;
+
+    /// Every row of `reader`, with its columns.
+    fn read_all(
+        reader: anyhow::Result<Box<dyn EventReader>>,
+    ) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
+        let mut reader = reader?;
+        let mut rows = Vec::new();
+        while let Some(mut chunk) = reader.next_chunk()? {
+            rows.append(&mut chunk);
+        }
+        Ok((reader.columns().to_vec(), rows))
+    }
+
+    fn read_jsonl(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
+        read_all(open_jsonl(path, source))
+    }
+
+    fn read_csv(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
+        read_all(open_csv(path, source))
+    }
+
+    fn read_parquet(path: &Path, source: &Source) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
+        read_all(open_parquet(path, source))
+    }
 
     fn source() -> Source {
         let column = |name: &str, value_type| Column {

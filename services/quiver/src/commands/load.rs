@@ -2,16 +2,16 @@
 //! age (no lateness, no watermark moves) into the offline store and into the online tiles still
 //! kept. The file's rows decide the producer ids and sequences (a hash of the rows, a fixed
 //! split and batch size), so re-running a load, whole or after an interruption, adds nothing
-//! that was added before: ingest answers those batches as duplicates.
+//! that was added before: ingest answers those batches as duplicates. The file (or prefix) is
+//! read twice and never held whole (`event_input`).
 
-use anyhow::Context;
-use quiver::send::{send, Plan as SendPlan, Share};
-use quiver_core::Source;
-use quiver_lake::{Lake, Path as LakePath};
-use quiver_proto::ingest::{PushRequest, Row};
+use std::sync::Arc;
 
-use super::event_files::read_parquet_from;
-use super::push::{fetch_source, join_key_columns, partition_by_key, read_events, rows_identity};
+use quiver::send::{send, Plan as SendPlan};
+use quiver_proto::ingest::PushRequest;
+
+use super::event_input::{Events, Input, Split};
+use super::push::{fetch_source, join_key_names, read_failure};
 use crate::cli::{LoadArgs, Output, PushFormat};
 
 /// Producers of one load (fixed, so the same rows always make the same batches).
@@ -23,38 +23,42 @@ const BATCH: usize = 5_000;
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let source = fetch_source(&args.addresses, &args.project, &args.source).await?;
     let file = args.file.to_string_lossy();
-    let (columns, rows) = if file.contains("://") && !file.starts_with("file://") {
+    let input = if file.contains("://") && !file.starts_with("file://") {
         anyhow::ensure!(
             matches!(args.format, None | Some(PushFormat::Parquet)),
             "--file {file}: an object-store prefix is read as Parquet objects only"
         );
-        read_prefix(&file, &source).await?
+        Input::prefix(&file).await?
     } else {
-        read_events(&args.file, args.format, &source)?
+        Input::file(&args.file, args.format)?
     };
-    let total = rows.len() as u64;
-    let identity = rows_identity(&args.project, &args.source, &columns, &rows);
-    let key_columns = join_key_columns(&args.addresses, &args.project, &source, &columns).await?;
-    // Every split is kept, even an empty one, so the part numbers stay the same for the rows.
-    let shares = partition_by_key(rows, &key_columns, PARTS)
-        .into_iter()
-        .enumerate()
-        .map(|(part, rows)| Share {
-            producer_id: format!("load-{identity:032x}-{part}"),
-            rows,
-        })
-        .collect();
+    let events = Events {
+        input: Arc::new(input),
+        split: Split {
+            key_names: join_key_names(&args.addresses, &args.project, &source).await?,
+            parts: PARTS,
+        },
+        source: Arc::new(source),
+        project: args.project.clone(),
+    };
     let json = args.output == Output::Json;
+    let survey = events.survey(!json).await?;
+    let (total, identity) = (survey.rows, survey.identity);
+    // Every split is kept, even an empty one, so the part numbers stay the same for the rows.
+    let ids = (0..PARTS)
+        .map(|part| Some(format!("load-{identity:032x}-{part}")))
+        .collect();
+    let (shares, reading) = events.shares(&survey, ids, BATCH);
+    let columns = survey.columns;
     let plan = SendPlan {
         ingest: args.addresses.ingest.clone(),
-        batch_size: BATCH,
         // History batches need rows, and load moves no watermark to register against.
         register: false,
         progress: !json,
         what: "load",
     };
     let (project, source_name) = (args.project.clone(), args.source.clone());
-    let (t, failure, elapsed) = send(&plan, shares, move |rows| PushRequest {
+    let (t, failure, elapsed) = send(&plan, shares, total, move |rows| PushRequest {
         project: project.clone(),
         source: source_name.clone(),
         columns: columns.clone(),
@@ -63,6 +67,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         ..PushRequest::default()
     })
     .await?;
+    let failure = failure.or(read_failure(reading).await);
     let sent = t.sent;
     let secs = elapsed.as_secs_f64().max(1e-9);
     if json {
@@ -105,44 +110,4 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         )),
         None => Ok(()),
     }
-}
-
-/// Every Parquet object (`*.parquet`) under an object-store prefix (`s3://bucket/orders/`), in
-/// key order, as one table: the objects must have the same columns. Other objects are skipped
-/// (a `_SUCCESS` marker, a README).
-async fn read_prefix(url: &str, source: &Source) -> anyhow::Result<(Vec<String>, Vec<Row>)> {
-    let base = url.trim_end_matches('/');
-    let lake = Lake::open(base)?;
-    let mut objects: Vec<LakePath> = lake
-        .list(&LakePath::from(""))
-        .await
-        .with_context(|| format!("listing {url}"))?
-        .into_iter()
-        .map(|(path, _)| path)
-        .filter(|path| path.as_ref().ends_with(".parquet"))
-        .collect();
-    objects.sort();
-    anyhow::ensure!(
-        !objects.is_empty(),
-        "--file {url}: no Parquet objects (*.parquet) under this prefix"
-    );
-    let mut columns: Option<Vec<String>> = None;
-    let mut rows = Vec::new();
-    for path in objects {
-        let name = format!("{base}/{path}");
-        let bytes = lake
-            .get(&path)
-            .await
-            .with_context(|| format!("reading {name}"))?;
-        let (these, mut part) = read_parquet_from(bytes, &name, source)?;
-        match &columns {
-            Some(first) if *first != these => anyhow::bail!(
-                "{name}: columns {these:?} differ from {first:?} of the prefix's first object"
-            ),
-            Some(_) => {}
-            None => columns = Some(these),
-        }
-        rows.append(&mut part);
-    }
-    Ok((columns.unwrap_or_default(), rows))
 }

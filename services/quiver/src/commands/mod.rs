@@ -3,6 +3,7 @@
 pub mod apply;
 mod cluster;
 mod event_files;
+mod event_input;
 mod get;
 mod kafka_progress;
 mod lineage;
