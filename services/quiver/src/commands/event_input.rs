@@ -22,6 +22,10 @@ use crate::cli::PushFormat;
 /// Batches read ahead per producer, beyond the one it is sending.
 const READ_AHEAD: usize = 2;
 
+/// What a reading pass does with each chunk: the input's columns and the rows; `false` stops
+/// the reading.
+type Visit<'a> = &'a mut dyn FnMut(&[String], Vec<Row>) -> anyhow::Result<bool>;
+
 /// Where the events are.
 pub enum Input {
     /// A local file in one format.
@@ -87,7 +91,7 @@ impl Input {
         &self,
         source: &Source,
         runtime: &tokio::runtime::Handle,
-        visit: &mut dyn FnMut(&[String], Vec<Row>) -> anyhow::Result<bool>,
+        visit: Visit<'_>,
     ) -> anyhow::Result<()> {
         match self {
             Input::File { path, format } => {
@@ -124,11 +128,12 @@ impl Input {
     }
 }
 
-/// Hands every chunk of `reader` to `visit`; whether it read to the end.
-fn drain(
-    mut reader: Box<dyn EventReader>,
-    visit: &mut dyn FnMut(&[String], Vec<Row>) -> anyhow::Result<bool>,
-) -> anyhow::Result<bool> {
+/// Hands every chunk of `reader` to `visit`, the first one empty (so even a file without rows
+/// says what its columns are); whether it read to the end.
+fn drain(mut reader: Box<dyn EventReader>, visit: Visit<'_>) -> anyhow::Result<bool> {
+    if !visit(reader.columns(), Vec::new())? {
+        return Ok(false);
+    }
     while let Some(rows) = reader.next_chunk()? {
         if !visit(reader.columns(), rows)? {
             return Ok(false);
@@ -265,23 +270,10 @@ impl Events {
                     counter.store(survey.rows, Ordering::Relaxed);
                     Ok(true)
                 })?;
-            Ok::<_, anyhow::Error>(match survey {
-                Some((mut survey, identity, _)) => {
-                    survey.identity = identity.value();
-                    survey
-                }
-                // No rows at all: the columns the source's schema names.
-                None => {
-                    let columns: Vec<String> =
-                        this.source.schema.iter().map(|c| c.name.clone()).collect();
-                    Survey {
-                        identity: Identity::new(&this.project, &this.source.name, &columns).value(),
-                        columns,
-                        rows: 0,
-                        per_part: vec![0; this.split.parts.max(1)],
-                    }
-                }
-            })
+            let (mut survey, identity, _) =
+                survey.context("the input has no file or object to read")?;
+            survey.identity = identity.value();
+            Ok::<_, anyhow::Error>(survey)
         });
         let started = Instant::now();
         let ticker = progress.then(|| {
@@ -331,7 +323,7 @@ impl Events {
         let (expected_rows, expected_identity) = (survey.rows, survey.identity);
         let runtime = tokio::runtime::Handle::current();
         let reading = tokio::task::spawn_blocking(move || {
-            let mut buffers: Vec<Vec<Row>> = vec![Vec::new(); senders.len()];
+            let mut buffers: Vec<Vec<Row>> = vec![Vec::new(); this.split.parts.max(1)];
             let mut state: Option<(Identity, Vec<usize>)> = None;
             let mut rows_read = 0u64;
             // A producer that stopped (it failed, and says why) takes no more batches.
@@ -371,10 +363,7 @@ impl Events {
                     return Ok(());
                 }
             }
-            let identity = match &state {
-                Some((identity, _)) => identity.value(),
-                None => expected_identity,
-            };
+            let identity = state.map_or(expected_identity, |(identity, _)| identity.value());
             anyhow::ensure!(
                 rows_read == expected_rows && identity == expected_identity,
                 "the input changed while it was sent ({expected_rows} rows when checked, \
@@ -502,6 +491,23 @@ mod tests {
         assert!(held <= 4 * READ_AHEAD, "{held} batches read ahead");
         drop(shares);
         reading.await.unwrap().unwrap();
+    }
+
+    /// A bad row anywhere stops the first pass, before anything is sent, naming its line and
+    /// column.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bad_row_late_in_the_file_stops_everything_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = csv_events(dir.path(), 10_000);
+        let path = dir.path().join("events.csv");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("5,lots\n");
+        std::fs::write(&path, text).unwrap();
+        let error = format!("{:#}", events.survey(false).await.err().unwrap());
+        assert!(
+            error.contains("events.csv:10002: column \"amount\""),
+            "{error}"
+        );
     }
 
     /// A file that changes between the passes is reported, not sent as if it were the same.
