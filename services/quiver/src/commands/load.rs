@@ -86,6 +86,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
                 "error": failure.as_ref().map(|e| format!("{e:#}")),
             }))?
         );
+    } else if total == 0 {
+        println!("{} has no rows: nothing loaded", args.file.display());
     } else if t.accepted == 0 && t.duplicate == sent && failure.is_none() {
         println!(
             "{} rows of {} were loaded before: nothing added (load {identity:032x})",
