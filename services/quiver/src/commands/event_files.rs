@@ -25,6 +25,8 @@ use quiver_proto::types::{Float32List, Value};
 
 /// Rows a reader hands over at a time (a Parquet reader: one record batch).
 const CHUNK_ROWS: usize = 4_096;
+/// And bytes of text (JSON lines, CSV records): a chunk of wide rows ends sooner.
+const CHUNK_BYTES: usize = 4 << 20;
 
 /// One file's (or object's) events: its columns, then its rows in order, a chunk at a time, so
 /// no file is ever held whole.
@@ -63,14 +65,15 @@ impl EventReader for JsonLines {
     }
 
     fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<Row>>> {
-        let mut rows = Vec::new();
-        while rows.len() < CHUNK_ROWS {
+        let (mut rows, mut bytes) = (Vec::new(), 0);
+        while rows.len() < CHUNK_ROWS && bytes < CHUNK_BYTES {
             let Some(line) = self.lines.next() else {
                 break;
             };
             self.line += 1;
             let at = || format!("{}:{}", self.path, self.line);
             let line = line.with_context(at)?;
+            bytes += line.len();
             if line.trim().is_empty() {
                 continue;
             }
@@ -144,8 +147,8 @@ impl EventReader for Csv {
     }
 
     fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<Row>>> {
-        let mut rows = Vec::new();
-        while rows.len() < CHUNK_ROWS {
+        let (mut rows, mut bytes) = (Vec::new(), 0);
+        while rows.len() < CHUNK_ROWS && bytes < CHUNK_BYTES {
             let Some(record) = self.records.next() else {
                 break;
             };
@@ -153,6 +156,7 @@ impl EventReader for Csv {
             // The header is line 1.
             let line = self.record + 1;
             let record = record.with_context(|| format!("{}:{line}", self.path))?;
+            bytes += record.as_slice().len();
             let values = record
                 .iter()
                 .zip(&self.types)
