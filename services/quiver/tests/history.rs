@@ -80,11 +80,18 @@ fn write_jsonl(path: &Path, events: &[Event]) -> std::path::PathBuf {
 }
 
 fn quiver(bin: &Path, args: &[&str]) -> serde_json::Value {
-    let output = Command::new(bin).args(args).output().unwrap();
+    summary(
+        Command::new(bin).args(args).output().unwrap(),
+        &format!("{args:?}"),
+    )
+}
+
+/// The JSON summary a successful `quiver ... --output json` printed.
+fn summary(output: std::process::Output, what: &str) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "{args:?}: {stdout}\n{}",
+        "{what}: {stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_str(stdout.trim()).unwrap()
@@ -396,14 +403,7 @@ async fn a_file_is_pushed_in_memory_far_below_its_size() {
             break;
         }
     }
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let summary = summary(child.wait_with_output().unwrap(), "push");
     assert_eq!(
         (summary["accepted"].as_i64(), summary["late"].as_i64()),
         (Some(ROWS), Some(0)),

@@ -37,6 +37,25 @@ pub trait EventReader {
     fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<Row>>>;
 }
 
+/// A text file read a line (or record) at a time.
+trait TextRows {
+    /// The next line's bytes and its row (none for a blank line); none at the end.
+    fn next_row(&mut self) -> anyhow::Result<Option<(usize, Option<Row>)>>;
+}
+
+/// The next chunk of a text file: up to [`CHUNK_ROWS`] rows or [`CHUNK_BYTES`] of text.
+fn text_chunk(reader: &mut impl TextRows) -> anyhow::Result<Option<Vec<Row>>> {
+    let (mut rows, mut bytes) = (Vec::new(), 0);
+    while rows.len() < CHUNK_ROWS && bytes < CHUNK_BYTES {
+        let Some((len, row)) = reader.next_row()? else {
+            break;
+        };
+        bytes += len;
+        rows.extend(row);
+    }
+    Ok((!rows.is_empty()).then_some(rows))
+}
+
 /// A JSON-lines file: one object per line, keys are column names.
 pub fn open_jsonl(path: &Path, source: &Source) -> anyhow::Result<Box<dyn EventReader>> {
     let file =
@@ -65,39 +84,40 @@ impl EventReader for JsonLines {
     }
 
     fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<Row>>> {
-        let (mut rows, mut bytes) = (Vec::new(), 0);
-        while rows.len() < CHUNK_ROWS && bytes < CHUNK_BYTES {
-            let Some(line) = self.lines.next() else {
-                break;
-            };
-            self.line += 1;
-            let at = || format!("{}:{}", self.path, self.line);
-            let line = line.with_context(at)?;
-            bytes += line.len();
-            if line.trim().is_empty() {
-                continue;
-            }
-            let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&line)
-                .with_context(|| format!("{}: not a JSON object", at()))?;
-            if let Some(unknown) = object.keys().find(|k| self.source.column(k).is_none()) {
-                bail!(
-                    "{}: {unknown:?} is not a column of source {:?}",
-                    at(),
-                    self.source.name
-                );
-            }
-            let values = self
-                .source
-                .schema
-                .iter()
-                .map(|c| {
-                    json_value(object.get(&c.name), c.value_type)
-                        .map_err(|e| anyhow::anyhow!("{}: column {:?}: {e}", at(), c.name))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            rows.push(Row { values });
+        text_chunk(self)
+    }
+}
+
+impl TextRows for JsonLines {
+    fn next_row(&mut self) -> anyhow::Result<Option<(usize, Option<Row>)>> {
+        let Some(line) = self.lines.next() else {
+            return Ok(None);
+        };
+        self.line += 1;
+        let at = || format!("{}:{}", self.path, self.line);
+        let line = line.with_context(at)?;
+        if line.trim().is_empty() {
+            return Ok(Some((line.len(), None)));
         }
-        Ok((!rows.is_empty()).then_some(rows))
+        let object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&line).with_context(|| format!("{}: not a JSON object", at()))?;
+        if let Some(unknown) = object.keys().find(|k| self.source.column(k).is_none()) {
+            bail!(
+                "{}: {unknown:?} is not a column of source {:?}",
+                at(),
+                self.source.name
+            );
+        }
+        let values = self
+            .source
+            .schema
+            .iter()
+            .map(|c| {
+                json_value(object.get(&c.name), c.value_type)
+                    .map_err(|e| anyhow::anyhow!("{}: column {:?}: {e}", at(), c.name))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Some((line.len(), Some(Row { values }))))
     }
 }
 
@@ -147,28 +167,28 @@ impl EventReader for Csv {
     }
 
     fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<Row>>> {
-        let (mut rows, mut bytes) = (Vec::new(), 0);
-        while rows.len() < CHUNK_ROWS && bytes < CHUNK_BYTES {
-            let Some(record) = self.records.next() else {
-                break;
-            };
-            self.record += 1;
-            // The header is line 1.
-            let line = self.record + 1;
-            let record = record.with_context(|| format!("{}:{line}", self.path))?;
-            bytes += record.as_slice().len();
-            let values = record
-                .iter()
-                .zip(&self.types)
-                .zip(&self.header)
-                .map(|((cell, t), h)| {
-                    text_value(cell, *t)
-                        .with_context(|| format!("{}:{line}: column {h:?}", self.path))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            rows.push(Row { values });
-        }
-        Ok((!rows.is_empty()).then_some(rows))
+        text_chunk(self)
+    }
+}
+
+impl TextRows for Csv {
+    fn next_row(&mut self) -> anyhow::Result<Option<(usize, Option<Row>)>> {
+        let Some(record) = self.records.next() else {
+            return Ok(None);
+        };
+        self.record += 1;
+        // The header is line 1.
+        let line = self.record + 1;
+        let record = record.with_context(|| format!("{}:{line}", self.path))?;
+        let values = record
+            .iter()
+            .zip(&self.types)
+            .zip(&self.header)
+            .map(|((cell, t), h)| {
+                text_value(cell, *t).with_context(|| format!("{}:{line}: column {h:?}", self.path))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Some((record.as_slice().len(), Some(Row { values }))))
     }
 }
 

@@ -213,6 +213,24 @@ impl Identity {
     }
 }
 
+/// One reading of the input: the rows seen so far, their identity, and where the join keys are
+/// among the input's columns (known once the first reader opens).
+struct Pass {
+    columns: Vec<String>,
+    rows: u64,
+    identity: Identity,
+    keys: Vec<usize>,
+}
+
+impl Pass {
+    /// Counts and hashes `row`; its producer.
+    fn take(&mut self, split: &Split, row: &Row) -> usize {
+        self.rows += 1;
+        self.identity.add(row);
+        split.part_of(&self.keys, row)
+    }
+}
+
 /// What the first pass found.
 pub struct Survey {
     /// The input's columns.
@@ -239,6 +257,16 @@ pub struct Events {
 }
 
 impl Events {
+    /// A reading of an input with `columns`.
+    fn pass(&self, columns: &[String]) -> Pass {
+        Pass {
+            columns: columns.to_vec(),
+            rows: 0,
+            identity: Identity::new(&self.project, &self.source.name, columns),
+            keys: self.split.key_columns(columns),
+        }
+    }
+
     /// The first pass: every row read and checked, counted per producer and hashed. With
     /// `progress`, a line on stderr counts the rows read.
     pub async fn survey(&self, progress: bool) -> anyhow::Result<Survey> {
@@ -247,33 +275,24 @@ impl Events {
         let counter = read.clone();
         let runtime = tokio::runtime::Handle::current();
         let pass = tokio::task::spawn_blocking(move || {
-            let mut survey: Option<(Survey, Identity, Vec<usize>)> = None;
+            let mut pass: Option<Pass> = None;
+            let mut per_part = vec![0; this.split.parts.max(1)];
             this.input
                 .read(&this.source, &runtime, &mut |columns, rows| {
-                    let (survey, identity, keys) = survey.get_or_insert_with(|| {
-                        (
-                            Survey {
-                                columns: columns.to_vec(),
-                                rows: 0,
-                                identity: 0,
-                                per_part: vec![0; this.split.parts.max(1)],
-                            },
-                            Identity::new(&this.project, &this.source.name, columns),
-                            this.split.key_columns(columns),
-                        )
-                    });
+                    let pass = pass.get_or_insert_with(|| this.pass(columns));
                     for row in &rows {
-                        identity.add(row);
-                        survey.per_part[this.split.part_of(keys, row)] += 1;
+                        per_part[pass.take(&this.split, row)] += 1;
                     }
-                    survey.rows += rows.len() as u64;
-                    counter.store(survey.rows, Ordering::Relaxed);
+                    counter.store(pass.rows, Ordering::Relaxed);
                     Ok(true)
                 })?;
-            let (mut survey, identity, _) =
-                survey.context("the input has no file or object to read")?;
-            survey.identity = identity.value();
-            Ok::<_, anyhow::Error>(survey)
+            let pass = pass.context("the input has no file or object to read")?;
+            Ok::<_, anyhow::Error>(Survey {
+                rows: pass.rows,
+                identity: pass.identity.value(),
+                columns: pass.columns,
+                per_part,
+            })
         });
         let started = Instant::now();
         let ticker = progress.then(|| {
@@ -324,8 +343,7 @@ impl Events {
         let runtime = tokio::runtime::Handle::current();
         let reading = tokio::task::spawn_blocking(move || {
             let mut buffers: Vec<Vec<Row>> = vec![Vec::new(); this.split.parts.max(1)];
-            let mut state: Option<(Identity, Vec<usize>)> = None;
-            let mut rows_read = 0u64;
+            let mut pass: Option<Pass> = None;
             // A producer that stopped (it failed, and says why) takes no more batches.
             let send = |part: usize, batch: Vec<Row>| -> bool {
                 match senders.get(part) {
@@ -336,16 +354,9 @@ impl Events {
             let mut stopped = false;
             this.input
                 .read(&this.source, &runtime, &mut |columns, rows| {
-                    let (identity, keys) = state.get_or_insert_with(|| {
-                        (
-                            Identity::new(&this.project, &this.source.name, columns),
-                            this.split.key_columns(columns),
-                        )
-                    });
-                    rows_read += rows.len() as u64;
+                    let pass = pass.get_or_insert_with(|| this.pass(columns));
                     for row in rows {
-                        identity.add(&row);
-                        let part = this.split.part_of(keys, &row);
+                        let part = pass.take(&this.split, &row);
                         let buffer = &mut buffers[part];
                         buffer.push(row);
                         if buffer.len() == batch_size && !send(part, std::mem::take(buffer)) {
@@ -363,7 +374,8 @@ impl Events {
                     return Ok(());
                 }
             }
-            let identity = state.map_or(expected_identity, |(identity, _)| identity.value());
+            let (rows_read, identity) =
+                pass.map_or((0, expected_identity), |p| (p.rows, p.identity.value()));
             anyhow::ensure!(
                 rows_read == expected_rows && identity == expected_identity,
                 "the input changed while it was sent ({expected_rows} rows when checked, \

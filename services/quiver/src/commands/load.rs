@@ -5,13 +5,11 @@
 //! that was added before: ingest answers those batches as duplicates. The file (or prefix) is
 //! read twice and never held whole (`event_input`).
 
-use std::sync::Arc;
-
 use quiver::send::{send, Plan as SendPlan};
 use quiver_proto::ingest::PushRequest;
 
-use super::event_input::{Events, Input, Split};
-use super::push::{fetch_source, join_key_names, read_failure};
+use super::event_input::Input;
+use super::push::{events_of, read_failure};
 use crate::cli::{LoadArgs, Output, PushFormat};
 
 /// Producers of one load (fixed, so the same rows always make the same batches).
@@ -21,7 +19,6 @@ const BATCH: usize = 5_000;
 
 /// `quiver load`.
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
-    let source = fetch_source(&args.addresses, &args.project, &args.source).await?;
     let file = args.file.to_string_lossy();
     let input = if file.contains("://") && !file.starts_with("file://") {
         anyhow::ensure!(
@@ -32,15 +29,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     } else {
         Input::file(&args.file, args.format)?
     };
-    let events = Events {
-        input: Arc::new(input),
-        split: Split {
-            key_names: join_key_names(&args.addresses, &args.project, &source).await?,
-            parts: PARTS,
-        },
-        source: Arc::new(source),
-        project: args.project.clone(),
-    };
+    let events = events_of(&args.addresses, &args.project, &args.source, input, PARTS).await?;
     let json = args.output == Output::Json;
     let survey = events.survey(!json).await?;
     let (total, identity) = (survey.rows, survey.identity);

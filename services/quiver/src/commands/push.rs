@@ -18,17 +18,9 @@ use crate::cli::{Output, PushArgs};
 
 /// `quiver push`.
 pub async fn run(args: PushArgs) -> anyhow::Result<()> {
-    let source = fetch_source(&args.addresses, &args.project, &args.source).await?;
     let workers = args.workers.max(1);
-    let events = Events {
-        input: Arc::new(Input::file(&args.file, args.format)?),
-        split: Split {
-            key_names: join_key_names(&args.addresses, &args.project, &source).await?,
-            parts: workers,
-        },
-        source: Arc::new(source),
-        project: args.project.clone(),
-    };
+    let input = Input::file(&args.file, args.format)?;
+    let events = events_of(&args.addresses, &args.project, &args.source, input, workers).await?;
     let json = args.output == Output::Json;
     let survey = events.survey(!json).await?;
     let total = survey.rows;
@@ -104,8 +96,29 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The events of `input` for source `source_name`, split over `parts` producers by the source's
+/// entity join keys.
+pub async fn events_of(
+    addresses: &Addresses,
+    project: &str,
+    source_name: &str,
+    input: Input,
+    parts: usize,
+) -> anyhow::Result<Events> {
+    let source = fetch_source(addresses, project, source_name).await?;
+    Ok(Events {
+        input: Arc::new(input),
+        split: Split {
+            key_names: join_key_names(addresses, project, &source).await?,
+            parts,
+        },
+        source: Arc::new(source),
+        project: project.to_string(),
+    })
+}
+
 /// The source's entity join key columns.
-pub async fn join_key_names(
+async fn join_key_names(
     addresses: &Addresses,
     project: &str,
     source: &Source,
@@ -141,11 +154,7 @@ pub async fn read_failure(
 }
 
 /// A source's definition from the registry.
-pub async fn fetch_source(
-    addresses: &Addresses,
-    project: &str,
-    name: &str,
-) -> anyhow::Result<Source> {
+async fn fetch_source(addresses: &Addresses, project: &str, name: &str) -> anyhow::Result<Source> {
     let response = addresses
         .registry()
         .await?
