@@ -189,6 +189,18 @@ pub async fn get_features_of(
     read_features(online, project, key, ids, refs, None).await
 }
 
+/// [`get_features_of`], or the status it failed with (a view still backfilling answers
+/// `UNAVAILABLE`).
+pub async fn try_get_features_of(
+    online: &str,
+    project: &str,
+    key: &str,
+    ids: &[i64],
+    refs: &[String],
+) -> Result<quiver_proto::serving::GetFeaturesResponse, tonic::Status> {
+    try_read_features(online, project, key, ids, refs, None).await
+}
+
 async fn read_features(
     online: &str,
     project: &str,
@@ -197,6 +209,19 @@ async fn read_features(
     refs: &[String],
     as_of: Option<i64>,
 ) -> quiver_proto::serving::GetFeaturesResponse {
+    try_read_features(online, project, key, ids, refs, as_of)
+        .await
+        .unwrap()
+}
+
+async fn try_read_features(
+    online: &str,
+    project: &str,
+    key: &str,
+    ids: &[i64],
+    refs: &[String],
+    as_of: Option<i64>,
+) -> Result<quiver_proto::serving::GetFeaturesResponse, tonic::Status> {
     let mut client = ServingServiceClient::new(channel(online).await.unwrap());
     client
         .get_features(GetFeaturesRequest {
@@ -217,8 +242,7 @@ async fn read_features(
             ..Default::default()
         })
         .await
-        .unwrap()
-        .into_inner()
+        .map(tonic::Response::into_inner)
 }
 
 /// The pinned Python environment (pyarrow, pytest, moto), created on first use.

@@ -23,6 +23,7 @@ pub mod tls;
 pub mod trace_context;
 pub mod uri;
 pub mod view_feed;
+pub mod view_statistics;
 
 pub use config::{load_config, AuthConfig, Endpoints, GrpcConfig, HttpConfig, LogConfig};
 pub use error::{ErrorCode, ServiceError};

@@ -3,18 +3,15 @@
 //! the online store's backfills feed history with it: one implementation, so a backfilled
 //! version computes exactly what a live one does.
 
-use std::collections::HashMap;
-
-use quiver_core::aggregate::{Partial, Stamp};
+use quiver_core::aggregate::Partial;
 use quiver_core::tiling::ViewAggregates;
 use quiver_core::transform::{self, numeric};
 use quiver_core::{FeatureView, Scalar, Transform, TransformOp, ValueType};
 use quiver_proto::convert::{aggregate_spec_to_pb, scalar_to_value, value_to_scalar};
 use quiver_proto::online::{DerivedColumn, EventBatch, Exclusion, ViewEvents};
 
-/// The running statistics of a view's stateful transforms, by transform output name; read from
-/// the online store at the start of a micro-batch and carried forward row by row.
-pub type Statistics = HashMap<String, Partial>;
+pub use crate::view_statistics::Statistics;
+use crate::view_statistics::StatisticsWindow;
 
 /// A view version to feed.
 pub struct PlannedView {
@@ -67,22 +64,59 @@ impl PlannedView {
 }
 
 impl PlannedView {
+    /// The version's stateful transforms with their statistics' windows, in declared order
+    /// (the order the store answers a statistics read in).
+    fn stateful(&self) -> impl Iterator<Item = (&str, StatisticsWindow)> {
+        self.view
+            .transforms
+            .iter()
+            .filter_map(|t| StatisticsWindow::of(&t.op).map(|w| (t.name.as_str(), w)))
+    }
+
+    /// The instants whose stored statistics `rows` need and `statistics` does not hold yet:
+    /// for each stateful transform over a window, one per tile the rows' event times fall in
+    /// (a row reads the window ending with its own tile); one for lifetime statistics. Empty
+    /// when the version has no stateful transform or nothing is missing.
+    pub fn statistics_moments(&self, rows: &impl FeedRows, statistics: &Statistics) -> Vec<i64> {
+        let mut moments = std::collections::BTreeSet::new();
+        let mut lifetime = None;
+        for (name, window) in self.stateful() {
+            let mut previous = None;
+            for row in 0..rows.len() {
+                let event_micros = rows.event_micros(row);
+                let key = window.key(event_micros);
+                if previous == Some(key) || statistics.holds(name, key) {
+                    previous = Some(key);
+                    continue;
+                }
+                previous = Some(key);
+                match window.moment(key) {
+                    Some(moment) => {
+                        moments.insert(moment);
+                    }
+                    None => {
+                        lifetime = Some(event_micros);
+                        break;
+                    }
+                }
+            }
+        }
+        // Lifetime statistics come with any read.
+        if let (Some(any), true) = (lifetime, moments.is_empty()) {
+            moments.insert(any);
+        }
+        moments.into_iter().collect()
+    }
+
     /// The read of this version's running statistics (its stateful transforms' column
-    /// statistics) as of `as_of_micros`, or `None` when it has no stateful transform. Compute
-    /// reads them before each micro-batch, a backfill before each chunk.
+    /// statistics) over the windows ending at `as_of_micros`, or `None` when it has no stateful
+    /// transform. Compute and backfills read them at each of [`Self::statistics_moments`].
     pub fn statistics_request(
         &self,
         project: &str,
         as_of_micros: i64,
     ) -> Option<quiver_proto::online::ReadAggregatesRequest> {
-        if !self
-            .view
-            .transforms
-            .iter()
-            .any(|t| transform::is_stateful(&t.op))
-        {
-            return None;
-        }
+        self.stateful().next()?;
         let fc = self.aggregates.feature_count;
         Some(quiver_proto::online::ReadAggregatesRequest {
             project: project.to_string(),
@@ -98,15 +132,17 @@ impl PlannedView {
         })
     }
 
-    /// The statistics a [`PlannedView::statistics_request`] answered with, by transform name.
-    pub fn statistics_from(&self, partials: Vec<Partial>) -> Statistics {
-        self.view
-            .transforms
-            .iter()
-            .filter(|t| transform::is_stateful(&t.op))
-            .map(|t| t.name.clone())
-            .zip(partials)
-            .collect()
+    /// Adds to `statistics` what the read at `as_of_micros` answered (`partials`, one per
+    /// stateful transform).
+    pub fn add_statistics(
+        &self,
+        statistics: &mut Statistics,
+        as_of_micros: i64,
+        partials: Vec<Partial>,
+    ) {
+        for ((name, window), stored) in self.stateful().zip(partials) {
+            statistics.insert(name, window, window.key(as_of_micros), stored);
+        }
     }
 }
 
@@ -195,15 +231,18 @@ pub fn derive(
                 }
             }
             TransformOp::Standardize { .. } | TransformOp::ZScore { .. } => {
-                let stats = statistics.entry(transform.name.clone()).or_insert_with(|| {
-                    Partial::empty(quiver_core::Aggregation::Stddev, true, None)
-                });
+                let window =
+                    StatisticsWindow::of(&transform.op).unwrap_or(StatisticsWindow::Lifetime);
                 let threshold = match transform.op {
                     TransformOp::ZScore { exclude_above, .. } => exclude_above,
                     _ => None,
                 };
+                let name = transform.name.as_str();
                 for (row, excluded_row) in is_excluded.iter_mut().enumerate() {
                     let x = numeric(value_at(row).as_ref());
+                    let event_micros = rows.event_micros(row);
+                    let key = window.key(event_micros);
+                    let stats = statistics.at(name, window, key);
                     let score = x.and_then(|x| match transform.op {
                         TransformOp::ZScore { .. } => transform::zscore(x, stats),
                         _ => transform::standardize(x, stats),
@@ -221,13 +260,7 @@ pub fn derive(
                         ));
                     }
                     if let (Some(x), false) = (x, *excluded_row) {
-                        stats.update(
-                            Some(&Scalar::Float64(x)),
-                            Stamp {
-                                event_micros: rows.event_micros(row),
-                                sequence: 0,
-                            },
-                        );
+                        statistics.keep(name, window, key, x, event_micros);
                     }
                     values.push(score.map(Scalar::Float64));
                 }

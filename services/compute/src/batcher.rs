@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use quiver_common::client_channel::{authorized, endpoint, AuthChannel};
-use quiver_common::clock::now_micros;
 use quiver_common::leader_hint::with_leader;
 use quiver_common::registry_cache::{Catalog, RegistryCache};
 use quiver_common::trace_context::traced;
@@ -181,25 +180,17 @@ impl Batcher {
             let mut failure = None;
             for plan in plans.iter() {
                 let view_key = (batch.project.clone(), plan.view.name.clone(), plan.version);
-                if !statistics.contains_key(&view_key) {
-                    let read = self
-                        .read_statistics(&batch.project, plan)
-                        .instrument(span.clone())
-                        .await;
-                    match read {
-                        Ok(s) => {
-                            statistics.insert(view_key.clone(), s);
-                        }
-                        Err(status) => {
-                            tracing::warn!(%status, view = %plan.view.name, "could not read running statistics");
-                            failure = Some(status);
-                            break;
-                        }
-                    }
+                let stats = statistics.entry(view_key).or_default();
+                let read = self
+                    .read_statistics(&batch, plan, stats)
+                    .instrument(span.clone())
+                    .await;
+                if let Err(status) = read {
+                    tracing::warn!(%status, view = %plan.view.name, "could not read running statistics");
+                    failure = Some(status);
+                    break;
                 }
-                if let Some(stats) = statistics.get_mut(&view_key) {
-                    feed(&mut batch, plan, stats);
-                }
+                feed(&mut batch, plan, stats);
             }
             if let Some(status) = failure {
                 let _ = reply.send(Err(status));
@@ -305,17 +296,23 @@ impl Batcher {
         }
     }
 
-    /// The running statistics of `plan`'s stateful transforms, from the online store.
+    /// Adds to `statistics` the stored statistics of `plan`'s stateful transforms that
+    /// `batch`'s rows read and it does not hold yet (a row reads the window ending at its own
+    /// event time), from the online store.
     async fn read_statistics(
         &self,
-        project: &str,
+        batch: &EventBatch,
         plan: &PlannedView,
-    ) -> Result<Statistics, Status> {
-        let Some(request) = plan.statistics_request(project, now_micros()) else {
-            return Ok(Statistics::new());
-        };
-        let record = self.store.read_aggregates(request).await?;
-        Ok(plan.statistics_from(record.partials))
+        statistics: &mut Statistics,
+    ) -> Result<(), Status> {
+        for moment in plan.statistics_moments(batch, statistics) {
+            let Some(request) = plan.statistics_request(&batch.project, moment) else {
+                break;
+            };
+            let record = self.store.read_aggregates(request).await?;
+            plan.add_statistics(statistics, moment, record.partials);
+        }
+        Ok(())
     }
 }
 

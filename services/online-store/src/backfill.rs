@@ -215,10 +215,10 @@ async fn backfill_chunk(
         batch.event_micros.push(row.event_micros);
         batch.entity_keys.push(row.entity);
     }
-    let mut statistics = statistics_of(node, project, &plan)?;
     let batches = if batch.rows.is_empty() {
         Vec::new()
     } else {
+        let mut statistics = statistics_of(node, project, &plan, &batch)?;
         blocking(|| feed(&mut batch, &plan, &mut statistics));
         vec![batch]
     };
@@ -553,18 +553,23 @@ fn staged_rows(
     }
 }
 
-/// The version's running statistics as stored now (as compute reads them for a live batch).
+/// The version's running statistics as stored for `batch`'s rows (each reads the window ending
+/// at its own event time), as compute reads them for a live batch.
 fn statistics_of(
     node: &Node,
     project: &str,
     plan: &PlannedView,
+    batch: &EventBatch,
 ) -> Result<Statistics, OnlineStoreError> {
-    let now = quiver_common::clock::now_micros();
-    let Some(request) = plan.statistics_request(project, now) else {
-        return Ok(Statistics::new());
-    };
-    let record = crate::write::read_aggregates_record(node, &request)?;
-    Ok(plan.statistics_from(record.partials))
+    let mut statistics = Statistics::new();
+    for moment in plan.statistics_moments(batch, &statistics) {
+        let Some(request) = plan.statistics_request(project, moment) else {
+            break;
+        };
+        let record = crate::write::read_aggregates_record(node, &request)?;
+        plan.add_statistics(&mut statistics, moment, record.partials);
+    }
+    Ok(statistics)
 }
 
 async fn propose(node: &Node, kind: Kind) -> Result<(), OnlineStoreError> {

@@ -16,7 +16,7 @@ use arrow_array::{Array, RecordBatch};
 use quiver_proto::types::value::Kind;
 use quiver_tests::flight::{positions, read_exported, snapshot};
 use quiver_tests::offline_stack::{
-    entity_table, get_features_of, now_micros, start, wait_for_source_log,
+    entity_table, get_features_of, now_micros, start, try_get_features_of, wait_for_source_log,
 };
 use quiver_tests::stream::{push, request, Event, Rng};
 
@@ -97,10 +97,15 @@ fn summary(output: std::process::Output, what: &str) -> serde_json::Value {
     serde_json::from_str(stdout.trim()).unwrap()
 }
 
-/// Each user's (count, count_24h, sum_24h) online now.
+/// Each user's (count, count_24h, sum_24h) of view `h` online now.
 async fn online(address: &str) -> Vec<(i64, i64, f64)> {
+    online_of(address, "h").await
+}
+
+/// Each user's (count, count_24h, sum_24h) of `view` (a copy of `h`) online now.
+async fn online_of(address: &str, view: &str) -> Vec<(i64, i64, f64)> {
     let users: Vec<i64> = (0..USERS).collect();
-    let refs = ["h:count", "h:count_24h", "h:sum_24h"].map(String::from);
+    let refs = ["count", "count_24h", "sum_24h"].map(|f| format!("{view}:{f}"));
     let response = get_features_of(address, "stream", "user_id", &users, &refs).await;
     let int = |v: &quiver_proto::types::Value| match v.kind {
         Some(Kind::Int64Value(n)) => n,
@@ -270,6 +275,130 @@ async fn history_older_than_the_watermark_is_loaded_once_online_and_offline() {
             assert_eq!(count_24h[row], Some(n), "user {user} at {t}: 24h count");
         }
     }
+}
+
+/// A windowed `zscore` scores loaded history against the window of the history's own time,
+/// not the present's, and so does the backfill of a view applied afterwards. The present
+/// window's amounts are about 1,000 and the history's about 10: scored against the present, every
+/// history row would be excluded as anomalous; against its own time, only the five rows of
+/// 10,000 are.
+#[tokio::test]
+async fn history_is_scored_against_the_window_of_its_own_time() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_quiver"));
+    let scored = |view: &str| {
+        DEFS.replace("  - name: h\n", &format!("  - name: {view}\n")).replace(
+            "    ttl: 30d\n",
+            "    ttl: 30d\n    transforms:\n      - {name: amount_z, op: zscore, input: amount, window: 1d, exclude_above: 4.0}\n",
+        )
+    };
+    let defs = scored("h");
+    let stack = start(bin, &defs, Vec::new()).await;
+    let online_address = stack.cluster.address(1);
+
+    let now = now_micros();
+    let mut rng = Rng(11);
+    let live: Vec<Event> = (0..200)
+        .map(|i| {
+            let amount = 1_000.0 + (i % 5) as f64;
+            event(
+                rng.below(USERS as u64) as i64,
+                now - 30 * MINUTE + i * 9_000_000,
+                amount,
+            )
+        })
+        .collect();
+    for (i, chunk) in live.chunks(50).enumerate() {
+        let response = push(&stack.ingest, request(chunk, "live", i as u64 + 1)).await;
+        assert_eq!((response.late, response.anomalous), (0, 0));
+    }
+
+    // 500 events from 20 to 10 hours ago, in time order; five of the last hundred are huge.
+    let history: Vec<Event> = (0..500)
+        .map(|i| {
+            let amount = if i >= 400 && i % 20 == 0 {
+                10_000.0
+            } else {
+                10.0 + (i % 7) as f64 * 0.5
+            };
+            event(
+                rng.below(USERS as u64) as i64,
+                now - 20 * HOUR + i * 72_000_000,
+                amount,
+            )
+        })
+        .collect();
+    let huge = |e: &Event| e.amount >= 10_000.0;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_jsonl(&dir.path().join("history.jsonl"), &history);
+    let (file, registry) = (
+        file.display().to_string(),
+        stack.cluster.registry.to_string(),
+    );
+    let loaded = quiver(
+        bin,
+        &[
+            "load",
+            "--source",
+            "tx",
+            "--file",
+            &file,
+            "--registry",
+            &registry,
+            "--ingest",
+            &stack.ingest,
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(
+        (loaded["loaded"].as_u64(), loaded["anomalous"].as_u64()),
+        (Some(500), Some(5)),
+        "{loaded}"
+    );
+    let want: Vec<(i64, i64, f64)> = (0..USERS)
+        .map(|u| {
+            let kept: Vec<&Event> = live
+                .iter()
+                .chain(&history)
+                .filter(|e| e.user == u && !huge(e))
+                .collect();
+            let n = kept.len() as i64;
+            (n, n, kept.iter().map(|e| e.amount).sum())
+        })
+        .collect();
+    assert_eq!(online(&online_address).await, want);
+
+    // A copy of the view applied now is backfilled from the source log: live rows first (log
+    // order), then the history, each scored against its own time's window.
+    let both = dir.path().join("both.yaml");
+    let copy = scored("h2");
+    let copy = &copy[copy.find("  - name: h2").unwrap()..];
+    std::fs::write(&both, format!("{defs}{copy}")).unwrap();
+    quiver(
+        bin,
+        &[
+            "apply",
+            "--file",
+            &both.display().to_string(),
+            "--registry",
+            &registry,
+            "--output",
+            "json",
+        ],
+    );
+    // Until the online store has seen the new view (or while it backfills) reads fail or find
+    // nothing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let refs = ["h2:count".to_string()];
+    loop {
+        let read = try_get_features_of(&online_address, "stream", "user_id", &[0], &refs).await;
+        if read.is_ok_and(|r| r.results[1].values[0].kind.is_some()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "h2 never served");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(online_of(&online_address, "h2").await, want);
 }
 
 /// A source log with `log_retention` keeps only the dates it covers; online state keeps
