@@ -237,12 +237,12 @@ pub fn derive(
                     TransformOp::ZScore { exclude_above, .. } => exclude_above,
                     _ => None,
                 };
-                let name = transform.name.as_str();
+                let carried = statistics.of(&transform.name);
                 for (row, excluded_row) in is_excluded.iter_mut().enumerate() {
                     let x = numeric(value_at(row).as_ref());
                     let event_micros = rows.event_micros(row);
                     let key = window.key(event_micros);
-                    let stats = statistics.at(name, window, key);
+                    let stats = carried.at(window, key);
                     let score = x.and_then(|x| match transform.op {
                         TransformOp::ZScore { .. } => transform::zscore(x, stats),
                         _ => transform::standardize(x, stats),
@@ -260,7 +260,7 @@ pub fn derive(
                         ));
                     }
                     if let (Some(x), false) = (x, *excluded_row) {
-                        statistics.keep(name, window, key, x, event_micros);
+                        carried.keep(window, key, x, event_micros);
                     }
                     values.push(score.map(Scalar::Float64));
                 }

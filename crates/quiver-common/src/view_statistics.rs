@@ -97,11 +97,50 @@ impl StatisticsWindow {
 
 /// One stateful transform's statistics while a batch is fed.
 #[derive(Debug, Clone, Default)]
-struct Carried {
+pub(crate) struct Carried {
     /// By key: the statistics rows of that tile read (as stored, plus the batch's kept rows).
     read: BTreeMap<i64, Partial>,
     /// By tile: the rows kept so far, for statistics read later in the batch.
     kept: BTreeMap<i64, Partial>,
+}
+
+impl Carried {
+    /// Records the stored statistics of `key` (kept: a key already there carries rows the store
+    /// does not have yet), with the rows kept so far in its window.
+    fn insert(&mut self, window: StatisticsWindow, key: i64, stored: Partial) {
+        if self.read.contains_key(&key) {
+            return;
+        }
+        let mut statistics = stored;
+        for (_, kept) in self.kept.range(window.covers(key)) {
+            statistics.merge(kept);
+        }
+        self.read.insert(key, statistics);
+    }
+
+    /// The statistics a row of tile `key` reads (the rows kept so far when none were read).
+    pub(crate) fn at(&mut self, window: StatisticsWindow, key: i64) -> &Partial {
+        if !self.read.contains_key(&key) {
+            self.insert(window, key, empty());
+        }
+        &self.read[&key]
+    }
+
+    /// Adds a kept row of tile `key` with value `x` to every statistic whose window holds it.
+    pub(crate) fn keep(&mut self, window: StatisticsWindow, key: i64, x: f64, event_micros: i64) {
+        let value = Scalar::Float64(x);
+        let stamp = Stamp {
+            event_micros,
+            sequence: 0,
+        };
+        self.kept
+            .entry(key)
+            .or_insert_with(empty)
+            .update(Some(&value), stamp);
+        for (_, statistics) in self.read.range_mut(window.holding(key)) {
+            statistics.update(Some(&value), stamp);
+        }
+    }
 }
 
 /// The running statistics of a view's stateful transforms while rows are fed, by transform
@@ -129,8 +168,7 @@ impl Statistics {
             .is_some_and(|c| c.read.contains_key(&key))
     }
 
-    /// Records the stored statistics of `key` for `transform` (kept: a key already there
-    /// carries rows the store does not have yet), with the rows kept so far in its window.
+    /// Records the stored statistics of `key` for `transform`.
     pub(crate) fn insert(
         &mut self,
         transform: &str,
@@ -138,48 +176,12 @@ impl Statistics {
         key: i64,
         stored: Partial,
     ) {
-        let carried = self.by_transform.entry(transform.to_string()).or_default();
-        if carried.read.contains_key(&key) {
-            return;
-        }
-        let mut statistics = stored;
-        for (_, kept) in carried.kept.range(window.covers(key)) {
-            statistics.merge(kept);
-        }
-        carried.read.insert(key, statistics);
+        self.of(transform).insert(window, key, stored);
     }
 
-    /// The statistics a row of tile `key` reads (the rows kept so far when none were read).
-    pub(crate) fn at(&mut self, transform: &str, window: StatisticsWindow, key: i64) -> &Partial {
-        if !self.holds(transform, key) {
-            self.insert(transform, window, key, empty());
-        }
-        &self.by_transform[transform].read[&key]
-    }
-
-    /// Adds a kept row of tile `key` with value `x` to every statistic whose window holds it.
-    pub(crate) fn keep(
-        &mut self,
-        transform: &str,
-        window: StatisticsWindow,
-        key: i64,
-        x: f64,
-        event_micros: i64,
-    ) {
-        let carried = self.by_transform.entry(transform.to_string()).or_default();
-        let value = Scalar::Float64(x);
-        let stamp = Stamp {
-            event_micros,
-            sequence: 0,
-        };
-        carried
-            .kept
-            .entry(key)
-            .or_insert_with(empty)
-            .update(Some(&value), stamp);
-        for (_, statistics) in carried.read.range_mut(window.holding(key)) {
-            statistics.update(Some(&value), stamp);
-        }
+    /// What `transform` carries.
+    pub(crate) fn of(&mut self, transform: &str) -> &mut Carried {
+        self.by_transform.entry(transform.to_string()).or_default()
     }
 }
 
@@ -234,30 +236,30 @@ mod tests {
         let w = daily();
         let mut s = Statistics::new();
         s.insert("z", w, 20, stored(&[1.0, 3.0]));
-        s.keep("z", w, 20, 5.0, 10 * HOUR);
+        s.of("z").keep(w, 20, 5.0, 10 * HOUR);
         // The window of key 20 has the stored values and the kept one.
-        assert_eq!(standardize(3.0, s.at("z", w, 20)), Some(0.0));
+        assert_eq!(standardize(3.0, s.of("z").at(w, 20)), Some(0.0));
         // Key 60 (20 hours later) holds tile 20; key 100 (30 hours later) does not.
         s.insert("z", w, 60, stored(&[]));
         s.insert("z", w, 100, stored(&[7.0, 9.0]));
         assert_eq!(
-            standardize(6.0, s.at("z", w, 60)),
+            standardize(6.0, s.of("z").at(w, 60)),
             Some(0.0),
             "only the kept 5.0"
         );
-        assert_eq!(standardize(8.0, s.at("z", w, 100)), Some(0.0));
+        assert_eq!(standardize(8.0, s.of("z").at(w, 100)), Some(0.0));
         // A row kept at tile 60 reaches key 100 (its window covers 53..=100) but not key 20.
-        s.keep("z", w, 60, 11.0, 30 * HOUR);
+        s.of("z").keep(w, 60, 11.0, 30 * HOUR);
         assert_eq!(
-            standardize(8.0, s.at("z", w, 60)),
+            standardize(8.0, s.of("z").at(w, 60)),
             Some(0.0),
             "5.0 and 11.0"
         );
-        assert_eq!(standardize(9.0, s.at("z", w, 100)), Some(0.0));
-        assert_eq!(standardize(3.0, s.at("z", w, 20)), Some(0.0));
+        assert_eq!(standardize(9.0, s.of("z").at(w, 100)), Some(0.0));
+        assert_eq!(standardize(3.0, s.of("z").at(w, 20)), Some(0.0));
         // A key inserted again keeps what it carries.
         s.insert("z", w, 20, stored(&[]));
-        assert_eq!(standardize(3.0, s.at("z", w, 20)), Some(0.0));
+        assert_eq!(standardize(3.0, s.of("z").at(w, 20)), Some(0.0));
     }
 
     /// Lifetime statistics are one figure, whatever the rows' times.
@@ -265,9 +267,9 @@ mod tests {
     fn lifetime_statistics_hold_every_kept_row() {
         let w = StatisticsWindow::of(&TransformOp::Standardize { window: None }).unwrap();
         let mut s = Statistics::new();
-        s.keep("z", w, w.key(0), 1.0, 0);
-        s.keep("z", w, w.key(1_000 * HOUR), 3.0, 1_000 * HOUR);
-        assert_eq!(standardize(2.0, s.at("z", w, w.key(-HOUR))), Some(0.0));
+        s.of("z").keep(w, w.key(0), 1.0, 0);
+        s.of("z").keep(w, w.key(1_000 * HOUR), 3.0, 1_000 * HOUR);
+        assert_eq!(standardize(2.0, s.of("z").at(w, w.key(-HOUR))), Some(0.0));
         assert_eq!(w.moment(0), None);
     }
 }
