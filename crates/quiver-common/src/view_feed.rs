@@ -109,14 +109,16 @@ impl PlannedView {
     }
 
     /// The read of this version's running statistics (its stateful transforms' column
-    /// statistics) over the windows ending at `as_of_micros`, or `None` when it has no stateful
-    /// transform. Compute and backfills read them at each of [`Self::statistics_moments`].
+    /// statistics) over the windows ending at each of `moments` (one record each, in order), or
+    /// `None` when it has no stateful transform or `moments` is empty. Compute and backfills
+    /// read them at [`Self::statistics_moments`].
     pub fn statistics_request(
         &self,
         project: &str,
-        as_of_micros: i64,
+        moments: &[i64],
     ) -> Option<quiver_proto::online::ReadAggregatesRequest> {
         self.stateful().next()?;
+        let (first, more) = moments.split_first()?;
         let fc = self.aggregates.feature_count;
         Some(quiver_proto::online::ReadAggregatesRequest {
             project: project.to_string(),
@@ -128,7 +130,8 @@ impl PlannedView {
                 .map(|i| i as u32)
                 .collect(),
             entity_key: Vec::new(),
-            as_of_micros,
+            as_of_micros: *first,
+            more_as_of_micros: more.to_vec(),
         })
     }
 

@@ -305,11 +305,19 @@ impl Batcher {
         plan: &PlannedView,
         statistics: &mut Statistics,
     ) -> Result<(), Status> {
-        for moment in plan.statistics_moments(batch, statistics) {
-            let Some(request) = plan.statistics_request(&batch.project, moment) else {
-                break;
-            };
-            let record = self.store.read_aggregates(request).await?;
+        let moments = plan.statistics_moments(batch, statistics);
+        let Some(request) = plan.statistics_request(&batch.project, &moments) else {
+            return Ok(());
+        };
+        let records = self.store.read_aggregates(request).await?;
+        if records.len() != moments.len() {
+            return Err(Status::internal(format!(
+                "the online store answered {} statistics reads for {} times",
+                records.len(),
+                moments.len()
+            )));
+        }
+        for (moment, record) in moments.into_iter().zip(records) {
             plan.add_statistics(statistics, moment, record.partials);
         }
         Ok(())
@@ -396,7 +404,11 @@ impl Store {
         .await
     }
 
-    async fn read_aggregates(&self, request: ReadAggregatesRequest) -> Result<TileRecord, Status> {
+    /// The records a statistics read answered, one per time asked.
+    async fn read_aggregates(
+        &self,
+        request: ReadAggregatesRequest,
+    ) -> Result<Vec<TileRecord>, Status> {
         let response = with_leader(&self.address, WRITE_ATTEMPTS, |target| {
             let request = traced(request.clone());
             let client = self.client(&target);
@@ -409,11 +421,16 @@ impl Store {
             }
         })
         .await?;
-        TileRecord::decode(&response.record).map_err(|e| {
-            Status::internal(format!(
-                "online store sent statistics that do not decode: {e}"
-            ))
-        })
+        std::iter::once(&response.record)
+            .chain(&response.more_records)
+            .map(|bytes| {
+                TileRecord::decode(bytes).map_err(|e| {
+                    Status::internal(format!(
+                        "online store sent statistics that do not decode: {e}"
+                    ))
+                })
+            })
+            .collect()
     }
 }
 

@@ -562,12 +562,12 @@ fn statistics_of(
     batch: &EventBatch,
 ) -> Result<Statistics, OnlineStoreError> {
     let mut statistics = Statistics::new();
-    for moment in plan.statistics_moments(batch, &statistics) {
-        let Some(request) = plan.statistics_request(project, moment) else {
-            break;
-        };
-        let record = crate::write::read_aggregates_record(node, &request)?;
-        plan.add_statistics(&mut statistics, moment, record.partials);
+    let moments = plan.statistics_moments(batch, &statistics);
+    if let Some(request) = plan.statistics_request(project, &moments) {
+        let records = crate::write::read_aggregates_records(node, &request)?;
+        for (moment, record) in moments.into_iter().zip(records) {
+            plan.add_statistics(&mut statistics, moment, record.partials);
+        }
     }
     Ok(statistics)
 }

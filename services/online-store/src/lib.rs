@@ -25,6 +25,7 @@ pub mod raft;
 pub mod sealed_tiles;
 pub mod serving;
 pub mod source_log_retention;
+pub mod statistics_read;
 pub mod storage;
 pub mod store_identity;
 pub mod store_reader;

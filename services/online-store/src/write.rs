@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use quiver_common::auth::{check_project, Caller};
 use quiver_common::registry_cache::Catalog;
-use quiver_core::aggregate::TileRecord;
+use quiver_core::aggregate::{Partial, TileRecord};
 use quiver_core::tiling::ViewAggregates;
 use quiver_core::{Entity, FeatureView};
 use quiver_proto::convert::aggregate_spec_from_pb;
@@ -24,6 +24,7 @@ use crate::error::OnlineStoreError;
 use crate::keys::{self, Space};
 use crate::node::{Node, GROUP};
 use crate::raft::command;
+use crate::statistics_read::read_statistics_at;
 use crate::store_reader::StoreReader;
 use crate::tile_read::{read_entity, ViewTiles};
 
@@ -391,9 +392,10 @@ impl OnlineStoreService for Writer {
         &self,
         request: Request<ReadAggregatesRequest>,
     ) -> Result<Response<ReadAggregatesResponse>, Status> {
-        let record = read_aggregates_record(&self.node, &request.into_inner())?;
+        let mut records = read_aggregates_records(&self.node, &request.into_inner())?.into_iter();
         Ok(Response::new(ReadAggregatesResponse {
-            record: record.encode(),
+            record: records.next().map(|r| r.encode()).unwrap_or_default(),
+            more_records: records.map(|r| r.encode()).collect(),
         }))
     }
 
@@ -443,12 +445,13 @@ impl OnlineStoreService for Writer {
     }
 }
 
-/// The merged partials `request` asks for, from this node's applied state (compute reads a
-/// view's running statistics with it; so do backfills).
-pub(crate) fn read_aggregates_record(
+/// The merged partials `request` asks for at its `as_of_micros`, then at each of its
+/// `more_as_of_micros`, from this node's applied state (compute reads a view's running
+/// statistics with it; so do backfills).
+pub(crate) fn read_aggregates_records(
     node: &Node,
     request: &ReadAggregatesRequest,
-) -> Result<TileRecord, OnlineStoreError> {
+) -> Result<Vec<TileRecord>, OnlineStoreError> {
     let invalid = OnlineStoreError::InvalidArgument;
     let specs = request
         .aggregates
@@ -496,24 +499,40 @@ pub(crate) fn read_aggregates_record(
         request.version,
         statistics,
     );
-    let read = read_entity(
-        &store,
-        ViewTiles {
-            prefix: &tiles,
-            specs,
-            layout,
-        },
-        &entity,
-        request.as_of_micros,
-        running.as_ref(),
-        None,
-    )?;
-    Ok(TileRecord {
-        max_event_micros: running.as_ref().map_or(i64::MIN, |r| r.max_event_micros),
+    let view = ViewTiles {
+        prefix: &tiles,
+        specs,
+        layout,
+    };
+    let max_event_micros = running.as_ref().map_or(i64::MIN, |r| r.max_event_micros);
+    let record = |partials: &[Partial]| TileRecord {
+        max_event_micros,
         partials: request
             .read
             .iter()
-            .filter_map(|i| read.get(*i as usize - offset).map(|r| r.partial.clone()))
+            .filter_map(|i| partials.get(*i as usize - offset).cloned())
             .collect(),
-    })
+    };
+    if !statistics {
+        if !request.more_as_of_micros.is_empty() {
+            return Err(invalid(
+                "more_as_of_micros: only statistics are read at several times".into(),
+            ));
+        }
+        let read = read_entity(
+            &store,
+            view,
+            &entity,
+            request.as_of_micros,
+            running.as_ref(),
+            None,
+        )?;
+        let partials: Vec<Partial> = read.into_iter().map(|r| r.partial).collect();
+        return Ok(vec![record(&partials)]);
+    }
+    let moments: Vec<i64> = std::iter::once(request.as_of_micros)
+        .chain(request.more_as_of_micros.iter().copied())
+        .collect();
+    let read = read_statistics_at(&store, view, &entity, running.as_ref(), &moments)?;
+    Ok(read.iter().map(|partials| record(partials)).collect())
 }
