@@ -368,6 +368,58 @@ async fn history_is_scored_against_the_window_of_its_own_time() {
         .collect();
     assert_eq!(online(&online_address).await, want);
 
+    // Ten days ago, far older than anything online (the watermark minus the lateness and the
+    // 24-hour window): the statistics of that time are kept all the same. Loaded in two files,
+    // the second's two huge rows are scored against the first's 400 (its 25 rows alone are too
+    // few to score anything, whatever batches compute makes of them).
+    let ancient: Vec<Event> = history
+        .iter()
+        .map(|e| Event {
+            at: e.at - 10 * 24 * HOUR,
+            ..e.clone()
+        })
+        .collect();
+    for (name, rows, anomalous) in [
+        ("first", &ancient[..400], 0),
+        ("second", &ancient[400..425], 2),
+    ] {
+        let path = write_jsonl(&dir.path().join(format!("{name}.jsonl")), rows);
+        let loaded = quiver(
+            bin,
+            &[
+                "load",
+                "--source",
+                "tx",
+                "--file",
+                &path.display().to_string(),
+                "--registry",
+                &registry,
+                "--ingest",
+                &stack.ingest,
+                "--output",
+                "json",
+            ],
+        );
+        assert_eq!(
+            loaded["anomalous"].as_u64(),
+            Some(anomalous),
+            "{name}: {loaded}"
+        );
+    }
+    // Only lifetime counts reach that far back.
+    let want: Vec<(i64, i64, f64)> = want
+        .into_iter()
+        .zip(0..)
+        .map(|((count, count_24h, sum_24h), u)| {
+            let old = ancient[..425]
+                .iter()
+                .filter(|e| e.user == u && !huge(e))
+                .count() as i64;
+            (count + old, count_24h, sum_24h)
+        })
+        .collect();
+    assert_eq!(online(&online_address).await, want);
+
     // A copy of the view applied now is backfilled from the source log: live rows first (log
     // order), then the history, each scored against its own time's window.
     let both = dir.path().join("both.yaml");

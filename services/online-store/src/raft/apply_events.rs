@@ -277,26 +277,22 @@ impl StateMachine {
                 aggregates,
                 |row| admitted[row] && !excluded.contains(&row),
             );
-            // Expired epochs go as whole ranges when the watermark moves past them.
+            // Expired epochs go as whole ranges when the watermark moves past them (the
+            // features'; the column statistics are kept, see `write_folds`).
             if let (Some(before), Some(after)) = (previous, watermark) {
-                for (layout, statistics) in [
-                    (&aggregates.features, false),
-                    (&aggregates.statistics, true),
-                ] {
-                    let prefix = keys::tiles_prefix(
-                        self.group(),
-                        &events.project,
-                        &view.view,
-                        view.version,
-                        statistics,
+                let prefix = keys::tiles_prefix(
+                    self.group(),
+                    &events.project,
+                    &view.view,
+                    view.version,
+                    false,
+                );
+                for (tile, to) in expired_epochs(&aggregates.features, before, after, lateness) {
+                    batch.delete_range_cf(
+                        data,
+                        keys::tile_epoch_prefix(&prefix, tile, i64::MIN),
+                        keys::tile_epoch_prefix(&prefix, tile, to),
                     );
-                    for (tile, to) in expired_epochs(layout, before, after, lateness) {
-                        batch.delete_range_cf(
-                            data,
-                            keys::tile_epoch_prefix(&prefix, tile, i64::MIN),
-                            keys::tile_epoch_prefix(&prefix, tile, to),
-                        );
-                    }
                 }
             }
         }
@@ -435,7 +431,14 @@ impl StateMachine {
                     is_statistics,
                 );
                 let layout = aggregator.layout().clone();
-                let kept = fold.retention.kept_from(&layout);
+                // A view's column statistics are kept for all time (one record per tile for the
+                // whole view, not per entity): a history row of any age is scored against its
+                // own time's window.
+                let kept = if is_statistics {
+                    Vec::new()
+                } else {
+                    fold.retention.kept_from(&layout)
+                };
                 for (entity, touched) in aggregator.finish() {
                     applied.folded.push(Slot::of(&entity));
                     for (family_index, bucket, record) in touched.tiles {
