@@ -13,6 +13,10 @@ use quiver_proto::online::{DerivedColumn, EventBatch, Exclusion, ViewEvents};
 pub use crate::view_statistics::Statistics;
 use crate::view_statistics::StatisticsWindow;
 
+/// The most times one statistics read asks for (the online store refuses more): a batch whose
+/// rows span more tiles reads them in several requests.
+pub const MAX_STATISTICS_TIMES: usize = 100_000;
+
 /// A view version to feed.
 pub struct PlannedView {
     /// The view.
@@ -111,7 +115,7 @@ impl PlannedView {
     /// The read of this version's running statistics (its stateful transforms' column
     /// statistics) over the windows ending at each of `moments` (one record each, in order), or
     /// `None` when it has no stateful transform or `moments` is empty. Compute and backfills
-    /// read them at [`Self::statistics_moments`].
+    /// read them at [`Self::statistics_moments`], at most [`MAX_STATISTICS_TIMES`] at once.
     pub fn statistics_request(
         &self,
         project: &str,

@@ -28,7 +28,7 @@ use tracing::Instrument;
 
 use crate::config::ComputeConfig;
 use crate::hot_keys::HotKeys;
-use quiver_common::view_feed::{feed, PlannedView, Statistics};
+use quiver_common::view_feed::{feed, PlannedView, Statistics, MAX_STATISTICS_TIMES};
 
 /// How many times a write follows leader hints / retries an election before giving up (the
 /// producer then retries the whole batch, which is idempotent).
@@ -306,19 +306,21 @@ impl Batcher {
         statistics: &mut Statistics,
     ) -> Result<(), Status> {
         let moments = plan.statistics_moments(batch, statistics);
-        let Some(request) = plan.statistics_request(&batch.project, &moments) else {
-            return Ok(());
-        };
-        let records = self.store.read_aggregates(request).await?;
-        if records.len() != moments.len() {
-            return Err(Status::internal(format!(
-                "the online store answered {} statistics reads for {} times",
-                records.len(),
-                moments.len()
-            )));
-        }
-        for (moment, record) in moments.into_iter().zip(records) {
-            plan.add_statistics(statistics, moment, record.partials);
+        for moments in moments.chunks(MAX_STATISTICS_TIMES) {
+            let Some(request) = plan.statistics_request(&batch.project, moments) else {
+                return Ok(());
+            };
+            let records = self.store.read_aggregates(request).await?;
+            if records.len() != moments.len() {
+                return Err(Status::internal(format!(
+                    "the online store answered {} statistics reads for {} times",
+                    records.len(),
+                    moments.len()
+                )));
+            }
+            for (moment, record) in moments.iter().zip(records) {
+                plan.add_statistics(statistics, *moment, record.partials);
+            }
         }
         Ok(())
     }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{TimestampMicrosecondType, UInt32Type, UInt64Type};
 use arrow_array::{Array, RecordBatch};
-use quiver_common::view_feed::{feed, PlannedView, Statistics};
+use quiver_common::view_feed::{feed, PlannedView, Statistics, MAX_STATISTICS_TIMES};
 use quiver_common::Shutdown;
 use quiver_core::{FeatureView, Source};
 use quiver_lake::column_read::{parallel_reads, read_columns};
@@ -218,7 +218,7 @@ async fn backfill_chunk(
     let batches = if batch.rows.is_empty() {
         Vec::new()
     } else {
-        let mut statistics = statistics_of(node, project, &plan, &batch)?;
+        let mut statistics = blocking(|| statistics_of(node, project, &plan, &batch))?;
         blocking(|| feed(&mut batch, &plan, &mut statistics));
         vec![batch]
     };
@@ -563,10 +563,13 @@ fn statistics_of(
 ) -> Result<Statistics, OnlineStoreError> {
     let mut statistics = Statistics::new();
     let moments = plan.statistics_moments(batch, &statistics);
-    if let Some(request) = plan.statistics_request(project, &moments) {
+    for moments in moments.chunks(MAX_STATISTICS_TIMES) {
+        let Some(request) = plan.statistics_request(project, moments) else {
+            break;
+        };
         let records = crate::write::read_aggregates_records(node, &request)?;
-        for (moment, record) in moments.into_iter().zip(records) {
-            plan.add_statistics(&mut statistics, moment, record.partials);
+        for (moment, record) in moments.iter().zip(records) {
+            plan.add_statistics(&mut statistics, *moment, record.partials);
         }
     }
     Ok(statistics)

@@ -27,6 +27,7 @@ use crate::raft::command;
 use crate::statistics_read::read_statistics_at;
 use crate::store_reader::StoreReader;
 use crate::tile_read::{read_entity, ViewTiles};
+use quiver_common::view_feed::MAX_STATISTICS_TIMES;
 
 /// The write service of one node.
 #[derive(Clone)]
@@ -529,6 +530,12 @@ pub(crate) fn read_aggregates_records(
         )?;
         let partials: Vec<Partial> = read.into_iter().map(|r| r.partial).collect();
         return Ok(vec![record(&partials)]);
+    }
+    if request.more_as_of_micros.len() >= MAX_STATISTICS_TIMES {
+        return Err(invalid(format!(
+            "more_as_of_micros: {} times; at most {MAX_STATISTICS_TIMES} in one read",
+            request.more_as_of_micros.len()
+        )));
     }
     let moments: Vec<i64> = std::iter::once(request.as_of_micros)
         .chain(request.more_as_of_micros.iter().copied())
