@@ -3,6 +3,7 @@
 //! ```text
 //! events/project=P/source=S/view=V/version=N/date=YYYY-MM-DD/<first>-<last>.parquet
 //! quarantine/project=P/source=S/date=YYYY-MM-DD/<first>-<last>.parquet
+//! events/project=P/source=S/view=V/version=N/_complete   (the version's rows are complete)
 //! ```
 //!
 //! `<first>-<last>` is the range of Raft log indexes the file holds (20 digits each, so names
@@ -15,6 +16,9 @@
 use std::collections::BTreeMap;
 
 use object_store::path::Path;
+
+/// The name of a view version's completeness marker ([`Partition::complete_marker`]).
+pub const COMPLETE_MARKER: &str = "_complete";
 
 /// The events of one view version, or the quarantine log of one source.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -67,6 +71,14 @@ impl Partition {
                 Path::from(format!("quarantine/project={project}/source={source}"))
             }
         }
+    }
+
+    /// The marker the online store writes once a view version's exported rows are complete
+    /// (its backfill, if it had one, has ended and been exported); snapshots of a version whose
+    /// rows are read from `events/` refuse to run without it. Only [`Self::Events`] has one.
+    pub fn complete_marker(&self) -> Option<Path> {
+        matches!(self, Self::Events { .. })
+            .then(|| Path::from(format!("{}/{COMPLETE_MARKER}", self.dir())))
     }
 
     /// The file holding log range `range` of this partition for `date`.

@@ -21,6 +21,7 @@ use arrow_flight::{
 use futures::{StreamExt, TryStreamExt};
 use quiver_common::auth::{check_project, Caller};
 use quiver_common::registry_cache::RegistryCache;
+use quiver_lake::Partition;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -41,6 +42,29 @@ impl SnapshotService {
     /// A service resolving features with `registry` and reading rows through `cache`.
     pub fn new(registry: RegistryCache, cache: Arc<DataCache>) -> Self {
         Self { registry, cache }
+    }
+}
+
+/// Refuses a snapshot of a view version whose rows in the offline store are not complete yet
+/// (`complete`: what [`crate::dataset::DataCache::is_complete`] answered for `partition`).
+fn incomplete_error(
+    partition: &Partition,
+    complete: Result<bool, quiver_lake::LakeError>,
+) -> Result<(), SnapshotError> {
+    match (complete?, partition) {
+        (
+            false,
+            Partition::Events {
+                view, version, ..
+            },
+        ) => Err(SnapshotError::FailedPrecondition(format!(
+            "feature view {view:?} version {version} has a standardize/zscore over a window, so its \
+             training rows are the ones the online store aggregated, and they are not all in the \
+             offline store yet: its backfill is running or not exported. Retry when `quiver \
+             describe view {view}` shows v{version} serving (its rows follow within an export \
+             interval), or pin the version serving now (`{view}@N:feature`)"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -145,6 +169,10 @@ impl FlightService for SnapshotService {
         check_project(caller.as_ref(), &plan.project)?;
         let mut data = Vec::with_capacity(plan.views.len());
         for view in &plan.views {
+            incomplete_error(
+                &view.partition,
+                self.cache.is_complete(&view.partition).await,
+            )?;
             let loaded = self
                 .cache
                 .get(&view.partition, &view.columns(), view.transforms.as_deref())
@@ -255,4 +283,32 @@ async fn compute(
     })
     .await
     .map_err(|e| SnapshotError::Internal(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use quiver_lake::Partition;
+
+    use super::incomplete_error;
+
+    #[test]
+    fn an_incomplete_version_is_refused_saying_what_to_wait_for() {
+        let events = Partition::Events {
+            project: "p".into(),
+            source: "s".into(),
+            view: "user_txn".into(),
+            version: 2,
+        };
+        let status = tonic::Status::from(incomplete_error(&events, Ok(false)).unwrap_err());
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+        assert!(
+            status
+                .message()
+                .contains("feature view \"user_txn\" version 2")
+                && status.message().contains("backfill is running")
+                && status.message().contains("user_txn@N:feature"),
+            "{status:?}"
+        );
+        assert!(incomplete_error(&events, Ok(true)).is_ok());
+    }
 }

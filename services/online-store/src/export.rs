@@ -4,16 +4,17 @@
 //! range redone after a crash (by this node or the next leader) rewrites the same files: each
 //! row lands in the offline store exactly once. Small files are compacted between rounds.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quiver_common::Shutdown;
 use quiver_lake::event_file::write_parquet;
 use quiver_lake::layout::FileRange;
-use quiver_lake::Lake;
+use quiver_lake::{Lake, Partition};
 use quiver_proto::online::export_step::Step;
 use quiver_proto::online::log_command::Kind;
-use quiver_proto::online::{ExportBegin, ExportFinish, ExportStep};
+use quiver_proto::online::{ExportBegin, ExportFinish, ExportStep, ViewPhase, ViewState};
 
 use crate::blocking::blocking;
 use crate::compact;
@@ -22,6 +23,7 @@ use crate::export_rows::ExportFiles;
 use crate::metrics;
 use crate::node::Node;
 use crate::raft::command;
+use crate::raft::views::VersionId;
 use crate::source_log_retention;
 
 /// Set to `1` in tests only: the process aborts after writing a range's files and before
@@ -37,6 +39,7 @@ pub fn spawn(node: Arc<Node>, lake: Lake, shutdown: Shutdown) -> tokio::task::Jo
         let interval = node.config.export_interval;
         tracing::info!(store = lake.url(), ?interval, "offline export enabled");
         let mut compacted = Instant::now();
+        let mut marked = HashSet::new();
         loop {
             tokio::select! {
                 _ = shutdown.wait() => break,
@@ -58,6 +61,9 @@ pub fn spawn(node: Arc<Node>, lake: Lake, shutdown: Shutdown) -> tokio::task::Jo
                     false
                 }
             };
+            if let Err(e) = mark_complete(&node, &lake, &mut marked).await {
+                tracing::warn!(error = %e, "cannot mark complete view versions; will retry");
+            }
             // Small files are tidied up every COMPACT_EVERY intervals (sooner when idle), so
             // an idle store is not listed every round.
             let due = interval
@@ -189,6 +195,56 @@ pub async fn export_round(node: &Node, lake: &Lake) -> Result<Option<FileRange>,
     Ok(Some(range))
 }
 
+/// Writes the completeness marker (`Partition::complete_marker`) of every view version whose
+/// exported rows are complete, once per version and process (`marked`): snapshots of a version
+/// that reads its own rows (a windowed `standardize`/`zscore`) refuse to run before it.
+async fn mark_complete(
+    node: &Node,
+    lake: &Lake,
+    marked: &mut HashSet<VersionId>,
+) -> Result<(), OnlineStoreError> {
+    let internal = |e: std::io::Error| OnlineStoreError::Internal(e.to_string());
+    let exported_through = node
+        .state
+        .export_state()
+        .map_err(internal)?
+        .exported_through;
+    let states = blocking(|| node.state.view_states()).map_err(internal)?;
+    for (id, state) in states {
+        if marked.contains(&id) || !rows_complete(&state, exported_through) {
+            continue;
+        }
+        let (project, view, version) = id.clone();
+        let partition = Partition::Events {
+            project,
+            source: state.source.clone(),
+            view,
+            version,
+        };
+        if let Some(marker) = partition.complete_marker() {
+            lake.put(&marker, Vec::new()).await.map_err(lake_error)?;
+        }
+        marked.insert(id);
+    }
+    Ok(())
+}
+
+/// Whether a version's exported rows are complete when the export has passed
+/// `exported_through`: it serves (or served before it was retired), and had nothing to
+/// backfill or its backfill's last chunk has been exported.
+fn rows_complete(state: &ViewState, exported_through: u64) -> bool {
+    let served = match ViewPhase::try_from(state.phase) {
+        Ok(ViewPhase::Serving) => true,
+        // A version retired while it backfilled never completed. (States written before
+        // `serving_from` existed: a finished backfill folded everything it had to.)
+        Ok(ViewPhase::Retired) => {
+            state.serving_from > 0 || state.backfilled_rows >= state.backfill_total
+        }
+        _ => false,
+    };
+    served && (state.backfill_total == 0 || state.serving_from <= exported_through)
+}
+
 /// Proposes an export step and waits until it is applied here.
 async fn propose(node: &Node, step: Step) -> Result<(), OnlineStoreError> {
     node.check_disk()?;
@@ -223,4 +279,45 @@ fn update_lag(node: &Node) -> std::io::Result<()> {
     });
     metrics::set_export_lag(lag, state.exported_through, state.staged_bytes);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use quiver_proto::online::{ViewPhase, ViewState};
+
+    use super::rows_complete;
+
+    fn state(
+        phase: ViewPhase,
+        backfill_total: u64,
+        backfilled_rows: u64,
+        serving_from: u64,
+    ) -> ViewState {
+        ViewState {
+            phase: phase as i32,
+            backfill_total,
+            backfilled_rows,
+            serving_from,
+            ..ViewState::default()
+        }
+    }
+
+    #[test]
+    fn a_version_is_complete_once_its_backfill_is_exported() {
+        // Nothing to backfill: complete at once, whatever was exported.
+        assert!(rows_complete(&state(ViewPhase::Serving, 0, 0, 7), 0));
+        // Backfilling: never.
+        assert!(!rows_complete(
+            &state(ViewPhase::Backfilling, 10, 5, 0),
+            100
+        ));
+        // Serving since entry 40: once the export passed it.
+        assert!(!rows_complete(&state(ViewPhase::Serving, 10, 10, 40), 39));
+        assert!(rows_complete(&state(ViewPhase::Serving, 10, 10, 40), 40));
+        // Retired after serving, or while backfilling.
+        assert!(rows_complete(&state(ViewPhase::Retired, 10, 10, 40), 50));
+        assert!(!rows_complete(&state(ViewPhase::Retired, 10, 4, 0), 50));
+        // A state written before `serving_from` existed: its finished backfill.
+        assert!(rows_complete(&state(ViewPhase::Retired, 10, 10, 0), 50));
+    }
 }

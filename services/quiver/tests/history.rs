@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::Int64Type;
+use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{Array, RecordBatch};
 use quiver_proto::types::value::Kind;
 use quiver_tests::flight::{positions, read_exported, snapshot};
@@ -451,6 +451,61 @@ async fn history_is_scored_against_the_window_of_its_own_time() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(online_of(&online_address, "h2").await, want);
+
+    // Its snapshots read the rows it aggregated (a windowed zscore): refused, saying why, until
+    // its backfill is exported, then equal to the original's at past and present times.
+    let pairs: Vec<(i64, i64)> = [now - 12 * HOUR, now - 10 * 24 * HOUR + HOUR, now]
+        .iter()
+        .flat_map(|t| (0..USERS).map(move |u| (u, *t)))
+        .collect();
+    let snapshot_of = |view: &str| {
+        let command = format!(
+            r#"{{"project": "stream", "features": ["{view}:count", "{view}:count_24h", "{view}:sum_24h"]}}"#
+        );
+        let (offline, table) = (stack.offline.clone(), entity_table(&pairs));
+        async move { snapshot(&offline, &command, vec![table]).await }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let copied = loop {
+        match snapshot_of("h2").await {
+            Ok(batches) => break batches,
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+                assert!(status.message().contains("backfill"), "{status:?}");
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "h2's rows never complete"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let original = snapshot_of("h").await.unwrap();
+    // The three feature columns come last: counts (int64), then the sum (float64).
+    let values = |batches: &[RecordBatch], column: usize| -> Vec<Option<f64>> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                let c = b.column(b.num_columns() - 3 + column);
+                (0..c.len())
+                    .map(|i| {
+                        c.is_valid(i)
+                            .then(|| match c.as_primitive_opt::<Int64Type>() {
+                                Some(ints) => ints.value(i) as f64,
+                                None => c.as_primitive::<Float64Type>().value(i),
+                            })
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    for column in 0..3 {
+        assert_eq!(
+            values(&copied, column),
+            values(&original, column),
+            "column {column}"
+        );
+    }
 }
 
 /// A source log with `log_retention` keeps only the dates it covers; online state keeps

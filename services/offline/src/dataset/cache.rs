@@ -37,6 +37,8 @@ struct Loaded {
 pub struct DataCache {
     lake: Lake,
     loaded: Mutex<HashMap<LoadKey, Loaded>>,
+    /// Partitions whose completeness marker was seen (a marker is never taken back).
+    complete: Mutex<std::collections::HashSet<Partition>>,
 }
 
 /// One load: what to read and how to make a version's rows of it.
@@ -52,6 +54,33 @@ impl DataCache {
         Self {
             lake,
             loaded: Mutex::default(),
+            complete: Mutex::default(),
+        }
+    }
+
+    /// Whether `partition`'s rows are complete: a view version's `events/` rows are once the
+    /// online store has written its marker (`Partition::complete_marker`: its backfill ended
+    /// and was exported); every other partition always is.
+    pub async fn is_complete(&self, partition: &Partition) -> Result<bool, LakeError> {
+        let Some(marker) = partition.complete_marker() else {
+            return Ok(true);
+        };
+        if self
+            .complete
+            .lock()
+            .is_ok_and(|complete| complete.contains(partition))
+        {
+            return Ok(true);
+        }
+        match self.lake.get(&marker).await {
+            Ok(_) => {
+                if let Ok(mut complete) = self.complete.lock() {
+                    complete.insert(partition.clone());
+                }
+                Ok(true)
+            }
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -377,6 +406,34 @@ mod tests {
             range,
             size: 1,
         }
+    }
+
+    /// A view version's `events/` rows are complete once its marker is there; a source log
+    /// always is.
+    #[tokio::test]
+    async fn events_are_complete_once_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(&dir.path().display().to_string()).unwrap();
+        let cache = DataCache::new(lake.clone());
+        let events = Partition::Events {
+            project: "p".into(),
+            source: "s".into(),
+            view: "v".into(),
+            version: 2,
+        };
+        let source = Partition::Source {
+            project: "p".into(),
+            source: "s".into(),
+        };
+        assert!(cache.is_complete(&source).await.unwrap());
+        assert!(!cache.is_complete(&events).await.unwrap());
+        let marker = events.complete_marker().unwrap();
+        assert_eq!(
+            marker.as_ref(),
+            "events/project=p/source=s/view=v/version=2/_complete"
+        );
+        lake.put(&marker, Vec::new()).await.unwrap();
+        assert!(cache.is_complete(&events).await.unwrap());
     }
 
     #[test]

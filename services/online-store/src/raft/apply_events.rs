@@ -389,7 +389,7 @@ impl StateMachine {
             staged.push(decided);
         }
         self.write_folds(folds, batch, applied)?;
-        self.finish_backfill_chunk(chunk, state, batch, overlay)?;
+        self.finish_backfill_chunk(log_index, chunk, state, batch, overlay)?;
         Ok(staged)
     }
 

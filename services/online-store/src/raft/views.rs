@@ -156,6 +156,11 @@ impl StateMachine {
             backfilled_rows: 0,
             backfill_total: views.admitted_rows,
             resume_row: 0,
+            serving_from: if views.admitted_rows == 0 {
+                log_index
+            } else {
+                0
+            },
         };
         views.active.push(ViewVersionRef {
             view: begin.view.clone(),
@@ -212,6 +217,7 @@ impl StateMachine {
     /// Records a folded backfill chunk; the last one makes the version serve.
     pub(super) fn finish_backfill_chunk(
         &self,
+        log_index: u64,
         chunk: &BackfillChunk,
         mut state: ViewState,
         batch: &mut WriteBatch,
@@ -227,6 +233,7 @@ impl StateMachine {
         let id = (chunk.project.as_str(), chunk.view.as_str(), chunk.version);
         if state.backfilled_through + 1 >= state.registered_at {
             state.phase = ViewPhase::Serving as i32;
+            state.serving_from = log_index;
             self.put_view_state(batch, overlay, id, &state)?;
             self.retire_older(batch, overlay, id)?;
         } else {
