@@ -14,12 +14,14 @@ use quiver_lake::layout::FileRange;
 use quiver_lake::{Lake, Partition};
 use quiver_proto::online::export_step::Step;
 use quiver_proto::online::log_command::Kind;
-use quiver_proto::online::{ExportBegin, ExportFinish, ExportStep, ViewPhase, ViewState};
+use quiver_proto::online::{
+    ExportBegin, ExportFinish, ExportState, ExportStep, ViewPhase, ViewState,
+};
 
 use crate::blocking::blocking;
 use crate::compact;
 use crate::error::OnlineStoreError;
-use crate::export_rows::ExportFiles;
+use crate::export_rows::{Definitions, ExportFiles};
 use crate::metrics;
 use crate::node::Node;
 use crate::raft::command;
@@ -196,22 +198,26 @@ pub async fn export_round(node: &Node, lake: &Lake) -> Result<Option<FileRange>,
 }
 
 /// Writes the completeness marker (`Partition::complete_marker`) of every view version whose
-/// exported rows are complete, once per version and process (`marked`): snapshots of a version
-/// that reads its own rows (a windowed `standardize`/`zscore`) refuse to run before it.
+/// exported rows are complete and read by snapshots (a windowed `standardize`/`zscore`), once
+/// per version and process (`marked`): snapshots of such a version refuse to run before it.
 async fn mark_complete(
     node: &Node,
     lake: &Lake,
     marked: &mut HashSet<VersionId>,
 ) -> Result<(), OnlineStoreError> {
     let internal = |e: std::io::Error| OnlineStoreError::Internal(e.to_string());
-    let exported_through = node
-        .state
-        .export_state()
-        .map_err(internal)?
-        .exported_through;
+    // States first: a version serving now had its last chunk applied (and staged) before the
+    // export state is read.
     let states = blocking(|| node.state.view_states()).map_err(internal)?;
+    let export = node.state.export_state().map_err(internal)?;
+    let catalog = node.registry.catalog();
     for (id, state) in states {
-        if marked.contains(&id) || !rows_complete(&state, exported_through) {
+        // Only versions whose snapshots read their own rows (the others' follow from the
+        // source log, and nothing is written under `events/` for them).
+        if marked.contains(&id)
+            || !rows_complete(&state, &export)
+            || !catalog.keeps_rows(&id.0, &id.1, id.2)
+        {
             continue;
         }
         let (project, view, version) = id.clone();
@@ -229,10 +235,10 @@ async fn mark_complete(
     Ok(())
 }
 
-/// Whether a version's exported rows are complete when the export has passed
-/// `exported_through`: it serves (or served before it was retired), and had nothing to
-/// backfill or its backfill's last chunk has been exported.
-fn rows_complete(state: &ViewState, exported_through: u64) -> bool {
+/// Whether a version's exported rows are complete under `export`: it serves (or served before
+/// it was retired), and had nothing to backfill or its backfill's last chunk has been exported
+/// (or nothing staged is left: the last chunk may have held no rows to stage).
+fn rows_complete(state: &ViewState, export: &ExportState) -> bool {
     let served = match ViewPhase::try_from(state.phase) {
         Ok(ViewPhase::Serving) => true,
         // A version retired while it backfilled never completed. (States written before
@@ -242,7 +248,10 @@ fn rows_complete(state: &ViewState, exported_through: u64) -> bool {
         }
         _ => false,
     };
-    served && (state.backfill_total == 0 || state.serving_from <= exported_through)
+    served
+        && (state.backfill_total == 0
+            || state.serving_from <= export.exported_through
+            || export.exported_through >= export.last_staged)
 }
 
 /// Proposes an export step and waits until it is applied here.
@@ -283,7 +292,7 @@ fn update_lag(node: &Node) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use quiver_proto::online::{ViewPhase, ViewState};
+    use quiver_proto::online::{ExportState, ViewPhase, ViewState};
 
     use super::rows_complete;
 
@@ -302,22 +311,53 @@ mod tests {
         }
     }
 
+    fn exported(exported_through: u64, last_staged: u64) -> ExportState {
+        ExportState {
+            exported_through,
+            last_staged,
+            ..ExportState::default()
+        }
+    }
+
     #[test]
     fn a_version_is_complete_once_its_backfill_is_exported() {
+        let behind = |through| exported(through, 90);
         // Nothing to backfill: complete at once, whatever was exported.
-        assert!(rows_complete(&state(ViewPhase::Serving, 0, 0, 7), 0));
+        assert!(rows_complete(
+            &state(ViewPhase::Serving, 0, 0, 7),
+            &behind(0)
+        ));
         // Backfilling: never.
         assert!(!rows_complete(
             &state(ViewPhase::Backfilling, 10, 5, 0),
-            100
+            &behind(100)
         ));
-        // Serving since entry 40: once the export passed it.
-        assert!(!rows_complete(&state(ViewPhase::Serving, 10, 10, 40), 39));
-        assert!(rows_complete(&state(ViewPhase::Serving, 10, 10, 40), 40));
+        // Serving since entry 40: once the export passed it, or nothing staged is left.
+        assert!(!rows_complete(
+            &state(ViewPhase::Serving, 10, 10, 40),
+            &behind(39)
+        ));
+        assert!(rows_complete(
+            &state(ViewPhase::Serving, 10, 10, 40),
+            &behind(40)
+        ));
+        assert!(rows_complete(
+            &state(ViewPhase::Serving, 10, 10, 40),
+            &exported(39, 39)
+        ));
         // Retired after serving, or while backfilling.
-        assert!(rows_complete(&state(ViewPhase::Retired, 10, 10, 40), 50));
-        assert!(!rows_complete(&state(ViewPhase::Retired, 10, 4, 0), 50));
+        assert!(rows_complete(
+            &state(ViewPhase::Retired, 10, 10, 40),
+            &behind(50)
+        ));
+        assert!(!rows_complete(
+            &state(ViewPhase::Retired, 10, 4, 0),
+            &behind(50)
+        ));
         // A state written before `serving_from` existed: its finished backfill.
-        assert!(rows_complete(&state(ViewPhase::Retired, 10, 10, 0), 50));
+        assert!(rows_complete(
+            &state(ViewPhase::Retired, 10, 10, 0),
+            &behind(50)
+        ));
     }
 }
