@@ -6,11 +6,8 @@ pub enum SnapshotError {
     /// The request or entity table is wrong; the message names the field or column (and row).
     #[error("{0}")]
     InvalidArgument(String),
-    /// The data asked for is not complete yet (a view version still backfilling); the
-    /// message says what to wait for.
-    #[error("{0}")]
-    FailedPrecondition(String),
-    /// Something needed is not reachable now (the registry, the offline store).
+    /// Something needed is not reachable now (the registry, the offline store), or not complete
+    /// yet (a view version still backfilling: the message says what to wait for).
     #[error("{0}")]
     Unavailable(String),
     /// A bug or corrupt data.
@@ -22,7 +19,6 @@ impl From<SnapshotError> for tonic::Status {
     fn from(error: SnapshotError) -> Self {
         match error {
             SnapshotError::InvalidArgument(m) => tonic::Status::invalid_argument(m),
-            SnapshotError::FailedPrecondition(m) => tonic::Status::failed_precondition(m),
             SnapshotError::Unavailable(m) => tonic::Status::unavailable(m),
             SnapshotError::Internal(m) => tonic::Status::internal(m),
         }

@@ -57,7 +57,7 @@ fn incomplete_error(
             Partition::Events {
                 view, version, ..
             },
-        ) => Err(SnapshotError::FailedPrecondition(format!(
+        ) => Err(SnapshotError::Unavailable(format!(
             "feature view {view:?} version {version} has a standardize/zscore over a window, so its \
              training rows are the ones the online store aggregated, and they are not all in the \
              offline store yet: its backfill is running or not exported. Retry when `quiver \
@@ -300,7 +300,7 @@ mod tests {
             version: 2,
         };
         let status = tonic::Status::from(incomplete_error(&events, Ok(false)).unwrap_err());
-        assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+        assert_eq!(status.code(), tonic::Code::Unavailable);
         assert!(
             status
                 .message()
