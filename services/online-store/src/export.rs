@@ -21,7 +21,7 @@ use quiver_proto::online::{
 use crate::blocking::blocking;
 use crate::compact;
 use crate::error::OnlineStoreError;
-use crate::export_rows::{Definitions, ExportFiles};
+use crate::export_rows::ExportFiles;
 use crate::metrics;
 use crate::node::Node;
 use crate::raft::command;
@@ -213,11 +213,12 @@ async fn mark_complete(
     let catalog = node.registry.catalog();
     for (id, state) in states {
         // Only versions whose snapshots read their own rows (the others' follow from the
-        // source log, and nothing is written under `events/` for them).
-        if marked.contains(&id)
-            || !rows_complete(&state, &export)
-            || !catalog.keeps_rows(&id.0, &id.1, id.2)
-        {
+        // source log, and nothing is written under `events/` for them); a version the
+        // registry cache does not hold yet waits for a later round.
+        let reads_own_rows = catalog
+            .view_version(&id.0, &id.1, id.2)
+            .is_some_and(|d| !d.rows_follow_from_source_log());
+        if marked.contains(&id) || !reads_own_rows || !rows_complete(&state, &export) {
             continue;
         }
         let (project, view, version) = id.clone();
