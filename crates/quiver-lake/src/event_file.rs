@@ -143,23 +143,6 @@ pub fn parquet_properties(schema: &Schema, row_group_rows: usize) -> WriterPrope
                     .set_column_dictionary_enabled(column(), false)
                     .set_column_compression(column(), Compression::UNCOMPRESSED);
             }
-            // A list of floats (an `ngram_hash` output): the same for its values, whose Parquet
-            // column is the list's leaf (interning them was most of the export's Parquet
-            // encoding under `user_txn`).
-            DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _)
-                if item.data_type().is_floating() =>
-            {
-                let leaf = || {
-                    parquet::schema::types::ColumnPath::new(vec![
-                        field.name().clone(),
-                        "list".into(),
-                        item.name().clone(),
-                    ])
-                };
-                properties = properties
-                    .set_column_dictionary_enabled(leaf(), false)
-                    .set_column_compression(leaf(), Compression::UNCOMPRESSED);
-            }
             DataType::Timestamp(..) => {
                 properties = properties.set_column_dictionary_enabled(column(), false);
             }
@@ -212,63 +195,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::columns::scalar_at;
-
-    /// Float columns, lists of floats included, are written without a dictionary and
-    /// uncompressed; strings keep theirs.
-    #[test]
-    fn floats_and_lists_of_floats_are_written_plain() {
-        use arrow_array::builder::{Float32Builder, ListBuilder};
-        use parquet::file::reader::{FileReader, SerializedFileReader};
-
-        let mut lists = ListBuilder::new(Float32Builder::new());
-        for i in 0..100 {
-            lists.values().append_slice(&[i as f32, 0.5, 1.5]);
-            lists.append(true);
-        }
-        let batch = RecordBatch::try_from_iter([
-            ("grams", Arc::new(lists.finish()) as ArrayRef),
-            (
-                "amount",
-                Arc::new(arrow_array::Float64Array::from_iter_values(
-                    (0..100).map(f64::from),
-                )) as ArrayRef,
-            ),
-            (
-                "note",
-                Arc::new(arrow_array::StringArray::from_iter_values(
-                    (0..100).map(|i| format!("n{}", i % 3)),
-                )) as ArrayRef,
-            ),
-        ])
-        .unwrap();
-        let bytes = write_parquet(&batch).unwrap();
-        let reader = SerializedFileReader::new(Bytes::from(bytes.clone())).unwrap();
-        let group = reader.metadata().row_group(0);
-        let plain: Vec<(String, bool, Compression)> = group
-            .columns()
-            .iter()
-            .map(|c| {
-                (
-                    c.column_path().string(),
-                    c.dictionary_page_offset().is_none(),
-                    c.compression(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            plain,
-            [
-                (
-                    "grams.list.item".to_string(),
-                    true,
-                    Compression::UNCOMPRESSED
-                ),
-                ("amount".to_string(), true, Compression::UNCOMPRESSED),
-                ("note".to_string(), false, Compression::SNAPPY),
-            ]
-        );
-        assert_eq!(read_parquet(Bytes::from(bytes), None).unwrap()[0], batch);
-    }
 
     #[test]
     fn rows_survive_a_parquet_round_trip() {
