@@ -310,7 +310,18 @@ impl Batcher {
             let Some(request) = plan.statistics_request(&batch.project, moments) else {
                 return Ok(());
             };
-            let records = self.store.read_aggregates(request).await?;
+            let mut records = self.store.read_aggregates(request).await?;
+            // A store older than `more_as_of_micros` (a rolling upgrade) answers the first
+            // time only: the others are read one at a time.
+            if records.len() == 1 && moments.len() > 1 {
+                for moment in &moments[1..] {
+                    if let Some(request) =
+                        plan.statistics_request(&batch.project, std::slice::from_ref(moment))
+                    {
+                        records.extend(self.store.read_aggregates(request).await?);
+                    }
+                }
+            }
             if records.len() != moments.len() {
                 return Err(Status::internal(format!(
                     "the online store answered {} statistics reads for {} times",
