@@ -21,7 +21,7 @@ use quiver_core::{Aggregation, Scalar, TransformOp};
 pub(crate) enum StatisticsWindow {
     /// Over every row so far: one figure for all rows.
     Lifetime,
-    /// Over a sliding window of `tiles` tiles of `tile_micros`.
+    /// Over a sliding window, laid out in tiles of `tile_micros`.
     Sliding {
         /// The window, as the store reads it.
         window: Window,
