@@ -234,6 +234,9 @@ async fn backfill_chunk(
             from_row: state.resume_row,
             next_row,
             rows_from_source_log: plan.view.rows_follow_from_source_log(),
+            admission_rules: node
+                .admission_rules
+                .load(std::sync::atomic::Ordering::Relaxed),
         }),
     )
     .await?;

@@ -271,28 +271,41 @@ impl StateMachine {
             fold_view(
                 folds,
                 (log_index, row_base),
-                Retention::of(watermark, lateness),
+                Retention::of(
+                    watermark,
+                    lateness,
+                    admission_rules >= source_clock::STATISTICS_RULES,
+                ),
                 events,
                 view,
                 aggregates,
                 |row| admitted[row] && !excluded.contains(&row),
             );
             // Expired epochs go as whole ranges when the watermark moves past them (the
-            // features'; the column statistics are kept, see `write_folds`).
+            // features'; the column statistics only under rules older than
+            // `STATISTICS_RULES`, see `write_folds`).
             if let (Some(before), Some(after)) = (previous, watermark) {
-                let prefix = keys::tiles_prefix(
-                    self.group(),
-                    &events.project,
-                    &view.view,
-                    view.version,
-                    false,
-                );
-                for (tile, to) in expired_epochs(&aggregates.features, before, after, lateness) {
-                    batch.delete_range_cf(
-                        data,
-                        keys::tile_epoch_prefix(&prefix, tile, i64::MIN),
-                        keys::tile_epoch_prefix(&prefix, tile, to),
+                let collected = [
+                    (&aggregates.features, false),
+                    (&aggregates.statistics, true),
+                ];
+                for (layout, statistics) in collected.into_iter().filter(|(_, statistics)| {
+                    !statistics || admission_rules < source_clock::STATISTICS_RULES
+                }) {
+                    let prefix = keys::tiles_prefix(
+                        self.group(),
+                        &events.project,
+                        &view.view,
+                        view.version,
+                        statistics,
                     );
+                    for (tile, to) in expired_epochs(layout, before, after, lateness) {
+                        batch.delete_range_cf(
+                            data,
+                            keys::tile_epoch_prefix(&prefix, tile, i64::MIN),
+                            keys::tile_epoch_prefix(&prefix, tile, to),
+                        );
+                    }
                 }
             }
         }
@@ -377,7 +390,11 @@ impl StateMachine {
             .and_then(|v| v.as_slice().try_into().ok().map(keys::from_ordered_i64));
         for events in &chunk.batches {
             let mut decided = StagedBatch::default();
-            let retention = Retention::of(watermark, events.allowed_lateness_micros);
+            let retention = Retention::of(
+                watermark,
+                events.allowed_lateness_micros,
+                chunk.admission_rules >= source_clock::STATISTICS_RULES,
+            );
             self.apply_backfill_batch(
                 (log_index, row_base),
                 retention,
@@ -433,8 +450,8 @@ impl StateMachine {
                 let layout = aggregator.layout().clone();
                 // A view's column statistics are kept for all time (one record per tile for the
                 // whole view, not per entity): a history row of any age is scored against its
-                // own time's window.
-                let kept = if is_statistics {
+                // own time's window. (Under older rules they were not written past retention.)
+                let kept = if is_statistics && fold.retention.keeps_statistics {
                     Vec::new()
                 } else {
                     fold.retention.kept_from(&layout)
@@ -498,26 +515,35 @@ pub(super) struct Retention {
     /// The source's watermark (None: none yet, everything is kept).
     watermark: Option<i64>,
     lateness: i64,
+    /// Whether the view's column statistics are kept whatever their age (the entry's rules
+    /// are `STATISTICS_RULES` or newer).
+    keeps_statistics: bool,
 }
 
 impl Retention {
-    pub(super) fn of(watermark: Option<i64>, lateness_micros: i64) -> Self {
+    pub(super) fn of(watermark: Option<i64>, lateness_micros: i64, keeps_statistics: bool) -> Self {
         Self {
             watermark,
             lateness: lateness_micros.max(0),
+            keeps_statistics,
         }
     }
 
     /// The more generous of two (the earlier watermark keeps more).
     fn widest(self, other: Self) -> Self {
-        match (self.watermark, other.watermark) {
+        let keeps_statistics = self.keeps_statistics || other.keeps_statistics;
+        let widest = match (self.watermark, other.watermark) {
             (Some(a), Some(b))
                 if a.saturating_sub(self.lateness) <= b.saturating_sub(other.lateness) =>
             {
                 self
             }
             (Some(_), Some(_)) => other,
-            _ => Self::of(None, 0),
+            _ => Self::of(None, 0, keeps_statistics),
+        };
+        Self {
+            keeps_statistics,
+            ..widest
         }
     }
 

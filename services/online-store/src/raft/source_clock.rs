@@ -34,8 +34,13 @@ pub const HORIZON_RULES: u32 = 2;
 /// consumer reached seconds after the others lost its oldest events.
 pub const TILELESS_RULES: u32 = 3;
 
+/// The admission rules under which a view's column statistics (what a windowed
+/// `standardize`/`zscore` compares with) are kept for all time: before them their tiles were
+/// collected with the features' and not written for history past retention.
+pub const STATISTICS_RULES: u32 = 4;
+
 /// The newest admission rules this binary applies.
-pub const RULES: u32 = TILELESS_RULES;
+pub const RULES: u32 = STATISTICS_RULES;
 
 /// A producer that has not written for this many batches of its source stops holding the
 /// source watermark back.
