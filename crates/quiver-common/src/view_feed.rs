@@ -81,7 +81,7 @@ impl PlannedView {
     /// for each stateful transform over a window, one per tile the rows' event times fall in
     /// (a row reads the window ending with its own tile); one for lifetime statistics. Empty
     /// when the version has no stateful transform or nothing is missing.
-    pub fn statistics_moments(&self, rows: &impl FeedRows, statistics: &Statistics) -> Vec<i64> {
+    fn statistics_moments(&self, rows: &impl FeedRows, statistics: &Statistics) -> Vec<i64> {
         let mut moments = std::collections::BTreeSet::new();
         let mut lifetime = None;
         for (name, window) in self.stateful() {
@@ -112,44 +112,65 @@ impl PlannedView {
         moments.into_iter().collect()
     }
 
-    /// The read of this version's running statistics (its stateful transforms' column
-    /// statistics) over the windows ending at each of `moments` (one record each, in order), or
-    /// `None` when it has no stateful transform or `moments` is empty. Compute and backfills
-    /// read them at [`Self::statistics_moments`], at most [`MAX_STATISTICS_TIMES`] at once.
-    pub fn statistics_request(
+    /// The reads of the stored statistics `rows` need and `statistics` does not hold yet (see
+    /// [`Self::statistics_moments`]), at most [`MAX_STATISTICS_TIMES`] times each: every
+    /// request reads the windows ending at each of its times, one record per time, in order
+    /// (`as_of_micros`, then `more_as_of_micros`). Empty when nothing is missing. Compute sends
+    /// them to the online store, a backfill reads them locally; both hand the answers to
+    /// [`Self::add_statistics`].
+    pub fn statistics_reads(
         &self,
         project: &str,
-        moments: &[i64],
-    ) -> Option<quiver_proto::online::ReadAggregatesRequest> {
-        self.stateful().next()?;
-        let (first, more) = moments.split_first()?;
+        rows: &impl FeedRows,
+        statistics: &Statistics,
+    ) -> Vec<quiver_proto::online::ReadAggregatesRequest> {
+        let moments = self.statistics_moments(rows, statistics);
         let fc = self.aggregates.feature_count;
-        Some(quiver_proto::online::ReadAggregatesRequest {
-            project: project.to_string(),
-            view: self.view.name.clone(),
-            version: self.version,
-            aggregates: self.aggregates_pb(),
-            feature_count: fc as u32,
-            read: (fc..self.aggregates.specs.len())
-                .map(|i| i as u32)
-                .collect(),
-            entity_key: Vec::new(),
-            as_of_micros: *first,
-            more_as_of_micros: more.to_vec(),
-        })
+        moments
+            .chunks(MAX_STATISTICS_TIMES)
+            .filter_map(|times| {
+                let (first, more) = times.split_first()?;
+                Some(quiver_proto::online::ReadAggregatesRequest {
+                    project: project.to_string(),
+                    view: self.view.name.clone(),
+                    version: self.version,
+                    aggregates: self.aggregates_pb(),
+                    feature_count: fc as u32,
+                    read: (fc..self.aggregates.specs.len())
+                        .map(|i| i as u32)
+                        .collect(),
+                    entity_key: Vec::new(),
+                    as_of_micros: *first,
+                    more_as_of_micros: more.to_vec(),
+                })
+            })
+            .collect()
     }
 
-    /// Adds to `statistics` what the read at `as_of_micros` answered (`partials`, one per
-    /// stateful transform).
+    /// Adds to `statistics` what `read` (one of [`Self::statistics_reads`]) answered: one
+    /// record's partials per time it asked for, in order, each one partial per stateful
+    /// transform. An answer with another number of records is an error.
     pub fn add_statistics(
         &self,
         statistics: &mut Statistics,
-        as_of_micros: i64,
-        partials: Vec<Partial>,
-    ) {
-        for ((name, window), stored) in self.stateful().zip(partials) {
-            statistics.insert(name, window, window.key(as_of_micros), stored);
+        read: &quiver_proto::online::ReadAggregatesRequest,
+        answered: Vec<Vec<Partial>>,
+    ) -> Result<(), String> {
+        let times = 1 + read.more_as_of_micros.len();
+        if answered.len() != times {
+            return Err(format!(
+                "the online store answered {} statistics reads for {times} times",
+                answered.len()
+            ));
         }
+        let moments =
+            std::iter::once(read.as_of_micros).chain(read.more_as_of_micros.iter().copied());
+        for (as_of_micros, partials) in moments.zip(answered) {
+            for ((name, window), stored) in self.stateful().zip(partials) {
+                statistics.insert(name, window, window.key(as_of_micros), stored);
+            }
+        }
+        Ok(())
     }
 }
 

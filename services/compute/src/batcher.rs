@@ -28,7 +28,7 @@ use tracing::Instrument;
 
 use crate::config::ComputeConfig;
 use crate::hot_keys::HotKeys;
-use quiver_common::view_feed::{feed, PlannedView, Statistics, MAX_STATISTICS_TIMES};
+use quiver_common::view_feed::{feed, PlannedView, Statistics};
 
 /// How many times a write follows leader hints / retries an election before giving up (the
 /// producer then retries the whole batch, which is idempotent).
@@ -305,33 +305,23 @@ impl Batcher {
         plan: &PlannedView,
         statistics: &mut Statistics,
     ) -> Result<(), Status> {
-        let moments = plan.statistics_moments(batch, statistics);
-        for moments in moments.chunks(MAX_STATISTICS_TIMES) {
-            let Some(request) = plan.statistics_request(&batch.project, moments) else {
-                return Ok(());
-            };
-            let mut records = self.store.read_aggregates(request).await?;
+        for read in plan.statistics_reads(&batch.project, batch, statistics) {
+            let mut records = self.store.read_aggregates(read.clone()).await?;
             // A store older than `more_as_of_micros` (a rolling upgrade) answers the first
             // time only: the others are read one at a time.
-            if records.len() == 1 && moments.len() > 1 {
-                for moment in &moments[1..] {
-                    if let Some(request) =
-                        plan.statistics_request(&batch.project, std::slice::from_ref(moment))
-                    {
-                        records.extend(self.store.read_aggregates(request).await?);
-                    }
+            if records.len() == 1 {
+                for as_of_micros in &read.more_as_of_micros {
+                    let one = ReadAggregatesRequest {
+                        as_of_micros: *as_of_micros,
+                        more_as_of_micros: Vec::new(),
+                        ..read.clone()
+                    };
+                    records.extend(self.store.read_aggregates(one).await?);
                 }
             }
-            if records.len() != moments.len() {
-                return Err(Status::internal(format!(
-                    "the online store answered {} statistics reads for {} times",
-                    records.len(),
-                    moments.len()
-                )));
-            }
-            for (moment, record) in moments.iter().zip(records) {
-                plan.add_statistics(statistics, *moment, record.partials);
-            }
+            let answered = records.into_iter().map(|r| r.partials).collect();
+            plan.add_statistics(statistics, &read, answered)
+                .map_err(Status::internal)?;
         }
         Ok(())
     }

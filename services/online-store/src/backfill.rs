@@ -18,7 +18,7 @@ use std::time::Duration;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{TimestampMicrosecondType, UInt32Type, UInt64Type};
 use arrow_array::{Array, RecordBatch};
-use quiver_common::view_feed::{feed, PlannedView, Statistics, MAX_STATISTICS_TIMES};
+use quiver_common::view_feed::{feed, PlannedView, Statistics};
 use quiver_common::Shutdown;
 use quiver_core::{FeatureView, Source};
 use quiver_lake::column_read::{parallel_reads, read_columns};
@@ -565,15 +565,11 @@ fn statistics_of(
     batch: &EventBatch,
 ) -> Result<Statistics, OnlineStoreError> {
     let mut statistics = Statistics::new();
-    let moments = plan.statistics_moments(batch, &statistics);
-    for moments in moments.chunks(MAX_STATISTICS_TIMES) {
-        let Some(request) = plan.statistics_request(project, moments) else {
-            break;
-        };
-        let records = crate::write::read_aggregates_records(node, &request)?;
-        for (moment, record) in moments.iter().zip(records) {
-            plan.add_statistics(&mut statistics, *moment, record.partials);
-        }
+    for read in plan.statistics_reads(project, batch, &statistics) {
+        let records = crate::write::read_aggregates_records(node, &read)?;
+        let answered = records.into_iter().map(|r| r.partials).collect();
+        plan.add_statistics(&mut statistics, &read, answered)
+            .map_err(OnlineStoreError::Internal)?;
     }
     Ok(statistics)
 }

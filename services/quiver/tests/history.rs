@@ -17,6 +17,7 @@ use quiver_proto::types::value::Kind;
 use quiver_tests::flight::{positions, read_exported, snapshot};
 use quiver_tests::offline_stack::{
     entity_table, get_features_of, now_micros, start, try_get_features_of, wait_for_source_log,
+    Stack,
 };
 use quiver_tests::stream::{push, request, Event, Rng};
 
@@ -84,6 +85,39 @@ fn quiver(bin: &Path, args: &[&str]) -> serde_json::Value {
         Command::new(bin).args(args).output().unwrap(),
         &format!("{args:?}"),
     )
+}
+
+/// `quiver COMMAND --source tx --file FILE` (push or load) against `stack`: its JSON summary.
+fn run_file(bin: &Path, stack: &Stack, command: &str, file: &Path) -> serde_json::Value {
+    let file = file.display().to_string();
+    let registry = stack.cluster.registry.to_string();
+    quiver(
+        bin,
+        &[
+            command,
+            "--source",
+            "tx",
+            "--file",
+            &file,
+            "--registry",
+            &registry,
+            "--ingest",
+            &stack.ingest,
+            "--output",
+            "json",
+        ],
+    )
+}
+
+/// Each user's (count, count_24h, sum_24h) over `events`, all within a day of now.
+fn per_user<'a>(events: impl Iterator<Item = &'a Event> + Clone) -> Vec<(i64, i64, f64)> {
+    (0..USERS)
+        .map(|u| {
+            let mine = events.clone().filter(|e| e.user == u);
+            let n = mine.clone().count() as i64;
+            (n, n, mine.map(|e| e.amount).sum())
+        })
+        .collect()
 }
 
 /// The JSON summary a successful `quiver ... --output json` printed.
@@ -166,31 +200,10 @@ async fn history_older_than_the_watermark_is_loaded_once_online_and_offline() {
         write_jsonl(&dir.path().join("history.jsonl"), &history),
         write_jsonl(&dir.path().join("ancient.jsonl"), &ancient),
     );
-    let registry = stack.cluster.registry.to_string();
-    let args = |command: &'static str, file: &Path| {
-        vec![
-            command.to_string(),
-            "--source".into(),
-            "tx".into(),
-            "--file".into(),
-            file.display().to_string(),
-            "--registry".into(),
-            registry.clone(),
-            "--ingest".into(),
-            stack.ingest.clone(),
-            "--output".into(),
-            "json".into(),
-        ]
-    };
-    let run_on = |command: &'static str, file: &Path| {
-        let args = args(command, file);
-        quiver(bin, &args.iter().map(String::as_str).collect::<Vec<_>>())
-    };
-    let run = |command: &'static str| run_on(command, &file);
 
     // Pushed, history older than the horizon is late: nothing of it counts.
     let before = online(&online_address).await;
-    let pushed = run_on("push", &ancient_file);
+    let pushed = run_file(bin, &stack, "push", &ancient_file);
     assert_eq!(
         (pushed["accepted"].as_u64(), pushed["late"].as_u64()),
         (Some(0), Some(50))
@@ -198,28 +211,18 @@ async fn history_older_than_the_watermark_is_loaded_once_online_and_offline() {
     assert_eq!(online(&online_address).await, before);
 
     // Loaded, it counts online: lifetime and 24-hour windows include it.
-    let loaded = run("load");
+    let loaded = run_file(bin, &stack, "load", &file);
     assert_eq!(
         (loaded["loaded"].as_u64(), loaded["already_loaded"].as_u64()),
         (Some(300), Some(0)),
         "{loaded}"
     );
-    let want: Vec<(i64, i64, f64)> = (0..USERS)
-        .map(|u| {
-            let all: Vec<&Event> = live
-                .iter()
-                .chain(&history)
-                .filter(|e| e.user == u)
-                .collect();
-            let n = all.len() as i64;
-            (n, n, all.iter().map(|e| e.amount).sum())
-        })
-        .collect();
+    let want = per_user(live.iter().chain(&history));
     let after = online(&online_address).await;
     assert_eq!(after, want);
 
     // Loaded again: nothing added, and it says so.
-    let again = run("load");
+    let again = run_file(bin, &stack, "load", &file);
     assert_eq!(
         (again["loaded"].as_u64(), again["already_loaded"].as_u64()),
         (Some(0), Some(300)),
@@ -330,42 +333,13 @@ async fn history_is_scored_against_the_window_of_its_own_time() {
     let huge = |e: &Event| e.amount >= 10_000.0;
     let dir = tempfile::tempdir().unwrap();
     let file = write_jsonl(&dir.path().join("history.jsonl"), &history);
-    let (file, registry) = (
-        file.display().to_string(),
-        stack.cluster.registry.to_string(),
-    );
-    let loaded = quiver(
-        bin,
-        &[
-            "load",
-            "--source",
-            "tx",
-            "--file",
-            &file,
-            "--registry",
-            &registry,
-            "--ingest",
-            &stack.ingest,
-            "--output",
-            "json",
-        ],
-    );
+    let loaded = run_file(bin, &stack, "load", &file);
     assert_eq!(
         (loaded["loaded"].as_u64(), loaded["anomalous"].as_u64()),
         (Some(500), Some(5)),
         "{loaded}"
     );
-    let want: Vec<(i64, i64, f64)> = (0..USERS)
-        .map(|u| {
-            let kept: Vec<&Event> = live
-                .iter()
-                .chain(&history)
-                .filter(|e| e.user == u && !huge(e))
-                .collect();
-            let n = kept.len() as i64;
-            (n, n, kept.iter().map(|e| e.amount).sum())
-        })
-        .collect();
+    let want = per_user(live.iter().chain(&history).filter(|e| !huge(e)));
     assert_eq!(online(&online_address).await, want);
 
     // Ten days ago, far older than anything online (the watermark minus the lateness and the
@@ -384,22 +358,7 @@ async fn history_is_scored_against_the_window_of_its_own_time() {
         ("second", &ancient[400..425], 2),
     ] {
         let path = write_jsonl(&dir.path().join(format!("{name}.jsonl")), rows);
-        let loaded = quiver(
-            bin,
-            &[
-                "load",
-                "--source",
-                "tx",
-                "--file",
-                &path.display().to_string(),
-                "--registry",
-                &registry,
-                "--ingest",
-                &stack.ingest,
-                "--output",
-                "json",
-            ],
-        );
+        let loaded = run_file(bin, &stack, "load", &path);
         assert_eq!(
             loaded["anomalous"].as_u64(),
             Some(anomalous),
@@ -433,7 +392,7 @@ async fn history_is_scored_against_the_window_of_its_own_time() {
             "--file",
             &both.display().to_string(),
             "--registry",
-            &registry,
+            &stack.cluster.registry.to_string(),
             "--output",
             "json",
         ],
@@ -537,22 +496,7 @@ async fn the_source_log_keeps_what_its_retention_covers() {
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let file = write_jsonl(&dir.path().join("history.jsonl"), &history);
-    let loaded = quiver(
-        bin,
-        &[
-            "load",
-            "--source",
-            "tx",
-            "--file",
-            &file.display().to_string(),
-            "--registry",
-            &stack.cluster.registry.to_string(),
-            "--ingest",
-            &stack.ingest,
-            "--output",
-            "json",
-        ],
-    );
+    let loaded = run_file(bin, &stack, "load", &file);
     assert_eq!(loaded["loaded"].as_u64(), Some(360), "{loaded}");
 
     // The dates from two days ago on stay, whole; older ones go.
