@@ -219,6 +219,29 @@ impl<'a> RowChecker<'a> {
 
     /// Checks one row and normalises it.
     pub fn check(&self, row: &Row) -> Result<CheckedRow, RowError> {
+        let mut values = vec![Value { kind: None }; self.source.schema.len()];
+        let (event_micros, entity_key) =
+            self.walk(row, |slot, value| values[slot] = value.into_owned())?;
+        Ok(CheckedRow {
+            row: Row { values },
+            event_micros,
+            entity_key,
+        })
+    }
+
+    /// Checks one row as [`Self::check`] does, without building its normalised form (`quiver
+    /// push` checks a whole file before it sends any of it).
+    pub fn validate(&self, row: &Row) -> Result<(), RowError> {
+        self.walk(row, |_, _| {}).map(|_| ())
+    }
+
+    /// Checks `row`, handing `normalised` each value's schema slot and normalised value; its
+    /// event time and encoded entity key.
+    fn walk(
+        &self,
+        row: &Row,
+        mut normalised: impl FnMut(usize, std::borrow::Cow<'_, Value>),
+    ) -> Result<(i64, Vec<u8>), RowError> {
         let source = self.source;
         let whole = |reason: String| RowError {
             column: None,
@@ -231,7 +254,11 @@ impl<'a> RowChecker<'a> {
                 self.slots.len()
             )));
         }
-        let mut values = vec![Value { kind: None }; source.schema.len()];
+        let time_at = |reason: String| RowError {
+            column: Some(source.timestamp_field.clone()),
+            reason,
+        };
+        let mut event_time_at = None;
         for (c, value) in row.values.iter().enumerate() {
             let column = &source.schema[self.slots[c]];
             let at = |reason: String| RowError {
@@ -242,16 +269,20 @@ impl<'a> RowChecker<'a> {
             let text_time = column.value_type == quiver_core::ValueType::Timestamp
                 && matches!(value.kind, Some(Kind::StringValue(_)));
             let value = if c == self.time_column || text_time {
-                Value {
-                    kind: Some(Kind::TimestampValue(event_time(value).map_err(at)?)),
+                let time = event_time(value).map_err(at)?;
+                if c == self.time_column {
+                    event_time_at = Some(timestamp_to_micros(&time));
                 }
+                std::borrow::Cow::Owned(Value {
+                    kind: Some(Kind::TimestampValue(time)),
+                })
             } else {
                 match value_type(value) {
                     None if self.key_columns.contains(&c) => {
                         return Err(at("the join key is null".into()))
                     }
-                    None => Value { kind: None },
-                    Some(t) if t == column.value_type => value.clone(),
+                    None => std::borrow::Cow::Owned(Value { kind: None }),
+                    Some(t) if t == column.value_type => std::borrow::Cow::Borrowed(value),
                     Some(_) => {
                         return Err(at(format!(
                             "expected {}, got {}",
@@ -261,16 +292,11 @@ impl<'a> RowChecker<'a> {
                     }
                 }
             };
-            values[self.slots[c]] = value;
+            normalised(self.slots[c], value);
         }
-        let time_at = |reason: String| RowError {
-            column: Some(source.timestamp_field.clone()),
-            reason,
-        };
-        let Some(Kind::TimestampValue(at)) = &values[self.slots[self.time_column]].kind else {
+        let Some(event_micros) = event_time_at else {
             return Err(time_at("no event time".into()));
         };
-        let event_micros = timestamp_to_micros(at);
         if event_micros > self.latest {
             return Err(time_at(format!(
                 "event time {} is more than {} ahead of ingest's clock",
@@ -286,11 +312,7 @@ impl<'a> RowChecker<'a> {
             .map(|c| row.values[*c].clone())
             .collect();
         let entity_key = encode_entity(&key_values).map_err(|e| whole(e.to_string()))?;
-        Ok(CheckedRow {
-            row: Row { values },
-            event_micros,
-            entity_key,
-        })
+        Ok((event_micros, entity_key))
     }
 }
 

@@ -132,6 +132,35 @@ async fn timestamps_with_offsets_are_stored_at_their_utc_instant() {
         assert!(out.contains("3 accepted"), "{out}");
     }
 
+    // A file with bad rows among good ones, pushed or loaded, changes nothing, and its error
+    // names every bad row: the CLI checks each row as ingest does before it sends any.
+    let bad = dir.path().join("bad.csv");
+    let good_row = |user: i64| format!("{user},{},1.5\n", at_offset(base, 0));
+    // Lines 2 and 3 are good, line 4 has no user, line 5 no readable time.
+    std::fs::write(
+        &bad,
+        format!(
+            "user_id,ts,amount\n{}{},{},2.5\n9,yesterday,1.0\n",
+            good_row(7),
+            good_row(8),
+            at_offset(base, 0)
+        ),
+    )
+    .unwrap();
+    for command in ["push", "load"] {
+        let mut args = vec![command, "--source", "tx", "--file", bad.to_str().unwrap()];
+        args.extend(addresses.iter().map(String::as_str));
+        let (ok, out, err) = quiver(bin, &args);
+        assert!(!ok, "{command}: {out}\n{err}");
+        for named in [
+            "2 bad rows; nothing was sent",
+            "bad.csv:4: column \"user_id\": the join key is null",
+            "bad.csv:5: column \"ts\": unparsable timestamp \"yesterday\"",
+        ] {
+            assert!(err.contains(named), "{command}: {named} in {err}");
+        }
+    }
+
     // Each user's `last` carries the event time of its one event: the UTC instant.
     let users = forms
         .iter()
@@ -162,6 +191,24 @@ async fn timestamps_with_offsets_are_stored_at_their_utc_instant() {
             stored_micros, *instant,
             "user {user}: pushed {text}, stored {stored}, want {want}"
         );
+    }
+
+    // Nothing of the refused file arrived.
+    let mut args = vec![
+        "get",
+        "--features",
+        "f:last",
+        "--entity",
+        "user_id=7,8",
+        "--output",
+        "json",
+    ];
+    args.extend(addresses.iter().map(String::as_str));
+    let (ok, out, err) = quiver(bin, &args);
+    assert!(ok, "{out}\n{err}");
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for row in answer["rows"].as_array().unwrap() {
+        assert_eq!(row["features"]["f:last"]["status"], "NOT_FOUND", "{row}");
     }
 
     // `--as-of` with an offset reads at the same instant as its UTC form: one second after

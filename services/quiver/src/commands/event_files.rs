@@ -28,32 +28,71 @@ const CHUNK_ROWS: usize = 4_096;
 /// And bytes of text (JSON lines, CSV records): a chunk of wide rows ends sooner.
 const CHUNK_BYTES: usize = 4 << 20;
 
+/// Some of an input's rows, in order.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    /// The rows that could be read.
+    pub rows: Vec<Row>,
+    /// Where each of them is in the input (see [`EventReader::place`]), for messages.
+    pub places: Vec<u64>,
+    /// The rows that could not be read: each one's place and "where: why". A bad row does
+    /// not stop the reading, so a check of the whole input can name every bad row at once.
+    pub bad: Vec<(u64, String)>,
+}
+
+impl Chunk {
+    fn push(&mut self, place: u64, row: Row) {
+        self.rows.push(row);
+        self.places.push(place);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.bad.is_empty()
+    }
+}
+
 /// One file's (or object's) events: its columns, then its rows in order, a chunk at a time, so
 /// no file is ever held whole.
 pub trait EventReader {
     /// The columns every row has, in order.
     fn columns(&self) -> &[String];
-    /// The next rows (at most a few thousand); none once the file is read.
-    fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<Row>>>;
+    /// The next rows (at most a few thousand); none once the file is read. An error is the
+    /// input's (unreadable, not in its format), not a row's.
+    fn next_chunk(&mut self) -> anyhow::Result<Option<Chunk>>;
+    /// Where the row at `place` (one of a chunk's `places`) is, as messages name it:
+    /// `file:line` for text, `file: row N` for Parquet.
+    fn place(&self, place: u64) -> String;
+}
+
+/// What one line (or record) of a text file holds.
+enum Line {
+    Blank,
+    Row(Row),
+    /// A row that cannot be read: why, its place in front.
+    Bad(String),
 }
 
 /// A text file read a line (or record) at a time.
 trait TextRows {
-    /// The next line's bytes and its row (none for a blank line); none at the end.
-    fn next_row(&mut self) -> anyhow::Result<Option<(usize, Option<Row>)>>;
+    /// The next line's bytes, its place and what it holds; none at the end.
+    fn next_row(&mut self) -> anyhow::Result<Option<(usize, u64, Line)>>;
 }
 
 /// The next chunk of a text file: up to [`CHUNK_ROWS`] rows or [`CHUNK_BYTES`] of text.
-fn text_chunk(reader: &mut impl TextRows) -> anyhow::Result<Option<Vec<Row>>> {
-    let (mut rows, mut bytes) = (Vec::new(), 0);
-    while rows.len() < CHUNK_ROWS && bytes < CHUNK_BYTES {
-        let Some((len, row)) = reader.next_row()? else {
+fn text_chunk(reader: &mut impl TextRows) -> anyhow::Result<Option<Chunk>> {
+    let (mut chunk, mut bytes) = (Chunk::default(), 0);
+    while chunk.rows.len() + chunk.bad.len() < CHUNK_ROWS && bytes < CHUNK_BYTES {
+        let Some((len, place, line)) = reader.next_row()? else {
             break;
         };
         bytes += len;
-        rows.extend(row);
+        match line {
+            Line::Blank => {}
+            Line::Row(row) => chunk.push(place, row),
+            Line::Bad(why) => chunk.bad.push((place, why)),
+        }
     }
-    Ok((!rows.is_empty()).then_some(rows))
+    Ok((!chunk.is_empty()).then_some(chunk))
 }
 
 /// A JSON-lines file: one object per line, keys are column names.
@@ -83,30 +122,25 @@ impl EventReader for JsonLines {
         &self.columns
     }
 
-    fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<Row>>> {
+    fn next_chunk(&mut self) -> anyhow::Result<Option<Chunk>> {
         text_chunk(self)
+    }
+
+    fn place(&self, line: u64) -> String {
+        format!("{}:{line}", self.path)
     }
 }
 
-impl TextRows for JsonLines {
-    fn next_row(&mut self) -> anyhow::Result<Option<(usize, Option<Row>)>> {
-        let Some(line) = self.lines.next() else {
-            return Ok(None);
-        };
-        self.line += 1;
-        let at = || format!("{}:{}", self.path, self.line);
-        let line = line.with_context(at)?;
-        if line.trim().is_empty() {
-            return Ok(Some((line.len(), None)));
-        }
+impl JsonLines {
+    /// The row a line holds, or why it holds none.
+    fn row(&self, line: &str) -> Result<Row, String> {
         let object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&line).with_context(|| format!("{}: not a JSON object", at()))?;
+            serde_json::from_str(line).map_err(|e| format!("not a JSON object: {e}"))?;
         if let Some(unknown) = object.keys().find(|k| self.source.column(k).is_none()) {
-            bail!(
-                "{}: {unknown:?} is not a column of source {:?}",
-                at(),
+            return Err(format!(
+                "{unknown:?} is not a column of source {:?}",
                 self.source.name
-            );
+            ));
         }
         let values = self
             .source
@@ -114,10 +148,41 @@ impl TextRows for JsonLines {
             .iter()
             .map(|c| {
                 json_value(object.get(&c.name), c.value_type)
-                    .map_err(|e| anyhow::anyhow!("{}: column {:?}: {e}", at(), c.name))
+                    .map_err(|e| format!("column {:?}: {e}", c.name))
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Some((line.len(), Some(Row { values }))))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Row { values })
+    }
+}
+
+impl TextRows for JsonLines {
+    fn next_row(&mut self) -> anyhow::Result<Option<(usize, u64, Line)>> {
+        let Some(line) = self.lines.next() else {
+            return Ok(None);
+        };
+        self.line += 1;
+        let place = self.line as u64;
+        let at = || self.place(place);
+        let line = match line {
+            Ok(line) => line,
+            // The line was read whole; only its bytes are not text.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Ok(Some((
+                    0,
+                    place,
+                    Line::Bad(format!("{}: not UTF-8 text", at())),
+                )))
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(at())),
+        };
+        if line.trim().is_empty() {
+            return Ok(Some((line.len(), place, Line::Blank)));
+        }
+        let held = match self.row(&line) {
+            Ok(row) => Line::Row(row),
+            Err(why) => Line::Bad(format!("{}: {why}", at())),
+        };
+        Ok(Some((line.len(), place, held)))
     }
 }
 
@@ -166,29 +231,52 @@ impl EventReader for Csv {
         &self.header
     }
 
-    fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<Row>>> {
+    fn next_chunk(&mut self) -> anyhow::Result<Option<Chunk>> {
         text_chunk(self)
+    }
+
+    fn place(&self, line: u64) -> String {
+        format!("{}:{line}", self.path)
     }
 }
 
 impl TextRows for Csv {
-    fn next_row(&mut self) -> anyhow::Result<Option<(usize, Option<Row>)>> {
+    fn next_row(&mut self) -> anyhow::Result<Option<(usize, u64, Line)>> {
         let Some(record) = self.records.next() else {
             return Ok(None);
         };
         self.record += 1;
         // The header is line 1.
-        let line = self.record + 1;
-        let record = record.with_context(|| format!("{}:{line}", self.path))?;
+        let place = self.record as u64 + 1;
+        let at = || self.place(place);
+        let record = match record {
+            Ok(record) => record,
+            Err(e) if e.is_io_error() => return Err(anyhow::Error::new(e).context(at())),
+            // A record with another number of fields, or not UTF-8: the reader goes on.
+            Err(e) => {
+                let why = match e.kind() {
+                    csv::ErrorKind::UnequalLengths { len, .. } => {
+                        format!("{len} fields where the header has {}", self.header.len())
+                    }
+                    csv::ErrorKind::Utf8 { .. } => "not UTF-8 text".to_string(),
+                    _ => e.to_string(),
+                };
+                return Ok(Some((0, place, Line::Bad(format!("{}: {why}", at())))));
+            }
+        };
         let values = record
             .iter()
             .zip(&self.types)
             .zip(&self.header)
             .map(|((cell, t), h)| {
-                text_value(cell, *t).with_context(|| format!("{}:{line}: column {h:?}", self.path))
+                text_value(cell, *t).map_err(|e| format!("{}: column {h:?}: {e:#}", at()))
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Some((record.as_slice().len(), Some(Row { values }))))
+            .collect::<Result<Vec<_>, _>>();
+        let held = match values {
+            Ok(values) => Line::Row(Row { values }),
+            Err(why) => Line::Bad(why),
+        };
+        Ok(Some((record.as_slice().len(), place, held)))
     }
 }
 
@@ -285,7 +373,7 @@ impl EventReader for ParquetEvents {
         &self.columns
     }
 
-    fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<Row>>> {
+    fn next_chunk(&mut self) -> anyhow::Result<Option<Chunk>> {
         let name = self.name.clone();
         let Some(batch) = guarded(&name, || self.reader.next().transpose())
             .with_context(|| format!("{name}: unreadable row group"))?
@@ -299,15 +387,36 @@ impl EventReader for ParquetEvents {
                 values: Vec::with_capacity(self.columns.len()),
             })
             .collect();
+        // Why each row cannot be read, for the rows that cannot (its first bad column).
+        let mut bad: Vec<Option<String>> = vec![None; rows.len()];
         for (c, (array, t)) in batch.columns().iter().zip(&self.types).enumerate() {
             for (r, row) in rows.iter_mut().enumerate() {
-                let value = arrow_value(array, r, *t).with_context(|| {
-                    format!("{}: row {}, column {:?}", name, first + r, self.columns[c])
-                })?;
-                row.values.push(value);
+                match arrow_value(array, r, *t) {
+                    Ok(value) => row.values.push(value),
+                    Err(e) => {
+                        bad[r].get_or_insert_with(|| {
+                            format!(
+                                "{}, column {:?}: {e:#}",
+                                self.place((first + r) as u64),
+                                self.columns[c]
+                            )
+                        });
+                    }
+                }
             }
         }
-        Ok(Some(rows))
+        let mut chunk = Chunk::default();
+        for (r, (row, bad)) in rows.into_iter().zip(bad).enumerate() {
+            match bad {
+                None => chunk.push((first + r) as u64, row),
+                Some(why) => chunk.bad.push(((first + r) as u64, why)),
+            }
+        }
+        Ok(Some(chunk))
+    }
+
+    fn place(&self, row: u64) -> String {
+        format!("{}: row {row}", self.name)
     }
 }
 
@@ -426,7 +535,10 @@ mod tests {
         let mut reader = reader?;
         let mut rows = Vec::new();
         while let Some(mut chunk) = reader.next_chunk()? {
-            rows.append(&mut chunk);
+            if let Some((_, bad)) = chunk.bad.first() {
+                anyhow::bail!("{bad}");
+            }
+            rows.append(&mut chunk.rows);
         }
         Ok((reader.columns().to_vec(), rows))
     }

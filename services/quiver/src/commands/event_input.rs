@@ -1,7 +1,7 @@
 //! What `quiver push` and `quiver load` send: a file's events (or, for a load, every Parquet
 //! object under an object-store prefix), read twice and never held whole. The first pass checks
-//! every row (a bad one stops everything before anything is sent) and works out the rows'
-//! identity and each producer's share; the second hands each producer its batches through a
+//! every row as ingest will (bad rows, all of them named, stop everything before anything is
+//! sent) and works out the rows' identity and each producer's share; the second hands each producer its batches through a
 //! bounded channel, so memory stays at a few batches per producer however large the file.
 
 use std::path::{Path, PathBuf};
@@ -11,20 +11,27 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use quiver::send::Share;
-use quiver_core::Source;
+use quiver_core::{Entity, Source};
+use quiver_ingest::config::IngestConfig;
+use quiver_ingest::validate::RowChecker;
 use quiver_lake::{Lake, Path as LakePath};
 use quiver_proto::ingest::Row;
 use tokio::sync::mpsc;
 
-use super::event_files::{open_csv, open_jsonl, open_parquet, open_parquet_from, EventReader};
+use super::event_files::{
+    open_csv, open_jsonl, open_parquet, open_parquet_from, Chunk, EventReader,
+};
 use crate::cli::PushFormat;
 
 /// Batches read ahead per producer, beyond the one it is sending.
 const READ_AHEAD: usize = 2;
 
-/// What a reading pass does with each chunk: the input's columns and the rows; `false` stops
-/// the reading.
-type Visit<'a> = &'a mut dyn FnMut(&[String], Vec<Row>) -> anyhow::Result<bool>;
+/// Bad rows the first pass names in its error (it counts them all).
+const BAD_ROWS_SHOWN: usize = 20;
+
+/// What a reading pass does with each chunk: the reader (its columns, where its rows are) and
+/// the chunk; `false` stops the reading.
+type Visit<'a> = &'a mut dyn FnMut(&dyn EventReader, Chunk) -> anyhow::Result<bool>;
 
 /// Where the events are.
 pub enum Input {
@@ -84,7 +91,15 @@ impl Input {
         })
     }
 
-    /// Reads every row in order, handing `visit` the columns and a chunk of rows at a time
+    /// What the input is, for messages: the file's path or the prefix's URL.
+    fn describe(&self) -> String {
+        match self {
+            Input::File { path, .. } => path.display().to_string(),
+            Input::Prefix { url, .. } => url.clone(),
+        }
+    }
+
+    /// Reads every row in order, handing `visit` the reader and a chunk of rows at a time
     /// until it answers `false`. Blocking: call it off the async runtime (a prefix's objects are
     /// fetched one at a time through `runtime`).
     fn read(
@@ -131,11 +146,11 @@ impl Input {
 /// Hands every chunk of `reader` to `visit`, the first one empty (so even a file without rows
 /// says what its columns are); whether it read to the end.
 fn drain(mut reader: Box<dyn EventReader>, visit: Visit<'_>) -> anyhow::Result<bool> {
-    if !visit(reader.columns(), Vec::new())? {
+    if !visit(&*reader, Chunk::default())? {
         return Ok(false);
     }
-    while let Some(rows) = reader.next_chunk()? {
-        if !visit(reader.columns(), rows)? {
+    while let Some(chunk) = reader.next_chunk()? {
+        if !visit(&*reader, chunk)? {
             return Ok(false);
         }
     }
@@ -231,6 +246,42 @@ impl Pass {
     }
 }
 
+/// The rows the first pass could not send: how many, and the first few as "where: why".
+#[derive(Default)]
+struct BadRows {
+    count: u64,
+    shown: Vec<String>,
+}
+
+impl BadRows {
+    fn add(&mut self, why: String) {
+        self.count += 1;
+        if self.shown.len() < BAD_ROWS_SHOWN {
+            self.shown.push(why);
+        }
+    }
+
+    /// An error naming the bad rows of `input`, if there are any.
+    fn refuse(self, input: &str) -> anyhow::Result<()> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        let mut message = match self.count {
+            1 => format!("{input}: a bad row; nothing was sent. Fix it and run again:"),
+            n => format!("{input}: {n} bad rows; nothing was sent. Fix them and run again:"),
+        };
+        for why in &self.shown {
+            message.push_str("\n  ");
+            message.push_str(why);
+        }
+        let more = self.count - self.shown.len() as u64;
+        if more > 0 {
+            message.push_str(&format!("\n  ... and {more} more"));
+        }
+        bail!(message)
+    }
+}
+
 /// What the first pass found.
 pub struct Survey {
     /// The input's columns.
@@ -250,6 +301,8 @@ pub struct Events {
     pub input: Arc<Input>,
     /// The source, whose schema types them.
     pub source: Arc<Source>,
+    /// Its entity, whose join keys every row needs.
+    pub entity: Arc<Entity>,
     /// The project, as given (part of the identity).
     pub project: String,
     /// The split over producers.
@@ -267,8 +320,10 @@ impl Events {
         }
     }
 
-    /// The first pass: every row read and checked, counted per producer and hashed. With
-    /// `progress`, a line on stderr counts the rows read.
+    /// The first pass: every row read and checked as ingest checks it (its values' types, the
+    /// join keys and event time present), counted per producer and hashed. Bad rows do not stop
+    /// it: they are all counted and the first [`BAD_ROWS_SHOWN`] named in its error, so one
+    /// run shows what to fix. With `progress`, a line on stderr counts the rows read.
     pub async fn survey(&self, progress: bool) -> anyhow::Result<Survey> {
         let this = self.clone();
         let read = Arc::new(AtomicU64::new(0));
@@ -276,17 +331,47 @@ impl Events {
         let runtime = tokio::runtime::Handle::current();
         let pass = tokio::task::spawn_blocking(move || {
             let mut pass: Option<Pass> = None;
+            let mut checker: Option<RowChecker<'_>> = None;
+            let mut bad = BadRows::default();
             let mut per_part = vec![0; this.split.parts.max(1)];
+            // Ingest checks event times against its own clock and configured skew; the same
+            // check here could refuse rows it accepts, so only ingest makes it.
+            let limits = IngestConfig::default();
             this.input
-                .read(&this.source, &runtime, &mut |columns, rows| {
-                    let pass = pass.get_or_insert_with(|| this.pass(columns));
-                    for row in &rows {
-                        per_part[pass.take(&this.split, row)] += 1;
+                .read(&this.source, &runtime, &mut |reader, chunk| {
+                    let pass = pass.get_or_insert_with(|| this.pass(reader.columns()));
+                    let checker = match &mut checker {
+                        Some(checker) => checker,
+                        None => checker.insert(
+                            RowChecker::new(
+                                &this.source,
+                                &this.entity,
+                                reader.columns(),
+                                i64::MAX,
+                                &limits,
+                            )
+                            .map_err(|e| anyhow::anyhow!("{}: {e}", this.input.describe()))?,
+                        ),
+                    };
+                    let mut refused = chunk.bad;
+                    for (row, place) in chunk.rows.iter().zip(chunk.places) {
+                        match checker.validate(row) {
+                            Ok(_) => per_part[pass.take(&this.split, row)] += 1,
+                            Err(e) => {
+                                refused.push((place, format!("{}: {e}", reader.place(place))))
+                            }
+                        }
                     }
-                    counter.store(pass.rows, Ordering::Relaxed);
+                    // Named in the input's order, whichever check refused them.
+                    refused.sort_unstable_by_key(|(place, _)| *place);
+                    for (_, why) in refused {
+                        bad.add(why);
+                    }
+                    counter.store(pass.rows + bad.count, Ordering::Relaxed);
                     Ok(true)
                 })?;
             let pass = pass.context("the input has no file or object to read")?;
+            bad.refuse(&this.input.describe())?;
             Ok::<_, anyhow::Error>(Survey {
                 rows: pass.rows,
                 identity: pass.identity.value(),
@@ -353,9 +438,12 @@ impl Events {
             };
             let mut stopped = false;
             this.input
-                .read(&this.source, &runtime, &mut |columns, rows| {
-                    let pass = pass.get_or_insert_with(|| this.pass(columns));
-                    for row in rows {
+                .read(&this.source, &runtime, &mut |reader, chunk| {
+                    let pass = pass.get_or_insert_with(|| this.pass(reader.columns()));
+                    if let Some((_, bad)) = chunk.bad.first() {
+                        bail!("the input changed after it was checked: {bad}");
+                    }
+                    for row in chunk.rows {
                         let part = pass.take(&this.split, &row);
                         let buffer = &mut buffers[part];
                         buffer.push(row);
@@ -392,7 +480,7 @@ impl Events {
 mod tests {
     use std::time::Duration;
 
-    use quiver_core::{Column, ValueType};
+    use quiver_core::{Column, JoinKey, ValueType};
     use quiver_proto::types::value::Kind;
     use quiver_proto::types::Value;
 
@@ -402,9 +490,9 @@ mod tests {
     /// four producers.
     fn csv_events(dir: &Path, rows: usize) -> Events {
         let path = dir.join("events.csv");
-        let mut text = String::from("user_id,amount\n");
+        let mut text = String::from("user_id,ts,amount\n");
         for i in 0..rows {
-            text.push_str(&format!("{},{}.5\n", i % 97, i));
+            text.push_str(&format!("{},2026-12-07T10:00:00Z,{}.5\n", i % 97, i));
         }
         std::fs::write(&path, text).unwrap();
         let column = |name: &str, value_type| Column {
@@ -420,11 +508,20 @@ mod tests {
                 allowed_lateness: Duration::from_secs(60),
                 schema: vec![
                     column("user_id", ValueType::Int64),
+                    column("ts", ValueType::Timestamp),
                     column("amount", ValueType::Float64),
                 ],
                 description: String::new(),
                 kafka: None,
                 log_retention: None,
+            }),
+            entity: Arc::new(Entity {
+                name: "user".into(),
+                join_keys: vec![JoinKey {
+                    name: "user_id".into(),
+                    value_type: ValueType::Int64,
+                }],
+                description: String::new(),
             }),
             project: "fraud".into(),
             split: Split {
@@ -473,7 +570,7 @@ mod tests {
             let amounts: Vec<i64> = batches
                 .into_iter()
                 .flatten()
-                .map(|r| match r.values[1].kind {
+                .map(|r| match r.values[2].kind {
                     Some(Kind::Float64Value(x)) => x as i64,
                     _ => panic!("not an amount"),
                 })
@@ -505,19 +602,80 @@ mod tests {
         reading.await.unwrap().unwrap();
     }
 
-    /// A bad row anywhere stops the first pass, before anything is sent, naming its line and
-    /// column.
+    /// Bad rows anywhere stop the first pass, before anything is sent; its error names each
+    /// (line, column, why), as ingest would have refused them, and counts those beyond the
+    /// first few.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_bad_row_late_in_the_file_stops_everything_first() {
+    async fn bad_rows_late_in_the_file_stop_everything_first_and_are_all_named() {
         let dir = tempfile::tempdir().unwrap();
         let events = csv_events(dir.path(), 10_000);
         let path = dir.path().join("events.csv");
-        let mut text = std::fs::read_to_string(&path).unwrap();
-        text.push_str("5,lots\n");
-        std::fs::write(&path, text).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let bad_rows = [
+            (
+                "5,2026-12-07T10:00:00Z,lots",
+                "events.csv:10002: column \"amount\": \"lots\" is not a number",
+            ),
+            (
+                ",2026-12-07T10:00:00Z,1.0",
+                "events.csv:10003: column \"user_id\": the join key is null",
+            ),
+            (
+                "6,,1.0",
+                "events.csv:10004: column \"ts\": the event time is null",
+            ),
+            (
+                "7,yesterday,1.0",
+                "events.csv:10005: column \"ts\": unparsable timestamp \"yesterday\"",
+            ),
+            (
+                "8,2026-12-07T10:00:00Z",
+                "events.csv:10006: 2 fields where the header has 3",
+            ),
+        ];
+        let mut with_bad = text.clone();
+        for (row, _) in bad_rows {
+            with_bad.push_str(row);
+            with_bad.push('\n');
+        }
+        with_bad.push_str("9,2026-12-07T10:00:00Z,2.5\n");
+        std::fs::write(&path, &with_bad).unwrap();
+        let error = format!("{:#}", events.survey(false).await.err().unwrap());
+        assert!(error.contains("5 bad rows; nothing was sent"), "{error}");
+        // Each named, in the file's order.
+        let at: Vec<usize> = bad_rows
+            .iter()
+            .map(|(_, named)| {
+                error
+                    .find(named)
+                    .unwrap_or_else(|| panic!("{named} in {error}"))
+            })
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{error}");
+        // Many bad rows: the first few named, the rest counted.
+        let mut many = text;
+        for _ in 0..100 {
+            many.push_str(",2026-12-07T10:00:00Z,1.0\n");
+        }
+        std::fs::write(&path, many).unwrap();
+        let error = format!("{:#}", events.survey(false).await.err().unwrap());
+        assert!(error.contains("100 bad rows"), "{error}");
+        assert_eq!(
+            error.matches("the join key is null").count(),
+            BAD_ROWS_SHOWN
+        );
+        assert!(error.ends_with("... and 80 more"), "{error}");
+    }
+
+    /// A file missing a column every row needs is refused as a whole, naming it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_input_without_the_event_time_column_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = csv_events(dir.path(), 10);
+        std::fs::write(dir.path().join("events.csv"), "user_id,amount\n1,2.5\n").unwrap();
         let error = format!("{:#}", events.survey(false).await.err().unwrap());
         assert!(
-            error.contains("events.csv:10002: column \"amount\""),
+            error.contains("events.csv: columns: the event time column \"ts\" is missing"),
             "{error}"
         );
     }

@@ -8,7 +8,7 @@ use anyhow::bail;
 use quiver::addresses::Addresses;
 use quiver::rpc_error;
 use quiver::send::{send, Plan as SendPlan};
-use quiver_core::Source;
+use quiver_core::{Entity, Source};
 use quiver_proto::ingest::PushRequest;
 use quiver_proto::registry::registry_object::Spec;
 use quiver_proto::registry::{DescribeRequest, ObjectKind};
@@ -106,23 +106,25 @@ pub async fn events_of(
     parts: usize,
 ) -> anyhow::Result<Events> {
     let source = fetch_source(addresses, project, source_name).await?;
+    let entity = fetch_entity(addresses, project, &source).await?;
     Ok(Events {
         input: Arc::new(input),
         split: Split {
-            key_names: join_key_names(addresses, project, &source).await?,
+            key_names: entity.join_keys.iter().map(|k| k.name.clone()).collect(),
             parts,
         },
         source: Arc::new(source),
+        entity: Arc::new(entity),
         project: project.to_string(),
     })
 }
 
-/// The source's entity join key columns.
-async fn join_key_names(
+/// The source's entity.
+async fn fetch_entity(
     addresses: &Addresses,
     project: &str,
     source: &Source,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<Entity> {
     let response = addresses
         .registry()
         .await?
@@ -135,10 +137,10 @@ async fn join_key_names(
         .await
         .map_err(|s| rpc_error("looking up the source's entity", s))?
         .into_inner();
-    let Some(Spec::Entity(entity)) = response.object.and_then(|o| o.spec) else {
-        bail!("the registry returned no entity {:?}", source.entity);
-    };
-    Ok(entity.join_keys.into_iter().map(|k| k.name).collect())
+    match response.object.and_then(|o| o.spec) {
+        Some(Spec::Entity(entity)) => Ok(Entity::try_from(&entity)?),
+        _ => bail!("the registry returned no entity {:?}", source.entity),
+    }
 }
 
 /// What the reading of the second pass ended with, if it failed (the producers' own failures
