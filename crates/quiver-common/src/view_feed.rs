@@ -7,7 +7,9 @@ use quiver_core::aggregate::Partial;
 use quiver_core::tiling::ViewAggregates;
 use quiver_core::transform::{self, numeric};
 use quiver_core::{FeatureView, Scalar, Transform, TransformOp, ValueType};
-use quiver_proto::convert::{aggregate_spec_to_pb, scalar_to_value, value_to_scalar};
+use quiver_proto::convert::{
+    aggregate_spec_to_pb, scalar_to_value, transform_from_pb, transform_to_pb, value_to_scalar,
+};
 use quiver_proto::online::{DerivedColumn, EventBatch, Exclusion, ViewEvents};
 
 pub use crate::view_statistics::Statistics;
@@ -345,11 +347,14 @@ pub fn feed(batch: &mut EventBatch, view: &PlannedView, statistics: &mut Statist
         .iter()
         .map(|spec| spec.column.as_deref().map_or(0, input_of))
         .collect();
+    let transforms = &view.view.transforms;
     let derived = columns
         .into_iter()
-        .map(|(name, values)| DerivedColumn {
+        .enumerate()
+        .map(|(t, (name, values))| DerivedColumn {
             name,
             values: values.into_iter().map(scalar_to_value).collect(),
+            recompute: recomputable(transforms, t, batch).then(|| transform_to_pb(&transforms[t])),
         })
         .collect();
     batch.views.push(ViewEvents {
@@ -367,4 +372,187 @@ pub fn feed(batch: &mut EventBatch, view: &PlannedView, statistics: &mut Statist
             })
             .collect(),
     });
+}
+
+/// Whether transform `t` of `transforms` can be computed again from `batch`'s rows alone: it is
+/// stateless and reads a source column of the batch that no earlier transform shadows.
+fn recomputable(transforms: &[Transform], t: usize, batch: &EventBatch) -> bool {
+    let transform = &transforms[t];
+    transform::is_recomputable(&transform.op)
+        && batch.column(&transform.input).is_some()
+        && !transforms[..t].iter().any(|e| e.name == transform.input)
+}
+
+/// Leaves out of `batch` the derived values [`recompute_derived`] can compute again (those
+/// marked `recompute`): the leader does so for log entries once every member recomputes them.
+pub fn leave_out_recomputable(batch: &mut EventBatch) {
+    for view in &mut batch.views {
+        for column in &mut view.derived {
+            if column.recompute.is_some() {
+                column.values = Vec::new();
+            }
+        }
+    }
+}
+
+/// Computes again the derived values [`leave_out_recomputable`] left out, from the batch's rows
+/// with the transforms' one implementation ([`derive`]), so apply and the export see what
+/// compute did. A column it cannot compute (no valid stateless transform: an entry no leader
+/// of this version writes) is null in every row, alike on every replica.
+pub fn recompute_derived(batch: &mut EventBatch) {
+    let rows = batch.rows.len();
+    for v in 0..batch.views.len() {
+        for d in 0..batch.views[v].derived.len() {
+            let column = &batch.views[v].derived[d];
+            if column.values.len() == rows {
+                continue;
+            }
+            let transform = column
+                .recompute
+                .as_ref()
+                .and_then(|t| transform_from_pb(t).ok())
+                .filter(|t| transform::is_recomputable(&t.op));
+            let values = match transform {
+                Some(transform) => {
+                    let mut derived = derive(&[transform], &*batch, &mut Statistics::default());
+                    let (_, values) = derived.columns.pop().unwrap_or_default();
+                    values.into_iter().map(scalar_to_value).collect()
+                }
+                None => vec![quiver_proto::types::Value { kind: None }; rows],
+            };
+            batch.views[v].derived[d].values = values;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use quiver_core::{Aggregation, Feature, Window};
+    use quiver_proto::ingest::Row;
+    use quiver_proto::types::value::Kind;
+    use quiver_proto::types::Value;
+
+    use super::*;
+
+    fn transform(name: &str, input: &str, op: TransformOp) -> Transform {
+        Transform {
+            name: name.into(),
+            input: input.into(),
+            op,
+        }
+    }
+
+    /// A view over `note` and `amount` with every kind of transform: two stateless ones over
+    /// the source column, one over an earlier output (which shadows a source column of its
+    /// name), and a zscore.
+    fn planned() -> PlannedView {
+        let ngrams = TransformOp::NgramHash { n: 3, buckets: 16 };
+        let view = FeatureView {
+            name: "v".into(),
+            entity: "user".into(),
+            source: "s".into(),
+            ttl: None,
+            transforms: vec![
+                transform("tokens", "note", TransformOp::TokenCount),
+                transform("grams", "note", ngrams.clone()),
+                transform("amount", "amount", TransformOp::TokenCount),
+                transform("shadowed", "amount", ngrams),
+                transform(
+                    "z",
+                    "amount",
+                    TransformOp::ZScore {
+                        window: Some(Duration::from_secs(3_600)),
+                        exclude_above: None,
+                    },
+                ),
+            ],
+            features: vec![Feature {
+                name: "last_grams".into(),
+                column: Some("grams".into()),
+                aggregation: Aggregation::Last,
+                window: Window::Lifetime,
+                value_type: ValueType::Float32List,
+                description: String::new(),
+            }],
+            description: String::new(),
+        };
+        PlannedView::new(Arc::new(view), 1)
+    }
+
+    fn batch() -> EventBatch {
+        let text = |s: &str| Value {
+            kind: Some(Kind::StringValue(s.into())),
+        };
+        let notes = ["coffee and cake", "", "ééé", "a b c d"];
+        EventBatch {
+            columns: vec!["note".into(), "amount".into()],
+            rows: notes
+                .iter()
+                .map(|n| Row {
+                    values: vec![text(n), text("12")],
+                })
+                .chain(std::iter::once(Row {
+                    values: vec![Value { kind: None }, Value { kind: None }],
+                }))
+                .collect(),
+            event_micros: vec![1_000_000; 5],
+            entity_keys: vec![b"k".to_vec(); 5],
+            ..EventBatch::default()
+        }
+    }
+
+    /// Stateless transforms over a source column are marked for apply to compute again, and
+    /// leaving their values out and computing them again gives back the batch compute fed.
+    #[test]
+    fn left_out_values_are_computed_again_exactly() {
+        let view = planned();
+        let mut fed = batch();
+        feed(&mut fed, &view, &mut Statistics::new());
+        let marked: Vec<bool> = fed.views[0]
+            .derived
+            .iter()
+            .map(|d| d.recompute.is_some())
+            .collect();
+        // `shadowed` reads the `amount` output, not the source column; `z` has statistics.
+        assert_eq!(marked, [true, true, true, false, false]);
+        let mut entry = fed.clone();
+        leave_out_recomputable(&mut entry);
+        let lengths: Vec<usize> = entry.views[0]
+            .derived
+            .iter()
+            .map(|d| d.values.len())
+            .collect();
+        assert_eq!(lengths, [0, 0, 0, 5, 5]);
+        recompute_derived(&mut entry);
+        assert_eq!(entry, fed);
+        // Nothing left out: nothing changes.
+        recompute_derived(&mut entry);
+        assert_eq!(entry, fed);
+    }
+
+    /// A left-out column whose transform is missing or out of bounds (no leader writes one) is
+    /// null in every row rather than computed from a hostile spec.
+    #[test]
+    fn a_column_that_cannot_be_computed_is_null() {
+        let view = planned();
+        let mut entry = batch();
+        feed(&mut entry, &view, &mut Statistics::new());
+        leave_out_recomputable(&mut entry);
+        let derived = &mut entry.views[0].derived;
+        derived[0].recompute = None;
+        derived[1].recompute.as_mut().unwrap().buckets = u32::MAX;
+        derived[2].recompute.as_mut().unwrap().op = 0;
+        recompute_derived(&mut entry);
+        for column in &entry.views[0].derived[..3] {
+            assert_eq!(
+                column.values,
+                vec![Value { kind: None }; 5],
+                "{}",
+                column.name
+            );
+        }
+    }
 }

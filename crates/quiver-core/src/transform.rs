@@ -10,6 +10,24 @@ use crate::scalar::{fnv1a, Scalar};
 /// estimated from a handful of rows flags ordinary ones.
 pub const MIN_STATISTICS_COUNT: u64 = 30;
 
+/// The largest `n` of an `ngram_hash` transform.
+pub const MAX_NGRAM_N: u32 = 16;
+/// The largest `buckets` of an `ngram_hash` transform (the output is a vector this long).
+pub const MAX_NGRAM_BUCKETS: u32 = 1 << 16;
+
+/// Whether a transform's output follows from its row alone, with parameters a definition may
+/// have: such a column need not travel with the row, since anyone holding the row can compute
+/// it again.
+pub fn is_recomputable(op: &TransformOp) -> bool {
+    match op {
+        TransformOp::TokenCount => true,
+        TransformOp::NgramHash { n, buckets } => {
+            (1..=MAX_NGRAM_N).contains(n) && (1..=MAX_NGRAM_BUCKETS).contains(buckets)
+        }
+        TransformOp::Standardize { .. } | TransformOp::ZScore { .. } => false,
+    }
+}
+
 /// Whether a transform compares with running statistics (and so needs them read first).
 pub fn is_stateful(op: &TransformOp) -> bool {
     matches!(

@@ -18,7 +18,7 @@ use std::time::Duration;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{TimestampMicrosecondType, UInt32Type, UInt64Type};
 use arrow_array::{Array, RecordBatch};
-use quiver_common::view_feed::{feed, PlannedView, Statistics};
+use quiver_common::view_feed::{feed, leave_out_recomputable, PlannedView, Statistics};
 use quiver_common::Shutdown;
 use quiver_core::{FeatureView, Source};
 use quiver_lake::column_read::{parallel_reads, read_columns};
@@ -39,6 +39,7 @@ use crate::blocking::blocking;
 use crate::error::OnlineStoreError;
 use crate::node::Node;
 use crate::raft::command;
+use crate::raft::source_clock::RECOMPUTE_RULES;
 
 /// How often the leader looks for work when there is none.
 const IDLE: Duration = Duration::from_millis(200);
@@ -215,11 +216,17 @@ async fn backfill_chunk(
         batch.event_micros.push(row.event_micros);
         batch.entity_keys.push(row.entity);
     }
+    let admission_rules = node
+        .admission_rules
+        .load(std::sync::atomic::Ordering::Relaxed);
     let batches = if batch.rows.is_empty() {
         Vec::new()
     } else {
         let mut statistics = blocking(|| statistics_of(node, project, &plan, &batch))?;
         blocking(|| feed(&mut batch, &plan, &mut statistics));
+        if admission_rules >= RECOMPUTE_RULES {
+            leave_out_recomputable(&mut batch);
+        }
         vec![batch]
     };
     propose(
@@ -234,9 +241,7 @@ async fn backfill_chunk(
             from_row: state.resume_row,
             next_row,
             rows_from_source_log: plan.view.rows_follow_from_source_log(),
-            admission_rules: node
-                .admission_rules
-                .load(std::sync::atomic::Ordering::Relaxed),
+            admission_rules,
         }),
     )
     .await?;

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use quiver_common::registry_cache::Catalog;
+use quiver_common::view_feed::recompute_derived;
 use quiver_core::{Scalar, ValueType};
 use quiver_lake::columns::value_type;
 use quiver_lake::event_file::{Column, EventRows};
@@ -61,7 +62,7 @@ impl ExportFiles {
         for (log_index, entry) in entries {
             // A backfill chunk's events are in the source log already: only the rows of the
             // version it backfills are written.
-            let (batches, source_log) = match command::decode(&entry.command) {
+            let (mut batches, source_log) = match command::decode(&entry.command) {
                 Some(Kind::Backfill(chunk)) => (chunk.batches, false),
                 Some(Kind::Events(events)) => (events.batches, true),
                 _ => {
@@ -70,6 +71,8 @@ impl ExportFiles {
                     continue;
                 }
             };
+            // Derived values the leader left out of the entry, as apply computed them.
+            batches.iter_mut().for_each(recompute_derived);
             let mut row_base = 0u32;
             for (events, decided) in batches.iter().zip(&entry.batches) {
                 if !decided.duplicate {

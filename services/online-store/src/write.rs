@@ -8,7 +8,7 @@ use quiver_common::registry_cache::Catalog;
 use quiver_core::aggregate::{Partial, TileRecord};
 use quiver_core::tiling::ViewAggregates;
 use quiver_core::{Entity, FeatureView};
-use quiver_proto::convert::aggregate_spec_from_pb;
+use quiver_proto::convert::{aggregate_spec_from_pb, transform_from_pb};
 use quiver_proto::convert::{value_type, value_type_name};
 use quiver_proto::online::log_command::Kind;
 use quiver_proto::online::online_store_service_server::OnlineStoreService;
@@ -24,10 +24,11 @@ use crate::error::OnlineStoreError;
 use crate::keys::{self, Space};
 use crate::node::{Node, GROUP};
 use crate::raft::command;
+use crate::raft::source_clock::RECOMPUTE_RULES;
 use crate::statistics_read::read_statistics_at;
 use crate::store_reader::StoreReader;
 use crate::tile_read::{read_entity, ViewTiles};
-use quiver_common::view_feed::MAX_STATISTICS_TIMES;
+use quiver_common::view_feed::{leave_out_recomputable, MAX_STATISTICS_TIMES};
 
 /// The write service of one node.
 #[derive(Clone)]
@@ -254,6 +255,22 @@ fn check_event_batches(request: &WriteEventsRequest, limit: usize) -> Result<(),
             if let Some(d) = view.derived.iter().position(|d| d.values.len() != rows) {
                 return Err(at(format!("derived[{d}]: needs one value per row")));
             }
+            // The leader may leave these values out of the entry for apply to compute again.
+            let recomputable = |t: &quiver_proto::registry::Transform| {
+                transform_from_pb(t).is_ok_and(|t| {
+                    quiver_core::transform::is_recomputable(&t.op)
+                        && batch.columns.contains(&t.input)
+                })
+            };
+            if let Some(d) = view
+                .derived
+                .iter()
+                .position(|d| d.recompute.as_ref().is_some_and(|t| !recomputable(t)))
+            {
+                return Err(at(format!(
+                    "derived[{d}].recompute: not a stateless transform over a column of the batch"
+                )));
+            }
             if let Some(x) = view.excluded.iter().find(|x| x.row as usize >= rows) {
                 return Err(at(format!("excluded: row {} is past the batch", x.row)));
             }
@@ -317,12 +334,17 @@ impl OnlineStoreService for Writer {
         check_event_batches(&request, limit).map_err(OnlineStoreError::InvalidArgument)?;
         self.check_staged()?;
         let request_batches = request.batches.len();
+        let admission_rules = self
+            .node
+            .admission_rules
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let mut batches = request.batches;
+        if admission_rules >= RECOMPUTE_RULES {
+            batches.iter_mut().for_each(leave_out_recomputable);
+        }
         let command = command::command(Kind::Events(EventWrite {
-            batches: request.batches,
-            admission_rules: self
-                .node
-                .admission_rules
-                .load(std::sync::atomic::Ordering::Relaxed),
+            batches,
+            admission_rules,
         }));
         let batches = request_batches;
         let response = self
@@ -542,4 +564,79 @@ pub(crate) fn read_aggregates_records(
         .collect();
     let read = read_statistics_at(&store, view, &entity, running.as_ref(), &moments)?;
     Ok(read.iter().map(|partials| record(partials)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use quiver_proto::ingest::Row;
+    use quiver_proto::online::{DerivedColumn, EventBatch, ViewEvents};
+    use quiver_proto::registry::{Transform, TransformOp};
+    use quiver_proto::types::Value;
+
+    use super::*;
+
+    /// A batch of two rows with a `note` column, its view's one derived column `recompute`d by
+    /// `transform`.
+    fn request(transform: Transform) -> WriteEventsRequest {
+        let null = || Value { kind: None };
+        WriteEventsRequest {
+            batches: vec![EventBatch {
+                project: "p".into(),
+                source: "s".into(),
+                columns: vec!["note".into()],
+                rows: vec![
+                    Row {
+                        values: vec![null()]
+                    };
+                    2
+                ],
+                event_micros: vec![1; 2],
+                entity_keys: vec![b"k".to_vec(); 2],
+                views: vec![ViewEvents {
+                    derived: vec![DerivedColumn {
+                        name: "grams".into(),
+                        values: vec![null(); 2],
+                        recompute: Some(transform),
+                    }],
+                    ..ViewEvents::default()
+                }],
+                ..EventBatch::default()
+            }],
+        }
+    }
+
+    fn ngrams(input: &str, buckets: u32) -> Transform {
+        Transform {
+            name: "grams".into(),
+            op: TransformOp::NgramHash as i32,
+            input: input.into(),
+            n: 3,
+            buckets,
+            ..Transform::default()
+        }
+    }
+
+    /// The leader leaves out only what apply can compute again within bounds: a `recompute`
+    /// that is stateful, out of bounds or reads no column of the batch is refused before it is
+    /// proposed.
+    #[test]
+    fn only_a_bounded_stateless_recompute_over_a_batch_column_is_accepted() {
+        assert_eq!(
+            check_event_batches(&request(ngrams("note", 64)), 100),
+            Ok(())
+        );
+        let refused = |transform| {
+            let error = check_event_batches(&request(transform), 100).unwrap_err();
+            assert!(
+                error.contains("views[0].derived[0].recompute: not a stateless transform"),
+                "{error}"
+            );
+        };
+        refused(ngrams("note", u32::MAX));
+        refused(ngrams("amount", 64));
+        refused(Transform {
+            op: TransformOp::Zscore as i32,
+            ..ngrams("note", 64)
+        });
+    }
 }

@@ -24,8 +24,7 @@ use crate::spec::{
 /// How late an event may be when a source does not say.
 pub const DEFAULT_ALLOWED_LATENESS: Duration = Duration::from_secs(300);
 
-/// The largest `buckets` of an `ngram_hash` transform (the output is a vector this long).
-pub const MAX_NGRAM_BUCKETS: u32 = 1 << 16;
+pub use quiver_core::transform::{MAX_NGRAM_BUCKETS, MAX_NGRAM_N};
 
 /// One named YAML input.
 #[derive(Debug, Clone)]
@@ -768,12 +767,12 @@ impl Validator {
                     "ngram_hash",
                 );
                 let n = match spec.n {
-                    Some(n) if (1..=16).contains(&n) => Some(n),
+                    Some(n) if (1..=MAX_NGRAM_N).contains(&n) => Some(n),
                     Some(n) => {
                         self.error(
                             doc,
                             format!("{at}.n"),
-                            format!("{n} is out of range 1..=16"),
+                            format!("{n} is out of range 1..={MAX_NGRAM_N}"),
                         );
                         None
                     }

@@ -53,7 +53,8 @@ impl TryFrom<&registry::FeatureView> for FeatureView {
     }
 }
 
-fn transform_to_pb(t: &Transform) -> registry::Transform {
+/// A transform as the registry carries it.
+pub fn transform_to_pb(t: &Transform) -> registry::Transform {
     let mut out = registry::Transform {
         name: t.name.clone(),
         input: t.input.clone(),
@@ -83,7 +84,8 @@ fn transform_to_pb(t: &Transform) -> registry::Transform {
     out
 }
 
-fn transform_from_pb(t: &registry::Transform) -> Result<Transform, ConversionError> {
+/// A transform from the registry's form.
+pub fn transform_from_pb(t: &registry::Transform) -> Result<Transform, ConversionError> {
     let window = t
         .window
         .as_ref()

@@ -14,7 +14,9 @@ mod value_type;
 
 pub use duration::{duration_from_pb, duration_to_pb};
 pub use entity_key::{display_entity, encode_entity, value_kind_name, BadKeyValue, KeyPart};
-pub use feature_view::{aggregate_spec_from_pb, aggregate_spec_to_pb};
+pub use feature_view::{
+    aggregate_spec_from_pb, aggregate_spec_to_pb, transform_from_pb, transform_to_pb,
+};
 pub use timestamp::{micros_to_timestamp, timestamp_to_micros};
 pub use value::{scalar_to_value, value_to_scalar, value_type, value_type_name};
 

@@ -121,6 +121,7 @@ mod tests {
                 derived: vec![DerivedColumn {
                     name: "d".into(),
                     values: offsets.iter().map(|&o| int(-(o as i64))).collect(),
+                    recompute: None,
                 }],
                 excluded: vec![Exclusion {
                     row: 3,

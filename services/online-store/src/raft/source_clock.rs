@@ -39,8 +39,14 @@ pub const TILELESS_RULES: u32 = 3;
 /// collected with the features' and not written for history past retention.
 pub const STATISTICS_RULES: u32 = 4;
 
+/// The admission rules under which the leader leaves the values of stateless derived columns
+/// (`token_count`, `ngram_hash` over a source column) out of event entries and backfill chunks:
+/// apply and the export compute them again from the rows. A replica on older rules would read
+/// the missing values as nulls, so none may see such an entry.
+pub const RECOMPUTE_RULES: u32 = 5;
+
 /// The newest admission rules this binary applies.
-pub const RULES: u32 = STATISTICS_RULES;
+pub const RULES: u32 = RECOMPUTE_RULES;
 
 /// A producer that has not written for this many batches of its source stops holding the
 /// source watermark back.

@@ -14,6 +14,7 @@ use futures::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 use prost::Message;
+use quiver_common::view_feed::recompute_derived;
 use quiver_proto::convert::timestamp_to_micros;
 use quiver_proto::online::log_command::Kind;
 use quiver_proto::online::{EventWrite, RowWrite, StagedBatch, StagedEntry, StoredRow};
@@ -330,8 +331,9 @@ impl StateMachine {
                 applied.views_changed = true;
                 self.apply_view_end(&end, batch, overlay)?;
             }
-            Kind::Backfill(chunk) => {
+            Kind::Backfill(mut chunk) => {
                 applied.views_changed = true;
+                chunk.batches.iter_mut().for_each(recompute_derived);
                 let staged = self.apply_backfill(log_index, &chunk, batch, overlay, applied)?;
                 // Exported as the version's rows (the events are in the source log already)
                 // and its exclusions. A version whose rows follow from the source log has
@@ -399,6 +401,7 @@ impl StateMachine {
         // as applied (the export then sees exactly the rows that counted).
         let mut trimmed = false;
         for events in &mut write.batches {
+            recompute_derived(events);
             trimmed |= self.trim_applied_positions(overlay, events)?;
             let events = &*events;
             let mut decided = StagedBatch::default();
