@@ -51,6 +51,8 @@ feature_views:
       - {name: first_1h, column: amount, aggregation: first, window: 1h}
       - {name: merchants_1h, column: merchant, aggregation: distinct_count, window: 1h}
       - {name: tokens_sum_1h, column: tokens, aggregation: sum, window: 1h}
+      - {name: first_tokens_1h, column: tokens, aggregation: first, window: 1h}
+      - {name: last_tokens, column: tokens, aggregation: last}
       - {name: sum_15m, column: amount, aggregation: sum, window: 15m}
       - {name: count_tumbling_1h, aggregation: count, window: 1h, kind: tumbling}
       - {name: max_tumbling_1h, column: amount, aggregation: max, window: 1h, kind: tumbling}
@@ -61,7 +63,7 @@ feature_views:
 "#;
 
 /// The features of view `f` in [`DEFS`], in declared order.
-pub const F_FEATURES: [&str; 17] = [
+pub const F_FEATURES: [&str; 19] = [
     "count_1h",
     "sum_1h",
     "mean_1h",
@@ -72,6 +74,8 @@ pub const F_FEATURES: [&str; 17] = [
     "first_1h",
     "merchants_1h",
     "tokens_sum_1h",
+    "first_tokens_1h",
+    "last_tokens",
     "sum_15m",
     "count_tumbling_1h",
     "max_tumbling_1h",

@@ -242,22 +242,11 @@ pub fn derive(
         };
         let mut values = Vec::with_capacity(count);
         match &transform.op {
-            TransformOp::TokenCount => {
+            op @ (TransformOp::TokenCount | TransformOp::NgramHash { .. }) => {
                 for row in 0..count {
-                    values.push(match value_at(row) {
-                        Some(Scalar::String(s)) => Some(Scalar::Int64(transform::token_count(&s))),
-                        _ => None,
-                    });
-                }
-            }
-            TransformOp::NgramHash { n, buckets } => {
-                for row in 0..count {
-                    values.push(match value_at(row) {
-                        Some(Scalar::String(s)) => {
-                            Some(Scalar::Float32List(transform::ngram_hash(&s, *n, *buckets)))
-                        }
-                        _ => None,
-                    });
+                    values.push(
+                        value_at(row).and_then(|input| transform::apply_stateless(op, &input)),
+                    );
                 }
             }
             TransformOp::Standardize { .. } | TransformOp::ZScore { .. } => {
@@ -384,9 +373,29 @@ fn recomputable(transforms: &[Transform], t: usize, batch: &EventBatch) -> bool 
 }
 
 /// Leaves out of `batch` the derived values [`recompute_derived`] can compute again (those
-/// marked `recompute`): the leader does so for log entries once every member recomputes them.
+/// marked `recompute`), and points every `first`/`last` of such a column at the transform's
+/// input: the record then keeps a row's text, not its vector, and serving applies the
+/// transform to the value it returns. The leader does so for log entries once every member
+/// runs the rules that recompute and finish them (`RECOMPUTE_RULES`).
 pub fn leave_out_recomputable(batch: &mut EventBatch) {
+    let source_columns = batch.columns.len();
     for view in &mut batch.views {
+        for (input, aggregate) in view.inputs.iter_mut().zip(&view.aggregates) {
+            let keeps_a_value = matches!(
+                quiver_proto::registry::Aggregation::try_from(aggregate.aggregation),
+                Ok(quiver_proto::registry::Aggregation::First
+                    | quiver_proto::registry::Aggregation::Last)
+            );
+            let derived = (*input as usize)
+                .checked_sub(source_columns + 1)
+                .and_then(|d| view.derived.get(d));
+            let source = derived
+                .and_then(|d| d.recompute.as_ref())
+                .and_then(|t| batch.columns.iter().position(|c| *c == t.input));
+            if let (true, Some(column)) = (keeps_a_value, source) {
+                *input = column as u32 + 1;
+            }
+        }
         for column in &mut view.derived {
             if column.recompute.is_some() {
                 column.values = Vec::new();
@@ -469,17 +478,25 @@ mod tests {
                     },
                 ),
             ],
-            features: vec![Feature {
-                name: "last_grams".into(),
-                column: Some("grams".into()),
-                aggregation: Aggregation::Last,
-                window: Window::Lifetime,
-                value_type: ValueType::Float32List,
-                description: String::new(),
-            }],
+            features: vec![
+                feature("last_grams", "grams", Aggregation::Last),
+                feature("mean_tokens", "tokens", Aggregation::Mean),
+                feature("first_shadowed", "shadowed", Aggregation::First),
+            ],
             description: String::new(),
         };
         PlannedView::new(Arc::new(view), 1)
+    }
+
+    fn feature(name: &str, column: &str, aggregation: Aggregation) -> Feature {
+        Feature {
+            name: name.into(),
+            column: Some(column.into()),
+            aggregation,
+            window: Window::Lifetime,
+            value_type: ValueType::Float32List,
+            description: String::new(),
+        }
     }
 
     fn batch() -> EventBatch {
@@ -505,7 +522,8 @@ mod tests {
     }
 
     /// Stateless transforms over a source column are marked for apply to compute again, and
-    /// leaving their values out and computing them again gives back the batch compute fed.
+    /// leaving their values out and computing them again gives back the columns compute fed;
+    /// a `first`/`last` of such a column then folds the transform's input.
     #[test]
     fn left_out_values_are_computed_again_exactly() {
         let view = planned();
@@ -526,11 +544,21 @@ mod tests {
             .map(|d| d.values.len())
             .collect();
         assert_eq!(lengths, [0, 0, 0, 5, 5]);
+        // Inputs count 1-based: source columns (note, amount), then derived columns; the
+        // last aggregate is z's statistics (of the `amount` output, which shadows the source).
+        assert_eq!(fed.views[0].inputs, [4, 3, 6, 5]);
+        assert_eq!(
+            entry.views[0].inputs,
+            [1, 3, 6, 5],
+            "`last` of grams reads the note; a mean, a `first` of a column that is not \
+             computed again and the statistics keep their inputs"
+        );
         recompute_derived(&mut entry);
-        assert_eq!(entry, fed);
+        assert_eq!(entry.views[0].derived, fed.views[0].derived);
         // Nothing left out: nothing changes.
+        let computed = entry.clone();
         recompute_derived(&mut entry);
-        assert_eq!(entry, fed);
+        assert_eq!(entry, computed);
     }
 
     /// A left-out column whose transform is missing or out of bounds (no leader writes one) is

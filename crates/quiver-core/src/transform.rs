@@ -28,6 +28,23 @@ pub fn is_recomputable(op: &TransformOp) -> bool {
     }
 }
 
+/// A stateless transform's output for one row's `input`: `None` for a stateful transform or
+/// an input that is not text. The one implementation: compute's transforms, apply and the
+/// export computing left-out columns again, and serving finishing a `first`/`last` kept as its
+/// input all call it.
+pub fn apply_stateless(op: &TransformOp, input: &Scalar) -> Option<Scalar> {
+    let Scalar::String(text) = input else {
+        return None;
+    };
+    match op {
+        TransformOp::TokenCount => Some(Scalar::Int64(token_count(text))),
+        TransformOp::NgramHash { n, buckets } => {
+            Some(Scalar::Float32List(ngram_hash(text, *n, *buckets)))
+        }
+        TransformOp::Standardize { .. } | TransformOp::ZScore { .. } => None,
+    }
+}
+
 /// Whether a transform compares with running statistics (and so needs them read first).
 pub fn is_stateful(op: &TransformOp) -> bool {
     matches!(

@@ -102,6 +102,13 @@ fn expected(
             .map(|(_, e)| e.amount)
     };
     let opt = |v: Option<f64>| v.map(Expect::Float).unwrap_or(Expect::Null);
+    // `first`/`last` of the note's token count: the record keeps the note, serving counts.
+    let tokens_of = |e: Option<&Event>| {
+        e.map_or(Expect::Null, |e| {
+            Expect::Int(e.note.split_whitespace().count() as i64)
+        })
+    };
+
     let mean = |w: &[(usize, &Event)]| sum(w) / w.len() as f64;
     let stddev = |w: &[(usize, &Event)]| {
         let m = mean(w);
@@ -172,6 +179,10 @@ fn expected(
             windowed(s1h, &w1h, Expect::Int(tokens(&w1h))),
         ),
         (
+            "first_tokens_1h".into(),
+            windowed(s1h, &w1h, tokens_of(first_event(&w1h))),
+        ),
+        (
             "sum_15m".into(),
             windowed(s15, &w15, Expect::Float(sum(&w15))),
         ),
@@ -185,9 +196,20 @@ fn expected(
         ),
         ("last".into(), lifetime(opt(last(&mine)))),
         ("first".into(), lifetime(opt(first(&mine)))),
+        ("last_tokens".into(), lifetime(tokens_of(last_event(&mine)))),
         ("count".into(), lifetime(Expect::Int(mine.len() as i64))),
         ("sum".into(), lifetime(Expect::Float(sum(&mine)))),
     ]
+}
+
+/// The latest event of `w` (the later push among events of one time).
+fn last_event<'a>(w: &[(usize, &'a Event)]) -> Option<&'a Event> {
+    w.iter().max_by_key(|(i, e)| (e.at, *i)).map(|(_, e)| *e)
+}
+
+/// The earliest event of `w`.
+fn first_event<'a>(w: &[(usize, &'a Event)]) -> Option<&'a Event> {
+    w.iter().min_by_key(|(i, e)| (e.at, *i)).map(|(_, e)| *e)
 }
 
 /// `GetFeatures` of view `f`'s `features` for `users` at `as_of`.

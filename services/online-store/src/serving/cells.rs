@@ -7,9 +7,11 @@
 //! that cell is `INVALID` (point-in-time history is the offline store's job).
 
 use quiver_core::tiling::{self};
-use quiver_core::Window;
+use quiver_core::transform;
+use quiver_core::{Aggregation, Feature, FeatureView, Scalar, TransformOp, Window};
 use quiver_proto::convert::{micros_to_timestamp, scalar_to_value};
 use quiver_proto::online::StoredRow;
+use quiver_proto::types::value::Kind;
 use quiver_proto::types::{FieldStatus, Value};
 
 use crate::entity_stamps::Slot;
@@ -143,6 +145,35 @@ pub(super) fn null() -> Value {
     Value { kind: None }
 }
 
+/// The transform a `first`/`last` feature applies to the value its record keeps: under
+/// admission rules 5 the record of such a feature over a stateless transform's output keeps
+/// the transform's input (a note, not its 64-float vector; `view_feed::leave_out_recomputable`).
+pub(super) fn finishing(view: &FeatureView, feature: &Feature) -> Option<TransformOp> {
+    if !matches!(feature.aggregation, Aggregation::First | Aggregation::Last) {
+        return None;
+    }
+    let column = feature.column.as_deref()?;
+    view.transforms
+        .iter()
+        .find(|t| t.name == column)
+        .map(|t| t.op.clone())
+        .filter(transform::is_recomputable)
+}
+
+/// `value` as the feature serves it: a kept input (text) goes through the transform; a value
+/// kept before rules 5 (the output itself) is served as it is.
+pub(super) fn finished(finish: Option<&TransformOp>, value: Value) -> Value {
+    match (finish, &value.kind) {
+        (Some(op), Some(Kind::StringValue(text))) => {
+            match transform::apply_stateless(op, &Scalar::String(text.clone())) {
+                Some(output) => scalar_to_value(Some(output)),
+                None => value,
+            }
+        }
+        _ => value,
+    }
+}
+
 /// One cell of a streamed entity. Windowed features: the merged window, `PRESENT` (or
 /// `NULL_VALUE` for an aggregate of no values), stamped with the latest event in the window.
 /// Lifetime features (and `first`/`last` without a window) hold the running value, which cannot
@@ -203,5 +234,71 @@ pub(super) fn streamed_cell(
             stamp(read.max_event_micros),
         ),
         None => (null(), FieldStatus::NullValue, stamp(read.max_event_micros)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quiver_core::{Transform, ValueType};
+
+    use super::*;
+
+    fn view() -> FeatureView {
+        let feature = |name: &str, column: &str, aggregation| Feature {
+            name: name.into(),
+            column: Some(column.into()),
+            aggregation,
+            window: Window::Lifetime,
+            value_type: ValueType::Float32List,
+            description: String::new(),
+        };
+        FeatureView {
+            name: "v".into(),
+            entity: "user".into(),
+            source: "s".into(),
+            ttl: None,
+            transforms: vec![
+                Transform {
+                    name: "grams".into(),
+                    input: "note".into(),
+                    op: TransformOp::NgramHash { n: 3, buckets: 8 },
+                },
+                Transform {
+                    name: "z".into(),
+                    input: "amount".into(),
+                    op: TransformOp::ZScore {
+                        window: None,
+                        exclude_above: None,
+                    },
+                },
+            ],
+            features: vec![
+                feature("last_grams", "grams", Aggregation::Last),
+                feature("count_grams", "grams", Aggregation::Count),
+                feature("last_z", "z", Aggregation::Last),
+                feature("last_note", "note", Aggregation::Last),
+            ],
+            description: String::new(),
+        }
+    }
+
+    /// A `first`/`last` of a stateless transform's output serves the transform of the kept
+    /// input, and a value kept as the output (before rules 5) as it is; nothing else changes.
+    #[test]
+    fn a_kept_input_is_served_through_its_transform() {
+        let view = view();
+        let finishes: Vec<Option<TransformOp>> =
+            view.features.iter().map(|f| finishing(&view, f)).collect();
+        let grams = TransformOp::NgramHash { n: 3, buckets: 8 };
+        assert_eq!(finishes, [Some(grams.clone()), None, None, None]);
+        let value = |s: Scalar| scalar_to_value(Some(s));
+        let note = value(Scalar::String("coffee".into()));
+        assert_eq!(
+            finished(Some(&grams), note.clone()),
+            value(Scalar::Float32List(transform::ngram_hash("coffee", 3, 8)))
+        );
+        let kept_output = value(Scalar::Float32List(vec![1.0; 8]));
+        assert_eq!(finished(Some(&grams), kept_output.clone()), kept_output);
+        assert_eq!(finished(None, note.clone()), note);
     }
 }
