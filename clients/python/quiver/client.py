@@ -15,7 +15,7 @@ from quiver import registry, serving, snapshot as snapshots
 from quiver._proto.registry.v1 import registry_pb2
 from quiver.connection import Endpoint, call_metadata, endpoint, read_ca_cert
 from quiver.errors import InvalidArgument, NotFound, QuiverError, from_grpc
-from quiver.push_encoding import columns_of, prepare
+from quiver.push_encoding import columns_of, prepare, refuse_missing
 
 _REGISTRY = "/quiver.registry.v1.RegistryService/"
 # Typing columns must not hold a read up for long when the registry is slow or unreachable.
@@ -213,10 +213,12 @@ class Client:
         with the source, then sends its share in the data's order in batches of `batch_size`,
         each retried with its producer id, epoch and sequence until acknowledged (exactly
         once), waiting out backpressure; a batch is acknowledged once committed in the online
-        store. A bad row
-        raises `InvalidArgument` naming it (`rows[17].amount: expected float64, got string`,
-        counting rows from the start of `data`); the error's `result` says what was committed
-        before. `progress(rows_done, rows_total)` is called after each batch.
+        store. Rows with a null join key or event time are refused before anything is sent,
+        all of them counted and the first 20 named (`rows[3].user_id: the join key is null`).
+        Any other bad row raises `InvalidArgument` from ingest naming it (`rows[17].amount:
+        expected float64, got string`, counting rows from the start of `data`); the error's
+        `result` says what was committed before. `progress(rows_done, rows_total)` is called
+        after each batch.
         """
         project = self.project if project is None else project
         if batch_size < 1 or workers < 1:
@@ -224,11 +226,16 @@ class Client:
         raw = columns_of(data)
         if not raw:
             raise InvalidArgument("push: the data has no columns")
-        declared, keys = self._source_schema(project, source)
+        declared, keys, time_column = self._source_schema(project, source)
         columns = [prepare(name, values, declared.get(name)) for name, values in raw.items()]
         rows = len(next(iter(raw.values())))
         if rows == 0:
             return pushing.PushResult()
+        try:
+            refuse_missing(columns, keys, time_column)
+        except InvalidArgument as e:
+            e.result = pushing.PushResult()  # nothing was sent
+            raise
         return pushing.run(
             self._channel("ingest"),
             self._producers,
@@ -270,12 +277,17 @@ class Client:
         `progress(rows_done, rows_total)` is called after each batch.
         """
         project = self.project if project is None else project
-        declared, keys = self._source_schema(project, source)
+        declared, keys, time_column = self._source_schema(project, source)
         raw = loading.columns_for_load(data, columns_of(data), list(declared), source)
         if not raw:
             raise InvalidArgument("load: the data has no columns")
         columns = [prepare(name, values, declared.get(name)) for name, values in raw.items()]
         rows = len(next(iter(raw.values())))
+        try:
+            refuse_missing(columns, keys, time_column)
+        except InvalidArgument as e:
+            e.result = loading.LoadResult()  # nothing was sent
+            raise
         return loading.run(
             self._channel("ingest"),
             project,
@@ -290,13 +302,13 @@ class Client:
             progress=progress,
         )
 
-    def _source_schema(self, project: str, source: str) -> Tuple[Dict[str, int], List[str]]:
-        """The source's column types and its entity's join keys."""
+    def _source_schema(self, project: str, source: str) -> Tuple[Dict[str, int], List[str], str]:
+        """The source's column types, its entity's join keys and its event-time column."""
         described = self._describe_for_push(project, registry_pb2.OBJECT_KIND_SOURCE, source)
         spec = described.object.source
         entity = self._describe_for_push(project, registry_pb2.OBJECT_KIND_ENTITY, spec.entity)
         keys = [k.name for k in entity.object.entity.join_keys]
-        return {c.name: c.type for c in spec.schema}, keys
+        return {c.name: c.type for c in spec.schema}, keys, spec.timestamp_field
 
     def _describe_for_push(self, project: str, kind: int, name: str):
         try:

@@ -148,6 +148,38 @@ def prepare(name: str, data: Union[pa.Array, pa.ChunkedArray, List[Any]], declar
     return Column(name, declared, objects=data.to_pylist())
 
 
+#: Rows with a missing join key or event time named in the error (all are counted).
+MISSING_SHOWN = 20
+
+
+def refuse_missing(columns: Sequence[Column], key_columns: Sequence[str], time_column: str) -> None:
+    """Raises `InvalidArgument` naming every row (the first `MISSING_SHOWN`, counted from the
+    start of the data) whose join key or event time is null, before anything is sent: ingest
+    would refuse each such row's batch while other batches commit. Other checks stay ingest's
+    (its messages name the row too)."""
+    bad: Dict[int, str] = {}
+    for column in columns:
+        if column.name in key_columns:
+            why = "the join key is null"
+        elif column.name == time_column:
+            why = "the event time is null"
+        else:
+            continue
+        if column.arrow is not None:
+            missing = np.flatnonzero(column.arrow.is_null().to_numpy(zero_copy_only=False))
+        else:
+            missing = [i for i, v in enumerate(column.objects or []) if v is None]
+        for row in missing:
+            bad.setdefault(int(row), f"rows[{int(row)}].{column.name}: {why}")
+    if not bad:
+        return
+    named = [bad[row] for row in sorted(bad)[:MISSING_SHOWN]]
+    count = len(bad)
+    head = "a bad row" if count == 1 else f"{count} bad rows"
+    more = [f"... and {count - len(named)} more"] if count > len(named) else []
+    raise InvalidArgument("\n  ".join([f"{head}; nothing was sent:", *named, *more]))
+
+
 def _cast(data: pa.Array, target: pa.DataType, safe: bool) -> pa.Array:
     if data.type == target:
         return data

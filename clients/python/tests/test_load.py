@@ -389,5 +389,11 @@ def test_bad_data_is_refused_naming_it(client):
     with pytest.raises(quiver.InvalidArgument, match=r"^rows\[17\]\.amount: expected float64, got string$"):
         client.load("events", rows)
     assert served(client, [5601]) == {5601: (None, None)}  # the batch refused, nothing loaded
+    rows = [{"user_id": 5602, "ts": now, "amount": 1.0} for _ in range(3)]
+    rows[2]["ts"] = None
+    with pytest.raises(quiver.InvalidArgument, match=r"^a bad row; nothing was sent:\n  rows\[2\]\.ts: the event time is null$") as caught:
+        client.load("events", rows)
+    assert caught.value.result.loaded == 0
+    assert served(client, [5602]) == {5602: (None, None)}
     with pytest.raises(quiver.InvalidArgument, match='no source "nope"'):
         client.load("nope", rows)

@@ -96,6 +96,29 @@ def test_a_bad_row_is_named_by_its_place_in_the_data(client):
         client.push("events", frame, batch_size=1000)
 
 
+def test_rows_without_a_key_or_time_are_refused_before_anything_is_sent(client):
+    now = dt.datetime.now(UTC)
+    rows = [{"user_id": 2251 + i % 5, "ts": now, "amount": float(i)} for i in range(40)]
+    rows[3]["user_id"] = None
+    rows[35]["ts"] = None
+    # Several producers and batches: without the check up front, other batches would commit.
+    with pytest.raises(quiver.InvalidArgument) as caught:
+        client.push("events", rows, batch_size=5, workers=4)
+    assert str(caught.value) == (
+        "2 bad rows; nothing was sent:\n"
+        "  rows[3].user_id: the join key is null\n"
+        "  rows[35].ts: the event time is null"
+    )
+    assert caught.value.result.accepted == 0
+    assert counts(client, range(2251, 2256)) == {u: (None, None) for u in range(2251, 2256)}
+    # A table (Arrow nulls), with more bad rows than are named.
+    pa = pytest.importorskip("pyarrow")
+    table = pa.table({"user_id": [None] * 25 + [2256], "ts": [now] * 26})
+    with pytest.raises(quiver.InvalidArgument, match=r"^25 bad rows; nothing was sent:\n  rows\[0\]\.user_id") as caught:
+        client.push("events", table)
+    assert str(caught.value).endswith("... and 5 more")
+
+
 def test_schema_errors_name_the_column(client):
     now = dt.datetime.now(UTC)
     with pytest.raises(quiver.InvalidArgument, match=r'columns\[3\]: "colour" is not a column of source "events"'):
