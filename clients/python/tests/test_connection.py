@@ -176,7 +176,7 @@ def test_push_retries_keep_the_producer_and_sequence(fake):
     fake.push_answers = [None, unavailable, busy, busy, None, None]
     rows = [{"user_id": i, "ts": dt.datetime.now(dt.timezone.utc)} for i in range(4)]
     with quiver.Client(ingest=fake.address, registry=fake.address) as client:
-        client._source_schema = lambda project, source: ({}, [])  # no registry in this test
+        client._source_schema = lambda project, source: ({}, [], "ts")  # no registry in this test
         started = dt.datetime.now()
         result = client.push("events", rows, batch_size=2, workers=1)
         waited = (dt.datetime.now() - started).total_seconds()
@@ -196,7 +196,7 @@ def test_a_push_that_cannot_get_through_says_what_was_committed(fake):
     fake.push_answers = [None, None] + [(grpc.StatusCode.UNAVAILABLE, "down", ())] * 100
     rows = [{"user_id": i} for i in range(4)]
     with quiver.Client(ingest=fake.address) as client:
-        client._source_schema = lambda project, source: ({}, [])
+        client._source_schema = lambda project, source: ({}, [], "ts")
         with pytest.raises(quiver.Unavailable, match="down") as caught:
             client.push("events", rows, batch_size=2, workers=1, retry_for=0.3)
     assert (caught.value.result.rows, caught.value.result.accepted) == (2, 2)
