@@ -26,6 +26,19 @@ pub use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
+/// The JSON object a `quiver ... --output json` printed, asserting the command succeeded
+/// (`what` names it in the failure, with both output streams).
+pub fn json_output(output: std::process::Output, what: &str) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{what}: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{what}: not one JSON object ({e}): {stdout}"))
+}
+
 /// A free loopback address. The port is released before returning, so another process could
 /// take it first; tests accept that small race rather than pass sockets across exec.
 pub fn free_address() -> SocketAddr {

@@ -244,9 +244,10 @@ pub fn derive(
         match &transform.op {
             op @ (TransformOp::TokenCount | TransformOp::NgramHash { .. }) => {
                 for row in 0..count {
-                    values.push(
-                        value_at(row).and_then(|input| transform::apply_stateless(op, &input)),
-                    );
+                    values.push(match value_at(row) {
+                        Some(Scalar::String(text)) => transform::apply_stateless(op, &text),
+                        _ => None,
+                    });
                 }
             }
             TransformOp::Standardize { .. } | TransformOp::ZScore { .. } => {

@@ -28,14 +28,10 @@ pub fn is_recomputable(op: &TransformOp) -> bool {
     }
 }
 
-/// A stateless transform's output for one row's `input`: `None` for a stateful transform or
-/// an input that is not text. The one implementation: compute's transforms, apply and the
-/// export computing left-out columns again, and serving finishing a `first`/`last` kept as its
-/// input all call it.
-pub fn apply_stateless(op: &TransformOp, input: &Scalar) -> Option<Scalar> {
-    let Scalar::String(text) = input else {
-        return None;
-    };
+/// A stateless transform's output for one row's input `text`: `None` for a stateful
+/// transform. The one implementation: compute's transforms, apply and the export computing
+/// left-out columns again, and serving finishing a `first`/`last` kept as its input all call it.
+pub fn apply_stateless(op: &TransformOp, text: &str) -> Option<Scalar> {
     match op {
         TransformOp::TokenCount => Some(Scalar::Int64(token_count(text))),
         TransformOp::NgramHash { n, buckets } => {

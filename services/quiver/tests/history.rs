@@ -15,6 +15,7 @@ use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{Array, RecordBatch};
 use quiver_proto::types::value::Kind;
 use quiver_tests::flight::{positions, read_exported, snapshot};
+use quiver_tests::json_output;
 use quiver_tests::offline_stack::{
     entity_table, get_features_of, now_micros, start, try_get_features_of, wait_for_source_log,
     Stack,
@@ -81,7 +82,7 @@ fn write_jsonl(path: &Path, events: &[Event]) -> std::path::PathBuf {
 }
 
 fn quiver(bin: &Path, args: &[&str]) -> serde_json::Value {
-    summary(
+    json_output(
         Command::new(bin).args(args).output().unwrap(),
         &format!("{args:?}"),
     )
@@ -118,17 +119,6 @@ fn per_user<'a>(events: impl Iterator<Item = &'a Event> + Clone) -> Vec<(i64, i6
             (n, n, mine.map(|e| e.amount).sum())
         })
         .collect()
-}
-
-/// The JSON summary a successful `quiver ... --output json` printed.
-fn summary(output: std::process::Output, what: &str) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{what}: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(stdout.trim()).unwrap()
 }
 
 /// Each user's (count, count_24h, sum_24h) of view `h` online now.
@@ -583,7 +573,7 @@ async fn a_file_is_pushed_in_memory_far_below_its_size() {
             break;
         }
     }
-    let summary = summary(child.wait_with_output().unwrap(), "push");
+    let summary = json_output(child.wait_with_output().unwrap(), "push");
     assert_eq!(
         (summary["accepted"].as_i64(), summary["late"].as_i64()),
         (Some(ROWS), Some(0)),

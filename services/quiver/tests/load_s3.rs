@@ -14,9 +14,9 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use quiver_lake::{Lake, Path as LakePath};
 use quiver_proto::types::value::Kind;
-use quiver_tests::free_address;
 use quiver_tests::offline_stack::{get_features_of, now_micros, python_env, start};
 use quiver_tests::s3::{http, start_s3};
+use quiver_tests::{free_address, json_output};
 
 const HOUR: i64 = 3_600_000_000;
 const USERS: i64 = 7;
@@ -136,13 +136,7 @@ async fn a_parquet_prefix_in_object_storage_loads_once() {
             ])
             .output()
             .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-        assert!(
-            output.status.success(),
-            "{stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_str::<serde_json::Value>(stdout.trim()).unwrap()
+        json_output(output, "load")
     };
     let first = load();
     assert_eq!(

@@ -14,6 +14,7 @@ use quiver_proto::ingest::{PushRequest, Row};
 use quiver_proto::types::value::Kind;
 use quiver_proto::types::Value;
 use quiver_tests::cluster::{int, Cluster};
+use quiver_tests::json_output;
 use quiver_tests::offline_stack::get_features_of;
 use quiver_tests::stream::{push, Rng};
 
@@ -108,14 +109,7 @@ fn push_file(
         "json",
     ];
     args.extend_from_slice(extra);
-    let output = Command::new(bin).args(&args).output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let summary = json_output(Command::new(bin).args(&args).output().unwrap(), "push");
     (
         summary["accepted"].as_u64().unwrap(),
         summary["late"].as_u64().unwrap(),

@@ -58,6 +58,22 @@ fn quiver(bin: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `quiver get --features FEATURE --entity ENTITY [MORE...] --output json` against
+/// `addresses`: (succeeded, stdout, stderr).
+fn get(
+    bin: &Path,
+    addresses: &[String],
+    feature: &str,
+    entity: &str,
+    more: &[&str],
+) -> (bool, String, String) {
+    let mut args = vec!["get", "--features", feature, "--entity", entity];
+    args.extend(more);
+    args.extend(["--output", "json"]);
+    args.extend(addresses.iter().map(String::as_str));
+    quiver(bin, &args)
+}
+
 #[tokio::test]
 async fn timestamps_with_offsets_are_stored_at_their_utc_instant() {
     let bin = Path::new(env!("CARGO_BIN_EXE_quiver"));
@@ -168,17 +184,7 @@ async fn timestamps_with_offsets_are_stored_at_their_utc_instant() {
         .collect::<Vec<_>>()
         .join(",");
     let entity = format!("user_id={users}");
-    let mut args = vec![
-        "get",
-        "--features",
-        "f:last",
-        "--entity",
-        &entity,
-        "--output",
-        "json",
-    ];
-    args.extend(addresses.iter().map(String::as_str));
-    let (ok, out, err) = quiver(bin, &args);
+    let (ok, out, err) = get(bin, &addresses, "f:last", &entity, &[]);
     assert!(ok, "{out}\n{err}");
     let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
     for (row, (user, instant, text)) in answer["rows"].as_array().unwrap().iter().zip(&forms) {
@@ -194,17 +200,7 @@ async fn timestamps_with_offsets_are_stored_at_their_utc_instant() {
     }
 
     // Nothing of the refused file arrived.
-    let mut args = vec![
-        "get",
-        "--features",
-        "f:last",
-        "--entity",
-        "user_id=7,8",
-        "--output",
-        "json",
-    ];
-    args.extend(addresses.iter().map(String::as_str));
-    let (ok, out, err) = quiver(bin, &args);
+    let (ok, out, err) = get(bin, &addresses, "f:last", "user_id=7,8", &[]);
     assert!(ok, "{out}\n{err}");
     let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
     for row in answer["rows"].as_array().unwrap() {
@@ -215,19 +211,7 @@ async fn timestamps_with_offsets_are_stored_at_their_utc_instant() {
     // user 3's event (at -05:00) user 3 is found, one second before it is not yet.
     for (offset, delta, status) in [(-300, 1_000_000, "PRESENT"), (180, -1_000_000, "NOT_FOUND")] {
         let as_of = at_offset(base + 2_000_000 + delta, offset);
-        let mut args = vec![
-            "get",
-            "--features",
-            "f:last",
-            "--entity",
-            "user_id=3",
-            "--as-of",
-            &as_of,
-            "--output",
-            "json",
-        ];
-        args.extend(addresses.iter().map(String::as_str));
-        let (ok, out, err) = quiver(bin, &args);
+        let (ok, out, err) = get(bin, &addresses, "f:last", "user_id=3", &["--as-of", &as_of]);
         assert!(ok, "{out}\n{err}");
         let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
         let got = answer["rows"][0]["features"]["f:last"]["status"]
@@ -241,17 +225,13 @@ async fn timestamps_with_offsets_are_stored_at_their_utc_instant() {
         };
         assert!(want_status.contains(&got), "--as-of {as_of}: {got}");
     }
-    let mut args = vec![
-        "get",
-        "--features",
+    let (ok, _, err) = get(
+        bin,
+        &addresses,
         "f:last",
-        "--entity",
         "user_id=3",
-        "--as-of",
-        "2026-01-01T00:00:00",
-    ];
-    args.extend(addresses.iter().map(String::as_str));
-    let (ok, _, err) = quiver(bin, &args);
+        &["--as-of", "2026-01-01T00:00:00"],
+    );
     assert!(!ok);
     assert!(
         err.contains("--as-of") && err.contains("no UTC offset"),
@@ -299,17 +279,7 @@ async fn timestamps_with_offsets_are_stored_at_their_utc_instant() {
             status.message()
         );
     }
-    let mut args = vec![
-        "get",
-        "--features",
-        "f:count_1h",
-        "--entity",
-        "user_id=9",
-        "--output",
-        "json",
-    ];
-    args.extend(addresses.iter().map(String::as_str));
-    let (ok, out, err) = quiver(bin, &args);
+    let (ok, out, err) = get(bin, &addresses, "f:count_1h", "user_id=9", &[]);
     assert!(ok, "{err}");
     assert!(
         out.contains("\"value\":0") || out.contains("NOT_FOUND"),

@@ -8,7 +8,7 @@
 
 use quiver_core::tiling::{self};
 use quiver_core::transform;
-use quiver_core::{Aggregation, Feature, FeatureView, Scalar, TransformOp, Window};
+use quiver_core::{Aggregation, Feature, FeatureView, TransformOp, Window};
 use quiver_proto::convert::{micros_to_timestamp, scalar_to_value};
 use quiver_proto::online::StoredRow;
 use quiver_proto::types::value::Kind;
@@ -164,12 +164,10 @@ pub(super) fn finishing(view: &FeatureView, feature: &Feature) -> Option<Transfo
 /// kept before rules 5 (the output itself) is served as it is.
 pub(super) fn finished(finish: Option<&TransformOp>, value: Value) -> Value {
     match (finish, &value.kind) {
-        (Some(op), Some(Kind::StringValue(text))) => {
-            match transform::apply_stateless(op, &Scalar::String(text.clone())) {
-                Some(output) => scalar_to_value(Some(output)),
-                None => value,
-            }
-        }
+        (Some(op), Some(Kind::StringValue(text))) => match transform::apply_stateless(op, text) {
+            Some(output) => scalar_to_value(Some(output)),
+            None => value,
+        },
         _ => value,
     }
 }
@@ -239,7 +237,7 @@ pub(super) fn streamed_cell(
 
 #[cfg(test)]
 mod tests {
-    use quiver_core::{Transform, ValueType};
+    use quiver_core::{Scalar, Transform, ValueType};
 
     use super::*;
 

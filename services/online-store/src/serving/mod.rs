@@ -28,7 +28,7 @@ mod cells;
 mod entity_keys;
 mod plan;
 
-use cells::{finished, finishing, null, streamed_cell};
+use cells::{finished, null, streamed_cell};
 use plan::PlanCache;
 
 /// How often one consumer/target pair is reported to the registry at most.
@@ -191,7 +191,6 @@ impl ServingService for Serving {
             };
             let read = &reads[slot.group];
             let feature = &group.view.features[slot.feature];
-            let finish = finishing(&group.view, feature);
             for (row, stored) in read.rows.iter().enumerate() {
                 if let Some(Some(streamed)) = read.streamed.get(row) {
                     let (value, status, at) = streamed_cell(
@@ -203,7 +202,7 @@ impl ServingService for Serving {
                         as_of_micros,
                         request.as_of.is_some(),
                     );
-                    vector.values.push(finished(finish.as_ref(), value));
+                    vector.values.push(finished(slot.finish.as_ref(), value));
                     vector.statuses.push(status as i32);
                     vector.event_timestamps.push(at);
                     continue;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use quiver_common::feature_selection::{resolve_features, FeatureSelection, ResolvedFeature};
 use quiver_common::registry_cache::Catalog;
 use quiver_core::tiling::{self, ViewAggregates};
-use quiver_core::FeatureView;
+use quiver_core::{FeatureView, TransformOp};
 use quiver_proto::online::{ViewPhase, ViewState};
 use quiver_proto::serving::{get_features_request, GetFeaturesRequest};
 
@@ -16,6 +16,7 @@ use crate::keys::{self, Space};
 use crate::node::GROUP;
 use crate::raft::views::VersionId;
 
+use super::cells::finishing;
 use super::{invalid, Serving};
 
 /// How many compiled plans are kept per registry revision.
@@ -88,6 +89,8 @@ pub(super) struct Slot {
     pub(super) name: String,
     pub(super) group: usize,
     pub(super) feature: usize,
+    /// The transform its answers go through (`cells::finishing`).
+    pub(super) finish: Option<TransformOp>,
 }
 
 impl Serving {
@@ -206,10 +209,12 @@ impl Serving {
             } else {
                 reference.to_string()
             };
+            let finish = finishing(&groups[group].view, &groups[group].view.features[feature]);
             slots.push(Slot {
                 name,
                 group,
                 feature,
+                finish,
             });
         }
         Ok(ReadPlan {
