@@ -15,7 +15,8 @@ from quiver import registry, serving, snapshot as snapshots
 from quiver._proto.registry.v1 import registry_pb2
 from quiver.connection import Endpoint, call_metadata, endpoint, read_ca_cert
 from quiver.errors import InvalidArgument, NotFound, QuiverError, from_grpc
-from quiver.push_encoding import columns_of, prepare, refuse_missing
+from quiver.push_checks import refuse_bad_rows
+from quiver.push_encoding import columns_of, prepare
 
 _REGISTRY = "/quiver.registry.v1.RegistryService/"
 # Typing columns must not hold a read up for long when the registry is slow or unreachable.
@@ -213,10 +214,10 @@ class Client:
         with the source, then sends its share in the data's order in batches of `batch_size`,
         each retried with its producer id, epoch and sequence until acknowledged (exactly
         once), waiting out backpressure; a batch is acknowledged once committed in the online
-        store. Rows with a null join key or event time are refused before anything is sent,
-        all of them counted and the first 20 named (`rows[3].user_id: the join key is null`).
-        Any other bad row raises `InvalidArgument` from ingest naming it (`rows[17].amount:
-        expected float64, got string`, counting rows from the start of `data`); the error's
+        store. Every row is checked first with ingest's rules (`quiver.push_checks`): if any is
+        bad, nothing is sent and `InvalidArgument` counts them all and names the first 20, rows
+        counted from the start of `data` (`rows[17].amount: expected float64, got string`).
+        An event time too far ahead of ingest's clock is ingest's to refuse: that error's
         `result` says what was committed before. `progress(rows_done, rows_total)` is called
         after each batch.
         """
@@ -232,7 +233,7 @@ class Client:
         if rows == 0:
             return pushing.PushResult()
         try:
-            refuse_missing(columns, keys, time_column)
+            refuse_bad_rows(columns, declared, keys, time_column)
         except InvalidArgument as e:
             e.result = pushing.PushResult()  # nothing was sent
             raise
@@ -272,8 +273,8 @@ class Client:
         `quiver load` reads a JSON-lines file of those objects, a DataFrame or Table as it reads
         a Parquet file of it, so either is the same load as that file (with the same
         `project` text, which is part of the identity: empty unless given, as the CLI's
-        `--project`). Retries and backpressure as `push`; a bad row raises `InvalidArgument`
-        naming it, and a failed load's error carries `result` (what was loaded before).
+        `--project`). Retries, backpressure and the checks of every row before anything is
+        sent as `push`; a failed load's error carries `result` (what was loaded before).
         `progress(rows_done, rows_total)` is called after each batch.
         """
         project = self.project if project is None else project
@@ -284,7 +285,7 @@ class Client:
         columns = [prepare(name, values, declared.get(name)) for name, values in raw.items()]
         rows = len(next(iter(raw.values())))
         try:
-            refuse_missing(columns, keys, time_column)
+            refuse_bad_rows(columns, declared, keys, time_column)
         except InvalidArgument as e:
             e.result = loading.LoadResult()  # nothing was sent
             raise

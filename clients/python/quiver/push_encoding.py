@@ -17,8 +17,8 @@ by protobuf itself; protobuf reads fields in any order. `tests/test_push_encodin
 the bytes against protobuf's own encoding.
 
 A column whose values do not fit the declared type (a string in a float64 column, say) is sent
-value by value as what each value is, so ingest rejects the batch with its usual message naming
-the row and column (`rows[17].amount: expected float64, got string`).
+value by value as what each value is; `push_checks` refuses such rows before anything is sent,
+in ingest's words (`rows[17].amount: expected float64, got string`).
 """
 
 from __future__ import annotations
@@ -146,38 +146,6 @@ def prepare(name: str, data: Union[pa.Array, pa.ChunkedArray, List[Any]], declar
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 pass  # e.g. 2**60 into float64, 1.5 into int64: let ingest say which row
     return Column(name, declared, objects=data.to_pylist())
-
-
-#: Rows with a missing join key or event time named in the error (all are counted).
-MISSING_SHOWN = 20
-
-
-def refuse_missing(columns: Sequence[Column], key_columns: Sequence[str], time_column: str) -> None:
-    """Raises `InvalidArgument` naming every row (the first `MISSING_SHOWN`, counted from the
-    start of the data) whose join key or event time is null, before anything is sent: ingest
-    would refuse each such row's batch while other batches commit. Other checks stay ingest's
-    (its messages name the row too)."""
-    bad: Dict[int, str] = {}
-    for column in columns:
-        if column.name in key_columns:
-            why = "the join key is null"
-        elif column.name == time_column:
-            why = "the event time is null"
-        else:
-            continue
-        if column.arrow is not None:
-            missing = np.flatnonzero(column.arrow.is_null().to_numpy(zero_copy_only=False))
-        else:
-            missing = [i for i, v in enumerate(column.objects or []) if v is None]
-        for row in missing:
-            bad.setdefault(int(row), f"rows[{int(row)}].{column.name}: {why}")
-    if not bad:
-        return
-    named = [bad[row] for row in sorted(bad)[:MISSING_SHOWN]]
-    count = len(bad)
-    head = "a bad row" if count == 1 else f"{count} bad rows"
-    more = [f"... and {count - len(named)} more"] if count > len(named) else []
-    raise InvalidArgument("\n  ".join([f"{head}; nothing was sent:", *named, *more]))
 
 
 def _cast(data: pa.Array, target: pa.DataType, safe: bool) -> pa.Array:
@@ -425,7 +393,7 @@ def _object_pieces(column: Column, values: List[Any]) -> List[Piece]:
     for row, value in enumerate(values):
         message.Clear()
         if not is_missing(value):
-            _set_declared(message, value, declared, column.name)
+            set_declared(message, value, declared, column.name)
         body = message.SerializeToString()
         chunks.append(b"\x0a" + _varint_bytes(len(body)) + body)
     lengths = np.fromiter((len(c) for c in chunks), np.int64, len(chunks))
@@ -434,7 +402,7 @@ def _object_pieces(column: Column, values: List[Any]) -> List[Piece]:
     return [(data, starts, lengths)]
 
 
-def _set_declared(message: types_pb2.Value, value: Any, declared: int, name: str) -> None:
+def set_declared(message: types_pb2.Value, value: Any, declared: int, name: str) -> None:
     """A value as the declared type where that loses nothing (an int for a float column),
     otherwise as what it is (ingest then names the mismatch)."""
     is_number = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))

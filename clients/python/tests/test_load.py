@@ -386,9 +386,17 @@ def test_bad_data_is_refused_naming_it(client):
         client.load("events", [{"user_id": 1, "ts": now, "colour": "red"}])
     rows = [{"user_id": 5601, "ts": now, "amount": float(i)} for i in range(30)]
     rows[17]["amount"] = "17.5 EUR"
-    with pytest.raises(quiver.InvalidArgument, match=r"^rows\[17\]\.amount: expected float64, got string$"):
+    rows[25]["ts"] = "2026-13-01T00:00:00Z"
+    with pytest.raises(quiver.InvalidArgument) as caught:
         client.load("events", rows)
-    assert served(client, [5601]) == {5601: (None, None)}  # the batch refused, nothing loaded
+    assert str(caught.value) == (
+        "2 bad rows; nothing was sent:\n"
+        "  rows[17].amount: expected float64, got string\n"
+        '  rows[25].ts: unparsable timestamp "2026-13-01T00:00:00Z": no such date; expected RFC 3339 '
+        "with a UTC offset, e.g. 2026-11-28T10:00:00Z or 2026-11-28T12:00:00.5+02:00"
+    )
+    assert caught.value.result.loaded == 0
+    assert served(client, [5601]) == {5601: (None, None)}
     rows = [{"user_id": 5602, "ts": now, "amount": 1.0} for _ in range(3)]
     rows[2]["ts"] = None
     with pytest.raises(quiver.InvalidArgument, match=r"^a bad row; nothing was sent:\n  rows\[2\]\.ts: the event time is null$") as caught:

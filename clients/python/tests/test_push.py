@@ -79,21 +79,82 @@ def test_arrow_tables_record_batches_and_dicts(client):
     assert served.column("kinds:last_vec").to_pylist() == [[1.0, 2.0]]
 
 
-def test_a_bad_row_is_named_by_its_place_in_the_data(client):
+def test_a_bad_row_is_named_by_its_place_in_the_data_and_nothing_is_sent(client):
     now = dt.datetime.now(UTC)
     rows = [{"user_id": 2201, "ts": now, "amount": float(i)} for i in range(30)]
     rows[17]["amount"] = "17.5 EUR"
-    # The bad row is row 7 of the second batch; the message counts from the start of `rows`.
+    # Row 7 of the second batch: counted from the start of `rows`, and found before the first
+    # batch is sent (ingest alone would have committed the first batch).
     with pytest.raises(quiver.InvalidArgument) as caught:
         client.push("events", rows, batch_size=10, workers=1)
-    assert str(caught.value) == "rows[17].amount: expected float64, got string"
-    # The first batch was committed before the push stopped; nothing of the bad one was.
-    assert caught.value.result.accepted == 10
-    assert counts(client, [2201])[2201][0] == 10
+    assert str(caught.value) == "a bad row; nothing was sent:\n  rows[17].amount: expected float64, got string"
+    assert caught.value.result.accepted == 0
+    assert counts(client, [2201]) == {2201: (None, None)}
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame(rows)  # a mixed object column, sent value by value
-    with pytest.raises(quiver.InvalidArgument, match=r"^rows\[17\]\.amount: expected float64, got string$"):
+    with pytest.raises(quiver.InvalidArgument, match=r"\n  rows\[17\]\.amount: expected float64, got string$"):
         client.push("events", frame, batch_size=1000)
+
+
+def test_every_check_ingest_makes_of_a_row_is_made_first_in_its_words(client):
+    """Each kind of bad row, alone among good ones: refused up front with the line ingest's
+    own check gives for it (each row sent to ingest without the client's check)."""
+    now = dt.datetime.now(UTC)
+    stamp = now.isoformat().replace("+00:00", "Z")
+    cases = {
+        "amount": ["12 EUR", True],  # a string, a bool in a float64 column
+        "qty": [1.5, "2"],  # a float, a string in an int64 column
+        "flag": [1],
+        "label": [7],
+        "ts": ["yesterday", "2026-02-30T10:00:00Z", "2026-11-28T10:00:00", "2026-11-28T10:00:00+24:00", 17],
+        "seen_at": ["2026-11-28T25:00:00Z", 3.5],
+    }
+    for column, values in cases.items():
+        for value in values:
+            rows = [{"user_id": 2291, "ts": stamp} for _ in range(3)]
+            rows.append({"user_id": 2290, "ts": stamp, column: value})  # the bad row: row 3
+            with pytest.raises(quiver.InvalidArgument) as caught:
+                client.push("events", rows)
+            first, line = str(caught.value).split("\n  ")
+            assert first == "a bad row; nothing was sent:", (column, value, str(caught.value))
+            # Ingest's words for the same row, sent without the check.
+            with pytest.raises(quiver.InvalidArgument) as ingest_says:
+                _pushed_unchecked(client, rows)
+            assert line == str(ingest_says.value), (column, value)
+    # What ingest never sees (the client cannot encode it) is refused up front too.
+    for column, value, why in [
+        ("vec", [1.0, None], "a float32 list value holds a null element; lists cannot hold nulls"),
+        ("blob", {"a": 1}, "cannot send a dict ({'a': 1})"),
+    ]:
+        rows = [{"user_id": 2291, "ts": stamp}, {"user_id": 2290, "ts": stamp, column: value}]
+        with pytest.raises(quiver.InvalidArgument) as caught:
+            client.push("events", rows)
+        assert str(caught.value) == f"a bad row; nothing was sent:\n  rows[1].{column}: {why}"
+    assert counts(client, [2290, 2291]) == {2290: (None, None), 2291: (None, None)}
+
+
+def _pushed_unchecked(client, rows):
+    """`rows` pushed with the client's encoding but not its checks: ingest's verdict."""
+    from quiver import push as pushing
+    from quiver.push_encoding import columns_of, prepare
+
+    declared, keys, _ = client._source_schema(client.project, "events")
+    columns = [prepare(name, values, declared.get(name)) for name, values in columns_of(rows).items()]
+    pushing.run(
+        client._channel("ingest"),
+        client._producers,
+        client.project,
+        "events",
+        columns,
+        len(rows),
+        keys,
+        batch_size=len(rows),
+        workers=1,
+        retry_for=10.0,
+        timeout=30.0,
+        metadata=client._metadata,
+        what="ingest",
+    )
 
 
 def test_rows_without_a_key_or_time_are_refused_before_anything_is_sent(client):

@@ -1,0 +1,108 @@
+"""The checks made of every row before a push or load sends anything (no server: the tests
+against real ingest, that each message is ingest's own, are in test_push.py)."""
+
+from __future__ import annotations
+
+import random
+
+import pyarrow as pa
+import pytest
+
+import quiver
+from quiver.push_checks import refuse_bad_rows, rfc3339_reason, unparsable_rows
+from quiver.push_encoding import prepare
+from quiver.values import VT
+
+DECLARED = {"user_id": VT.VALUE_TYPE_INT64, "ts": VT.VALUE_TYPE_TIMESTAMP, "amount": VT.VALUE_TYPE_FLOAT64}
+
+
+def test_the_column_check_of_time_text_equals_the_parsers_rules_row_by_row():
+    """Brute force: texts near valid times, mutated at random, judged by the whole-column check
+    and by the port of ingest's parser one at a time."""
+    rng = random.Random(7)
+    seeds = [
+        "2026-11-28T10:00:00Z",
+        "2024-02-29t23:59:60.5-23:59",
+        "2026-11-28 10:00:00.123456789+02:00",
+        "1999-12-31T00:00:00z",
+        "2023-02-28T24:00:00+24:00",
+        "2100-02-29T00:00:00Z",
+    ]
+    alphabet = "0123456789-:TtZz+ .x\n\u0663é"
+    texts = []
+    for _ in range(50_000):
+        text = list(rng.choice(seeds))
+        for _ in range(rng.randint(0, 3)):
+            at = rng.randrange(len(text) + 1)
+            op = rng.random()
+            if op < 0.4 and text:
+                text[min(at, len(text) - 1)] = rng.choice(alphabet)
+            elif op < 0.7:
+                text.insert(at, rng.choice(alphabet))
+            elif text:
+                del text[min(at, len(text) - 1)]
+        texts.append("".join(text))
+    texts += [None, "2026-11-28T10:00:00Z"]
+    want = [i for i, t in enumerate(texts) if t is not None and rfc3339_reason(t) is not None]
+    assert 10_000 < len(want) < 45_000  # both kinds well represented
+    assert unparsable_rows(pa.array(texts)) == want
+    # Sliced arrays (an offset into the buffers) too.
+    assert unparsable_rows(pa.array(texts).slice(100, 1000)) == [i - 100 for i in want if 100 <= i < 1100]
+
+
+def test_the_parser_port_gives_ingests_reasons():
+    assert rfc3339_reason("2026-11-28T10:00:00Z") is None
+    assert rfc3339_reason("2026-11-28T12:00:00.5+02:00") is None
+    assert rfc3339_reason("2024-02-29T23:59:60-23:59") is None
+    assert rfc3339_reason("yesterday") == "too short"
+    assert rfc3339_reason("2026/11/28T10:00:00Z") == "the date is not YYYY-MM-DD"
+    assert rfc3339_reason("2026-11-28X10:00:00Z") == "no 'T' between date and time"
+    assert rfc3339_reason("2026-11-28T10-00:00Z") == "the time is not hh:mm:ss"
+    assert rfc3339_reason("2100-02-29T10:00:00Z") == "no such date"
+    assert rfc3339_reason("2026-11-28T10:60:00Z") == "no such time of day"
+    assert rfc3339_reason("2026-11-28T10:00:00.Z") == "no digits after '.'"
+    assert rfc3339_reason("2026-11-28T10:00:00") == "no UTC offset (add Z for UTC, or +hh:mm/-hh:mm)"
+    assert rfc3339_reason("2026-11-28T10:00:00+0200") == "the UTC offset is not Z, +hh:mm or -hh:mm"
+    assert rfc3339_reason("2026-11-28T10:00:00+0a:00") == "the UTC offset is not +hh:mm or -hh:mm"
+    assert rfc3339_reason("2026-11-28T10:00:00+02:60") == "the UTC offset is out of range"
+
+
+def test_every_bad_row_is_counted_and_the_first_twenty_named_in_row_order():
+    n = 1000
+    user = [1] * n
+    ts = ["2026-11-28T10:00:00Z"] * n
+    amount = [1.0] * n
+    for row in range(5, n, 10):
+        amount[row] = "x"  # 100 rows: a string in a float64 column (sent value by value)
+    ts[3] = "2026-11-28"  # an Arrow string column of times
+    ts[5] = "nope!"  # a row with two bad columns is named once, by its first bad column
+    user[7] = None
+    columns = [prepare("ts", ts, DECLARED["ts"]), prepare("user_id", user, DECLARED["user_id"])]
+    columns.append(prepare("amount", amount, DECLARED["amount"]))
+    assert columns[2].objects is not None and columns[0].arrow is not None
+    with pytest.raises(quiver.InvalidArgument) as caught:
+        refuse_bad_rows(columns, DECLARED, ["user_id"], "ts")
+    lines = str(caught.value).split("\n  ")
+    assert lines[0] == "102 bad rows; nothing was sent:"
+    assert lines[1].startswith('rows[3].ts: unparsable timestamp "2026-11-28": too short;')
+    assert lines[2].startswith('rows[5].ts: unparsable timestamp "nope!": too short;')
+    assert lines[3] == "rows[7].user_id: the join key is null"
+    assert lines[4] == "rows[15].amount: expected float64, got string"
+    assert len(lines) == 22 and lines[-1] == "... and 82 more"
+
+
+def test_time_text_among_other_values_and_a_column_the_source_lacks():
+    ts = ["2026-11-28T10:00:00Z", 1_700_000_000, "2026-11-28T10:00:00"]
+    columns = [prepare("ts", ts, DECLARED["ts"]), prepare("user_id", [1, 2, 3], DECLARED["user_id"])]
+    columns.append(prepare("colour", ["red", 1, None], None))  # ingest names it, not this check
+    assert columns[0].objects is not None
+    with pytest.raises(quiver.InvalidArgument) as caught:
+        refuse_bad_rows(columns, DECLARED, ["user_id"], "ts")
+    assert str(caught.value).split("\n  ")[1:] == [
+        "rows[1].ts: expected a timestamp (or an RFC 3339 string), got int64",
+        'rows[2].ts: unparsable timestamp "2026-11-28T10:00:00": no UTC offset (add Z for UTC, '
+        "or +hh:mm/-hh:mm); expected RFC 3339 with a UTC offset, e.g. 2026-11-28T10:00:00Z or "
+        "2026-11-28T12:00:00.5+02:00",
+    ]
+    good = [prepare("ts", ["2026-11-28T10:00:00+01:00"], DECLARED["ts"]), prepare("user_id", [1], DECLARED["user_id"])]
+    refuse_bad_rows(good, DECLARED, ["user_id"], "ts")  # nothing to say
