@@ -8,7 +8,7 @@ tell which half without reading `e.result`. These are the checks ingest makes of
 - a join key or the event time is null;
 - a value is not of the column's declared type (`expected float64, got string`);
 - a time written as text is not RFC 3339 with a UTC offset (ingest's one parser,
-  `crates/quiver-core/src/timestamp.rs`, mirrored in `rfc3339_problem`);
+  `crates/quiver-core/src/timestamp.rs`, ported as `rfc3339_reason`);
 - a float32 list holds a null element; a value Python cannot send at all.
 
 What stays ingest's alone: the columns themselves (one the source lacks, one missing: every
