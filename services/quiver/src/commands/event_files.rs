@@ -499,18 +499,32 @@ fn arrow_value(array: &ArrayRef, i: usize, t: ValueType) -> anyhow::Result<Value
         ValueType::Timestamp => micros()
             .map(|m| Kind::TimestampValue(micros_to_timestamp(m)))
             .or_else(|| text().map(Kind::StringValue)),
-        ValueType::Float32List => match array.data_type() {
-            DataType::List(_) => {
-                let list = array.as_list::<i32>().value(i);
-                match list.data_type() {
-                    DataType::Float32 => Some(Kind::Float32ListValue(Float32List {
-                        values: list.as_primitive::<Float32Type>().values().to_vec(),
-                    })),
-                    _ => None,
-                }
+        ValueType::Float32List => {
+            let list = match array.data_type() {
+                DataType::List(_) => Some(array.as_list::<i32>().value(i)),
+                DataType::LargeList(_) => Some(array.as_list::<i64>().value(i)),
+                _ => None,
+            };
+            // A null element has no value to send (its slot in the buffer holds whatever was
+            // there): refused, as JSON lines refuse `null` in a list.
+            if list.as_ref().is_some_and(|list| list.null_count() > 0) {
+                anyhow::bail!("a float32 list value holds a null element; lists cannot hold nulls");
             }
-            _ => None,
-        },
+            // float64 elements (what pandas and pyarrow write by default) as float32, as JSON
+            // lines' numbers and the Python client's lists are.
+            list.and_then(|list| match list.data_type() {
+                DataType::Float32 => Some(list.as_primitive::<Float32Type>().values().to_vec()),
+                DataType::Float64 => Some(
+                    list.as_primitive::<Float64Type>()
+                        .values()
+                        .iter()
+                        .map(|&x| x as f32)
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .map(|values| Kind::Float32ListValue(Float32List { values }))
+        }
     };
     kind.map(|k| Value { kind: Some(k) })
         .with_context(|| format!("expected {t}, the file has {}", array.data_type()))
@@ -641,6 +655,45 @@ mod tests {
         let error = format!("{:#}", read_parquet(&unknown, &source()).unwrap_err());
         assert!(
             error.contains("column \"colour\" is not a column of source \"transactions\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn parquet_float_lists_are_read_and_null_elements_refused() {
+        use arrow_array::builder::{Float32Builder, Float64Builder, ListBuilder};
+        let mut source = source();
+        source.schema.push(Column {
+            name: "vec".into(),
+            value_type: ValueType::Float32List,
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lists.parquet");
+        let mut doubles = ListBuilder::new(Float64Builder::new());
+        doubles.append_value([Some(1.5), Some(-2.0)]);
+        doubles.append_null();
+        write(
+            &path,
+            RecordBatch::try_from_iter([("vec", Arc::new(doubles.finish()) as ArrayRef)]).unwrap(),
+        );
+        let (_, rows) = read_parquet(&path, &source).unwrap();
+        assert_eq!(
+            rows[0].values[0].kind,
+            Some(Kind::Float32ListValue(Float32List {
+                values: vec![1.5, -2.0]
+            }))
+        );
+        assert_eq!(rows[1].values[0].kind, None, "a null list stays null");
+        let mut floats = ListBuilder::new(Float32Builder::new());
+        floats.append_value([Some(1.0)]);
+        floats.append_value([Some(2.0), None]);
+        write(
+            &path,
+            RecordBatch::try_from_iter([("vec", Arc::new(floats.finish()) as ArrayRef)]).unwrap(),
+        );
+        let error = format!("{:#}", read_parquet(&path, &source).unwrap_err());
+        assert!(
+            error.contains("row 1, column \"vec\": a float32 list value holds a null element"),
             "{error}"
         );
     }
