@@ -9,13 +9,15 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type,
-    UInt8Type,
+    Date32Type, Date64Type, Decimal128Type, Decimal256Type, Float32Type, Float64Type, Int16Type,
+    Int32Type, Int64Type, Int8Type, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
 use arrow_array::{Array, ArrayRef, RecordBatchReader};
 use arrow_schema::{DataType, TimeUnit};
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
 use quiver_common::json_event::json_value;
 use quiver_core::{Source, ValueType};
 use quiver_proto::convert::micros_to_timestamp;
@@ -329,8 +331,12 @@ pub fn open_parquet_from(
     name: &str,
     source: &Source,
 ) -> anyhow::Result<ParquetEvents> {
+    // The file's own Parquet types, not the Arrow schema a writer may have stored beside them:
+    // that would turn pandas' categoricals and pyarrow's dictionary columns into dictionary
+    // arrays, where the Parquet types read them as the strings they hold.
+    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
     let reader = guarded(name, || {
-        ParquetRecordBatchReaderBuilder::try_new(input)
+        ParquetRecordBatchReaderBuilder::try_new_with_options(input, options)
             .with_context(|| format!("{name}: not a Parquet file"))?
             .with_batch_size(CHUNK_ROWS)
             .build()
@@ -432,6 +438,23 @@ fn guarded<T, E: Into<anyhow::Error>>(
     }
 }
 
+/// A decimal's exact text as the nearest float64.
+fn decimal(text: &str) -> anyhow::Result<f64> {
+    text.parse()
+        .with_context(|| format!("decimal {text} is not a number"))
+}
+
+/// An integer as a float64, if one holds it exactly (|x| <= 2^53, or a multiple of a power of
+/// two beyond that); otherwise an error naming it.
+fn exact(x: i128) -> anyhow::Result<f64> {
+    let float = x as f64;
+    if float as i128 == x {
+        Ok(float)
+    } else {
+        bail!("{x} cannot be held exactly by a float64")
+    }
+}
+
 /// Element `i` of `array` as a value of a `t` column.
 fn arrow_value(array: &ArrayRef, i: usize, t: ValueType) -> anyhow::Result<Value> {
     if array.is_null(i) {
@@ -449,12 +472,24 @@ fn arrow_value(array: &ArrayRef, i: usize, t: ValueType) -> anyhow::Result<Value
             _ => return None,
         })
     };
-    let float = || -> Option<f64> {
-        match array.data_type() {
-            DataType::Float64 => Some(array.as_primitive::<Float64Type>().value(i)),
-            DataType::Float32 => Some(f64::from(array.as_primitive::<Float32Type>().value(i))),
-            _ => None,
-        }
+    // Floats; decimals (what Spark writes for money) rounded to the nearest float64 from their
+    // exact text; integers a float64 holds exactly (as the Python client casts them).
+    let float = || -> anyhow::Result<Option<f64>> {
+        Ok(Some(match array.data_type() {
+            DataType::Float64 => array.as_primitive::<Float64Type>().value(i),
+            DataType::Float32 => f64::from(array.as_primitive::<Float32Type>().value(i)),
+            DataType::Decimal128(_, _) => {
+                decimal(&array.as_primitive::<Decimal128Type>().value_as_string(i))?
+            }
+            DataType::Decimal256(_, _) => {
+                decimal(&array.as_primitive::<Decimal256Type>().value_as_string(i))?
+            }
+            DataType::UInt64 => exact(array.as_primitive::<UInt64Type>().value(i) as i128)?,
+            _ => match int() {
+                Some(x) => exact(i128::from(x))?,
+                None => return Ok(None),
+            },
+        }))
     };
     let text = || -> Option<String> {
         match array.data_type() {
@@ -480,13 +515,28 @@ fn arrow_value(array: &ArrayRef, i: usize, t: ValueType) -> anyhow::Result<Value
                 .as_primitive::<TimestampNanosecondType>()
                 .value(i)
                 .div_euclid(1_000),
+            // A date is its midnight, UTC (as the Python client sends one).
+            DataType::Date32 => i64::from(array.as_primitive::<Date32Type>().value(i))
+                .saturating_mul(86_400_000_000),
+            DataType::Date64 => array
+                .as_primitive::<Date64Type>()
+                .value(i)
+                .saturating_mul(1_000),
             _ => return None,
         })
     };
     let kind = match t {
-        ValueType::Int64 => int().map(Kind::Int64Value),
-        ValueType::Float64 => float().map(Kind::Float64Value),
-        ValueType::Float32 => float().map(|x| Kind::Float32Value(x as f32)),
+        ValueType::Int64 => match array.data_type() {
+            DataType::UInt64 => {
+                let x = array.as_primitive::<UInt64Type>().value(i);
+                let x =
+                    i64::try_from(x).map_err(|_| anyhow::anyhow!("{x} is out of int64's range"))?;
+                Some(Kind::Int64Value(x))
+            }
+            _ => int().map(Kind::Int64Value),
+        },
+        ValueType::Float64 => float()?.map(Kind::Float64Value),
+        ValueType::Float32 => float()?.map(|x| Kind::Float32Value(x as f32)),
         ValueType::Bool => match array.data_type() {
             DataType::Boolean => Some(Kind::BoolValue(array.as_boolean().value(i))),
             _ => None,
@@ -656,6 +706,94 @@ mod tests {
         assert!(
             error.contains("column \"colour\" is not a column of source \"transactions\""),
             "{error}"
+        );
+    }
+
+    /// What pandas, pyarrow and Spark write for these columns: categoricals (dictionary
+    /// columns), integer and decimal amounts, dates, unsigned ids.
+    #[test]
+    fn parquet_dictionaries_decimals_dates_and_integers_are_read_as_their_values() {
+        use arrow_array::{Date32Array, Decimal128Array, DictionaryArray, UInt64Array};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("typed.parquet");
+        let merchants: DictionaryArray<Int32Type> = vec!["m1", "m2", "m1"].into_iter().collect();
+        let batch = RecordBatch::try_from_iter([
+            (
+                "user_id",
+                Arc::new(UInt64Array::from(vec![1, 2, u64::MAX])) as ArrayRef,
+            ),
+            (
+                "ts",
+                Arc::new(Date32Array::from(vec![0, 20_000, 20_001])) as ArrayRef,
+            ),
+            (
+                "amount",
+                Arc::new(
+                    Decimal128Array::from(vec![150, -7, 10])
+                        .with_precision_and_scale(10, 2)
+                        .unwrap(),
+                ) as ArrayRef,
+            ),
+            ("merchant", Arc::new(merchants) as ArrayRef),
+        ])
+        .unwrap();
+        write(&path, batch);
+        let mut reader = open_parquet(&path, &source()).unwrap();
+        let chunk = reader.next_chunk().unwrap().unwrap();
+        let row = |r: usize| -> Vec<Option<Kind>> {
+            chunk.rows[r]
+                .values
+                .iter()
+                .map(|v| v.kind.clone())
+                .collect()
+        };
+        assert_eq!(
+            row(0),
+            [
+                Some(Kind::Int64Value(1)),
+                Some(Kind::TimestampValue(micros_to_timestamp(0))),
+                Some(Kind::Float64Value(1.5)),
+                Some(Kind::StringValue("m1".into())),
+            ]
+        );
+        assert_eq!(
+            row(1)[1..],
+            [
+                Some(Kind::TimestampValue(micros_to_timestamp(
+                    20_000 * 86_400_000_000
+                ))),
+                Some(Kind::Float64Value(-0.07)),
+                Some(Kind::StringValue("m2".into())),
+            ]
+        );
+        assert_eq!(chunk.rows.len(), 2, "the third row is bad");
+        assert_eq!(chunk.bad.len(), 1);
+        assert!(
+            chunk.bad[0].1.ends_with(
+                "row 2, column \"user_id\": 18446744073709551615 is out of int64's range"
+            ),
+            "{}",
+            chunk.bad[0].1
+        );
+        // Integers in a float64 column: those a float64 holds exactly.
+        let batch = RecordBatch::try_from_iter([(
+            "amount",
+            Arc::new(Int64Array::from(vec![150, (1 << 53) + 1])) as ArrayRef,
+        )])
+        .unwrap();
+        write(&path, batch);
+        let mut reader = open_parquet(&path, &source()).unwrap();
+        let chunk = reader.next_chunk().unwrap().unwrap();
+        assert_eq!(
+            chunk.rows[0].values[0].kind,
+            Some(Kind::Float64Value(150.0))
+        );
+        assert!(
+            chunk.bad[0].1.ends_with(
+                "column \"amount\": 9007199254740993 cannot be held exactly by a float64"
+            ),
+            "{}",
+            chunk.bad[0].1
         );
     }
 
