@@ -152,7 +152,8 @@ pub struct LoadArgs {
     #[arg(long)]
     pub source: String,
     /// The file: JSON lines (one object per event), CSV with a header row, or Parquet; or an
-    /// object-store prefix (`s3://bucket/orders/`) whose `*.parquet` objects are loaded as one.
+    /// object-store prefix (`s3://bucket/orders/`) or a local directory whose `*.parquet`
+    /// objects are loaded as one.
     #[arg(long)]
     pub file: std::path::PathBuf,
     /// The file's format (default: from its extension).

@@ -1,6 +1,7 @@
 //! `quiver load` of an object-store prefix: a real S3 server (moto, from PyPI) on loopback holds
 //! history as several Parquet objects (and a marker that is not Parquet); the load reads them as
-//! one table, every event counts online once, and loading the prefix again adds nothing.
+//! one table, every event counts online once, and loading the prefix again adds nothing (nor
+//! does loading the same objects from a local directory).
 //! Its own test binary: it sets the process's `AWS_*` environment.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -149,6 +150,29 @@ async fn a_parquet_prefix_in_object_storage_loads_once() {
         (again["loaded"].as_u64(), again["already_loaded"].as_u64()),
         (Some(0), Some(900)),
         "{again}"
+    );
+    // The same objects in a local directory are read the same way: the same rows in the same
+    // order, so the same load, already loaded.
+    let dir = tempfile::tempdir().unwrap();
+    for (i, part) in events.chunks(300).enumerate() {
+        let day = dir.path().join(format!("day={i}"));
+        std::fs::create_dir_all(&day).unwrap();
+        std::fs::write(day.join("part-0.parquet"), parquet(part)).unwrap();
+    }
+    std::fs::write(dir.path().join("_SUCCESS"), b"").unwrap();
+    std::fs::write(dir.path().join(".part-0.parquet.crc"), b"not parquet").unwrap();
+    let local = Command::new(bin)
+        .args(["load", "--source", "tx", "--file"])
+        .arg(dir.path())
+        .args(["--registry", &registry, "--ingest", &stack.ingest])
+        .args(["--output", "json"])
+        .output()
+        .unwrap();
+    let local = json_output(local, "load");
+    assert_eq!(
+        (local["loaded"].as_u64(), local["already_loaded"].as_u64()),
+        (Some(0), Some(900)),
+        "{local}"
     );
 
     // Online, each user's lifetime count and total are exactly its events, once.

@@ -37,8 +37,8 @@ type Visit<'a> = &'a mut dyn FnMut(&dyn EventReader, Chunk) -> anyhow::Result<bo
 pub enum Input {
     /// A local file in one format.
     File { path: PathBuf, format: PushFormat },
-    /// Every `*.parquet` object under a prefix, in key order, as one table; other objects (a
-    /// `_SUCCESS` marker, a README) are skipped.
+    /// Every `*.parquet` object under a prefix or a local directory, in key order, as one
+    /// table; other objects (a `_SUCCESS` marker, a README, a `.crc` file) are skipped.
     Prefix {
         url: String,
         lake: Lake,
@@ -67,7 +67,8 @@ impl Input {
         })
     }
 
-    /// The Parquet objects under an object-store prefix (`s3://bucket/orders/`).
+    /// The Parquet objects under an object-store prefix (`s3://bucket/orders/`) or a local
+    /// directory.
     pub async fn prefix(url: &str) -> anyhow::Result<Self> {
         let base = url.trim_end_matches('/');
         let lake = Lake::open(base)?;

@@ -20,10 +20,12 @@ const BATCH: usize = 5_000;
 /// `quiver load`.
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let file = args.file.to_string_lossy();
-    let input = if file.contains("://") && !file.starts_with("file://") {
+    // A local directory (Spark's or pandas' output of part files) is read as a prefix is.
+    let prefix = (file.contains("://") && !file.starts_with("file://")) || args.file.is_dir();
+    let input = if prefix {
         anyhow::ensure!(
             matches!(args.format, None | Some(PushFormat::Parquet)),
-            "--file {file}: an object-store prefix is read as Parquet objects only"
+            "--file {file}: an object-store prefix or a directory is read as Parquet objects only"
         );
         Input::prefix(&file).await?
     } else {
