@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Date64Type};
 use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use arrow_select::filter::filter_record_batch;
@@ -246,6 +248,29 @@ pub async fn plan(
     })
 }
 
+/// Row `row`'s time in an entity table's time column, in microseconds (None: null). A date is
+/// its midnight, UTC: the start of the day, so its features are those known before the day
+/// began (a label dated that day sees nothing of it).
+fn entity_time(column: &dyn Array, row: usize) -> Option<i64> {
+    if column.is_null(row) {
+        return None;
+    }
+    match column.data_type() {
+        DataType::Timestamp(unit, _) => timestamp_micros(column, *unit, row),
+        DataType::Date32 => Some(
+            i64::from(column.as_primitive::<Date32Type>().value(row))
+                .saturating_mul(86_400_000_000),
+        ),
+        DataType::Date64 => Some(
+            column
+                .as_primitive::<Date64Type>()
+                .value(row)
+                .saturating_mul(1_000),
+        ),
+        _ => None,
+    }
+}
+
 impl SnapshotPlan {
     /// Checks the entity table's schema; returns the output schema.
     pub fn output_schema(&self, input: &Schema) -> Result<SchemaRef, SnapshotError> {
@@ -257,9 +282,12 @@ impl SnapshotPlan {
                 names(input)
             ))
         })?;
-        if !matches!(field.data_type(), DataType::Timestamp(..)) {
+        if !matches!(
+            field.data_type(),
+            DataType::Timestamp(..) | DataType::Date32 | DataType::Date64
+        ) {
             return Err(invalid(format!(
-                "entity table: column {column:?} has type {}; expected a timestamp",
+                "entity table: column {column:?} has type {}; expected a timestamp or a date",
                 field.data_type()
             )));
         }
@@ -329,15 +357,18 @@ impl SnapshotPlan {
                     self.timestamp_column
                 ))
             })?;
-        let DataType::Timestamp(unit, _) = times_column.data_type() else {
+        if !matches!(
+            times_column.data_type(),
+            DataType::Timestamp(..) | DataType::Date32 | DataType::Date64
+        ) {
             return Err(invalid(format!(
-                "entity table: column {:?} is not a timestamp",
+                "entity table: column {:?} is not a timestamp or a date",
                 self.timestamp_column
             )));
-        };
+        }
         let mut times = Vec::with_capacity(rows);
         for row in 0..rows {
-            let t = timestamp_micros(times_column.as_ref(), *unit, row).ok_or_else(|| {
+            let t = entity_time(times_column.as_ref(), row).ok_or_else(|| {
                 invalid(format!(
                     "entity table: row {}: {} is null",
                     first_row + row as u64,

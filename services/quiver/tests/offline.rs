@@ -219,8 +219,60 @@ async fn snapshots_equal_get_features_at_the_same_time() {
     }
 
     bad_requests_name_what_is_wrong(&stack.offline).await;
+    dates_are_their_midnight(&stack.offline, &pairs, &refs).await;
     sampling_is_deterministic_and_weighted(&stack.offline, &pairs).await;
     python_client_fetches_a_snapshot(&stack.offline);
+}
+
+/// An entity table whose time column holds dates answers as one holding each date's midnight,
+/// UTC, does: the same features for every row, the dates passed through as they were.
+async fn dates_are_their_midnight(offline: &str, pairs: &[(i64, i64)], refs: &[String]) {
+    const DAY: i64 = 86_400_000_000;
+    // The next midnight after each time (the test's events are all of today).
+    let midnights: Vec<(i64, i64)> = pairs
+        .iter()
+        .map(|&(u, t)| (u, (t.div_euclid(DAY) + 1) * DAY))
+        .collect();
+    let timestamps = entity_table(&midnights);
+    let schema = timestamps.schema();
+    let i = schema.index_of("event_timestamp").unwrap();
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields[i] = Field::new("event_timestamp", DataType::Date32, false);
+    let mut columns = timestamps.columns().to_vec();
+    columns[i] = Arc::new(arrow_array::Date32Array::from_iter_values(
+        midnights.iter().map(|&(_, t)| (t / DAY) as i32),
+    ));
+    let dates = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+    let command = serde_json::json!({"project": "stream", "features": refs}).to_string();
+    let by_timestamp = snapshot(offline, &command, vec![timestamps]).await.unwrap();
+    let by_date = snapshot(offline, &command, vec![dates]).await.unwrap();
+    let cells = |batches: &[RecordBatch]| -> Vec<Vec<Option<Scalar>>> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                (0..b.num_rows()).map(move |r| {
+                    refs.iter()
+                        .map(|name| scalar_at(b.column_by_name(name).unwrap().as_ref(), r))
+                        .collect()
+                })
+            })
+            .collect()
+    };
+    let (a, b) = (cells(&by_timestamp), cells(&by_date));
+    assert_eq!(a.len(), pairs.len());
+    assert!(
+        a.iter().flatten().any(Option::is_some),
+        "some features present"
+    );
+    assert_eq!(a, b);
+    assert_eq!(
+        by_date[0]
+            .column_by_name("event_timestamp")
+            .unwrap()
+            .data_type(),
+        &DataType::Date32,
+        "passed through"
+    );
 }
 
 /// Bad input gets INVALID_ARGUMENT naming the column or field.
@@ -264,7 +316,7 @@ async fn bad_requests_name_what_is_wrong(offline: &str) {
             )],
         ),
         (
-            "entity table: column \"event_timestamp\" has type Int64; expected a timestamp",
+            "entity table: column \"event_timestamp\" has type Int64; expected a timestamp or a date",
             command.into(),
             vec![replaced(
                 "event_timestamp",
