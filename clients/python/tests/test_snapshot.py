@@ -105,6 +105,18 @@ def test_every_entity_form_and_a_service(client, history, tmp_path):
     assert answers[0].to_pandas()["kinds:count"].sum() == 600
 
 
+def test_dates_are_their_midnight(client, history):
+    pd = pytest.importorskip("pandas")
+    tomorrow = (history["at"] + dt.timedelta(days=1)).date()
+    midnight = dt.datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=UTC)
+    by_date = client.snapshot(pd.DataFrame({"user_id": USERS, "day": [tomorrow] * len(USERS)}), features=FEATURES, timestamp_column="day")
+    by_time = client.snapshot(pa.table({"user_id": USERS, "day": [midnight] * len(USERS)}), features=FEATURES, timestamp_column="day")
+    assert by_date.schema.field("day").type == pa.date32()  # passed through as given
+    for name in FEATURES:
+        assert by_date.column(name).equals(by_time.column(name)), name
+    assert sum(by_date.column("kinds:count").to_pylist()) == 600
+
+
 def test_a_large_table_streams_in_batches_in_order(client, history):
     n = 120_000
     rng = np.random.default_rng(5)
