@@ -135,6 +135,17 @@ def test_conversions_to_the_declared_type():
     assert rows[2].values[6].WhichOneof("kind") is None
 
 
+def test_decimals_become_the_float64_nearest_their_exact_value():
+    """As `quiver load` reads a Parquet decimal (its exact text, parsed): the same values, so
+    one file loaded by either is the same load."""
+    import decimal
+
+    rng = random.Random(3)
+    values = [decimal.Decimal(rng.randint(-(10**10), 10**10)).scaleb(-rng.choice([0, 2, 4, 9])) for _ in range(20_000)]
+    column = prepare("amount", pa.array(values, pa.decimal128(38, 9)), VT.VALUE_TYPE_FLOAT64)
+    assert column.arrow.to_pylist() == [float(str(v)) for v in values]  # correctly rounded
+
+
 def test_columns_without_any_value_are_null_whatever_their_type():
     columns = [prepare(f"c{t}", [None, None], t) for t in ARROW] + [prepare("x", pa.nulls(2), None)]
     for row in decode(columns, range(2)):
