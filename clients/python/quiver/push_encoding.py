@@ -409,10 +409,18 @@ def _object_pieces(column: Column, values: List[Any]) -> List[Piece]:
 
 def set_declared(message: types_pb2.Value, value: Any, declared: int, name: str) -> None:
     """A value as the declared type where that loses nothing (an int for a float column),
-    otherwise as what it is (ingest then names the mismatch)."""
+    otherwise as what it is (ingest then names the mismatch). An int no float64 holds exactly
+    is refused for a float column, in `quiver load`'s words for the same Parquet value."""
     is_number = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-    if is_number and isinstance(value, numbers.Integral) and float(value) != int(value):
-        is_number = False  # an int float64 cannot hold exactly: let ingest refuse it
+    floats = (VT.VALUE_TYPE_FLOAT64, VT.VALUE_TYPE_FLOAT32)
+    if is_number and declared in floats and isinstance(value, numbers.Integral):
+        number = int(value)
+        try:
+            exact = float(number) == number
+        except OverflowError:  # beyond float64's range
+            exact = False
+        if not exact:
+            raise InvalidArgument(f"{name}: {number} cannot be held exactly by a float64")
     if declared == VT.VALUE_TYPE_FLOAT64 and is_number:
         message.float64_value = float(value)
     elif declared == VT.VALUE_TYPE_FLOAT32 and is_number:

@@ -87,7 +87,10 @@ def set_value(message: types_pb2.Value, value: Any, what: str) -> None:
     if isinstance(value, bool) or type(value).__name__ in ("bool", "bool_"):
         message.bool_value = bool(value)
     elif isinstance(value, int) or type(value).__name__.startswith(("int", "uint")):
-        message.int64_value = int(value)
+        number = int(value)
+        if not -(1 << 63) <= number < 1 << 63:
+            raise InvalidArgument(f"{what}: {number} is out of int64's range")
+        message.int64_value = number
     elif isinstance(value, float) or type(value).__name__.startswith("float"):
         message.float64_value = float(value)
     elif isinstance(value, str):

@@ -106,3 +106,19 @@ def test_time_text_among_other_values_and_a_column_the_source_lacks():
     ]
     good = [prepare("ts", ["2026-11-28T10:00:00+01:00"], DECLARED["ts"]), prepare("user_id", [1], DECLARED["user_id"])]
     refuse_bad_rows(good, DECLARED, ["user_id"], "ts")  # nothing to say
+
+
+def test_integers_that_do_not_fit_are_named_not_raised():
+    """A uint64 id past int64's range, ints no float64 holds (Arrow cannot cast them, so they
+    go value by value): named as `quiver load` names the same Parquet values."""
+    columns = [
+        prepare("user_id", pa.array([1, 2**64 - 1], pa.uint64()), DECLARED["user_id"]),
+        prepare("ts", ["2026-11-28T10:00:00Z"] * 2, DECLARED["ts"]),
+        prepare("amount", [2**70 + 1, 10**400], DECLARED["amount"]),  # no float64 holds these
+    ]
+    with pytest.raises(quiver.InvalidArgument) as caught:
+        refuse_bad_rows(columns, DECLARED, ["user_id"], "ts")
+    assert str(caught.value).split("\n  ")[1:] == [
+        "rows[0].amount: 1180591620717411303425 cannot be held exactly by a float64",
+        "rows[1].user_id: 18446744073709551615 is out of int64's range",
+    ]
