@@ -109,11 +109,14 @@ _LOSSLESS = {
 def prepare(name: str, data: Union[pa.Array, pa.ChunkedArray, List[Any]], declared: Optional[int]) -> Column:
     """Prepares one column for the source column type `declared` (None: the column is not in
     the source's schema; it is sent as it is and ingest names it)."""
-    if isinstance(data, list):
+    # A list's own values, if Arrow cannot give the declared type: Arrow's inference would have
+    # turned `[1, 1.5]` into floats and made the int a mismatch too.
+    values = data if isinstance(data, list) else None
+    if values is not None:
         try:
-            data = pa.array(data)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
-            return Column(name, declared or 0, objects=data)
+            data = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, UnicodeError):
+            return Column(name, declared or 0, objects=values)
     if isinstance(data, pa.ChunkedArray):
         data = data.combine_chunks()
     if pa.types.is_null(data.type):  # every value missing: empty `Value`s, whatever the type
@@ -121,7 +124,7 @@ def prepare(name: str, data: Union[pa.Array, pa.ChunkedArray, List[Any]], declar
     natural = natural_type(data.type)
     if declared is None or natural is None:
         if natural is None:
-            return Column(name, declared or 0, objects=data.to_pylist())
+            return Column(name, declared or 0, objects=values if values is not None else data.to_pylist())
         declared = natural
     if (
         declared == VT.VALUE_TYPE_TIMESTAMP
@@ -150,7 +153,7 @@ def prepare(name: str, data: Union[pa.Array, pa.ChunkedArray, List[Any]], declar
                 return Column(name, declared, arrow=_cast(data, _ARROW_TARGET[declared], exact))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 pass  # e.g. 2**60 into float64, 1.5 into int64: let ingest say which row
-    return Column(name, declared, objects=data.to_pylist())
+    return Column(name, declared, objects=values if values is not None else data.to_pylist())
 
 
 def _cast(data: pa.Array, target: pa.DataType, safe: bool) -> pa.Array:
@@ -468,7 +471,7 @@ def columns_of(data: Any) -> Dict[str, Union[pa.Array, pa.ChunkedArray, List[Any
             series = data[name]
             try:
                 out[str(name)] = series_to_arrow(series)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, UnicodeError):
                 out[str(name)] = series.tolist()  # mixed values: sent one by one
         return out
     if isinstance(data, (list, tuple)):

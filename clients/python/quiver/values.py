@@ -94,7 +94,10 @@ def set_value(message: types_pb2.Value, value: Any, what: str) -> None:
     elif isinstance(value, float) or type(value).__name__.startswith("float"):
         message.float64_value = float(value)
     elif isinstance(value, str):
-        message.string_value = value
+        try:
+            message.string_value = value
+        except UnicodeError:  # a lone surrogate: no UTF-8 for it
+            raise InvalidArgument(f"{what}: {value!r} is not valid Unicode text (a lone surrogate)") from None
     elif isinstance(value, (bytes, bytearray, memoryview)):
         message.bytes_value = bytes(value)
     elif isinstance(value, (dt.datetime, dt.date)) or type(value).__name__ == "datetime64":

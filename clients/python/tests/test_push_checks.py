@@ -10,7 +10,7 @@ import pytest
 
 import quiver
 from quiver.push_checks import refuse_bad_rows, rfc3339_reason, unparsable_rows
-from quiver.push_encoding import prepare
+from quiver.push_encoding import columns_of, prepare
 from quiver.values import VT
 
 DECLARED = {"user_id": VT.VALUE_TYPE_INT64, "ts": VT.VALUE_TYPE_TIMESTAMP, "amount": VT.VALUE_TYPE_FLOAT64}
@@ -122,3 +122,21 @@ def test_integers_that_do_not_fit_are_named_not_raised():
         "rows[0].amount: 1180591620717411303425 cannot be held exactly by a float64",
         "rows[1].user_id: 18446744073709551615 is out of int64's range",
     ]
+
+
+def test_a_lists_own_values_are_judged_not_arrows_reading_of_them():
+    """`[1, 1.0]`: Arrow reads both as floats, but only the second is not an int. A lone
+    surrogate has no UTF-8: named, not raised."""
+    rows = [
+        {"user_id": 1, "ts": "2026-11-28T10:00:00Z", "label": "fine"},
+        {"user_id": 1.0, "ts": "2026-11-28T10:00:00Z", "label": "ok\ud800"},
+    ]
+    declared = {**DECLARED, "label": VT.VALUE_TYPE_STRING}
+    columns = [prepare(name, values, declared[name]) for name, values in columns_of(rows).items()]
+    with pytest.raises(quiver.InvalidArgument) as caught:
+        refuse_bad_rows(columns, declared, ["user_id"], "ts")
+    assert str(caught.value) == "a bad row; nothing was sent:\n  rows[1].user_id: expected int64, got float64"
+    columns[0] = prepare("user_id", [1, 2], VT.VALUE_TYPE_INT64)
+    with pytest.raises(quiver.InvalidArgument) as caught:
+        refuse_bad_rows(columns, declared, ["user_id"], "ts")
+    assert str(caught.value).endswith("rows[1].label: 'ok\\ud800' is not valid Unicode text (a lone surrogate)")
