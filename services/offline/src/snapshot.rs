@@ -248,6 +248,14 @@ pub async fn plan(
     })
 }
 
+/// Whether an entity table's time column may have this type: a timestamp or a date.
+fn is_entity_time(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Timestamp(..) | DataType::Date32 | DataType::Date64
+    )
+}
+
 /// Row `row`'s time in an entity table's time column, in microseconds (None: null). A date is
 /// its midnight, UTC: the start of the day, so its features are those known before the day
 /// began (a label dated that day sees nothing of it).
@@ -282,10 +290,7 @@ impl SnapshotPlan {
                 names(input)
             ))
         })?;
-        if !matches!(
-            field.data_type(),
-            DataType::Timestamp(..) | DataType::Date32 | DataType::Date64
-        ) {
+        if !is_entity_time(field.data_type()) {
             return Err(invalid(format!(
                 "entity table: column {column:?} has type {}; expected a timestamp or a date",
                 field.data_type()
@@ -357,10 +362,7 @@ impl SnapshotPlan {
                     self.timestamp_column
                 ))
             })?;
-        if !matches!(
-            times_column.data_type(),
-            DataType::Timestamp(..) | DataType::Date32 | DataType::Date64
-        ) {
+        if !is_entity_time(times_column.data_type()) {
             return Err(invalid(format!(
                 "entity table: column {:?} is not a timestamp or a date",
                 self.timestamp_column
