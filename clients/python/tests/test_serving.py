@@ -224,6 +224,11 @@ def test_bad_requests_raise_invalid_argument_with_the_servers_message(client):
         client.get_features(features=["kinds:count"], service="model_v1", entities={"user_id": 1})
     with pytest.raises(quiver.InvalidArgument, match="consistency"):
         client.get_features(features=["kinds:count"], entities={"user_id": 1}, consistency="soon")
+    # Keys that cannot be sent at all are named, not raised from protobuf.
+    with pytest.raises(quiver.InvalidArgument, match=r"^entities\['user_id'\] row 1: 1180591620717411303424 is out of int64's range$"):
+        client.get_features(features=["kinds:count"], entities={"user_id": [1, 2**70]})
+    with pytest.raises(quiver.InvalidArgument, match=r"row 0: 'x\\ud800' is not valid Unicode text"):
+        client.get_features(features=["kinds:count"], entities={"user_id": ["x\ud800"]})
     # InvalidArgument is also a ValueError, for callers that catch those.
     with pytest.raises(ValueError):
         client.get_features(features=["kinds:nope"], entities={"user_id": [1]})
