@@ -77,7 +77,10 @@ def entity_batches(entities: Any, batch_rows: int) -> tuple[pa.Schema, Iterable[
     if isinstance(entities, (str, os.PathLike)):
         import pyarrow.parquet as pq
 
-        file = pq.ParquetFile(os.fspath(entities))
+        try:
+            file = pq.ParquetFile(os.fspath(entities))
+        except pa.ArrowInvalid as e:  # a missing file stays FileNotFoundError
+            raise InvalidArgument(f"entities: {os.fspath(entities)} is not a Parquet file ({e})") from None
         return file.schema_arrow, file.iter_batches(batch_size=batch_rows)
     if isinstance(entities, pa.RecordBatchReader):
         return entities.schema, entities

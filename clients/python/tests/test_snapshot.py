@@ -159,7 +159,11 @@ def test_sampling_is_deterministic_and_weighted(client, history):
     assert even.num_rows == 400 and set(even.column("sample_weight").to_pylist()) == {1.0}
 
 
-def test_errors_carry_the_servers_message(client, history, dev):
+def test_errors_carry_the_servers_message(client, history, dev, tmp_path):
+    not_parquet = tmp_path / "labels.parquet"
+    not_parquet.write_text("user_id,event_timestamp\n")
+    with pytest.raises(quiver.InvalidArgument, match=r"^entities: .*labels\.parquet is not a Parquet file"):
+        client.snapshot(not_parquet, features=["kinds:count"])
     entities = pa.table({"event_timestamp": pa.array([history["at"]], pa.timestamp("us", "UTC")), "label": [1]})
     with pytest.raises(quiver.InvalidArgument, match='no join-key column "user_id"; its columns: event_timestamp, label'):
         client.snapshot(entities, features=["kinds:count"])
