@@ -228,10 +228,15 @@ async fn snapshots_equal_get_features_at_the_same_time() {
 /// UTC, does: the same features for every row, the dates passed through as they were.
 async fn dates_are_their_midnight(offline: &str, pairs: &[(i64, i64)], refs: &[String]) {
     const DAY: i64 = 86_400_000_000;
-    // The next midnight after each time (the test's events are all of today).
+    // Even rows: a midnight before every event (the test's span is 3 hours back from now);
+    // odd rows: one after every event. A date read in the wrong unit answers neither right.
     let midnights: Vec<(i64, i64)> = pairs
         .iter()
-        .map(|&(u, t)| (u, (t.div_euclid(DAY) + 1) * DAY))
+        .enumerate()
+        .map(|(row, &(u, t))| {
+            let days = if row % 2 == 0 { -1 } else { 2 };
+            (u, (t.div_euclid(DAY) + days) * DAY)
+        })
         .collect();
     let timestamps = entity_table(&midnights);
     let schema = timestamps.schema();
@@ -260,9 +265,14 @@ async fn dates_are_their_midnight(offline: &str, pairs: &[(i64, i64)], refs: &[S
     };
     let (a, b) = (cells(&by_timestamp), cells(&by_date));
     assert_eq!(a.len(), pairs.len());
+    let present = |row: &Vec<Option<Scalar>>| row.iter().any(Option::is_some);
     assert!(
-        a.iter().flatten().any(Option::is_some),
-        "some features present"
+        a.iter().step_by(2).all(|row| !present(row)),
+        "nothing before today's events"
+    );
+    assert!(
+        a.iter().skip(1).step_by(2).any(present),
+        "features after them"
     );
     assert_eq!(a, b);
     assert_eq!(
