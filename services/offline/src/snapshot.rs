@@ -12,6 +12,7 @@ use arrow_select::filter::filter_record_batch;
 use quiver_common::feature_selection::{resolve_features, FeatureSelection};
 use quiver_common::registry_cache::RegistryCache;
 use quiver_core::tiling::{self, AggregateSpec};
+use quiver_core::timestamp::parse_rfc3339_micros;
 use quiver_core::{FeatureView, JoinKey, Scalar, Transform, ValueType};
 use quiver_lake::columns::{data_type, scalar_at, timestamp_micros};
 use quiver_lake::Partition;
@@ -248,22 +249,28 @@ pub async fn plan(
     })
 }
 
-/// Whether an entity table's time column may have this type: a timestamp or a date.
+/// Whether an entity table's time column may have this type: a timestamp, a date, or RFC 3339
+/// text.
 fn is_entity_time(t: &DataType) -> bool {
     matches!(
         t,
-        DataType::Timestamp(..) | DataType::Date32 | DataType::Date64
+        DataType::Timestamp(..)
+            | DataType::Date32
+            | DataType::Date64
+            | DataType::Utf8
+            | DataType::LargeUtf8
     )
 }
 
 /// Row `row`'s time in an entity table's time column, in microseconds (None: null). A date is
 /// its midnight, UTC: the start of the day, so its features are those known before the day
-/// began (a label dated that day sees nothing of it).
-fn entity_time(column: &dyn Array, row: usize) -> Option<i64> {
+/// began (a label dated that day sees nothing of it). Text is RFC 3339, read by the parser every
+/// time a user writes goes through; unparsable text is an error saying why.
+fn entity_time(column: &dyn Array, row: usize) -> Result<Option<i64>, String> {
     if column.is_null(row) {
-        return None;
+        return Ok(None);
     }
-    match column.data_type() {
+    Ok(match column.data_type() {
         DataType::Timestamp(unit, _) => timestamp_micros(column, *unit, row),
         DataType::Date32 => Some(
             i64::from(column.as_primitive::<Date32Type>().value(row))
@@ -275,8 +282,10 @@ fn entity_time(column: &dyn Array, row: usize) -> Option<i64> {
                 .value(row)
                 .saturating_mul(1_000),
         ),
+        DataType::Utf8 => Some(parse_rfc3339_micros(column.as_string::<i32>().value(row))?),
+        DataType::LargeUtf8 => Some(parse_rfc3339_micros(column.as_string::<i64>().value(row))?),
         _ => None,
-    }
+    })
 }
 
 impl SnapshotPlan {
@@ -292,7 +301,7 @@ impl SnapshotPlan {
         })?;
         if !is_entity_time(field.data_type()) {
             return Err(invalid(format!(
-                "entity table: column {column:?} has type {}; expected a timestamp or a date",
+                "entity table: column {column:?} has type {}; expected a timestamp, a date or RFC 3339 text",
                 field.data_type()
             )));
         }
@@ -364,19 +373,26 @@ impl SnapshotPlan {
             })?;
         if !is_entity_time(times_column.data_type()) {
             return Err(invalid(format!(
-                "entity table: column {:?} is not a timestamp or a date",
+                "entity table: column {:?} is not a timestamp, a date or RFC 3339 text",
                 self.timestamp_column
             )));
         }
         let mut times = Vec::with_capacity(rows);
         for row in 0..rows {
-            let t = entity_time(times_column.as_ref(), row).ok_or_else(|| {
-                invalid(format!(
-                    "entity table: row {}: {} is null",
-                    first_row + row as u64,
-                    self.timestamp_column
-                ))
-            })?;
+            let at = first_row + row as u64;
+            let t = entity_time(times_column.as_ref(), row)
+                .map_err(|why| {
+                    invalid(format!(
+                        "entity table: row {at}: {}: {why}",
+                        self.timestamp_column
+                    ))
+                })?
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "entity table: row {at}: {} is null",
+                        self.timestamp_column
+                    ))
+                })?;
             times.push(t);
         }
         let mut columns: Vec<ArrayRef> = batch.columns().to_vec();

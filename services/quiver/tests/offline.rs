@@ -225,7 +225,8 @@ async fn snapshots_equal_get_features_at_the_same_time() {
 }
 
 /// An entity table whose time column holds dates answers as one holding each date's midnight,
-/// UTC, does: the same features for every row, the dates passed through as they were.
+/// UTC, does: the same features for every row, the dates passed through as they were. So does
+/// one holding the same times as RFC 3339 text; an unparsable one is named by row.
 async fn dates_are_their_midnight(offline: &str, pairs: &[(i64, i64)], refs: &[String]) {
     const DAY: i64 = 86_400_000_000;
     // Even rows: a midnight before every event (the test's span is 3 hours back from now);
@@ -247,10 +248,37 @@ async fn dates_are_their_midnight(offline: &str, pairs: &[(i64, i64)], refs: &[S
     columns[i] = Arc::new(arrow_array::Date32Array::from_iter_values(
         midnights.iter().map(|&(_, t)| (t / DAY) as i32),
     ));
-    let dates = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+    let dates =
+        RecordBatch::try_new(Arc::new(Schema::new(fields.clone())), columns.clone()).unwrap();
+    // And as RFC 3339 text (a label table read from CSV), one row in another zone's offset.
+    let text = |micros: i64| {
+        humantime::format_rfc3339_micros(
+            std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros as u64),
+        )
+        .to_string()
+    };
+    let mut texts: Vec<String> = midnights.iter().map(|&(_, t)| text(t)).collect();
+    texts[1] = texts[1].replace("T00:00:00.000000Z", "T02:00:00+02:00");
+    fields[i] = Field::new("event_timestamp", DataType::Utf8, false);
+    columns[i] = Arc::new(arrow_array::StringArray::from(texts.clone()));
+    let as_text =
+        RecordBatch::try_new(Arc::new(Schema::new(fields.clone())), columns.clone()).unwrap();
     let command = serde_json::json!({"project": "stream", "features": refs}).to_string();
     let by_timestamp = snapshot(offline, &command, vec![timestamps]).await.unwrap();
     let by_date = snapshot(offline, &command, vec![dates]).await.unwrap();
+    let by_text = snapshot(offline, &command, vec![as_text]).await.unwrap();
+    texts[3] = "yesterday".into();
+    columns[i] = Arc::new(arrow_array::StringArray::from(texts));
+    let bad = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+    let error = snapshot(offline, &command, vec![bad]).await.unwrap_err();
+    assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    assert!(
+        error
+            .message()
+            .contains("entity table: row 3: event_timestamp: unparsable timestamp \"yesterday\""),
+        "{}",
+        error.message()
+    );
     let cells = |batches: &[RecordBatch]| -> Vec<Vec<Option<Scalar>>> {
         batches
             .iter()
@@ -264,6 +292,7 @@ async fn dates_are_their_midnight(offline: &str, pairs: &[(i64, i64)], refs: &[S
             .collect()
     };
     let (a, b) = (cells(&by_timestamp), cells(&by_date));
+    assert_eq!(a, cells(&by_text), "RFC 3339 text");
     assert_eq!(a.len(), pairs.len());
     let present = |row: &Vec<Option<Scalar>>| row.iter().any(Option::is_some);
     assert!(
@@ -326,7 +355,7 @@ async fn bad_requests_name_what_is_wrong(offline: &str) {
             )],
         ),
         (
-            "entity table: column \"event_timestamp\" has type Int64; expected a timestamp or a date",
+            "entity table: column \"event_timestamp\" has type Int64; expected a timestamp, a date or RFC 3339 text",
             command.into(),
             vec![replaced(
                 "event_timestamp",
