@@ -31,8 +31,6 @@ from quiver._proto.types.v1 import types_pb2
 from quiver.errors import Internal, InvalidArgument
 from quiver.values import ARROW_TYPES, KIND_FIELDS, VT, set_timestamp, set_value, to_micros
 
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
-
 PRESENT = types_pb2.FIELD_STATUS_PRESENT
 NOT_FOUND = types_pb2.FIELD_STATUS_NOT_FOUND
 
@@ -107,14 +105,19 @@ def encode_request(
         column.name = name
         add = column.values.values.add
         for row, value in enumerate(_column_values(values)):
-            # The common cases kept fast; anything else (an int past int64, a string with a lone
-            # surrogate) goes through `set_value`, which names what is wrong.
-            if type(value) is int and _INT64_MIN <= value <= _INT64_MAX:
-                add(int64_value=value)
-            elif type(value) is str and value.isascii():
-                add(string_value=value)
-            else:
-                set_value(add(), value, f"entities[{name!r}] row {row}")
+            # The common cases kept fast. What protobuf refuses there (an int past int64, a
+            # string with a lone surrogate: ValueErrors) and everything else goes through
+            # `set_value`, which names what is wrong.
+            try:
+                if type(value) is int:
+                    add(int64_value=value)
+                    continue
+                if type(value) is str:
+                    add(string_value=value)
+                    continue
+            except ValueError:
+                pass
+            set_value(add(), value, f"entities[{name!r}] row {row}")
     if as_of is not None:
         set_timestamp(request.as_of, to_micros(as_of, "as_of"))
     if head is None:
