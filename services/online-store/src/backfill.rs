@@ -6,7 +6,8 @@
 //!    `ViewBegin` are read in log order — from the source log in the offline store for what is
 //!    exported, from the staged entries for the rest — run through the version's transforms
 //!    (`quiver_common::view_feed`, the code compute runs) and proposed as `BackfillChunk`s of at
-//!    most `backfill_chunk_rows` events. Progress is replicated (each chunk must start where the last
+//!    most `backfill_chunk_rows` events, each with the log position it was first admitted at
+//!    (what `first`/`last` break ties by). Progress is replicated (each chunk must start where the last
 //!    ended), so a new leader resumes exactly where the old one stopped and nothing is folded
 //!    twice. One chunk is in flight at a time and chunks are small, so live writes interleave
 //!    with a backfill instead of waiting for it.
@@ -39,7 +40,7 @@ use crate::blocking::blocking;
 use crate::error::OnlineStoreError;
 use crate::node::Node;
 use crate::raft::command;
-use crate::raft::source_clock::RECOMPUTE_RULES;
+use crate::raft::source_clock::{ORIGINAL_ORDER_RULES, RECOMPUTE_RULES};
 
 /// How often the leader looks for work when there is none.
 const IDLE: Duration = Duration::from_millis(200);
@@ -211,14 +212,18 @@ async fn backfill_chunk(
             .unwrap_or(i64::MAX),
         ..EventBatch::default()
     };
+    let admission_rules = node
+        .admission_rules
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let mut positions = Vec::new();
     for row in rows {
+        if admission_rules >= ORIGINAL_ORDER_RULES {
+            positions.push((row.log_index << 32) | u64::from(row.row));
+        }
         batch.rows.push(Row { values: row.values });
         batch.event_micros.push(row.event_micros);
         batch.entity_keys.push(row.entity);
     }
-    let admission_rules = node
-        .admission_rules
-        .load(std::sync::atomic::Ordering::Relaxed);
     let batches = if batch.rows.is_empty() {
         Vec::new()
     } else {
@@ -242,6 +247,7 @@ async fn backfill_chunk(
             next_row,
             rows_from_source_log: plan.view.rows_follow_from_source_log(),
             admission_rules,
+            positions,
         }),
     )
     .await?;

@@ -19,7 +19,7 @@ use quiver_proto::convert::value_to_scalar;
 use quiver_proto::online::log_command::Kind;
 use quiver_proto::online::{EventBatch, StagedEntry};
 
-use crate::raft::command;
+use crate::raft::{backfill_position, command};
 
 /// What the export asks of the definitions.
 pub trait Definitions {
@@ -61,10 +61,12 @@ impl ExportFiles {
         let mut files = Self::default();
         for (log_index, entry) in entries {
             // A backfill chunk's events are in the source log already: only the rows of the
-            // version it backfills are written.
-            let (mut batches, source_log) = match command::decode(&entry.command) {
-                Some(Kind::Backfill(chunk)) => (chunk.batches, false),
-                Some(Kind::Events(events)) => (events.batches, true),
+            // version it backfills are written, at the positions apply stamped them with.
+            let (mut batches, source_log, chunk) = match command::decode(&entry.command) {
+                Some(Kind::Backfill(mut chunk)) => {
+                    (std::mem::take(&mut chunk.batches), false, Some(chunk))
+                }
+                Some(Kind::Events(events)) => (events.batches, true, None),
                 _ => {
                     // Apply skipped it the same way: nothing of it was admitted.
                     tracing::error!(log_index, "a staged entry is not events; not exported");
@@ -73,6 +75,13 @@ impl ExportFiles {
             };
             // Derived values the leader left out of the entry, as apply computed them.
             batches.iter_mut().for_each(recompute_derived);
+            let position: Box<dyn Fn(u32) -> u64> = match &chunk {
+                Some(chunk) => {
+                    let rows = batches.iter().map(|b| b.rows.len()).sum();
+                    Box::new(backfill_position(chunk, rows, *log_index))
+                }
+                None => Box::new(|row| (*log_index << 32) | u64::from(row)),
+            };
             let mut row_base = 0u32;
             for (events, decided) in batches.iter().zip(&entry.batches) {
                 if !decided.duplicate {
@@ -87,8 +96,8 @@ impl ExportFiles {
                         !decided.views_decided || decided.folded_views.contains(&(view as u32))
                     };
                     let batch = Batch {
-                        log_index: *log_index,
                         row_base,
+                        position: &position,
                         events,
                         late: &late,
                         folded: &folded,
@@ -105,8 +114,8 @@ impl ExportFiles {
 
     fn add_batch(&mut self, batch: &Batch<'_>, definitions: &dyn Definitions) {
         let Batch {
-            log_index,
             row_base,
+            position,
             events,
             late,
             folded,
@@ -134,9 +143,10 @@ impl ExportFiles {
             .collect();
         for (row, values) in events.rows.iter().enumerate() {
             let at = events.event_micros.get(row).copied().unwrap_or_default();
+            let at_position = position(row_base.saturating_add(row as u32));
             let meta = RowMeta {
-                log_index,
-                row: row_base.saturating_add(row as u32),
+                log_index: at_position >> 32,
+                row: at_position as u32,
                 event_micros: at,
                 ingested_micros: events.received_micros,
                 entity: events.entity_keys.get(row).cloned().unwrap_or_default(),
@@ -271,8 +281,9 @@ impl ExportFiles {
 /// One staged producer batch and what apply decided about it.
 #[derive(Clone, Copy)]
 struct Batch<'a> {
-    log_index: u64,
     row_base: u32,
+    /// A row's log position, by its row numbered across the entry's batches.
+    position: &'a dyn Fn(u32) -> u64,
     events: &'a EventBatch,
     late: &'a HashMap<u32, &'a str>,
     folded: &'a dyn Fn(usize) -> bool,
@@ -429,5 +440,50 @@ mod tests {
         // Both views' exclusions and the late row are quarantined all the same.
         let quarantined: usize = files.quarantine.values().map(|q| q.rows.len()).sum();
         assert_eq!(quarantined, 3);
+    }
+
+    #[test]
+    fn a_backfilled_versions_rows_keep_where_their_events_were_first_admitted() {
+        use quiver_proto::online::BackfillChunk;
+
+        use crate::raft::source_clock::{ORIGINAL_ORDER_RULES, RECOMPUTE_RULES};
+        let batch = EventBatch {
+            project: "p".into(),
+            source: "s".into(),
+            columns: vec!["x".into()],
+            rows: vec![Row::default(); 2],
+            event_micros: vec![0; 2],
+            entity_keys: vec![b"e".to_vec(); 2],
+            views: vec![ViewEvents {
+                view: "windowed".into(),
+                version: 1,
+                ..ViewEvents::default()
+            }],
+            ..EventBatch::default()
+        };
+        // Chunk entry 40 backfills events first admitted as rows 0 and 3 of entry 5.
+        let exported = |rules: u32| {
+            let chunk = BackfillChunk {
+                batches: vec![batch.clone()],
+                admission_rules: rules,
+                positions: vec![5 << 32, (5 << 32) | 3],
+                ..BackfillChunk::default()
+            };
+            let entry = StagedEntry {
+                command: command::encode(Kind::Backfill(chunk)),
+                batches: vec![StagedBatch::default()],
+            };
+            let files = ExportFiles::collect(&[(40, entry)], &TwoViews);
+            assert!(files.sources.is_empty(), "the source log has them already");
+            let rows = files.events.values().next().unwrap().rows();
+            rows.log_index
+                .iter()
+                .copied()
+                .zip(rows.row.iter().copied())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(exported(ORIGINAL_ORDER_RULES), [(5, 0), (5, 3)]);
+        // Under older rules apply stamped them at the chunk's own positions: so does the export.
+        assert_eq!(exported(RECOMPUTE_RULES), [(40, 0), (40, 1)]);
     }
 }

@@ -270,7 +270,7 @@ impl StateMachine {
             }
             fold_view(
                 folds,
-                (log_index, row_base),
+                |row| entry_position(log_index, row_base, row),
                 Retention::of(
                     watermark,
                     lateness,
@@ -315,12 +315,12 @@ impl StateMachine {
         Ok(outcome)
     }
 
-    /// Folds one batch of a backfill chunk (entry `log_index`, rows numbered from `row_base`)
-    /// into its one view version: every row but the version's exclusions, no admission (the
-    /// rows were admitted when they first arrived), no watermark.
+    /// Folds one batch of a backfill chunk into its one view version, row `r` stamped at
+    /// `position(r)`: every row but the version's exclusions, no admission (the rows were
+    /// admitted when they first arrived), no watermark.
     pub(super) fn apply_backfill_batch(
         &self,
-        (log_index, row_base): (u64, u32),
+        position: impl Fn(usize) -> u64,
         retention: Retention,
         events: &EventBatch,
         folds: &mut EntryFolds,
@@ -357,7 +357,7 @@ impl StateMachine {
         outcome.anomalous = excluded.len() as u64;
         fold_view(
             folds,
-            (log_index, row_base),
+            position,
             retention,
             events,
             view,
@@ -388,6 +388,8 @@ impl StateMachine {
                 &keys::watermark_key(self.group(), &chunk.project, &state.source),
             )?
             .and_then(|v| v.as_slice().try_into().ok().map(keys::from_ordered_i64));
+        let rows = chunk.batches.iter().map(|b| b.rows.len()).sum();
+        let position = backfill_position(chunk, rows, log_index);
         for events in &chunk.batches {
             let mut decided = StagedBatch::default();
             let retention = Retention::of(
@@ -395,8 +397,9 @@ impl StateMachine {
                 events.allowed_lateness_micros,
                 chunk.admission_rules >= source_clock::STATISTICS_RULES,
             );
+            let base = row_base;
             self.apply_backfill_batch(
-                (log_index, row_base),
+                |row| position(base.saturating_add(row as u32)),
                 retention,
                 events,
                 &mut folds,
@@ -599,12 +602,38 @@ impl EntryFolds {
     }
 }
 
+/// The stamp's sequence of row `row` of a batch whose rows are numbered from `row_base` in entry
+/// `log_index`: its log position.
+fn entry_position(log_index: u64, row_base: u32, row: usize) -> u64 {
+    (log_index << 32) | u64::from(row_base.saturating_add(row as u32))
+}
+
+/// The log position each event of backfill chunk `chunk` (entry `log_index`, `rows` events
+/// across its batches) is stamped and exported with, by its row numbered across the batches:
+/// where it was first admitted (`positions`, under `ORIGINAL_ORDER_RULES`, when there is one
+/// for every row); else, as under older rules, its place in the chunk. Every replica and the
+/// export decide the same.
+pub(crate) fn backfill_position(
+    chunk: &BackfillChunk,
+    rows: usize,
+    log_index: u64,
+) -> impl Fn(u32) -> u64 + '_ {
+    let original = (chunk.admission_rules >= source_clock::ORIGINAL_ORDER_RULES
+        && chunk.positions.len() == rows)
+        .then_some(chunk.positions.as_slice());
+    move |row| match original {
+        Some(positions) => positions[row as usize],
+        None => entry_position(log_index, row, 0),
+    }
+}
+
 /// Folds the included rows of one view of one batch into the entry's records for the view
-/// (per-entity tiles and running records, and the view's column statistics).
+/// (per-entity tiles and running records, and the view's column statistics), row `r` stamped
+/// at log position `position(r)`.
 #[allow(clippy::too_many_arguments)]
 fn fold_view(
     folds: &mut EntryFolds,
-    (log_index, row_base): (u64, u32),
+    position: impl Fn(usize) -> u64,
     retention: Retention,
     events: &EventBatch,
     view: &ViewEvents,
@@ -670,7 +699,7 @@ fn fold_view(
             }
             let stamp = Stamp {
                 event_micros: events.event_micros[row],
-                sequence: (log_index << 32) | u64::from(row_base.saturating_add(row as u32)),
+                sequence: position(row),
             };
             row_inputs.clear();
             row_inputs.extend(inputs.iter().map(|input| value_of(*input, row)));

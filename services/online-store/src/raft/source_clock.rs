@@ -45,8 +45,15 @@ pub const STATISTICS_RULES: u32 = 4;
 /// the missing values as nulls, so none may see such an entry.
 pub const RECOMPUTE_RULES: u32 = 5;
 
+/// The admission rules under which a backfill chunk carries each event's original log position
+/// (`BackfillChunk.positions`) and apply stamps the event with it: `first`/`last` then break a
+/// tie between a backfilled event and one the version folded live by ingest order, as the
+/// source log (and so every snapshot) does. Before them a backfilled event was stamped with
+/// its chunk's position, later than every live event folded before the chunk.
+pub const ORIGINAL_ORDER_RULES: u32 = 6;
+
 /// The newest admission rules this binary applies.
-pub const RULES: u32 = RECOMPUTE_RULES;
+pub const RULES: u32 = ORIGINAL_ORDER_RULES;
 
 /// A producer that has not written for this many batches of its source stops holding the
 /// source watermark back.

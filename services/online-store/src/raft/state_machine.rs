@@ -1326,6 +1326,82 @@ mod tests {
         );
     }
 
+    /// [`event_batch`] turned into one event of `amount` for a view keeping the `last` and
+    /// `first` amount (running records).
+    fn amount_batch(sequence: u64, at: i64, amount: f64) -> LegacyCommand {
+        use quiver_core::tiling::AggregateSpec;
+        use quiver_core::{Aggregation, ValueType, Window};
+        use quiver_proto::convert::aggregate_spec_to_pb;
+        use quiver_proto::types::{value, Value};
+        let mut write = event_batch(sequence, at);
+        let events = &mut write.event_batches[0];
+        events.columns = vec!["amount".into()];
+        events.rows[0].values = vec![Value {
+            kind: Some(value::Kind::Float64Value(amount)),
+        }];
+        let spec = |aggregation| AggregateSpec {
+            aggregation,
+            column: Some("amount".into()),
+            window: Window::Lifetime,
+            value_type: ValueType::Float64,
+        };
+        let view = &mut events.views[0];
+        view.aggregates = vec![
+            aggregate_spec_to_pb(&spec(Aggregation::Last), "last_amount"),
+            aggregate_spec_to_pb(&spec(Aggregation::First), "first_amount"),
+        ];
+        view.feature_count = 2;
+        view.inputs = vec![1, 1];
+        write
+    }
+
+    #[test]
+    fn a_backfilled_event_ties_with_a_live_one_by_where_each_was_first_admitted() {
+        use quiver_core::aggregate::TileRecord;
+        use quiver_core::Scalar;
+        let t = 1_000 * 3_600_000_000i64;
+        // Entry 1 (before the view): 1.0 at t. Entry 2 registers the view, which backfills
+        // entry 1; entry 3, live, folds 2.0 at the same t; entry 4 is the backfill chunk.
+        // Ingest order decides the tie: `last` is entry 3's 2.0, `first` entry 1's 1.0, as
+        // for a view that existed all along and in every snapshot.
+        let served = |rules: u32| {
+            let dir = tempfile::tempdir().unwrap();
+            let sm = state_machine_in(dir.path());
+            apply_one(&sm, 1, amount_batch(1, t, 1.0));
+            apply_one(&sm, 2, view_begin(1, "events"));
+            apply_one(&sm, 3, amount_batch(2, t, 2.0));
+            let mut chunk = backfill_chunk(1, 1, 1, t);
+            let mut events = amount_batch(0, t, 1.0).event_batches.remove(0);
+            events.producer_id.clear();
+            chunk.batches = vec![events];
+            chunk.admission_rules = rules;
+            chunk.positions = vec![1 << 32];
+            apply_one(&sm, 4, backfill(chunk));
+            let prefix = keys::view_prefix(1, keys::Space::Running, "shop", "stats", 1);
+            let stored = sm
+                .db()
+                .get_cf(
+                    sm.db().cf_handle(keys::CF_SM_DATA).unwrap(),
+                    keys::running_key(&prefix, b"i-user-7"),
+                )
+                .unwrap()
+                .unwrap();
+            let record = TileRecord::decode(&stored).unwrap();
+            let value = |i: usize| record.partials[i].finish();
+            (value(0), value(1))
+        };
+        assert_eq!(
+            served(super::super::source_clock::ORIGINAL_ORDER_RULES),
+            (Some(Scalar::Float64(2.0)), Some(Scalar::Float64(1.0)))
+        );
+        // Under older rules the chunk's own position stamped the backfilled event (later than
+        // entry 3): still folded that way, so replicas on either binary agree.
+        assert_eq!(
+            served(super::super::source_clock::RECOMPUTE_RULES),
+            (Some(Scalar::Float64(1.0)), Some(Scalar::Float64(2.0)))
+        );
+    }
+
     #[test]
     fn a_backfill_chunk_is_kept_for_the_export_only_with_something_to_export() {
         use quiver_proto::online::Exclusion;
