@@ -45,31 +45,77 @@ use crate::raft::source_clock::{ORIGINAL_ORDER_RULES, RECOMPUTE_RULES};
 /// How often the leader looks for work when there is none.
 const IDLE: Duration = Duration::from_millis(200);
 
-/// Runs registration and backfills on whichever node leads, until `shutdown`.
+/// Runs registration and backfills on whichever node leads, until `shutdown`, on a thread of
+/// their own at a lower CPU priority (with the threads it starts to decode files): reading,
+/// transforming and proposing a backfill takes whatever CPU the live path leaves, so on a busy
+/// machine a backfill slows down rather than live writes. (Applying a chunk stays where every
+/// entry is applied: `backfill_chunk_time` bounds what a live write waits behind it.)
 pub fn spawn(node: Arc<Node>, lake: Option<Lake>, shutdown: Shutdown) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut files = SourceLogFiles::default();
-        let mut pace = Pace::default();
-        loop {
-            crate::metrics::record_views(&node);
-            let busy = if node.is_leader() && node.registry.is_loaded() {
-                match step(&node, lake.as_ref(), &mut files, &mut pace).await {
-                    Ok(busy) => busy,
-                    Err(error) => {
-                        tracing::warn!(%error, "view registration or backfill failed; retrying");
-                        false
-                    }
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let work = {
+        let (node, shutdown) = (node.clone(), shutdown.clone());
+        let lake = lake.clone();
+        move || {
+            yield_cpu();
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(run(node, lake, shutdown)),
+                Err(error) => {
+                    tracing::error!(%error, "cannot start the backfill thread's runtime");
                 }
-            } else {
-                false
-            };
-            let pause = if busy { Duration::ZERO } else { IDLE };
-            tokio::select! {
-                _ = shutdown.wait() => return,
-                _ = tokio::time::sleep(pause) => {}
             }
+            let _ = done.send(());
         }
-    })
+    };
+    match std::thread::Builder::new()
+        .name("quiver-backfill".into())
+        .spawn(work)
+    {
+        Ok(_) => tokio::spawn(async move {
+            let _ = finished.await;
+        }),
+        Err(error) => {
+            tracing::warn!(%error, "no thread for backfills; they run on the runtime at full priority");
+            tokio::spawn(run(node, lake, shutdown))
+        }
+    }
+}
+
+/// Lowers the calling thread's CPU priority (Linux `nice` is per thread, and threads it starts
+/// inherit it). A process not allowed to keep it lower just runs at the usual priority.
+fn yield_cpu() {
+    /// Below every thread at the default 0: the live path wins each contended slice.
+    const NICE: i32 = 10;
+    if let Err(error) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICE) {
+        tracing::warn!(%error, "cannot lower the backfill thread's priority");
+    }
+}
+
+/// The registration and backfill loop.
+async fn run(node: Arc<Node>, lake: Option<Lake>, shutdown: Shutdown) {
+    let mut files = SourceLogFiles::default();
+    let mut pace = Pace::default();
+    loop {
+        crate::metrics::record_views(&node);
+        let busy = if node.is_leader() && node.registry.is_loaded() {
+            match step(&node, lake.as_ref(), &mut files, &mut pace).await {
+                Ok(busy) => busy,
+                Err(error) => {
+                    tracing::warn!(%error, "view registration or backfill failed; retrying");
+                    false
+                }
+            }
+        } else {
+            false
+        };
+        let pause = if busy { Duration::ZERO } else { IDLE };
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
 }
 
 /// One round: registers what is new, then proposes one backfill chunk. Whether there was work.

@@ -422,6 +422,11 @@ async fn a_backfill_interrupted_by_a_leader_kill_resumes_and_ends_exact() {
         assert!(Instant::now() < deadline, "the backfill did not start");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The leader reads and transforms the backfill on a thread below the live path's priority.
+    assert_eq!(
+        thread_nice(cluster.process(leader).pid(), "quiver-backfill"),
+        Some(10)
+    );
     cluster.kill(leader);
     let next = cluster.wait_for_leader(Duration::from_secs(30)).await;
     assert_ne!(next, leader);
@@ -440,4 +445,17 @@ async fn a_backfill_interrupted_by_a_leader_kill_resumes_and_ends_exact() {
     for (k, name) in F_FEATURES.iter().enumerate() {
         assert_same(&format!("g:{name} on the restarted node"), &f[k], &again[k]);
     }
+}
+
+/// The nice value of process `pid`'s thread named `name` (`/proc`), if it has one.
+fn thread_nice(pid: u32, name: &str) -> Option<i64> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+        .find_map(|task| {
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            // `tid (comm) state ...`: the fields after the name, the 17th of them is the nice.
+            let (comm, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+            (comm == name).then(|| rest.split(' ').nth(16)?.parse().ok())?
+        })
 }
