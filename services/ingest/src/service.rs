@@ -13,7 +13,8 @@ use quiver_common::trace_context::traced;
 use quiver_proto::compute::compute_service_client::ComputeServiceClient;
 use quiver_proto::ingest::ingest_service_server::IngestService;
 use quiver_proto::ingest::{
-    KafkaStatusRequest, KafkaStatusResponse, PushAck, PushRequest, PushResponse,
+    KafkaStatusRequest, KafkaStatusResponse, LimitsRequest, LimitsResponse, PushAck, PushRequest,
+    PushResponse,
 };
 use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
@@ -185,6 +186,18 @@ impl IngestService for Ingest {
         Ok(Response::new(KafkaStatusResponse {
             sources,
             process: std::env::var("HOSTNAME").unwrap_or_default(),
+        }))
+    }
+
+    async fn limits(
+        &self,
+        _request: Request<LimitsRequest>,
+    ) -> Result<Response<LimitsResponse>, Status> {
+        let now = quiver_common::clock::now_micros();
+        Ok(Response::new(LimitsResponse {
+            now: Some(quiver_proto::convert::micros_to_timestamp(now)),
+            max_future_skew_micros: i64::try_from(self.config.max_future_skew.as_micros())
+                .unwrap_or(i64::MAX),
         }))
     }
 

@@ -152,11 +152,12 @@ async fn timestamps_with_offsets_are_stored_at_their_utc_instant() {
     // names every bad row: the CLI checks each row as ingest does before it sends any.
     let bad = dir.path().join("bad.csv");
     let good_row = |user: i64| format!("{user},{},1.5\n", at_offset(base, 0));
-    // Lines 2 and 3 are good, line 4 has no user, line 5 no readable time.
+    // Lines 2 and 3 are good, line 4 has no user, line 5 no readable time, line 6 a time ingest
+    // refuses as too far ahead of its clock (which the CLI asks ingest for).
     std::fs::write(
         &bad,
         format!(
-            "user_id,ts,amount\n{}{},{},2.5\n9,yesterday,1.0\n",
+            "user_id,ts,amount\n{}{},{},2.5\n9,yesterday,1.0\n9,2101-01-01T00:00:00Z,1.0\n",
             good_row(7),
             good_row(8),
             at_offset(base, 0)
@@ -169,9 +170,11 @@ async fn timestamps_with_offsets_are_stored_at_their_utc_instant() {
         let (ok, out, err) = quiver(bin, &args);
         assert!(!ok, "{command}: {out}\n{err}");
         for named in [
-            "2 bad rows; nothing was sent",
+            "3 bad rows; nothing was sent",
             "bad.csv:4: column \"user_id\": the join key is null",
             "bad.csv:5: column \"ts\": unparsable timestamp \"yesterday\"",
+            "bad.csv:6: column \"ts\": event time 2101-01-01T00:00:00Z is more than 1h ahead of \
+             ingest's clock",
         ] {
             assert!(err.contains(named), "{command}: {named} in {err}");
         }

@@ -56,6 +56,8 @@ pub fn access(path: &str) -> Access {
         ("quiver.auth.v1.TokenService", "Create" | "List" | "Revoke") => token(Admin, false),
         ("quiver.ingest.v1.IngestService", "Push" | "PushStream") => token(Writer, true),
         ("quiver.ingest.v1.IngestService", "KafkaStatus") => token(Reader, true),
+        // Ingest's clock and skew: nothing of any project.
+        ("quiver.ingest.v1.IngestService", "Limits") => token(Reader, false),
         ("quiver.serving.v1.ServingService", "GetFeatures") => token(Reader, true),
         ("quiver.online.v1.OnlineStoreService", "Write") => token(Writer, true),
         ("quiver.online.v1.OnlineStoreService", "ViewStates") => token(Reader, true),
@@ -83,6 +85,7 @@ const KNOWN: &[&str] = &[
     "Push",
     "PushStream",
     "KafkaStatus",
+    "Limits",
     "GetFeatures",
     "Write",
     "ViewStates",

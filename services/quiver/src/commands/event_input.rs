@@ -295,6 +295,27 @@ pub struct Survey {
     pub per_part: Vec<u64>,
 }
 
+/// The input changed between the pass that checked it and the pass that sends it. Rows are
+/// sent only while they are the ones checked (valid, and no more per producer than counted),
+/// so what was sent before the change was seen was checked.
+#[derive(Debug)]
+pub struct InputChanged(String);
+
+impl std::fmt::Display for InputChanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the input changed while it was sent ({}): what was sent before the change was \
+             seen is kept under the first reading's identity, and the changed input is another \
+             push or load, which sends those rows again; leave an input unchanged while it is \
+             pushed or loaded",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for InputChanged {}
+
 /// The events to send: where they are, whose they are and how they are split.
 #[derive(Clone)]
 pub struct Events {
@@ -308,6 +329,46 @@ pub struct Events {
     pub project: String,
     /// The split over producers.
     pub split: Split,
+    /// Ingest's bound on event times (none: ingest alone checks them).
+    pub future: Option<FutureBound>,
+}
+
+/// How far ahead of ingest's clock an event time may be, as ingest said, and when it said so.
+#[derive(Debug, Clone, Copy)]
+pub struct FutureBound {
+    /// Ingest's clock when asked, microseconds.
+    ingest_now: i64,
+    /// Its allowed skew, microseconds.
+    skew: i64,
+    /// When it was asked, on this process's clock.
+    asked: Instant,
+}
+
+impl FutureBound {
+    pub fn new(ingest_now: i64, skew_micros: i64) -> Self {
+        Self {
+            ingest_now,
+            skew: skew_micros.max(0),
+            asked: Instant::now(),
+        }
+    }
+
+    /// The latest event time ingest accepts now, by its clock (moved on by the time since it
+    /// was asked): rows are sent after they are checked, when ingest's bound is later still.
+    fn latest(&self) -> i64 {
+        let since = i64::try_from(self.asked.elapsed().as_micros()).unwrap_or(i64::MAX);
+        self.ingest_now
+            .saturating_add(since)
+            .saturating_add(self.skew)
+    }
+
+    /// Ingest's limits with this skew (its message names it).
+    fn limits(&self) -> IngestConfig {
+        IngestConfig {
+            max_future_skew: std::time::Duration::from_micros(self.skew as u64),
+            ..IngestConfig::default()
+        }
+    }
 }
 
 impl Events {
@@ -335,9 +396,11 @@ impl Events {
             let mut checker: Option<RowChecker<'_>> = None;
             let mut bad = BadRows::default();
             let mut per_part = vec![0; this.split.parts.max(1)];
-            // Ingest checks event times against its own clock and configured skew; the same
-            // check here could refuse rows it accepts, so only ingest makes it.
-            let limits = IngestConfig::default();
+            // Event times ahead of ingest's clock by more than its skew, as ingest said both.
+            let (latest, limits) = match &this.future {
+                Some(bound) => (bound.latest(), bound.limits()),
+                None => (i64::MAX, IngestConfig::default()),
+            };
             this.input
                 .read(&this.source, &runtime, &mut |reader, chunk| {
                     let pass = pass.get_or_insert_with(|| this.pass(reader.columns()));
@@ -348,7 +411,7 @@ impl Events {
                                 &this.source,
                                 &this.entity,
                                 reader.columns(),
-                                i64::MAX,
+                                latest,
                                 &limits,
                             )
                             .map_err(|e| anyhow::anyhow!("{}: {e}", this.input.describe()))?,
@@ -426,9 +489,12 @@ impl Events {
         }
         let this = self.clone();
         let (expected_rows, expected_identity) = (survey.rows, survey.identity);
+        let checked = survey.per_part.clone();
         let runtime = tokio::runtime::Handle::current();
         let reading = tokio::task::spawn_blocking(move || {
             let mut buffers: Vec<Vec<Row>> = vec![Vec::new(); this.split.parts.max(1)];
+            // Rows taken per producer: never more than the first pass checked for it.
+            let mut taken = vec![0u64; buffers.len()];
             let mut pass: Option<Pass> = None;
             // A producer that stopped (it failed, and says why) takes no more batches.
             let send = |part: usize, batch: Vec<Row>| -> bool {
@@ -442,10 +508,17 @@ impl Events {
                 .read(&this.source, &runtime, &mut |reader, chunk| {
                     let pass = pass.get_or_insert_with(|| this.pass(reader.columns()));
                     if let Some((_, bad)) = chunk.bad.first() {
-                        bail!("the input changed after it was checked: {bad}");
+                        return Err(InputChanged(format!("a row is no longer valid: {bad}")).into());
                     }
                     for row in chunk.rows {
                         let part = pass.take(&this.split, &row);
+                        taken[part] += 1;
+                        if taken[part] > checked.get(part).copied().unwrap_or(0) {
+                            return Err(InputChanged(format!(
+                                "it holds more rows than the {expected_rows} checked"
+                            ))
+                            .into());
+                        }
                         let buffer = &mut buffers[part];
                         buffer.push(row);
                         if buffer.len() == batch_size && !send(part, std::mem::take(buffer)) {
@@ -465,12 +538,12 @@ impl Events {
             }
             let (rows_read, identity) =
                 pass.map_or((0, expected_identity), |p| (p.rows, p.identity.value()));
-            anyhow::ensure!(
-                rows_read == expected_rows && identity == expected_identity,
-                "the input changed while it was sent ({expected_rows} rows when checked, \
-                 {rows_read} now): what was sent is kept under the first reading's identity; \
-                 leave the input unchanged while it is pushed or loaded"
-            );
+            if rows_read != expected_rows || identity != expected_identity {
+                return Err(InputChanged(format!(
+                    "{expected_rows} rows when checked, {rows_read} now, not the same rows"
+                ))
+                .into());
+            }
             Ok(())
         });
         (shares, reading)
@@ -529,6 +602,7 @@ mod tests {
                 key_names: vec!["user_id".into()],
                 parts: 4,
             },
+            future: None,
         }
     }
 
@@ -668,6 +742,31 @@ mod tests {
         assert!(error.ends_with("... and 80 more"), "{error}");
     }
 
+    /// With ingest's bound on event times, a row ingest would refuse as too far ahead of its
+    /// clock is a bad row of the first pass, in ingest's words: nothing is sent.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_ahead_of_ingests_clock_stop_everything_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut events = csv_events(dir.path(), 10);
+        let path = dir.path().join("events.csv");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("5,2101-01-01T00:00:00Z,1.0\n");
+        std::fs::write(&path, text).unwrap();
+        // Without the bound, ingest alone judges it.
+        assert_eq!(events.survey(false).await.unwrap().rows, 11);
+        // Ingest's clock at 2026-12-07T10:30:00Z, one hour of skew: every other row is earlier.
+        events.future = Some(FutureBound::new(1_796_639_400_000_000, 3_600_000_000));
+        let error = format!("{:#}", events.survey(false).await.err().unwrap());
+        assert!(
+            error.contains("a bad row; nothing was sent")
+                && error.contains(
+                    "events.csv:12: column \"ts\": event time 2101-01-01T00:00:00Z is more than \
+                     1h ahead of ingest's clock"
+                ),
+            "{error}"
+        );
+    }
+
     /// A file missing a column every row needs is refused as a whole, naming it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_input_without_the_event_time_column_is_refused() {
@@ -688,15 +787,34 @@ mod tests {
         let events = csv_events(dir.path(), 1_000);
         let survey = events.survey(false).await.unwrap();
         csv_events(dir.path(), 1_001);
-        let (shares, reading) = events.shares(&survey, ids(4), 5_000);
-        for mut share in shares {
-            while share.batches.recv().await.is_some() {}
+        let (shares, reading) = events.shares(&survey, ids(4), 1);
+        // Taken at once, as producers do.
+        let takers: Vec<_> = shares
+            .into_iter()
+            .map(|mut share| {
+                tokio::spawn(async move {
+                    let mut rows = 0;
+                    while let Some(batch) = share.batches.recv().await {
+                        rows += batch.len();
+                    }
+                    rows
+                })
+            })
+            .collect();
+        let mut received = 0;
+        for taker in takers {
+            received += taker.await.unwrap();
         }
-        let error = reading.await.unwrap().unwrap_err().to_string();
+        let error = reading.await.unwrap().unwrap_err();
+        assert!(error.downcast_ref::<InputChanged>().is_some(), "{error}");
         assert!(
-            error.contains("the input changed while it was sent"),
+            error.to_string().contains(
+                "the input changed while it was sent (it holds more rows than the 1000 checked)"
+            ),
             "{error}"
         );
+        // The row the first pass never saw was not handed to any producer.
+        assert!(received <= 1_000, "{received} rows sent");
     }
 
     fn row(user: i64, amount: f64) -> Row {

@@ -9,7 +9,7 @@ use quiver::send::{send, Plan as SendPlan};
 use quiver_proto::ingest::PushRequest;
 
 use super::event_input::Input;
-use super::push::{events_of, read_failure};
+use super::push::{events_of, read_failure, stopped};
 use crate::cli::{LoadArgs, Output, PushFormat};
 
 /// Producers of one load (fixed, so the same rows always make the same batches).
@@ -70,7 +70,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
                 "loaded": t.accepted,
                 "already_loaded": t.duplicate,
                 "anomalous": t.anomalous,
-                "not_sent": total - sent,
+                "not_sent": total.saturating_sub(sent),
                 "seconds": secs,
                 "rows_per_second": sent as f64 / secs,
                 "load_id": format!("{identity:032x}"),
@@ -94,11 +94,13 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             sent as f64 / secs,
             t.duplicate,
             t.anomalous,
-            total - sent
+            total.saturating_sub(sent)
         );
     }
     match failure {
-        Some(e) => Err(e.context(
+        Some(e) => Err(stopped(
+            e,
+            "load",
             "the load stopped; run it again to finish it (what was loaded is not loaded twice)",
         )),
         None => Ok(()),

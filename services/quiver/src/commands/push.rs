@@ -5,15 +5,18 @@
 use std::sync::Arc;
 
 use anyhow::bail;
-use quiver::addresses::Addresses;
+use quiver::addresses::{connect, Addresses};
 use quiver::rpc_error;
 use quiver::send::{send, Plan as SendPlan};
+use quiver_common::clock::now_micros;
 use quiver_core::{Entity, Source};
-use quiver_proto::ingest::PushRequest;
+use quiver_proto::convert::timestamp_to_micros;
+use quiver_proto::ingest::ingest_service_client::IngestServiceClient;
+use quiver_proto::ingest::{LimitsRequest, PushRequest};
 use quiver_proto::registry::registry_object::Spec;
 use quiver_proto::registry::{DescribeRequest, ObjectKind};
 
-use super::event_input::{Events, Input, Split};
+use super::event_input::{Events, FutureBound, Input, InputChanged, Split};
 use crate::cli::{Output, PushArgs};
 
 /// `quiver push`.
@@ -70,7 +73,7 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
                 "already_pushed": s.duplicate,
                 "late": s.late,
                 "anomalous": s.anomalous,
-                "rejected": total - sent,
+                "rejected": total.saturating_sub(sent),
                 "seconds": secs,
                 "rows_per_second": sent as f64 / secs,
                 "error": failure.as_ref().map(|e| format!("{e:#}")),
@@ -85,13 +88,11 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
             s.duplicate,
             s.late,
             s.anomalous,
-            total - sent
+            total.saturating_sub(sent)
         );
     }
     match failure {
-        Some(e) => Err(e.context(
-            "the push stopped; run it again the same way to finish it (what was pushed is not pushed twice)",
-        )),
+        Some(e) => Err(stopped(e, "push", "the push stopped; run it again the same way to finish it (what was pushed is not pushed twice)")),
         None => Ok(()),
     }
 }
@@ -107,8 +108,10 @@ pub async fn events_of(
 ) -> anyhow::Result<Events> {
     let source = fetch_source(addresses, project, source_name).await?;
     let entity = fetch_entity(addresses, project, &source).await?;
+    let future = future_bound(&addresses.ingest).await?;
     Ok(Events {
         input: Arc::new(input),
+        future,
         split: Split {
             key_names: entity.join_keys.iter().map(|k| k.name.clone()).collect(),
             parts,
@@ -117,6 +120,24 @@ pub async fn events_of(
         entity: Arc::new(entity),
         project: project.to_string(),
     })
+}
+
+/// How far ahead event times may be, from ingest itself (its clock and configured skew), so
+/// the first pass refuses the rows ingest would; `None` from an ingest that does not say (an
+/// older version), which then refuses them itself as they are sent.
+async fn future_bound(ingest: &str) -> anyhow::Result<Option<FutureBound>> {
+    let mut client = IngestServiceClient::new(connect(ingest, "ingest").await?);
+    match client.limits(LimitsRequest {}).await {
+        Ok(limits) => {
+            let limits = limits.into_inner();
+            let now = limits
+                .now
+                .map_or_else(now_micros, |t| timestamp_to_micros(&t));
+            Ok(Some(FutureBound::new(now, limits.max_future_skew_micros)))
+        }
+        Err(status) if status.code() == tonic::Code::Unimplemented => Ok(None),
+        Err(status) => Err(rpc_error("asking ingest for its limits", status)),
+    }
 }
 
 /// The source's entity.
@@ -145,6 +166,16 @@ async fn fetch_entity(
 
 /// What the reading of the second pass ended with, if it failed (the producers' own failures
 /// come first: a reader stops when a producer does).
+/// A stopped push or load's error: how to finish it, unless its input changed (running it
+/// again would then send another input).
+pub fn stopped(error: anyhow::Error, what: &str, finish: &'static str) -> anyhow::Error {
+    if error.downcast_ref::<InputChanged>().is_some() {
+        error.context(format!("the {what} stopped"))
+    } else {
+        error.context(finish)
+    }
+}
+
 pub async fn read_failure(
     reading: tokio::task::JoinHandle<anyhow::Result<()>>,
 ) -> Option<anyhow::Error> {

@@ -26,29 +26,33 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from quiver._proto.types.v1 import types_pb2 as quiver_dot_types_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dquiver/ingest/v1/ingest.proto\x12\x10quiver.ingest.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bquiver/types/v1/types.proto\"5\n\x12KafkaStatusRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\"\\\n\x13KafkaStatusResponse\x12\x34\n\x07sources\x18\x01 \x03(\x0b\x32#.quiver.ingest.v1.KafkaSourceStatus\x12\x0f\n\x07process\x18\x02 \x01(\t\"\xce\x01\n\x11KafkaSourceStatus\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\r\n\x05topic\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0f\n\x07problem\x18\x05 \x01(\t\x12\x17\n\x0fpartition_count\x18\x06 \x01(\r\x12:\n\npartitions\x18\x07 \x03(\x0b\x32&.quiver.ingest.v1.KafkaPartitionStatus\x12\x14\n\x0csince_micros\x18\x08 \x01(\x03\"k\n\x14KafkaPartitionStatus\x12\x11\n\tpartition\x18\x01 \x01(\x05\x12\x11\n\tcommitted\x18\x02 \x01(\x04\x12\x0f\n\x07log_end\x18\x03 \x01(\x04\x12\x0b\n\x03lag\x18\x04 \x01(\x04\x12\x0f\n\x07pending\x18\x05 \x01(\x04\"-\n\x03Row\x12&\n\x06values\x18\x01 \x03(\x0b\x32\x16.quiver.types.v1.Value\"\xb4\x01\n\x0bPushRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0f\n\x07\x63olumns\x18\x03 \x03(\t\x12#\n\x04rows\x18\x04 \x03(\x0b\x32\x15.quiver.ingest.v1.Row\x12\x13\n\x0bproducer_id\x18\x05 \x01(\t\x12\x10\n\x08sequence\x18\x06 \x01(\x04\x12\x16\n\x0eproducer_epoch\x18\x07 \x01(\x04\x12\x0f\n\x07history\x18\x08 \x01(\x08\"\x9d\x01\n\x0cPushResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x04\x12\x0c\n\x04late\x18\x02 \x01(\x04\x12\x11\n\tanomalous\x18\x03 \x01(\x04\x12\x11\n\tduplicate\x18\x04 \x01(\x08\x12\x30\n\x0c\x63ommitted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlast_sequence\x18\x06 \x01(\x04\"x\n\x07PushAck\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x30\n\x08response\x18\x02 \x01(\x0b\x32\x1e.quiver.ingest.v1.PushResponse\x12\x12\n\nerror_code\x18\x03 \x01(\x05\x12\x15\n\rerror_message\x18\x04 \x01(\t2\xfe\x01\n\rIngestService\x12\x45\n\x04Push\x12\x1d.quiver.ingest.v1.PushRequest\x1a\x1e.quiver.ingest.v1.PushResponse\x12J\n\nPushStream\x12\x1d.quiver.ingest.v1.PushRequest\x1a\x19.quiver.ingest.v1.PushAck(\x01\x30\x01\x12Z\n\x0bKafkaStatus\x12$.quiver.ingest.v1.KafkaStatusRequest\x1a%.quiver.ingest.v1.KafkaStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dquiver/ingest/v1/ingest.proto\x12\x10quiver.ingest.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bquiver/types/v1/types.proto\"\x0f\n\rLimitsRequest\"Y\n\x0eLimitsResponse\x12\'\n\x03now\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x16max_future_skew_micros\x18\x02 \x01(\x03\"5\n\x12KafkaStatusRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\"\\\n\x13KafkaStatusResponse\x12\x34\n\x07sources\x18\x01 \x03(\x0b\x32#.quiver.ingest.v1.KafkaSourceStatus\x12\x0f\n\x07process\x18\x02 \x01(\t\"\xce\x01\n\x11KafkaSourceStatus\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\r\n\x05topic\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0f\n\x07problem\x18\x05 \x01(\t\x12\x17\n\x0fpartition_count\x18\x06 \x01(\r\x12:\n\npartitions\x18\x07 \x03(\x0b\x32&.quiver.ingest.v1.KafkaPartitionStatus\x12\x14\n\x0csince_micros\x18\x08 \x01(\x03\"k\n\x14KafkaPartitionStatus\x12\x11\n\tpartition\x18\x01 \x01(\x05\x12\x11\n\tcommitted\x18\x02 \x01(\x04\x12\x0f\n\x07log_end\x18\x03 \x01(\x04\x12\x0b\n\x03lag\x18\x04 \x01(\x04\x12\x0f\n\x07pending\x18\x05 \x01(\x04\"-\n\x03Row\x12&\n\x06values\x18\x01 \x03(\x0b\x32\x16.quiver.types.v1.Value\"\xb4\x01\n\x0bPushRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0f\n\x07\x63olumns\x18\x03 \x03(\t\x12#\n\x04rows\x18\x04 \x03(\x0b\x32\x15.quiver.ingest.v1.Row\x12\x13\n\x0bproducer_id\x18\x05 \x01(\t\x12\x10\n\x08sequence\x18\x06 \x01(\x04\x12\x16\n\x0eproducer_epoch\x18\x07 \x01(\x04\x12\x0f\n\x07history\x18\x08 \x01(\x08\"\x9d\x01\n\x0cPushResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x04\x12\x0c\n\x04late\x18\x02 \x01(\x04\x12\x11\n\tanomalous\x18\x03 \x01(\x04\x12\x11\n\tduplicate\x18\x04 \x01(\x08\x12\x30\n\x0c\x63ommitted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlast_sequence\x18\x06 \x01(\x04\"x\n\x07PushAck\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x30\n\x08response\x18\x02 \x01(\x0b\x32\x1e.quiver.ingest.v1.PushResponse\x12\x12\n\nerror_code\x18\x03 \x01(\x05\x12\x15\n\rerror_message\x18\x04 \x01(\t2\xcb\x02\n\rIngestService\x12\x45\n\x04Push\x12\x1d.quiver.ingest.v1.PushRequest\x1a\x1e.quiver.ingest.v1.PushResponse\x12J\n\nPushStream\x12\x1d.quiver.ingest.v1.PushRequest\x1a\x19.quiver.ingest.v1.PushAck(\x01\x30\x01\x12Z\n\x0bKafkaStatus\x12$.quiver.ingest.v1.KafkaStatusRequest\x1a%.quiver.ingest.v1.KafkaStatusResponse\x12K\n\x06Limits\x12\x1f.quiver.ingest.v1.LimitsRequest\x1a .quiver.ingest.v1.LimitsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'quiver.ingest.v1.ingest_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_KAFKASTATUSREQUEST']._serialized_start=113
-  _globals['_KAFKASTATUSREQUEST']._serialized_end=166
-  _globals['_KAFKASTATUSRESPONSE']._serialized_start=168
-  _globals['_KAFKASTATUSRESPONSE']._serialized_end=260
-  _globals['_KAFKASOURCESTATUS']._serialized_start=263
-  _globals['_KAFKASOURCESTATUS']._serialized_end=469
-  _globals['_KAFKAPARTITIONSTATUS']._serialized_start=471
-  _globals['_KAFKAPARTITIONSTATUS']._serialized_end=578
-  _globals['_ROW']._serialized_start=580
-  _globals['_ROW']._serialized_end=625
-  _globals['_PUSHREQUEST']._serialized_start=628
-  _globals['_PUSHREQUEST']._serialized_end=808
-  _globals['_PUSHRESPONSE']._serialized_start=811
-  _globals['_PUSHRESPONSE']._serialized_end=968
-  _globals['_PUSHACK']._serialized_start=970
-  _globals['_PUSHACK']._serialized_end=1090
-  _globals['_INGESTSERVICE']._serialized_start=1093
-  _globals['_INGESTSERVICE']._serialized_end=1347
+  _globals['_LIMITSREQUEST']._serialized_start=113
+  _globals['_LIMITSREQUEST']._serialized_end=128
+  _globals['_LIMITSRESPONSE']._serialized_start=130
+  _globals['_LIMITSRESPONSE']._serialized_end=219
+  _globals['_KAFKASTATUSREQUEST']._serialized_start=221
+  _globals['_KAFKASTATUSREQUEST']._serialized_end=274
+  _globals['_KAFKASTATUSRESPONSE']._serialized_start=276
+  _globals['_KAFKASTATUSRESPONSE']._serialized_end=368
+  _globals['_KAFKASOURCESTATUS']._serialized_start=371
+  _globals['_KAFKASOURCESTATUS']._serialized_end=577
+  _globals['_KAFKAPARTITIONSTATUS']._serialized_start=579
+  _globals['_KAFKAPARTITIONSTATUS']._serialized_end=686
+  _globals['_ROW']._serialized_start=688
+  _globals['_ROW']._serialized_end=733
+  _globals['_PUSHREQUEST']._serialized_start=736
+  _globals['_PUSHREQUEST']._serialized_end=916
+  _globals['_PUSHRESPONSE']._serialized_start=919
+  _globals['_PUSHRESPONSE']._serialized_end=1076
+  _globals['_PUSHACK']._serialized_start=1078
+  _globals['_PUSHACK']._serialized_end=1198
+  _globals['_INGESTSERVICE']._serialized_start=1201
+  _globals['_INGESTSERVICE']._serialized_end=1532
 # @@protoc_insertion_point(module_scope)

@@ -10,6 +10,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class LimitsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class LimitsResponse(_message.Message):
+    __slots__ = ("now", "max_future_skew_micros")
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    MAX_FUTURE_SKEW_MICROS_FIELD_NUMBER: _ClassVar[int]
+    now: _timestamp_pb2.Timestamp
+    max_future_skew_micros: int
+    def __init__(self, now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_future_skew_micros: _Optional[int] = ...) -> None: ...
+
 class KafkaStatusRequest(_message.Message):
     __slots__ = ("project", "source")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
