@@ -133,16 +133,23 @@ impl EventReader for JsonLines {
     }
 }
 
+/// Why `name` is refused as a column of `source`, naming the ones it has (as ingest does).
+fn not_a_column(name: &str, source: &Source) -> String {
+    let columns: Vec<&str> = source.schema.iter().map(|c| c.name.as_str()).collect();
+    format!(
+        "{name:?} is not a column of source {:?} (its columns: {})",
+        source.name,
+        columns.join(", ")
+    )
+}
+
 impl JsonLines {
     /// The row a line holds, or why it holds none.
     fn row(&self, line: &str) -> Result<Row, String> {
         let object: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(line).map_err(|e| format!("not a JSON object: {e}"))?;
         if let Some(unknown) = object.keys().find(|k| self.source.column(k).is_none()) {
-            return Err(format!(
-                "{unknown:?} is not a column of source {:?}",
-                self.source.name
-            ));
+            return Err(not_a_column(unknown, &self.source));
         }
         let values = self
             .source
@@ -201,13 +208,10 @@ pub fn open_csv(path: &Path, source: &Source) -> anyhow::Result<Box<dyn EventRea
     let types = header
         .iter()
         .map(|h| {
-            source.column(h).map(|c| c.value_type).with_context(|| {
-                format!(
-                    "{}: header {h:?} is not a column of source {:?}",
-                    path.display(),
-                    source.name
-                )
-            })
+            source
+                .column(h)
+                .map(|c| c.value_type)
+                .with_context(|| format!("{}: header {}", path.display(), not_a_column(h, source)))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Box::new(Csv {
@@ -345,14 +349,9 @@ pub fn open_parquet_from(
     let schema = reader.schema();
     let mut types = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
-        let column = source.column(field.name()).with_context(|| {
-            format!(
-                "{}: column {:?} is not a column of source {:?}",
-                name,
-                field.name(),
-                source.name
-            )
-        })?;
+        let column = source
+            .column(field.name())
+            .with_context(|| format!("{name}: column {}", not_a_column(field.name(), source)))?;
         types.push(column.value_type);
     }
     Ok(ParquetEvents {
@@ -704,7 +703,10 @@ mod tests {
         write(&unknown, batch);
         let error = format!("{:#}", read_parquet(&unknown, &source()).unwrap_err());
         assert!(
-            error.contains("column \"colour\" is not a column of source \"transactions\""),
+            error.contains(
+                "column \"colour\" is not a column of source \"transactions\" (its columns: \
+                 user_id, ts, amount, merchant)"
+            ),
             "{error}"
         );
     }
