@@ -39,8 +39,8 @@ use tokio::task::JoinHandle;
 use crate::blocking::blocking;
 use crate::error::OnlineStoreError;
 use crate::node::Node;
-use crate::raft::command;
 use crate::raft::source_clock::{ORIGINAL_ORDER_RULES, RECOMPUTE_RULES};
+use crate::raft::{command, log_position};
 
 /// How often the leader looks for work when there is none.
 const IDLE: Duration = Duration::from_millis(200);
@@ -264,7 +264,7 @@ async fn backfill_chunk(
     let mut positions = Vec::new();
     for row in rows {
         if admission_rules >= ORIGINAL_ORDER_RULES {
-            positions.push((row.log_index << 32) | u64::from(row.row));
+            positions.push(log_position(row.log_index, row.row));
         }
         batch.rows.push(Row { values: row.values });
         batch.event_micros.push(row.event_micros);

@@ -19,7 +19,7 @@ use quiver_proto::convert::value_to_scalar;
 use quiver_proto::online::log_command::Kind;
 use quiver_proto::online::{EventBatch, StagedEntry};
 
-use crate::raft::{backfill_position, command};
+use crate::raft::{backfill_position, command, log_position};
 
 /// What the export asks of the definitions.
 pub trait Definitions {
@@ -80,7 +80,7 @@ impl ExportFiles {
                     let rows = batches.iter().map(|b| b.rows.len()).sum();
                     Box::new(backfill_position(chunk, rows, *log_index))
                 }
-                None => Box::new(|row| (*log_index << 32) | u64::from(row)),
+                None => Box::new(|row| log_position(*log_index, row)),
             };
             let mut row_base = 0u32;
             for (events, decided) in batches.iter().zip(&entry.batches) {

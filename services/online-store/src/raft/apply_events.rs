@@ -270,7 +270,7 @@ impl StateMachine {
             }
             fold_view(
                 folds,
-                |row| entry_position(log_index, row_base, row),
+                |row| log_position(log_index, row_base.saturating_add(row as u32)),
                 Retention::of(
                     watermark,
                     lateness,
@@ -602,10 +602,10 @@ impl EntryFolds {
     }
 }
 
-/// The stamp's sequence of row `row` of a batch whose rows are numbered from `row_base` in entry
-/// `log_index`: its log position.
-fn entry_position(log_index: u64, row_base: u32, row: usize) -> u64 {
-    (log_index << 32) | u64::from(row_base.saturating_add(row as u32))
+/// Row `row` of entry `log_index` as one log position, `(log index << 32) | row`: what a stamp's
+/// sequence holds, so `first`/`last` tie-break by ingest order.
+pub(crate) fn log_position(log_index: u64, row: u32) -> u64 {
+    (log_index << 32) | u64::from(row)
 }
 
 /// The log position each event of backfill chunk `chunk` (entry `log_index`, `rows` events
@@ -623,7 +623,7 @@ pub(crate) fn backfill_position(
         .then_some(chunk.positions.as_slice());
     move |row| match original {
         Some(positions) => positions[row as usize],
-        None => entry_position(log_index, row, 0),
+        None => log_position(log_index, row),
     }
 }
 

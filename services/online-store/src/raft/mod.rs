@@ -20,7 +20,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use apply_events::backfill_position;
+pub(crate) use apply_events::{backfill_position, log_position};
 pub use log_store::LogStore;
 pub use state_machine::StateMachine;
 
