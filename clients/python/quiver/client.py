@@ -14,11 +14,13 @@ from quiver import push as pushing
 from quiver import registry, serving, snapshot as snapshots
 from quiver._proto.registry.v1 import registry_pb2
 from quiver.connection import Endpoint, call_metadata, endpoint, read_ca_cert
-from quiver.errors import InvalidArgument, NotFound, QuiverError, from_grpc
-from quiver.push_checks import refuse_bad_rows
+from quiver.errors import Internal, InvalidArgument, NotFound, QuiverError, from_grpc
+from quiver._proto.ingest.v1 import ingest_pb2
+from quiver.push_checks import FutureBound, refuse_bad_rows
 from quiver.push_encoding import columns_of, prepare
 
 _REGISTRY = "/quiver.registry.v1.RegistryService/"
+_INGEST = "/quiver.ingest.v1.IngestService/"
 # Typing columns must not hold a read up for long when the registry is slow or unreachable.
 TYPE_LOOKUP_TIMEOUT = 2.0
 
@@ -216,10 +218,9 @@ class Client:
         once), waiting out backpressure; a batch is acknowledged once committed in the online
         store. Every row is checked first with ingest's rules (`quiver.push_checks`): if any is
         bad, nothing is sent and `InvalidArgument` counts them all and names the first 20, rows
-        counted from the start of `data` (`rows[17].amount: expected float64, got string`).
-        An event time too far ahead of ingest's clock is ingest's to refuse: that error's
-        `result` says what was committed before. `progress(rows_done, rows_total)` is called
-        after each batch.
+        counted from the start of `data` (`rows[17].amount: expected float64, got string`),
+        an event time too far ahead of ingest's clock included (ingest's `Limits` gives both).
+        `progress(rows_done, rows_total)` is called after each batch.
         """
         project = self.project if project is None else project
         if batch_size < 1 or workers < 1:
@@ -233,7 +234,7 @@ class Client:
         if rows == 0:
             return pushing.PushResult()
         try:
-            refuse_bad_rows(columns, declared, keys, time_column)
+            refuse_bad_rows(columns, declared, keys, time_column, self._future_bound())
         except InvalidArgument as e:
             e.result = pushing.PushResult()  # nothing was sent
             raise
@@ -285,7 +286,7 @@ class Client:
         columns = [prepare(name, values, declared.get(name)) for name, values in raw.items()]
         rows = len(next(iter(raw.values())))
         try:
-            refuse_bad_rows(columns, declared, keys, time_column)
+            refuse_bad_rows(columns, declared, keys, time_column, self._future_bound())
         except InvalidArgument as e:
             e.result = loading.LoadResult()  # nothing was sent
             raise
@@ -310,6 +311,21 @@ class Client:
         entity = self._describe_for_push(project, registry_pb2.OBJECT_KIND_ENTITY, spec.entity)
         keys = [k.name for k in entity.object.entity.join_keys]
         return {c.name: c.type for c in spec.schema}, keys, spec.timestamp_field
+
+    def _future_bound(self) -> Optional[FutureBound]:
+        """Ingest's clock and allowed skew (`Limits`), so rows too far ahead of it are refused
+        before anything is sent; None from an ingest without the call (it checks as rows
+        arrive)."""
+        try:
+            limits = self._invoke(
+                "ingest", _INGEST + "Limits", ingest_pb2.LimitsResponse, ingest_pb2.LimitsRequest()
+            )
+        except Internal as e:
+            if e.code == "UNIMPLEMENTED":
+                return None
+            raise
+        now = limits.now.seconds * 1_000_000 + limits.now.nanos // 1000
+        return FutureBound(now, limits.max_future_skew_micros)
 
     def _describe_for_push(self, project: str, kind: int, name: str):
         try:

@@ -9,15 +9,20 @@ tell which half without reading `e.result`. These are the checks ingest makes of
 - a value is not of the column's declared type (`expected float64, got string`);
 - a time written as text is not RFC 3339 with a UTC offset (ingest's one parser,
   `crates/quiver-core/src/timestamp.rs`, ported as `rfc3339_reason`);
-- a float32 list holds a null element; a value Python cannot send at all.
+- a float32 list holds a null element; a value Python cannot send at all;
+- an event time too far ahead of ingest's clock, as ingest's `Limits` call gives its clock and
+  allowed skew (an ingest without the call leaves that check to the sending).
 
 What stays ingest's alone: the columns themselves (one the source lacks, one missing: every
-batch is refused whole, so nothing commits), and an event time too far ahead of ingest's clock
-(its clock and its configured skew decide that).
+batch is refused whole, so nothing commits).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+
+from dataclasses import dataclass
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -43,15 +48,41 @@ _RFC3339 = (
 )
 
 
+class FutureBound:
+    """How far ahead of ingest's clock an event time may be, as ingest's `Limits` answered: a
+    later row is refused (`event time ... is more than 1h ahead of ingest's clock`)."""
+
+    def __init__(self, ingest_now_micros: int, skew_micros: int) -> None:
+        self.ingest_now = ingest_now_micros
+        self.skew = max(skew_micros, 0)
+        self.asked = time.monotonic()
+
+    def latest(self) -> int:
+        """The latest event time ingest accepts now, by its clock (moved on by the time since
+        it was asked: rows are sent after they are checked, when ingest's bound is later)."""
+        since = int((time.monotonic() - self.asked) * 1_000_000)
+        return self.ingest_now + since + self.skew
+
+    def problem(self, event_micros: int) -> str:
+        """Ingest's words for a row at `event_micros`."""
+        return (
+            f"event time {_rfc3339(event_micros)} is more than {_duration(self.skew)} "
+            f"ahead of ingest's clock"
+        )
+
+
 def refuse_bad_rows(
     columns: Sequence[Column],
     declared: Mapping[str, int],
     key_columns: Sequence[str],
     time_column: str,
+    future: Optional[FutureBound] = None,
 ) -> None:
     """Raises `InvalidArgument` counting every bad row of `columns` and naming the first
     `BAD_ROWS_SHOWN` (rows counted from the start of the data, each by its first bad column in
-    the data's column order, as ingest would name it), before anything is sent."""
+    the data's column order, as ingest would name it; a row's event time too far ahead of
+    ingest's clock, `future`, only after its columns, as ingest checks it last), before
+    anything is sent."""
     bad: Dict[int, str] = {}
     for column in columns:
         value_type = declared.get(column.name)
@@ -60,6 +91,11 @@ def refuse_bad_rows(
         is_key, is_time = column.name in key_columns, column.name == time_column
         for row, why in _column_problems(column, value_type, is_key, is_time):
             bad.setdefault(row, f"rows[{row}].{column.name}: {why}")
+    time_columns = [c for c in columns if c.name == time_column]
+    if future is not None and time_columns:
+        micros, ok = event_micros(time_columns[0], declared.get(time_column, VT.VALUE_TYPE_TIMESTAMP))
+        for row in np.flatnonzero(ok & (micros > future.latest())):
+            bad.setdefault(int(row), f"rows[{row}].{time_column}: {future.problem(int(micros[row]))}")
     if not bad:
         return
     named = [bad[row] for row in sorted(bad)[:BAD_ROWS_SHOWN]]
@@ -107,40 +143,105 @@ def unparsable_rows(array: pa.Array) -> List[int]:
     """Rows of a string column whose (non-null) text ingest refuses as a time: `rfc3339_reason`
     over whole columns (a regex for the shape, then the fields' ranges from the bytes)."""
     valid = array.is_valid().to_numpy(zero_copy_only=False)
-    shaped = pc.match_substring_regex(array, _RFC3339).fill_null(False).to_numpy(zero_copy_only=False)
+    shaped, fields = _shaped_time_fields(array)
     bad = valid & ~shaped
-    if shaped.any():
-        # A shaped text is ASCII with its fields at fixed places: the date and time from its
-        # start, the offset (unless `Z`) in its last five bytes.
-        array = array.cast(pa.string())
-        offsets = np.frombuffer(array.buffers()[1], np.int32)[array.offset : array.offset + len(array) + 1]
-        data = np.frombuffer(array.buffers()[2], np.uint8)
-        starts, ends = offsets[:-1][shaped].astype(np.int64), offsets[1:][shaped].astype(np.int64)
-
-        def number(at: np.ndarray, width: int) -> np.ndarray:
-            value = np.zeros(len(at), np.int64)
-            for i in range(width):
-                value = value * 10 + (data[at + i].astype(np.int64) - 0x30)
-            return value
-
-        year, month, day = number(starts, 4), number(starts + 5, 2), number(starts + 8, 2)
-        hour, minute, second = number(starts + 11, 2), number(starts + 14, 2), number(starts + 17, 2)
-        zoned = (data[ends - 1] != ord("Z")) & (data[ends - 1] != ord("z"))
-        offset_hours = np.where(zoned, number(ends - 5, 2), 0)
-        offset_minutes = np.where(zoned, number(ends - 2, 2), 0)
-        month_ok = (month >= 1) & (month <= 12)
+    if fields is not None:
+        month_ok = (fields.month >= 1) & (fields.month <= 12)
         out_of_range = (
             ~month_ok
-            | (day < 1)
-            | (day > days_in_month(year, np.where(month_ok, month, 1)))
-            | (hour > 23)
-            | (minute > 59)
-            | (second > 60)
-            | (offset_hours > 23)
-            | (offset_minutes > 59)
+            | (fields.day < 1)
+            | (fields.day > days_in_month(fields.year, np.where(month_ok, fields.month, 1)))
+            | (fields.hour > 23)
+            | (fields.minute > 59)
+            | (fields.second > 60)
+            | (fields.offset_hours > 23)
+            | (fields.offset_minutes > 59)
         )
         bad[np.flatnonzero(shaped)[out_of_range]] = True
     return [int(r) for r in np.flatnonzero(bad)]
+
+
+@dataclass
+class _TimeFields:
+    """The fields of RFC 3339 texts, one array each over the shaped rows (offsets signed by
+    their hours: `-05:30` is hours -5, minutes 30, `negative` True)."""
+
+    year: np.ndarray
+    month: np.ndarray
+    day: np.ndarray
+    hour: np.ndarray
+    minute: np.ndarray
+    second: np.ndarray
+    micros: np.ndarray
+    offset_hours: np.ndarray
+    offset_minutes: np.ndarray
+    negative: np.ndarray
+
+
+def _shaped_time_fields(array: pa.Array) -> Tuple[np.ndarray, Optional[_TimeFields]]:
+    """Which rows of a string column have RFC 3339's shape, and their fields read from the
+    bytes (None when no row has it)."""
+    shaped = pc.match_substring_regex(array, _RFC3339).fill_null(False).to_numpy(zero_copy_only=False)
+    if not shaped.any():
+        return shaped, None
+    # A shaped text is ASCII with its fields at fixed places: the date and time from its
+    # start, the offset (unless `Z`) in its last six bytes, a fraction's digits between.
+    array = array.cast(pa.string())
+    offsets = np.frombuffer(array.buffers()[1], np.int32)[array.offset : array.offset + len(array) + 1]
+    data = np.frombuffer(array.buffers()[2], np.uint8)
+    starts, ends = offsets[:-1][shaped].astype(np.int64), offsets[1:][shaped].astype(np.int64)
+
+    def number(at: np.ndarray, width: int) -> np.ndarray:
+        value = np.zeros(len(at), np.int64)
+        for i in range(width):
+            value = value * 10 + (data[at + i].astype(np.int64) - 0x30)
+        return value
+
+    zoned = (data[ends - 1] != ord("Z")) & (data[ends - 1] != ord("z"))
+    digits_end = np.where(zoned, ends - 6, ends - 1)
+    # Fraction digits beyond microseconds are truncated, as ingest's parser does.
+    micros = np.zeros(len(starts), np.int64)
+    last = len(data) - 1
+    for i in range(6):
+        at = starts + 20 + i
+        digit = data[np.minimum(at, last)].astype(np.int64) - 0x30
+        micros = micros * 10 + np.where(at < digits_end, digit, 0)
+    return shaped, _TimeFields(
+        year=number(starts, 4),
+        month=number(starts + 5, 2),
+        day=number(starts + 8, 2),
+        hour=number(starts + 11, 2),
+        minute=number(starts + 14, 2),
+        second=number(starts + 17, 2),
+        micros=micros,
+        offset_hours=np.where(zoned, number(ends - 5, 2), 0),
+        offset_minutes=np.where(zoned, number(ends - 2, 2), 0),
+        negative=zoned & (data[ends - 6] == ord("-")),
+    )
+
+
+def text_micros(array: pa.Array) -> Tuple[np.ndarray, np.ndarray]:
+    """Each row of a string column as ingest's parser reads it, microseconds since the epoch,
+    and whether it is a time ingest accepts (the rest are refused by `unparsable_rows`)."""
+    parsed = np.zeros(len(array), np.int64)
+    ok = np.zeros(len(array), bool)
+    shaped, f = _shaped_time_fields(array)
+    if f is None:
+        return parsed, ok
+    # Days since the epoch of a proleptic Gregorian date (years 0000-9999: never negative).
+    month_ok = (f.month >= 1) & (f.month <= 12)
+    year = f.year - (f.month <= 2)
+    era = year // 400
+    of_era = year - era * 400
+    of_year = (153 * ((f.month + 9) % 12) + 2) // 5 + f.day - 1
+    days = era * 146_097 + of_era * 365 + of_era // 4 - of_era // 100 + of_year - 719_468
+    offset = (f.offset_hours * 3600 + f.offset_minutes * 60) * np.where(f.negative, -1, 1)
+    seconds = days * 86_400 + f.hour * 3600 + f.minute * 60 + f.second - offset
+    parsed[shaped] = seconds * 1_000_000 + f.micros
+    ok[np.flatnonzero(shaped)] = True
+    ok[unparsable_rows(array)] = False
+    ok[np.flatnonzero(shaped)[~month_ok]] = False
+    return parsed, ok
 
 
 def days_in_month(year: np.ndarray, month: np.ndarray) -> np.ndarray:
@@ -243,3 +344,70 @@ def _object_problems(values: List, value_type: int, name: str, null: Optional[st
                 yield row, f"expected {wanted}, got {TYPE_NAMES[sent]}"
         elif sent != value_type:
             yield row, f"expected {TYPE_NAMES[value_type]}, got {TYPE_NAMES[sent]}"
+
+
+def event_micros(column: Column, declared: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Each row's event time as ingest reads it, microseconds since the epoch, and whether the
+    row has one it accepts (nulls and unreadable values are the other checks' to refuse)."""
+    rows = len(column.arrow) if column.arrow is not None else len(column.objects or [])
+    if column.arrow is not None:
+        if column.value_type == VT.VALUE_TYPE_STRING:
+            return text_micros(column.arrow)
+        if column.value_type == VT.VALUE_TYPE_TIMESTAMP:
+            ok = column.arrow.is_valid().to_numpy(zero_copy_only=False)
+            return column.arrow.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False), ok
+        return np.zeros(rows, np.int64), np.zeros(rows, bool)
+    micros, ok = np.zeros(rows, np.int64), np.zeros(rows, bool)
+    texts: Dict[int, str] = {}
+    message = types_pb2.Value()
+    for row, value in enumerate(column.objects or []):
+        if is_missing(value):
+            continue
+        message.Clear()
+        try:
+            set_declared(message, value, declared, column.name)
+        except InvalidArgument:
+            continue
+        kind = message.WhichOneof("kind")
+        if kind == "timestamp_value":
+            stamp = message.timestamp_value
+            micros[row], ok[row] = stamp.seconds * 1_000_000 + stamp.nanos // 1000, True
+        elif kind == "string_value":
+            texts[row] = message.string_value
+    if texts:
+        parsed, parsed_ok = text_micros(pa.array(list(texts.values()), pa.string()))
+        at = np.fromiter(texts.keys(), np.int64, len(texts))
+        micros[at], ok[at] = parsed, parsed_ok
+    return micros, ok
+
+
+def _rfc3339(micros: int) -> str:
+    """`micros` as ingest writes a time in a message (`humantime::format_rfc3339`: whole
+    seconds, or nine fraction digits)."""
+    seconds, rest = divmod(micros, 1_000_000)
+    try:
+        text = (dt.datetime(1970, 1, 1) + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    except OverflowError:
+        return f"{micros} microseconds after the epoch"
+    return f"{text}Z" if rest == 0 else f"{text}.{rest * 1000:09d}Z"
+
+
+def _duration(micros: int) -> str:
+    """`micros` as ingest writes a duration (`humantime::format_duration`)."""
+    if micros <= 0:
+        return "0s"
+    secs, rest = divmod(micros, 1_000_000)
+    years, secs_of_year = divmod(secs, 31_557_600)  # 365.25 days
+    months, secs_of_month = divmod(secs_of_year, 2_630_016)  # 30.44 days
+    days, day_secs = divmod(secs_of_month, 86_400)
+    parts = [
+        (years, "year", True),
+        (months, "month", True),
+        (days, "day", True),
+        (day_secs // 3600, "h", False),
+        (day_secs % 3600 // 60, "m", False),
+        (day_secs % 60, "s", False),
+        (rest // 1000, "ms", False),
+        (rest % 1000, "us", False),
+    ]
+    return " ".join(f"{n}{unit}{'s' if plural and n > 1 else ''}" for n, unit, plural in parts if n > 0)

@@ -106,7 +106,18 @@ def test_every_check_ingest_makes_of_a_row_is_made_first_in_its_words(client):
         "qty": [1.5, "2"],  # a float, a string in an int64 column
         "flag": [1],
         "label": [7],
-        "ts": ["yesterday", "2026-02-30T10:00:00Z", "2026-11-28T10:00:00", "2026-11-28T10:00:00+24:00", 17],
+        "ts": [
+            "yesterday",
+            "2026-02-30T10:00:00Z",
+            "2026-11-28T10:00:00",
+            "2026-11-28T10:00:00+24:00",
+            17,
+            # Ahead of ingest's clock by more than its skew, as text (a fraction and an offset
+            # too) and as a datetime: refused with ingest's time and skew in its words.
+            "2101-01-01T00:00:00Z",
+            "2101-01-01T10:00:00.25+02:00",
+            dt.datetime(2101, 1, 1, 0, 0, 0, 123456, tzinfo=UTC),
+        ],
         "seen_at": ["2026-11-28T25:00:00Z", 3.5],
     }
     for column, values in cases.items():
@@ -131,6 +142,26 @@ def test_every_check_ingest_makes_of_a_row_is_made_first_in_its_words(client):
             client.push("events", rows)
         assert str(caught.value) == f"a bad row; nothing was sent:\n  rows[1].{column}: {why}"
     assert counts(client, [2290, 2291]) == {2290: (None, None), 2291: (None, None)}
+
+
+def test_a_frame_with_an_event_time_ahead_of_ingests_clock_sends_nothing(client):
+    """An Arrow timestamp column: the row past ingest's allowed skew is refused before any
+    batch is sent, by push and by load alike; a row just inside it is not."""
+    pd = pytest.importorskip("pandas")
+    frame = events([2292, 2293], 50, seed=11)
+    late_in_frame = 37
+    frame.loc[late_in_frame, "ts"] = pd.Timestamp("2101-01-01T00:00:00.5Z")
+    for send in (client.push, client.load):
+        with pytest.raises(quiver.InvalidArgument) as caught:
+            send("events", frame)
+        assert str(caught.value) == (
+            "a bad row; nothing was sent:\n  rows[37].ts: event time 2101-01-01T00:00:00.500000000Z "
+            "is more than 1h ahead of ingest's clock"
+        )
+        assert caught.value.result == type(caught.value.result)()  # nothing was sent
+    assert counts(client, [2292, 2293]) == {2292: (None, None), 2293: (None, None)}
+    frame.loc[late_in_frame, "ts"] = pd.Timestamp(dt.datetime.now(UTC) + dt.timedelta(minutes=50))
+    assert client.push("events", frame).accepted == 100
 
 
 def _pushed_unchecked(client, rows):

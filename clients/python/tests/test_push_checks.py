@@ -3,15 +3,24 @@ against real ingest, that each message is ingest's own, are in test_push.py)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 
 import pyarrow as pa
 import pytest
 
 import quiver
-from quiver.push_checks import refuse_bad_rows, rfc3339_reason, unparsable_rows
+from quiver.push_checks import (
+    FutureBound,
+    _duration,
+    _rfc3339,
+    refuse_bad_rows,
+    rfc3339_reason,
+    text_micros,
+    unparsable_rows,
+)
 from quiver.push_encoding import columns_of, prepare
-from quiver.values import VT
+from quiver.values import VT, to_micros
 
 DECLARED = {"user_id": VT.VALUE_TYPE_INT64, "ts": VT.VALUE_TYPE_TIMESTAMP, "amount": VT.VALUE_TYPE_FLOAT64}
 
@@ -140,3 +149,70 @@ def test_a_lists_own_values_are_judged_not_arrows_reading_of_them():
     with pytest.raises(quiver.InvalidArgument) as caught:
         refuse_bad_rows(columns, declared, ["user_id"], "ts")
     assert str(caught.value).endswith("rows[1].label: 'ok\\ud800' is not valid Unicode text (a lone surrogate)")
+
+
+def test_time_text_reads_as_the_parser_reads_it_row_by_row():
+    """Brute force: random valid times, every offset form, fractions of any length (beyond
+    microseconds truncated), read whole-column against Python's own parser one at a time."""
+    rng = random.Random(3)
+    texts, want = [], []
+    for _ in range(20_000):
+        year = rng.choice([rng.randint(1, 9999), rng.randint(1960, 2110)])
+        month = rng.randint(1, 12)
+        day = rng.randint(1, 28)
+        hour, minute, second = rng.randint(0, 23), rng.randint(0, 59), rng.randint(0, 59)
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.choice([0, 1, 3, 6, 9])))
+        fraction = f".{digits}" if digits else ""
+        sign, oh, om = rng.choice("+-"), rng.randint(0, 23), rng.randint(0, 59)
+        zone = rng.choice(["Z", "z", f"{sign}{oh:02}:{om:02}"])
+        sep = rng.choice("Tt ")
+        text = f"{year:04}-{month:02}-{day:02}{sep}{hour:02}:{minute:02}:{second:02}{fraction}{zone}"
+        texts.append(text)
+        iso = text[:10] + "T" + text[11:19] + (f".{(digits + '000000')[:6]}" if digits else "")
+        utc = to_micros(iso + "+00:00")
+        offset = 0 if zone in "Zz" else (oh * 3600 + om * 60) * 1_000_000 * (1 if sign == "+" else -1)
+        want.append(utc - offset)
+    texts += [None, "yesterday", "2026-02-30T10:00:00Z"]
+    micros, ok = text_micros(pa.array(texts))
+    assert ok.tolist() == [True] * 20_000 + [False, False, False]
+    assert micros[:20_000].tolist() == want
+    # A leap second folds into the next second's start, as ingest's parser does.
+    micros, ok = text_micros(pa.array(["2016-12-31T23:59:60Z"]))
+    assert ok.tolist() == [True] and micros[0] == to_micros("2017-01-01T00:00:00+00:00")
+
+
+def test_times_and_skews_are_written_as_ingest_writes_them():
+    """`humantime`'s forms: whole seconds or nine fraction digits; durations by unit."""
+    new_year = to_micros("2101-01-01T00:00:00+00:00")
+    assert _rfc3339(new_year) == "2101-01-01T00:00:00Z"
+    assert _rfc3339(new_year + 500_000) == "2101-01-01T00:00:00.500000000Z"
+    assert _rfc3339(-1) == "1969-12-31T23:59:59.999999000Z"
+    assert _duration(3_600_000_000) == "1h"
+    assert _duration(5_400_000_000) == "1h 30m"
+    assert _duration(90_061_001_002) == "1day 1h 1m 1s 1ms 2us"
+    assert _duration(2 * 86_400_000_000) == "2days"
+    assert _duration(0) == "0s"
+
+
+def test_a_row_ahead_of_ingests_clock_is_named_after_its_other_problems():
+    """Ingest checks the event time's bound after every column: a row with a bad value is
+    named by that value; only rows with nothing else wrong by their time."""
+    now = dt.datetime.now(dt.timezone.utc)
+    rows = [
+        {"user_id": 1, "ts": now.isoformat(), "amount": 1.0},
+        {"user_id": 2, "ts": "2101-01-01T00:00:00Z", "amount": "x"},
+        {"user_id": 3, "ts": "2101-01-01T00:00:00Z", "amount": 2.0},
+        {"user_id": 4, "ts": (now + dt.timedelta(minutes=59)).isoformat(), "amount": 2.0},
+    ]
+    columns = [prepare(n, v, DECLARED.get(n)) for n, v in columns_of(rows).items()]
+    bound = FutureBound(to_micros(now), 3_600_000_000)
+    with pytest.raises(quiver.InvalidArgument) as caught:
+        refuse_bad_rows(columns, DECLARED, ["user_id"], "ts", bound)
+    assert str(caught.value).split("\n  ")[1:] == [
+        "rows[1].amount: expected float64, got string",
+        "rows[2].ts: event time 2101-01-01T00:00:00Z is more than 1h ahead of ingest's clock",
+    ]
+    # Without a bound (an ingest without `Limits`) the time is not judged here.
+    with pytest.raises(quiver.InvalidArgument) as caught:
+        refuse_bad_rows(columns, DECLARED, ["user_id"], "ts")
+    assert "ahead" not in str(caught.value)
