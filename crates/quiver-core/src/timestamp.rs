@@ -93,6 +93,63 @@ pub fn parse_rfc3339_micros(text: &str) -> Result<i64, String> {
     Ok((local_seconds - offset_seconds) * 1_000_000 + micros)
 }
 
+/// How many fraction digits [`format_rfc3339`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fraction {
+    /// Whole seconds (the fraction is dropped).
+    None,
+    /// Always six digits.
+    Micros,
+    /// None for a whole second, else nine digits (what `humantime::format_rfc3339` writes, and
+    /// so ingest's messages and the Python client's copies of them).
+    WholeOrNanos,
+}
+
+/// `micros` since the epoch as RFC 3339 UTC (`2026-11-28T10:00:00Z`), for any i64: a year
+/// before 0 or after 9999, which RFC 3339 cannot write, gets a sign (`+12000-01-01T...`), where
+/// `humantime` would panic (and a message about a wild event time must not).
+pub fn format_rfc3339(micros: i64, fraction: Fraction) -> String {
+    let seconds = micros.div_euclid(1_000_000);
+    let sub = micros.rem_euclid(1_000_000);
+    let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
+    let of_day = seconds.rem_euclid(86_400);
+    let year = match year {
+        0..=9999 => format!("{year:04}"),
+        y if y > 9999 => format!("+{y}"),
+        y => format!("-{:04}", -y),
+    };
+    let fraction = match fraction {
+        Fraction::None => String::new(),
+        Fraction::Micros => format!(".{sub:06}"),
+        Fraction::WholeOrNanos if sub == 0 => String::new(),
+        Fraction::WholeOrNanos => format!(".{:09}", sub * 1_000),
+    };
+    format!(
+        "{year}-{month:02}-{day:02}T{:02}:{:02}:{:02}{fraction}Z",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
+/// The proleptic Gregorian date of a day number (days since 1970-01-01; Howard Hinnant's
+/// algorithm, the inverse of `days_from_civil`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let of_era = z.rem_euclid(146_097);
+    let year_of_era = (of_era - of_era / 1_460 + of_era / 36_524 - of_era / 146_096) / 365;
+    let of_year = of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * of_year + 2) / 153;
+    let day = of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
+}
+
 fn is_leap(year: i64) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
 }
@@ -120,6 +177,55 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::parse_rfc3339_micros as parse;
+    use super::{format_rfc3339, Fraction};
+
+    #[test]
+    fn formatting_reads_back_and_never_panics() {
+        // Brute force: what the parser reads back is the instant formatted, across the years
+        // RFC 3339 can write (micros kept with `Micros`, seconds with `None`).
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // 0000-01-01 .. 9999-12-31
+            let micros = (x % 315_537_897_600_000_000) as i64 - 62_167_219_200_000_000;
+            assert_eq!(parse(&format_rfc3339(micros, Fraction::Micros)), Ok(micros));
+            assert_eq!(
+                parse(&format_rfc3339(micros, Fraction::None)),
+                Ok(micros - micros.rem_euclid(1_000_000))
+            );
+            assert_eq!(
+                parse(&format_rfc3339(micros, Fraction::WholeOrNanos)),
+                Ok(micros)
+            );
+        }
+        assert_eq!(
+            format_rfc3339(0, Fraction::WholeOrNanos),
+            "1970-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            format_rfc3339(1_500_000, Fraction::WholeOrNanos),
+            "1970-01-01T00:00:01.500000000Z"
+        );
+        assert_eq!(
+            format_rfc3339(-1, Fraction::Micros),
+            "1969-12-31T23:59:59.999999Z"
+        );
+        assert_eq!(format_rfc3339(BASE, Fraction::None), "2026-11-25T21:00:00Z");
+        assert_eq!(
+            format_rfc3339(253_402_300_800_000_000, Fraction::None),
+            "+10000-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            format_rfc3339(i64::MAX, Fraction::None),
+            "+294247-01-10T04:00:54Z"
+        );
+        assert_eq!(
+            format_rfc3339(i64::MIN, Fraction::None),
+            "-290308-12-21T19:59:05Z"
+        );
+    }
 
     const BASE: i64 = 1_795_640_400_000_000; // 2026-11-25T21:00:00Z
 

@@ -81,12 +81,7 @@ pub fn ngram_hash(text: &str, n: u32, buckets: u32) -> Vec<f32> {
 
 /// Mean and population standard deviation of a `stddev` partial, if it has values.
 pub fn mean_and_deviation(statistics: &Partial) -> Option<(u64, f64, f64)> {
-    match statistics {
-        Partial::Moments { count, mean, m2 } if *count > 0 => {
-            Some((*count, *mean, (m2 / *count as f64).max(0.0).sqrt()))
-        }
-        _ => None,
-    }
+    statistics.mean_and_deviation()
 }
 
 /// `(x - mean) / stddev`; 0 when every value so far was equal; null without statistics.

@@ -300,8 +300,9 @@ impl<'a> RowChecker<'a> {
         if event_micros > self.latest {
             return Err(time_at(format!(
                 "event time {} is more than {} ahead of ingest's clock",
-                humantime::format_rfc3339(
-                    std::time::UNIX_EPOCH + std::time::Duration::from_micros(event_micros as u64)
+                quiver_core::timestamp::format_rfc3339(
+                    event_micros,
+                    quiver_core::timestamp::Fraction::WholeOrNanos
                 ),
                 humantime::format_duration(self.future_skew)
             )));

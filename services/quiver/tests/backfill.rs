@@ -80,22 +80,21 @@ fn cells(response: &GetFeaturesResponse) -> Cells {
         .collect()
 }
 
-/// Equal cell by cell; means and deviations (folded in other groupings) within 1e-9.
+/// Equal cell by cell, floats to the bit: sums, means and deviations are exact sums rounded
+/// once, whatever grouping the backfill's chunks and the live entries folded them in.
 fn assert_same(name: &str, want: &[(i32, Option<Scalar>)], got: &[(i32, Option<Scalar>)]) {
     for (user, (w, g)) in want.iter().zip(got).enumerate() {
         assert_eq!(w.0, g.0, "{name} user {user}: status");
-        match (&w.1, &g.1) {
-            (Some(Scalar::Float64(a)), Some(Scalar::Float64(b)))
-                if name.contains("mean") || name.contains("stddev") =>
-            {
-                assert!(
-                    (a - b).abs() <= 1e-9 * a.abs().max(1e-300),
-                    "{name} user {user}: {a} vs {b}"
-                );
-            }
-            _ => assert_eq!(w.1, g.1, "{name} user {user}"),
-        }
+        assert_eq!(bits(&w.1), bits(&g.1), "{name} user {user}");
     }
+}
+
+/// A value with floats as their bits (so `-0.0 != 0.0` and NaN equals itself).
+fn bits(value: &Option<Scalar>) -> Option<String> {
+    value.as_ref().map(|v| match v {
+        Scalar::Float64(x) => format!("f64 {:#x}", x.to_bits()),
+        other => format!("{other:?}"),
+    })
 }
 
 fn refs(view: &str) -> Vec<String> {
@@ -188,12 +187,7 @@ async fn snapshot_mismatches(
                     continue;
                 }
                 let offline = cell(ti * USERS as usize + user, &format!("{view}:{name}"));
-                let equal = match (value, &offline) {
-                    (Some(Scalar::Float64(a)), Some(Scalar::Float64(b))) => {
-                        (a - b).abs() <= 1e-9 * a.abs().max(1e-300)
-                    }
-                    (a, b) => a == b,
-                };
+                let equal = bits(value) == bits(&offline);
                 if !equal {
                     mismatches.push(format!(
                         "{view}:{name} user {user} at {t}: online {value:?}, snapshot {offline:?}"

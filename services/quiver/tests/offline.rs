@@ -189,13 +189,12 @@ async fn snapshots_equal_get_features_at_the_same_time() {
                         let (Some(want), Some(got)) = (&online_value, &offline_value) else {
                             panic!("{at}");
                         };
-                        if name.contains("mean") || name.contains("stddev") {
-                            let (Scalar::Float64(w), Scalar::Float64(g)) = (want, got) else {
-                                panic!("{at}");
-                            };
-                            assert!((w - g).abs() <= 1e-9 * w.abs().max(1e-300), "{at}");
-                        } else {
-                            assert_eq!(want, got, "{at}");
+                        // Floats to the bit (exact sums), -0.0 and NaN included.
+                        match (want, got) {
+                            (Scalar::Float64(w), Scalar::Float64(g)) => {
+                                assert_eq!(w.to_bits(), g.to_bits(), "{at}: {w} vs {g}")
+                            }
+                            _ => assert_eq!(want, got, "{at}"),
                         }
                         compared += 1;
                         *per_feature.entry(name.as_str()).or_default() += 1;

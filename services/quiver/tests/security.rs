@@ -607,7 +607,7 @@ fn expect_code(result: Result<(), Status>, code: Code, contains: &str, what: &st
 async fn every_rpc_family_answers_by_token_role_and_project_and_revocation_reaches_every_node() {
     let (s, admin) = Secured::start().await;
     let mut tokens: BTreeMap<(&str, &str), String> = BTreeMap::new();
-    for role in ["reader", "writer", "editor"] {
+    for role in ["reader", "writer", "editor", "admin"] {
         for project in ["shop", "other"] {
             tokens.insert(
                 (role, project),
@@ -615,14 +615,17 @@ async fn every_rpc_family_answers_by_token_role_and_project_and_revocation_reach
             );
         }
     }
-    tokens.insert(("admin", "shop"), admin.clone());
-    tokens.insert(("admin", "other"), admin.clone());
 
     // Phase: the table. Every family x {no token, too weak a role, another project, right}.
     for family in Family::ALL {
         let (role, scoped) = family.needs();
         let what = |case: &str| format!("{family:?} with {case}");
-        let right = &tokens[&(role, "shop")];
+        // A family that acts on the whole cluster (tokens, membership) needs every project.
+        let right = if scoped {
+            &tokens[&(role, "shop")]
+        } else {
+            &admin
+        };
         eventually(family, &s, right)
             .await
             .unwrap_or_else(|e| panic!("{}: {e:?}", what("the right token")));
@@ -651,6 +654,19 @@ async fn every_rpc_family_answers_by_token_role_and_project_and_revocation_reach
                 Code::PermissionDenied,
                 &format!("has role reader; {} needs {role}", method(family)),
                 &what("a reader token"),
+            );
+        }
+        if !scoped {
+            // An admin of one project cannot mint an admin of every project, list every
+            // project's tokens, or change the cluster's membership.
+            expect_code(
+                family.call(&s, Some(&tokens[&(role, "shop")])).await,
+                Code::PermissionDenied,
+                &format!(
+                    "has role {role} on project \"shop\"; {} needs {role} on every project",
+                    method(family)
+                ),
+                &what("an admin token of one project"),
             );
         }
         if scoped {
@@ -1024,6 +1040,44 @@ async fn dev_secure_hands_out_an_admin_token_that_the_cli_uses() {
         .unwrap()
         .clone();
     assert_eq!(entry["revoked"], true);
+    assert_eq!(entry["status"], "revoked");
+    // Lifetimes: under a second would read as "no expiry", beyond 100 years is a mistake (and
+    // once overflowed the server's clock arithmetic); an expired token is listed as expired.
+    for (ttl, says) in [
+        ("0s", "at least 1s"),
+        ("500ms", "at least 1s"),
+        ("300000000000d", "ttl_seconds"),
+    ] {
+        let refused = cli(
+            &["token", "create", "--role", "reader", "--ttl", ttl],
+            Some(&token),
+        );
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            !refused.status.success() && stderr.contains(says),
+            "{ttl}: {stderr}"
+        );
+    }
+    let short = cli(
+        &["token", "create", "--role", "reader", "--ttl", "1s"],
+        Some(&token),
+    );
+    assert!(
+        short.status.success(),
+        "{}",
+        String::from_utf8_lossy(&short.stderr)
+    );
+    let short_id = String::from_utf8_lossy(&short.stdout)
+        .trim()
+        .split_once('.')
+        .unwrap()
+        .0
+        .to_string();
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let listed = cli(&["token", "list"], Some(&token));
+    let table = String::from_utf8_lossy(&listed.stdout);
+    let line = table.lines().find(|l| l.starts_with(&short_id)).unwrap();
+    assert!(line.ends_with("expired"), "{table}");
 
     // The peer port answers health to anyone, and nothing else without the internal token.
     // The peer port answers only clients with a certificate from the dev CA (mutual TLS).

@@ -93,6 +93,19 @@ impl Tokens {
                 reason: format!("{bad:?} is not a project name"),
             });
         }
+        // 0 is "no expiry"; a lifetime past this is a mistake, not a plan (and would overflow
+        // the clock's arithmetic).
+        const MAX_TTL_SECONDS: u64 = 100 * 365 * 86_400;
+        if request.ttl_seconds > MAX_TTL_SECONDS {
+            return Err(RegistryError::BadRequest {
+                field: "ttl_seconds",
+                reason: format!(
+                    "{} is more than 100 years ({MAX_TTL_SECONDS}); leave it 0 for a token that \
+                     never expires",
+                    request.ttl_seconds
+                ),
+            });
+        }
         let made = generate().map_err(|e| RegistryError::BadRequest {
             field: "token",
             reason: e.to_string(),

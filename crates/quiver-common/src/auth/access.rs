@@ -8,18 +8,30 @@ use super::Role;
 pub enum Access {
     /// No credential: health checks (probes carry none) and reflection.
     Open,
-    /// A token with at least `role`; `scoped` methods act on one project, which the handler
-    /// checks once it knows it.
+    /// A token with at least `role`, covering what `scope` says.
     Token {
         /// The RPC's name, for messages.
         method: &'static str,
         /// The weakest role allowed.
         role: Role,
-        /// Whether the RPC acts on a project the token must cover.
-        scoped: bool,
+        /// The projects the token must cover.
+        scope: Scope,
     },
     /// Only other Quiver processes (the cluster-internal credential).
     Internal,
+}
+
+/// The projects a token must cover to call a method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The one project the RPC acts on, which the handler checks once it knows it.
+    Project,
+    /// None in particular: the RPC answers with what the token covers (`ListProjects`) or
+    /// with nothing of any project (`Limits`).
+    Any,
+    /// Every project: the RPC acts on the whole cluster (tokens, membership). An admin of one
+    /// project must not mint an admin of every project, nor remove nodes others depend on.
+    Everything,
 }
 
 /// The rule of the method at `path` (`/package.Service/Method`) on a client port. On a peer
@@ -29,7 +41,7 @@ pub fn access(path: &str) -> Access {
         .trim_start_matches('/')
         .split_once('/')
         .unwrap_or((path, ""));
-    let token = |role: Role, scoped: bool| {
+    let token = |role: Role, scope: Scope| {
         // The name of a known method, as a static string for messages.
         let method = KNOWN
             .iter()
@@ -39,31 +51,32 @@ pub fn access(path: &str) -> Access {
         Access::Token {
             method,
             role,
-            scoped,
+            scope,
         }
     };
     use Role::*;
+    use Scope::*;
     match (service, method) {
         ("grpc.health.v1.Health", _) => Access::Open,
         ("grpc.reflection.v1.ServerReflection", _)
         | ("grpc.reflection.v1alpha.ServerReflection", _) => Access::Open,
-        ("quiver.registry.v1.RegistryService", "Apply") => token(Editor, true),
+        ("quiver.registry.v1.RegistryService", "Apply") => token(Editor, Project),
         ("quiver.registry.v1.RegistryService", "List" | "Describe" | "GetLineage" | "Watch") => {
-            token(Reader, true)
+            token(Reader, Project)
         }
         // Answered with the projects the token covers.
-        ("quiver.registry.v1.RegistryService", "ListProjects") => token(Reader, false),
-        ("quiver.auth.v1.TokenService", "Create" | "List" | "Revoke") => token(Admin, false),
-        ("quiver.ingest.v1.IngestService", "Push" | "PushStream") => token(Writer, true),
-        ("quiver.ingest.v1.IngestService", "KafkaStatus") => token(Reader, true),
+        ("quiver.registry.v1.RegistryService", "ListProjects") => token(Reader, Any),
+        ("quiver.auth.v1.TokenService", "Create" | "List" | "Revoke") => token(Admin, Everything),
+        ("quiver.ingest.v1.IngestService", "Push" | "PushStream") => token(Writer, Project),
+        ("quiver.ingest.v1.IngestService", "KafkaStatus") => token(Reader, Project),
         // Ingest's clock and skew: nothing of any project.
-        ("quiver.ingest.v1.IngestService", "Limits") => token(Reader, false),
-        ("quiver.serving.v1.ServingService", "GetFeatures") => token(Reader, true),
-        ("quiver.online.v1.OnlineStoreService", "Write") => token(Writer, true),
-        ("quiver.online.v1.OnlineStoreService", "ViewStates") => token(Reader, true),
-        ("quiver.online.v1.ClusterAdminService", _) => token(Admin, false),
+        ("quiver.ingest.v1.IngestService", "Limits") => token(Reader, Any),
+        ("quiver.serving.v1.ServingService", "GetFeatures") => token(Reader, Project),
+        ("quiver.online.v1.OnlineStoreService", "Write") => token(Writer, Project),
+        ("quiver.online.v1.OnlineStoreService", "ViewStates") => token(Reader, Project),
+        ("quiver.online.v1.ClusterAdminService", _) => token(Admin, Everything),
         // Snapshots: DoExchange checks the project of its command.
-        ("arrow.flight.protocol.FlightService", _) => token(Reader, true),
+        ("arrow.flight.protocol.FlightService", _) => token(Reader, Project),
         // Cluster-internal, and anything unlisted: the registry's RecordConsumer (the online
         // store reports a model's reads; lineage would be forgeable) and TokenService/Digests
         // (every token's digest, for the processes' caches); the online store's WriteEvents
@@ -154,7 +167,7 @@ mod tests {
             access("/quiver.ingest.v1.IngestService/Push"),
             Access::Token {
                 method: "Push",
-                scoped: true,
+                scope: Scope::Project,
                 ..
             }
         ));

@@ -11,8 +11,9 @@ use tonic::codegen::http::{header::AUTHORIZATION, Request, Response};
 use tonic::Status;
 use tower::{Layer, Service};
 
-use super::access::{access, Access};
+use super::access::{access, Access, Scope};
 use super::token_cache::Authenticator;
+use super::Projects;
 use super::{Caller, Role};
 
 /// Authenticates requests when auth is on (an authenticator is given); passes everything
@@ -113,7 +114,17 @@ async fn decide(
     let identity = auth.identify_fresh(header).await?;
     match rule {
         Access::Open => Ok(None),
-        Access::Token { method, role, .. } => identity.caller(method, role).map(Some),
+        Access::Token {
+            method,
+            role,
+            scope,
+        } => {
+            let caller = identity.caller(method, role)?;
+            if scope == Scope::Everything && caller.projects != Projects::All {
+                return Err(caller.needs_every_project());
+            }
+            Ok(Some(caller))
+        }
         Access::Internal => match identity {
             super::token_cache::Identity::Internal => Ok(Some(
                 super::token_cache::Identity::Internal.caller("internal", Role::Admin)?,

@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 
 use tonic::Status;
 
-pub use access::{access, Access};
+pub use access::{access, Access, Scope};
 pub use layer::AuthLayer;
 pub use token_cache::{TokenCache, TokenRecord};
 
@@ -108,8 +108,37 @@ impl Caller {
         if self.projects.contains(project) {
             return Ok(());
         }
-        let role = self.role.map(Role::name).unwrap_or("internal");
-        let scope = match &self.projects {
+        Err(Status::permission_denied(format!(
+            "token {:?} has role {} on {}; {} needs {} on project {project:?}",
+            self.id,
+            self.role_name(),
+            self.scope(),
+            self.method,
+            self.needs
+        )))
+    }
+
+    /// PERMISSION_DENIED for a method that acts on the whole cluster, called with a token of
+    /// some projects only.
+    pub fn needs_every_project(&self) -> Status {
+        Status::permission_denied(format!(
+            "token {:?} has role {} on {}; {} needs {} on every project (it acts on the whole \
+             cluster)",
+            self.id,
+            self.role_name(),
+            self.scope(),
+            self.method,
+            self.needs
+        ))
+    }
+
+    fn role_name(&self) -> &'static str {
+        self.role.map(Role::name).unwrap_or("internal")
+    }
+
+    /// The projects the token covers, for messages.
+    fn scope(&self) -> String {
+        match &self.projects {
             Projects::All => "every project".to_string(),
             Projects::Only(list) => format!(
                 "project{} {}",
@@ -119,11 +148,7 @@ impl Caller {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-        };
-        Err(Status::permission_denied(format!(
-            "token {:?} has role {role} on {scope}; {} needs {} on project {project:?}",
-            self.id, self.method, self.needs
-        )))
+        }
     }
 }
 

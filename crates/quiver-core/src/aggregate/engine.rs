@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use super::partial::Stamp;
+use super::partial::{FloatSums, Stamp};
 use super::record::TileRecord;
 use crate::scalar::Scalar;
 use crate::tiling::{bucket, AggregateSpec, Layout};
@@ -29,15 +29,21 @@ pub struct TileAggregator {
 }
 
 impl TileAggregator {
-    /// An empty aggregator for a view whose aggregates are `specs`, laid out as `layout`.
+    /// An empty aggregator for a view whose aggregates are `specs`, laid out as `layout`
+    /// (floats added exactly).
     pub fn new(specs: &[AggregateSpec], layout: &Layout) -> Self {
+        Self::with_float_sums(specs, layout, FloatSums::Exact)
+    }
+
+    /// An empty aggregator whose records add floats as `sums` say.
+    pub fn with_float_sums(specs: &[AggregateSpec], layout: &Layout, sums: FloatSums) -> Self {
         Self {
             empty_tiles: layout
                 .families
                 .iter()
-                .map(|f| TileRecord::empty(specs, &f.members))
+                .map(|f| TileRecord::empty_with(specs, &f.members, sums))
                 .collect(),
-            empty_running: TileRecord::empty(specs, &layout.running),
+            empty_running: TileRecord::empty_with(specs, &layout.running, sums),
             layout: layout.clone(),
             entities: HashMap::with_capacity_and_hasher(1_024, BuildHasherDefault::default()),
         }

@@ -2,6 +2,7 @@
 //! event updates it, how two merge, and the value a merge finishes into. The online store and
 //! the offline snapshot path both use exactly this code, so training and serving agree.
 
+use super::exact_sum::ExactSum;
 use super::hll::Hll;
 use crate::definitions::{Aggregation, Feature};
 use crate::scalar::Scalar;
@@ -17,6 +18,19 @@ pub struct Stamp {
     pub sequence: u64,
 }
 
+/// How a partial adds floats (`sum`, `mean`, `stddev`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloatSums {
+    /// Exactly, rounded once when finished ([`ExactSum`]): the same bits whatever the order
+    /// and grouping of the events, so a backfill's chunks, serving's log entries and a
+    /// snapshot's files agree to the bit.
+    Exact,
+    /// In f64, in the order folded: what records held before exact sums. The online store
+    /// folds so for entries applied under older admission rules, so every replica of a
+    /// rolling upgrade writes the same bits.
+    Sequential,
+}
+
 /// A partial aggregate of one feature over some events.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Partial {
@@ -26,12 +40,21 @@ pub enum Partial {
     CountValues(u64),
     /// `sum` of an int64 column (wide, so merges never overflow; saturates when finished).
     SumInt(i128),
-    /// `sum` of a float column.
+    /// `sum` of a float column, in f64 ([`FloatSums::Sequential`]).
     SumFloat(f64),
-    /// `mean`: (sum, count).
+    /// `sum` of a float column, exactly.
+    SumExact(ExactSum),
+    /// `mean`: (sum, count), in f64 ([`FloatSums::Sequential`]).
     Mean {
         /// Sum of the values.
         sum: f64,
+        /// Number of values.
+        count: u64,
+    },
+    /// `mean`: (sum, count), the sum exact.
+    MeanExact {
+        /// Sum of the values.
+        sum: ExactSum,
         /// Number of values.
         count: u64,
     },
@@ -39,7 +62,8 @@ pub enum Partial {
     Min(Option<Scalar>),
     /// `max`.
     Max(Option<Scalar>),
-    /// `stddev`: count, mean and sum of squared deviations (Welford updates, Chan merges).
+    /// `stddev`: count, mean and sum of squared deviations (Welford updates, Chan merges; in
+    /// f64, [`FloatSums::Sequential`]).
     Moments {
         /// Number of values.
         count: u64,
@@ -47,6 +71,15 @@ pub enum Partial {
         mean: f64,
         /// Sum of squared deviations from the mean.
         m2: f64,
+    },
+    /// `stddev`: count, and the exact sums of the values and of their squares.
+    MomentsExact {
+        /// Number of values.
+        count: u64,
+        /// Sum of the values.
+        sum: ExactSum,
+        /// Sum of their squares (each square exact where it neither overflows nor underflows).
+        squares: ExactSum,
     },
     /// `last`: the latest event's value (which may be null).
     Last(Option<(Stamp, Option<Scalar>)>),
@@ -74,18 +107,48 @@ impl Partial {
             Aggregation::Count if has_column => Self::CountValues(0),
             Aggregation::Count => Self::CountRows(0),
             Aggregation::Sum if output == Some(ValueType::Int64) => Self::SumInt(0),
-            Aggregation::Sum => Self::SumFloat(0.0),
-            Aggregation::Mean => Self::Mean { sum: 0.0, count: 0 },
+            Aggregation::Sum => Self::SumExact(ExactSum::default()),
+            Aggregation::Mean => Self::MeanExact {
+                sum: ExactSum::default(),
+                count: 0,
+            },
             Aggregation::Min => Self::Min(None),
             Aggregation::Max => Self::Max(None),
-            Aggregation::Stddev => Self::Moments {
+            Aggregation::Stddev => Self::MomentsExact {
                 count: 0,
-                mean: 0.0,
-                m2: 0.0,
+                sum: ExactSum::default(),
+                squares: ExactSum::default(),
             },
             Aggregation::Last => Self::Last(None),
             Aggregation::First => Self::First(None),
             Aggregation::DistinctCount => Self::Distinct(Hll::default()),
+        }
+    }
+
+    /// This partial with its floats added as `sums` say (an exact one rounded to f64 for
+    /// [`FloatSums::Sequential`]; meant for empty partials, where nothing is rounded).
+    pub fn with_float_sums(self, sums: FloatSums) -> Self {
+        match (sums, self) {
+            (FloatSums::Sequential, Self::SumExact(sum)) => Self::SumFloat(sum.value()),
+            (FloatSums::Sequential, Self::MeanExact { sum, count }) => Self::Mean {
+                sum: sum.value(),
+                count,
+            },
+            (FloatSums::Sequential, exact @ Self::MomentsExact { .. }) => {
+                let (count, mean, deviation) = exact.mean_and_deviation().unwrap_or_default();
+                Self::Moments {
+                    count,
+                    mean,
+                    m2: deviation * deviation * count as f64,
+                }
+            }
+            (FloatSums::Exact, Self::SumFloat(sum)) => Self::SumExact(ExactSum::of(sum)),
+            (FloatSums::Exact, Self::Mean { sum, count }) => Self::MeanExact {
+                sum: ExactSum::of(sum),
+                count,
+            },
+            (FloatSums::Exact, Self::Moments { count, mean, m2 }) => exact_moments(count, mean, m2),
+            (_, partial) => partial,
         }
     }
 
@@ -102,10 +165,28 @@ impl Partial {
                 }
             }
             Self::SumFloat(sum) => *sum += number.unwrap_or(0.0),
+            Self::SumExact(sum) => sum.add(number.unwrap_or(0.0)),
             Self::Mean { sum, count } => {
                 if let Some(x) = number {
                     *sum += x;
                     *count = count.saturating_add(1);
+                }
+            }
+            Self::MeanExact { sum, count } => {
+                if let Some(x) = number {
+                    sum.add(x);
+                    *count = count.saturating_add(1);
+                }
+            }
+            Self::MomentsExact {
+                count,
+                sum,
+                squares,
+            } => {
+                if let Some(x) = number {
+                    *count = count.saturating_add(1);
+                    sum.add(x);
+                    squares.add_square(x);
                 }
             }
             Self::Min(current) => keep_extreme(current, value, std::cmp::Ordering::Less),
@@ -139,10 +220,56 @@ impl Partial {
     /// Folds `other` (a partial of the same feature) into this one. Partials of different
     /// aggregations never meet (both come from one feature definition); such a merge does nothing.
     pub fn merge(&mut self, other: &Partial) {
+        // A record folded with sequential floats meets an exact one (records written before
+        // and after exact sums): both become exact.
+        if let (
+            Self::SumFloat(_) | Self::Mean { .. } | Self::Moments { .. },
+            Self::SumExact(_) | Self::MeanExact { .. } | Self::MomentsExact { .. },
+        ) = (&*self, other)
+        {
+            *self = std::mem::replace(self, Self::CountRows(0)).with_float_sums(FloatSums::Exact);
+        }
         // Counts and integer sums saturate: a stored record is input (from disk, from another
         // node's snapshot), and a corrupt one must not overflow (a panic in a debug build,
         // a wrapped count in a release one).
         match (self, other) {
+            (Self::SumExact(a), Self::SumExact(b)) => a.merge(b),
+            (Self::SumExact(a), Self::SumFloat(b)) => a.add(*b),
+            (Self::MeanExact { sum, count }, Self::MeanExact { sum: s, count: c }) => {
+                sum.merge(s);
+                *count = count.saturating_add(*c);
+            }
+            (Self::MeanExact { sum, count }, Self::Mean { sum: s, count: c }) => {
+                sum.add(*s);
+                *count = count.saturating_add(*c);
+            }
+            (
+                Self::MomentsExact {
+                    count,
+                    sum,
+                    squares,
+                },
+                other @ (Self::MomentsExact { .. } | Self::Moments { .. }),
+            ) => {
+                let converted;
+                let other = match other {
+                    Self::Moments { count, mean, m2 } => {
+                        converted = exact_moments(*count, *mean, *m2);
+                        &converted
+                    }
+                    exact => exact,
+                };
+                if let Self::MomentsExact {
+                    count: c,
+                    sum: s,
+                    squares: q,
+                } = other
+                {
+                    *count = count.saturating_add(*c);
+                    sum.merge(s);
+                    squares.merge(q);
+                }
+            }
             (Self::CountRows(a), Self::CountRows(b))
             | (Self::CountValues(a), Self::CountValues(b)) => *a = a.saturating_add(*b),
             (Self::SumInt(a), Self::SumInt(b)) => *a = a.saturating_add(*b),
@@ -205,16 +332,57 @@ impl Partial {
                 i64::MAX
             }))),
             Self::SumFloat(sum) => Some(Scalar::Float64(*sum)),
+            Self::SumExact(sum) => Some(Scalar::Float64(sum.value())),
             Self::Mean { sum, count } => (*count > 0).then(|| Scalar::Float64(sum / *count as f64)),
-            Self::Min(v) | Self::Max(v) => v.clone(),
-            Self::Moments { count, m2, .. } => {
-                (*count > 0).then(|| Scalar::Float64((m2 / *count as f64).max(0.0).sqrt()))
+            Self::MeanExact { sum, count } => {
+                (*count > 0).then(|| Scalar::Float64(sum.value() / *count as f64))
             }
+            Self::Min(v) | Self::Max(v) => v.clone(),
+            Self::Moments { .. } | Self::MomentsExact { .. } => self
+                .mean_and_deviation()
+                .map(|(_, _, deviation)| Scalar::Float64(deviation)),
             Self::Last(v) | Self::First(v) => v.as_ref().and_then(|(_, value)| value.clone()),
             Self::Distinct(sketch) => Some(Scalar::Int64(
                 i64::try_from(sketch.estimate()).unwrap_or(i64::MAX),
             )),
         }
+    }
+}
+
+impl Partial {
+    /// A `stddev` partial's count, mean and population standard deviation, if it has values
+    /// (None for any other partial).
+    pub fn mean_and_deviation(&self) -> Option<(u64, f64, f64)> {
+        match self {
+            Self::Moments { count, mean, m2 } if *count > 0 => {
+                Some((*count, *mean, (m2 / *count as f64).max(0.0).sqrt()))
+            }
+            Self::MomentsExact {
+                count,
+                sum,
+                squares,
+            } if *count > 0 => {
+                let n = *count as f64;
+                // n * sum of squared deviations = n * sum(x^2) - sum(x)^2, rounded once.
+                let scaled = squares.scaled_minus_square(*count, sum);
+                Some((*count, sum.value() / n, (scaled / n / n).max(0.0).sqrt()))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Welford moments (count, mean, m2) as exact sums with the same count, mean and deviation
+/// up to the rounding of those f64s: sum = mean * count, squares = m2 + mean^2 * count, so
+/// that count * squares - sum^2 = count * m2 exactly.
+fn exact_moments(count: u64, mean: f64, m2: f64) -> Partial {
+    let mean = ExactSum::of(mean);
+    let mut squares = mean.squared().times(count);
+    squares.add(m2);
+    Partial::MomentsExact {
+        count,
+        sum: mean.times(count),
+        squares,
     }
 }
 

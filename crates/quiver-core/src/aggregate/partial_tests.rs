@@ -171,13 +171,73 @@ fn merging_chunks_equals_one_pass() {
                 for chunk in iter {
                     merged.merge(chunk);
                 }
+                // Exact float sums: the same bits in any grouping and order.
+                assert_eq!(
+                    whole.finish().map(|v| format!("{v:?}")),
+                    merged.finish().map(|v| format!("{v:?}")),
+                    "{aggregation} (ints: {ints}, reversed: {order})"
+                );
+                // Sequential f64 sums (records of older rules): close, not equal.
+                let sequential = empty.clone().with_float_sums(FloatSums::Sequential);
+                let whole = run(&sequential, &evs);
+                let mut merged = sequential.clone();
+                let mut rng = Rng(99);
+                let mut start = 0;
+                while start < evs.len() {
+                    let end = (start + 1 + (rng.next() % 400) as usize).min(evs.len());
+                    merged.merge(&run(&sequential, &evs[start..end]));
+                    start = end;
+                }
                 match (whole.finish(), merged.finish()) {
                     (Some(Scalar::Float64(a)), Some(Scalar::Float64(b))) => {
                         assert!(close(a, b), "{aggregation}: {a} vs {b}")
                     }
-                    (a, b) => assert_eq!(a, b, "{aggregation} (ints: {ints}, reversed: {order})"),
+                    (a, b) => assert_eq!(a, b, "{aggregation} (ints: {ints})"),
                 }
             }
+        }
+    }
+}
+
+#[test]
+fn sequential_records_merged_with_exact_ones_become_exact_and_keep_their_values() {
+    // A record folded before exact sums meets one folded after (the online store's records
+    // across an upgrade): the merge is exact, in either order, and what the older record held
+    // counts as the value it finished as.
+    let evs = events(21, 2_000, false);
+    let (older, newer) = evs.split_at(800);
+    for aggregation in [Aggregation::Sum, Aggregation::Mean, Aggregation::Stddev] {
+        let exact = Partial::empty(aggregation, true, Some(ValueType::Float64));
+        let sequential = exact.clone().with_float_sums(FloatSums::Sequential);
+        let old = run(&sequential, older);
+        let new = run(&exact, newer);
+        let mut old_then_new = old.clone();
+        old_then_new.merge(&new);
+        let mut new_then_old = new.clone();
+        new_then_old.merge(&old);
+        assert!(!matches!(
+            old_then_new,
+            Partial::SumFloat(_) | Partial::Mean { .. } | Partial::Moments { .. }
+        ));
+        assert_eq!(
+            old_then_new.finish().map(|v| format!("{v:?}")),
+            new_then_old.finish().map(|v| format!("{v:?}")),
+            "{aggregation}"
+        );
+        let all = run(&exact, &evs);
+        match (all.finish(), old_then_new.finish()) {
+            (Some(Scalar::Float64(a)), Some(Scalar::Float64(b))) => {
+                assert!(close(a, b), "{aggregation}: {a} vs {b}")
+            }
+            (a, b) => panic!("{aggregation}: {a:?} vs {b:?}"),
+        }
+        // Converted alone, an older record finishes as it did.
+        let converted = old.clone().with_float_sums(FloatSums::Exact);
+        match (old.finish(), converted.finish()) {
+            (Some(Scalar::Float64(a)), Some(Scalar::Float64(b))) => {
+                assert!(close(a, b), "{aggregation}: {a} vs {b}")
+            }
+            (a, b) => panic!("{aggregation}: {a:?} vs {b:?}"),
         }
     }
 }

@@ -6,8 +6,9 @@
 //! `u8 version (1)`, `i64 max event micros`, `u32 count`, then per partial a tag and its payload,
 //! all little-endian. It never changes meaning; a new layout gets a new version byte.
 
+use super::exact_sum::{ExactSum, MAX_LIMBS};
 use super::hll::{Hll, REGISTERS};
-use super::partial::{Partial, Stamp};
+use super::partial::{FloatSums, Partial, Stamp};
 use crate::scalar::Scalar;
 use crate::tiling::AggregateSpec;
 
@@ -28,8 +29,14 @@ pub struct TileRecord {
 pub struct CorruptRecord(pub &'static str);
 
 impl TileRecord {
-    /// An empty record with a partial for each of `members` (indexes into `specs`).
+    /// An empty record with a partial for each of `members` (indexes into `specs`), its
+    /// floats added exactly.
     pub fn empty(specs: &[AggregateSpec], members: &[usize]) -> Self {
+        Self::empty_with(specs, members, FloatSums::Exact)
+    }
+
+    /// An empty record whose partials add floats as `sums` say.
+    pub fn empty_with(specs: &[AggregateSpec], members: &[usize], sums: FloatSums) -> Self {
         Self {
             max_event_micros: i64::MIN,
             partials: members
@@ -41,6 +48,7 @@ impl TileRecord {
                         spec.column.is_some(),
                         Some(spec.value_type),
                     )
+                    .with_float_sums(sums)
                 })
                 .collect(),
         }
@@ -142,6 +150,24 @@ mod tag {
     pub const FIRST: u8 = 10;
     pub const DISTINCT_SPARSE: u8 = 11;
     pub const DISTINCT_DENSE: u8 = 12;
+    pub const SUM_EXACT: u8 = 13;
+    pub const MEAN_EXACT: u8 = 14;
+    pub const MOMENTS_EXACT: u8 = 15;
+}
+
+/// An [`ExactSum`] as `ExactSum::encode_into` wrote it.
+fn decode_exact(r: &mut Reader<'_>) -> Result<ExactSum, CorruptRecord> {
+    let infinities = r.u8()?;
+    let base = i32::from_le_bytes(r.array()?);
+    let count = usize::from(r.u8()?);
+    if count > MAX_LIMBS {
+        return Err(CorruptRecord("exact sum too long"));
+    }
+    let mut limbs = Vec::with_capacity(count);
+    for _ in 0..count {
+        limbs.push(r.u64()?);
+    }
+    ExactSum::from_parts(infinities, base, limbs).ok_or(CorruptRecord("exact sum"))
 }
 
 fn encode_partial(partial: &Partial, out: &mut Vec<u8>) {
@@ -161,6 +187,25 @@ fn encode_partial(partial: &Partial, out: &mut Vec<u8>) {
         Partial::SumFloat(sum) => {
             out.push(tag::SUM_FLOAT);
             out.extend_from_slice(&sum.to_le_bytes());
+        }
+        Partial::SumExact(sum) => {
+            out.push(tag::SUM_EXACT);
+            sum.encode_into(out);
+        }
+        Partial::MeanExact { sum, count } => {
+            out.push(tag::MEAN_EXACT);
+            sum.encode_into(out);
+            out.extend_from_slice(&count.to_le_bytes());
+        }
+        Partial::MomentsExact {
+            count,
+            sum,
+            squares,
+        } => {
+            out.push(tag::MOMENTS_EXACT);
+            out.extend_from_slice(&count.to_le_bytes());
+            sum.encode_into(out);
+            squares.encode_into(out);
         }
         Partial::Mean { sum, count } => {
             out.push(tag::MEAN);
@@ -231,6 +276,16 @@ fn decode_partial(r: &mut Reader<'_>) -> Result<Partial, CorruptRecord> {
             count: r.u64()?,
             mean: r.f64()?,
             m2: r.f64()?,
+        },
+        tag::SUM_EXACT => Partial::SumExact(decode_exact(r)?),
+        tag::MEAN_EXACT => Partial::MeanExact {
+            sum: decode_exact(r)?,
+            count: r.u64()?,
+        },
+        tag::MOMENTS_EXACT => Partial::MomentsExact {
+            count: r.u64()?,
+            sum: decode_exact(r)?,
+            squares: decode_exact(r)?,
         },
         t @ (tag::LAST | tag::FIRST) => {
             let v = match r.u8()? {

@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 
 use prost::Message;
-use quiver_core::aggregate::{Stamp, TileAggregator};
+use quiver_core::aggregate::{FloatSums, Stamp, TileAggregator};
 use quiver_core::tiling::{self, Layout, ViewAggregates};
 use quiver_core::Scalar;
 use quiver_proto::convert::{aggregate_spec_from_pb, value_to_scalar};
@@ -379,7 +379,7 @@ impl StateMachine {
         let Some(state) = self.backfill_applies(overlay, chunk)? else {
             return Ok(Vec::new());
         };
-        let mut folds = EntryFolds::default();
+        let mut folds = EntryFolds::for_rules(chunk.admission_rules);
         let mut staged = Vec::with_capacity(chunk.batches.len());
         let mut row_base = 0u32;
         let watermark = self
@@ -496,9 +496,11 @@ impl StateMachine {
 /// What the producer batches of one entry folded, per view version: every batch feeding a view
 /// folds into the same records, so a key touched by many batches is written once per entry
 /// (and every replica groups the same way: the entry is the unit).
-#[derive(Default)]
 pub struct EntryFolds {
     views: Vec<ViewFold>,
+    /// How the entry's records add floats: exactly under `EXACT_SUMS_RULES`, else as older
+    /// binaries do (so every replica of a rolling upgrade writes the same bits).
+    float_sums: FloatSums,
 }
 
 struct ViewFold {
@@ -565,6 +567,18 @@ impl Retention {
 }
 
 impl EntryFolds {
+    /// Nothing folded yet, for an entry proposed under `admission_rules`.
+    pub(super) fn for_rules(admission_rules: u32) -> Self {
+        Self {
+            views: Vec::new(),
+            float_sums: if admission_rules >= source_clock::EXACT_SUMS_RULES {
+                FloatSums::Exact
+            } else {
+                FloatSums::Sequential
+            },
+        }
+    }
+
     fn view(
         &mut self,
         project: &str,
@@ -588,10 +602,15 @@ impl EntryFolds {
                     project: project.to_string(),
                     view: view.to_string(),
                     version,
-                    features: TileAggregator::new(aggregates.feature_specs(), &aggregates.features),
-                    statistics: TileAggregator::new(
+                    features: TileAggregator::with_float_sums(
+                        aggregates.feature_specs(),
+                        &aggregates.features,
+                        self.float_sums,
+                    ),
+                    statistics: TileAggregator::with_float_sums(
                         aggregates.statistics_specs(),
                         &aggregates.statistics,
+                        self.float_sums,
                     ),
                     retention,
                 });

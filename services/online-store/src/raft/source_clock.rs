@@ -52,8 +52,15 @@ pub const RECOMPUTE_RULES: u32 = 5;
 /// its chunk's position, later than every live event folded before the chunk.
 pub const ORIGINAL_ORDER_RULES: u32 = 6;
 
+/// The admission rules under which float `sum`, `mean` and `stddev` partials are exact sums
+/// rounded once when read (`quiver_core::aggregate::ExactSum`): the same bits whatever the
+/// grouping of the events (a backfill's chunks, serving's entries, a snapshot's files). Before
+/// them the online store added f64s in apply order, and a binary without exact sums could not
+/// read such a record, so none may see one.
+pub const EXACT_SUMS_RULES: u32 = 7;
+
 /// The newest admission rules this binary applies.
-pub const RULES: u32 = ORIGINAL_ORDER_RULES;
+pub const RULES: u32 = EXACT_SUMS_RULES;
 
 /// A producer that has not written for this many batches of its source stops holding the
 /// source watermark back.
@@ -187,12 +194,7 @@ pub fn reset(clock: &mut SourceClock, producer: &str) {
 
 /// RFC 3339 with microseconds.
 pub fn rfc3339(micros: i64) -> String {
-    let seconds = u64::try_from(micros.div_euclid(1_000_000)).unwrap_or(0);
-    let nanos = (micros.rem_euclid(1_000_000) * 1_000) as u32;
-    humantime::format_rfc3339_micros(
-        std::time::UNIX_EPOCH + std::time::Duration::new(seconds, nanos),
-    )
-    .to_string()
+    quiver_core::timestamp::format_rfc3339(micros, quiver_core::timestamp::Fraction::Micros)
 }
 
 fn humanize(micros: i64) -> String {

@@ -395,7 +395,7 @@ impl StateMachine {
     ) -> io::Result<CommandResult> {
         let mut result = CommandResult::default();
         let mut row_base = 0u32;
-        let mut folds = EntryFolds::default();
+        let mut folds = EntryFolds::for_rules(write.admission_rules);
         let mut staged = Vec::with_capacity(write.batches.len());
         // A batch that overlaps what its producer applied is applied from there on, and staged
         // as applied (the export then sees exactly the rows that counted).

@@ -72,10 +72,7 @@ fn partition_of(producer: &str, topic: &str) -> Option<i32> {
 
 fn time(micros: Option<i64>) -> String {
     micros
-        .and_then(|m| {
-            let t = std::time::UNIX_EPOCH + Duration::from_micros(u64::try_from(m).ok()?);
-            Some(humantime::format_rfc3339_seconds(t).to_string())
-        })
+        .map(|m| quiver_core::timestamp::format_rfc3339(m, quiver_core::timestamp::Fraction::None))
         .unwrap_or_else(|| "-".into())
 }
 

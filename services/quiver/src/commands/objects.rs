@@ -210,16 +210,22 @@ fn object_json(object: &RegistryObject, versions: Option<&[u32]>) -> serde_json:
 
 /// RFC 3339 UTC: whole seconds, or microseconds when there is a fraction; `-` when unset.
 pub fn timestamp(ts: Option<&prost_types::Timestamp>) -> String {
+    use quiver_core::timestamp::{format_rfc3339, Fraction};
     ts.and_then(|t| {
-        let secs = u64::try_from(t.seconds).ok()?;
-        let nanos = u32::try_from(t.nanos).ok()?;
-        let time = std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos);
+        let nanos = (0..1_000_000_000).contains(&t.nanos).then_some(t.nanos)?;
+        let micros = t
+            .seconds
+            .checked_mul(1_000_000)?
+            .checked_add(i64::from(nanos / 1_000))?;
         // Exact: microseconds (what Quiver stores) when the time has a fraction.
-        Some(if nanos == 0 {
-            humantime::format_rfc3339_seconds(time).to_string()
-        } else {
-            humantime::format_rfc3339_micros(time).to_string()
-        })
+        Some(format_rfc3339(
+            micros,
+            if nanos == 0 {
+                Fraction::None
+            } else {
+                Fraction::Micros
+            },
+        ))
     })
     .unwrap_or_else(|| "-".to_string())
 }

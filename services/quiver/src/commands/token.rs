@@ -1,6 +1,6 @@
 //! `quiver token <create|list|revoke>`: access tokens, kept (hashed) by the registry.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use quiver::addresses::connect;
 use quiver::rpc_error;
@@ -21,7 +21,17 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
             description,
         } => {
             let ttl = ttl
-                .map(|t| parse_duration(&t).map_err(|e| anyhow::anyhow!("--ttl {t:?}: {e}")))
+                .map(|t| {
+                    let ttl =
+                        parse_duration(&t).map_err(|e| anyhow::anyhow!("--ttl {t:?}: {e}"))?;
+                    // The protocol's 0 means "no expiry": a token meant to live less than a
+                    // second must not become one that never expires.
+                    anyhow::ensure!(
+                        ttl >= Duration::from_secs(1),
+                        "--ttl {t:?}: at least 1s (leave --ttl out for a token that never expires)"
+                    );
+                    Ok(ttl)
+                })
                 .transpose()?
                 .unwrap_or(Duration::ZERO);
             let created = client
@@ -80,7 +90,7 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
                             t.role,
                             scope(t),
                             expiry(t),
-                            if t.revoked { "revoked" } else { "active" }
+                            status(t)
                         );
                     }
                 }
@@ -106,6 +116,20 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `revoked`, `expired` (by this machine's clock) or `active`.
+fn status(token: &Token) -> &'static str {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    if token.revoked {
+        "revoked"
+    } else if token.expires_at.is_some_and(|t| t.seconds <= now) {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
 fn scope(token: &Token) -> String {
     if token.projects.is_empty() {
         "every project".into()
@@ -122,8 +146,10 @@ fn expiry(token: &Token) -> String {
 }
 
 fn rfc3339(seconds: i64) -> String {
-    let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
-    humantime::format_rfc3339_seconds(at).to_string()
+    quiver_core::timestamp::format_rfc3339(
+        seconds.saturating_mul(1_000_000),
+        quiver_core::timestamp::Fraction::None,
+    )
 }
 
 fn to_json(token: &Token) -> serde_json::Value {
@@ -134,6 +160,7 @@ fn to_json(token: &Token) -> serde_json::Value {
         "created_at": token.created_at.map(|t| rfc3339(t.seconds)),
         "expires_at": token.expires_at.map(|t| rfc3339(t.seconds)),
         "revoked": token.revoked,
+        "status": status(token),
         "description": token.description,
     })
 }
