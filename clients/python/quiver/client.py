@@ -14,7 +14,7 @@ from quiver import push as pushing
 from quiver import registry, serving, snapshot as snapshots
 from quiver._proto.registry.v1 import registry_pb2
 from quiver.connection import Endpoint, call_metadata, endpoint, read_ca_cert
-from quiver.errors import Internal, InvalidArgument, NotFound, QuiverError, from_grpc
+from quiver.errors import Internal, InvalidArgument, NotFound, QuiverError, Unavailable, from_grpc
 from quiver._proto.ingest.v1 import ingest_pb2
 from quiver.push_checks import FutureBound, refuse_bad_rows
 from quiver.push_encoding import columns_of, prepare
@@ -324,6 +324,10 @@ class Client:
             if e.code == "UNIMPLEMENTED":
                 return None
             raise
+        except Unavailable:
+            # Ingest not reachable yet: the sending waits for it (`retry_for`), and ingest
+            # checks each row's time itself when it arrives.
+            return None
         now = limits.now.seconds * 1_000_000 + limits.now.nanos // 1000
         return FutureBound(now, limits.max_future_skew_micros)
 

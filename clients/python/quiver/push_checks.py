@@ -382,13 +382,21 @@ def event_micros(column: Column, declared: int) -> Tuple[np.ndarray, np.ndarray]
 
 
 def _rfc3339(micros: int) -> str:
-    """`micros` as ingest writes a time in a message (`humantime::format_rfc3339`: whole
-    seconds, or nine fraction digits)."""
+    """`micros` as ingest writes a time in a message (`quiver_core::timestamp::format_rfc3339`
+    with `WholeOrNanos`: whole seconds, or nine fraction digits; a year past 9999 signed)."""
     seconds, rest = divmod(micros, 1_000_000)
-    try:
-        text = (dt.datetime(1970, 1, 1) + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
-    except OverflowError:
-        return f"{micros} microseconds after the epoch"
+    days, of_day = divmod(seconds, 86_400)
+    # Howard Hinnant's civil_from_days, as the Rust side computes it.
+    z = days + 719_468
+    era, of_era = divmod(z, 146_097)
+    year_of_era = (of_era - of_era // 1_460 + of_era // 36_524 - of_era // 146_096) // 365
+    of_year = of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    shifted = (5 * of_year + 2) // 153
+    day = of_year - (153 * shifted + 2) // 5 + 1
+    month = shifted + 3 if shifted < 10 else shifted - 9
+    year = year_of_era + era * 400 + (1 if month <= 2 else 0)
+    year_text = f"{year:04d}" if 0 <= year <= 9999 else f"+{year}" if year > 9999 else f"-{-year:04d}"
+    text = f"{year_text}-{month:02d}-{day:02d}T{of_day // 3600:02d}:{of_day % 3600 // 60:02d}:{of_day % 60:02d}"
     return f"{text}Z" if rest == 0 else f"{text}.{rest * 1000:09d}Z"
 
 

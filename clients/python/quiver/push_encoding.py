@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 
 from quiver._proto.types.v1 import types_pb2
 from quiver.errors import InvalidArgument
-from quiver.values import VT, is_missing, set_value
+from quiver.values import VT, check_float32, is_missing, set_value
 
 # A piece of every row's bytes: a buffer, where each row's part starts in it, how long it is.
 Piece = Tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -150,10 +150,24 @@ def prepare(name: str, data: Union[pa.Array, pa.ChunkedArray, List[Any]], declar
         else:
             exact = declared not in (VT.VALUE_TYPE_FLOAT32, VT.VALUE_TYPE_FLOAT32_LIST)
             try:
-                return Column(name, declared, arrow=_cast(data, _ARROW_TARGET[declared], exact))
+                cast = _cast(data, _ARROW_TARGET[declared], exact)
+                if exact or not _overflowed(data, cast):
+                    return Column(name, declared, arrow=cast)
+                # A finite value beyond float32's range became an infinity: value by value,
+                # where the check names the row.
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 pass  # e.g. 2**60 into float64, 1.5 into int64: let ingest say which row
     return Column(name, declared, objects=values if values is not None else data.to_pylist())
+
+
+def _overflowed(data: pa.Array, cast: pa.Array) -> bool:
+    """Whether a cast to float32 (or float32 lists) made a finite value infinite."""
+    if pa.types.is_list(cast.type) or pa.types.is_large_list(cast.type):
+        data, cast = data.flatten(), cast.flatten()
+    if not pa.types.is_floating(data.type):
+        return False
+    grew = pc.and_(pc.is_finite(data), pc.invert(pc.is_finite(cast)))
+    return bool(pc.any(grew).as_py())
 
 
 def _cast(data: pa.Array, target: pa.DataType, safe: bool) -> pa.Array:
@@ -427,6 +441,7 @@ def set_declared(message: types_pb2.Value, value: Any, declared: int, name: str)
     if declared == VT.VALUE_TYPE_FLOAT64 and is_number:
         message.float64_value = float(value)
     elif declared == VT.VALUE_TYPE_FLOAT32 and is_number:
+        check_float32(float(value), name)
         message.float32_value = float(value)
     else:
         set_value(message, value, name)

@@ -104,13 +104,28 @@ def set_value(message: types_pb2.Value, value: Any, what: str) -> None:
         set_timestamp(message.timestamp_value, to_micros(value, what))
     elif hasattr(value, "__len__") and not isinstance(value, dict):
         try:
-            message.float32_list_value.values.extend(float(v) for v in value)
+            numbers = [float(v) for v in value]
         except (TypeError, ValueError):
             raise InvalidArgument(
                 f"{what}: a list value must hold numbers (a float32 list), got {value!r}"
             ) from None
+        for number in numbers:
+            check_float32(number, what)
+        message.float32_list_value.values.extend(numbers)
     else:
         raise InvalidArgument(f"{what}: cannot send a {type(value).__name__} ({value!r})")
+
+
+#: The largest float32 a float64 rounds to rather than overflowing to infinity (f32::MAX plus
+#: half a unit in its last place).
+_FLOAT32_LIMIT = 3.4028235677973366e38
+
+
+def check_float32(number: float, what: str) -> None:
+    """Refuses a finite `number` beyond float32's range: it would be stored as an infinity,
+    a wrong value (rounding to float32's precision is what the column type means)."""
+    if number == number and abs(number) != float("inf") and abs(number) >= _FLOAT32_LIMIT:
+        raise InvalidArgument(f"{what}: {number!r} is out of float32's range (about ±3.4e38)")
 
 
 def is_missing(value: Any) -> bool:

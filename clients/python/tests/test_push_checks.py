@@ -187,6 +187,9 @@ def test_times_and_skews_are_written_as_ingest_writes_them():
     assert _rfc3339(new_year) == "2101-01-01T00:00:00Z"
     assert _rfc3339(new_year + 500_000) == "2101-01-01T00:00:00.500000000Z"
     assert _rfc3339(-1) == "1969-12-31T23:59:59.999999000Z"
+    # Past year 9999, signed, as the Rust side writes it (quiver-core's format_rfc3339 test).
+    assert _rfc3339(253_402_300_800_000_000) == "+10000-01-01T00:00:00Z"
+    assert _rfc3339(2**63 - 1) == "+294247-01-10T04:00:54.775807000Z"
     assert _duration(3_600_000_000) == "1h"
     assert _duration(5_400_000_000) == "1h 30m"
     assert _duration(90_061_001_002) == "1day 1h 1m 1s 1ms 2us"
@@ -216,3 +219,22 @@ def test_a_row_ahead_of_ingests_clock_is_named_after_its_other_problems():
     with pytest.raises(quiver.InvalidArgument) as caught:
         refuse_bad_rows(columns, DECLARED, ["user_id"], "ts")
     assert "ahead" not in str(caught.value)
+
+
+def test_a_float_beyond_float32s_range_is_a_bad_row_not_an_infinity():
+    """Arrow columns and Python lists alike; an infinity itself is a value, not an overflow."""
+    declared = {"f32": VT.VALUE_TYPE_FLOAT32, "emb": VT.VALUE_TYPE_FLOAT32_LIST, "ts": VT.VALUE_TYPE_TIMESTAMP}
+    for data in (
+        {"f32": pa.array([1.0, 1e300, float("inf")]), "emb": pa.array([[1.0], [2.0], [-1e39]])},
+        {"f32": [1.0, 1e300, float("inf")], "emb": [[1.0], [2.0], [-1e39]]},
+    ):
+        columns = [prepare(n, v, declared.get(n)) for n, v in data.items()]
+        with pytest.raises(quiver.InvalidArgument) as caught:
+            refuse_bad_rows(columns, declared, [], "ts")
+        assert str(caught.value).split("\n  ")[1:] == [
+            "rows[1].f32: 1e+300 is out of float32's range (about ±3.4e38)",
+            "rows[2].emb: -1e+39 is out of float32's range (about ±3.4e38)",
+        ]
+    # In range, rounded as the column stores it.
+    column = prepare("f32", pa.array([0.1, 3.4e38]), VT.VALUE_TYPE_FLOAT32)
+    assert column.arrow is not None and column.arrow.type == pa.float32()

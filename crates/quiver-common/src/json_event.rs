@@ -2,6 +2,7 @@
 //! a pushed JSON-lines file and of a Kafka message. Values are typed by the source schema;
 //! timestamps stay RFC 3339 text, which ingest parses (and names the row of, when wrong).
 
+use quiver_core::scalar::to_f32;
 use quiver_core::{Source, ValueType};
 use quiver_proto::ingest::Row;
 use quiver_proto::types::value::Kind;
@@ -48,7 +49,7 @@ pub fn json_value(v: Option<&Json>, t: ValueType) -> Result<Value, String> {
                 .ok_or_else(|| format!("expected int64, got {n}"))?,
         )),
         (ValueType::Float64, Json::Number(n)) => value(Kind::Float64Value(number(n)?)),
-        (ValueType::Float32, Json::Number(n)) => value(Kind::Float32Value(number(n)? as f32)),
+        (ValueType::Float32, Json::Number(n)) => value(Kind::Float32Value(to_f32(number(n)?)?)),
         (ValueType::Bool, Json::Bool(b)) => value(Kind::BoolValue(*b)),
         (ValueType::String, Json::String(s)) => value(Kind::StringValue(s.clone())),
         (ValueType::Bytes, Json::String(s)) => value(Kind::BytesValue(s.as_bytes().to_vec())),
@@ -60,8 +61,8 @@ pub fn json_value(v: Option<&Json>, t: ValueType) -> Result<Value, String> {
                     .iter()
                     .map(|x| {
                         x.as_f64()
-                            .map(|x| x as f32)
                             .ok_or_else(|| format!("{x} is not a number"))
+                            .and_then(to_f32)
                     })
                     .collect::<Result<_, _>>()?,
             }))
@@ -133,6 +134,28 @@ mod tests {
 
     /// Kafka messages and pushed lines come from anyone: mutated JSON events become rows or
     /// errors, never a panic.
+    #[test]
+    fn a_number_beyond_float32s_range_is_refused_not_stored_as_infinity() {
+        let big = serde_json::json!(1e300);
+        assert_eq!(
+            json_value(Some(&big), ValueType::Float32),
+            Err("1e300 is out of float32's range (about ±3.4e38)".into())
+        );
+        assert_eq!(
+            json_value(
+                Some(&serde_json::json!([1.0, -1e39])),
+                ValueType::Float32List
+            ),
+            Err("-1e39 is out of float32's range (about ±3.4e38)".into())
+        );
+        assert_eq!(
+            json_value(Some(&serde_json::json!(0.1)), ValueType::Float32),
+            Ok(Value {
+                kind: Some(Kind::Float32Value(0.1))
+            })
+        );
+    }
+
     #[test]
     fn fuzz_mutated_json_events_become_rows_or_errors() {
         use quiver_core::mutation::{self, mutate, Rng};

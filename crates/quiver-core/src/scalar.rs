@@ -21,6 +21,17 @@ pub enum Scalar {
     Float32List(Vec<f32>),
 }
 
+/// `x` for a float32 column: rounded to float32's precision, as the column stores it, but
+/// refused when a finite `x` is beyond float32's range, where it would silently become an
+/// infinity (a wrong value, not a rounded one).
+pub fn to_f32(x: f64) -> Result<f32, String> {
+    let narrowed = x as f32;
+    if x.is_finite() && narrowed.is_infinite() {
+        return Err(format!("{x:e} is out of float32's range (about ±3.4e38)"));
+    }
+    Ok(narrowed)
+}
+
 impl Scalar {
     /// The value as f64, for numeric aggregations (`None` for non-numeric types).
     pub fn as_f64(&self) -> Option<f64> {
@@ -94,6 +105,21 @@ fn mix64(mut x: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn float32_narrowing_refuses_overflow_not_rounding() {
+        use super::to_f32;
+        assert_eq!(to_f32(1.5), Ok(1.5));
+        assert_eq!(to_f32(0.1), Ok(0.1f32));
+        assert_eq!(to_f32(1e-50), Ok(0.0));
+        assert_eq!(to_f32(f64::from(f32::MAX)), Ok(f32::MAX));
+        assert_eq!(to_f32(f64::INFINITY), Ok(f32::INFINITY));
+        assert!(to_f32(f64::NAN).unwrap().is_nan());
+        assert_eq!(
+            to_f32(1e300),
+            Err("1e300 is out of float32's range (about ±3.4e38)".into())
+        );
+        assert!(to_f32(-1e39).is_err());
+    }
     use super::*;
 
     /// Computed once from this implementation; it must never change.

@@ -190,6 +190,31 @@ fn duplicates_across_documents_name_both_places() {
 }
 
 #[test]
+fn brackets_nested_past_the_limit_are_refused_before_parsing() {
+    let deep = format!("project: p\nentities: {}", "[".repeat(100_000));
+    let errors: Vec<String> = match validate(&docs(&deep)) {
+        Ok(_) => panic!("accepted"),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    };
+    assert_eq!(
+        errors,
+        ["defs.yaml: (yaml): brackets nest more than 64 deep at line 2 column 75; definitions never need that"]
+    );
+    // (The scan's message, not the parser's `recursion limit exceeded`, which came after a
+    // walk quadratic in the depth: 15 s for this input.)
+    // 64 deep is still the parser's to judge.
+    let errors_at_limit =
+        match validate(&docs(&format!("project: p\nentities: {}", "[".repeat(64)))) {
+            Ok(_) => panic!("accepted"),
+            Err(errors) => errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        };
+    assert!(
+        !errors_at_limit[0].contains("brackets nest"),
+        "{errors_at_limit:?}"
+    );
+}
+
+#[test]
 fn bad_durations() {
     let expected = "expected a whole number and a unit, like 90s, 15m, 1h, 7d or 2w";
     let errors = errors_after("ttl: 7d", "ttl: 7days");
@@ -204,6 +229,11 @@ fn bad_durations() {
     assert_error(
         &errors,
         r#"defs.yaml: sources[0].log_retention: "6h" is shorter than a day (the source log is kept by date)"#,
+    );
+    let errors = errors_after("ttl: 7d", "ttl: 9999999999999d");
+    assert_error(
+        &errors,
+        r#"defs.yaml: feature_views[0].ttl: duration "9999999999999d" is longer than 100 years (36500d)"#,
     );
     let errors = errors_after("allowed_lateness: 1h", "allowed_lateness: 1.5h");
     assert_error(

@@ -364,8 +364,14 @@ impl Partial {
             } if *count > 0 => {
                 let n = *count as f64;
                 // n * sum of squared deviations = n * sum(x^2) - sum(x)^2, rounded once.
-                let scaled = squares.scaled_minus_square(*count, sum);
-                Some((*count, sum.value() / n, (scaled / n / n).max(0.0).sqrt()))
+                let variance = squares.scaled_minus_square(*count, sum) / n / n;
+                // An infinity among the values has no deviation: NaN, not `max`'s 0.
+                let deviation = if variance.is_nan() {
+                    f64::NAN
+                } else {
+                    variance.max(0.0).sqrt()
+                };
+                Some((*count, sum.value() / n, deviation))
             }
             _ => None,
         }

@@ -300,3 +300,30 @@ fn int_sums_saturate_instead_of_wrapping() {
     );
     assert_eq!(sum.finish(), Some(Scalar::Int64(i64::MAX)));
 }
+
+#[test]
+fn infinities_make_sums_infinite_or_nan_and_deviations_nan() {
+    let stamp = Stamp {
+        event_micros: 0,
+        sequence: 0,
+    };
+    let finish = |aggregation, values: &[f64]| {
+        let mut p = Partial::empty(aggregation, true, Some(ValueType::Float64));
+        for v in values {
+            p.update(Some(&Scalar::Float64(*v)), stamp);
+        }
+        float(p.finish())
+    };
+    assert_eq!(
+        finish(Aggregation::Sum, &[1.0, f64::INFINITY]),
+        f64::INFINITY
+    );
+    assert!(finish(Aggregation::Sum, &[f64::INFINITY, f64::NEG_INFINITY]).is_nan());
+    assert_eq!(
+        finish(Aggregation::Mean, &[1.0, f64::NEG_INFINITY]),
+        f64::NEG_INFINITY
+    );
+    assert!(finish(Aggregation::Stddev, &[1.0, f64::INFINITY]).is_nan());
+    assert_eq!(finish(Aggregation::Stddev, &[2.0, 2.0]), 0.0);
+    assert_eq!(finish(Aggregation::Sum, &[1.0, f64::NAN, 2.0]), 3.0);
+}

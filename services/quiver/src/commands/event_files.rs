@@ -19,6 +19,7 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
 };
 use quiver_common::json_event::json_value;
+use quiver_core::scalar::to_f32;
 use quiver_core::{Source, ValueType};
 use quiver_proto::convert::micros_to_timestamp;
 use quiver_proto::ingest::Row;
@@ -304,8 +305,11 @@ fn text_value(cell: &str, t: ValueType) -> anyhow::Result<Value> {
                 .with_context(|| format!("{cell:?} is not a number"))?,
         )),
         ValueType::Float32 => value(Kind::Float32Value(
-            cell.parse()
-                .with_context(|| format!("{cell:?} is not a number"))?,
+            to_f32(
+                cell.parse()
+                    .with_context(|| format!("{cell:?} is not a number"))?,
+            )
+            .map_err(anyhow::Error::msg)?,
         )),
         ValueType::Bool => value(Kind::BoolValue(
             cell.parse()
@@ -535,7 +539,10 @@ fn arrow_value(array: &ArrayRef, i: usize, t: ValueType) -> anyhow::Result<Value
             _ => int().map(Kind::Int64Value),
         },
         ValueType::Float64 => float()?.map(Kind::Float64Value),
-        ValueType::Float32 => float()?.map(|x| Kind::Float32Value(x as f32)),
+        ValueType::Float32 => float()?
+            .map(|x| to_f32(x).map(Kind::Float32Value))
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
         ValueType::Bool => match array.data_type() {
             DataType::Boolean => Some(Kind::BoolValue(array.as_boolean().value(i))),
             _ => None,
@@ -561,18 +568,22 @@ fn arrow_value(array: &ArrayRef, i: usize, t: ValueType) -> anyhow::Result<Value
             }
             // float64 elements (what pandas and pyarrow write by default) as float32, as JSON
             // lines' numbers and the Python client's lists are.
-            list.and_then(|list| match list.data_type() {
-                DataType::Float32 => Some(list.as_primitive::<Float32Type>().values().to_vec()),
-                DataType::Float64 => Some(
-                    list.as_primitive::<Float64Type>()
-                        .values()
-                        .iter()
-                        .map(|&x| x as f32)
-                        .collect(),
-                ),
-                _ => None,
-            })
-            .map(|values| Kind::Float32ListValue(Float32List { values }))
+            let values = match list {
+                Some(list) => match list.data_type() {
+                    DataType::Float32 => Some(list.as_primitive::<Float32Type>().values().to_vec()),
+                    DataType::Float64 => Some(
+                        list.as_primitive::<Float64Type>()
+                            .values()
+                            .iter()
+                            .map(|&x| to_f32(x))
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(anyhow::Error::msg)?,
+                    ),
+                    _ => None,
+                },
+                None => None,
+            };
+            values.map(|values| Kind::Float32ListValue(Float32List { values }))
         }
     };
     kind.map(|k| Value { kind: Some(k) })

@@ -136,19 +136,31 @@ fn value_json(value: &Value) -> serde_json::Value {
     match &value.kind {
         None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
         Some(Kind::Int64Value(v)) => json!(v),
-        Some(Kind::Float64Value(v)) => serde_json::Number::from_f64(*v)
-            .map(serde_json::Value::Number)
-            .unwrap_or_default(),
-        Some(Kind::Float32Value(v)) => serde_json::Number::from_f64(f64::from(*v))
-            .map(serde_json::Value::Number)
-            .unwrap_or_default(),
+        Some(Kind::Float64Value(v)) => float_json(*v),
+        Some(Kind::Float32Value(v)) => float_json(f64::from(*v)),
         Some(Kind::BoolValue(v)) => json!(v),
         Some(Kind::StringValue(v)) => json!(v),
         Some(Kind::BytesValue(v)) => {
             json!(v.iter().map(|b| format!("{b:02x}")).collect::<String>())
         }
         Some(Kind::TimestampValue(t)) => json!(timestamp(Some(t))),
-        Some(Kind::Float32ListValue(list)) => json!(list.values),
+        Some(Kind::Float32ListValue(list)) => serde_json::Value::Array(
+            list.values
+                .iter()
+                .map(|v| float_json(f64::from(*v)))
+                .collect(),
+        ),
+    }
+}
+
+/// A float as JSON: a number, or `"inf"`, `"-inf"`, `"NaN"`, which JSON numbers cannot
+/// write (a `null` would read as a missing value, which a PRESENT one is not).
+fn float_json(v: f64) -> serde_json::Value {
+    match serde_json::Number::from_f64(v) {
+        Some(number) => serde_json::Value::Number(number),
+        None if v.is_nan() => json!("NaN"),
+        None if v > 0.0 => json!("inf"),
+        None => json!("-inf"),
     }
 }
 
