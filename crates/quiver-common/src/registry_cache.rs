@@ -58,9 +58,11 @@ impl Catalog {
         match (projects.next(), projects.next()) {
             (Some(only), None) => Ok(only.clone()),
             (None, _) => Err("the registry has no definitions yet".into()),
+            // Not named: a token of one project must not learn the others' names
+            // (`ListProjects` lists what a token covers).
             (Some(_), Some(_)) => Err(format!(
-                "project is required: the registry holds {}",
-                self.projects.iter().cloned().collect::<Vec<_>>().join(", ")
+                "project is required: the registry holds {} projects; name the one you mean",
+                self.projects.len()
             )),
         }
     }

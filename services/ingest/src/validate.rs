@@ -282,7 +282,12 @@ impl<'a> RowChecker<'a> {
                         return Err(at("the join key is null".into()))
                     }
                     None => std::borrow::Cow::Owned(Value { kind: None }),
-                    Some(t) if t == column.value_type => std::borrow::Cow::Borrowed(value),
+                    Some(t) if t == column.value_type => {
+                        if let Some(Kind::TimestampValue(time)) = &value.kind {
+                            in_range(time).map_err(at)?;
+                        }
+                        std::borrow::Cow::Borrowed(value)
+                    }
                     Some(_) => {
                         return Err(at(format!(
                             "expected {}, got {}",
@@ -317,10 +322,30 @@ impl<'a> RowChecker<'a> {
     }
 }
 
+/// Whether a timestamp is one: nanos within a second, and a date of years 0000 to 9999 (what
+/// RFC 3339 can write, and microseconds in an i64 hold with room to spare).
+fn in_range(t: &prost_types::Timestamp) -> Result<(), String> {
+    /// 0000-01-01T00:00:00Z and 10000-01-01T00:00:00Z, seconds since the epoch.
+    const YEARS: std::ops::Range<i64> = -62_167_219_200..253_402_300_800;
+    if !(0..1_000_000_000).contains(&t.nanos) {
+        return Err(format!(
+            "timestamp nanos {} is not within a second (0 to 999,999,999)",
+            t.nanos
+        ));
+    }
+    if !YEARS.contains(&t.seconds) {
+        return Err(format!(
+            "timestamp seconds {} is outside the years 0000 to 9999",
+            t.seconds
+        ));
+    }
+    Ok(())
+}
+
 /// An event time: a timestamp, or an RFC 3339 string.
 fn event_time(value: &Value) -> Result<prost_types::Timestamp, String> {
     match &value.kind {
-        Some(Kind::TimestampValue(t)) => Ok(*t),
+        Some(Kind::TimestampValue(t)) => in_range(t).map(|()| *t),
         Some(Kind::StringValue(text)) => {
             quiver_core::timestamp::parse_rfc3339_micros(text).map(micros_to_timestamp)
         }
@@ -329,5 +354,100 @@ fn event_time(value: &Value) -> Result<prost_types::Timestamp, String> {
             "expected a timestamp (or an RFC 3339 string), got {}",
             value_type_name(value)
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use quiver_core::{Column, Entity, JoinKey, Source, ValueType};
+    use quiver_proto::types::value::Kind;
+
+    use super::*;
+
+    fn source() -> (Source, Entity) {
+        let column = |name: &str, value_type| Column {
+            name: name.into(),
+            value_type,
+        };
+        (
+            Source {
+                name: "transactions".into(),
+                entity: "user".into(),
+                timestamp_field: "ts".into(),
+                allowed_lateness: Duration::from_secs(60),
+                schema: vec![
+                    column("user_id", ValueType::Int64),
+                    column("ts", ValueType::Timestamp),
+                    column("seen", ValueType::Timestamp),
+                ],
+                description: String::new(),
+                kafka: None,
+                log_retention: None,
+            },
+            Entity {
+                name: "user".into(),
+                join_keys: vec![JoinKey {
+                    name: "user_id".into(),
+                    value_type: ValueType::Int64,
+                }],
+                description: String::new(),
+            },
+        )
+    }
+
+    fn row(ts: prost_types::Timestamp, seen: prost_types::Timestamp) -> Row {
+        let value = |kind| Value { kind: Some(kind) };
+        Row {
+            values: vec![
+                value(Kind::Int64Value(7)),
+                value(Kind::TimestampValue(ts)),
+                value(Kind::TimestampValue(seen)),
+            ],
+        }
+    }
+
+    /// Timestamps a client could send that are not times: refused naming the column, never a
+    /// panic (a year past 9999 once panicked while the future-skew message was written).
+    #[test]
+    fn timestamps_out_of_range_are_bad_rows_not_panics() {
+        let (source, entity) = source();
+        let columns = ["user_id", "ts", "seen"].map(String::from);
+        let latest = 1_800_000_000_000_000;
+        let checker =
+            RowChecker::new(&source, &entity, &columns, latest, &IngestConfig::default()).unwrap();
+        let at = |seconds, nanos| prost_types::Timestamp { seconds, nanos };
+        let fine = at(1_700_000_000, 0);
+        let reason = |r: Row| checker.validate(&r).unwrap_err().to_string();
+        for (row, says) in [
+            (
+                row(at(1_700_000_000, -1), fine),
+                "\"ts\": timestamp nanos -1 is not within a second",
+            ),
+            (
+                row(fine, at(0, 2_000_000_000)),
+                "\"seen\": timestamp nanos 2000000000",
+            ),
+            (row(at(i64::MIN, 0), fine), "outside the years 0000 to 9999"),
+            (
+                row(at(253_402_300_800, 0), fine),
+                "outside the years 0000 to 9999",
+            ),
+        ] {
+            assert!(
+                reason(row.clone()).contains(says),
+                "{:?}: {}",
+                row,
+                reason(row.clone())
+            );
+        }
+        // The last second of 9999 is a time, too far ahead, named in RFC 3339.
+        let message = reason(row(at(253_402_300_799, 0), fine));
+        assert!(
+            message.contains("event time 9999-12-31T23:59:59Z is more than 1h ahead"),
+            "{message}"
+        );
+        assert!(checker.validate(&row(fine, fine)).is_ok());
     }
 }

@@ -432,6 +432,11 @@ impl OnlineStoreService for Writer {
             return Err(self.node.not_leader().into());
         }
         self.check_disk()?;
+        // Projects named before anything is validated: a token of one project must not learn
+        // another's schema from the validation's messages.
+        for row in request.rows.iter().filter(|r| !r.project.is_empty()) {
+            check_project(caller.as_ref(), &row.project)?;
+        }
         self.validate(&mut request).await?;
         // Rows are pinned to their concrete project now.
         for row in &request.rows {

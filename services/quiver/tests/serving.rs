@@ -385,6 +385,23 @@ async fn bad_requests_name_the_culprit_and_bad_writes_change_nothing() {
             request(&[], vec![("user_id", vec![int(1)])]),
             "feature_list.refs: no features requested",
         ),
+        (
+            GetFeaturesRequest {
+                consistency: 99,
+                ..request(&["profile:score"], vec![("user_id", vec![int(1)])])
+            },
+            "consistency: 99 is not a level (0 eventual, 1 strong)",
+        ),
+        (
+            GetFeaturesRequest {
+                as_of: Some(prost_types::Timestamp {
+                    seconds: 1_700_000_000,
+                    nanos: -1,
+                }),
+                ..request(&["profile:score"], vec![("user_id", vec![int(1)])])
+            },
+            "as_of: nanos -1 is not within a second",
+        ),
     ];
     for (bad, expected) in cases {
         let error = store.get(bad).await.unwrap_err();

@@ -100,11 +100,12 @@ impl Registry {
                 [] => Err(RegistryError::NotFound(
                     "the registry is empty; apply definitions first".into(),
                 )),
+                // Not named: a token of one project must not learn the others' names.
                 many => Err(RegistryError::BadRequest {
                     field: "project",
                     reason: format!(
-                        "required: the registry holds several projects ({})",
-                        many.join(", ")
+                        "required: the registry holds {} projects; name the one you mean",
+                        many.len()
                     ),
                 }),
             };

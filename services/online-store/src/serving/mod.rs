@@ -131,6 +131,32 @@ impl Serving {
     }
 }
 
+/// What the rest of a request's handling takes for granted: a known consistency level, and an
+/// `as_of` that is a time (an unknown enum value or a negative nanos must not pass as a default).
+fn check_request(request: &GetFeaturesRequest) -> Result<(), Status> {
+    if Consistency::try_from(request.consistency).is_err() {
+        return Err(Status::invalid_argument(format!(
+            "consistency: {} is not a level (0 eventual, 1 strong)",
+            request.consistency
+        )));
+    }
+    if let Some(as_of) = &request.as_of {
+        if !(0..1_000_000_000).contains(&as_of.nanos) {
+            return Err(Status::invalid_argument(format!(
+                "as_of: nanos {} is not within a second (0 to 999,999,999)",
+                as_of.nanos
+            )));
+        }
+        if as_of.seconds.checked_mul(1_000_000).is_none() {
+            return Err(Status::invalid_argument(format!(
+                "as_of: seconds {} is beyond what microseconds since 1970 can hold",
+                as_of.seconds
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[tonic::async_trait]
 impl ServingService for Serving {
     async fn get_features(
@@ -144,6 +170,7 @@ impl ServingService for Serving {
             .map(str::to_string);
         let caller = Caller::of(&request);
         let request = request.into_inner();
+        check_request(&request)?;
         let catalog = self.node.registry.catalog();
         let plan = self.plan(&catalog, &request).await?;
         check_project(caller.as_ref(), &plan.project)?;
