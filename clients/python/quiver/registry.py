@@ -58,10 +58,15 @@ def object_kind(kind: str) -> int:
 
 
 def documents(path_or_yaml: PathOrYaml) -> List[registry_pb2.DefinitionDocument]:
-    """Definition documents: YAML text (a string with a line break), or files and directories
-    (every `.yaml`/`.yml` inside, recursively, in name order, like `quiver apply -f`)."""
-    if isinstance(path_or_yaml, str) and "\n" in path_or_yaml:
-        return [registry_pb2.DefinitionDocument(name="<yaml>", yaml=path_or_yaml)]
+    """Definition documents: files and directories (every `.yaml`/`.yml` inside, recursively,
+    in name order, like `quiver apply -f`), or YAML text: a string that is not an existing
+    path and holds a line break, a `{` first or a `key: value` (`"{project: shop}"`). An empty
+    string is refused: it is neither, and must not mean the current directory."""
+    if isinstance(path_or_yaml, str):
+        if not path_or_yaml.strip():
+            raise InvalidArgument("apply: no definitions given (an empty string)")
+        if _is_yaml_text(path_or_yaml):
+            return [registry_pb2.DefinitionDocument(name="<yaml>", yaml=path_or_yaml)]
     paths = (
         [path_or_yaml]
         if isinstance(path_or_yaml, (str, os.PathLike))
@@ -78,6 +83,16 @@ def documents(path_or_yaml: PathOrYaml) -> List[registry_pb2.DefinitionDocument]
         registry_pb2.DefinitionDocument(name=str(f), yaml=f.read_text(encoding="utf-8"))
         for f in files
     ]
+
+
+def _is_yaml_text(text: str) -> bool:
+    """Whether a string given to `apply` is YAML rather than a path (an existing path wins)."""
+    if "\n" in text:
+        return True
+    if os.path.exists(text):
+        return False
+    stripped = text.strip()
+    return stripped.startswith("{") or ": " in stripped or stripped.endswith(":")
 
 
 def _collect(path: pathlib.Path, files: List[pathlib.Path]) -> None:

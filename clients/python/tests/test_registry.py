@@ -75,6 +75,13 @@ def test_apply_reads_files_and_directories(client, tmp_path):
     assert client.apply(str(tmp_path / "nested" / "defs.yaml"), dry_run=True) == plan
     with pytest.raises(FileNotFoundError):
         client.apply(tmp_path / "missing.yaml")
+    # An empty string is not the current directory; one line of YAML is YAML, not a path.
+    with pytest.raises(quiver.InvalidArgument, match="no definitions given"):
+        client.apply("", dry_run=True)
+    for text in ("project: scratch", "{project: scratch}"):
+        emptied = client.apply(text, dry_run=True)  # the project with nothing in it
+        assert not emptied.applied and emptied.items
+        assert all(i.action == "delete" for i in emptied.items), emptied
     (tmp_path / "empty").mkdir()
     with pytest.raises(quiver.InvalidArgument, match="no .yaml or .yml files"):
         client.apply(tmp_path / "empty")

@@ -25,12 +25,19 @@ where
             "config file {} does not exist",
             file.display()
         );
-        figment = figment.merge(Toml::file(file));
+        // Read here, not by figment: its `Toml::file` treats anything but a regular file (a
+        // directory, a pipe such as `--config <(...)`) as absent, silently.
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", file.display()))?;
+        figment = figment.merge(Toml::string(&text));
     }
     let config = figment
         .merge(Env::prefixed("QUIVER__").split("__"))
         .extract()
-        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        .map_err(|e| match file {
+            Some(file) => anyhow::anyhow!("invalid configuration ({}): {e}", file.display()),
+            None => anyhow::anyhow!("invalid configuration: {e}"),
+        })?;
     Ok(config)
 }
 
@@ -239,5 +246,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("soon"), "{err}");
+    }
+
+    /// A directory is an error, and a pipe (`--config <(...)`) is read: figment alone took
+    /// both for an absent file and started on the defaults.
+    #[test]
+    fn a_config_that_is_not_a_regular_file_is_read_or_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load_config::<TestConfig>(Some(dir.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot read config file"), "{err}");
+        let fifo = dir.path().join("config.pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                std::fs::write(fifo, "[grpc]\nlisten = \"127.0.0.1:4321\"\n").unwrap()
+            })
+        };
+        let config: TestConfig = load_config(Some(&fifo)).unwrap();
+        writer.join().unwrap();
+        assert_eq!(config.grpc.listen.port(), 4321);
     }
 }

@@ -25,6 +25,16 @@ use crate::raft::{backfill_position, command, log_position};
 pub trait Definitions {
     /// A source column's declared type (used when a column holds only nulls in a range).
     fn column_type(&self, project: &str, source: &str, column: &str) -> Option<ValueType>;
+    /// The type a view version's transform writes into its output column `name` (for the
+    /// same reason: a range where every row's value is null still types the column right,
+    /// or files of one version would disagree and never compact).
+    fn derived_type(
+        &self,
+        project: &str,
+        view: &str,
+        version: u32,
+        name: &str,
+    ) -> Option<ValueType>;
     /// Whether a view version's aggregated rows are written: only when they do not follow from
     /// the source log (snapshots compute every other version from the log). A version these
     /// definitions do not hold is written, to be safe.
@@ -36,6 +46,20 @@ impl Definitions for Catalog {
         self.source(project, source)
             .and_then(|s| s.column(column))
             .map(|c| c.value_type)
+    }
+
+    fn derived_type(
+        &self,
+        project: &str,
+        view: &str,
+        version: u32,
+        name: &str,
+    ) -> Option<ValueType> {
+        self.view_version(project, view, version)?
+            .transforms
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| t.op.output_type())
     }
 
     fn keeps_rows(&self, project: &str, view: &str, version: u32) -> bool {
@@ -211,7 +235,12 @@ impl ExportFiles {
                 let derived = view.derived.iter().map(|d| {
                     (
                         d.name.as_str(),
-                        None,
+                        definitions.derived_type(
+                            &events.project,
+                            &view.view,
+                            view.version,
+                            &d.name,
+                        ),
                         d.values.get(row).and_then(value_to_scalar),
                     )
                 });
@@ -344,7 +373,8 @@ impl RowsBuilder {
             };
             let column = &mut self.rows.columns[position];
             if let (Some(v), false) = (&value, self.typed[position]) {
-                // The data's own type wins over a fallback (transform outputs are not declared).
+                // The data's own type wins over a fallback (a definition the registry cache no
+                // longer holds).
                 column.value_type = value_type(v);
                 self.typed[position] = true;
             }
@@ -374,6 +404,10 @@ mod tests {
     impl Definitions for TwoViews {
         fn column_type(&self, _: &str, _: &str, _: &str) -> Option<ValueType> {
             Some(ValueType::Int64)
+        }
+
+        fn derived_type(&self, _: &str, _: &str, _: u32, name: &str) -> Option<ValueType> {
+            (name == "tokens").then_some(ValueType::Int64)
         }
 
         fn keeps_rows(&self, _: &str, view: &str, _: u32) -> bool {
@@ -440,6 +474,49 @@ mod tests {
         // Both views' exclusions and the late row are quarantined all the same.
         let quarantined: usize = files.quarantine.values().map(|q| q.rows.len()).sum();
         assert_eq!(quarantined, 3);
+    }
+
+    #[test]
+    fn a_transform_column_with_only_nulls_keeps_its_declared_type() {
+        use quiver_proto::online::DerivedColumn;
+        let batch = EventBatch {
+            project: "p".into(),
+            source: "s".into(),
+            columns: vec!["x".into()],
+            rows: vec![Row::default(); 2],
+            event_micros: vec![0; 2],
+            entity_keys: vec![b"e".to_vec(); 2],
+            views: vec![ViewEvents {
+                view: "windowed".into(),
+                version: 1,
+                derived: vec![DerivedColumn {
+                    name: "tokens".into(),
+                    values: vec![quiver_proto::types::Value::default(); 2],
+                    recompute: None,
+                }],
+                ..ViewEvents::default()
+            }],
+            ..EventBatch::default()
+        };
+        let entry = StagedEntry {
+            command: command::encode(Kind::Events(EventWrite {
+                batches: vec![batch],
+                admission_rules: 3,
+            })),
+            batches: vec![StagedBatch::default()],
+        };
+        let files = ExportFiles::collect(&[(7, entry)], &TwoViews);
+        let (_, rows) = files.events.iter().next().unwrap();
+        let tokens = rows
+            .rows()
+            .columns
+            .iter()
+            .find(|c| c.name == "tokens")
+            .unwrap();
+        // Not float64, the type of a column nothing typed: then this range's file and one
+        // with a token count would not concatenate, and the version's files never compact.
+        assert_eq!(tokens.value_type, ValueType::Int64);
+        assert!(tokens.values.iter().all(Option::is_none));
     }
 
     #[test]

@@ -988,7 +988,14 @@ async fn dev_secure_hands_out_an_admin_token_that_the_cli_uses() {
         "{}",
         String::from_utf8_lossy(&status.stderr)
     );
-    assert!(String::from_utf8_lossy(&status.stdout).contains("Leader"));
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(shown.contains("Leader"), "{shown}");
+    // The store id the operations guide tells operators to read here.
+    let store = shown
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("store:"))
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(!store.trim_start().starts_with('-'), "{shown}");
 
     let created = cli(
         &[

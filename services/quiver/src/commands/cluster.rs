@@ -208,6 +208,8 @@ fn print_status(status: &StatusResponse, output: Output) -> anyhow::Result<()> {
                 "learners": members_json(&status.learners),
                 "replication": status.replication,
                 "admission_rules": status.admission_rules,
+                "store_id": status.store_id,
+                "peer_address": status.peer_address,
             }))?
         );
         return Ok(());
@@ -215,6 +217,15 @@ fn print_status(status: &StatusResponse, output: Output) -> anyhow::Result<()> {
     println!(
         "node {} is {} (term {})",
         status.node_id, status.state, status.term
+    );
+    println!(
+        "  store:    {} (peer address {})",
+        if status.store_id.is_empty() {
+            "-"
+        } else {
+            &status.store_id
+        },
+        status.peer_address
     );
     if !status.initialized {
         println!("  the cluster is not initialised: run `quiver cluster init --members id=host:port,...`");
