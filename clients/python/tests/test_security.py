@@ -38,7 +38,7 @@ def secure(tmp_path_factory):
         tmp / "dev.log",
     )
     wait_until(lambda: "Ready." in process.output(), "quiver dev --secure ready", process)
-    # gRPC's C core sends an IP as the TLS server name, which rustls refuses: dial localhost.
+    # A name the dev certificate holds (127.0.0.1 works too).
     addresses = dict(
         registry=f"localhost:{base}",
         ingest=f"localhost:{base + 1}",

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod readiness;
 pub mod registry_cache;
 pub mod shutdown;
+pub mod status_message;
 pub mod telemetry;
 pub mod tls;
 pub mod trace_context;

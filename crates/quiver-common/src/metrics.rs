@@ -93,7 +93,11 @@ where
         let started = Instant::now();
         let response = self.inner.call(request);
         Box::pin(async move {
-            let result = response.await;
+            let mut result = response.await;
+            // Every response passes here: the one place to bound what an error quotes.
+            if let Ok(response) = &mut result {
+                crate::status_message::bound(response.headers_mut());
+            }
             // tonic answers errors "trailers-only", so a failed call carries grpc-status in its
             // headers; a call without it succeeded (or fails later inside a stream).
             let code = match &result {

@@ -112,6 +112,9 @@ impl Node {
         // Low on disk: never campaign, and as leader stop heartbeats so a node with room takes
         // over (its heartbeats still reach this one, which steps down).
         let weak = Arc::downgrade(&node);
+        // Exported from the start (0), so a dashboard and an alert see the series before the
+        // first low disk.
+        crate::metrics::set_disk_low(false);
         DiskGuard::watch(&node.disk, move |low| {
             if let Some(node) = weak.upgrade() {
                 node.raft.runtime_config().elect(!low);

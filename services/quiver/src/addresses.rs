@@ -79,6 +79,24 @@ pub async fn connect_plain(address: &str, what: &str) -> anyhow::Result<Channel>
         .map_err(|e| anyhow::anyhow!("{what}: {e}"))?
         .connect_timeout(std::time::Duration::from_secs(5));
     endpoint.connect().await.map_err(|e| {
-        anyhow::anyhow!("cannot reach the {what} at {address}: {e} (is `quiver dev` running, or is --{what} right?)")
+        // tonic's own text is `transport error`: the cause (refused, a certificate the CA does
+        // not sign, a server that is not TLS) is further down the chain.
+        let mut cause = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(inner) = source {
+            cause = inner.to_string();
+            source = inner.source();
+        }
+        let tls = ["certificate", "tls", "handshake", "peer", "ssl", "pem"]
+            .iter()
+            .any(|word| cause.to_ascii_lowercase().contains(word));
+        let hint = if tls {
+            "TLS failed: does --ca-cert (QUIVER_CA_CERT) name the CA that signed the server's \
+             certificate, and does that certificate hold this address?"
+                .to_string()
+        } else {
+            format!("is `quiver dev` running, or is --{what} right?")
+        };
+        anyhow::anyhow!("cannot reach the {what} at {address}: {cause} ({hint})")
     })
 }

@@ -12,5 +12,15 @@ pub mod snapshot_exchange;
 
 /// A failed RPC as a readable error: its message, not its debug form.
 pub fn rpc_error(what: &str, status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{what} failed ({:?}): {}", status.code(), status.message())
+    // A plaintext client talking to a TLS port sees only HTTP/2 garbage.
+    let hint = if status.message().contains("h2 protocol error") {
+        " (is the server TLS? then pass --ca-cert or QUIVER_CA_CERT)"
+    } else {
+        ""
+    };
+    anyhow::anyhow!(
+        "{what} failed ({:?}): {}{hint}",
+        status.code(),
+        status.message()
+    )
 }
