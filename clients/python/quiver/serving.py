@@ -91,7 +91,9 @@ def encode_request(
     serialized once and kept; each call serializes only its entities and `as_of` and appends
     them (serialized protobuf messages concatenate into their merge, and the two parts share
     no field)."""
-    if (features is None) == (service is None):
+    if features is None and service is None:
+        raise InvalidArgument("get_features: pass features=[...] or service=...")
+    if features is not None and service is not None:
         raise InvalidArgument("get_features: pass either features=[...] or service=..., not both")
     head = _request_head(project, features, service, consistency)
     if not isinstance(entities, Mapping) or not entities:

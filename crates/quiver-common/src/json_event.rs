@@ -44,10 +44,19 @@ pub fn json_value(v: Option<&Json>, t: ValueType) -> Result<Value, String> {
     let value = |kind| Value { kind: Some(kind) };
     let number = |n: &serde_json::Number| n.as_f64().ok_or_else(|| format!("{n} is not a number"));
     Ok(match (t, v) {
-        (ValueType::Int64, Json::Number(n)) => value(Kind::Int64Value(
-            n.as_i64()
-                .ok_or_else(|| format!("expected int64, got {n}"))?,
-        )),
+        (ValueType::Int64, Json::Number(n)) => {
+            value(Kind::Int64Value(n.as_i64().ok_or_else(|| {
+                // A whole number past int64 arrives as u64, or as f64 when past that too.
+                let whole = n.is_u64()
+                    || n.as_f64()
+                        .is_some_and(|f| f.fract() == 0.0 && f.abs() >= 9.2e18);
+                if whole {
+                    format!("{n} is out of int64's range")
+                } else {
+                    format!("expected int64, got {n}")
+                }
+            })?))
+        }
         (ValueType::Float64, Json::Number(n)) => value(Kind::Float64Value(number(n)?)),
         (ValueType::Float32, Json::Number(n)) => value(Kind::Float32Value(to_f32(number(n)?)?)),
         (ValueType::Bool, Json::Bool(b)) => value(Kind::BoolValue(*b)),

@@ -340,12 +340,24 @@ impl SnapshotPlan {
         if self.sampling.is_some() {
             fields.push(Field::new(SAMPLE_WEIGHT, DataType::Float64, false));
         }
+        let inputs = input.fields().len();
         for (i, field) in fields.iter().enumerate() {
-            if fields[..i].iter().any(|f| f.name() == field.name()) {
-                return Err(invalid(format!(
-                    "entity table: column {:?} clashes with an output column of that name",
-                    field.name()
-                )));
+            if let Some(first) = fields[..i].iter().position(|f| f.name() == field.name()) {
+                return Err(invalid(if first >= inputs {
+                    format!(
+                        "features: {:?} is asked for twice (outputs {} and {})",
+                        field.name(),
+                        first - inputs,
+                        i - inputs
+                    )
+                } else if i < inputs {
+                    format!("entity table: column {:?} appears twice", field.name())
+                } else {
+                    format!(
+                        "entity table: column {:?} clashes with an output column of that name",
+                        field.name()
+                    )
+                }));
             }
         }
         Ok(Arc::new(Schema::new(fields)))

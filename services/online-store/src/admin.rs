@@ -286,7 +286,7 @@ impl ClusterAdminService for Admin {
             0 => self.node.state.max_known_node().map_err(internal)?.max(voters.keys().chain(learners.keys()).copied().max().unwrap_or(0)) + 1,
             id if self.node.state.was_ever_member(id).map_err(internal)? => {
                 return Err(OnlineStoreError::FailedPrecondition(format!(
-                    "node id {id} was already used in this cluster; node ids are never reused, pick a new one (or 0 to allocate)"
+                    "node id {id} was already used in this cluster; node ids are never reused, pick a new one (or `--node-id auto` to allocate one)"
                 ))
                 .into())
             }

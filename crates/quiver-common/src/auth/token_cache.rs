@@ -76,6 +76,9 @@ pub struct TokenCache {
     source: Arc<OnceLock<Source>>,
     /// When an unknown id last made it reload.
     last_miss_refresh: Arc<tokio::sync::Mutex<Option<Instant>>>,
+    /// Whether that reload failed (the registry unreachable): an unknown id may then be a new
+    /// token this process cannot see yet, not a bad one.
+    miss_refresh_failed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -129,7 +132,10 @@ impl TokenCache {
         if last.is_some_and(|at| at.elapsed() < MISS_REFRESH) {
             return;
         }
-        match Self::load(source).await {
+        let loaded = Self::load(source).await;
+        self.miss_refresh_failed
+            .store(loaded.is_err(), std::sync::atomic::Ordering::Relaxed);
+        match loaded {
             Ok(tokens) => self.replace(tokens),
             Err(error) => tracing::debug!(%error, "cannot refresh tokens"),
         }
@@ -295,9 +301,19 @@ impl Authenticator {
                 "the token is not a Quiver token (`t_<id>.<secret>`)",
             ));
         };
-        let record = self
-            .tokens
-            .lookup(id)?
+        let known = self.tokens.lookup(id)?;
+        if known.is_none()
+            && self
+                .tokens
+                .miss_refresh_failed
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(Status::unavailable(format!(
+                "token {id:?} is not known to this process, and the registry, which holds the \
+                 tokens, cannot be reached to look it up; retry"
+            )));
+        }
+        let record = known
             .filter(|r| digests_equal(&sha256_hex(secret), &r.digest))
             .ok_or_else(|| Status::unauthenticated(format!("token {id:?} is not valid")))?;
         if record.revoked {

@@ -116,10 +116,17 @@ impl Serving {
             });
         }
         if let Some(unused) = used.iter().position(|u| !*u) {
-            return Err(invalid(format!(
-                "entities[{unused}]: {:?} is not a join key of any requested view",
-                columns[unused].name
-            )));
+            let name = &columns[unused].name;
+            return Err(invalid(
+                match columns[..unused].iter().position(|c| &c.name == name) {
+                    Some(first) => format!(
+                        "entities[{unused}]: {name:?} is given twice (first as entities[{first}])"
+                    ),
+                    None => format!(
+                        "entities[{unused}]: {name:?} is not a join key of any requested view"
+                    ),
+                },
+            ));
         }
         Ok((rows, reads))
     }

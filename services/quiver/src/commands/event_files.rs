@@ -206,6 +206,11 @@ pub fn open_csv(path: &Path, source: &Source) -> anyhow::Result<Box<dyn EventRea
         .iter()
         .map(str::to_string)
         .collect();
+    anyhow::ensure!(
+        !header.is_empty(),
+        "{}: the file is empty (a CSV file starts with a header row naming its columns)",
+        path.display()
+    );
     let types = header
         .iter()
         .map(|h| {

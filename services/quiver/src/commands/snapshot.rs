@@ -36,6 +36,13 @@ pub async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
         .metadata()
         .file_metadata()
         .num_rows() as u64;
+    // (With no rows there are no batches to send, and the service would only see an empty
+    // exchange.)
+    anyhow::ensure!(
+        total > 0,
+        "{}: entity table: no rows (send at least one row)",
+        args.entities.display()
+    );
     let table = futures::stream::iter(reader.map(|b| b.map_err(FlightError::from)));
     let started = Instant::now();
     let done = Arc::new(AtomicU64::new(0));
