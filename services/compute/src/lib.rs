@@ -30,6 +30,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let cache = RegistryCache::start(registry, shutdown.clone());
     let readiness = cache.readiness("compute");
+    metrics::export_from_start();
     let service = service::Compute::start(
         config.clone(),
         cache,

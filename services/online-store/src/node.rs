@@ -113,8 +113,9 @@ impl Node {
         // over (its heartbeats still reach this one, which steps down).
         let weak = Arc::downgrade(&node);
         // Exported from the start (0), so a dashboard and an alert see the series before the
-        // first low disk.
+        // first low disk or write.
         crate::metrics::set_disk_low(false);
+        crate::metrics::count_write(0, 0, 0);
         DiskGuard::watch(&node.disk, move |low| {
             if let Some(node) = weak.upgrade() {
                 node.raft.runtime_config().elect(!low);
