@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::{Stream, StreamExt};
-use quiver_common::auth::{check_project, Caller};
+use quiver_common::auth::{check_named_project, check_project, Caller};
 use quiver_common::client_channel::{authorized, endpoint, AuthChannel};
 use quiver_common::clock::now_micros;
 use quiver_common::registry_cache::RegistryCache;
@@ -84,6 +84,8 @@ impl Ingest {
         request: PushRequest,
         caller: Option<&Caller>,
     ) -> Result<PushResponse, Status> {
+        // Before the rows are validated: their messages name the source's columns.
+        check_named_project(caller, &request.project)?;
         let rows = request.rows.len() as u64;
         let (request_producer, request_epoch) =
             (request.producer_id.clone(), request.producer_epoch);

@@ -19,7 +19,7 @@ use arrow_flight::{
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
 use futures::{StreamExt, TryStreamExt};
-use quiver_common::auth::{check_project, Caller};
+use quiver_common::auth::{check_named_project, check_project, Caller};
 use quiver_common::registry_cache::RegistryCache;
 use quiver_lake::Partition;
 use tokio::sync::mpsc;
@@ -165,6 +165,7 @@ impl FlightService for SnapshotService {
                 )
             })
             .and_then(|d| crate::command::decode(&d.cmd).map_err(Status::invalid_argument))?;
+        check_named_project(caller.as_ref(), &command.project)?;
         let plan = Arc::new(snapshot::plan(&self.registry, &command).await?);
         check_project(caller.as_ref(), &plan.project)?;
         let mut data = Vec::with_capacity(plan.views.len());

@@ -687,6 +687,41 @@ async fn every_rpc_family_answers_by_token_role_and_project_and_revocation_reach
             .unwrap_or_else(|e| panic!("{}: {e:?}", what("the admin token")));
     }
 
+    // Phase: a token learns nothing of a project it does not cover: not whether it exists,
+    // not its sources' columns (validation messages name them).
+    let ghost = RegistryServiceClient::new(
+        connect(
+            Some(&s.tls),
+            &s.registry,
+            Some(&tokens[&("reader", "other")]),
+        )
+        .await
+        .unwrap(),
+    )
+    .list(ListRequest {
+        project: "ghost".into(),
+        kind: ObjectKind::FeatureView as i32,
+        include_deleted: false,
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(ghost.code(), Code::PermissionDenied, "{ghost:?}");
+    let pushed = IngestServiceClient::new(
+        connect(Some(&s.tls), &s.ingest, Some(&tokens[&("writer", "other")]))
+            .await
+            .unwrap(),
+    )
+    .push(PushRequest {
+        project: "shop".into(),
+        source: "events".into(),
+        columns: vec!["colour".into()],
+        ..PushRequest::default()
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(pushed.code(), Code::PermissionDenied, "{pushed:?}");
+    assert!(!pushed.message().contains("columns"), "{pushed:?}");
+
     // Phase: cluster-internal RPCs and the peer port take no client token, not even admin.
     let internal_only: Vec<(&str, Result<(), Status>)> = vec![
         (

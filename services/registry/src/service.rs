@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use futures::Stream;
-use quiver_common::auth::{check_project, Caller, Projects};
+use quiver_common::auth::{check_named_project, check_project, Caller, Projects};
 use quiver_common::Shutdown;
 use quiver_proto::registry::registry_service_server::RegistryService;
 use quiver_proto::registry::{
@@ -370,6 +370,7 @@ impl RegistryService for Registry {
     async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
         let caller = Caller::of(&request);
         let request = request.into_inner();
+        check_named_project(caller.as_ref(), &request.project)?;
         check_project(caller.as_ref(), &self.resolve_project(&request.project)?)?;
         Ok(Response::new(Registry::list(self, request)?))
     }
@@ -380,6 +381,7 @@ impl RegistryService for Registry {
     ) -> Result<Response<DescribeResponse>, Status> {
         let caller = Caller::of(&request);
         let request = request.into_inner();
+        check_named_project(caller.as_ref(), &request.project)?;
         check_project(caller.as_ref(), &self.resolve_project(&request.project)?)?;
         Ok(Response::new(Registry::describe(self, request)?))
     }
@@ -404,6 +406,7 @@ impl RegistryService for Registry {
     ) -> Result<Response<GetLineageResponse>, Status> {
         let caller = Caller::of(&request);
         let request = request.into_inner();
+        check_named_project(caller.as_ref(), &request.project)?;
         check_project(caller.as_ref(), &self.resolve_project(&request.project)?)?;
         Ok(Response::new(self.lineage(request)?))
     }

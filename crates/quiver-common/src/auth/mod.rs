@@ -157,6 +157,16 @@ pub fn check_project(caller: Option<&Caller>, project: &str) -> Result<(), Statu
     caller.map_or(Ok(()), |c| c.check_project(project))
 }
 
+/// As [`check_project`] for the project a request names, before anything is looked up or
+/// validated in it: a token that does not cover it learns nothing about it (whether it exists,
+/// its sources' columns). An empty name (the only project) is checked once resolved.
+pub fn check_named_project(caller: Option<&Caller>, requested: &str) -> Result<(), Status> {
+    if requested.is_empty() {
+        return Ok(());
+    }
+    check_project(caller, requested)
+}
+
 static AUTHENTICATOR: OnceLock<Arc<token_cache::Authenticator>> = OnceLock::new();
 
 /// Turns auth on for every gRPC server this process starts from now on (once per process).

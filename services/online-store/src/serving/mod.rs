@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use quiver_common::auth::{check_project, Caller};
+use quiver_common::auth::{check_named_project, check_project, Caller};
 use quiver_proto::convert::{micros_to_timestamp, timestamp_to_micros, value_type};
 use quiver_proto::registry::registry_service_client::RegistryServiceClient;
 use quiver_proto::registry::RecordConsumerRequest;
@@ -171,6 +171,7 @@ impl ServingService for Serving {
         let caller = Caller::of(&request);
         let request = request.into_inner();
         check_request(&request)?;
+        check_named_project(caller.as_ref(), &request.project)?;
         let catalog = self.node.registry.catalog();
         let plan = self.plan(&catalog, &request).await?;
         check_project(caller.as_ref(), &plan.project)?;
