@@ -96,7 +96,7 @@ where
             let mut result = response.await;
             // Every response passes here: the one place to bound what an error quotes.
             if let Ok(response) = &mut result {
-                crate::status_message::bound(response.headers_mut());
+                crate::status_message::settle(response.headers_mut());
             }
             // tonic answers errors "trailers-only", so a failed call carries grpc-status in its
             // headers; a call without it succeeded (or fails later inside a stream).

@@ -1,13 +1,39 @@
-//! A bound on the error message a server sends back. Messages quote what was wrong, and a
-//! request can hold a megabyte in one field (a feature ref, a project name): quoted whole, the
-//! `grpc-message` header passes HTTP/2's header-size limit and the client sees
-//! `RESOURCE_EXHAUSTED: received metadata size exceeds hard limit` instead of the error.
+//! What every error status a server sends back is made to say.
+//!
+//! - A bound on its message. Messages quote what was wrong, and a request can hold a megabyte in
+//!   one field (a feature ref, a project name): quoted whole, the `grpc-message` header passes
+//!   HTTP/2's header-size limit and the client sees `RESOURCE_EXHAUSTED: received metadata size
+//!   exceeds hard limit` instead of the error.
+//! - A request that is not protobuf at all is the client's fault: tonic's codec answers
+//!   `INTERNAL` (which reads as a server bug), made `INVALID_ARGUMENT` here.
 
 use tonic::codegen::http::{HeaderMap, HeaderValue};
 
 /// The most bytes of a `grpc-message` header sent back, percent-encoded: half of what gRPC's C
 /// core (the Python client) accepts in all of a response's metadata (16 KiB).
 pub const MAX_ENCODED: usize = 8_192;
+
+/// The fixes below, on one response's headers.
+pub fn settle(headers: &mut HeaderMap) {
+    undecodable_request_is_invalid(headers);
+    bound(headers);
+}
+
+/// tonic's message when a request's bytes do not decode.
+const UNDECODABLE: &str = "failed to decode Protobuf message";
+
+/// `INTERNAL` for a request that did not decode becomes `INVALID_ARGUMENT`.
+fn undecodable_request_is_invalid(headers: &mut HeaderMap) {
+    let internal = headers.get("grpc-status").is_some_and(|s| s == "13");
+    let undecodable = headers.get("grpc-message").is_some_and(|m| {
+        m.as_bytes()
+            .starts_with(UNDECODABLE.replace(' ', "%20").as_bytes())
+            || m.as_bytes().starts_with(UNDECODABLE.as_bytes())
+    });
+    if internal && undecodable {
+        headers.insert("grpc-status", HeaderValue::from_static("3"));
+    }
+}
 
 /// Cuts a response's `grpc-message` (percent-encoded, as gRPC sends it) at a character so it
 /// stays within [`MAX_ENCODED`] bytes, saying how much was cut.
@@ -86,6 +112,24 @@ fn percent_encode(bytes: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_that_does_not_decode_is_the_clients_fault() {
+        let status = tonic::Status::internal(format!("{UNDECODABLE}: invalid wire type"));
+        let mut headers = HeaderMap::new();
+        status.add_header(&mut headers).unwrap();
+        settle(&mut headers);
+        let back = tonic::Status::from_header_map(&headers).unwrap();
+        assert_eq!(back.code(), tonic::Code::InvalidArgument);
+        assert!(back.message().starts_with(UNDECODABLE));
+        // Any other internal error stays one.
+        let mut headers = HeaderMap::new();
+        tonic::Status::internal("the store is corrupt")
+            .add_header(&mut headers)
+            .unwrap();
+        settle(&mut headers);
+        assert_eq!(headers["grpc-status"], "13");
+    }
 
     #[test]
     fn long_messages_are_cut_at_a_character_and_say_so() {
