@@ -67,10 +67,15 @@ impl ExactSum {
         self.add_limbs(other.base, &other.limbs);
     }
 
-    /// Exactly `x` (a finite one; NaN is zero).
+    /// Exactly `x`, an f64 sum written before sums were exact: NaN (what f64 addition makes
+    /// of both infinities) as both infinities, so it stays NaN.
     pub fn of(x: f64) -> Self {
         let mut sum = Self::default();
-        sum.add(x);
+        if x.is_nan() {
+            sum.infinities = 3;
+        } else {
+            sum.add(x);
+        }
         sum
     }
 

@@ -234,13 +234,13 @@ impl Partial {
         // a wrapped count in a release one).
         match (self, other) {
             (Self::SumExact(a), Self::SumExact(b)) => a.merge(b),
-            (Self::SumExact(a), Self::SumFloat(b)) => a.add(*b),
+            (Self::SumExact(a), Self::SumFloat(b)) => a.merge(&ExactSum::of(*b)),
             (Self::MeanExact { sum, count }, Self::MeanExact { sum: s, count: c }) => {
                 sum.merge(s);
                 *count = count.saturating_add(*c);
             }
             (Self::MeanExact { sum, count }, Self::Mean { sum: s, count: c }) => {
-                sum.add(*s);
+                sum.merge(&ExactSum::of(*s));
                 *count = count.saturating_add(*c);
             }
             (
@@ -382,6 +382,14 @@ impl Partial {
 /// up to the rounding of those f64s: sum = mean * count, squares = m2 + mean^2 * count, so
 /// that count * squares - sum^2 = count * m2 exactly.
 fn exact_moments(count: u64, mean: f64, m2: f64) -> Partial {
+    if !(mean.is_finite() && m2.is_finite()) {
+        // Moments an infinity made NaN stay without a deviation.
+        return Partial::MomentsExact {
+            count,
+            sum: ExactSum::of(f64::NAN),
+            squares: ExactSum::default(),
+        };
+    }
     let mean = ExactSum::of(mean);
     let mut squares = mean.squared().times(count);
     squares.add(m2);

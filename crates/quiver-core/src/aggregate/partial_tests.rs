@@ -327,3 +327,27 @@ fn infinities_make_sums_infinite_or_nan_and_deviations_nan() {
     assert_eq!(finish(Aggregation::Stddev, &[2.0, 2.0]), 0.0);
     assert_eq!(finish(Aggregation::Sum, &[1.0, f64::NAN, 2.0]), 3.0);
 }
+
+#[test]
+fn an_older_records_nan_stays_nan_when_it_becomes_exact() {
+    let stamp = Stamp {
+        event_micros: 0,
+        sequence: 0,
+    };
+    for aggregation in [Aggregation::Sum, Aggregation::Mean, Aggregation::Stddev] {
+        let exact = Partial::empty(aggregation, true, Some(ValueType::Float64));
+        let mut older = exact.clone().with_float_sums(FloatSums::Sequential);
+        // f64 folding of both infinities: NaN in the older form.
+        for v in [f64::INFINITY, f64::NEG_INFINITY, 1.0] {
+            older.update(Some(&Scalar::Float64(v)), stamp);
+        }
+        if aggregation != Aggregation::Stddev {
+            // (The older stddev finished such moments as 0 through `f64::max`.)
+            assert!(float(older.finish()).is_nan(), "{aggregation}");
+        }
+        let mut merged = exact.clone();
+        merged.update(Some(&Scalar::Float64(2.0)), stamp);
+        merged.merge(&older);
+        assert!(float(merged.finish()).is_nan(), "{aggregation}");
+    }
+}
