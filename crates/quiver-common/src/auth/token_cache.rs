@@ -92,6 +92,9 @@ impl std::fmt::Debug for TokenCache {
 impl TokenCache {
     /// Replaces the table.
     pub fn replace(&self, tokens: impl IntoIterator<Item = TokenRecord>) {
+        // A table just loaded is the registry's: an unknown id is unknown there too.
+        self.miss_refresh_failed
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let table = tokens.into_iter().map(|t| (t.id.clone(), t)).collect();
         if let Ok(mut inner) = self.inner.write() {
             *inner = Some(table);
@@ -132,12 +135,13 @@ impl TokenCache {
         if last.is_some_and(|at| at.elapsed() < MISS_REFRESH) {
             return;
         }
-        let loaded = Self::load(source).await;
-        self.miss_refresh_failed
-            .store(loaded.is_err(), std::sync::atomic::Ordering::Relaxed);
-        match loaded {
+        match Self::load(source).await {
             Ok(tokens) => self.replace(tokens),
-            Err(error) => tracing::debug!(%error, "cannot refresh tokens"),
+            Err(error) => {
+                self.miss_refresh_failed
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!(%error, "cannot refresh tokens");
+            }
         }
         *last = Some(Instant::now());
     }
