@@ -364,6 +364,56 @@ mod tests {
     use super::*;
     use crate::auth::token::generate;
 
+    /// A token this process has not seen, while the registry cannot be reached, may be a new
+    /// one: `UNAVAILABLE` (retry), not `not valid`; once the registry answers, it works.
+    #[tokio::test]
+    async fn an_unseen_token_while_the_registry_is_unreachable_is_unavailable() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let record = |made: &crate::auth::token::NewToken| TokenRecord {
+            id: made.id.clone(),
+            digest: made.digest.clone(),
+            role: Role::Reader,
+            projects: Projects::All,
+            expires_at: None,
+            revoked: false,
+        };
+        let (old, new) = (generate().unwrap(), generate().unwrap());
+        let up = Arc::new(AtomicBool::new(true));
+        let table = Arc::new(std::sync::Mutex::new(vec![record(&old)]));
+        let read: LocalTokens = {
+            let (up, table) = (up.clone(), table.clone());
+            Arc::new(move || {
+                anyhow::ensure!(up.load(Ordering::SeqCst), "registry unreachable");
+                Ok(table.lock().unwrap().clone())
+            })
+        };
+        let cache = TokenCache::default();
+        let shutdown = Shutdown::new();
+        cache.follow_local(read, Duration::from_secs(3_600), shutdown.clone());
+        while !cache.is_loaded() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let auth = Authenticator::new(&"i".repeat(40), cache.clone()).unwrap();
+        up.store(false, Ordering::SeqCst);
+        table.lock().unwrap().push(record(&new));
+        let bearer = format!("Bearer {}", new.token);
+        let refused = auth.identify_fresh(Some(&bearer)).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+        assert!(
+            refused.message().contains("cannot be reached"),
+            "{refused:?}"
+        );
+        up.store(true, Ordering::SeqCst);
+        tokio::time::sleep(MISS_REFRESH).await;
+        assert!(auth.identify_fresh(Some(&bearer)).await.is_ok());
+        // A token the registry does not hold is not valid, as ever.
+        let bogus = format!("Bearer {}", generate().unwrap().token);
+        tokio::time::sleep(MISS_REFRESH).await;
+        let refused = auth.identify_fresh(Some(&bogus)).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+        shutdown.trigger();
+    }
+
     #[test]
     fn credentials_are_internal_tokens_or_refused_with_a_reason() {
         let internal = "i".repeat(40);
