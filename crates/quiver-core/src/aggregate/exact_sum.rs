@@ -35,14 +35,7 @@ impl ExactSum {
             self.infinities |= if x > 0.0 { 1 } else { 2 };
             return;
         }
-        let bits = x.to_bits();
-        let biased = ((bits >> 52) & 0x7ff) as i32;
-        let fraction = bits & ((1 << 52) - 1);
-        let (mantissa, exponent) = if biased == 0 {
-            (fraction, -1074)
-        } else {
-            (fraction | 1 << 52, biased - 1075)
-        };
+        let (mantissa, exponent) = decompose(x);
         let wide = u128::from(mantissa) << exponent.rem_euclid(64);
         let mut part = [wide as u64, (wide >> 64) as u64, 0];
         if x < 0.0 {
@@ -51,14 +44,29 @@ impl ExactSum {
         self.add_limbs(exponent.div_euclid(64), &part);
     }
 
-    /// Adds `x * x` exactly where the square neither overflows nor underflows: the rounded
-    /// square and its rounding error (`fma`), both exact f64 values.
+    /// Adds `x * x`, exactly: the square of the 53-bit mantissa as an integer, at twice the
+    /// exponent (a square of any finite f64 fits: 2^-2148 to 2^2048).
     pub fn add_square(&mut self, x: f64) {
-        let square = x * x;
-        self.add(square);
-        if square.is_finite() {
-            self.add(x.mul_add(x, -square));
+        if x.is_nan() || x == 0.0 {
+            return;
         }
+        if x.is_infinite() {
+            self.infinities |= 1;
+            return;
+        }
+        let (mantissa, exponent) = decompose(x);
+        let square = u128::from(mantissa) * u128::from(mantissa);
+        let at = 2 * exponent;
+        let shift = at.rem_euclid(64) as u32;
+        // Up to 106 + 63 bits: the low 128 after the shift, and what it pushed out.
+        let low = square << shift;
+        let high = if shift == 0 {
+            0
+        } else {
+            square >> (128 - shift)
+        };
+        let part = [low as u64, (low >> 64) as u64, high as u64, 0];
+        self.add_limbs(at.div_euclid(64), &part);
     }
 
     /// Adds another sum.
@@ -104,16 +112,81 @@ impl ExactSum {
         }
     }
 
-    /// `n * self - other * other`, rounded once: with `self` a sum of squares and `other` the
-    /// sum of the same `n` values, `n` times the sum of squared deviations from their mean.
-    pub fn scaled_minus_square(&self, n: u64, other: &ExactSum) -> f64 {
-        if self.infinities != 0 || other.infinities != 0 {
+    /// The sum divided by `n`: the exact sum rounded to 53 bits, divided, then scaled by its
+    /// power of two, so a mean of values near f64's largest is not infinite on the way.
+    pub fn mean(&self, n: u64) -> f64 {
+        match self.split() {
+            Split::Special(x) => x / n as f64,
+            Split::Zero => 0.0,
+            Split::Finite {
+                negative,
+                mantissa,
+                exponent,
+            } => {
+                let mean = scaled(mantissa as f64 / n as f64, exponent);
+                if negative {
+                    -mean
+                } else {
+                    mean
+                }
+            }
+        }
+    }
+
+    /// The population standard deviation of `n` values whose sum of squares is `self` and sum
+    /// is `sum`: `sqrt(n * squares - sum^2) / n`, the difference exact (so nothing cancels),
+    /// rounded to 53 bits once and scaled apart from its power of two (so squares beyond f64's
+    /// range, or below it, lose nothing first). NaN when an infinity was among the values.
+    pub fn deviation(&self, sum: &ExactSum, n: u64) -> f64 {
+        if self.infinities != 0 || sum.infinities != 0 {
             return f64::NAN;
         }
-        let (mut scaled, mut square) = (self.times(n), other.squared());
+        let (mut scaled_squares, mut square) = (self.times(n), sum.squared());
         negate_sum(&mut square);
-        scaled.merge(&square);
-        scaled.value()
+        scaled_squares.merge(&square);
+        match scaled_squares.split() {
+            // Never negative: the difference is exact and n·Σx² ≥ (Σx)².
+            Split::Zero | Split::Finite { negative: true, .. } => 0.0,
+            Split::Special(x) => x,
+            Split::Finite {
+                mantissa, exponent, ..
+            } => {
+                // An even power of two, so its square root is exact.
+                let (mantissa, exponent) = if exponent % 2 == 0 {
+                    (mantissa as f64, exponent)
+                } else {
+                    (mantissa as f64 * 2.0, exponent - 1)
+                };
+                scaled(mantissa.sqrt() / n as f64, exponent / 2)
+            }
+        }
+    }
+
+    /// The sum as a sign, 53 significant bits and a power of two (no range limit), rounded
+    /// once; or what it is when that is not a number.
+    fn split(&self) -> Split {
+        match self.infinities {
+            1 => return Split::Special(f64::INFINITY),
+            2 => return Split::Special(f64::NEG_INFINITY),
+            3 => return Split::Special(f64::NAN),
+            _ => {}
+        }
+        let Some(&top) = self.limbs.last() else {
+            return Split::Zero;
+        };
+        let negative = (top as i64) < 0;
+        let mut magnitude = self.limbs.clone();
+        if negative {
+            negate(&mut magnitude);
+        }
+        match round_to_53_bits(&magnitude, i64::from(self.base) * 64, None) {
+            Some((mantissa, exponent)) => Split::Finite {
+                negative,
+                mantissa,
+                exponent,
+            },
+            None => Split::Zero,
+        }
     }
 
     /// The stored form: infinities, base, limb count, limbs (little-endian).
@@ -277,21 +350,53 @@ fn negate(limbs: &mut [u64]) {
     }
 }
 
+/// What a sum is, split for arithmetic beyond f64's range.
+enum Split {
+    /// Not a finite number: an infinity or NaN.
+    Special(f64),
+    /// Zero.
+    Zero,
+    /// `±mantissa * 2^exponent`, `mantissa` at most 2^53.
+    Finite {
+        negative: bool,
+        mantissa: u64,
+        exponent: i64,
+    },
+}
+
+/// `x` as its 53-bit integer mantissa and power of two (`x` finite, not zero).
+fn decompose(x: f64) -> (u64, i32) {
+    let bits = x.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    let fraction = bits & ((1 << 52) - 1);
+    if biased == 0 {
+        (fraction, -1074)
+    } else {
+        (fraction | 1 << 52, biased - 1075)
+    }
+}
+
 /// The non-negative integer `magnitude` times 2^`scale`, rounded to the nearest f64 (ties to
 /// even; subnormal when small, infinite when too large).
 fn rounded(magnitude: &[u64], scale: i64) -> f64 {
-    let Some(top) = magnitude.iter().rposition(|&l| l != 0) else {
-        return 0.0;
-    };
+    // Beyond the largest f64 the scaling overflows to infinity by itself.
+    round_to_53_bits(magnitude, scale, Some(-1074)).map_or(0.0, |(mantissa, exponent)| {
+        times_power_of_two(mantissa, exponent)
+    })
+}
+
+/// The non-negative integer `magnitude` times 2^`scale` rounded to 53 significant bits (ties
+/// to even), no bit kept below 2^`floor` (a subnormal's): `(m, e)` with the value `m * 2^e`,
+/// `m <= 2^53`; None for zero.
+fn round_to_53_bits(magnitude: &[u64], scale: i64, floor: Option<i64>) -> Option<(u64, i64)> {
+    let top = magnitude.iter().rposition(|&l| l != 0)?;
     let msb = top as i64 * 64 + 63 - i64::from(magnitude[top].leading_zeros());
-    let exponent = msb + scale;
-    if exponent > 1023 {
-        return f64::INFINITY;
-    }
-    // 53 significant bits, but no bit below 2^-1074 (subnormals have fewer).
-    let low = (msb - 52).max(-1074 - scale);
+    let low = match floor {
+        Some(floor) => (msb - 52).max(floor - scale),
+        None => msb - 52,
+    };
     let width = msb - low + 1;
-    // (Nothing at or above 2^-1074: only a product of sums gets this small.)
+    // (Nothing at or above the floor: only a product of sums gets this small.)
     let mut mantissa = if width > 0 {
         window(magnitude, low) & (u64::MAX >> (64 - width))
     } else {
@@ -301,7 +406,7 @@ fn rounded(magnitude: &[u64], scale: i64) -> f64 {
     if round && (mantissa & 1 == 1 || any_below(magnitude, low - 1)) {
         mantissa += 1;
     }
-    times_power_of_two(mantissa, low + scale)
+    Some((mantissa, low + scale))
 }
 
 /// The 64 bits of `magnitude` from bit `from` up (zeros outside it).
@@ -335,11 +440,15 @@ fn any_below(magnitude: &[u64], below: i64) -> bool {
             .is_some_and(|&l| shift > 0 && l & (u64::MAX >> (64 - shift)) != 0)
 }
 
-/// `mantissa * 2^exponent` for `mantissa <= 2^53`: exact when representable (every step
-/// multiplies by a power of two within the normal range), infinite beyond the largest f64.
-fn times_power_of_two(mantissa: u64, mut exponent: i64) -> f64 {
+/// `mantissa * 2^exponent` for `mantissa <= 2^53`: exact when representable.
+fn times_power_of_two(mantissa: u64, exponent: i64) -> f64 {
+    scaled(mantissa as f64, exponent)
+}
+
+/// `x * 2^exponent`, stepping through the normal range (each step multiplies by a power of
+/// two, exact until the last), infinite beyond the largest f64.
+fn scaled(mut x: f64, mut exponent: i64) -> f64 {
     let power = |e: i64| f64::from_bits(((e + 1023) as u64) << 52);
-    let mut x = mantissa as f64;
     while exponent > 1000 {
         x *= power(1000);
         exponent -= 1000;

@@ -135,37 +135,69 @@ fn overflow_and_infinities_finish_as_ieee_addition() {
     assert_eq!(sum_of(&[f64::NAN, 2.0]).value(), 2.0);
 }
 
-#[test]
-fn squared_deviations_come_out_exact_where_float_moments_cancel() {
-    // Values near 1e8 whose deviations are small: n * sum(x^2) - sum(x)^2 = n^2 * variance.
-    let values = [1e8 + 1.0, 1e8 + 2.0, 1e8 + 3.0, 1e8 + 4.0];
+fn deviation_of(values: &[f64]) -> f64 {
     let (mut sum, mut squares) = (ExactSum::default(), ExactSum::default());
     for x in values {
-        sum.add(x);
-        squares.add_square(x);
+        sum.add(*x);
+        squares.add_square(*x);
     }
-    // Variance 1.25, so n^2 * variance = 20.
-    assert_eq!(squares.scaled_minus_square(4, &sum), 20.0);
-    // Wide values: the identity holds for any order of the values.
+    squares.deviation(&sum, values.len() as u64)
+}
+
+#[test]
+fn deviations_come_out_exact_where_float_moments_cancel() {
+    // Values near 1e8 whose deviations are small: variance 1.25 exactly.
+    assert_eq!(
+        deviation_of(&[1e8 + 1.0, 1e8 + 2.0, 1e8 + 3.0, 1e8 + 4.0]),
+        1.25f64.sqrt()
+    );
+    // Any order gives the same bits, and the value is within an ulp or two of two-pass f64.
     let mut rng = Rng(5);
     let values: Vec<f64> = (0..500)
         .map(|_| (rng.below(2_000_000) as f64 - 1e6) * 1e-3 + 3e4)
         .collect();
-    let moments = |values: &[f64]| {
-        let (mut sum, mut squares) = (ExactSum::default(), ExactSum::default());
-        for x in values {
-            sum.add(*x);
-            squares.add_square(*x);
-        }
-        squares.scaled_minus_square(values.len() as u64, &sum)
-    };
     let mut reversed = values.clone();
     reversed.reverse();
-    assert_eq!(moments(&values).to_bits(), moments(&reversed).to_bits());
+    assert_eq!(
+        deviation_of(&values).to_bits(),
+        deviation_of(&reversed).to_bits()
+    );
     let mean = values.iter().sum::<f64>() / 500.0;
-    let m2: f64 = values.iter().map(|x| (x - mean) * (x - mean)).sum();
-    let ours = moments(&values) / 500.0;
-    assert!((ours - m2).abs() <= 1e-9 * m2, "{ours} vs {m2}");
+    let two_pass = (values.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / 500.0).sqrt();
+    let ours = deviation_of(&values);
+    assert!(
+        (ours - two_pass).abs() <= 1e-12 * two_pass,
+        "{ours} vs {two_pass}"
+    );
+}
+
+#[test]
+fn deviations_and_means_of_values_at_the_ends_of_f64s_range_are_right() {
+    // Squares beyond f64's range (|x| >= 2^512) and below it (subnormal squares) are exact
+    // as integers; a mean whose sum overflows f64 is still finite. (Found by a differential
+    // test against exact rational arithmetic: these were inf, NaN or 0.)
+    assert_eq!(deviation_of(&[1.3e154, -1.3e154]), 1.3e154);
+    assert_eq!(deviation_of(&[1e200, 1e200]), 0.0);
+    let d = deviation_of(&[1.5e154, 2e154]);
+    assert!((d - 2.5e153).abs() <= 2e153 * f64::EPSILON, "{d:e}");
+    let d = deviation_of(&[1e-170, 3e-170]);
+    assert!((d - 1e-170).abs() <= 1e-170 * 4.0 * f64::EPSILON, "{d:e}");
+    let d = deviation_of(&[1e-160, 2e-160, 3e-160]);
+    let want = 8.164965809277261e-161;
+    assert!((d - want).abs() <= want * 4.0 * f64::EPSILON, "{d:e}");
+    let d = deviation_of(&[f64::MAX, -f64::MAX]);
+    assert_eq!(d, f64::MAX);
+    let mut sum = ExactSum::default();
+    sum.add(f64::MAX);
+    sum.add(f64::MAX);
+    assert_eq!(sum.value(), f64::INFINITY);
+    assert_eq!(sum.mean(2), f64::MAX);
+    let mut tiny = ExactSum::default();
+    tiny.add(f64::from_bits(1));
+    assert_eq!(tiny.mean(2), 0.0); // half the smallest subnormal: ties to even
+    tiny.add(f64::from_bits(2));
+    assert_eq!(tiny.mean(3), f64::from_bits(1));
+    assert!(deviation_of(&[1.0, f64::INFINITY]).is_nan());
 }
 
 #[test]

@@ -78,7 +78,7 @@ pub enum Partial {
         count: u64,
         /// Sum of the values.
         sum: ExactSum,
-        /// Sum of their squares (each square exact where it neither overflows nor underflows).
+        /// Sum of their squares (each exact).
         squares: ExactSum,
     },
     /// `last`: the latest event's value (which may be null).
@@ -335,7 +335,7 @@ impl Partial {
             Self::SumExact(sum) => Some(Scalar::Float64(sum.value())),
             Self::Mean { sum, count } => (*count > 0).then(|| Scalar::Float64(sum / *count as f64)),
             Self::MeanExact { sum, count } => {
-                (*count > 0).then(|| Scalar::Float64(sum.value() / *count as f64))
+                (*count > 0).then(|| Scalar::Float64(sum.mean(*count)))
             }
             Self::Min(v) | Self::Max(v) => v.clone(),
             Self::Moments { .. } | Self::MomentsExact { .. } => self
@@ -361,18 +361,7 @@ impl Partial {
                 count,
                 sum,
                 squares,
-            } if *count > 0 => {
-                let n = *count as f64;
-                // n * sum of squared deviations = n * sum(x^2) - sum(x)^2, rounded once.
-                let variance = squares.scaled_minus_square(*count, sum) / n / n;
-                // An infinity among the values has no deviation: NaN, not `max`'s 0.
-                let deviation = if variance.is_nan() {
-                    f64::NAN
-                } else {
-                    variance.max(0.0).sqrt()
-                };
-                Some((*count, sum.value() / n, deviation))
-            }
+            } if *count > 0 => Some((*count, sum.mean(*count), squares.deviation(sum, *count))),
             _ => None,
         }
     }
