@@ -531,7 +531,7 @@ async fn an_idle_partition_does_not_hold_the_source_back() {
             .map(str::to_string)
             .collect::<Vec<_>>()
     };
-    // partition, offset, log end, lag, watermark, holds, epoch
+    // partition, offset, log end, lag, watermark, active, epoch
     assert_eq!(row(0)[..4], ["0", "5", "5", "0"], "{text}");
     assert_eq!(row(0)[5], "idle", "{text}");
     assert_eq!(row(1)[..4], ["1", "600", "600", "0"], "{text}");

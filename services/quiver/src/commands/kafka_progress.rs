@@ -1,6 +1,7 @@
 //! What `quiver describe source NAME` shows of a Kafka source: per partition the offset
 //! committed in Quiver (replicated, from the online store), the log end its last batch saw and
-//! so the lag, its watermark and whether it still holds the source's watermark; and what the
+//! so the lag, its watermark and whether it is active (within the idleness bound, so it counts
+//! toward the source watermark); and what the
 //! reachable ingest process says live (state, problems, its partitions' current lag).
 
 use std::time::Duration;
@@ -88,7 +89,7 @@ impl KafkaProgress {
                 } else {
                     println!(
                         "  {:>9} {:>12} {:>12} {:>10}  {:<20}  {:<6} epoch",
-                        "partition", "offset", "log end", "lag", "watermark", "holds"
+                        "partition", "offset", "log end", "lag", "watermark", "active"
                     );
                 }
                 let mut rows: Vec<_> = c
