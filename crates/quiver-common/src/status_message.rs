@@ -7,49 +7,54 @@
 //! - A request that is not protobuf at all is the client's fault: tonic's codec answers
 //!   `INTERNAL` (which reads as a server bug), made `INVALID_ARGUMENT` here.
 
-use tonic::codegen::http::{HeaderMap, HeaderValue};
+use tonic::codegen::http::HeaderMap;
 
 /// The most bytes of a `grpc-message` header sent back, percent-encoded: half of what gRPC's C
 /// core (the Python client) accepts in all of a response's metadata (16 KiB).
 pub const MAX_ENCODED: usize = 8_192;
 
-/// The fixes below, on one response's headers.
+/// The fixes below, on one response's headers (an error's: tonic answers them
+/// "trailers-only", its status in the headers). tonic's own `Status` reads and writes them, so
+/// the message's percent-encoding is tonic's.
 pub fn settle(headers: &mut HeaderMap) {
-    undecodable_request_is_invalid(headers);
-    bound(headers);
+    if !headers.contains_key("grpc-message") {
+        return;
+    }
+    let Some(status) = tonic::Status::from_header_map(headers) else {
+        return;
+    };
+    let code = undecodable_request_is_invalid(&status);
+    let message = bounded(status.message(), headers["grpc-message"].len());
+    if code != status.code() || message.is_some() {
+        let message = message.unwrap_or_else(|| status.message().to_string());
+        // Replaces `grpc-status` and `grpc-message`; other metadata stays.
+        let _ = tonic::Status::new(code, message).add_header(headers);
+    }
 }
 
 /// tonic's message when a request's bytes do not decode.
 const UNDECODABLE: &str = "failed to decode Protobuf message";
 
 /// `INTERNAL` for a request that did not decode becomes `INVALID_ARGUMENT`.
-fn undecodable_request_is_invalid(headers: &mut HeaderMap) {
-    let internal = headers.get("grpc-status").is_some_and(|s| s == "13");
-    let undecodable = headers.get("grpc-message").is_some_and(|m| {
-        m.as_bytes()
-            .starts_with(UNDECODABLE.replace(' ', "%20").as_bytes())
-            || m.as_bytes().starts_with(UNDECODABLE.as_bytes())
-    });
-    if internal && undecodable {
-        headers.insert("grpc-status", HeaderValue::from_static("3"));
+fn undecodable_request_is_invalid(status: &tonic::Status) -> tonic::Code {
+    if status.code() == tonic::Code::Internal && status.message().starts_with(UNDECODABLE) {
+        tonic::Code::InvalidArgument
+    } else {
+        status.code()
     }
 }
 
-/// Cuts a response's `grpc-message` (percent-encoded, as gRPC sends it) at a character so it
-/// stays within [`MAX_ENCODED`] bytes, saying how much was cut.
-pub fn bound(headers: &mut HeaderMap) {
-    let Some(value) = headers.get("grpc-message") else {
-        return;
-    };
-    if value.len() <= MAX_ENCODED {
-        return;
+/// `message`, cut at a character so it stays within [`MAX_ENCODED`] bytes percent-encoded,
+/// saying how much was cut; None when it fits (`encoded` is its length as sent).
+fn bounded(message: &str, encoded: usize) -> Option<String> {
+    if encoded <= MAX_ENCODED {
+        return None;
     }
-    let text = String::from_utf8_lossy(&percent_decode(value.as_bytes())).into_owned();
-    let total = text.chars().count();
+    let total = message.chars().count();
     // Room for the note at the end.
     let mut room = MAX_ENCODED - 64;
     let mut kept = String::new();
-    for c in text.chars() {
+    for c in message.chars() {
         let mut utf8 = [0u8; 4];
         let size = encoded_len(c.encode_utf8(&mut utf8).as_bytes());
         if size > room {
@@ -58,32 +63,10 @@ pub fn bound(headers: &mut HeaderMap) {
         room -= size;
         kept.push(c);
     }
-    let cut = format!(
+    Some(format!(
         "{kept}... ({} more characters cut)",
         total - kept.chars().count()
-    );
-    if let Ok(value) = HeaderValue::from_bytes(&percent_encode(cut.as_bytes())) {
-        headers.insert("grpc-message", value);
-    }
-}
-
-/// gRPC's percent-decoding of `grpc-message`.
-fn percent_decode(bytes: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if let (b'%', Some(&h), Some(&l)) = (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
-            if let (Some(h), Some(l)) = (hex(h), hex(l)) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    out
+    ))
 }
 
 /// How long `bytes` are percent-encoded.
@@ -94,19 +77,6 @@ fn encoded_len(bytes: &[u8]) -> usize {
 /// Whether gRPC sends a byte of a message as it is.
 fn plain(b: u8) -> bool {
     (0x20..=0x7e).contains(&b) && b != b'%'
-}
-
-/// gRPC's percent-encoding: every byte outside printable ASCII, and `%`.
-fn percent_encode(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len());
-    for &b in bytes {
-        if plain(b) {
-            out.push(b);
-        } else {
-            out.extend_from_slice(format!("%{b:02X}").as_bytes());
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -140,7 +110,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         status.add_header(&mut headers).unwrap();
         assert!(headers["grpc-message"].len() > 1_000_000);
-        bound(&mut headers);
+        settle(&mut headers);
         let back = tonic::Status::from_header_map(&headers).unwrap();
         assert!(back.message().starts_with("unknown feature view \"éé"));
         assert!(headers["grpc-message"].len() <= MAX_ENCODED);
@@ -154,7 +124,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         short.add_header(&mut headers).unwrap();
         let before = headers.clone();
-        bound(&mut headers);
+        settle(&mut headers);
         assert_eq!(headers, before);
     }
 }

@@ -476,10 +476,9 @@ mod tests {
         assert_eq!(quarantined, 3);
     }
 
-    #[test]
-    fn a_transform_column_with_only_nulls_keeps_its_declared_type() {
-        use quiver_proto::online::DerivedColumn;
-        let batch = EventBatch {
+    /// Two empty rows of source `s` for version 1 of view `windowed`, with `derived` columns.
+    fn windowed_batch(derived: Vec<quiver_proto::online::DerivedColumn>) -> EventBatch {
+        EventBatch {
             project: "p".into(),
             source: "s".into(),
             columns: vec!["x".into()],
@@ -489,15 +488,21 @@ mod tests {
             views: vec![ViewEvents {
                 view: "windowed".into(),
                 version: 1,
-                derived: vec![DerivedColumn {
-                    name: "tokens".into(),
-                    values: vec![quiver_proto::types::Value::default(); 2],
-                    recompute: None,
-                }],
+                derived,
                 ..ViewEvents::default()
             }],
             ..EventBatch::default()
-        };
+        }
+    }
+
+    #[test]
+    fn a_transform_column_with_only_nulls_keeps_its_declared_type() {
+        use quiver_proto::online::DerivedColumn;
+        let batch = windowed_batch(vec![DerivedColumn {
+            name: "tokens".into(),
+            values: vec![quiver_proto::types::Value::default(); 2],
+            recompute: None,
+        }]);
         let entry = StagedEntry {
             command: command::encode(Kind::Events(EventWrite {
                 batches: vec![batch],
@@ -524,20 +529,7 @@ mod tests {
         use quiver_proto::online::BackfillChunk;
 
         use crate::raft::source_clock::{ORIGINAL_ORDER_RULES, RECOMPUTE_RULES};
-        let batch = EventBatch {
-            project: "p".into(),
-            source: "s".into(),
-            columns: vec!["x".into()],
-            rows: vec![Row::default(); 2],
-            event_micros: vec![0; 2],
-            entity_keys: vec![b"e".to_vec(); 2],
-            views: vec![ViewEvents {
-                view: "windowed".into(),
-                version: 1,
-                ..ViewEvents::default()
-            }],
-            ..EventBatch::default()
-        };
+        let batch = windowed_batch(Vec::new());
         // Chunk entry 40 backfills events first admitted as rows 0 and 3 of entry 5.
         let exported = |rules: u32| {
             let chunk = BackfillChunk {
